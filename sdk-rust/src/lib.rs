@@ -1,0 +1,1 @@
+pub use wasmwiz_proto;
