@@ -1,0 +1,775 @@
+/**
+ * The transport-independent WasmWiz client. `createClient` in `node.ts` and
+ * `web.ts` builds a Connect transport (gRPC over HTTP/2 on Node, gRPC-web in
+ * browsers) and hands it to {@link createClientWithTransport}; every call goes
+ * through one place that adds the API key and converts errors to
+ * {@link WasmWizError}.
+ *
+ * @module
+ */
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { createClient as createConnectClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
+import { Code, WasmWizError } from "./errors.js";
+import {
+  ExecutionService,
+  FinishedSchema,
+  Outcome,
+  StartedSchema,
+  Verdict,
+  type ExecuteRequestSchema,
+  type LimitsSchema,
+  type BatchEvent,
+  type ExecuteEvent,
+  type Finished,
+  type Limits,
+  type Started,
+} from "./gen/wasmwiz/v1/execution_pb.js";
+import {
+  ModuleService,
+  type ModuleInfo,
+  type ListModulesRequestSchema,
+  type ListModulesResponse,
+  type DeleteModuleResponse,
+} from "./gen/wasmwiz/v1/module_pb.js";
+import {
+  AccountService,
+  type ApiKeyInfo,
+  type CreateMyApiKeyRequestSchema,
+  type CreateMyApiKeyResponse,
+  type GetUsageRequestSchema,
+  type GetUsageResponse,
+  type WhoAmIResponse,
+} from "./gen/wasmwiz/v1/account_pb.js";
+import {
+  AdminService,
+  type CreateApiKeyRequestSchema,
+  type CreateApiKeyResponse,
+  type CreateUserRequestSchema,
+  type CreateUserResponse,
+  type ListApiKeysRequestSchema,
+  type SetTierRequestSchema,
+  type SetTierResponse,
+} from "./gen/wasmwiz/v1/admin_pb.js";
+import { Health, HealthCheckResponse_ServingStatus } from "./gen/grpc/health/v1/health_pb.js";
+
+/** Which wire protocol a client speaks. */
+export type TransportKind = "grpc" | "grpc-web";
+
+/** Options of `createClient`. */
+export interface ClientOptions {
+  /** The server's base URL, e.g. `http://127.0.0.1:8080` (in a browser usually `location.origin`). */
+  baseUrl: string;
+  /** The API key (`wwz_<id>_<secret>`), sent as `authorization: Bearer <key>`. */
+  apiKey?: string;
+  /**
+   * `"grpc"`: gRPC over HTTP/2 (Node only; client streaming available).
+   * `"grpc-web"`: gRPC-web (browsers, and Node over HTTP/1.1). Default:
+   * `"grpc"` on Node, `"grpc-web"` in browsers.
+   */
+  transport?: TransportKind;
+  /** A deadline applied to every unary call (not to runs), in milliseconds. */
+  timeoutMs?: number;
+  /** Extra headers sent with every call. */
+  headers?: Record<string, string>;
+}
+
+/** Per-call options: cancellation, deadline, extra headers, metadata hooks. */
+export type WasmWizCallOptions = Pick<CallOptions, "signal" | "timeoutMs" | "headers" | "onHeader" | "onTrailer">;
+
+/** Bytes or text (encoded as UTF-8). */
+export type BytesLike = Uint8Array | string;
+
+/** Limits in a request; omitted or 0 fields mean the tier's default. */
+export interface LimitsInit {
+  /** Fuel budget (wasmi fuel units). */
+  fuel?: number | bigint;
+  /** Linear memory ceiling in bytes. */
+  memoryBytes?: number | bigint;
+  /** Wall-clock timeout in milliseconds. */
+  timeoutMs?: number | bigint;
+  /** stdout + stderr ceiling in bytes. */
+  maxOutputBytes?: number | bigint;
+}
+
+/** The module to run: its bytes, or the sha256 of a module stored before. */
+export type ModuleSource = { module: Uint8Array; moduleSha256?: never } | { moduleSha256: string; module?: never };
+
+/** What to run and how (the fields of `RunRequest`, friendlier typed). */
+export type RunOptions = ModuleSource & {
+  /** The guest's whole stdin. */
+  stdin?: BytesLike;
+  /** argv[1..]. */
+  args?: string[];
+  /** argv[0]; the server's default is `main.wasm`. */
+  programName?: string;
+  /** The guest's environment, exactly. */
+  env?: Record<string, string>;
+  limits?: LimitsInit;
+  /** Seed of the guest's `random_get` PRNG. */
+  randomSeed?: number | bigint;
+  /** When given, `finished.verdict` tells whether stdout equals it. */
+  expectedStdout?: BytesLike;
+  /** With inline `module` bytes: also store the module so it can be run by sha256. */
+  keepModule?: boolean;
+};
+
+/** Options of {@link WasmWizClient.execute}: like {@link RunOptions}, but stdin may be a stream. */
+export type ExecuteOptions = Omit<RunOptions, "stdin"> & {
+  /** The whole stdin, or an (async) iterable of chunks streamed while the guest runs. */
+  stdin?: BytesLike | AsyncIterable<BytesLike> | Iterable<BytesLike>;
+  /** Size of the module chunks sent (default 1 MiB). */
+  chunkSize?: number;
+};
+
+/** One event of a run, as it arrives. */
+export type RunEvent =
+  | { type: "started"; started: Started }
+  | { type: "stdout"; data: Uint8Array }
+  | { type: "stderr"; data: Uint8Array }
+  | { type: "finished"; finished: Finished };
+
+/** Rate-limit state from the response headers (absent for unmetered tiers). */
+export interface RateLimitInfo {
+  /** Executions allowed per window. */
+  limit: number;
+  /** Executions left in the current window. */
+  remaining: number;
+  /** Seconds until the window resets. */
+  reset: number;
+}
+
+/** The outcome names without prefix: `"SUCCESS"`, `"TRAP"`, `"OUT_OF_FUEL"`, ... */
+export type OutcomeName = keyof typeof Outcome;
+
+/** Everything a run produced, collected. */
+export interface RunResult {
+  started: Started;
+  finished: Finished;
+  /** The module's sha256 (run it again with `{ moduleSha256 }`). */
+  moduleSha256: string;
+  /** The usage record's id. */
+  executionId: string;
+  outcome: Outcome;
+  /** E.g. `"SUCCESS"`, `"EXIT_NONZERO"`, `"TRAP"`. */
+  outcomeName: OutcomeName;
+  /** The guest's exit code; -1 when it did not exit. */
+  exitCode: number;
+  /** True when the guest exited with code 0. */
+  ok: boolean;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  /** stdout decoded as UTF-8. */
+  stdoutText: string;
+  /** stderr decoded as UTF-8. */
+  stderrText: string;
+  /** Rate-limit state after this run (when the server sent it). */
+  rateLimit?: RateLimitInfo;
+}
+
+/** One case of a batch, finished. */
+export interface BatchCaseResult {
+  caseIndex: number;
+  name: string;
+  finished: Finished;
+  outcome: Outcome;
+  outcomeName: OutcomeName;
+  exitCode: number;
+  ok: boolean;
+  /** `VERDICT_ACCEPTED`, `VERDICT_WRONG_ANSWER`, or unspecified without `expectedStdout`. */
+  verdict: Verdict;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  stdoutText: string;
+  stderrText: string;
+  executionId: string;
+  moduleSha256: string;
+}
+
+/** One case of a batch. */
+export interface BatchCaseInit {
+  stdin?: BytesLike;
+  args?: string[];
+  expectedStdout?: BytesLike;
+  /** A label echoed back in the case's result. */
+  name?: string;
+}
+
+/** What {@link WasmWizClient.runBatch} runs: one module, many cases. */
+export type RunBatchOptions = ModuleSource & {
+  cases: BatchCaseInit[];
+  /** Limits of each case. */
+  limits?: LimitsInit;
+  programName?: string;
+  env?: Record<string, string>;
+  randomSeed?: number | bigint;
+};
+
+/** What {@link WasmWizClient.upload} did. */
+export interface UploadResult {
+  sha256: string;
+  size: bigint;
+  /** True when the account already had the module (nothing or nothing new stored). */
+  alreadyExisted: boolean;
+  /** False when the upload was skipped because the server already had the hash. */
+  uploaded: boolean;
+  info: ModuleInfo;
+}
+
+/** Options of {@link WasmWizClient.upload}. */
+export interface UploadOptions extends WasmWizCallOptions {
+  /** Skip the `GetModule` check and always send the bytes. */
+  force?: boolean;
+  /** Chunk size of the client stream (default 1 MiB; gRPC transport only). */
+  chunkSize?: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Encodes text as UTF-8; bytes pass through. */
+export function toBytes(b: BytesLike): Uint8Array {
+  return typeof b === "string" ? encoder.encode(b) : b;
+}
+
+/** Decodes UTF-8 (invalid sequences become U+FFFD). */
+export function toText(b: Uint8Array): string {
+  return decoder.decode(b);
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+function big(v: number | bigint | undefined): bigint {
+  if (v === undefined) return 0n;
+  if (typeof v === "bigint") return v;
+  if (!Number.isFinite(v) || v < 0) throw new RangeError(`not a non-negative number: ${v}`);
+  return BigInt(Math.floor(v));
+}
+
+function limitsInit(l: LimitsInit | undefined): MessageInitShape<typeof LimitsSchema> | undefined {
+  if (!l) return undefined;
+  return {
+    fuel: big(l.fuel),
+    memoryBytes: big(l.memoryBytes),
+    timeoutMs: big(l.timeoutMs),
+    maxOutputBytes: big(l.maxOutputBytes),
+  };
+}
+
+function outcomeName(o: Outcome): OutcomeName {
+  return (Outcome[o] ?? "UNSPECIFIED") as OutcomeName;
+}
+
+/** Reads `ratelimit-limit/remaining/reset` from response headers. */
+export function parseRateLimit(headers: Headers): RateLimitInfo | undefined {
+  const limit = headers.get("ratelimit-limit");
+  const remaining = headers.get("ratelimit-remaining");
+  const reset = headers.get("ratelimit-reset");
+  if (limit === null || remaining === null) return undefined;
+  const num = (s: string | null) => (s === null ? 0 : Number.parseInt(s, 10) || 0);
+  return { limit: num(limit), remaining: num(remaining), reset: num(reset) };
+}
+
+/** The lowercase hex sha256 of `bytes`, or undefined where WebCrypto is missing (insecure browser contexts). */
+export async function sha256Hex(bytes: Uint8Array): Promise<string | undefined> {
+  const subtle = (globalThis as { crypto?: Crypto }).crypto?.subtle;
+  if (!subtle) return undefined;
+  const digest = new Uint8Array(await subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  let hex = "";
+  for (const b of digest) hex += b.toString(16).padStart(2, "0");
+  return hex;
+}
+
+/**
+ * A stream of events that also collects them. Iterate it once with
+ * `for await`, or call `result()` to collect everything (or both: iterate,
+ * then `await result()`).
+ */
+export class CollectingStream<E, R> implements AsyncIterable<E> {
+  #open: () => AsyncIterable<unknown>;
+  #step: (raw: unknown) => E | undefined;
+  #finish: () => R;
+  #consumed = false;
+  #settled = false;
+  #resolve!: (r: R) => void;
+  #reject!: (e: WasmWizError) => void;
+  readonly #result: Promise<R>;
+
+  /** @internal */
+  constructor(open: () => AsyncIterable<unknown>, step: (raw: unknown) => E | undefined, finish: () => R) {
+    this.#open = open;
+    this.#step = step;
+    this.#finish = finish;
+    this.#result = new Promise<R>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.#result.catch(() => undefined); // never an unhandled rejection
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<E> {
+    if (this.#consumed) throw new Error("a WasmWiz stream can be iterated only once; use result()");
+    this.#consumed = true;
+    return this.#iterate();
+  }
+
+  /** Resolves with everything collected once the stream ends; rejects with a {@link WasmWizError}. */
+  result(): Promise<R> {
+    if (!this.#consumed) {
+      this.#consumed = true;
+      void (async () => {
+        for await (const _ of this.#iterate()) {
+          // collecting
+        }
+      })().catch(() => undefined);
+    }
+    return this.#result;
+  }
+
+  async *#iterate(): AsyncGenerator<E> {
+    try {
+      for await (const raw of this.#open()) {
+        const ev = this.#step(raw);
+        if (ev !== undefined) yield ev;
+      }
+      const r = this.#finish();
+      this.#settled = true;
+      this.#resolve(r);
+    } catch (e) {
+      const err = WasmWizError.from(e);
+      this.#settled = true;
+      this.#reject(err);
+      throw err;
+    } finally {
+      if (!this.#settled) {
+        this.#settled = true;
+        this.#reject(new WasmWizError(Code.Canceled, "the stream was left before it ended"));
+      }
+    }
+  }
+}
+
+/** A run in progress: async-iterate its {@link RunEvent}s, or `await run.result()`. */
+export type RunStream = CollectingStream<RunEvent, RunResult>;
+/** A batch in progress: async-iterate case results as they finish, or `await batch.result()` (sorted by case). */
+export type BatchStream = CollectingStream<BatchCaseResult, BatchCaseResult[]>;
+
+function runCollector(open: () => AsyncIterable<ExecuteEvent>, rate: { info?: RateLimitInfo }): RunStream {
+  let started: Started | undefined;
+  let finished: Finished | undefined;
+  const out: Uint8Array[] = [];
+  const err: Uint8Array[] = [];
+  return new CollectingStream<RunEvent, RunResult>(
+    open,
+    (raw) => {
+      const ev = (raw as ExecuteEvent).event;
+      switch (ev.case) {
+        case "started":
+          started = ev.value;
+          return { type: "started", started: ev.value };
+        case "stdout":
+          out.push(ev.value);
+          return { type: "stdout", data: ev.value };
+        case "stderr":
+          err.push(ev.value);
+          return { type: "stderr", data: ev.value };
+        case "finished":
+          finished = ev.value;
+          return { type: "finished", finished: ev.value };
+        default:
+          return undefined;
+      }
+    },
+    () => {
+      if (!finished) throw new WasmWizError(Code.Internal, "the run's stream ended without a finished event");
+      const stdout = concat(out);
+      const stderr = concat(err);
+      const s = started ?? (create(StartedSchema));
+      return {
+        started: s,
+        finished,
+        moduleSha256: s.moduleSha256,
+        executionId: s.executionId,
+        outcome: finished.outcome,
+        outcomeName: outcomeName(finished.outcome),
+        exitCode: finished.exitCode,
+        ok: finished.outcome === Outcome.SUCCESS,
+        stdout,
+        stderr,
+        stdoutText: toText(stdout),
+        stderrText: toText(stderr),
+        ...(rate.info ? { rateLimit: rate.info } : {}),
+      };
+    },
+  );
+}
+
+function batchCollector(open: () => AsyncIterable<BatchEvent>): BatchStream {
+  const results: BatchCaseResult[] = [];
+  return new CollectingStream<BatchCaseResult, BatchCaseResult[]>(
+    open,
+    (raw) => {
+      const ev = raw as BatchEvent;
+      const finished = ev.finished ?? create(FinishedSchema);
+      const r: BatchCaseResult = {
+        caseIndex: ev.caseIndex,
+        name: ev.name,
+        finished,
+        outcome: finished.outcome,
+        outcomeName: outcomeName(finished.outcome),
+        exitCode: finished.exitCode,
+        ok: finished.outcome === Outcome.SUCCESS,
+        verdict: finished.verdict,
+        stdout: ev.stdout,
+        stderr: ev.stderr,
+        stdoutText: toText(ev.stdout),
+        stderrText: toText(ev.stderr),
+        executionId: ev.executionId,
+        moduleSha256: ev.moduleSha256,
+      };
+      results.push(r);
+      return r;
+    },
+    () => [...results].sort((a, b) => a.caseIndex - b.caseIndex),
+  );
+}
+
+/** Stored modules (content-addressed by sha256, per account). */
+export interface ModulesApi {
+  /** What the server knows of a module (NOT_FOUND when this account has none with this hash). */
+  get(sha256: string, options?: WasmWizCallOptions): Promise<ModuleInfo>;
+  /** One page of modules, newest first. */
+  list(request?: MessageInitShape<typeof ListModulesRequestSchema>, options?: WasmWizCallOptions): Promise<ListModulesResponse>;
+  /** Every module, page after page. */
+  listAll(options?: WasmWizCallOptions & { pageSize?: number }): AsyncIterable<ModuleInfo>;
+  /** Removes the module from this account. */
+  delete(sha256: string, options?: WasmWizCallOptions): Promise<DeleteModuleResponse>;
+}
+
+/** The caller's own account. */
+export interface AccountApi {
+  /** Email, tier, tier limits and what is left of this minute's and today's allowance. */
+  whoAmI(options?: WasmWizCallOptions): Promise<WhoAmIResponse>;
+  /** Totals and a per-day series (oldest first) of the caller's usage. */
+  getUsage(request?: MessageInitShape<typeof GetUsageRequestSchema>, options?: WasmWizCallOptions): Promise<GetUsageResponse>;
+  /** A new key for the caller (same user, tier, admin flag); the secret is returned once. */
+  createMyApiKey(request?: MessageInitShape<typeof CreateMyApiKeyRequestSchema>, options?: WasmWizCallOptions): Promise<CreateMyApiKeyResponse>;
+  listMyApiKeys(options?: WasmWizCallOptions): Promise<ApiKeyInfo[]>;
+  revokeMyApiKey(keyId: string, options?: WasmWizCallOptions): Promise<void>;
+}
+
+/** Operator calls (admin keys only; PERMISSION_DENIED otherwise). */
+export interface AdminApi {
+  createUser(request: MessageInitShape<typeof CreateUserRequestSchema>, options?: WasmWizCallOptions): Promise<CreateUserResponse>;
+  setTier(request: MessageInitShape<typeof SetTierRequestSchema>, options?: WasmWizCallOptions): Promise<SetTierResponse>;
+  /** Creates a key (and the user when unknown); the secret is returned once. */
+  createApiKey(request: MessageInitShape<typeof CreateApiKeyRequestSchema>, options?: WasmWizCallOptions): Promise<CreateApiKeyResponse>;
+  listApiKeys(request?: MessageInitShape<typeof ListApiKeysRequestSchema>, options?: WasmWizCallOptions): Promise<ApiKeyInfo[]>;
+  revokeApiKey(keyId: string, options?: WasmWizCallOptions): Promise<void>;
+  /** Usage of one user (`email`) or of everyone (empty email). */
+  getUsage(request?: MessageInitShape<typeof GetUsageRequestSchema>, options?: WasmWizCallOptions): Promise<GetUsageResponse>;
+}
+
+/** The generated Connect clients, for anything the friendly API does not cover. */
+export interface RawClients {
+  execution: Client<typeof ExecutionService>;
+  modules: Client<typeof ModuleService>;
+  account: Client<typeof AccountService>;
+  admin: Client<typeof AdminService>;
+  health: Client<typeof Health>;
+}
+
+/** A WasmWiz client. Create one with `createClient` and reuse it (it shares connections). */
+export interface WasmWizClient {
+  /** The transport this client speaks. */
+  readonly transport: TransportKind;
+  readonly baseUrl: string;
+  /**
+   * Runs a module (`Run`: everything in one message) and streams its events.
+   *
+   * ```ts
+   * const run = client.run({ module: bytes, stdin: "hi" });
+   * for await (const ev of run) if (ev.type === "stdout") process.stdout.write(ev.data);
+   * const { outcomeName, exitCode, finished } = await run.result();
+   * ```
+   * Abort with `{ signal }` (the server stops the guest).
+   */
+  run(options: RunOptions, callOptions?: WasmWizCallOptions): RunStream;
+  /**
+   * Runs a module over the client-streaming `Execute` RPC: the module goes in
+   * chunks and stdin may be streamed while the guest runs. Needs the `"grpc"`
+   * transport (gRPC-web cannot stream requests).
+   */
+  execute(options: ExecuteOptions, callOptions?: WasmWizCallOptions): RunStream;
+  /** One module, many cases, compiled once; results stream as each case finishes. */
+  runBatch(options: RunBatchOptions, callOptions?: WasmWizCallOptions): BatchStream;
+  /**
+   * Stores a module for this account and returns its info. Skips the bytes
+   * when the server already has the hash (`uploaded: false`). Streams chunks
+   * over gRPC (`UploadModule`); sends one `PutModule` over gRPC-web.
+   */
+  upload(module: Uint8Array, options?: UploadOptions): Promise<UploadResult>;
+  readonly modules: ModulesApi;
+  readonly account: AccountApi;
+  readonly admin: AdminApi;
+  /** `grpc.health.v1.Health/Check` (no key needed): true when SERVING. */
+  health(service?: string, options?: WasmWizCallOptions): Promise<boolean>;
+  /** The same client (same connections) with another API key. */
+  withApiKey(apiKey: string | undefined): WasmWizClient;
+  readonly raw: RawClients;
+}
+
+const DEFAULT_CHUNK = 1024 * 1024;
+
+async function* chunksOf(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  for (let off = 0; off < bytes.length; off += size) yield bytes.subarray(off, Math.min(bytes.length, off + size));
+}
+
+function isAsyncIterable(x: unknown): x is AsyncIterable<BytesLike> {
+  return typeof x === "object" && x !== null && Symbol.asyncIterator in x;
+}
+
+function isIterableOfChunks(x: unknown): x is Iterable<BytesLike> {
+  return typeof x === "object" && x !== null && !(x instanceof Uint8Array) && Symbol.iterator in x;
+}
+
+/**
+ * Builds a client on a Connect transport you made yourself (`kind` tells
+ * which protocol it speaks). `createClient` from `@wasmwiz/sdk` is the usual
+ * way in.
+ */
+export function createClientWithTransport(transport: Transport, kind: TransportKind, options: ClientOptions): WasmWizClient {
+  const raw: RawClients = {
+    execution: createConnectClient(ExecutionService, transport),
+    modules: createConnectClient(ModuleService, transport),
+    account: createConnectClient(AccountService, transport),
+    admin: createConnectClient(AdminService, transport),
+    health: createConnectClient(Health, transport),
+  };
+  return buildClient(raw, kind, options);
+}
+
+function buildClient(raw: RawClients, kind: TransportKind, options: ClientOptions): WasmWizClient {
+  const baseHeaders: Record<string, string> = { ...(options.headers ?? {}) };
+  if (options.apiKey) baseHeaders["authorization"] = `Bearer ${options.apiKey}`;
+
+  /** Call options with the key and extra headers added; the unary deadline when asked. */
+  const co = (o: WasmWizCallOptions | undefined, unary: boolean): CallOptions => {
+    const headers = new Headers(baseHeaders);
+    if (o?.headers) new Headers(o.headers).forEach((v, k) => headers.set(k, v));
+    const timeoutMs = o?.timeoutMs ?? (unary ? options.timeoutMs : undefined);
+    return {
+      ...(o?.signal ? { signal: o.signal } : {}),
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      ...(o?.onHeader ? { onHeader: o.onHeader } : {}),
+      ...(o?.onTrailer ? { onTrailer: o.onTrailer } : {}),
+      headers,
+    };
+  };
+
+  /** The single choke point for unary calls. */
+  const unary = async <T>(f: () => Promise<T>): Promise<T> => {
+    try {
+      return await f();
+    } catch (e) {
+      throw WasmWizError.from(e);
+    }
+  };
+
+  /** Call options for a streaming call that also record rate-limit headers. */
+  const streamOptions = (o: WasmWizCallOptions | undefined, rate: { info?: RateLimitInfo }): CallOptions => {
+    const base = co(o, false);
+    return {
+      ...base,
+      onHeader: (h: Headers) => {
+        rate.info = parseRateLimit(h);
+        o?.onHeader?.(h);
+      },
+    };
+  };
+
+  const runRequestInit = (r: RunOptions | ExecuteOptions) => ({
+    args: r.args ?? [],
+    programName: r.programName ?? "",
+    env: r.env ?? {},
+    limits: limitsInit(r.limits),
+    randomSeed: big(r.randomSeed),
+    ...(r.expectedStdout !== undefined ? { expectedStdout: toBytes(r.expectedStdout) } : {}),
+    keepModule: r.keepModule ?? false,
+  });
+
+  const checkSource = (r: { module?: Uint8Array; moduleSha256?: string }) => {
+    if ((r.module === undefined) === (r.moduleSha256 === undefined)) {
+      throw new WasmWizError(Code.InvalidArgument, "give exactly one of `module` (bytes) and `moduleSha256`");
+    }
+  };
+
+  const client: WasmWizClient = {
+    transport: kind,
+    baseUrl: options.baseUrl,
+    raw,
+
+    run(r, o) {
+      const rate: { info?: RateLimitInfo } = {};
+      return runCollector(() => {
+        checkSource(r);
+        return raw.execution.run(
+          {
+            source: r.module !== undefined ? { case: "module", value: r.module } : { case: "moduleSha256", value: r.moduleSha256! },
+            stdin: r.stdin !== undefined ? toBytes(r.stdin) : new Uint8Array(0),
+            ...runRequestInit(r),
+          },
+          streamOptions(o, rate),
+        );
+      }, rate);
+    },
+
+    execute(r, o) {
+      const rate: { info?: RateLimitInfo } = {};
+      return runCollector(() => {
+        if (kind !== "grpc") {
+          throw new WasmWizError(
+            Code.Unimplemented,
+            "execute() streams the request and needs the \"grpc\" transport; use run() over gRPC-web",
+          );
+        }
+        checkSource(r);
+        const chunk = r.chunkSize ?? DEFAULT_CHUNK;
+        const streamed = isAsyncIterable(r.stdin) || isIterableOfChunks(r.stdin);
+        async function* requests(): AsyncGenerator<MessageInitShape<typeof ExecuteRequestSchema>> {
+          yield {
+            msg: {
+              case: "start",
+              value: {
+                source:
+                  r.module !== undefined
+                    ? { case: "moduleSize", value: BigInt(r.module.length) }
+                    : { case: "moduleSha256", value: r.moduleSha256! },
+                stdin: !streamed && r.stdin !== undefined ? toBytes(r.stdin as BytesLike) : new Uint8Array(0),
+                streamStdin: streamed,
+                ...runRequestInit(r),
+              },
+            },
+          };
+          if (r.module !== undefined) {
+            for await (const c of chunksOf(r.module, chunk)) yield { msg: { case: "moduleChunk", value: c } };
+          }
+          if (streamed) {
+            for await (const c of r.stdin as AsyncIterable<BytesLike>) {
+              const b = toBytes(c);
+              if (b.length) yield { msg: { case: "stdinChunk", value: b } };
+            }
+            yield { msg: { case: "stdinEof", value: true } };
+          }
+        }
+        return raw.execution.execute(requests(), streamOptions(o, rate));
+      }, rate);
+    },
+
+    runBatch(r, o) {
+      return batchCollector(() => {
+        checkSource(r);
+        return raw.execution.runBatch(
+          {
+            source: r.module !== undefined ? { case: "module", value: r.module } : { case: "moduleSha256", value: r.moduleSha256! },
+            cases: r.cases.map((c) => ({
+              stdin: c.stdin !== undefined ? toBytes(c.stdin) : new Uint8Array(0),
+              args: c.args ?? [],
+              name: c.name ?? "",
+              ...(c.expectedStdout !== undefined ? { expectedStdout: toBytes(c.expectedStdout) } : {}),
+            })),
+            limits: limitsInit(r.limits),
+            programName: r.programName ?? "",
+            env: r.env ?? {},
+            randomSeed: big(r.randomSeed),
+          },
+          co(o, false),
+        );
+      });
+    },
+
+    async upload(module, o) {
+      const sha = await sha256Hex(module);
+      if (sha && !o?.force) {
+        try {
+          const info = await raw.modules.getModule({ sha256: sha }, co(o, true));
+          return { sha256: info.sha256 || sha, size: info.size, alreadyExisted: true, uploaded: false, info };
+        } catch (e) {
+          const err = WasmWizError.from(e);
+          if (err.code !== Code.NotFound) throw err;
+        }
+      }
+      const info = await unary(async () => {
+        if (kind === "grpc") {
+          const chunk = o?.chunkSize ?? DEFAULT_CHUNK;
+          async function* requests() {
+            yield {
+              msg: { case: "start" as const, value: { size: BigInt(module.length), ...(sha ? { sha256: sha } : {}) } },
+            };
+            for await (const c of chunksOf(module, chunk)) yield { msg: { case: "chunk" as const, value: c } };
+          }
+          return raw.modules.uploadModule(requests(), co(o, false));
+        }
+        return raw.modules.putModule({ module, ...(sha ? { sha256: sha } : {}) }, co(o, false));
+      });
+      return { sha256: info.sha256, size: info.size, alreadyExisted: info.alreadyExisted, uploaded: true, info };
+    },
+
+    modules: {
+      get: (sha256, o) => unary(() => raw.modules.getModule({ sha256 }, co(o, true))),
+      list: (req, o) => unary(() => raw.modules.listModules(req ?? {}, co(o, true))),
+      async *listAll(o) {
+        let pageToken = "";
+        do {
+          const page = await unary(() => raw.modules.listModules({ pageSize: o?.pageSize ?? 0, pageToken }, co(o, true)));
+          yield* page.modules;
+          pageToken = page.nextPageToken;
+        } while (pageToken);
+      },
+      delete: (sha256, o) => unary(() => raw.modules.deleteModule({ sha256 }, co(o, true))),
+    },
+
+    account: {
+      whoAmI: (o) => unary(() => raw.account.whoAmI({}, co(o, true))),
+      getUsage: (req, o) => unary(() => raw.account.getUsage(req ?? {}, co(o, true))),
+      createMyApiKey: (req, o) => unary(() => raw.account.createMyApiKey(req ?? {}, co(o, true))),
+      listMyApiKeys: (o) => unary(async () => (await raw.account.listMyApiKeys({}, co(o, true))).keys),
+      revokeMyApiKey: (keyId, o) =>
+        unary(async () => {
+          await raw.account.revokeMyApiKey({ keyId }, co(o, true));
+        }),
+    },
+
+    admin: {
+      createUser: (req, o) => unary(() => raw.admin.createUser(req, co(o, true))),
+      setTier: (req, o) => unary(() => raw.admin.setTier(req, co(o, true))),
+      createApiKey: (req, o) => unary(() => raw.admin.createApiKey(req, co(o, true))),
+      listApiKeys: (req, o) => unary(async () => (await raw.admin.listApiKeys(req ?? {}, co(o, true))).keys),
+      revokeApiKey: (keyId, o) =>
+        unary(async () => {
+          await raw.admin.revokeApiKey({ keyId }, co(o, true));
+        }),
+      getUsage: (req, o) => unary(() => raw.admin.getUsage(req ?? {}, co(o, true))),
+    },
+
+    health: (service, o) =>
+      unary(async () => {
+        const r = await raw.health.check({ service: service ?? "" }, co(o, true));
+        return r.status === HealthCheckResponse_ServingStatus.SERVING;
+      }),
+
+    withApiKey(apiKey) {
+      return buildClient(raw, kind, { ...options, apiKey: apiKey ?? "" });
+    },
+  };
+  return client;
+}

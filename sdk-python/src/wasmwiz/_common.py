@@ -1,0 +1,405 @@
+"""Plumbing shared by the sync and asyncio clients.
+
+Everything here is transport-free: parsing the URL, resolving what
+``module=`` means, hashing and chunking modules, and building request
+messages. The two clients only differ in how they call the stubs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+from urllib.parse import urlsplit
+
+from ._version import __version__
+from ._proto import account_pb2, execution_pb2, module_pb2
+from ._types import BatchCase, ModuleInfo
+from .limits import Limits, LimitsLike
+
+#: Modules up to this size are sent inline with the run request; larger ones
+#: are uploaded in chunks first (skipped when the server has them) and run by hash.
+INLINE_LIMIT = 1024 * 1024
+#: Chunk size of uploads.
+CHUNK_SIZE = 1024 * 1024
+#: gRPC message size limit of the channel (PutModule and Run carry whole modules).
+MAX_MESSAGE_BYTES = 260 * 1024 * 1024
+
+USER_AGENT = f"wasmwiz-python/{__version__}"
+
+_SHA256 = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})$")
+
+#: What ``module=`` accepts: a path (``str`` or ``os.PathLike``), the module's
+#: bytes, its sha256 (64 hex digits, optionally prefixed ``sha256:``) or a
+#: :class:`ModuleInfo`.
+ModuleLike = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, ModuleInfo]
+#: Bytes for stdin or expected output; ``str`` is UTF-8 encoded.
+Data = Union[bytes, bytearray, memoryview, str]
+#: Upload progress callback: ``progress(bytes_done, bytes_total)``.
+ProgressCallback = Callable[[int, int], Any]
+#: What ``cases=`` of :meth:`run_batch` accepts per case.
+CaseLike = Union[BatchCase, Mapping[str, Any]]
+
+
+# --------------------------------------------------------------------------- connection
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """Where to connect: ``host:port`` and whether to use TLS."""
+
+    address: str
+    secure: bool
+
+
+def parse_url(url: Optional[str]) -> Target:
+    """Parse ``http://host:port`` (plaintext) or ``https://host[:port]`` (TLS).
+
+    ``None`` reads the ``WASMWIZ_URL`` environment variable. A bare
+    ``host:port`` means plaintext.
+    """
+    if url is None:
+        url = os.environ.get("WASMWIZ_URL")
+        if not url:
+            raise ValueError("no server URL: pass url=... or set WASMWIZ_URL")
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"unsupported URL scheme {parts.scheme!r}: use http:// or https://")
+    if not parts.hostname:
+        raise ValueError(f"no host in URL {url!r}")
+    if parts.path not in ("", "/"):
+        raise ValueError(f"a WasmWiz URL has no path: {url!r}")
+    secure = parts.scheme == "https"
+    port = parts.port or (443 if secure else 80)
+    host = parts.hostname
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return Target(f"{host}:{port}", secure)
+
+
+def resolve_api_key(api_key: Optional[str]) -> Optional[str]:
+    """The key to send: ``api_key``, else ``$WASMWIZ_API_KEY``, else none."""
+    if api_key is not None:
+        return api_key
+    return os.environ.get("WASMWIZ_API_KEY") or None
+
+
+def channel_options(extra: Sequence[tuple[str, Any]], user_agent: Optional[str]) -> list[tuple[str, Any]]:
+    """gRPC channel options: big messages, our user agent, then the caller's."""
+    agent = USER_AGENT if not user_agent else f"{user_agent} {USER_AGENT}"
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.primary_user_agent", agent),
+    ]
+    options.extend(extra)
+    return options
+
+
+def call_metadata(api_key: Optional[str]) -> tuple[tuple[str, str], ...]:
+    """Per-call metadata (the bearer key)."""
+    if not api_key:
+        return ()
+    return (("authorization", f"Bearer {api_key}"),)
+
+
+def effective_timeout(call_timeout: Optional[float], default: Optional[float]) -> Optional[float]:
+    """A call's deadline in seconds: its own ``timeout=``, else the client's."""
+    return call_timeout if call_timeout is not None else default
+
+
+# --------------------------------------------------------------------------- modules
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """What ``module=`` resolved to: a stored module's hash, bytes, or a file.
+
+    Exactly one of ``sha256``-only (a reference), ``data`` or ``path`` is the
+    origin; ``sha256`` may also be filled in for bytes/files once hashed.
+    """
+
+    sha256: Optional[str] = None
+    data: Optional[bytes] = None
+    path: Optional[Path] = None
+    size: int = 0
+
+    @property
+    def is_reference(self) -> bool:
+        """True for a module known only by its sha256."""
+        return self.data is None and self.path is None
+
+
+def normalize_sha256(value: str) -> Optional[str]:
+    """The lowercase hex digest if ``value`` looks like a sha256, else ``None``."""
+    match = _SHA256.match(value.strip())
+    return match.group(1).lower() if match else None
+
+
+def resolve_module(module: ModuleLike, inline_limit: int) -> Source:
+    """Resolve ``module=``; small files are read into memory, large ones stay on disk.
+
+    A ``str`` of 64 hex digits (or ``sha256:<hex>``) is a stored module's hash;
+    any other ``str`` and any ``os.PathLike`` is a file path.
+    """
+    if isinstance(module, ModuleInfo):
+        return Source(sha256=module.sha256, size=module.size)
+    if isinstance(module, (bytes, bytearray, memoryview)):
+        data = bytes(module)
+        return Source(data=data, size=len(data))
+    if isinstance(module, str):
+        digest = normalize_sha256(module)
+        if digest is not None:
+            return Source(sha256=digest)
+    if isinstance(module, (str, os.PathLike)):
+        path = Path(module)
+        size = path.stat().st_size  # FileNotFoundError for a missing file
+        if size <= inline_limit:
+            data = path.read_bytes()
+            return Source(data=data, size=len(data))
+        return Source(path=path, size=size)
+    raise TypeError(
+        "module must be a path, bytes, a sha256 hex string or a ModuleInfo, "
+        f"not {type(module).__name__}"
+    )
+
+
+def upload_source(module: Union[str, os.PathLike[str], bytes, bytearray, memoryview]) -> Source:
+    """Resolve what :meth:`upload` accepts: a path or bytes (never read big files whole)."""
+    if isinstance(module, (bytes, bytearray, memoryview)):
+        data = bytes(module)
+        return Source(data=data, size=len(data))
+    if isinstance(module, (str, os.PathLike)):
+        path = Path(module)
+        return Source(path=path, size=path.stat().st_size)
+    raise TypeError(f"upload() takes a path or bytes, not {type(module).__name__}")
+
+
+def iter_chunks(source: Source, chunk_size: int) -> Iterator[bytes]:
+    """The module's bytes in chunks of at most ``chunk_size``."""
+    if source.data is not None:
+        view = memoryview(source.data)
+        for offset in range(0, len(view), chunk_size):
+            yield bytes(view[offset : offset + chunk_size])
+        return
+    if source.path is None:
+        raise ValueError("a module reference has no bytes")
+    with source.path.open("rb") as handle:
+        while True:
+            chunk = handle.read(chunk_size)
+            if not chunk:
+                return
+            yield chunk
+
+
+def hash_source(source: Source, chunk_size: int = CHUNK_SIZE) -> Source:
+    """Fill in ``sha256`` (and the exact ``size``) of bytes or a file."""
+    if source.sha256 is not None and not source.is_reference:
+        return source
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in iter_chunks(source, chunk_size):
+        digest.update(chunk)
+        size += len(chunk)
+    return dataclasses.replace(source, sha256=digest.hexdigest(), size=size)
+
+
+def upload_requests(
+    source: Source,
+    chunk_size: int,
+    progress: Optional[ProgressCallback],
+) -> Iterator[module_pb2.UploadModuleRequest]:
+    """``start`` then the chunks; calls ``progress`` as each chunk is taken."""
+    start = module_pb2.UploadStart(size=source.size)
+    if source.sha256 is not None:
+        start.sha256 = source.sha256
+    yield module_pb2.UploadModuleRequest(start=start)
+    done = 0
+    if progress is not None:
+        progress(0, source.size)
+    for chunk in iter_chunks(source, chunk_size):
+        yield module_pb2.UploadModuleRequest(chunk=chunk)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, source.size)
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def to_bytes(value: Data, what: str) -> bytes:
+    """``str`` -> UTF-8; bytes-likes -> bytes."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"{what} must be bytes or str, not {type(value).__name__}")
+
+
+def check_args(args: Sequence[str]) -> list[str]:
+    """argv[1..] as a list of str (a lone ``str`` is refused: it is not a list)."""
+    if isinstance(args, (str, bytes)):
+        raise TypeError("args must be a sequence of strings, e.g. ['--n', '3'], not a string")
+    result = list(args)
+    for arg in result:
+        if not isinstance(arg, str):
+            raise TypeError(f"every arg must be a str, not {type(arg).__name__}")
+    return result
+
+
+def check_env(env: Optional[Mapping[str, str]]) -> dict[str, str]:
+    """The guest's environment as a dict of str (nothing is inherited)."""
+    if env is None:
+        return {}
+    result = dict(env)
+    for key, value in result.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError("env must map str to str")
+    return result
+
+
+def run_request(
+    source: Source,
+    *,
+    stdin: Data,
+    args: Sequence[str],
+    env: Optional[Mapping[str, str]],
+    limits: LimitsLike,
+    seed: Optional[int],
+    expected_stdout: Optional[Data],
+    program_name: Optional[str],
+    keep_module: bool,
+) -> execution_pb2.RunRequest:
+    """Build a ``RunRequest`` for an inline module or a stored one."""
+    request = execution_pb2.RunRequest(
+        stdin=to_bytes(stdin, "stdin"),
+        args=check_args(args),
+        env=check_env(env),
+        program_name=program_name or "",
+        random_seed=seed or 0,
+        keep_module=keep_module,
+    )
+    if source.data is not None:
+        request.module = source.data
+    elif source.sha256 is not None:
+        request.module_sha256 = source.sha256
+    else:  # pragma: no cover - files are uploaded before we get here
+        raise ValueError("a module file must be uploaded before running it by hash")
+    coerced = Limits.coerce(limits)
+    if coerced is not None:
+        request.limits.CopyFrom(coerced.to_proto())
+    if expected_stdout is not None:
+        request.expected_stdout = to_bytes(expected_stdout, "expected_stdout")
+    return request
+
+
+def batch_case(case: CaseLike) -> execution_pb2.BatchCase:
+    """Build a ``BatchCase`` from a :class:`BatchCase` or a dict of its fields."""
+    if isinstance(case, Mapping):
+        unknown = set(case) - {"stdin", "args", "expected_stdout", "name"}
+        if unknown:
+            raise TypeError(f"unknown case field(s) {sorted(unknown)}")
+        case = BatchCase(**case)
+    if not isinstance(case, BatchCase):
+        raise TypeError(f"a case must be a BatchCase or a dict, not {type(case).__name__}")
+    msg = execution_pb2.BatchCase(
+        stdin=to_bytes(case.stdin, "stdin"), args=check_args(case.args), name=case.name
+    )
+    if case.expected_stdout is not None:
+        msg.expected_stdout = to_bytes(case.expected_stdout, "expected_stdout")
+    return msg
+
+
+def run_batch_request(
+    source: Source,
+    cases: Sequence[CaseLike],
+    *,
+    env: Optional[Mapping[str, str]],
+    limits: LimitsLike,
+    seed: Optional[int],
+    program_name: Optional[str],
+) -> execution_pb2.RunBatchRequest:
+    """Build a ``RunBatchRequest``."""
+    request = execution_pb2.RunBatchRequest(
+        cases=[batch_case(case) for case in cases],
+        env=check_env(env),
+        program_name=program_name or "",
+        random_seed=seed or 0,
+    )
+    if source.data is not None:
+        request.module = source.data
+    elif source.sha256 is not None:
+        request.module_sha256 = source.sha256
+    else:  # pragma: no cover
+        raise ValueError("a module file must be uploaded before running it by hash")
+    coerced = Limits.coerce(limits)
+    if coerced is not None:
+        request.limits.CopyFrom(coerced.to_proto())
+    return request
+
+
+def usage_request(days: Optional[int], email: Optional[str] = None) -> account_pb2.GetUsageRequest:
+    """Build a ``GetUsageRequest``."""
+    return account_pb2.GetUsageRequest(email=email or "", days=days or 0)
+
+
+# --------------------------------------------------------------------------- health
+
+HEALTH_CHECK_METHOD = "/grpc.health.v1.Health/Check"
+HEALTH_STATUSES = ("UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN")
+
+
+def encode_health_request(service: str) -> bytes:
+    """Serialize ``grpc.health.v1.HealthCheckRequest{service}`` (field 1, string)."""
+    raw = service.encode("utf-8")
+    return b"\x0a" + _varint(len(raw)) + raw if raw else b""
+
+
+def decode_health_response(data: bytes) -> str:
+    """Parse ``HealthCheckResponse.status`` (field 1, enum) into its name."""
+    status = 0
+    i = 0
+    while i < len(data):
+        key, i = _read_varint(data, i)
+        field, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            value, i = _read_varint(data, i)
+            if field == 1:
+                status = value
+        elif wire_type == 2:
+            length, i = _read_varint(data, i)
+            i += length
+        else:  # not produced by the health service
+            break
+    return HEALTH_STATUSES[status] if status < len(HEALTH_STATUSES) else "UNKNOWN"
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_varint(data: bytes, i: int) -> tuple[int, int]:
+    shift = 0
+    result = 0
+    while i < len(data):
+        byte = data[i]
+        i += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            break
+        shift += 7
+    return result, i

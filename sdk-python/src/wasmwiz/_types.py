@@ -1,0 +1,670 @@
+"""The SDK's value types: results, events, module and account records.
+
+All are immutable dataclasses built from the generated protobuf messages;
+times are ``datetime`` (UTC), durations float seconds, sizes ints (bytes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Optional, Union, overload
+
+from google.protobuf import timestamp_pb2
+
+from ._proto import account_pb2, execution_pb2, module_pb2
+from .limits import Limits
+
+__all__ = [
+    "ApiKey",
+    "BatchCase",
+    "BatchResult",
+    "CaseResult",
+    "DailyUsage",
+    "Event",
+    "Finished",
+    "ModuleExport",
+    "ModuleImport",
+    "ModuleInfo",
+    "NewApiKey",
+    "Outcome",
+    "RateLimit",
+    "Result",
+    "Started",
+    "Stderr",
+    "Stdout",
+    "TierLimits",
+    "Usage",
+    "User",
+    "Verdict",
+    "WhoAmI",
+]
+
+
+class Outcome(enum.Enum):
+    """How an execution ended (``wasmwiz.v1.Outcome`` without its prefix)."""
+
+    UNSPECIFIED = 0
+    #: The guest exited with code 0.
+    SUCCESS = 1
+    #: The guest called ``proc_exit`` with a nonzero code.
+    EXIT_NONZERO = 2
+    #: The guest trapped; ``trap_kind`` says how.
+    TRAP = 3
+    #: The fuel budget ran out.
+    OUT_OF_FUEL = 4
+    #: The wall-clock timeout passed.
+    TIMEOUT = 5
+    #: The guest needed more memory than allowed.
+    MEMORY_LIMIT = 6
+    #: The guest wrote more than ``max_output`` bytes.
+    OUTPUT_LIMIT = 7
+    #: The client went away or the server shut down first.
+    CANCELLED = 8
+
+    @classmethod
+    def _missing_(cls, value: object) -> Outcome:
+        # A newer server may add outcomes; keep old clients working.
+        return cls.UNSPECIFIED
+
+
+class Verdict(enum.Enum):
+    """Comparison of stdout with ``expected_stdout`` (``wasmwiz.v1.Verdict``)."""
+
+    #: No ``expected_stdout`` was given.
+    UNSPECIFIED = 0
+    #: stdout equals ``expected_stdout`` byte for byte.
+    ACCEPTED = 1
+    #: stdout differs from ``expected_stdout``.
+    WRONG_ANSWER = 2
+
+    @classmethod
+    def _missing_(cls, value: object) -> Verdict:
+        return cls.UNSPECIFIED
+
+
+def _timestamp(msg: timestamp_pb2.Timestamp) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(
+        msg.seconds + msg.nanos / 1e9, tz=datetime.timezone.utc
+    )
+
+
+def _optional_timestamp(
+    parent: object, field: str, msg: timestamp_pb2.Timestamp
+) -> Optional[datetime.datetime]:
+    has_field = getattr(parent, "HasField", None)
+    if has_field is not None and not has_field(field):
+        return None
+    return _timestamp(msg)
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclasses.dataclass(frozen=True)
+class Started:
+    """First event: the execution was admitted and the module compiled.
+
+    Attributes:
+        module_sha256: The module's lowercase hex sha256.
+        cache_hit: True when the compiled module came from the server's cache.
+        limits: The effective limits (tier defaults filled in).
+        execution_id: The id of this execution's usage record.
+    """
+
+    module_sha256: str
+    cache_hit: bool
+    limits: Limits
+    execution_id: str
+
+    @classmethod
+    def _from_proto(cls, msg: execution_pb2.Started) -> Started:
+        return cls(msg.module_sha256, msg.cache_hit, Limits.from_proto(msg.limits), msg.execution_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stdout:
+    """A chunk of the guest's stdout, as it was written."""
+
+    data: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class Stderr:
+    """A chunk of the guest's stderr, as it was written."""
+
+    data: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class Finished:
+    """Last event: how the execution ended.
+
+    Attributes:
+        outcome: How it ended.
+        exit_code: The guest's exit code; -1 when it did not exit.
+        trap_kind: For ``Outcome.TRAP``: e.g. ``"unreachable"``; else empty.
+        message: A human-readable explanation (empty on success).
+        fuel_consumed: Fuel used; identical for identical requests.
+        duration: Wall-clock seconds of the run.
+        memory_peak: Largest linear memory reached, in bytes.
+        stdout_bytes: Bytes of stdout delivered.
+        stderr_bytes: Bytes of stderr delivered.
+        output_truncated: True when output was cut at the output limit.
+        verdict: Comparison with ``expected_stdout``, when one was given.
+    """
+
+    outcome: Outcome
+    exit_code: int
+    trap_kind: str
+    message: str
+    fuel_consumed: int
+    duration: float
+    memory_peak: int
+    stdout_bytes: int
+    stderr_bytes: int
+    output_truncated: bool
+    verdict: Verdict
+
+    @classmethod
+    def _from_proto(cls, msg: execution_pb2.Finished) -> Finished:
+        return cls(
+            outcome=Outcome(msg.outcome),
+            exit_code=msg.exit_code,
+            trap_kind=msg.trap_kind,
+            message=msg.message,
+            fuel_consumed=msg.fuel_consumed,
+            duration=msg.duration_us / 1e6,
+            memory_peak=msg.memory_peak_bytes,
+            stdout_bytes=msg.stdout_bytes,
+            stderr_bytes=msg.stderr_bytes,
+            output_truncated=msg.output_truncated,
+            verdict=Verdict(msg.verdict),
+        )
+
+
+#: One event of :meth:`Client.stream`: ``Started``, then ``Stdout``/``Stderr``
+#: chunks in the order written, then one ``Finished``.
+Event = Union[Started, Stdout, Stderr, Finished]
+
+
+def _event_from_proto(msg: execution_pb2.ExecuteEvent) -> Optional[Event]:
+    kind = msg.WhichOneof("event")
+    if kind == "started":
+        return Started._from_proto(msg.started)
+    if kind == "stdout":
+        return Stdout(msg.stdout)
+    if kind == "stderr":
+        return Stderr(msg.stderr)
+    if kind == "finished":
+        return Finished._from_proto(msg.finished)
+    return None  # an event kind this client does not know: skip it
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclasses.dataclass(frozen=True)
+class RateLimit:
+    """The ``ratelimit-*`` headers of a response (``None`` when absent).
+
+    Attributes:
+        limit: Executions allowed in the current window.
+        remaining: Executions left in it.
+        reset: Seconds until the window resets.
+    """
+
+    limit: Optional[int]
+    remaining: Optional[int]
+    reset: Optional[float]
+
+    @classmethod
+    def _from_metadata(cls, pairs: Sequence[tuple[str, Union[str, bytes]]]) -> Optional[RateLimit]:
+        found: dict[str, str] = {}
+        for key, value in pairs:
+            if key in ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"):
+                found[key] = value.decode() if isinstance(value, bytes) else value
+        if not found:
+            return None
+
+        def number(key: str) -> Optional[float]:
+            try:
+                return float(found[key])
+            except (KeyError, ValueError):
+                return None
+
+        limit, remaining = number("ratelimit-limit"), number("ratelimit-remaining")
+        return cls(
+            None if limit is None else int(limit),
+            None if remaining is None else int(remaining),
+            number("ratelimit-reset"),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """The result of one execution (:meth:`Client.run`).
+
+    Guest failures (nonzero exit, trap, limits) are results, not exceptions:
+    check :attr:`ok` or :attr:`outcome`.
+
+    Attributes:
+        stdout: Everything the guest wrote to stdout.
+        stderr: Everything the guest wrote to stderr.
+        outcome: How it ended.
+        exit_code: The guest's exit code; -1 when it did not exit.
+        fuel_consumed: Fuel used (deterministic).
+        duration: Wall-clock seconds of the run.
+        memory_peak: Largest linear memory reached, in bytes.
+        verdict: Comparison with ``expected_stdout`` (``UNSPECIFIED`` without).
+        execution_id: The id of the execution's usage record.
+        module_sha256: The module's sha256.
+        trap_kind: For traps, e.g. ``"unreachable"``.
+        message: The server's explanation of a failure.
+        output_truncated: True when output was cut at the output limit.
+        cache_hit: True when the compiled module came from the server's cache.
+        limits: The effective limits, when the server reported them.
+        rate_limit: The rate-limit headers of the response, when present.
+
+    Example:
+        >>> result = client.run("hello.wasm")              # doctest: +SKIP
+        >>> result.ok, result.text                         # doctest: +SKIP
+        (True, 'Hello, WasmWiz!\\n')
+    """
+
+    stdout: bytes
+    stderr: bytes
+    outcome: Outcome
+    exit_code: int
+    fuel_consumed: int
+    duration: float
+    memory_peak: int
+    verdict: Verdict
+    execution_id: str
+    module_sha256: str = ""
+    trap_kind: str = ""
+    message: str = ""
+    output_truncated: bool = False
+    cache_hit: bool = False
+    limits: Optional[Limits] = None
+    rate_limit: Optional[RateLimit] = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the guest exited 0 and stdout was not a wrong answer."""
+        return self.outcome is Outcome.SUCCESS and self.verdict is not Verdict.WRONG_ANSWER
+
+    @property
+    def accepted(self) -> bool:
+        """True when ``expected_stdout`` was given and matched."""
+        return self.verdict is Verdict.ACCEPTED
+
+    @property
+    def text(self) -> str:
+        """stdout decoded as UTF-8 (invalid bytes replaced)."""
+        return self.stdout.decode("utf-8", "replace")
+
+    @property
+    def error_text(self) -> str:
+        """stderr decoded as UTF-8 (invalid bytes replaced)."""
+        return self.stderr.decode("utf-8", "replace")
+
+
+class _ResultBuilder:
+    """Accumulates the events of one execution into a :class:`Result`."""
+
+    def __init__(self) -> None:
+        self.started: Optional[Started] = None
+        self.finished: Optional[Finished] = None
+        self._stdout: list[bytes] = []
+        self._stderr: list[bytes] = []
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, Started):
+            self.started = event
+        elif isinstance(event, Stdout):
+            self._stdout.append(event.data)
+        elif isinstance(event, Stderr):
+            self._stderr.append(event.data)
+        elif isinstance(event, Finished):
+            self.finished = event
+
+    def build(self, rate_limit: Optional[RateLimit] = None) -> Result:
+        fin = self.finished
+        if fin is None:
+            raise RuntimeError("the execution has not finished")
+        started = self.started
+        return Result(
+            stdout=b"".join(self._stdout),
+            stderr=b"".join(self._stderr),
+            outcome=fin.outcome,
+            exit_code=fin.exit_code,
+            fuel_consumed=fin.fuel_consumed,
+            duration=fin.duration,
+            memory_peak=fin.memory_peak,
+            verdict=fin.verdict,
+            execution_id=started.execution_id if started else "",
+            module_sha256=started.module_sha256 if started else "",
+            trap_kind=fin.trap_kind,
+            message=fin.message,
+            output_truncated=fin.output_truncated,
+            cache_hit=started.cache_hit if started else False,
+            limits=started.limits if started else None,
+            rate_limit=rate_limit,
+        )
+
+
+# --------------------------------------------------------------------------- batches
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchCase:
+    """One test case of :meth:`Client.run_batch`.
+
+    Args:
+        stdin: The case's whole stdin (``str`` is UTF-8 encoded).
+        args: argv[1..] of the case.
+        expected_stdout: When given, the case's verdict compares stdout to it.
+        name: A label echoed back in :attr:`CaseResult.name`.
+
+    Example:
+        >>> BatchCase(stdin="2 3\\n", expected_stdout="5\\n", name="small")
+        BatchCase(stdin='2 3\\n', args=(), expected_stdout='5\\n', name='small')
+    """
+
+    stdin: Union[bytes, str] = b""
+    args: Sequence[str] = ()
+    expected_stdout: Optional[Union[bytes, str]] = None
+    name: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseResult(Result):
+    """The result of one case of a batch: a :class:`Result` plus its index and name."""
+
+    index: int = 0
+    name: str = ""
+
+    @classmethod
+    def _from_proto(cls, msg: execution_pb2.BatchEvent) -> CaseResult:
+        fin = Finished._from_proto(msg.finished)
+        return cls(
+            stdout=msg.stdout,
+            stderr=msg.stderr,
+            outcome=fin.outcome,
+            exit_code=fin.exit_code,
+            fuel_consumed=fin.fuel_consumed,
+            duration=fin.duration,
+            memory_peak=fin.memory_peak,
+            verdict=fin.verdict,
+            execution_id=msg.execution_id,
+            module_sha256=msg.module_sha256,
+            trap_kind=fin.trap_kind,
+            message=fin.message,
+            output_truncated=fin.output_truncated,
+            index=msg.case_index,
+            name=msg.name,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchResult(Sequence[CaseResult]):
+    """All case results of a batch, in the order of the cases.
+
+    Example:
+        >>> batch = client.run_batch("sum.wasm", cases)     # doctest: +SKIP
+        >>> batch.ok, [c.name for c in batch.failed]        # doctest: +SKIP
+        (False, ['overflow'])
+    """
+
+    cases: tuple[CaseResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when every case is :attr:`Result.ok`."""
+        return all(case.ok for case in self.cases)
+
+    @property
+    def failed(self) -> list[CaseResult]:
+        """The cases that are not :attr:`Result.ok`."""
+        return [case for case in self.cases if not case.ok]
+
+    @property
+    def passed(self) -> list[CaseResult]:
+        """The cases that are :attr:`Result.ok`."""
+        return [case for case in self.cases if case.ok]
+
+    @overload
+    def __getitem__(self, index: int) -> CaseResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[CaseResult]: ...
+
+    def __getitem__(self, index: Union[int, slice]) -> Union[CaseResult, Sequence[CaseResult]]:
+        return self.cases[index]
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __iter__(self) -> Iterator[CaseResult]:
+        return iter(self.cases)
+
+
+# --------------------------------------------------------------------------- modules
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleImport:
+    """One import of a module (``module`` is always ``wasi_snapshot_preview1``)."""
+
+    module: str
+    name: str
+    kind: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleExport:
+    """One export of a module; ``kind`` is func, table, memory or global."""
+
+    name: str
+    kind: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleInfo:
+    """A module stored on the server.
+
+    Attributes:
+        sha256: Lowercase hex sha256 of its bytes; run it with ``client.run(sha256)``.
+        size: Size in bytes.
+        already_existed: True when the account had it before this call (an
+            upload that was skipped or deduplicated).
+        imports: Its imports.
+        exports: Its exports.
+        created_at: When this account first stored it.
+    """
+
+    sha256: str
+    size: int
+    already_existed: bool = False
+    imports: tuple[ModuleImport, ...] = ()
+    exports: tuple[ModuleExport, ...] = ()
+    created_at: Optional[datetime.datetime] = None
+
+    @classmethod
+    def _from_proto(cls, msg: module_pb2.ModuleInfo) -> ModuleInfo:
+        return cls(
+            sha256=msg.sha256,
+            size=msg.size,
+            already_existed=msg.already_existed,
+            imports=tuple(ModuleImport(i.module, i.name, i.kind) for i in msg.imports),
+            exports=tuple(ModuleExport(e.name, e.kind) for e in msg.exports),
+            created_at=_optional_timestamp(msg, "created_at", msg.created_at),
+        )
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+@dataclasses.dataclass(frozen=True)
+class TierLimits:
+    """A tier's allowances. Sizes in bytes, ``max_timeout`` in seconds."""
+
+    tier: str
+    per_minute: int
+    per_day: int
+    max_module_bytes: int
+    max_stdin_bytes: int
+    max_memory_bytes: int
+    max_fuel: int
+    max_timeout: float
+    max_output_bytes: int
+    max_concurrent: int
+    unmetered: bool
+
+    @classmethod
+    def _from_proto(cls, msg: account_pb2.TierLimits) -> TierLimits:
+        return cls(
+            tier=msg.tier,
+            per_minute=msg.per_minute,
+            per_day=msg.per_day,
+            max_module_bytes=msg.max_module_bytes,
+            max_stdin_bytes=msg.max_stdin_bytes,
+            max_memory_bytes=msg.max_memory_bytes,
+            max_fuel=msg.max_fuel,
+            max_timeout=msg.max_timeout_ms / 1000,
+            max_output_bytes=msg.max_output_bytes,
+            max_concurrent=msg.max_concurrent,
+            unmetered=msg.unmetered,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class WhoAmI:
+    """The caller's account (:meth:`Client.whoami`)."""
+
+    email: str
+    tier: str
+    limits: TierLimits
+    remaining_this_minute: int
+    remaining_today: int
+    key_id: str
+    admin: bool
+
+    @classmethod
+    def _from_proto(cls, msg: account_pb2.WhoAmIResponse) -> WhoAmI:
+        return cls(
+            email=msg.email,
+            tier=msg.tier,
+            limits=TierLimits._from_proto(msg.limits),
+            remaining_this_minute=msg.remaining_this_minute,
+            remaining_today=msg.remaining_today,
+            key_id=msg.key_id,
+            admin=msg.admin,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DailyUsage:
+    """Usage of one UTC day; ``duration`` in seconds."""
+
+    date: datetime.date
+    executions: int
+    fuel_consumed: int
+    duration: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    """Usage totals over a number of days, with a per-day series (oldest first).
+
+    Attributes:
+        executions: Executions in the period.
+        fuel_consumed: Fuel used in the period.
+        duration: Seconds of execution in the period.
+        daily: One entry per UTC day, oldest first.
+        by_outcome: Executions by outcome name (``"OUTCOME_SUCCESS"`` -> 12).
+    """
+
+    executions: int
+    fuel_consumed: int
+    duration: float
+    daily: tuple[DailyUsage, ...]
+    by_outcome: Mapping[str, int]
+
+    @classmethod
+    def _from_proto(cls, msg: account_pb2.GetUsageResponse) -> Usage:
+        return cls(
+            executions=msg.executions,
+            fuel_consumed=msg.fuel_consumed,
+            duration=msg.duration_us / 1e6,
+            daily=tuple(
+                DailyUsage(
+                    date=datetime.date.fromisoformat(d.date),
+                    executions=d.executions,
+                    fuel_consumed=d.fuel_consumed,
+                    duration=d.duration_us / 1e6,
+                )
+                for d in msg.daily
+            ),
+            by_outcome=dict(msg.by_outcome),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class User:
+    """A user (admin calls)."""
+
+    email: str
+    tier: str
+    created_at: Optional[datetime.datetime]
+
+    @classmethod
+    def _from_proto(cls, msg: account_pb2.User) -> User:
+        return cls(msg.email, msg.tier, _optional_timestamp(msg, "created_at", msg.created_at))
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiKey:
+    """An API key's public facts (never its secret)."""
+
+    key_id: str
+    email: str
+    tier: str
+    admin: bool
+    label: str
+    created_at: Optional[datetime.datetime]
+    expires_at: Optional[datetime.datetime]
+    revoked_at: Optional[datetime.datetime]
+
+    @property
+    def revoked(self) -> bool:
+        """True once the key was revoked."""
+        return self.revoked_at is not None
+
+    @classmethod
+    def _from_proto(cls, msg: account_pb2.ApiKeyInfo) -> ApiKey:
+        return cls(
+            key_id=msg.key_id,
+            email=msg.email,
+            tier=msg.tier,
+            admin=msg.admin,
+            label=msg.label,
+            created_at=_optional_timestamp(msg, "created_at", msg.created_at),
+            expires_at=_optional_timestamp(msg, "expires_at", msg.expires_at),
+            revoked_at=_optional_timestamp(msg, "revoked_at", msg.revoked_at),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class NewApiKey:
+    """A freshly created key. ``key`` is the secret: it is shown only once."""
+
+    key: str
+    key_id: str
+
+    def __repr__(self) -> str:
+        # Keep the secret out of logs and tracebacks.
+        return f"NewApiKey(key='wwz_{self.key_id}_…', key_id={self.key_id!r})"

@@ -1,0 +1,833 @@
+"""The synchronous client, :class:`Client`.
+
+Example:
+    >>> import wasmwiz
+    >>> with wasmwiz.Client("http://127.0.0.1:8080", api_key="wwz_...") as client:
+    ...     result = client.run("hello.wasm", limits={"memory": "64MiB", "timeout": 2.5})
+    ...     print(result.outcome, result.text)            # doctest: +SKIP
+    Outcome.SUCCESS Hello, WasmWiz!
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Callable, Generic, Optional, TypeVar
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from . import _common
+from ._common import (
+    CHUNK_SIZE,
+    INLINE_LIMIT,
+    CaseLike,
+    Data,
+    ModuleLike,
+    ProgressCallback,
+    Source,
+)
+from ._proto import (
+    account_pb2,
+    account_pb2_grpc,
+    admin_pb2,
+    admin_pb2_grpc,
+    execution_pb2,
+    execution_pb2_grpc,
+    module_pb2,
+    module_pb2_grpc,
+)
+from ._types import (
+    ApiKey,
+    BatchResult,
+    CaseResult,
+    Event,
+    ModuleInfo,
+    NewApiKey,
+    RateLimit,
+    Result,
+    Usage,
+    User,
+    WhoAmI,
+    _event_from_proto,
+    _ResultBuilder,
+)
+from .errors import NotFound, WasmWizError, from_rpc_error
+from .limits import LimitsLike
+from .retry import Retry, RetryLike
+
+__all__ = ["Account", "Admin", "BatchStream", "Client", "ExecutionStream", "Modules"]
+
+_T = TypeVar("_T")
+_M = TypeVar("_M")
+
+
+def _timestamp(value: Optional[datetime.datetime]) -> Optional[timestamp_pb2.Timestamp]:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value.astimezone(datetime.timezone.utc))
+    return stamp
+
+
+class _ServerStream(Generic[_M, _T]):
+    """A server stream that converts messages and maps errors.
+
+    The call starts on the first ``next()``; errors that arrive before the
+    first message are retried per the client's :class:`Retry`.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        open_call: Callable[[], Iterator[_M]],
+        convert: Callable[[_M], Optional[_T]],
+    ) -> None:
+        self._client = client
+        self._open_call = open_call
+        self._convert = convert
+        self._call: Optional[Iterator[_M]] = None
+        self._first: Optional[_M] = None
+        self._done = False
+        self._rate_limit: Optional[RateLimit] = None
+
+    def _open(self) -> None:
+        def attempt() -> tuple[Iterator[_M], Optional[_M]]:
+            call = self._open_call()
+            try:
+                first: Optional[_M] = next(call)
+            except StopIteration:
+                first = None
+            except BaseException:
+                _cancel(call)
+                raise
+            return call, first
+
+        self._call, self._first = self._client._retrying(attempt)
+        initial = getattr(self._call, "initial_metadata", None)
+        if callable(initial):
+            try:
+                self._rate_limit = RateLimit._from_metadata(list(initial() or ()))
+            except grpc.RpcError:  # pragma: no cover - metadata of a failed call
+                self._rate_limit = None
+        if self._first is None:
+            self._done = True
+
+    def __iter__(self) -> Iterator[_T]:
+        return self
+
+    def __next__(self) -> _T:
+        if self._call is None:
+            self._open()
+        while True:
+            if self._first is not None:
+                msg, self._first = self._first, None
+            elif self._done:
+                raise StopIteration
+            else:
+                assert self._call is not None
+                try:
+                    msg = next(self._call)
+                except StopIteration:
+                    self._done = True
+                    raise
+                except grpc.RpcError as err:
+                    self._done = True
+                    raise from_rpc_error(err) from err
+            item = self._convert(msg)
+            if item is not None:
+                return item
+
+    def cancel(self) -> None:
+        """Stop the call; the server cancels the execution (``Outcome.CANCELLED``)."""
+        if self._call is not None and not self._done:
+            _cancel(self._call)
+        self._done = True
+
+    def close(self) -> None:
+        """Same as :meth:`cancel` (so ``contextlib.closing`` works)."""
+        self.cancel()
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.cancel()
+
+
+_Self = TypeVar("_Self", bound=_ServerStream[Any, Any])
+
+
+def _cancel(call: object) -> None:
+    cancel = getattr(call, "cancel", None)
+    if callable(cancel):
+        cancel()
+
+
+class ExecutionStream(_ServerStream[execution_pb2.ExecuteEvent, Event]):
+    """The events of one execution, as they arrive (from :meth:`Client.stream`).
+
+    Iterate it for :class:`~wasmwiz.Started`, then :class:`~wasmwiz.Stdout` /
+    :class:`~wasmwiz.Stderr` chunks in the order the guest wrote them, then
+    one :class:`~wasmwiz.Finished`. Use it as a context manager to cancel the
+    execution when you stop early; :meth:`result` collects the rest.
+
+    Example:
+        >>> with client.stream("progress.wasm", args=["3"]) as events:  # doctest: +SKIP
+        ...     for event in events:
+        ...         if isinstance(event, wasmwiz.Stdout):
+        ...             print(event.data.decode(), end="")
+    """
+
+    def __init__(self, client: Client, open_call: Callable[[], Iterator[execution_pb2.ExecuteEvent]]) -> None:
+        super().__init__(client, open_call, _event_from_proto)
+        self._builder = _ResultBuilder()
+
+    def __next__(self) -> Event:
+        event = super().__next__()
+        self._builder.add(event)
+        return event
+
+    @property
+    def rate_limit(self) -> Optional[RateLimit]:
+        """The response's ``ratelimit-*`` headers, once the call started."""
+        return self._rate_limit
+
+    def result(self) -> Result:
+        """Consume the remaining events and return the :class:`~wasmwiz.Result`.
+
+        Raises:
+            WasmWizError: The call failed, or the stream ended without a
+                ``finished`` event.
+        """
+        for _ in self:
+            pass
+        if self._builder.finished is None:
+            raise WasmWizError(
+                "the server ended the stream before the execution finished",
+                code=grpc.StatusCode.INTERNAL,
+            )
+        return self._builder.build(self._rate_limit)
+
+
+class BatchStream(_ServerStream[execution_pb2.BatchEvent, CaseResult]):
+    """Case results of a batch as each case finishes (any order of ``index``)."""
+
+    def __init__(self, client: Client, open_call: Callable[[], Iterator[execution_pb2.BatchEvent]]) -> None:
+        super().__init__(client, open_call, CaseResult._from_proto)
+
+    def result(self) -> BatchResult:
+        """Consume the remaining results; return them in case order."""
+        return BatchResult(tuple(sorted(self, key=lambda case: case.index)))
+
+
+class Client:
+    """Synchronous WasmWiz client. Thread-safe; use one per process.
+
+    Args:
+        url: ``"http://host:port"`` (plaintext) or ``"https://host"`` (TLS).
+            ``None`` reads ``$WASMWIZ_URL``.
+        api_key: The ``wwz_...`` key; ``None`` reads ``$WASMWIZ_API_KEY``.
+        timeout: Default deadline of every call in seconds (``None``: no
+            deadline). Each method also takes ``timeout=``.
+        retry: ``True`` or a :class:`~wasmwiz.Retry` to retry rate-limited
+            and unavailable calls, honouring the server's ``retry-after``.
+        root_certificates: PEM roots for ``https://`` (default: the system's).
+        user_agent: Prepended to the ``wasmwiz-python/VERSION`` user agent.
+        options: Extra gRPC channel options.
+        inline_limit: Modules up to this many bytes are sent with the run
+            request; larger ones are uploaded first (see :meth:`upload`).
+        chunk_size: Upload chunk size in bytes.
+
+    Attributes:
+        modules: Stored modules (:class:`Modules`).
+        account: The caller's account and keys (:class:`Account`).
+        admin: Operator calls, admin keys only (:class:`Admin`).
+
+    Example:
+        >>> with wasmwiz.Client("http://127.0.0.1:8080", api_key=key) as client:  # doctest: +SKIP
+        ...     print(client.run(b"...wasm bytes...", stdin=b"hi").stdout)
+    """
+
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        timeout: Optional[float] = None,
+        *,
+        retry: RetryLike = None,
+        root_certificates: Optional[bytes] = None,
+        user_agent: Optional[str] = None,
+        options: Sequence[tuple[str, Any]] = (),
+        inline_limit: int = INLINE_LIMIT,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        target = _common.parse_url(url)
+        opts = _common.channel_options(options, user_agent)
+        if target.secure:
+            credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self._channel = grpc.secure_channel(target.address, credentials, options=opts)
+        else:
+            self._channel = grpc.insecure_channel(target.address, options=opts)
+        self.target = target.address
+        self.timeout = timeout
+        self.retry: Optional[Retry] = Retry.coerce(retry)
+        self._metadata = _common.call_metadata(_common.resolve_api_key(api_key))
+        self._inline_limit = inline_limit
+        self._chunk_size = chunk_size
+        self._execution = execution_pb2_grpc.ExecutionServiceStub(self._channel)
+        self._modules = module_pb2_grpc.ModuleServiceStub(self._channel)
+        self._account = account_pb2_grpc.AccountServiceStub(self._channel)
+        self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)
+        self.modules = Modules(self)
+        self.account = Account(self)
+        self.admin = Admin(self)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close the channel (cancels calls still running)."""
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.target!r})"
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _retrying(self, attempt_fn: Callable[[], _T]) -> _T:
+        """Run ``attempt_fn``; map gRPC errors; retry per :attr:`retry`."""
+        attempt = 1
+        while True:
+            try:
+                try:
+                    return attempt_fn()
+                except grpc.RpcError as err:
+                    raise from_rpc_error(err) from err
+            except WasmWizError as err:
+                delay = self.retry.delay(attempt, err) if self.retry else None
+                if delay is None:
+                    raise
+                time.sleep(delay)
+                attempt += 1
+
+    def _unary(
+        self,
+        method: grpc.UnaryUnaryMultiCallable[Any, _T],
+        request: Any,
+        timeout: Optional[float],
+    ) -> _T:
+        deadline = _common.effective_timeout(timeout, self.timeout)
+        return self._retrying(lambda: method(request, timeout=deadline, metadata=self._metadata))
+
+    def _runnable(self, module: ModuleLike, timeout: Optional[float]) -> Source:
+        """Resolve ``module``; upload it first when it is too big to send inline."""
+        source = _common.resolve_module(module, self._inline_limit)
+        if source.is_reference or (source.data is not None and source.size <= self._inline_limit):
+            return source
+        info = self._upload_source(source, None, self._chunk_size, timeout)
+        return Source(sha256=info.sha256, size=info.size)
+
+    # ------------------------------------------------------------------ execution
+
+    def stream(
+        self,
+        module: ModuleLike,
+        stdin: Data = b"",
+        args: Sequence[str] = (),
+        env: Optional[Mapping[str, str]] = None,
+        limits: LimitsLike = None,
+        seed: Optional[int] = None,
+        expected_stdout: Optional[Data] = None,
+        *,
+        program_name: Optional[str] = None,
+        keep_module: bool = False,
+        timeout: Optional[float] = None,
+    ) -> ExecutionStream:
+        """Run a module and yield its events as they arrive.
+
+        Takes the same arguments as :meth:`run`. The call starts on the first
+        iteration.
+
+        Returns:
+            An :class:`ExecutionStream` (iterator and context manager).
+
+        Example:
+            >>> for event in client.stream("progress.wasm", args=["3"]):  # doctest: +SKIP
+            ...     print(event)
+            Started(module_sha256='…', cache_hit=False, limits=Limits(…), execution_id='…')
+            Stdout(data=b'tick 0\\n')
+            …
+            Finished(outcome=<Outcome.SUCCESS: 1>, exit_code=0, …)
+        """
+        deadline = _common.effective_timeout(timeout, self.timeout)
+
+        def open_call() -> Iterator[execution_pb2.ExecuteEvent]:
+            request = _common.run_request(
+                source,
+                stdin=stdin,
+                args=args,
+                env=env,
+                limits=limits,
+                seed=seed,
+                expected_stdout=expected_stdout,
+                program_name=program_name,
+                keep_module=keep_module,
+            )
+            return self._execution.Run(request, timeout=deadline, metadata=self._metadata)
+
+        source = Source()
+
+        def lazily_open() -> Iterator[execution_pb2.ExecuteEvent]:
+            nonlocal source
+            if source.is_reference and source.sha256 is None:
+                source = self._runnable(module, timeout)
+            return open_call()
+
+        return ExecutionStream(self, lazily_open)
+
+    def run(
+        self,
+        module: ModuleLike,
+        stdin: Data = b"",
+        args: Sequence[str] = (),
+        env: Optional[Mapping[str, str]] = None,
+        limits: LimitsLike = None,
+        seed: Optional[int] = None,
+        expected_stdout: Optional[Data] = None,
+        *,
+        program_name: Optional[str] = None,
+        keep_module: bool = False,
+        timeout: Optional[float] = None,
+    ) -> Result:
+        """Run a module to completion.
+
+        Args:
+            module: A path, the module's bytes, or the sha256 of a module
+                stored before. Modules above ``inline_limit`` (1 MiB) are
+                uploaded first (skipped when the server has them) and run
+                by hash.
+            stdin: The guest's whole stdin (``str`` is UTF-8 encoded).
+            args: argv[1..].
+            env: The guest's environment (nothing else is inherited).
+            limits: A :class:`~wasmwiz.Limits` or a dict of its arguments,
+                e.g. ``{"memory": "64MiB", "timeout": 2.5}``.
+            seed: Seed of the guest's ``random_get``.
+            expected_stdout: When given, ``result.verdict`` says whether
+                stdout matched it.
+            program_name: argv[0] (default ``main.wasm``).
+            keep_module: With inline bytes, also store the module on the server.
+            timeout: Client-side deadline in seconds (overrides the client's).
+
+        Returns:
+            The :class:`~wasmwiz.Result`. Guest failures (traps, nonzero exits,
+            limits) are results, not exceptions.
+
+        Raises:
+            InvalidModule: The module is not an acceptable WASI command.
+            InvalidArgument: E.g. a limit above the tier's maximum.
+            NotFound: No stored module has that sha256.
+            RateLimited: The rate limit or daily quota was hit.
+            WasmWizError: Any other failure of the call.
+
+        Example:
+            >>> r = client.run("echo.wasm", stdin=b"hi", limits={"fuel": "1e9"})  # doctest: +SKIP
+            >>> r.stdout, r.outcome, r.exit_code
+            (b'hi', <Outcome.SUCCESS: 1>, 0)
+        """
+        return self.stream(
+            module,
+            stdin,
+            args,
+            env,
+            limits,
+            seed,
+            expected_stdout,
+            program_name=program_name,
+            keep_module=keep_module,
+            timeout=timeout,
+        ).result()
+
+    def stream_batch(
+        self,
+        module: ModuleLike,
+        cases: Sequence[CaseLike],
+        *,
+        env: Optional[Mapping[str, str]] = None,
+        limits: LimitsLike = None,
+        seed: Optional[int] = None,
+        program_name: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> BatchStream:
+        """Like :meth:`run_batch`, yielding each :class:`~wasmwiz.CaseResult` as it finishes."""
+        deadline = _common.effective_timeout(timeout, self.timeout)
+        cases = list(cases)
+
+        def open_call() -> Iterator[execution_pb2.BatchEvent]:
+            source = self._runnable(module, timeout)
+            request = _common.run_batch_request(
+                source, cases, env=env, limits=limits, seed=seed, program_name=program_name
+            )
+            return self._execution.RunBatch(request, timeout=deadline, metadata=self._metadata)
+
+        return BatchStream(self, open_call)
+
+    def run_batch(
+        self,
+        module: ModuleLike,
+        cases: Sequence[CaseLike],
+        *,
+        env: Optional[Mapping[str, str]] = None,
+        limits: LimitsLike = None,
+        seed: Optional[int] = None,
+        program_name: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> BatchResult:
+        """Run one module against many test cases (compiled once).
+
+        Each case counts as one execution against rate limits and quotas.
+
+        Args:
+            module: As for :meth:`run`.
+            cases: :class:`~wasmwiz.BatchCase` objects or dicts with ``stdin``,
+                ``args``, ``expected_stdout``, ``name``.
+            env: Environment of every case.
+            limits: Limits of each case.
+            seed: PRNG seed of every case.
+            program_name: argv[0] of every case.
+            timeout: Client-side deadline of the whole batch, in seconds.
+
+        Returns:
+            A :class:`~wasmwiz.BatchResult`: the case results in case order.
+
+        Example:
+            >>> batch = client.run_batch("echo.wasm", [
+            ...     {"stdin": "a", "expected_stdout": "a", "name": "same"},
+            ...     {"stdin": "b", "expected_stdout": "c", "name": "differs"},
+            ... ])                                              # doctest: +SKIP
+            >>> batch.ok, [case.name for case in batch.failed]
+            (False, ['differs'])
+        """
+        return self.stream_batch(
+            module,
+            cases,
+            env=env,
+            limits=limits,
+            seed=seed,
+            program_name=program_name,
+            timeout=timeout,
+        ).result()
+
+    # ------------------------------------------------------------------ shortcuts
+
+    def upload(
+        self,
+        module: _common.UploadLike,
+        progress: Optional[ProgressCallback] = None,
+        *,
+        chunk_size: Optional[int] = None,
+        timeout: Optional[float] = None,
+    ) -> ModuleInfo:
+        """Upload a module in chunks; skipped when the server already has it.
+
+        The sha256 is computed locally first; when this account already
+        stores that module, nothing is sent and the returned info has
+        ``already_existed=True``.
+
+        Args:
+            module: A path or the module's bytes.
+            progress: Called as ``progress(bytes_done, bytes_total)`` as
+                chunks are handed to gRPC (from a gRPC thread), and once with
+                ``(total, total)`` when the upload is skipped.
+            chunk_size: Bytes per chunk (default 1 MiB).
+            timeout: Client-side deadline in seconds.
+
+        Returns:
+            The stored module's :class:`~wasmwiz.ModuleInfo`; run it with
+            ``client.run(info.sha256)`` (or ``client.run(info)``).
+
+        Example:
+            >>> info = client.upload("big.wasm", progress=lambda done, total: print(done, total))
+            ... # doctest: +SKIP
+        """
+        source = _common.upload_source(module)
+        return self._upload_source(source, progress, chunk_size or self._chunk_size, timeout)
+
+    def _upload_source(
+        self,
+        source: Source,
+        progress: Optional[ProgressCallback],
+        chunk_size: int,
+        timeout: Optional[float],
+    ) -> ModuleInfo:
+        source = _common.hash_source(source)
+        assert source.sha256 is not None
+        try:
+            existing = self.modules.get(source.sha256, timeout=timeout)
+        except NotFound:
+            pass
+        else:
+            if progress is not None:
+                progress(source.size, source.size)
+            return dataclasses.replace(existing, already_existed=True)
+        deadline = _common.effective_timeout(timeout, self.timeout)
+        response: module_pb2.ModuleInfo = self._retrying(
+            lambda: self._modules.UploadModule(
+                _common.upload_requests(source, chunk_size, progress),
+                timeout=deadline,
+                metadata=self._metadata,
+            )
+        )
+        return ModuleInfo._from_proto(response)
+
+    def whoami(self, *, timeout: Optional[float] = None) -> WhoAmI:
+        """Shortcut for :meth:`Account.whoami`."""
+        return self.account.whoami(timeout=timeout)
+
+    def health(self, service: str = "", *, timeout: Optional[float] = None) -> str:
+        """The server's ``grpc.health.v1`` status: ``"SERVING"``, ``"NOT_SERVING"``, ...
+
+        Needs no API key. ``service`` names one service (``""``: the server).
+        """
+        method = self._channel.unary_unary(
+            _common.HEALTH_CHECK_METHOD,
+            request_serializer=_common.encode_health_request,
+            response_deserializer=_common.decode_health_response,
+        )
+        return self._unary(method, service, timeout)
+
+
+class Modules:
+    """Modules stored for the account (``client.modules``).
+
+    Modules are content-addressed by sha256 and visible per account; run a
+    stored one with ``client.run(sha256)``.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def upload(
+        self,
+        module: _common.UploadLike,
+        progress: Optional[ProgressCallback] = None,
+        *,
+        chunk_size: Optional[int] = None,
+        timeout: Optional[float] = None,
+    ) -> ModuleInfo:
+        """Same as :meth:`Client.upload`."""
+        return self._client.upload(module, progress, chunk_size=chunk_size, timeout=timeout)
+
+    def put(self, module: _common.UploadLike, *, timeout: Optional[float] = None) -> ModuleInfo:
+        """Store a module in one message (no chunking, no dedup check).
+
+        Example:
+            >>> client.modules.put(open("hello.wasm", "rb").read()).sha256  # doctest: +SKIP
+            '5f…'
+        """
+        source = _common.hash_source(_common.upload_source(module))
+        data = b"".join(_common.iter_chunks(source, CHUNK_SIZE))
+        request = module_pb2.PutModuleRequest(module=data, sha256=source.sha256)
+        response = self._client._unary(self._client._modules.PutModule, request, timeout)
+        return ModuleInfo._from_proto(response)
+
+    def get(self, sha256: str, *, timeout: Optional[float] = None) -> ModuleInfo:
+        """A stored module's info (size, imports, exports, created).
+
+        Raises:
+            NotFound: This account has no module with that hash.
+        """
+        request = module_pb2.GetModuleRequest(sha256=_hash_arg(sha256))
+        response = self._client._unary(self._client._modules.GetModule, request, timeout)
+        return ModuleInfo._from_proto(response)
+
+    def exists(self, sha256: str, *, timeout: Optional[float] = None) -> bool:
+        """True when this account stores a module with that hash."""
+        try:
+            self.get(sha256, timeout=timeout)
+        except NotFound:
+            return False
+        return True
+
+    def list(self, *, limit: Optional[int] = None, page_size: int = 100, timeout: Optional[float] = None) -> list[ModuleInfo]:
+        """The account's modules, newest first (follows pages up to ``limit``)."""
+        return list(self.iter(limit=limit, page_size=page_size, timeout=timeout))
+
+    def iter(self, *, limit: Optional[int] = None, page_size: int = 100, timeout: Optional[float] = None) -> Iterator[ModuleInfo]:
+        """Iterate over the account's modules, newest first, page by page."""
+        token = ""
+        count = 0
+        while True:
+            request = module_pb2.ListModulesRequest(page_size=page_size, page_token=token)
+            response = self._client._unary(self._client._modules.ListModules, request, timeout)
+            for msg in response.modules:
+                if limit is not None and count >= limit:
+                    return
+                count += 1
+                yield ModuleInfo._from_proto(msg)
+            token = response.next_page_token
+            if not token or (limit is not None and count >= limit):
+                return
+
+    def delete(self, sha256: str, *, timeout: Optional[float] = None) -> None:
+        """Remove the module from this account.
+
+        Raises:
+            NotFound: This account has no module with that hash.
+        """
+        request = module_pb2.DeleteModuleRequest(sha256=_hash_arg(sha256))
+        self._client._unary(self._client._modules.DeleteModule, request, timeout)
+
+
+def _hash_arg(sha256: object) -> str:
+    if isinstance(sha256, ModuleInfo):
+        return sha256.sha256
+    if not isinstance(sha256, str):
+        raise TypeError(f"expected a sha256 hex string, not {type(sha256).__name__}")
+    return _common.normalize_sha256(sha256) or sha256
+
+
+class Account:
+    """The caller's own account (``client.account``)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def whoami(self, *, timeout: Optional[float] = None) -> WhoAmI:
+        """Who the key belongs to, its tier's limits and what is left of its allowance.
+
+        Example:
+            >>> me = client.account.whoami()                # doctest: +SKIP
+            >>> me.tier, me.remaining_this_minute
+            ('free', 9)
+        """
+        response = self._client._unary(
+            self._client._account.WhoAmI, account_pb2.WhoAmIRequest(), timeout
+        )
+        return WhoAmI._from_proto(response)
+
+    def usage(self, days: Optional[int] = None, *, timeout: Optional[float] = None) -> Usage:
+        """The caller's usage over the last ``days`` UTC days (default 30)."""
+        response = self._client._unary(
+            self._client._account.GetUsage, _common.usage_request(days), timeout
+        )
+        return Usage._from_proto(response)
+
+    def create_key(
+        self,
+        label: str = "",
+        *,
+        expires_at: Optional[datetime.datetime] = None,
+        timeout: Optional[float] = None,
+    ) -> NewApiKey:
+        """A new key for the caller (same user, tier and admin flag).
+
+        The secret (``.key``) is returned only this once.
+        """
+        request = account_pb2.CreateMyApiKeyRequest(label=label, expires_at=_timestamp(expires_at))
+        response = self._client._unary(self._client._account.CreateMyApiKey, request, timeout)
+        return NewApiKey(response.key, response.key_id)
+
+    def list_keys(self, *, timeout: Optional[float] = None) -> list[ApiKey]:
+        """The caller's keys (public facts only)."""
+        response = self._client._unary(
+            self._client._account.ListMyApiKeys, account_pb2.ListMyApiKeysRequest(), timeout
+        )
+        return [ApiKey._from_proto(key) for key in response.keys]
+
+    def revoke_key(self, key_id: str, *, timeout: Optional[float] = None) -> None:
+        """Revoke one of the caller's keys by its id."""
+        request = account_pb2.RevokeMyApiKeyRequest(key_id=key_id)
+        self._client._unary(self._client._account.RevokeMyApiKey, request, timeout)
+
+
+class Admin:
+    """Operator calls (``client.admin``); every one needs an admin key.
+
+    Raises:
+        PermissionDenied: From every method, with a non-admin key.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create_user(self, email: str, tier: str = "", *, timeout: Optional[float] = None) -> User:
+        """Create a user (tier default ``free``)."""
+        request = admin_pb2.CreateUserRequest(email=email, tier=tier)
+        response = self._client._unary(self._client._admin.CreateUser, request, timeout)
+        return User._from_proto(response.user)
+
+    def set_tier(self, email: str, tier: str, *, timeout: Optional[float] = None) -> User:
+        """Move a user to another tier."""
+        request = admin_pb2.SetTierRequest(email=email, tier=tier)
+        response = self._client._unary(self._client._admin.SetTier, request, timeout)
+        return User._from_proto(response.user)
+
+    def create_key(
+        self,
+        email: str,
+        tier: str = "",
+        *,
+        admin: bool = False,
+        label: str = "",
+        expires_at: Optional[datetime.datetime] = None,
+        timeout: Optional[float] = None,
+    ) -> NewApiKey:
+        """Create a key for ``email`` (the user is created when unknown).
+
+        A non-empty ``tier`` also sets the user's tier. The secret (``.key``)
+        is returned only this once.
+
+        Example:
+            >>> key = client.admin.create_key("ci@example.com", "basic")  # doctest: +SKIP
+            >>> ci = wasmwiz.Client(url, api_key=key.key)
+        """
+        request = admin_pb2.CreateApiKeyRequest(
+            email=email, tier=tier, admin=admin, label=label, expires_at=_timestamp(expires_at)
+        )
+        response = self._client._unary(self._client._admin.CreateApiKey, request, timeout)
+        return NewApiKey(response.key, response.key_id)
+
+    def list_keys(self, email: Optional[str] = None, *, timeout: Optional[float] = None) -> list[ApiKey]:
+        """Keys of one user, or of everyone."""
+        request = admin_pb2.ListApiKeysRequest(email=email or "")
+        response = self._client._unary(self._client._admin.ListApiKeys, request, timeout)
+        return [ApiKey._from_proto(key) for key in response.keys]
+
+    def revoke_key(self, key_id: str, *, timeout: Optional[float] = None) -> None:
+        """Revoke any key by its id."""
+        request = admin_pb2.RevokeApiKeyRequest(key_id=key_id)
+        self._client._unary(self._client._admin.RevokeApiKey, request, timeout)
+
+    def usage(
+        self,
+        email: Optional[str] = None,
+        days: Optional[int] = None,
+        *,
+        timeout: Optional[float] = None,
+    ) -> Usage:
+        """Usage of one user, or of everyone (``email=None``)."""
+        response = self._client._unary(
+            self._client._admin.GetUsage, _common.usage_request(days, email), timeout
+        )
+        return Usage._from_proto(response)

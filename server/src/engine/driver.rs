@@ -1,0 +1,234 @@
+//! The async side of an execution: starts it, runs the first short slice
+//! inline, then hands slices to the worker pool; between slices it sends
+//! output (awaiting a slow client: backpressure), feeds streamed stdin, and
+//! stops the guest on timeout or cancellation.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use tokio::{sync::mpsc, time::Instant};
+use tokio_util::sync::CancellationToken;
+use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
+
+use super::{
+    io::{OutputBuffer, OutputChunk, StdinBuffer, Stream},
+    outcome::{Outcome, Report},
+    run::{Ending, Execution, Setup, Step},
+    wasi::{build_ctx, WasiSetup},
+    CompiledModule, Sandbox,
+};
+
+/// Where the guest's stdin comes from.
+pub enum StdinSource {
+    /// All of it, up front.
+    Bytes(Bytes),
+    /// Chunks as the client sends them; the channel closing is end of file.
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+/// One execution request with its effective limits.
+pub struct Job {
+    pub module: Arc<CompiledModule>,
+    pub program_name: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub random_seed: u64,
+    pub stdin: StdinSource,
+    pub fuel: u64,
+    pub memory_bytes: u64,
+    pub timeout: Duration,
+    pub max_output_bytes: u64,
+}
+
+/// Streamed stdin buffered ahead of the guest's reads, at most.
+const STDIN_READ_AHEAD: u64 = 1024 * 1024;
+/// Modules larger than this are instantiated on a worker (data segments
+/// are copied during instantiation).
+const INLINE_INSTANTIATE_MAX_BYTES: u64 = 1024 * 1024;
+
+impl Sandbox {
+    /// Runs `job` to its end, sending output to `out` as it is produced.
+    /// Dropping `out`'s receiver or cancelling `cancel` ends it as cancelled.
+    pub async fn execute(
+        &self,
+        job: Job,
+        out: mpsc::Sender<OutputChunk>,
+        cancel: CancellationToken,
+    ) -> Report {
+        let started = std::time::Instant::now();
+        let deadline = Instant::now() + job.timeout;
+        let output = OutputBuffer::new(job.max_output_bytes);
+        let (stdin, mut feed) = match job.stdin {
+            StdinSource::Bytes(bytes) => (StdinBuffer::complete(bytes), None),
+            StdinSource::Stream(rx) => (StdinBuffer::default(), Some(rx)),
+        };
+        let wasi = build_ctx(WasiSetup {
+            program_name: job.program_name,
+            args: job.args,
+            env: job.env,
+            random_seed: job.random_seed,
+            stdin: Box::new(ReadPipe::new(stdin.reader())),
+            stdout: Box::new(WritePipe::new(output.writer(Stream::Stdout))),
+            stderr: Box::new(WritePipe::new(output.writer(Stream::Stderr))),
+        });
+        let wasi = match wasi {
+            Ok(wasi) => wasi,
+            Err(error) => {
+                let ending = Ending::stopped(Outcome::Trap, format!("invalid args or env: {error}"));
+                return finish(ending, None, &output, &stdin, started);
+            }
+        };
+        let setup = Setup {
+            wasi,
+            output: output.clone(),
+            stdin: stdin.clone(),
+            fuel: job.fuel.max(1),
+            memory_bytes: job.memory_bytes,
+        };
+        let linker = self.linker.clone();
+        let inline_fuel = self.config.inline_slice_fuel;
+        let module = job.module.clone();
+        let first = move || match Execution::start(&linker, &module.module, setup) {
+            Ok(mut exec) => {
+                let step = exec.run_slice(inline_fuel);
+                (exec, step)
+            }
+            Err((ending, exec)) => (exec, Step::Finished(ending)),
+        };
+        let (mut exec, mut step) = if job.module.size > INLINE_INSTANTIATE_MAX_BYTES {
+            self.pool.run(first).await
+        } else {
+            first()
+        };
+
+        let ending = loop {
+            if let Err(ending) = flush(&output, &out, &cancel, deadline).await {
+                break ending;
+            }
+            match step {
+                Step::Finished(ending) => break ending,
+                Step::Continue => {}
+                Step::NeedStdin => {
+                    if let Err(ending) = wait_for_stdin(&mut feed, &stdin, &cancel, deadline).await {
+                        break ending;
+                    }
+                }
+            }
+            if cancel.is_cancelled() || out.is_closed() {
+                break cancelled();
+            }
+            if Instant::now() >= deadline {
+                break timed_out(job.timeout);
+            }
+            if let Some(rx) = feed.as_mut() {
+                read_ahead(rx, &stdin);
+            }
+            let slice = self.config.slice_fuel;
+            (exec, step) = self
+                .pool
+                .run(move || {
+                    let step = exec.run_slice(slice);
+                    (exec, step)
+                })
+                .await;
+        };
+        if ending.outcome == Outcome::Timeout {
+            // Deliver what the guest wrote before the deadline, without waiting.
+            for chunk in output.take() {
+                if out.try_send(chunk).is_err() {
+                    break;
+                }
+            }
+        }
+        finish(ending, Some(&exec), &output, &stdin, started)
+    }
+}
+
+/// Moves already-arrived stdin chunks into the buffer, up to the read-ahead.
+fn read_ahead(rx: &mut mpsc::Receiver<Bytes>, stdin: &StdinBuffer) {
+    while stdin.buffered() < STDIN_READ_AHEAD {
+        match rx.try_recv() {
+            Ok(chunk) => stdin.push(chunk),
+            Err(mpsc::error::TryRecvError::Empty) => break,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                stdin.close();
+                break;
+            }
+        }
+    }
+}
+
+async fn flush(
+    output: &OutputBuffer,
+    out: &mpsc::Sender<OutputChunk>,
+    cancel: &CancellationToken,
+    deadline: Instant,
+) -> Result<(), Ending> {
+    for chunk in output.take() {
+        tokio::select! {
+            sent = out.send(chunk) => if sent.is_err() { return Err(cancelled()) },
+            () = cancel.cancelled() => return Err(cancelled()),
+            () = tokio::time::sleep_until(deadline) => return Err(timed_out_since(deadline)),
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_stdin(
+    feed: &mut Option<mpsc::Receiver<Bytes>>,
+    stdin: &StdinBuffer,
+    cancel: &CancellationToken,
+    deadline: Instant,
+) -> Result<(), Ending> {
+    let Some(rx) = feed.as_mut() else {
+        stdin.close();
+        return Ok(());
+    };
+    tokio::select! {
+        chunk = rx.recv() => match chunk {
+            Some(chunk) => stdin.push(chunk),
+            None => stdin.close(),
+        },
+        () = cancel.cancelled() => return Err(cancelled()),
+        () = tokio::time::sleep_until(deadline) => return Err(timed_out_since(deadline)),
+    }
+    Ok(())
+}
+
+fn cancelled() -> Ending {
+    Ending::stopped(Outcome::Cancelled, "the execution was cancelled before the guest finished")
+}
+
+fn timed_out(timeout: Duration) -> Ending {
+    Ending::stopped(
+        Outcome::Timeout,
+        format!("the guest did not finish within its {} ms timeout", timeout.as_millis()),
+    )
+}
+
+fn timed_out_since(_deadline: Instant) -> Ending {
+    Ending::stopped(Outcome::Timeout, "the guest did not finish within its timeout")
+}
+
+fn finish(
+    ending: Ending,
+    exec: Option<&Execution>,
+    output: &OutputBuffer,
+    stdin: &StdinBuffer,
+    started: std::time::Instant,
+) -> Report {
+    let (stdout_bytes, stderr_bytes) = output.totals();
+    Report {
+        outcome: ending.outcome,
+        exit_code: ending.exit_code,
+        trap_kind: ending.trap_kind,
+        message: ending.message,
+        fuel_consumed: exec.map_or(0, Execution::fuel_consumed),
+        duration: started.elapsed(),
+        memory_peak_bytes: exec.map_or(0, Execution::memory_peak),
+        stdout_bytes,
+        stderr_bytes,
+        output_truncated: output.truncated(),
+        stdin_bytes: stdin.total(),
+    }
+}

@@ -1,0 +1,53 @@
+//! A fixed pool of blocking worker threads for guest fuel slices.
+//!
+//! Slices of all running executions queue here in FIFO order, so many
+//! admitted executions share a few cores round-robin, and guest code never
+//! runs on the async runtime's threads after its first, short slice.
+
+use std::{sync::mpsc, thread};
+
+use tokio::sync::oneshot;
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Worker threads that run closures and hand results back to async code.
+pub struct WorkerPool {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Interpreter frames live on wasmi's own stack, but host calls and lazy
+/// translation still recurse on the thread's stack: give them room.
+const WORKER_STACK_BYTES: usize = 8 * 1024 * 1024;
+
+impl WorkerPool {
+    /// Starts `threads` workers (at least one).
+    pub fn new(threads: usize) -> Self {
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        let receiver = std::sync::Arc::new(parking_lot::Mutex::new(receiver));
+        for i in 0..threads.max(1) {
+            let receiver = receiver.clone();
+            thread::Builder::new()
+                .name(format!("wasmwiz-worker-{i}"))
+                .stack_size(WORKER_STACK_BYTES)
+                .spawn(move || loop {
+                    let job = receiver.lock().recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                })
+                .expect("spawning a worker thread");
+        }
+        Self { jobs }
+    }
+
+    /// Runs `f` on a worker and waits for its result.
+    pub async fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.jobs.send(job).expect("worker pool is alive");
+        rx.await.expect("worker finished the job")
+    }
+}

@@ -1,0 +1,633 @@
+//! The sandbox engine against real guests: outcomes, traps, the
+//! pathological catalogue, determinism, streaming, timeout and cancellation.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use wasmwiz_server::engine::{
+    Job, ModuleError, Outcome, OutputChunk, Report, Sandbox, SandboxConfig, StdinSource, Stream,
+};
+
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn guest(name: &str) -> Vec<u8> {
+    std::fs::read(repo().join("examples/guests").join(format!("{name}.wasm"))).unwrap()
+}
+
+fn wat(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/wat/{name}.wat"));
+    wat::parse_file(path).unwrap()
+}
+
+fn sandbox() -> Sandbox {
+    Sandbox::new(SandboxConfig {
+        workers: 2,
+        ..SandboxConfig::default()
+    })
+    .unwrap()
+}
+
+struct Run {
+    report: Report,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    chunks: usize,
+}
+
+struct Opts {
+    args: Vec<String>,
+    stdin: Vec<u8>,
+    seed: u64,
+    fuel: u64,
+    memory: u64,
+    timeout: Duration,
+    output: u64,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Self {
+            args: vec![],
+            stdin: vec![],
+            seed: 0,
+            fuel: 10_000_000_000,
+            memory: 64 << 20,
+            timeout: Duration::from_secs(30),
+            output: 1 << 20,
+        }
+    }
+}
+
+fn job(sb: &Sandbox, bytes: &[u8], o: Opts) -> Job {
+    let module = sb.compile(bytes).expect("module compiles");
+    Job {
+        module,
+        program_name: "main.wasm".into(),
+        args: o.args,
+        env: vec![("GREETING".into(), "hi".into())],
+        random_seed: o.seed,
+        stdin: StdinSource::Bytes(Bytes::from(o.stdin)),
+        fuel: o.fuel,
+        memory_bytes: o.memory,
+        timeout: o.timeout,
+        max_output_bytes: o.output,
+    }
+}
+
+async fn collect(sb: &Sandbox, job: Job) -> Run {
+    let (tx, mut rx) = mpsc::channel::<OutputChunk>(16);
+    let collector = tokio::spawn(async move {
+        let (mut out, mut err, mut n) = (Vec::new(), Vec::new(), 0);
+        while let Some(chunk) = rx.recv().await {
+            n += 1;
+            match chunk.stream {
+                Stream::Stdout => out.extend_from_slice(&chunk.data),
+                Stream::Stderr => err.extend_from_slice(&chunk.data),
+            }
+        }
+        (out, err, n)
+    });
+    let report = tokio::time::timeout(HANG_GUARD, sb.execute(job, tx, CancellationToken::new()))
+        .await
+        .expect("execution ends");
+    let (stdout, stderr, chunks) = collector.await.unwrap();
+    Run {
+        report,
+        stdout,
+        stderr,
+        chunks,
+    }
+}
+
+async fn run(bytes: &[u8], o: Opts) -> Run {
+    let sb = sandbox();
+    let job = job(&sb, bytes, o);
+    collect(&sb, job).await
+}
+
+/// After a pathological guest, the same sandbox still runs hello correctly.
+async fn assert_healthy(sb: &Sandbox) {
+    let r = collect(sb, job(sb, &guest("hello"), Opts::default())).await;
+    assert_eq!(r.report.outcome, Outcome::Success);
+    assert_eq!(r.stdout, b"Hello, WasmWiz!\n");
+}
+
+async fn run_then_healthy(bytes: &[u8], o: Opts) -> Run {
+    let sb = sandbox();
+    let r = collect(&sb, job(&sb, bytes, o)).await;
+    assert_healthy(&sb).await;
+    r
+}
+
+#[tokio::test]
+async fn hello_succeeds_with_measures() {
+    let r = run(&guest("hello"), Opts::default()).await;
+    assert_eq!(r.report.outcome, Outcome::Success);
+    assert_eq!(r.report.exit_code, 0);
+    assert_eq!(r.stdout, b"Hello, WasmWiz!\n");
+    assert_eq!(r.report.stdout_bytes, 16);
+    assert!(r.report.fuel_consumed > 0);
+    assert!(r.report.memory_peak_bytes >= 65536);
+    assert!(!r.report.output_truncated);
+}
+
+#[tokio::test]
+async fn stdin_args_env_and_stderr_reach_the_guest() {
+    let r = run(
+        &guest("echo"),
+        Opts {
+            stdin: b"some input\n".to_vec(),
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert_eq!(r.stdout, b"some input\n");
+    assert_eq!(r.report.stdin_bytes, 11);
+    let r = run(
+        &guest("argsenv"),
+        Opts {
+            args: vec!["one".into(), "two words".into()],
+            ..Opts::default()
+        },
+    )
+    .await;
+    let text = String::from_utf8(r.stdout).unwrap();
+    assert!(text.contains("argv[0]=main.wasm"), "{text}");
+    assert!(text.contains("argv[2]=two words"), "{text}");
+    assert!(text.contains("env:GREETING=hi"), "{text}");
+    assert_eq!(text.matches("env:").count(), 1, "env is exactly what was given: {text}");
+    let r = run(&guest("stderr"), Opts::default()).await;
+    assert_eq!(r.stdout, b"to stdout\n");
+    assert_eq!(r.stderr, b"to stderr\n");
+    assert_eq!(r.report.stderr_bytes, 10);
+}
+
+#[tokio::test]
+async fn exit_codes_are_reported() {
+    let r = run(
+        &guest("exitcode"),
+        Opts {
+            args: vec!["3".into()],
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::ExitNonzero);
+    assert_eq!(r.report.exit_code, 3);
+    let r = run(&wat("proc_exit"), Opts::default()).await;
+    assert_eq!(r.report.outcome, Outcome::ExitNonzero);
+    assert_eq!(r.report.exit_code, 42);
+    let r = run(
+        &guest("exitcode"),
+        Opts {
+            args: vec!["0".into()],
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::Success);
+}
+
+#[tokio::test]
+async fn out_of_fuel_consumes_exactly_the_budget() {
+    let r = run_then_healthy(
+        &wat("infinite_loop"),
+        Opts {
+            fuel: 5_000_000,
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::OutOfFuel);
+    assert_eq!(r.report.fuel_consumed, 5_000_000);
+    assert_eq!(r.report.exit_code, -1);
+}
+
+#[tokio::test]
+async fn start_section_loop_is_capped() {
+    let r = run_then_healthy(&wat("start_section_loop"), Opts::default()).await;
+    assert_eq!(r.report.outcome, Outcome::OutOfFuel);
+    assert!(r.report.message.contains("start section"), "{}", r.report.message);
+}
+
+#[tokio::test]
+async fn every_trap_kind_is_named() {
+    let sb = sandbox();
+    for kind in [
+        "unreachable",
+        "integer_divide_by_zero",
+        "integer_overflow",
+        "bad_conversion_to_integer",
+        "memory_out_of_bounds",
+        "table_out_of_bounds",
+        "indirect_call_to_null",
+        "bad_signature",
+    ] {
+        let text = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wat/traps.wat"),
+        )
+        .unwrap()
+        .replace(&format!("(export \"{kind}\")"), "(export \"_start\")");
+        let bytes = wat::parse_str(text).unwrap();
+        let r = collect(&sb, job(&sb, &bytes, Opts::default())).await;
+        assert_eq!(r.report.outcome, Outcome::Trap, "{kind}");
+        assert_eq!(r.report.trap_kind, kind);
+        assert_eq!(r.report.exit_code, -1);
+    }
+    assert_healthy(&sb).await;
+}
+
+#[tokio::test]
+async fn recursion_is_a_stack_overflow_trap() {
+    for name in ["deep_recursion", "huge_frames"] {
+        let r = run_then_healthy(&wat(name), Opts::default()).await;
+        assert_eq!(r.report.outcome, Outcome::Trap, "{name}");
+        assert_eq!(r.report.trap_kind, "stack_overflow", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn memory_limits_end_the_run() {
+    for name in ["grow_loop", "huge_initial_memory", "huge_table", "many_tables", "many_memories"] {
+        let r = run_then_healthy(&wat(name), Opts::default()).await;
+        assert_eq!(r.report.outcome, Outcome::MemoryLimit, "{name}: {}", r.report.message);
+    }
+    let r = run_then_healthy(
+        &guest("memhog"),
+        Opts {
+            args: vec!["64".into()],
+            memory: 16 << 20,
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::MemoryLimit, "{}", r.report.message);
+    let r = run(
+        &guest("memhog"),
+        Opts {
+            args: vec!["8".into()],
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::Success);
+    assert!(r.report.memory_peak_bytes >= 8 << 20);
+}
+
+#[tokio::test]
+async fn bulk_memory_loops_run_out_of_fuel() {
+    let r = run_then_healthy(
+        &wat("bulk_fill_loop"),
+        Opts {
+            fuel: 50_000_000,
+            memory: 16 << 20,
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::OutOfFuel);
+    assert_eq!(r.report.fuel_consumed, 50_000_000);
+}
+
+#[tokio::test]
+async fn output_is_cut_exactly_at_the_limit() {
+    let r = run(
+        &guest("hello"),
+        Opts {
+            output: 5,
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::OutputLimit);
+    assert_eq!(r.stdout, b"Hello");
+    assert!(r.report.output_truncated);
+    let r = run_then_healthy(
+        &wat("fd_write_flood"),
+        Opts {
+            output: 1_000_000,
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::OutputLimit);
+    assert_eq!(r.stdout.len(), 1_000_000);
+    assert_eq!(r.report.stdout_bytes, 1_000_000);
+    assert!(r.chunks > 1, "output was streamed in chunks");
+}
+
+#[tokio::test]
+async fn bad_iovecs_never_crash() {
+    for name in ["fd_write_bad_iovec", "fd_write_huge_iovec_count"] {
+        let r = run_then_healthy(&wat(name), Opts::default()).await;
+        assert!(
+            matches!(r.report.outcome, Outcome::Trap | Outcome::ExitNonzero),
+            "{name}: {:?}",
+            r.report
+        );
+        assert!(r.stdout.is_empty(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn files_and_sockets_are_denied_with_error_codes() {
+    let r = run_then_healthy(&wat("wasi_denied"), Opts::default()).await;
+    assert_eq!(r.report.outcome, Outcome::Success, "{:?}", r.report);
+    let errnos = r.stdout;
+    assert_eq!(errnos.len(), 4);
+    assert_eq!(errnos[0], 8, "fd_prestat_get(3) answers EBADF");
+    assert_eq!(errnos[1], 8, "path_open(3, ...) answers EBADF");
+    assert_ne!(errnos[2], 0, "sock_accept fails");
+    assert_ne!(errnos[3], 0, "sock_send fails");
+}
+
+#[tokio::test]
+async fn invalid_modules_are_refused_before_running() {
+    let sb = sandbox();
+    assert_eq!(sb.compile(b"hello world").err(), Some(ModuleError::NotWasm));
+    let hello = guest("hello");
+    assert!(matches!(sb.compile(&hello[..hello.len() / 2]), Err(ModuleError::Invalid(_))));
+    // A type section whose size is an unterminated LEB128.
+    let bad_leb = b"\0asm\x01\0\0\0\x01\xff\xff\xff\xff\xff\xff";
+    assert!(matches!(sb.compile(bad_leb), Err(ModuleError::Invalid(_))));
+    assert_eq!(sb.compile(&wat("no_start")).err(), Some(ModuleError::MissingStart));
+    assert!(matches!(
+        sb.compile(&wat("start_wrong_signature")),
+        Err(ModuleError::BadStartSignature(_))
+    ));
+    assert_eq!(
+        sb.compile(&wat("foreign_import")).err(),
+        Some(ModuleError::ForeignImport {
+            module: "env".into(),
+            name: "host_secret".into()
+        })
+    );
+    assert_eq!(
+        sb.compile(&wat("unknown_wasi_import")).err(),
+        Some(ModuleError::UnknownWasiImport {
+            name: "teleport".into()
+        })
+    );
+    // Exception handling is a proposal wasmi does not run: named in the error.
+    let eh = wat::parse_str(
+        r#"(module (tag $e) (memory (export "memory") 1) (func (export "_start") (throw $e)))"#,
+    )
+    .unwrap();
+    match sb.compile(&eh) {
+        Err(ModuleError::Invalid(message)) => assert!(message.contains("proposal"), "{message}"),
+        other => panic!("exception handling accepted: {:?}", other.err()),
+    }
+}
+
+fn generated(body: impl FnOnce(&mut String)) -> Vec<u8> {
+    let mut text = String::from("(module (memory (export \"memory\") 1)\n");
+    body(&mut text);
+    text.push(')');
+    wat::parse_str(text).unwrap()
+}
+
+#[tokio::test]
+async fn huge_module_shapes_compile_or_fail_cleanly() {
+    let sb = sandbox();
+    let many_funcs = generated(|t| {
+        for i in 0..100_000 {
+            t.push_str(&format!("(func $f{i} (result i32) (i32.const {i}))\n"));
+        }
+        t.push_str("(func (export \"_start\") (drop (call $f99999)))");
+    });
+    let nested = generated(|t| {
+        t.push_str("(func (export \"_start\")");
+        t.push_str(&"(block ".repeat(10_000));
+        t.push_str(&")".repeat(10_000));
+        t.push(')');
+    });
+    let br_table = generated(|t| {
+        t.push_str("(func (export \"_start\") (block $b (br_table ");
+        t.push_str(&"$b ".repeat(100_000));
+        t.push_str("$b (i32.const 7))))");
+    });
+    let params = generated(|t| {
+        t.push_str("(func $many (param");
+        t.push_str(&" i32".repeat(1000));
+        t.push_str("))\n(func (export \"_start\") (call $many ");
+        t.push_str(&"(i32.const 1) ".repeat(1000));
+        t.push_str("))");
+    });
+    for (name, bytes) in [
+        ("100k functions", many_funcs),
+        ("10k nested blocks", nested),
+        ("huge br_table", br_table),
+        ("1000 params", params),
+    ] {
+        match sb.compile(&bytes) {
+            Ok(module) => {
+                let job = Job {
+                    module,
+                    ..job(&sb, &guest("hello"), Opts::default())
+                };
+                let r = collect(&sb, job).await;
+                assert!(
+                    matches!(r.report.outcome, Outcome::Success | Outcome::Trap),
+                    "{name}: {:?}",
+                    r.report
+                );
+            }
+            Err(error) => assert!(matches!(error, ModuleError::Invalid(_)), "{name}: {error}"),
+        }
+    }
+    assert_healthy(&sb).await;
+}
+
+#[tokio::test]
+async fn same_request_same_output_and_fuel_cold_cached_and_fresh() {
+    let bytes = guest("clockrand");
+    let opts = || Opts {
+        seed: 7,
+        ..Opts::default()
+    };
+    let sb = sandbox();
+    let module = sb.compile(&bytes).unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let job = Job {
+            module: module.clone(),
+            ..job(&sb, &bytes, opts())
+        };
+        runs.push(collect(&sb, job).await);
+    }
+    runs.push(run(&bytes, opts()).await);
+    for r in &runs {
+        assert_eq!(r.report.outcome, Outcome::Success);
+        assert_eq!(r.stdout, runs[0].stdout);
+        assert_eq!(r.report.fuel_consumed, runs[0].report.fuel_consumed);
+    }
+    let text = String::from_utf8(runs[0].stdout.clone()).unwrap();
+    assert!(text.contains("realtime=17040672"), "virtual epoch 2024-01-01: {text}");
+    let other = run(
+        &bytes,
+        Opts {
+            seed: 8,
+            ..Opts::default()
+        },
+    )
+    .await;
+    let random = |out: &[u8]| {
+        String::from_utf8_lossy(out)
+            .lines()
+            .find(|l| l.starts_with("random="))
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(random(&other.stdout), random(&runs[0].stdout));
+}
+
+#[tokio::test]
+async fn cpu_bound_fuel_is_identical_across_runs() {
+    let bytes = guest("hash");
+    let opts = || Opts {
+        args: vec!["2".into()],
+        ..Opts::default()
+    };
+    let a = run(&bytes, opts()).await;
+    let b = run(&bytes, opts()).await;
+    assert_eq!(a.report.outcome, Outcome::Success);
+    assert!(a.report.fuel_consumed > 20_000_000, "spans several slices");
+    assert_eq!(a.report.fuel_consumed, b.report.fuel_consumed);
+    assert_eq!(a.stdout, b.stdout);
+}
+
+#[tokio::test]
+async fn output_streams_before_the_guest_finishes_and_backpressure_holds_it() {
+    let sb = Arc::new(sandbox());
+    let job = job(
+        &sb,
+        &guest("progress"),
+        Opts {
+            args: vec!["5".into()],
+            ..Opts::default()
+        },
+    );
+    let (tx, mut rx) = mpsc::channel::<OutputChunk>(1);
+    let handle = {
+        let sb = sb.clone();
+        tokio::spawn(async move { sb.execute(job, tx, CancellationToken::new()).await })
+    };
+    let first = tokio::time::timeout(HANG_GUARD, rx.recv()).await.unwrap().unwrap();
+    assert_eq!(&first.data[..], b"tick 0\n");
+    // Not reading: the guest cannot finish, since the remaining output has nowhere to go.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!handle.is_finished(), "a slow consumer holds the guest back");
+    let mut rest = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        rest.extend_from_slice(&chunk.data);
+    }
+    let report = handle.await.unwrap();
+    assert_eq!(report.outcome, Outcome::Success);
+    assert!(String::from_utf8(rest).unwrap().ends_with("tick 4\ndone\n"));
+}
+
+#[tokio::test]
+async fn streamed_stdin_is_read_as_it_arrives() {
+    let sb = sandbox();
+    let mut job = job(&sb, &guest("echo"), Opts::default());
+    let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(4);
+    job.stdin = StdinSource::Stream(stdin_rx);
+    let (tx, mut rx) = mpsc::channel::<OutputChunk>(4);
+    let feeder = tokio::spawn(async move {
+        let mut expected = Vec::new();
+        for i in 0..256u32 {
+            let chunk: Vec<u8> = (0..32 * 1024).map(|j| (i * 31 + j) as u8).collect();
+            expected.extend_from_slice(&chunk);
+            stdin_tx.send(Bytes::from(chunk)).await.unwrap();
+        }
+        expected
+    });
+    let reader = tokio::spawn(async move {
+        let mut out = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            out.extend_from_slice(&chunk.data);
+        }
+        out
+    });
+    let mut job = job;
+    job.max_output_bytes = 64 << 20;
+    let report = tokio::time::timeout(HANG_GUARD, sb.execute(job, tx, CancellationToken::new()))
+        .await
+        .unwrap();
+    let expected = feeder.await.unwrap();
+    assert_eq!(report.outcome, Outcome::Success, "{report:?}");
+    assert_eq!(reader.await.unwrap(), expected);
+    assert_eq!(report.stdin_bytes, 8 << 20);
+}
+
+#[tokio::test]
+async fn timeout_stops_a_compute_loop_and_frees_the_worker() {
+    let sb = Sandbox::new(SandboxConfig {
+        workers: 1,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let r = collect(
+        &sb,
+        job(
+            &sb,
+            &wat("infinite_loop"),
+            Opts {
+                fuel: u64::MAX / 2,
+                timeout: Duration::from_millis(200),
+                ..Opts::default()
+            },
+        ),
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::Timeout);
+    assert_eq!(r.report.exit_code, -1);
+    assert_healthy(&sb).await;
+}
+
+#[tokio::test]
+async fn cancellation_stops_a_compute_loop_and_frees_the_worker() {
+    let sb = Sandbox::new(SandboxConfig {
+        workers: 1,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let job = job(
+        &sb,
+        &wat("infinite_loop"),
+        Opts {
+            fuel: u64::MAX / 2,
+            ..Opts::default()
+        },
+    );
+    let cancel = CancellationToken::new();
+    let (tx, _rx) = mpsc::channel(1);
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        trigger.cancel();
+    });
+    let report = tokio::time::timeout(HANG_GUARD, sb.execute(job, tx, cancel))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Cancelled);
+    assert_healthy(&sb).await;
+}
+
+#[tokio::test]
+async fn a_dropped_client_cancels_the_run() {
+    let sb = sandbox();
+    let job = job(&sb, &wat("fd_write_flood"), Opts { output: u64::MAX, ..Opts::default() });
+    let (tx, rx) = mpsc::channel(1);
+    drop(rx);
+    let report = tokio::time::timeout(HANG_GUARD, sb.execute(job, tx, CancellationToken::new()))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Cancelled);
+}
