@@ -1,3 +1,30 @@
 //! WasmWiz server: a multi-tenant gRPC service that runs untrusted WASI
 //! WebAssembly on wasmi.
+//!
+//! # Layout
+//! - [`engine`]: the sandbox (wasmi, fuel slices, virtual WASI, admission).
+//! - [`api`]: one thin file per gRPC service, validation by conversion
+//!   ([`api::convert`]) and the one error table ([`api::errors`]).
+//! - [`auth`]: API keys (HMAC under a pepper, constant-time checks, cache).
+//! - [`limits`]: per-minute rate limits, daily quotas, per-user concurrency.
+//! - [`store`]: sqlx over SQLite (embedded) or PostgreSQL.
+//! - [`web`]: playground, examples, health and metrics over plain HTTP.
+//! - [`config`]: flags, environment and TOML in one struct.
+//! - [`server`]: [`run`] wires it all onto one listener.
+//!
+//! A request flows: auth → validation → module (cache or compile) → rate
+//! limit and quota → admission → durable usage row → sandbox (output
+//! streamed as produced) → usage finalized → `finished` sent.
+
+pub mod api;
+pub mod auth;
+pub mod config;
 pub mod engine;
+pub mod limits;
+pub mod metrics;
+pub mod server;
+pub mod store;
+pub mod web;
+
+pub use config::Config;
+pub use server::run;

@@ -21,7 +21,8 @@ fn guest(name: &str) -> Vec<u8> {
 }
 
 fn wat(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/wat/{name}.wat"));
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/wat/{name}.wat"));
     wat::parse_file(path).unwrap()
 }
 
@@ -161,7 +162,11 @@ async fn stdin_args_env_and_stderr_reach_the_guest() {
     assert!(text.contains("argv[0]=main.wasm"), "{text}");
     assert!(text.contains("argv[2]=two words"), "{text}");
     assert!(text.contains("env:GREETING=hi"), "{text}");
-    assert_eq!(text.matches("env:").count(), 1, "env is exactly what was given: {text}");
+    assert_eq!(
+        text.matches("env:").count(),
+        1,
+        "env is exactly what was given: {text}"
+    );
     let r = run(&guest("stderr"), Opts::default()).await;
     assert_eq!(r.stdout, b"to stdout\n");
     assert_eq!(r.stderr, b"to stderr\n");
@@ -213,7 +218,11 @@ async fn out_of_fuel_consumes_exactly_the_budget() {
 async fn start_section_loop_is_capped() {
     let r = run_then_healthy(&wat("start_section_loop"), Opts::default()).await;
     assert_eq!(r.report.outcome, Outcome::OutOfFuel);
-    assert!(r.report.message.contains("start section"), "{}", r.report.message);
+    assert!(
+        r.report.message.contains("start section"),
+        "{}",
+        r.report.message
+    );
 }
 
 #[tokio::test]
@@ -254,9 +263,20 @@ async fn recursion_is_a_stack_overflow_trap() {
 
 #[tokio::test]
 async fn memory_limits_end_the_run() {
-    for name in ["grow_loop", "huge_initial_memory", "huge_table", "many_tables", "many_memories"] {
+    for name in [
+        "grow_loop",
+        "huge_initial_memory",
+        "huge_table",
+        "many_tables",
+        "many_memories",
+    ] {
         let r = run_then_healthy(&wat(name), Opts::default()).await;
-        assert_eq!(r.report.outcome, Outcome::MemoryLimit, "{name}: {}", r.report.message);
+        assert_eq!(
+            r.report.outcome,
+            Outcome::MemoryLimit,
+            "{name}: {}",
+            r.report.message
+        );
     }
     let r = run_then_healthy(
         &guest("memhog"),
@@ -267,7 +287,12 @@ async fn memory_limits_end_the_run() {
         },
     )
     .await;
-    assert_eq!(r.report.outcome, Outcome::MemoryLimit, "{}", r.report.message);
+    assert_eq!(
+        r.report.outcome,
+        Outcome::MemoryLimit,
+        "{}",
+        r.report.message
+    );
     let r = run(
         &guest("memhog"),
         Opts {
@@ -352,11 +377,17 @@ async fn invalid_modules_are_refused_before_running() {
     let sb = sandbox();
     assert_eq!(sb.compile(b"hello world").err(), Some(ModuleError::NotWasm));
     let hello = guest("hello");
-    assert!(matches!(sb.compile(&hello[..hello.len() / 2]), Err(ModuleError::Invalid(_))));
+    assert!(matches!(
+        sb.compile(&hello[..hello.len() / 2]),
+        Err(ModuleError::Invalid(_))
+    ));
     // A type section whose size is an unterminated LEB128.
     let bad_leb = b"\0asm\x01\0\0\0\x01\xff\xff\xff\xff\xff\xff";
     assert!(matches!(sb.compile(bad_leb), Err(ModuleError::Invalid(_))));
-    assert_eq!(sb.compile(&wat("no_start")).err(), Some(ModuleError::MissingStart));
+    assert_eq!(
+        sb.compile(&wat("no_start")).err(),
+        Some(ModuleError::MissingStart)
+    );
     assert!(matches!(
         sb.compile(&wat("start_wrong_signature")),
         Err(ModuleError::BadStartSignature(_))
@@ -468,7 +499,10 @@ async fn same_request_same_output_and_fuel_cold_cached_and_fresh() {
         assert_eq!(r.report.fuel_consumed, runs[0].report.fuel_consumed);
     }
     let text = String::from_utf8(runs[0].stdout.clone()).unwrap();
-    assert!(text.contains("realtime=17040672"), "virtual epoch 2024-01-01: {text}");
+    assert!(
+        text.contains("realtime=17040672"),
+        "virtual epoch 2024-01-01: {text}"
+    );
     let other = run(
         &bytes,
         Opts {
@@ -518,11 +552,17 @@ async fn output_streams_before_the_guest_finishes_and_backpressure_holds_it() {
         let sb = sb.clone();
         tokio::spawn(async move { sb.execute(job, tx, CancellationToken::new()).await })
     };
-    let first = tokio::time::timeout(HANG_GUARD, rx.recv()).await.unwrap().unwrap();
+    let first = tokio::time::timeout(HANG_GUARD, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&first.data[..], b"tick 0\n");
     // Not reading: the guest cannot finish, since the remaining output has nowhere to go.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!handle.is_finished(), "a slow consumer holds the guest back");
+    assert!(
+        !handle.is_finished(),
+        "a slow consumer holds the guest back"
+    );
     let mut rest = Vec::new();
     while let Some(chunk) = rx.recv().await {
         rest.extend_from_slice(&chunk.data);
@@ -623,7 +663,14 @@ async fn cancellation_stops_a_compute_loop_and_frees_the_worker() {
 #[tokio::test]
 async fn a_dropped_client_cancels_the_run() {
     let sb = sandbox();
-    let job = job(&sb, &wat("fd_write_flood"), Opts { output: u64::MAX, ..Opts::default() });
+    let job = job(
+        &sb,
+        &wat("fd_write_flood"),
+        Opts {
+            output: u64::MAX,
+            ..Opts::default()
+        },
+    );
     let (tx, rx) = mpsc::channel(1);
     drop(rx);
     let report = tokio::time::timeout(HANG_GUARD, sb.execute(job, tx, CancellationToken::new()))

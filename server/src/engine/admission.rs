@@ -39,8 +39,14 @@ pub struct Permit {
 }
 
 impl Admission {
-    pub fn new(max_running: usize, memory_budget_bytes: u64, max_queue: usize, max_wait: Duration) -> Self {
-        let memory_total_mib = u32::try_from((memory_budget_bytes / MIB).max(1)).unwrap_or(u32::MAX);
+    pub fn new(
+        max_running: usize,
+        memory_budget_bytes: u64,
+        max_queue: usize,
+        max_wait: Duration,
+    ) -> Self {
+        let memory_total_mib =
+            u32::try_from((memory_budget_bytes / MIB).max(1)).unwrap_or(u32::MAX);
         Self {
             running: Arc::new(Semaphore::new(max_running.max(1))),
             memory: Arc::new(Semaphore::new(memory_total_mib as usize)),
@@ -122,7 +128,10 @@ mod tests {
         let refused = admission.admit(MIB).await.err().expect("queue is full");
         assert!(refused.reason.contains("queued"), "{refused}");
         drop(first);
-        waiter.await.unwrap().expect("the queued execution is admitted");
+        waiter
+            .await
+            .unwrap()
+            .expect("the queued execution is admitted");
     }
 
     #[tokio::test]

@@ -98,7 +98,11 @@ pub fn compile(
             kind: kind_of(e.ty()),
         })
         .collect();
-    match module.exports().find(|e| e.name() == "_start").map(|e| e.ty().clone()) {
+    match module
+        .exports()
+        .find(|e| e.name() == "_start")
+        .map(|e| e.ty().clone())
+    {
         None => return Err(ModuleError::MissingStart),
         Some(ExternType::Func(f)) if f.params().is_empty() && f.results().is_empty() => {}
         Some(ExternType::Func(f)) => {

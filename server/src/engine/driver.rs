@@ -74,7 +74,8 @@ impl Sandbox {
         let wasi = match wasi {
             Ok(wasi) => wasi,
             Err(error) => {
-                let ending = Ending::stopped(Outcome::Trap, format!("invalid args or env: {error}"));
+                let ending =
+                    Ending::stopped(Outcome::Trap, format!("invalid args or env: {error}"));
                 return finish(ending, None, &output, &stdin, started);
             }
         };
@@ -109,7 +110,8 @@ impl Sandbox {
                 Step::Finished(ending) => break ending,
                 Step::Continue => {}
                 Step::NeedStdin => {
-                    if let Err(ending) = wait_for_stdin(&mut feed, &stdin, &cancel, deadline).await {
+                    if let Err(ending) = wait_for_stdin(&mut feed, &stdin, &cancel, deadline).await
+                    {
                         break ending;
                     }
                 }
@@ -196,18 +198,27 @@ async fn wait_for_stdin(
 }
 
 fn cancelled() -> Ending {
-    Ending::stopped(Outcome::Cancelled, "the execution was cancelled before the guest finished")
+    Ending::stopped(
+        Outcome::Cancelled,
+        "the execution was cancelled before the guest finished",
+    )
 }
 
 fn timed_out(timeout: Duration) -> Ending {
     Ending::stopped(
         Outcome::Timeout,
-        format!("the guest did not finish within its {} ms timeout", timeout.as_millis()),
+        format!(
+            "the guest did not finish within its {} ms timeout",
+            timeout.as_millis()
+        ),
     )
 }
 
 fn timed_out_since(_deadline: Instant) -> Ending {
-    Ending::stopped(Outcome::Timeout, "the guest did not finish within its timeout")
+    Ending::stopped(
+        Outcome::Timeout,
+        "the guest did not finish within its timeout",
+    )
 }
 
 fn finish(

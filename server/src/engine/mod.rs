@@ -128,14 +128,21 @@ impl Sandbox {
     /// Validates and compiles (CPU-bound: call from a blocking context for
     /// large modules). Does not touch the cache.
     pub fn compile(&self, bytes: &[u8]) -> Result<Arc<CompiledModule>, ModuleError> {
-        compile::compile(&self.engine, bytes, |module| self.check_wasi_imports(module)).map(Arc::new)
+        compile::compile(&self.engine, bytes, |module| {
+            self.check_wasi_imports(module)
+        })
+        .map(Arc::new)
     }
 
     /// Every import must be a WASI preview1 function we define, with its type.
     fn check_wasi_imports(&self, module: &wasmi::Module) -> Result<(), ModuleError> {
         let mut store = wasmi::Store::new(&self.engine, run::placeholder_host_state());
         let mut externals = Vec::new();
-        if let Err(error) = wasmi_wasi::add_to_externals(&mut store, module, &mut externals, |s: &mut HostState| &mut s.wasi) {
+        if let Err(error) =
+            wasmi_wasi::add_to_externals(&mut store, module, &mut externals, |s: &mut HostState| {
+                &mut s.wasi
+            })
+        {
             let text = error.to_string();
             let name = text.rsplit("::").next().unwrap_or(&text).to_string();
             return Err(ModuleError::UnknownWasiImport { name });
@@ -146,7 +153,9 @@ impl Sandbox {
                 _ => false,
             };
             if !compatible {
-                return Err(ModuleError::UnknownWasiImport { name: import.name().to_string() });
+                return Err(ModuleError::UnknownWasiImport {
+                    name: import.name().to_string(),
+                });
             }
         }
         Ok(())
@@ -187,4 +196,3 @@ impl Sandbox {
         self.admission.running(self.config.max_running)
     }
 }
-

@@ -8,8 +8,8 @@
 use std::fmt;
 
 use wasmi::{
-    Caller, Func, Linker, ResourceLimiter, ResumableCall,
-    ResumableCallHostTrap, ResumableCallOutOfFuel, Store, Val,
+    Caller, Func, Linker, ResourceLimiter, ResumableCall, ResumableCallHostTrap,
+    ResumableCallOutOfFuel, Store, Val,
 };
 use wasmi_core::LimiterError;
 use wasmi_wasi::WasiCtx;
@@ -104,7 +104,11 @@ enum Interrupt {
     /// Output passed the flush threshold; resume with `fd_write`'s errno.
     Flush(i32),
     /// `fd_read(0, ...)` found no data yet; the driver completes it.
-    NeedStdin { iovs: u32, iovs_len: u32, nread: u32 },
+    NeedStdin {
+        iovs: u32,
+        iovs_len: u32,
+        nread: u32,
+    },
     /// The guest wrote past `max_output_bytes`.
     OutputLimit,
 }
@@ -236,7 +240,11 @@ enum CallState {
 
 enum Resume {
     Value(i32),
-    StdinRead { iovs: u32, iovs_len: u32, nread: u32 },
+    StdinRead {
+        iovs: u32,
+        iovs_len: u32,
+        nread: u32,
+    },
 }
 
 /// Everything needed to start one execution.
@@ -358,7 +366,9 @@ impl Execution {
                 };
                 call.resume(&mut self.store, &[Val::I32(value)], &mut [])
             }
-            CallState::Done => return Step::Finished(Ending::stopped(Outcome::Trap, "already finished")),
+            CallState::Done => {
+                return Step::Finished(Ending::stopped(Outcome::Trap, "already finished"))
+            }
         };
         self.consumed += give - self.store.get_fuel().unwrap_or(0);
         match result {
@@ -447,10 +457,7 @@ impl Execution {
                 return ERRNO_FAULT;
             };
             let (ptr, len) = (ptr as usize, len as usize);
-            let Some(buf) = ptr
-                .checked_add(len)
-                .and_then(|end| data.get_mut(ptr..end))
-            else {
+            let Some(buf) = ptr.checked_add(len).and_then(|end| data.get_mut(ptr..end)) else {
                 return ERRNO_FAULT;
             };
             let n = stdin.read_into(buf);

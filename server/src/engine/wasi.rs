@@ -85,7 +85,10 @@ impl WasiSched for VirtualSched {
             }
         }
         if !any_io {
-            if let Some(wait) = poll.earliest_clock_deadline().and_then(|t| t.duration_until()) {
+            if let Some(wait) = poll
+                .earliest_clock_deadline()
+                .and_then(|t| t.duration_until())
+            {
                 self.0.advance(wait);
             }
         }

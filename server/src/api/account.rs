@@ -1,0 +1,215 @@
+//! AccountService: the caller's own account, usage and keys.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+use wasmwiz_proto::v1::{self, account_service_server::AccountService};
+
+use super::{
+    errors::{insert_rate_headers, ApiError},
+    modules::proto_timestamp,
+    AppState,
+};
+use crate::{auth::Caller, config::Tier, store::KeyRecord};
+
+pub struct AccountApi {
+    pub state: Arc<AppState>,
+}
+
+pub fn tier_limits(name: &str, tier: &Tier) -> v1::TierLimits {
+    v1::TierLimits {
+        tier: name.to_string(),
+        per_minute: if tier.unmetered { 0 } else { tier.per_minute },
+        per_day: if tier.unmetered { 0 } else { tier.per_day },
+        max_module_bytes: tier.max_module_bytes,
+        max_stdin_bytes: tier.max_stdin_bytes,
+        max_memory_bytes: tier.max_memory_bytes,
+        max_fuel: tier.max_fuel,
+        max_timeout_ms: tier.max_timeout_ms,
+        max_output_bytes: tier.max_output_bytes,
+        max_concurrent: tier.max_concurrent,
+        unmetered: tier.unmetered,
+    }
+}
+
+pub fn key_info(key: &KeyRecord) -> v1::ApiKeyInfo {
+    v1::ApiKeyInfo {
+        key_id: key.key_id.clone(),
+        email: key.email.clone(),
+        tier: key.tier.clone(),
+        admin: key.admin,
+        label: key.label.clone(),
+        created_at: Some(proto_timestamp(key.created_at)),
+        expires_at: key.expires_at.map(proto_timestamp),
+        revoked_at: key.revoked_at.map(proto_timestamp),
+    }
+}
+
+/// Converts an optional proto timestamp to unix ms, refusing the past.
+pub fn expiry_ms(expires_at: Option<prost_types::Timestamp>) -> Result<Option<i64>, ApiError> {
+    let Some(ts) = expires_at else {
+        return Ok(None);
+    };
+    let ms = ts.seconds.saturating_mul(1000) + i64::from(ts.nanos / 1_000_000);
+    if ms <= crate::store::now_ms() {
+        return Err(ApiError::invalid("expires_at", "must be in the future"));
+    }
+    Ok(Some(ms))
+}
+
+/// Usage summary for the last `days` UTC days (zeros filled in).
+pub async fn usage(
+    state: &AppState,
+    user_id: Option<&str>,
+    days: u32,
+) -> Result<v1::GetUsageResponse, ApiError> {
+    let days = match days {
+        0 => 30,
+        n => n.min(366),
+    };
+    let today = chrono::Utc::now().date_naive();
+    let first = today - chrono::Duration::days(i64::from(days) - 1);
+    let summary = state
+        .store
+        .usage_summary(user_id, &first.format("%Y-%m-%d").to_string())
+        .await?;
+    let mut daily = Vec::with_capacity(days as usize);
+    for offset in 0..days {
+        let day = (first + chrono::Duration::days(i64::from(offset)))
+            .format("%Y-%m-%d")
+            .to_string();
+        let found = summary.daily.iter().find(|d| d.day == day);
+        daily.push(v1::DailyUsage {
+            executions: found.map_or(0, |d| d.executions),
+            fuel_consumed: found.map_or(0, |d| d.fuel_consumed),
+            duration_us: found.map_or(0, |d| d.duration_us),
+            date: day,
+        });
+    }
+    Ok(v1::GetUsageResponse {
+        executions: summary.executions,
+        fuel_consumed: summary.fuel_consumed,
+        duration_us: summary.duration_us,
+        daily,
+        by_outcome: summary.by_outcome.into_iter().collect(),
+    })
+}
+
+impl AccountApi {
+    fn respond<T>(&self, caller: &Caller, body: T) -> Response<T> {
+        let mut response = Response::new(body);
+        if let Some(tier) = self.state.config.tier(&caller.tier) {
+            if let Some(headers) = self.state.limits.peek(&caller.user_id, &caller.tier, tier) {
+                insert_rate_headers(response.metadata_mut(), &headers);
+            }
+        }
+        response
+    }
+}
+
+#[tonic::async_trait]
+impl AccountService for AccountApi {
+    async fn who_am_i(
+        &self,
+        request: Request<v1::WhoAmIRequest>,
+    ) -> Result<Response<v1::WhoAmIResponse>, Status> {
+        let caller = self.state.caller(&request).await?;
+        let tier = self.state.tier(&caller)?;
+        let remaining_this_minute = self
+            .state
+            .limits
+            .peek(&caller.user_id, &caller.tier, tier)
+            .map_or(u64::MAX, |h| h.remaining);
+        let remaining_today = self
+            .state
+            .limits
+            .remaining_today(&caller.user_id, tier)
+            .await
+            .map_err(ApiError::from)?;
+        let body = v1::WhoAmIResponse {
+            email: caller.email.clone(),
+            tier: caller.tier.clone(),
+            limits: Some(tier_limits(&caller.tier, tier)),
+            remaining_this_minute,
+            remaining_today,
+            key_id: caller.key_id.clone(),
+            admin: caller.admin,
+        };
+        Ok(self.respond(&caller, body))
+    }
+
+    async fn get_usage(
+        &self,
+        request: Request<v1::GetUsageRequest>,
+    ) -> Result<Response<v1::GetUsageResponse>, Status> {
+        let caller = self.state.caller(&request).await?;
+        let body = usage(&self.state, Some(&caller.user_id), request.get_ref().days).await?;
+        Ok(self.respond(&caller, body))
+    }
+
+    async fn create_my_api_key(
+        &self,
+        request: Request<v1::CreateMyApiKeyRequest>,
+    ) -> Result<Response<v1::CreateMyApiKeyResponse>, Status> {
+        let caller = self.state.caller(&request).await?;
+        let req = request.into_inner();
+        let expires_at = expiry_ms(req.expires_at)?;
+        let minted = self
+            .state
+            .auth
+            .mint(&caller.user_id, caller.admin, &req.label, expires_at)
+            .await
+            .map_err(ApiError::from)?;
+        tracing::info!(key_id = %minted.key_id, by = %caller.key_id, "key created (self-service)");
+        Ok(self.respond(
+            &caller,
+            v1::CreateMyApiKeyResponse {
+                key: minted.key,
+                key_id: minted.key_id,
+            },
+        ))
+    }
+
+    async fn list_my_api_keys(
+        &self,
+        request: Request<v1::ListMyApiKeysRequest>,
+    ) -> Result<Response<v1::ListMyApiKeysResponse>, Status> {
+        let caller = self.state.caller(&request).await?;
+        let keys = self
+            .state
+            .store
+            .list_keys(Some(&caller.user_id))
+            .await
+            .map_err(ApiError::from)?;
+        Ok(self.respond(
+            &caller,
+            v1::ListMyApiKeysResponse {
+                keys: keys.iter().map(key_info).collect(),
+            },
+        ))
+    }
+
+    async fn revoke_my_api_key(
+        &self,
+        request: Request<v1::RevokeMyApiKeyRequest>,
+    ) -> Result<Response<v1::RevokeMyApiKeyResponse>, Status> {
+        let caller = self.state.caller(&request).await?;
+        let key_id = request.get_ref().key_id.clone();
+        let revoked = self
+            .state
+            .store
+            .revoke_key(&key_id, Some(&caller.user_id))
+            .await
+            .map_err(ApiError::from)?;
+        if !revoked {
+            return Err(ApiError::NotFound {
+                resource_type: "api key",
+                name: key_id,
+            }
+            .into());
+        }
+        self.state.auth.forget(&key_id).await;
+        tracing::info!(%key_id, by = %caller.key_id, "key revoked (self-service)");
+        Ok(self.respond(&caller, v1::RevokeMyApiKeyResponse {}))
+    }
+}

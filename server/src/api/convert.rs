@@ -1,0 +1,178 @@
+//! Validate by converting: proto requests become domain specs here, so no
+//! handler can skip a check (limits against the tier, sizes, sha256 shape,
+//! args and env that WASI can carry).
+
+use std::{collections::HashMap, time::Duration};
+
+use wasmwiz_proto::v1;
+
+use super::errors::ApiError;
+use crate::config::Tier;
+
+/// Limits with tier defaults filled in and maxima enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EffectiveLimits {
+    pub fuel: u64,
+    pub memory_bytes: u64,
+    pub timeout_ms: u64,
+    pub max_output_bytes: u64,
+}
+
+impl EffectiveLimits {
+    pub fn resolve(requested: Option<&v1::Limits>, tier: &Tier) -> Result<Self, ApiError> {
+        let pick = |field: &str, value: u64, max: u64| -> Result<u64, ApiError> {
+            match value {
+                0 => Ok(max),
+                v if v > max => Err(ApiError::AboveTierMax {
+                    field: format!("limits.{field}"),
+                    requested: v,
+                    max,
+                }),
+                v => Ok(v),
+            }
+        };
+        let r = requested.cloned().unwrap_or_default();
+        Ok(Self {
+            fuel: pick("fuel", r.fuel, tier.max_fuel)?,
+            memory_bytes: pick("memory_bytes", r.memory_bytes, tier.max_memory_bytes)?,
+            timeout_ms: pick("timeout_ms", r.timeout_ms, tier.max_timeout_ms)?,
+            max_output_bytes: pick(
+                "max_output_bytes",
+                r.max_output_bytes,
+                tier.max_output_bytes,
+            )?,
+        })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    pub fn to_proto(self) -> v1::Limits {
+        v1::Limits {
+            fuel: self.fuel,
+            memory_bytes: self.memory_bytes,
+            timeout_ms: self.timeout_ms,
+            max_output_bytes: self.max_output_bytes,
+        }
+    }
+}
+
+/// A lowercase sha256 hex string, or INVALID_ARGUMENT naming `field`.
+pub fn sha256_field(field: &str, value: &str) -> Result<String, ApiError> {
+    let lower = value.trim().to_ascii_lowercase();
+    if lower.len() == 64 && lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(lower)
+    } else {
+        Err(ApiError::invalid(
+            field,
+            "must be a sha256 as 64 hex digits",
+        ))
+    }
+}
+
+/// Size checks against the tier.
+pub fn check_size(field: &str, size: u64, max: u64) -> Result<(), ApiError> {
+    if size > max {
+        return Err(ApiError::AboveTierMax {
+            field: field.to_string(),
+            requested: size,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// The guest's command line and environment, checked for what WASI can carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandLine {
+    pub program_name: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl CommandLine {
+    pub fn new(
+        program_name: String,
+        args: Vec<String>,
+        env: HashMap<String, String>,
+    ) -> Result<Self, ApiError> {
+        let program_name = if program_name.is_empty() {
+            "main.wasm".to_string()
+        } else {
+            program_name
+        };
+        if program_name.contains('\0') {
+            return Err(ApiError::invalid(
+                "program_name",
+                "must not contain NUL bytes",
+            ));
+        }
+        for (i, arg) in args.iter().enumerate() {
+            if arg.contains('\0') {
+                return Err(ApiError::invalid(
+                    format!("args[{i}]"),
+                    "must not contain NUL bytes",
+                ));
+            }
+        }
+        let mut env: Vec<(String, String)> = env.into_iter().collect();
+        env.sort();
+        for (key, value) in &env {
+            if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
+                return Err(ApiError::invalid(
+                    format!("env[{key}]"),
+                    "names must be non-empty without '=' or NUL; values without NUL",
+                ));
+            }
+        }
+        Ok(Self {
+            program_name,
+            args,
+            env,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::default_tiers;
+
+    #[test]
+    fn zero_means_the_tier_maximum_and_above_is_refused() {
+        let tiers = default_tiers();
+        let free = &tiers["free"];
+        let limits = EffectiveLimits::resolve(None, free).unwrap();
+        assert_eq!(limits.fuel, free.max_fuel);
+        let err = EffectiveLimits::resolve(
+            Some(&v1::Limits {
+                memory_bytes: free.max_memory_bytes + 1,
+                ..Default::default()
+            }),
+            free,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ApiError::AboveTierMax { ref field, .. } if field == "limits.memory_bytes")
+        );
+    }
+
+    #[test]
+    fn sha256_and_command_line_are_checked() {
+        assert!(sha256_field("module_sha256", "abc").is_err());
+        assert_eq!(
+            sha256_field("s", &"AB".repeat(32)).unwrap(),
+            "ab".repeat(32)
+        );
+        assert!(CommandLine::new(String::new(), vec!["a\0b".into()], HashMap::new()).is_err());
+        let env = HashMap::from([("A=B".to_string(), "x".to_string())]);
+        assert!(CommandLine::new(String::new(), vec![], env).is_err());
+        assert_eq!(
+            CommandLine::new(String::new(), vec![], HashMap::new())
+                .unwrap()
+                .program_name,
+            "main.wasm"
+        );
+    }
+}

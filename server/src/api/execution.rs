@@ -1,0 +1,594 @@
+//! ExecutionService: `Run`, `Execute` and `RunBatch`.
+
+use std::{pin::Pin, sync::Arc};
+
+use bytes::{Bytes, BytesMut};
+use futures::{stream, Stream, StreamExt};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use wasmwiz_proto::v1::{
+    self, execute_event::Event, execute_request::Msg, execution_service_server::ExecutionService,
+};
+
+use super::{
+    convert::{check_size, sha256_field, CommandLine, EffectiveLimits},
+    errors::{insert_rate_headers, ApiError},
+    AppState, Resolved,
+};
+use crate::{
+    auth::Caller,
+    config::Tier,
+    engine::{Job, Outcome, OutputChunk, Report, StdinSource, Stream as OutStream},
+    limits::{utc_day, Allowance, RateHeaders},
+    store::{now_ms, UsageFinish, UsageStart},
+};
+
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<v1::ExecuteEvent, Status>> + Send>>;
+pub type BatchStream = Pin<Box<dyn Stream<Item = Result<v1::BatchEvent, Status>> + Send>>;
+
+/// The gRPC face of executions.
+pub struct ExecutionApi {
+    pub state: Arc<AppState>,
+}
+
+/// Everything needed to start one admitted execution.
+struct Launch {
+    caller: Caller,
+    resolved: Resolved,
+    cmd: CommandLine,
+    limits: EffectiveLimits,
+    seed: u64,
+    stdin: StdinSource,
+    allowance: Allowance,
+}
+
+/// A running execution: its id, output and (durably recorded) report.
+struct Started {
+    execution_id: String,
+    output: mpsc::Receiver<OutputChunk>,
+    report: oneshot::Receiver<Result<Report, ApiError>>,
+}
+
+pub fn outcome_proto(outcome: Outcome) -> v1::Outcome {
+    match outcome {
+        Outcome::Success => v1::Outcome::Success,
+        Outcome::ExitNonzero => v1::Outcome::ExitNonzero,
+        Outcome::Trap => v1::Outcome::Trap,
+        Outcome::OutOfFuel => v1::Outcome::OutOfFuel,
+        Outcome::Timeout => v1::Outcome::Timeout,
+        Outcome::MemoryLimit => v1::Outcome::MemoryLimit,
+        Outcome::OutputLimit => v1::Outcome::OutputLimit,
+        Outcome::Cancelled => v1::Outcome::Cancelled,
+    }
+}
+
+fn finished_proto(report: &Report, verdict: v1::Verdict) -> v1::Finished {
+    v1::Finished {
+        outcome: outcome_proto(report.outcome) as i32,
+        exit_code: report.exit_code,
+        trap_kind: report.trap_kind.clone(),
+        message: report.message.clone(),
+        fuel_consumed: report.fuel_consumed,
+        duration_us: report.duration.as_micros() as u64,
+        memory_peak_bytes: report.memory_peak_bytes,
+        stdout_bytes: report.stdout_bytes,
+        stderr_bytes: report.stderr_bytes,
+        output_truncated: report.output_truncated,
+        verdict: verdict as i32,
+    }
+}
+
+/// Compares stdout with the expected bytes as it streams past.
+struct VerdictTracker {
+    expected: Option<Bytes>,
+    matched: usize,
+    ok: bool,
+}
+
+impl VerdictTracker {
+    fn new(expected: Option<Bytes>) -> Self {
+        Self {
+            expected,
+            matched: 0,
+            ok: true,
+        }
+    }
+
+    fn feed(&mut self, stdout: &[u8]) {
+        let Some(expected) = &self.expected else {
+            return;
+        };
+        let end = self.matched + stdout.len();
+        if self.ok && end <= expected.len() && &expected[self.matched..end] == stdout {
+            self.matched = end;
+        } else {
+            self.ok = false;
+        }
+    }
+
+    fn verdict(&self) -> v1::Verdict {
+        match &self.expected {
+            None => v1::Verdict::Unspecified,
+            Some(expected) if self.ok && self.matched == expected.len() => v1::Verdict::Accepted,
+            Some(_) => v1::Verdict::WrongAnswer,
+        }
+    }
+}
+
+impl ExecutionApi {
+    /// Rate limits, quota and per-user concurrency for one execution.
+    async fn allow(&self, caller: &Caller, tier: &Tier, wait: bool) -> Result<Allowance, ApiError> {
+        match self
+            .state
+            .limits
+            .admit(&caller.user_id, &caller.tier, tier, wait)
+            .await?
+        {
+            Ok(allowance) => Ok(allowance),
+            Err(refusal) => {
+                let reason = match refusal {
+                    crate::limits::LimitError::PerMinute { .. } => "per_minute",
+                    crate::limits::LimitError::Daily { .. } => "per_day",
+                    crate::limits::LimitError::Concurrency { .. } => "concurrency",
+                };
+                self.state
+                    .metrics
+                    .rate_limited
+                    .with_label_values(&[reason])
+                    .inc();
+                Err(refusal.into())
+            }
+        }
+    }
+
+    /// Server admission, the durable usage row, then the execution itself.
+    async fn start(&self, launch: Launch) -> Result<Started, ApiError> {
+        let state = self.state.clone();
+        if state.is_draining() {
+            launch.allowance.refund();
+            return Err(ApiError::Draining);
+        }
+        let permit = match state.sandbox.admit(launch.limits.memory_bytes).await {
+            Ok(permit) => permit,
+            Err(busy) => {
+                launch.allowance.refund();
+                return Err(busy.into());
+            }
+        };
+        let execution_id = uuid::Uuid::now_v7().to_string();
+        let module = launch.resolved.module.clone();
+        state
+            .store
+            .usage_begin(UsageStart {
+                id: &execution_id,
+                user_id: &launch.caller.user_id,
+                key_id: &launch.caller.key_id,
+                module_sha256: &module.sha256,
+                started_at: now_ms(),
+                day: &utc_day(),
+            })
+            .await?;
+        let job = Job {
+            module,
+            program_name: launch.cmd.program_name,
+            args: launch.cmd.args,
+            env: launch.cmd.env,
+            random_seed: launch.seed,
+            stdin: launch.stdin,
+            fuel: launch.limits.fuel,
+            memory_bytes: launch.limits.memory_bytes,
+            timeout: launch.limits.timeout(),
+            max_output_bytes: launch.limits.max_output_bytes,
+        };
+        let (out_tx, out_rx) = mpsc::channel(16);
+        let (report_tx, report_rx) = oneshot::channel();
+        let id = execution_id.clone();
+        let tier_name = launch.caller.tier.clone();
+        let allowance = launch.allowance;
+        tokio::spawn(async move {
+            let _held = (permit, allowance);
+            state.metrics.running.inc();
+            let report = state
+                .sandbox
+                .execute(job, out_tx, state.hard_stop.child_token())
+                .await;
+            state.metrics.running.dec();
+            state
+                .metrics
+                .executions
+                .with_label_values(&[report.outcome.as_str(), &tier_name])
+                .inc();
+            state
+                .metrics
+                .duration_seconds
+                .with_label_values(&[&tier_name])
+                .observe(report.duration.as_secs_f64());
+            state
+                .metrics
+                .fuel
+                .with_label_values(&[&tier_name])
+                .observe(report.fuel_consumed as f64);
+            let recorded = state
+                .store
+                .usage_finish(UsageFinish {
+                    id: &id,
+                    finished_at: now_ms(),
+                    report: &report,
+                })
+                .await;
+            let _ = report_tx.send(recorded.map(|()| report).map_err(ApiError::from));
+        });
+        Ok(Started {
+            execution_id,
+            output: out_rx,
+            report: report_rx,
+        })
+    }
+
+    /// `started`, output as produced, then `finished` once usage is durable.
+    fn event_stream(
+        resolved: &Resolved,
+        limits: EffectiveLimits,
+        started: Started,
+        expected: Option<Bytes>,
+    ) -> EventStream {
+        let first = v1::ExecuteEvent {
+            event: Some(Event::Started(v1::Started {
+                module_sha256: resolved.module.sha256.clone(),
+                cache_hit: resolved.cache_hit,
+                limits: Some(limits.to_proto()),
+                execution_id: started.execution_id,
+            })),
+        };
+        let tracker = Arc::new(Mutex::new(VerdictTracker::new(expected)));
+        let feed = tracker.clone();
+        let output = ReceiverStream::new(started.output).map(move |chunk| {
+            let event = match chunk.stream {
+                OutStream::Stdout => {
+                    feed.lock().feed(&chunk.data);
+                    Event::Stdout(chunk.data.to_vec())
+                }
+                OutStream::Stderr => Event::Stderr(chunk.data.to_vec()),
+            };
+            Ok(v1::ExecuteEvent { event: Some(event) })
+        });
+        let last = stream::once(async move {
+            match started.report.await {
+                Ok(Ok(report)) => Ok(v1::ExecuteEvent {
+                    event: Some(Event::Finished(finished_proto(
+                        &report,
+                        tracker.lock().verdict(),
+                    ))),
+                }),
+                Ok(Err(error)) => Err(Status::from(error)),
+                Err(_) => Err(Status::internal("the execution ended unexpectedly")),
+            }
+        });
+        Box::pin(stream::once(async { Ok(first) }).chain(output).chain(last))
+    }
+
+    async fn resolve_inline_or_stored(
+        &self,
+        caller: &Caller,
+        tier: &Tier,
+        source: Source,
+        keep: bool,
+    ) -> Result<Resolved, ApiError> {
+        match source {
+            Source::Bytes(bytes) => {
+                check_size("module", bytes.len() as u64, tier.max_module_bytes)?;
+                self.state.metrics.uploaded_bytes.inc_by(bytes.len() as u64);
+                self.state.module_from_bytes(caller, bytes, keep).await
+            }
+            Source::Sha256(sha) => self.state.module_by_sha(caller, &sha).await,
+        }
+    }
+}
+
+enum Source {
+    Bytes(Bytes),
+    Sha256(String),
+}
+
+fn with_headers<T>(body: T, headers: Option<RateHeaders>) -> Response<T> {
+    let mut response = Response::new(body);
+    if let Some(headers) = headers {
+        insert_rate_headers(response.metadata_mut(), &headers);
+    }
+    response
+}
+
+#[tonic::async_trait]
+impl ExecutionService for ExecutionApi {
+    type ExecuteStream = EventStream;
+    type RunStream = EventStream;
+    type RunBatchStream = BatchStream;
+
+    async fn run(&self, request: Request<v1::RunRequest>) -> Result<Response<EventStream>, Status> {
+        let caller = self.state.caller(&request).await?;
+        let tier = self.state.tier(&caller)?.clone();
+        let req = request.into_inner();
+        let limits = EffectiveLimits::resolve(req.limits.as_ref(), &tier)?;
+        check_size("stdin", req.stdin.len() as u64, tier.max_stdin_bytes)?;
+        let cmd = CommandLine::new(req.program_name, req.args, req.env)?;
+        let source = match req.source {
+            Some(v1::run_request::Source::Module(bytes)) => Source::Bytes(Bytes::from(bytes)),
+            Some(v1::run_request::Source::ModuleSha256(sha)) => {
+                Source::Sha256(sha256_field("module_sha256", &sha)?)
+            }
+            None => {
+                return Err(
+                    ApiError::invalid("source", "give `module` bytes or a `module_sha256`").into(),
+                )
+            }
+        };
+        let resolved = self
+            .resolve_inline_or_stored(&caller, &tier, source, req.keep_module)
+            .await?;
+        let allowance = self.allow(&caller, &tier, false).await?;
+        let headers = allowance.headers;
+        let started = self
+            .start(Launch {
+                caller,
+                resolved: Resolved {
+                    module: resolved.module.clone(),
+                    cache_hit: resolved.cache_hit,
+                },
+                cmd,
+                limits,
+                seed: req.random_seed,
+                stdin: StdinSource::Bytes(Bytes::from(req.stdin)),
+                allowance,
+            })
+            .await?;
+        let expected = req.expected_stdout.map(Bytes::from);
+        Ok(with_headers(
+            Self::event_stream(&resolved, limits, started, expected),
+            headers,
+        ))
+    }
+
+    async fn execute(
+        &self,
+        request: Request<Streaming<v1::ExecuteRequest>>,
+    ) -> Result<Response<EventStream>, Status> {
+        let caller = self.state.caller(&request).await?;
+        let tier = self.state.tier(&caller)?.clone();
+        let mut incoming = request.into_inner();
+        let start = match incoming.message().await? {
+            Some(v1::ExecuteRequest {
+                msg: Some(Msg::Start(start)),
+            }) => start,
+            _ => {
+                return Err(ApiError::invalid("start", "the first message must be `start`").into())
+            }
+        };
+        let limits = EffectiveLimits::resolve(start.limits.as_ref(), &tier)?;
+        check_size("stdin", start.stdin.len() as u64, tier.max_stdin_bytes)?;
+        let cmd = CommandLine::new(start.program_name, start.args, start.env)?;
+        let source = match start.source {
+            Some(v1::execute_start::Source::ModuleSize(size)) => {
+                check_size("module_size", size, tier.max_module_bytes)?;
+                let mut module = BytesMut::with_capacity(size.min(64 << 20) as usize);
+                while (module.len() as u64) < size {
+                    match incoming.message().await? {
+                        Some(v1::ExecuteRequest {
+                            msg: Some(Msg::ModuleChunk(chunk)),
+                        }) => {
+                            if module.len() as u64 + chunk.len() as u64 > size {
+                                return Err(ApiError::invalid("module_chunk", format!("more module bytes than the announced module_size of {size}")).into());
+                            }
+                            module.extend_from_slice(&chunk);
+                        }
+                        _ => {
+                            return Err(ApiError::invalid(
+                                "module_chunk",
+                                format!(
+                                    "expected {size} module bytes in module_chunk messages, got {}",
+                                    module.len()
+                                ),
+                            )
+                            .into())
+                        }
+                    }
+                }
+                Source::Bytes(module.freeze())
+            }
+            Some(v1::execute_start::Source::ModuleSha256(sha)) => {
+                Source::Sha256(sha256_field("module_sha256", &sha)?)
+            }
+            None => {
+                return Err(
+                    ApiError::invalid("source", "give `module_size` or a `module_sha256`").into(),
+                )
+            }
+        };
+        let resolved = self
+            .resolve_inline_or_stored(&caller, &tier, source, start.keep_module)
+            .await?;
+        let stdin = if start.stream_stdin {
+            let (tx, rx) = mpsc::channel::<Bytes>(8);
+            let max = tier.max_stdin_bytes;
+            tokio::spawn(async move {
+                let mut total = 0u64;
+                while let Ok(Some(message)) = incoming.message().await {
+                    match message.msg {
+                        Some(Msg::StdinChunk(chunk)) => {
+                            total += chunk.len() as u64;
+                            if total > max || tx.send(Bytes::from(chunk)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Some(Msg::StdinEof(_)) => break,
+                        _ => {}
+                    }
+                }
+            });
+            StdinSource::Stream(rx)
+        } else {
+            StdinSource::Bytes(Bytes::from(start.stdin))
+        };
+        let allowance = self.allow(&caller, &tier, false).await?;
+        let headers = allowance.headers;
+        let started = self
+            .start(Launch {
+                caller,
+                resolved: Resolved {
+                    module: resolved.module.clone(),
+                    cache_hit: resolved.cache_hit,
+                },
+                cmd,
+                limits,
+                seed: start.random_seed,
+                stdin,
+                allowance,
+            })
+            .await?;
+        let expected = start.expected_stdout.map(Bytes::from);
+        Ok(with_headers(
+            Self::event_stream(&resolved, limits, started, expected),
+            headers,
+        ))
+    }
+
+    async fn run_batch(
+        &self,
+        request: Request<v1::RunBatchRequest>,
+    ) -> Result<Response<BatchStream>, Status> {
+        let caller = self.state.caller(&request).await?;
+        let tier = self.state.tier(&caller)?.clone();
+        let req = request.into_inner();
+        let limits = EffectiveLimits::resolve(req.limits.as_ref(), &tier)?;
+        if req.cases.is_empty() {
+            return Err(ApiError::invalid("cases", "give at least one case").into());
+        }
+        let mut commands = Vec::with_capacity(req.cases.len());
+        for (i, case) in req.cases.iter().enumerate() {
+            check_size(
+                &format!("cases[{i}].stdin"),
+                case.stdin.len() as u64,
+                tier.max_stdin_bytes,
+            )?;
+            commands.push(CommandLine::new(
+                req.program_name.clone(),
+                case.args.clone(),
+                req.env.clone(),
+            )?);
+        }
+        let source = match req.source {
+            Some(v1::run_batch_request::Source::Module(bytes)) => Source::Bytes(Bytes::from(bytes)),
+            Some(v1::run_batch_request::Source::ModuleSha256(sha)) => {
+                Source::Sha256(sha256_field("module_sha256", &sha)?)
+            }
+            None => {
+                return Err(
+                    ApiError::invalid("source", "give `module` bytes or a `module_sha256`").into(),
+                )
+            }
+        };
+        let resolved = Arc::new(
+            self.resolve_inline_or_stored(&caller, &tier, source, false)
+                .await?,
+        );
+        // The first case is admitted before answering, so limits show as an error status.
+        let first_allowance = self.allow(&caller, &tier, true).await?;
+        let headers = first_allowance.headers;
+        let (tx, rx) = mpsc::channel::<Result<v1::BatchEvent, Status>>(16);
+        let api = ExecutionApi {
+            state: self.state.clone(),
+        };
+        let concurrency = Arc::new(tokio::sync::Semaphore::new(
+            tier.max_concurrent.max(1) as usize
+        ));
+        let seed = req.random_seed;
+        tokio::spawn(async move {
+            let mut first = Some(first_allowance);
+            let mut running = futures::stream::FuturesUnordered::new();
+            for (index, (case, cmd)) in req.cases.into_iter().zip(commands).enumerate() {
+                let slot = concurrency
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore is open");
+                let allowance = match first.take() {
+                    Some(a) => a,
+                    None => match api.allow(&caller, &tier, true).await {
+                        Ok(a) => a,
+                        Err(error) => {
+                            let _ = tx.send(Err(error.into())).await;
+                            break;
+                        }
+                    },
+                };
+                let launch = Launch {
+                    caller: caller.clone(),
+                    resolved: Resolved {
+                        module: resolved.module.clone(),
+                        cache_hit: resolved.cache_hit,
+                    },
+                    cmd,
+                    limits,
+                    seed,
+                    stdin: StdinSource::Bytes(Bytes::from(case.stdin)),
+                    allowance,
+                };
+                let started = api.start(launch).await;
+                let tx = tx.clone();
+                let sha = resolved.module.sha256.clone();
+                running.push(tokio::spawn(async move {
+                    let _slot = slot;
+                    let event = match started {
+                        Ok(started) => {
+                            collect_case(
+                                index as u32,
+                                case.name,
+                                case.expected_stdout,
+                                sha,
+                                started,
+                            )
+                            .await
+                        }
+                        Err(error) => Err(Status::from(error)),
+                    };
+                    let _ = tx.send(event).await;
+                }));
+            }
+            while running.next().await.is_some() {}
+        });
+        Ok(with_headers(Box::pin(ReceiverStream::new(rx)), headers))
+    }
+}
+
+async fn collect_case(
+    case_index: u32,
+    name: String,
+    expected: Option<Vec<u8>>,
+    module_sha256: String,
+    mut started: Started,
+) -> Result<v1::BatchEvent, Status> {
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while let Some(chunk) = started.output.recv().await {
+        match chunk.stream {
+            OutStream::Stdout => stdout.extend_from_slice(&chunk.data),
+            OutStream::Stderr => stderr.extend_from_slice(&chunk.data),
+        }
+    }
+    let report = match started.report.await {
+        Ok(Ok(report)) => report,
+        Ok(Err(error)) => return Err(error.into()),
+        Err(_) => return Err(Status::internal("the execution ended unexpectedly")),
+    };
+    let mut tracker = VerdictTracker::new(expected.map(Bytes::from));
+    tracker.feed(&stdout);
+    Ok(v1::BatchEvent {
+        case_index,
+        finished: Some(finished_proto(&report, tracker.verdict())),
+        stdout,
+        stderr,
+        name,
+        execution_id: started.execution_id,
+        module_sha256,
+    })
+}

@@ -1,0 +1,214 @@
+//! gRPC services: one thin file per service over the shared [`AppState`],
+//! with validation in [`convert`] and every error mapped in [`errors`].
+
+pub mod account;
+pub mod admin;
+pub mod convert;
+pub mod errors;
+pub mod execution;
+pub mod modules;
+
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
+};
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+use tonic::Request;
+
+use self::errors::ApiError;
+use crate::{
+    auth::{Authenticator, Caller},
+    config::{Config, Tier},
+    engine::{sha256_hex, CompiledModule, Sandbox},
+    limits::Limits,
+    metrics::Metrics,
+    store::Store,
+};
+
+/// Everything the services share.
+pub struct AppState {
+    pub config: Config,
+    pub store: Store,
+    pub sandbox: Arc<Sandbox>,
+    pub auth: Authenticator,
+    pub limits: Limits,
+    pub metrics: Metrics,
+    /// Cancelled when the shutdown grace period ends: running guests stop.
+    pub hard_stop: CancellationToken,
+    draining: AtomicBool,
+    /// (user, sha256) pairs known to be linked, to skip a query per run.
+    ownership: moka::sync::Cache<(String, String), ()>,
+}
+
+/// A module ready to run.
+pub struct Resolved {
+    pub module: Arc<CompiledModule>,
+    pub cache_hit: bool,
+}
+
+impl AppState {
+    pub fn new(config: Config, store: Store, sandbox: Arc<Sandbox>, auth: Authenticator) -> Self {
+        let limits = Limits::new(store.clone(), &config.tiers);
+        Self {
+            config,
+            store,
+            sandbox,
+            auth,
+            limits,
+            metrics: Metrics::new(),
+            hard_stop: CancellationToken::new(),
+            draining: AtomicBool::new(false),
+            ownership: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(5))
+                .build(),
+        }
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Authenticates a request from its `authorization: Bearer …` (or
+    /// `x-api-key`) metadata.
+    pub async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, ApiError> {
+        let metadata = request.metadata();
+        let presented = metadata
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .or_else(|| metadata.get("x-api-key").and_then(|v| v.to_str().ok()))
+            .ok_or(ApiError::Unauthenticated)?;
+        self.auth
+            .authenticate(presented.trim())
+            .await
+            .map_err(|_| ApiError::Unauthenticated)
+    }
+
+    /// The caller's tier (a tier removed from config is an operator error).
+    pub fn tier(&self, caller: &Caller) -> Result<&Tier, ApiError> {
+        self.config.tier(&caller.tier).ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!(
+                "user {} has unknown tier {}",
+                caller.email,
+                caller.tier
+            ))
+        })
+    }
+
+    /// Refuses admin RPCs to user keys.
+    pub fn require_admin(&self, caller: &Caller) -> Result<(), ApiError> {
+        if caller.admin {
+            Ok(())
+        } else {
+            Err(ApiError::PermissionDenied(
+                "this call needs an admin API key",
+            ))
+        }
+    }
+
+    async fn compile(&self, bytes: Bytes) -> Result<Arc<CompiledModule>, ApiError> {
+        // Compilation is CPU-bound and proportional to size: keep it off the
+        // async workers' hot path.
+        let sandbox = self.sandbox.clone();
+        let compiled = tokio::task::spawn_blocking(move || sandbox.compile(&bytes))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))??;
+        Ok(compiled)
+    }
+
+    /// Compiles inline bytes (or takes them from the cache), storing them
+    /// for the caller when `keep`.
+    pub async fn module_from_bytes(
+        &self,
+        caller: &Caller,
+        bytes: Bytes,
+        keep: bool,
+    ) -> Result<Resolved, ApiError> {
+        let sha256 = sha256_hex(&bytes);
+        let resolved = match self.sandbox.cached(&sha256) {
+            Some(module) => Resolved {
+                module,
+                cache_hit: true,
+            },
+            None => {
+                let module = self.compile(bytes.clone()).await?;
+                self.sandbox.cache_insert(module.clone());
+                Resolved {
+                    module,
+                    cache_hit: false,
+                }
+            }
+        };
+        self.count_cache(resolved.cache_hit);
+        if keep {
+            self.store
+                .put_module(&caller.user_id, &sha256, &bytes)
+                .await?;
+            self.ownership.insert((caller.user_id.clone(), sha256), ());
+        }
+        Ok(resolved)
+    }
+
+    /// A module the caller stored before, by sha256.
+    pub async fn module_by_sha(&self, caller: &Caller, sha256: &str) -> Result<Resolved, ApiError> {
+        let key = (caller.user_id.clone(), sha256.to_string());
+        let not_found = || ApiError::NotFound {
+            resource_type: "module",
+            name: sha256.to_string(),
+        };
+        if !self.ownership.contains_key(&key) {
+            if self
+                .store
+                .module_info(&caller.user_id, sha256)
+                .await?
+                .is_none()
+            {
+                return Err(not_found());
+            }
+            self.ownership.insert(key, ());
+        }
+        if let Some(module) = self.sandbox.cached(sha256) {
+            self.count_cache(true);
+            return Ok(Resolved {
+                module,
+                cache_hit: true,
+            });
+        }
+        let bytes = self
+            .store
+            .module_bytes(&caller.user_id, sha256)
+            .await?
+            .ok_or_else(not_found)?;
+        let module = self.compile(Bytes::from(bytes)).await?;
+        self.sandbox.cache_insert(module.clone());
+        self.count_cache(false);
+        Ok(Resolved {
+            module,
+            cache_hit: false,
+        })
+    }
+
+    /// Forgets that the caller has a module (after deletion).
+    pub fn forget_ownership(&self, user_id: &str, sha256: &str) {
+        self.ownership
+            .invalidate(&(user_id.to_string(), sha256.to_string()));
+    }
+
+    fn count_cache(&self, hit: bool) {
+        if hit {
+            self.metrics.cache_hits.inc();
+        } else {
+            self.metrics.cache_misses.inc();
+        }
+    }
+}

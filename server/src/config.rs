@@ -1,0 +1,339 @@
+//! One configuration struct for flags, environment and an optional TOML
+//! file. Every field has a documented default; `wasmwiz-server serve` works
+//! with none given (SQLite in `./wasmwiz-data`, in-process limits).
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+use crate::engine::SandboxConfig;
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+
+/// Server configuration. TOML keys are the field names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on for gRPC, grpc-web and HTTP. Default 127.0.0.1:8080.
+    pub listen: SocketAddr,
+    /// Directory for the embedded SQLite database and the generated key
+    /// pepper. Default `./wasmwiz-data`.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: SQLite file in `data_dir`.
+    pub database_url: Option<String>,
+    /// Redis URL for rate limits shared by several replicas; default: in-process.
+    pub redis_url: Option<String>,
+    /// Secret for hashing API keys (HMAC-SHA256), hex or text. Default: generated
+    /// once into `data_dir/pepper`; required with PostgreSQL or `production`.
+    pub pepper: Option<String>,
+    /// Production mode: JSON logs, and a configured `pepper` is mandatory.
+    pub production: bool,
+    /// PEM certificate chain and private key for TLS (both or neither).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Origins allowed by CORS for grpc-web; `["*"]` (the default) allows any
+    /// origin, which is safe here because auth is a bearer header, not a cookie.
+    pub cors_origins: Vec<String>,
+    /// Seconds running executions get to finish after SIGTERM. Default 30.
+    pub shutdown_grace_secs: u64,
+    /// Days usage records are kept. Default 30.
+    pub usage_retention_days: u32,
+    /// Seconds an authenticated key stays cached (bounds how long a revoked
+    /// key keeps working). Default 2.
+    pub key_cache_secs: u64,
+    /// Largest gRPC message accepted, bytes. Default 300 MiB (fits PutModule
+    /// of the largest tier's module).
+    pub max_message_bytes: usize,
+    /// HTTP/2 streams per connection. Default 1024.
+    pub max_concurrent_streams: u32,
+    /// Execution engine resources.
+    pub sandbox: SandboxSettings,
+    /// Tiers by name; defaults: free, basic, pro, unlimited (DESIGN.md).
+    pub tiers: BTreeMap<String, Tier>,
+}
+
+/// Server-wide sandbox resources.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// Worker threads for guest code. Default: number of cores.
+    pub workers: usize,
+    /// Executions running at once. Default 64.
+    pub max_running: usize,
+    /// Sum of running executions' memory limits, MiB. Default 8192.
+    pub memory_budget_mib: u64,
+    /// Executions allowed to wait for a slot. Default 256.
+    pub max_queue: usize,
+    /// Milliseconds one may wait before UNAVAILABLE. Default 10000.
+    pub max_queue_wait_ms: u64,
+    /// Compiled-module cache size, MiB of module bytes. Default 512.
+    pub module_cache_mib: u64,
+}
+
+/// One tier's allowances. Limits requested as 0 get the maximum.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    /// Executions per minute (ignored when `unmetered`).
+    pub per_minute: u64,
+    /// Executions per UTC day (ignored when `unmetered`).
+    pub per_day: u64,
+    pub max_module_bytes: u64,
+    pub max_stdin_bytes: u64,
+    pub max_memory_bytes: u64,
+    pub max_fuel: u64,
+    pub max_timeout_ms: u64,
+    pub max_output_bytes: u64,
+    /// Executions of one user at once.
+    pub max_concurrent: u32,
+    /// No rate limit or quota.
+    #[serde(default)]
+    pub unmetered: bool,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        let defaults = SandboxConfig::default();
+        Self {
+            workers: defaults.workers,
+            max_running: defaults.max_running,
+            memory_budget_mib: defaults.memory_budget_bytes / MIB,
+            max_queue: defaults.max_queue,
+            max_queue_wait_ms: defaults.max_queue_wait.as_millis() as u64,
+            module_cache_mib: defaults.module_cache_bytes / MIB,
+        }
+    }
+}
+
+impl SandboxSettings {
+    pub fn to_sandbox_config(&self) -> SandboxConfig {
+        SandboxConfig {
+            workers: self.workers,
+            max_running: self.max_running,
+            memory_budget_bytes: self.memory_budget_mib * MIB,
+            max_queue: self.max_queue,
+            max_queue_wait: Duration::from_millis(self.max_queue_wait_ms),
+            module_cache_bytes: self.module_cache_mib * MIB,
+            ..SandboxConfig::default()
+        }
+    }
+}
+
+/// The tiers of DESIGN.md.
+pub fn default_tiers() -> BTreeMap<String, Tier> {
+    let tier = |per_minute,
+                per_day,
+                module,
+                stdin,
+                memory,
+                fuel,
+                timeout_s: u64,
+                output,
+                concurrent,
+                unmetered| Tier {
+        per_minute,
+        per_day,
+        max_module_bytes: module,
+        max_stdin_bytes: stdin,
+        max_memory_bytes: memory,
+        max_fuel: fuel,
+        max_timeout_ms: timeout_s * 1000,
+        max_output_bytes: output,
+        max_concurrent: concurrent,
+        unmetered,
+    };
+    BTreeMap::from([
+        (
+            "free".into(),
+            tier(
+                10,
+                500,
+                10 * MIB,
+                MIB,
+                128 * MIB,
+                1_000_000_000_000,
+                5,
+                MIB,
+                2,
+                false,
+            ),
+        ),
+        (
+            "basic".into(),
+            tier(
+                100,
+                10_000,
+                50 * MIB,
+                16 * MIB,
+                256 * MIB,
+                10_000_000_000_000,
+                30,
+                16 * MIB,
+                8,
+                false,
+            ),
+        ),
+        (
+            "pro".into(),
+            tier(
+                500,
+                50_000,
+                256 * MIB,
+                256 * MIB,
+                GIB,
+                100_000_000_000_000,
+                120,
+                256 * MIB,
+                32,
+                false,
+            ),
+        ),
+        (
+            "unlimited".into(),
+            tier(
+                0,
+                0,
+                256 * MIB,
+                256 * MIB,
+                GIB,
+                100_000_000_000_000,
+                120,
+                256 * MIB,
+                256,
+                true,
+            ),
+        ),
+    ])
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            data_dir: PathBuf::from("wasmwiz-data"),
+            database_url: None,
+            redis_url: None,
+            pepper: None,
+            production: false,
+            tls_cert: None,
+            tls_key: None,
+            cors_origins: vec!["*".into()],
+            shutdown_grace_secs: 30,
+            usage_retention_days: 30,
+            key_cache_secs: 2,
+            max_message_bytes: 300 * MIB as usize,
+            max_concurrent_streams: 1024,
+            sandbox: SandboxSettings::default(),
+            tiers: default_tiers(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a TOML file over the defaults. Tiers given in the file are
+    /// added to (or replace same-named) default tiers.
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        let mut config: Config = toml::from_str(text)?;
+        let mut tiers = default_tiers();
+        tiers.extend(std::mem::take(&mut config.tiers));
+        config.tiers = tiers;
+        Ok(config)
+    }
+
+    /// The database URL in force (the SQLite file by default).
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| crate::store::sqlite_url(&self.data_dir))
+    }
+
+    /// The tier named `name`, if configured.
+    pub fn tier(&self, name: &str) -> Option<&Tier> {
+        self.tiers.get(name)
+    }
+
+    /// Checks what cannot be checked by types.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            anyhow::bail!("tls_cert and tls_key must be given together");
+        }
+        let uses_postgres = self.database_url().starts_with("postgres");
+        if (self.production || uses_postgres) && self.pepper.as_deref().unwrap_or("").len() < 16 {
+            anyhow::bail!(
+                "a `pepper` of at least 16 characters is required with PostgreSQL or in production \
+                 (set WASMWIZ_PEPPER or `pepper` in the config file); keys are hashed with it"
+            );
+        }
+        for (name, tier) in &self.tiers {
+            if tier.max_fuel == 0 || tier.max_timeout_ms == 0 || tier.max_memory_bytes == 0 {
+                anyhow::bail!(
+                    "tier `{name}`: max_fuel, max_timeout_ms and max_memory_bytes must be positive"
+                );
+            }
+            if !tier.unmetered && (tier.per_minute == 0 || tier.per_day == 0) {
+                anyhow::bail!(
+                    "tier `{name}`: per_minute and per_day must be positive unless unmetered"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_match_the_design() {
+        let config = Config::from_toml("").unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.listen.port(), 8080);
+        let free = config.tier("free").unwrap();
+        assert_eq!(
+            (free.per_minute, free.per_day, free.max_concurrent),
+            (10, 500, 2)
+        );
+        assert_eq!(free.max_memory_bytes, 128 * MIB);
+        assert!(config.tier("unlimited").unwrap().unmetered);
+    }
+
+    #[test]
+    fn a_file_overrides_fields_and_adds_tiers() {
+        let config = Config::from_toml(
+            r#"
+            listen = "0.0.0.0:9000"
+            shutdown_grace_secs = 5
+            [sandbox]
+            workers = 3
+            [tiers.team]
+            per_minute = 50
+            per_day = 100
+            max_module_bytes = 1000
+            max_stdin_bytes = 1000
+            max_memory_bytes = 65536
+            max_fuel = 1000
+            max_timeout_ms = 1000
+            max_output_bytes = 1000
+            max_concurrent = 1
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.sandbox.workers, 3);
+        assert_eq!(config.tier("team").unwrap().per_day, 100);
+        assert!(config.tier("free").is_some());
+        assert!(Config::from_toml("no_such_key = 1").is_err());
+    }
+
+    #[test]
+    fn postgres_requires_a_pepper() {
+        let config = Config {
+            database_url: Some("postgres://localhost/x".into()),
+            ..Config::default()
+        };
+        assert!(config.validate().is_err());
+    }
+}

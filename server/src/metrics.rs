@@ -1,0 +1,113 @@
+//! Prometheus metrics, served as text at `/metrics`.
+
+use prometheus::{
+    register_histogram_vec_with_registry, register_int_counter_vec_with_registry,
+    register_int_counter_with_registry, register_int_gauge_with_registry, Encoder, HistogramVec,
+    IntCounter, IntCounterVec, IntGauge, Registry, TextEncoder,
+};
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    pub executions: IntCounterVec,
+    pub duration_seconds: HistogramVec,
+    pub fuel: HistogramVec,
+    pub cache_hits: IntCounter,
+    pub cache_misses: IntCounter,
+    pub cache_bytes: IntGauge,
+    pub queue_depth: IntGauge,
+    pub running: IntGauge,
+    pub rate_limited: IntCounterVec,
+    pub uploaded_bytes: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("wasmwiz".into()), None).expect("valid prefix");
+        let r = &registry;
+        Self {
+            executions: register_int_counter_vec_with_registry!(
+                "executions_total",
+                "Executions finished, by outcome and tier",
+                &["outcome", "tier"],
+                r
+            )
+            .expect("metric"),
+            duration_seconds: register_histogram_vec_with_registry!(
+                "execution_duration_seconds",
+                "Wall-clock duration of executions",
+                &["tier"],
+                vec![0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0],
+                r
+            )
+            .expect("metric"),
+            fuel: register_histogram_vec_with_registry!(
+                "execution_fuel",
+                "Fuel consumed by executions",
+                &["tier"],
+                prometheus::exponential_buckets(1e4, 10.0, 10).expect("buckets"),
+                r
+            )
+            .expect("metric"),
+            cache_hits: register_int_counter_with_registry!(
+                "module_cache_hits_total",
+                "Compiled-module cache hits",
+                r
+            )
+            .expect("metric"),
+            cache_misses: register_int_counter_with_registry!(
+                "module_cache_misses_total",
+                "Compiled-module cache misses",
+                r
+            )
+            .expect("metric"),
+            cache_bytes: register_int_gauge_with_registry!(
+                "module_cache_bytes",
+                "Module bytes in the compiled cache",
+                r
+            )
+            .expect("metric"),
+            queue_depth: register_int_gauge_with_registry!(
+                "queue_depth",
+                "Executions waiting for admission",
+                r
+            )
+            .expect("metric"),
+            running: register_int_gauge_with_registry!(
+                "running_executions",
+                "Executions running now",
+                r
+            )
+            .expect("metric"),
+            rate_limited: register_int_counter_vec_with_registry!(
+                "rate_limited_total",
+                "Requests refused by rate limits, quotas or concurrency",
+                &["reason"],
+                r
+            )
+            .expect("metric"),
+            uploaded_bytes: register_int_counter_with_registry!(
+                "uploaded_bytes_total",
+                "Module bytes received",
+                r
+            )
+            .expect("metric"),
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("encoding metrics");
+        String::from_utf8(out).expect("metrics are UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

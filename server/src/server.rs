@@ -1,0 +1,246 @@
+//! Wiring: store, sandbox, services, HTTP routes and the listener, with
+//! bounded graceful shutdown.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use http::{header::HeaderName, HeaderValue, Method};
+use tokio::net::TcpListener;
+use tonic::{
+    service::Routes,
+    transport::{server::TcpIncoming, Identity, Server, ServerTlsConfig},
+};
+use tower::Layer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use wasmwiz_proto::v1::{
+    account_service_server::AccountServiceServer, admin_service_server::AdminServiceServer,
+    execution_service_server::ExecutionServiceServer, module_service_server::ModuleServiceServer,
+};
+
+use crate::{
+    api::{
+        account::AccountApi, admin::AdminApi, execution::ExecutionApi, modules::ModuleApi, AppState,
+    },
+    auth::{load_pepper, Authenticator},
+    config::Config,
+    engine::Sandbox,
+    store::{now_ms, Backend, Store},
+    web,
+};
+
+/// Headers a browser client may read from grpc-web responses.
+const EXPOSED_HEADERS: &[&str] = &[
+    "grpc-status",
+    "grpc-message",
+    "grpc-status-details-bin",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+    "retry-after",
+];
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::mirror_request()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
+        .allow_headers(tower_http::cors::Any)
+        .expose_headers(
+            EXPOSED_HEADERS
+                .iter()
+                .map(|h| HeaderName::from_static(h))
+                .collect::<Vec<_>>(),
+        )
+        .max_age(Duration::from_secs(3600))
+}
+
+/// Opens the store (migrations included), marking usage rows a crash left
+/// unfinished as aborted.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = Store::connect(&config.database_url()).await?;
+    let longest_ms = config
+        .tiers
+        .values()
+        .map(|t| t.max_timeout_ms)
+        .max()
+        .unwrap_or(0) as i64;
+    let cutoff = match store.backend() {
+        // One process owns the file: whatever is RUNNING was interrupted.
+        Backend::Sqlite => now_ms() + 1,
+        // Other replicas may be running executions: only rows older than
+        // the longest possible execution are certainly dead.
+        Backend::Postgres => {
+            now_ms() - longest_ms - (config.shutdown_grace_secs as i64 * 1000) - 60_000
+        }
+    };
+    let aborted = store.usage_abort_running(cutoff).await?;
+    if aborted > 0 {
+        tracing::warn!(
+            aborted,
+            "marked usage records of interrupted executions as aborted"
+        );
+    }
+    Ok(store)
+}
+
+/// The key authenticator of this configuration.
+pub fn authenticator(config: &Config, store: &Store) -> anyhow::Result<Authenticator> {
+    let pepper = load_pepper(config.pepper.as_deref(), &config.data_dir)?;
+    Ok(Authenticator::new(
+        store.clone(),
+        pepper,
+        Duration::from_secs(config.key_cache_secs),
+    ))
+}
+
+/// Runs the server on `listener` until `shutdown` resolves, then drains:
+/// NOT_SERVING, no new executions, running ones get `shutdown_grace_secs`,
+/// then are cancelled.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    let store = open_store(&config).await?;
+    let auth = authenticator(&config, &store)?;
+    let sandbox = Arc::new(Sandbox::new(config.sandbox.to_sandbox_config())?);
+    let state = Arc::new(AppState::new(config.clone(), store.clone(), sandbox, auth));
+    let addr = listener.local_addr()?;
+    let scheme = if config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+
+    if store.has_no_keys().await? {
+        let user = store
+            .ensure_user("admin@localhost", "unlimited", true)
+            .await?;
+        let minted = state.auth.mint(&user.id, true, "first start", None).await?;
+        println!("First start: created an admin API key (shown once, keep it safe):");
+        println!("{}", minted.key);
+    }
+    println!("WasmWiz listening on {scheme}://{addr} (gRPC, grpc-web)");
+    println!("Playground: {scheme}://{addr}/");
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<ExecutionServiceServer<ExecutionApi>>()
+        .await;
+    health.set_serving::<ModuleServiceServer<ModuleApi>>().await;
+    health
+        .set_serving::<AccountServiceServer<AccountApi>>()
+        .await;
+    health.set_serving::<AdminServiceServer<AdminApi>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(wasmwiz_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(wasmwiz_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let max = config.max_message_bytes;
+    // grpc-web is enabled per gRPC service, so plain HTTP/1.1 requests
+    // (playground, health, metrics) reach the web routes untranslated.
+    let grpc_web = tonic_web::GrpcWebLayer::new();
+    let routes = Routes::from(web::router(state.clone()))
+        .add_service(grpc_web.layer(health_service))
+        .add_service(grpc_web.layer(reflection_v1))
+        .add_service(grpc_web.layer(reflection_v1alpha))
+        .add_service(
+            grpc_web.layer(
+                ExecutionServiceServer::new(ExecutionApi {
+                    state: state.clone(),
+                })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            ),
+        )
+        .add_service(
+            grpc_web.layer(
+                ModuleServiceServer::new(ModuleApi {
+                    state: state.clone(),
+                })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            ),
+        )
+        .add_service(grpc_web.layer(AccountServiceServer::new(AccountApi {
+            state: state.clone(),
+        })))
+        .add_service(grpc_web.layer(AdminServiceServer::new(AdminApi {
+            state: state.clone(),
+        })));
+
+    let housekeeping = tokio::spawn(housekeeping(state.clone()));
+
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let drain_state = state.clone();
+    let drain = async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining");
+        drain_state.start_draining();
+        health
+            .set_not_serving::<ExecutionServiceServer<ExecutionApi>>()
+            .await;
+        health
+            .set_not_serving::<ModuleServiceServer<ModuleApi>>()
+            .await;
+        health
+            .set_not_serving::<AccountServiceServer<AccountApi>>()
+            .await;
+        health
+            .set_not_serving::<AdminServiceServer<AdminApi>>()
+            .await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        let hard_stop = drain_state.hard_stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            tracing::warn!("grace period over: cancelling running executions");
+            hard_stop.cancel();
+        });
+    };
+
+    let mut builder = Server::builder();
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        let identity = Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?);
+        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+    }
+    let server = builder
+        .accept_http1(true)
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .http2_max_pending_accept_reset_streams(Some(200))
+        .layer(cors(&config.cors_origins))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drain);
+    let result = server.await;
+    housekeeping.abort();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(result?)
+}
+
+/// Retention cleanup and stale-row sweeping, hourly.
+async fn housekeeping(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let retention_ms = i64::from(state.config.usage_retention_days) * 86_400_000;
+        match state.store.usage_purge(now_ms() - retention_ms).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "usage retention cleanup"),
+            Err(error) => tracing::warn!(%error, "usage retention cleanup failed"),
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Usage records: inserted when an execution is admitted and finalized when
+//! it ends (before the client sees `finished`), so a crash leaves a
+//! `RUNNING` row that the next start marks `ABORTED`: nothing lost or doubled.
+
+use sqlx::Row;
+
+use super::Store;
+use crate::engine::Report;
+
+/// Outcome stored while an execution runs.
+pub const RUNNING: &str = "RUNNING";
+/// Outcome of executions a crash interrupted.
+pub const ABORTED: &str = "ABORTED";
+
+/// The row written at admission.
+pub struct UsageStart<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub key_id: &'a str,
+    pub module_sha256: &'a str,
+    pub started_at: i64,
+    pub day: &'a str,
+}
+
+/// What the end of an execution adds.
+pub struct UsageFinish<'a> {
+    pub id: &'a str,
+    pub finished_at: i64,
+    pub report: &'a Report,
+}
+
+/// One UTC day of a usage summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyUsage {
+    pub day: String,
+    pub executions: u64,
+    pub fuel_consumed: u64,
+    pub duration_us: u64,
+}
+
+/// Totals, per-day series and per-outcome counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageSummary {
+    pub executions: u64,
+    pub fuel_consumed: u64,
+    pub duration_us: u64,
+    pub daily: Vec<DailyUsage>,
+    pub by_outcome: Vec<(String, u64)>,
+}
+
+impl Store {
+    pub async fn usage_begin(&self, start: UsageStart<'_>) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO usage_records (id, user_id, key_id, module_sha256, day, started_at, outcome) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(start.id)
+        .bind(start.user_id)
+        .bind(start.key_id)
+        .bind(start.module_sha256)
+        .bind(start.day)
+        .bind(start.started_at)
+        .bind(RUNNING)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn usage_finish(&self, finish: UsageFinish<'_>) -> sqlx::Result<()> {
+        let r = finish.report;
+        sqlx::query(
+            "UPDATE usage_records SET finished_at = $1, outcome = $2, exit_code = $3, fuel_consumed = $4, \
+             duration_us = $5, memory_peak_bytes = $6, stdin_bytes = $7, stdout_bytes = $8, stderr_bytes = $9 \
+             WHERE id = $10 AND outcome = $11",
+        )
+        .bind(finish.finished_at)
+        .bind(r.outcome.as_str())
+        .bind(i64::from(r.exit_code))
+        .bind(r.fuel_consumed as i64)
+        .bind(r.duration.as_micros() as i64)
+        .bind(r.memory_peak_bytes as i64)
+        .bind(r.stdin_bytes as i64)
+        .bind(r.stdout_bytes as i64)
+        .bind(r.stderr_bytes as i64)
+        .bind(finish.id)
+        .bind(RUNNING)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Marks `RUNNING` rows started before `started_before` as aborted.
+    pub async fn usage_abort_running(&self, started_before: i64) -> sqlx::Result<u64> {
+        let done = sqlx::query(
+            "UPDATE usage_records SET outcome = $1 WHERE outcome = $2 AND started_at < $3",
+        )
+        .bind(ABORTED)
+        .bind(RUNNING)
+        .bind(started_before)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Executions admitted for `user_id` on UTC `day` (the daily quota).
+    pub async fn usage_count_day(&self, user_id: &str, day: &str) -> sqlx::Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM usage_records WHERE user_id = $1 AND day = $2",
+        )
+        .bind(user_id)
+        .bind(day)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n as u64)
+    }
+
+    /// Deletes records started before `before` (retention).
+    pub async fn usage_purge(&self, before: i64) -> sqlx::Result<u64> {
+        let done = sqlx::query("DELETE FROM usage_records WHERE started_at < $1 AND outcome <> $2")
+            .bind(before)
+            .bind(RUNNING)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Usage from UTC day `since_day` on, for one user or everyone.
+    pub async fn usage_summary(
+        &self,
+        user_id: Option<&str>,
+        since_day: &str,
+    ) -> sqlx::Result<UsageSummary> {
+        let filter = if user_id.is_some() {
+            "AND user_id = $2"
+        } else {
+            ""
+        };
+        let daily_sql = format!(
+            "SELECT day, COUNT(*), COALESCE(SUM(fuel_consumed), 0), COALESCE(SUM(duration_us), 0) \
+             FROM usage_records WHERE day >= $1 {filter} GROUP BY day ORDER BY day"
+        );
+        let outcome_sql = format!(
+            "SELECT outcome, COUNT(*) FROM usage_records WHERE day >= $1 {filter} GROUP BY outcome ORDER BY outcome"
+        );
+        let mut daily_query = sqlx::query(sqlx::AssertSqlSafe(daily_sql)).bind(since_day);
+        let mut outcome_query = sqlx::query(sqlx::AssertSqlSafe(outcome_sql)).bind(since_day);
+        if let Some(user_id) = user_id {
+            daily_query = daily_query.bind(user_id);
+            outcome_query = outcome_query.bind(user_id);
+        }
+        let mut summary = UsageSummary::default();
+        for row in daily_query.fetch_all(self.pool()).await? {
+            let day = DailyUsage {
+                day: row.try_get(0)?,
+                executions: row.try_get::<i64, _>(1)? as u64,
+                fuel_consumed: row.try_get::<i64, _>(2)? as u64,
+                duration_us: row.try_get::<i64, _>(3)? as u64,
+            };
+            summary.executions += day.executions;
+            summary.fuel_consumed += day.fuel_consumed;
+            summary.duration_us += day.duration_us;
+            summary.daily.push(day);
+        }
+        for row in outcome_query.fetch_all(self.pool()).await? {
+            summary
+                .by_outcome
+                .push((row.try_get(0)?, row.try_get::<i64, _>(1)? as u64));
+        }
+        Ok(summary)
+    }
+}
