@@ -24,6 +24,8 @@ pub mod limits;
 pub mod metrics;
 pub mod server;
 pub mod store;
+#[doc(hidden)]
+pub mod testing;
 pub mod web;
 
 pub use config::Config;

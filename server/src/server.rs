@@ -183,8 +183,10 @@ pub async fn run(
 
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let drain_state = state.clone();
+    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
     let drain = async move {
         shutdown.await;
+        let _ = draining_tx.send(());
         tracing::info!("shutting down: draining");
         drain_state.start_draining();
         health
@@ -224,7 +226,22 @@ pub async fn run(
         .layer(cors(&config.cors_origins))
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drain);
-    let result = server.await;
+    // Connections that outlive the grace period (e.g. health Watch streams)
+    // must not keep the process alive: cap the whole drain.
+    let deadline = async move {
+        if draining_rx.await.is_ok() {
+            tokio::time::sleep(grace + Duration::from_secs(5)).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!("connections still open after the grace period: closing them");
+            Ok(())
+        }
+    };
     housekeeping.abort();
     store.close().await;
     tracing::info!("stopped");

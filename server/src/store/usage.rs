@@ -136,7 +136,7 @@ impl Store {
             ""
         };
         let daily_sql = format!(
-            "SELECT day, COUNT(*), COALESCE(SUM(fuel_consumed), 0), COALESCE(SUM(duration_us), 0) \
+            "SELECT day, COUNT(*), CAST(COALESCE(SUM(fuel_consumed), 0) AS BIGINT), CAST(COALESCE(SUM(duration_us), 0) AS BIGINT) \
              FROM usage_records WHERE day >= $1 {filter} GROUP BY day ORDER BY day"
         );
         let outcome_sql = format!(

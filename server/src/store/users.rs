@@ -165,22 +165,23 @@ impl Store {
 
     /// Keys of one user (or of everyone), newest first.
     pub async fn list_keys(&self, user_id: Option<&str>) -> sqlx::Result<Vec<KeyRecord>> {
-        let rows =
-            match user_id {
-                Some(user_id) => sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = match user_id {
+            Some(user_id) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT {KEY_COLUMNS} WHERE k.user_id = $1 ORDER BY k.created_at DESC, k.id"
                 )))
                 .bind(user_id)
                 .fetch_all(self.pool())
-                .await?,
-                None => {
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {KEY_COLUMNS} ORDER BY k.created_at DESC, k.id"
-                    )))
-                    .fetch_all(self.pool())
-                    .await?
-                }
-            };
+                .await?
+            }
+            None => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {KEY_COLUMNS} ORDER BY k.created_at DESC, k.id"
+                )))
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
         rows.iter().map(key_from_row).collect()
     }
 
