@@ -1,0 +1,506 @@
+//! Accounts, keys, tiers, quotas and usage records, on SQLite and
+//! PostgreSQL; plus the real binary: first start, `admin create-key`,
+//! SIGTERM and `kill -9`.
+
+mod support;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use support::*;
+use tonic::Code;
+use wasmwiz_proto::v1;
+use wasmwiz_server::config::Tier;
+
+on_both_databases!(
+    key_lifecycle_and_revocation,
+    daily_quota_survives_restarts,
+    usage_counts_are_exact
+);
+
+async fn key_lifecycle_and_revocation(db: Db) {
+    let server = TestServer::start_with(db, |c| c.key_cache_secs = 2).await;
+    let mut admin = clients(&server, Some(&server.admin_key)).await;
+    let key = admin
+        .admin
+        .create_api_key(v1::CreateApiKeyRequest {
+            email: "dev@x.io".into(),
+            tier: "basic".into(),
+            label: "laptop".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut dev = clients(&server, Some(&key.key)).await;
+    let me = dev
+        .account
+        .who_am_i(v1::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (me.email.as_str(), me.tier.as_str(), me.key_id.as_str()),
+        ("dev@x.io", "basic", key.key_id.as_str())
+    );
+    assert_eq!(me.remaining_this_minute, 100);
+    assert_eq!(me.remaining_today, 10_000);
+
+    // A second key of the same user shares the user's limits.
+    let second = dev
+        .account
+        .create_my_api_key(v1::CreateMyApiKeyRequest {
+            label: "ci".into(),
+            expires_at: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut dev2 = clients(&server, Some(&second.key)).await;
+    run(&mut dev2, run_bytes(guest("hello"))).await.unwrap();
+    let me = dev
+        .account
+        .who_am_i(v1::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        me.remaining_today, 9_999,
+        "limits apply to the user, whichever key"
+    );
+    let keys = dev
+        .account
+        .list_my_api_keys(v1::ListMyApiKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    assert_eq!(keys.len(), 2);
+    assert!(keys
+        .iter()
+        .all(|k| k.email == "dev@x.io" && k.revoked_at.is_none()));
+
+    // Revocation through the admin API is observed within 5 seconds.
+    admin
+        .admin
+        .revoke_api_key(v1::RevokeApiKeyRequest {
+            key_id: second.key_id.clone(),
+        })
+        .await
+        .unwrap();
+    let revoked_at = Instant::now();
+    loop {
+        match dev2.account.who_am_i(v1::WhoAmIRequest {}).await {
+            Err(status) if status.code() == Code::Unauthenticated => break,
+            _ if revoked_at.elapsed() > Duration::from_secs(5) => {
+                panic!("revoked key still accepted after 5 s")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let keys = dev
+        .account
+        .list_my_api_keys(v1::ListMyApiKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    assert!(keys
+        .iter()
+        .find(|k| k.key_id == second.key_id)
+        .unwrap()
+        .revoked_at
+        .is_some());
+    // A user cannot revoke someone else's key.
+    let status = dev
+        .account
+        .revoke_my_api_key(v1::RevokeMyApiKeyRequest {
+            key_id: server.admin_key.split('_').nth(1).unwrap().into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+
+    // Expiry.
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let short = dev
+        .account
+        .create_my_api_key(v1::CreateMyApiKeyRequest {
+            label: "short".into(),
+            expires_at: Some(prost_types::Timestamp {
+                seconds: expires.timestamp(),
+                nanos: 0,
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut brief = clients(&server, Some(&short.key)).await;
+    brief
+        .account
+        .who_am_i(v1::WhoAmIRequest {})
+        .await
+        .expect("valid before expiry");
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let status = brief
+        .account
+        .who_am_i(v1::WhoAmIRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let past = dev
+        .account
+        .create_my_api_key(v1::CreateMyApiKeyRequest {
+            label: "past".into(),
+            expires_at: Some(prost_types::Timestamp {
+                seconds: 1,
+                nanos: 0,
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_bad_request(&past, "expires_at");
+    server.stop().await;
+}
+
+fn tiny_tier() -> Tier {
+    Tier {
+        per_minute: 100,
+        per_day: 3,
+        max_module_bytes: 1 << 20,
+        max_stdin_bytes: 1 << 20,
+        max_memory_bytes: 64 << 20,
+        max_fuel: 1_000_000_000,
+        max_timeout_ms: 2000,
+        max_output_bytes: 1 << 20,
+        max_concurrent: 2,
+        unmetered: false,
+    }
+}
+
+async fn daily_quota_survives_restarts(db: Db) {
+    let server = TestServer::start_with(db, |c| {
+        c.tiers.insert("tiny".into(), tiny_tier());
+    })
+    .await;
+    let key = server.create_key("q@x.io", "tiny", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    for _ in 0..3 {
+        run(&mut c, run_bytes(guest("hello"))).await.unwrap();
+    }
+    let status = run(&mut c, run_bytes(guest("hello"))).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status.message().contains("daily quota"),
+        "{}",
+        status.message()
+    );
+    let retry: u64 = status
+        .metadata()
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 0 && retry <= 86_400);
+    let me = c
+        .account
+        .who_am_i(v1::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.remaining_today, 0);
+
+    // Restart on the same database: keys, quota and usage are kept.
+    let (config, dir) = server.stop().await;
+    let server = TestServer::start_config(config, dir).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let status = run(&mut c, run_bytes(guest("hello"))).await.unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::ResourceExhausted,
+        "the quota survived the restart"
+    );
+    let usage = c
+        .account
+        .get_usage(v1::GetUsageRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(usage.executions, 3);
+    server.stop().await;
+}
+
+async fn usage_counts_are_exact(db: Db) {
+    let server = TestServer::start_with(db, |_| {}).await;
+    let key = server.create_key("load@x.io", "unlimited", false).await;
+    let c = clients(&server, Some(&key)).await;
+    let (traps, timeouts, refusals, total) = (100usize, 20usize, 50usize, 1000usize);
+    let tasks = (0..total).map(|i| {
+        let mut exec = c.exec.clone();
+        async move {
+            let mut req = if i < traps {
+                run_bytes(guest("trap"))
+            } else if i < traps + timeouts {
+                let mut r = run_bytes(guest("loop"));
+                r.limits = Some(v1::Limits {
+                    timeout_ms: 50,
+                    ..Default::default()
+                });
+                r
+            } else if i < traps + timeouts + refusals {
+                let mut r = run_bytes(guest("hello"));
+                r.limits = Some(v1::Limits {
+                    fuel: u64::MAX,
+                    ..Default::default()
+                });
+                r
+            } else {
+                run_bytes(guest("hello"))
+            };
+            req.random_seed = i as u64;
+            match exec.run(req).await {
+                Ok(stream) => Some(collect(stream.into_inner()).await.unwrap().outcome()),
+                Err(status) => {
+                    assert_eq!(status.code(), Code::InvalidArgument);
+                    None
+                }
+            }
+        }
+    });
+    // 64 in flight: under the tier's per-user concurrency of 256.
+    let outcomes: Vec<_> = futures::StreamExt::collect(futures::StreamExt::buffer_unordered(
+        futures::stream::iter(tasks),
+        64,
+    ))
+    .await;
+    let count = |o| outcomes.iter().filter(|x| **x == Some(o)).count() as u64;
+    assert_eq!(count(v1::Outcome::Trap), traps as u64);
+    assert_eq!(count(v1::Outcome::Timeout), timeouts as u64);
+    assert_eq!(outcomes.iter().filter(|x| x.is_none()).count(), refusals);
+    let mut c = clients(&server, Some(&key)).await;
+    let usage = c
+        .account
+        .get_usage(v1::GetUsageRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        usage.executions,
+        (total - refusals) as u64,
+        "refusals leave no record"
+    );
+    assert_eq!(usage.by_outcome.get("OUTCOME_TRAP"), Some(&(traps as u64)));
+    assert_eq!(
+        usage.by_outcome.get("OUTCOME_TIMEOUT"),
+        Some(&(timeouts as u64))
+    );
+    assert_eq!(
+        usage.by_outcome.get("OUTCOME_SUCCESS"),
+        Some(&((total - traps - timeouts - refusals) as u64))
+    );
+    server.stop().await;
+}
+
+/// The server binary, started on a free port over `data_dir`.
+struct Binary {
+    child: Child,
+    url: String,
+    first_key: Option<String>,
+}
+
+fn server_binary(data_dir: &std::path::Path) -> Binary {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmwiz-server"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting the server binary");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut first_key = None;
+    let url = loop {
+        let line = lines.next().expect("server printed its address").unwrap();
+        if line.starts_with("wwz_") {
+            first_key = Some(line.trim().to_string());
+        }
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Binary {
+        child,
+        url,
+        first_key,
+    }
+}
+
+fn create_key_cli(data_dir: &std::path::Path, email: &str, tier: &str, admin: bool) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmwiz-server"));
+    cmd.args([
+        "admin",
+        "create-key",
+        "--email",
+        email,
+        "--tier",
+        tier,
+        "--data-dir",
+    ])
+    .arg(data_dir);
+    if admin {
+        cmd.arg("--admin");
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+async fn connect(url: &str, key: &str) -> Clients {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let authed = tonic::service::interceptor::InterceptedService::new(
+        channel,
+        wasmwiz_server::testing::BearerAuth(Some(key.to_string())),
+    );
+    Clients {
+        exec: v1::execution_service_client::ExecutionServiceClient::new(authed.clone()),
+        modules: v1::module_service_client::ModuleServiceClient::new(authed.clone()),
+        account: v1::account_service_client::AccountServiceClient::new(authed.clone()),
+        admin: v1::admin_service_client::AdminServiceClient::new(authed),
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn binary_first_start_key_cli_sigterm_and_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    // First start on an empty database prints an admin key once.
+    let mut first = server_binary(dir.path());
+    let admin_key = first
+        .first_key
+        .clone()
+        .expect("first start prints an admin key");
+    let mut admin = connect(&first.url, &admin_key).await;
+    let me = admin
+        .account
+        .who_am_i(v1::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(me.admin);
+    // `admin create-key` works while the server runs, and the key works at once.
+    let user_key = create_key_cli(dir.path(), "cli@x.io", "pro", false);
+    let mut user = connect(&first.url, &user_key).await;
+    assert_eq!(
+        user.account
+            .who_am_i(v1::WhoAmIRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .tier,
+        "pro"
+    );
+
+    // SIGTERM with 50 executions in flight: all finish, 50 records.
+    let mut streams = Vec::new();
+    for _ in 0..50 {
+        let mut req = run_bytes(guest("hash"));
+        req.args = vec!["1".into()];
+        let mut stream = admin.exec.run(req).await.unwrap().into_inner();
+        stream.message().await.unwrap().expect("started");
+        streams.push(stream);
+    }
+    signal(&first.child, "-TERM");
+    let results = futures::future::join_all(streams.into_iter().map(collect)).await;
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().unwrap().outcome() == v1::Outcome::Success));
+    let status = tokio::task::spawn_blocking(move || first.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "clean exit after SIGTERM: {status:?}");
+
+    // No admin key is printed on later starts; `kill -9` mid-run leaves aborted records.
+    let mut second = server_binary(dir.path());
+    assert!(second.first_key.is_none());
+    let mut admin = connect(&second.url, &admin_key).await;
+    let mut spinning = Vec::new();
+    for _ in 0..5 {
+        let mut req = run_bytes(guest("loop"));
+        req.limits = Some(v1::Limits {
+            timeout_ms: 60_000,
+            ..Default::default()
+        });
+        let mut stream = admin.exec.run(req).await.unwrap().into_inner();
+        stream.message().await.unwrap().expect("started");
+        spinning.push(stream);
+    }
+    signal(&second.child, "-KILL");
+    second.child.wait().unwrap();
+    drop(spinning);
+
+    // `admin create-key` works with no server running, too.
+    let offline_key = create_key_cli(dir.path(), "offline@x.io", "free", false);
+    let third = server_binary(dir.path());
+    let mut admin = connect(&third.url, &admin_key).await;
+    let usage = admin
+        .admin
+        .get_usage(v1::GetUsageRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        usage.by_outcome.get("OUTCOME_SUCCESS"),
+        Some(&50),
+        "{:?}",
+        usage.by_outcome
+    );
+    assert_eq!(
+        usage.by_outcome.get("ABORTED"),
+        Some(&5),
+        "{:?}",
+        usage.by_outcome
+    );
+    assert_eq!(usage.executions, 55);
+    let mut offline = connect(&third.url, &offline_key).await;
+    assert_eq!(
+        offline
+            .account
+            .who_am_i(v1::WhoAmIRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .tier,
+        "free"
+    );
+    let mut third = third;
+    signal(&third.child, "-TERM");
+    third.child.wait().unwrap();
+}
