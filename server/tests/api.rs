@@ -691,7 +691,7 @@ async fn two_hundred_concurrent_mixed_executions_are_all_right() {
                 .unwrap();
             assert_eq!(r.stdout, expect, "execution {i}");
             if i % 3 == 2 {
-                assert_eq!(r.finished.unwrap().exit_code, (i % 7) as i32);
+                assert_eq!(r.finished.unwrap().exit_code, i % 7);
             } else {
                 assert_eq!(r.outcome(), v1::Outcome::Success);
             }

@@ -90,11 +90,11 @@ impl Sandbox {
         let inline_fuel = self.config.inline_slice_fuel;
         let module = job.module.clone();
         let first = move || match Execution::start(&linker, &module.module, setup) {
-            Ok(mut exec) => {
+            (mut exec, None) => {
                 let step = exec.run_slice(inline_fuel);
                 (exec, step)
             }
-            Err((ending, exec)) => (exec, Step::Finished(ending)),
+            (exec, Some(ending)) => (exec, Step::Finished(ending)),
         };
         let (mut exec, mut step) = if job.module.size > INLINE_INSTANTIATE_MAX_BYTES {
             self.pool.run(first).await

@@ -266,13 +266,13 @@ pub struct Execution {
 }
 
 impl Execution {
-    /// Instantiates the module (running its start section, if any).
-    /// `Err` carries the ending when instantiation itself ended the run.
+    /// Instantiates the module (running its start section, if any); the
+    /// ending is `Some` when instantiation itself ended the run.
     pub fn start(
         linker: &Linker<HostState>,
         module: &wasmi::Module,
         setup: Setup,
-    ) -> Result<Self, (Ending, Execution)> {
+    ) -> (Self, Option<Ending>) {
         let state = HostState {
             wasi: setup.wasi,
             limiter: GuestLimiter {
@@ -309,11 +309,11 @@ impl Execution {
                         "the start section ran out of fuel (start sections may use at most {START_FUEL_CAP} fuel)"
                     );
                 }
-                return Err((ending, exec));
+                return (exec, Some(ending));
             }
         };
         if exec.store.data().output.truncated() {
-            return Err((output_limit_ending(), exec));
+            return (exec, Some(output_limit_ending()));
         }
         let start = instance
             .get_func(&exec.store, "_start")
@@ -321,7 +321,7 @@ impl Execution {
         exec.memory = instance.get_memory(&exec.store, "memory");
         exec.state = CallState::NotStarted(start);
         exec.store.data_mut().interruptible = true;
-        Ok(exec)
+        (exec, None)
     }
 
     /// Fuel consumed so far.
