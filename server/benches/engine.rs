@@ -1,0 +1,193 @@
+//! Sandbox engine benchmark: WasmWiz's engine against bare wasmi doing the
+//! same work, measured in the same run, printed as ratios.
+//!
+//!   cargo bench -p wasmwiz-server --bench engine
+//!
+//! Targets (issue "Sandbox engine"): cached hello ≤ 1.5× bare; CPU-bound
+//! hash over 40 MiB ≤ 1.05× bare; large module: time to first output, cold
+//! and cached.
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use wasmi::{Engine, Linker, Module, Store};
+use wasmi_wasi::{wasi_common::pipe::WritePipe, WasiCtx, WasiCtxBuilder};
+use wasmwiz_server::engine::{engine_config, Job, Sandbox, SandboxConfig, StdinSource};
+
+fn guest(name: &str) -> Vec<u8> {
+    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/guests/{name}.wasm"))).unwrap()
+}
+
+/// Median of `iterations` timings of `f`, after `warmup` untimed calls.
+fn median(warmup: usize, iterations: usize, mut f: impl FnMut()) -> Duration {
+    for _ in 0..warmup {
+        f();
+    }
+    let mut times: Vec<Duration> = (0..iterations)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Bare wasmi: new store + WASI + instantiate + run, one fuel budget.
+fn bare_run(engine: &Engine, linker: &Linker<WasiCtx>, module: &Module, args: &[&str]) -> usize {
+    let stdout = WritePipe::new_in_memory();
+    let mut builder = WasiCtxBuilder::new();
+    builder.stdout(Box::new(stdout.clone()));
+    builder.arg("main.wasm").unwrap();
+    for a in args {
+        builder.arg(a).unwrap();
+    }
+    let mut store = Store::new(engine, builder.build());
+    store.set_fuel(u64::MAX / 2).unwrap();
+    let instance = linker.instantiate_and_start(&mut store, module).unwrap();
+    let start = instance.get_typed_func::<(), ()>(&store, "_start").unwrap();
+    let _ = start.call(&mut store, ());
+    drop(store);
+    stdout.try_into_inner().map(|c| c.into_inner().len()).unwrap_or(0)
+}
+
+fn job(sb: &Sandbox, module: Arc<wasmwiz_server::engine::CompiledModule>, args: &[&str]) -> Job {
+    let _ = sb;
+    Job {
+        module,
+        program_name: "main.wasm".into(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        env: vec![],
+        random_seed: 0,
+        stdin: StdinSource::Bytes(Bytes::new()),
+        fuel: u64::MAX / 2,
+        memory_bytes: 1 << 30,
+        timeout: Duration::from_secs(600),
+        max_output_bytes: 1 << 30,
+    }
+}
+
+/// The engine's full path: execute and collect the output.
+async fn engine_run(sb: &Sandbox, job: Job) -> (Duration, usize) {
+    let (tx, mut rx) = mpsc::channel::<wasmwiz_server::engine::OutputChunk>(64);
+    let collector = tokio::spawn(async move {
+        let mut first = None;
+        let mut n = 0;
+        while let Some(chunk) = rx.recv().await {
+            first.get_or_insert_with(Instant::now);
+            n += chunk.data.len();
+        }
+        (first, n)
+    });
+    let start = Instant::now();
+    let report = sb.execute(job, tx, CancellationToken::new()).await;
+    let (first, n) = collector.await.unwrap();
+    assert_eq!(report.exit_code, 0, "{report:?}");
+    (first.map_or(start.elapsed(), |f| f - start), n)
+}
+
+/// A ~25 MB module: many functions plus a large data segment, like a big
+/// real-world program (yosys is 28 MB).
+fn large_module() -> Vec<u8> {
+    let mut text = String::from(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 512)
+"#,
+    );
+    for i in 0..60_000 {
+        text.push_str(&format!(
+            "(func $f{i} (param i32) (result i32) (i32.add (i32.mul (local.get 0) (i32.const {i})) (i32.const 7)))\n"
+        ));
+    }
+    text.push_str(r#"(data (i32.const 1024) "hi\n")"#);
+    let filler = "x".repeat(1 << 20);
+    for i in 0..20 {
+        text.push_str(&format!("(data (i32.const {}) \"{filler}\")\n", 2 << 20 | (i << 20)));
+    }
+    text.push_str(
+        r#"(func (export "_start")
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const 3))
+    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (drop (call $f59999 (i32.const 3))))
+)"#,
+    );
+    wat::parse_str(text).unwrap()
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let sb = Sandbox::new(SandboxConfig::default()).unwrap();
+    let engine = Engine::new(&engine_config());
+    let mut linker = Linker::<WasiCtx>::new(&engine);
+    wasmi_wasi::add_to_linker(&mut linker, |ctx| ctx).unwrap();
+
+    println!("{:<44} {:>14} {:>14} {:>8}", "benchmark", "wasmwiz", "bare wasmi", "ratio");
+    let report = |name: &str, ours: Duration, bare: Duration, target: &str| {
+        println!(
+            "{name:<44} {:>14?} {:>14?} {:>7.2}x  (target {target})",
+            ours,
+            bare,
+            ours.as_secs_f64() / bare.as_secs_f64()
+        );
+    };
+
+    // Cached hello.
+    let hello = guest("hello");
+    let compiled = sb.compile(&hello).unwrap();
+    let bare_module = Module::new(&engine, &hello).unwrap();
+    let bare = median(200, 2000, || {
+        bare_run(&engine, &linker, &bare_module, &[]);
+    });
+    let ours = median(200, 2000, || {
+        runtime.block_on(engine_run(&sb, job(&sb, compiled.clone(), &[])));
+    });
+    report("cached hello (instantiate + run + collect)", ours, bare, "<= 1.5x");
+
+    // CPU-bound: hash over 40 MiB.
+    let hash = guest("hash");
+    let compiled = sb.compile(&hash).unwrap();
+    let bare_module = Module::new(&engine, &hash).unwrap();
+    let bare = median(1, 5, || {
+        bare_run(&engine, &linker, &bare_module, &["40"]);
+    });
+    let ours = median(1, 5, || {
+        runtime.block_on(engine_run(&sb, job(&sb, compiled.clone(), &["40"])));
+    });
+    report("cpu-bound hash over 40 MiB (fuel slices)", ours, bare, "<= 1.05x");
+
+    // Large module: time to first output, cold (validate + compile + run) and cached.
+    let big = large_module();
+    println!("large module: {} bytes", big.len());
+    let mut colds: Vec<Duration> = (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            let module = sb.compile(&big).unwrap();
+            let compiled_in = start.elapsed();
+            let (first, _) = runtime.block_on(engine_run(&sb, job(&sb, module, &[])));
+            compiled_in + first
+        })
+        .collect();
+    colds.sort();
+    let cold = colds[1];
+    let module = sb.compile(&big).unwrap();
+    let mut cached: Vec<Duration> = (0..5)
+        .map(|_| runtime.block_on(engine_run(&sb, job(&sb, module.clone(), &[]))).0)
+        .collect();
+    cached.sort();
+    let cached = cached[2];
+    let bare_cold = median(0, 3, || {
+        let m = Module::new(&engine, &big).unwrap();
+        bare_run(&engine, &linker, &m, &[]);
+    });
+    report("large module, cold: first output", cold, bare_cold, "fast start");
+    println!("{:<44} {:>14?}", "large module, cached: first output", cached);
+}
