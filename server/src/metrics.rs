@@ -19,6 +19,8 @@ pub struct Metrics {
     pub running: IntGauge,
     pub rate_limited: IntCounterVec,
     pub uploaded_bytes: IntCounter,
+    pub redis_fallback_active: IntGauge,
+    pub redis_fallback_decisions: IntCounter,
 }
 
 impl Metrics {
@@ -89,6 +91,18 @@ impl Metrics {
             uploaded_bytes: register_int_counter_with_registry!(
                 "uploaded_bytes_total",
                 "Module bytes received",
+                r
+            )
+            .expect("metric"),
+            redis_fallback_active: register_int_gauge_with_registry!(
+                "redis_fallback_active",
+                "1 while rate limits are local because Redis is unreachable",
+                r
+            )
+            .expect("metric"),
+            redis_fallback_decisions: register_int_counter_with_registry!(
+                "redis_fallback_decisions_total",
+                "Limit decisions taken locally because Redis was unreachable",
                 r
             )
             .expect("metric"),

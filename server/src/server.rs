@@ -109,7 +109,8 @@ pub async fn run(
     let store = open_store(&config).await?;
     let auth = authenticator(&config, &store)?;
     let sandbox = Arc::new(Sandbox::new(config.sandbox.to_sandbox_config())?);
-    let state = Arc::new(AppState::new(config.clone(), store.clone(), sandbox, auth));
+    let state = Arc::new(AppState::new(config.clone(), store.clone(), sandbox, auth)?);
+    let heartbeat = state.limits.spawn_heartbeat();
     let addr = listener.local_addr()?;
     let scheme = if config.tls_cert.is_some() {
         "https"
@@ -243,6 +244,9 @@ pub async fn run(
         }
     };
     housekeeping.abort();
+    if let Some(heartbeat) = heartbeat {
+        heartbeat.abort();
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(result?)

@@ -22,7 +22,7 @@ use crate::{
     auth::{Authenticator, Caller},
     config::{Config, Tier},
     engine::{sha256_hex, CompiledModule, Sandbox},
-    limits::Limits,
+    limits::{LimitMetrics, Limits},
     metrics::Metrics,
     store::Store,
 };
@@ -33,7 +33,7 @@ pub struct AppState {
     pub store: Store,
     pub sandbox: Arc<Sandbox>,
     pub auth: Authenticator,
-    pub limits: Limits,
+    pub limits: Arc<Limits>,
     pub metrics: Metrics,
     /// Cancelled when the shutdown grace period ends: running guests stop.
     pub hard_stop: CancellationToken,
@@ -49,22 +49,36 @@ pub struct Resolved {
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store, sandbox: Arc<Sandbox>, auth: Authenticator) -> Self {
-        let limits = Limits::new(store.clone(), &config.tiers);
-        Self {
+    pub fn new(
+        config: Config,
+        store: Store,
+        sandbox: Arc<Sandbox>,
+        auth: Authenticator,
+    ) -> anyhow::Result<Self> {
+        let metrics = Metrics::new();
+        let limits = Limits::new(
+            store.clone(),
+            &config.tiers,
+            config.redis_url.as_deref(),
+            LimitMetrics {
+                fallback_active: metrics.redis_fallback_active.clone(),
+                fallback_decisions: metrics.redis_fallback_decisions.clone(),
+            },
+        )?;
+        Ok(Self {
             config,
             store,
             sandbox,
             auth,
-            limits,
-            metrics: Metrics::new(),
+            limits: Arc::new(limits),
+            metrics,
             hard_stop: CancellationToken::new(),
             draining: AtomicBool::new(false),
             ownership: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(std::time::Duration::from_secs(5))
                 .build(),
-        }
+        })
     }
 
     pub fn start_draining(&self) {

@@ -1,13 +1,21 @@
-//! Who may run how much: per-minute rate limits (governor GCRA buckets, one
-//! limiter per tier keyed by user), daily quotas per user and UTC day
-//! (counted from usage records, so they survive restarts), and per-user
-//! concurrency. Limits apply to the user, whichever key they use.
+//! Who may run how much: per-minute rate limits (GCRA token buckets: the
+//! in-process governor per tier keyed by user, or one Redis script shared by
+//! every replica), daily quotas per user and UTC day (seeded from usage
+//! records, so they survive restarts), and per-user concurrency. Limits
+//! apply to the user, whichever key they use.
+//!
+//! With Redis, a failing Redis never stops service: each replica falls back
+//! to a local limiter at its fair share (the per-minute rate divided by the
+//! replicas last seen alive), logs it, counts it in metrics, and returns to
+//! Redis as soon as it answers again.
+
+mod redis;
 
 use std::{
     collections::BTreeMap,
     num::NonZeroU32,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     time::Duration,
@@ -19,8 +27,11 @@ use governor::{
     state::keyed::DefaultKeyedStateStore,
     Quota, RateLimiter,
 };
+use parking_lot::Mutex;
+use prometheus::{IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use self::redis::RedisLimits;
 use crate::{config::Tier, store::Store};
 
 type MinuteLimiter =
@@ -57,19 +68,87 @@ pub enum LimitError {
     },
 }
 
+/// Metrics the limiter reports into.
+#[derive(Clone)]
+pub struct LimitMetrics {
+    /// 1 while this replica limits locally because Redis is unreachable.
+    pub fallback_active: IntGauge,
+    /// Decisions taken by the local fallback instead of Redis.
+    pub fallback_decisions: IntCounter,
+}
+
+enum Refund {
+    Local(Arc<AtomicU64>),
+    Redis {
+        redis: Arc<RedisLimits>,
+        user_id: String,
+        day: String,
+    },
+}
+
+enum Slot {
+    Local(#[allow(dead_code)] OwnedSemaphorePermit),
+    Redis {
+        redis: Arc<RedisLimits>,
+        user_id: String,
+        member: String,
+    },
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Slot::Redis {
+            redis,
+            user_id,
+            member,
+        } = self
+        {
+            let (redis, user_id, member) = (
+                redis.clone(),
+                std::mem::take(user_id),
+                std::mem::take(member),
+            );
+            tokio::spawn(async move {
+                if let Err(error) = redis.release(&user_id, &member).await {
+                    tracing::warn!(%error, "releasing a shared concurrency slot failed (it expires by itself)");
+                }
+            });
+        }
+    }
+}
+
 /// An admitted execution's allowance; dropping it frees the concurrency slot.
 pub struct Allowance {
     pub headers: Option<RateHeaders>,
-    counted: Option<Arc<AtomicU64>>,
-    _concurrency: OwnedSemaphorePermit,
+    refund: Option<Refund>,
+    _slot: Slot,
 }
 
 impl Allowance {
     /// Gives back today's count when the execution was refused after all
     /// (e.g. the server was busy), so quotas count admitted executions only.
     pub fn refund(mut self) {
-        if let Some(counter) = self.counted.take() {
-            counter.fetch_sub(1, Ordering::SeqCst);
+        if let Some(refund) = self.refund.take() {
+            refund.give_back();
+        }
+    }
+}
+
+impl Refund {
+    fn give_back(self) {
+        match self {
+            Refund::Local(counter) => {
+                counter.fetch_sub(1, Ordering::SeqCst);
+            }
+            Refund::Redis {
+                redis,
+                user_id,
+                day,
+            } => {
+                tokio::spawn(async move {
+                    let _ = redis.daily_refund(&user_id, &day).await;
+                });
+            }
         }
     }
 }
@@ -78,9 +157,16 @@ impl Allowance {
 pub struct Limits {
     store: Store,
     minute: BTreeMap<String, Arc<MinuteLimiter>>,
+    fair_share: Mutex<(u64, BTreeMap<String, Arc<MinuteLimiter>>)>,
+    per_minute: BTreeMap<String, u64>,
     daily: moka::future::Cache<(String, String), Arc<AtomicU64>>,
     concurrency: moka::sync::Cache<String, Arc<Semaphore>>,
     last_remaining: moka::sync::Cache<String, (u64, std::time::Instant)>,
+    redis: Option<Arc<RedisLimits>>,
+    replicas: AtomicU64,
+    falling_back: AtomicBool,
+    metrics: LimitMetrics,
+    replica_id: String,
 }
 
 /// Today's UTC date, `YYYY-MM-DD`.
@@ -102,23 +188,37 @@ fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
+fn limiters(tiers: &BTreeMap<String, u64>, share: u64) -> BTreeMap<String, Arc<MinuteLimiter>> {
+    tiers
+        .iter()
+        .map(|(name, per_minute)| {
+            let n = u32::try_from((per_minute / share.max(1)).max(1)).unwrap_or(u32::MAX);
+            let quota = Quota::per_minute(NonZeroU32::new(n).expect("at least 1"));
+            let limiter = RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>();
+            (name.clone(), Arc::new(limiter))
+        })
+        .collect()
+}
+
 impl Limits {
-    pub fn new(store: Store, tiers: &BTreeMap<String, Tier>) -> Self {
-        let minute = tiers
+    /// In-process limits, or shared ones when `redis_url` is given.
+    pub fn new(
+        store: Store,
+        tiers: &BTreeMap<String, Tier>,
+        redis_url: Option<&str>,
+        metrics: LimitMetrics,
+    ) -> anyhow::Result<Self> {
+        let per_minute: BTreeMap<String, u64> = tiers
             .iter()
             .filter(|(_, t)| !t.unmetered)
-            .map(|(name, t)| {
-                let per_minute =
-                    NonZeroU32::new(u32::try_from(t.per_minute).unwrap_or(u32::MAX).max(1))
-                        .expect("nonzero");
-                let limiter = RateLimiter::keyed(Quota::per_minute(per_minute))
-                    .with_middleware::<StateInformationMiddleware>();
-                (name.clone(), Arc::new(limiter))
-            })
+            .map(|(name, t)| (name.clone(), t.per_minute))
             .collect();
-        Self {
+        let redis = redis_url.map(RedisLimits::new).transpose()?.map(Arc::new);
+        Ok(Self {
             store,
-            minute,
+            minute: limiters(&per_minute, 1),
+            fair_share: Mutex::new((1, limiters(&per_minute, 1))),
+            per_minute,
             daily: moka::future::Cache::builder()
                 .time_to_live(Duration::from_secs(26 * 3600))
                 .build(),
@@ -128,6 +228,54 @@ impl Limits {
             last_remaining: moka::sync::Cache::builder()
                 .time_to_live(Duration::from_secs(120))
                 .build(),
+            redis,
+            replicas: AtomicU64::new(1),
+            falling_back: AtomicBool::new(false),
+            metrics,
+            replica_id: uuid::Uuid::new_v4().to_string(),
+        })
+    }
+
+    /// With Redis: announces this replica every few seconds and keeps the
+    /// count of live replicas (the fair share of a fallback).
+    pub fn spawn_heartbeat(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let redis = self.redis.clone()?;
+        let limits = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3));
+            loop {
+                tick.tick().await;
+                let Some(limits) = limits.upgrade() else {
+                    return;
+                };
+                match redis.heartbeat(&limits.replica_id).await {
+                    Ok(n) => {
+                        limits.replicas.store(n, Ordering::Relaxed);
+                        limits.recovered();
+                    }
+                    Err(error) => limits.fell_back(&error),
+                }
+            }
+        }))
+    }
+
+    /// True while decisions are local because Redis is unreachable.
+    pub fn is_falling_back(&self) -> bool {
+        self.falling_back.load(Ordering::Relaxed)
+    }
+
+    fn fell_back(&self, error: &::redis::RedisError) {
+        self.metrics.fallback_decisions.inc();
+        if !self.falling_back.swap(true, Ordering::SeqCst) {
+            self.metrics.fallback_active.set(1);
+            tracing::error!(%error, "Redis unreachable: limiting locally at a fair share");
+        }
+    }
+
+    fn recovered(&self) {
+        if self.falling_back.swap(false, Ordering::SeqCst) {
+            self.metrics.fallback_active.set(0);
+            tracing::warn!("Redis reachable again: shared limits restored");
         }
     }
 
@@ -143,7 +291,7 @@ impl Limits {
 
     /// Current headers without consuming anything (for non-execution calls).
     pub fn peek(&self, user_id: &str, tier_name: &str, tier: &Tier) -> Option<RateHeaders> {
-        if tier.unmetered || !self.minute.contains_key(tier_name) {
+        if tier.unmetered || !self.per_minute.contains_key(tier_name) {
             return None;
         }
         let remaining = match self.last_remaining.get(user_id) {
@@ -160,6 +308,16 @@ impl Limits {
     pub async fn remaining_today(&self, user_id: &str, tier: &Tier) -> anyhow::Result<u64> {
         if tier.unmetered {
             return Ok(u64::MAX);
+        }
+        if let Some(redis) = &self.redis {
+            match redis.daily_used(user_id, &utc_day()).await {
+                Ok(Some(used)) => return Ok(tier.per_day.saturating_sub(used)),
+                Ok(None) => {
+                    let used = self.store.usage_count_day(user_id, &utc_day()).await?;
+                    return Ok(tier.per_day.saturating_sub(used));
+                }
+                Err(error) => self.fell_back(&error),
+            }
         }
         let counter = self.daily_counter(user_id).await?;
         Ok(tier.per_day.saturating_sub(counter.load(Ordering::SeqCst)))
@@ -179,6 +337,122 @@ impl Limits {
             .map_err(|e| anyhow::anyhow!("counting today's executions: {e}"))
     }
 
+    /// The per-minute decision: `Ok(remaining)` or the refusal.
+    async fn check_minute(
+        &self,
+        user_id: &str,
+        tier_name: &str,
+        tier: &Tier,
+    ) -> Result<u64, LimitError> {
+        let refused = |retry_after: Duration| LimitError::PerMinute {
+            limit: tier.per_minute,
+            retry_after: Duration::from_secs(ceil_secs(retry_after).max(1)),
+            headers: Self::headers_for(tier, 0),
+        };
+        let local = |limiter: Option<Arc<MinuteLimiter>>| match limiter {
+            None => Ok(tier.per_minute),
+            Some(limiter) => match limiter.check_key(&user_id.to_string()) {
+                Ok(snapshot) => Ok(u64::from(snapshot.remaining_burst_capacity())),
+                Err(not_until) => Err(refused(
+                    not_until.wait_time_from(DefaultClock::default().now()),
+                )),
+            },
+        };
+        if let Some(redis) = &self.redis {
+            match redis.minute(user_id, tier.per_minute).await {
+                Ok(check) => {
+                    self.recovered();
+                    return if check.allowed {
+                        Ok(check.remaining)
+                    } else {
+                        Err(refused(check.retry_after))
+                    };
+                }
+                Err(error) => {
+                    self.fell_back(&error);
+                    return local(self.fair_share_limiter(tier_name));
+                }
+            }
+        }
+        local(self.minute.get(tier_name).cloned())
+    }
+
+    fn fair_share_limiter(&self, tier_name: &str) -> Option<Arc<MinuteLimiter>> {
+        let replicas = self.replicas.load(Ordering::Relaxed).max(1);
+        let mut share = self.fair_share.lock();
+        if share.0 != replicas {
+            *share = (replicas, limiters(&self.per_minute, replicas));
+        }
+        share.1.get(tier_name).cloned()
+    }
+
+    /// Counts one execution against today's quota.
+    async fn check_daily(&self, user_id: &str, tier: &Tier) -> anyhow::Result<Result<Refund, ()>> {
+        let day = utc_day();
+        if let Some(redis) = &self.redis {
+            let mut seeded = redis.daily(user_id, &day, None, tier.per_day).await;
+            if let Ok(None) = seeded {
+                let from_db = self.store.usage_count_day(user_id, &day).await?;
+                seeded = redis
+                    .daily(user_id, &day, Some(from_db), tier.per_day)
+                    .await;
+            }
+            match seeded {
+                Ok(Some((true, _))) => {
+                    return Ok(Ok(Refund::Redis {
+                        redis: redis.clone(),
+                        user_id: user_id.to_string(),
+                        day,
+                    }))
+                }
+                Ok(_) => return Ok(Err(())),
+                Err(error) => self.fell_back(&error),
+            }
+        }
+        let counter = self.daily_counter(user_id).await?;
+        if counter.fetch_add(1, Ordering::SeqCst) >= tier.per_day {
+            counter.fetch_sub(1, Ordering::SeqCst);
+            return Ok(Err(()));
+        }
+        Ok(Ok(Refund::Local(counter)))
+    }
+
+    async fn take_slot(&self, user_id: &str, tier: &Tier, wait: bool) -> Option<Slot> {
+        if let Some(redis) = &self.redis {
+            let member = uuid::Uuid::new_v4().to_string();
+            let lease = Duration::from_millis(tier.max_timeout_ms) + Duration::from_secs(120);
+            loop {
+                match redis
+                    .acquire(user_id, &member, tier.max_concurrent.max(1), lease)
+                    .await
+                {
+                    Ok(true) => {
+                        return Some(Slot::Redis {
+                            redis: redis.clone(),
+                            user_id: user_id.to_string(),
+                            member,
+                        })
+                    }
+                    Ok(false) if wait => tokio::time::sleep(Duration::from_millis(20)).await,
+                    Ok(false) => return None,
+                    Err(error) => {
+                        self.fell_back(&error);
+                        break;
+                    }
+                }
+            }
+        }
+        let semaphore = self.concurrency.get_with(user_id.to_string(), || {
+            Arc::new(Semaphore::new(tier.max_concurrent.max(1) as usize))
+        });
+        let permit = if wait {
+            semaphore.acquire_owned().await.ok()
+        } else {
+            semaphore.try_acquire_owned().ok()
+        };
+        permit.map(Slot::Local)
+    }
+
     /// Admits one execution (a batch's cases count one each) or says why
     /// not. With `wait_for_slot`, a full per-user concurrency limit waits
     /// instead of refusing (batches queue their own cases).
@@ -190,56 +464,39 @@ impl Limits {
         wait_for_slot: bool,
     ) -> anyhow::Result<Result<Allowance, LimitError>> {
         let mut headers = None;
-        let mut counted: Option<Arc<AtomicU64>> = None;
+        let mut refund = None;
         if !tier.unmetered {
-            if let Some(limiter) = self.minute.get(tier_name) {
-                match limiter.check_key(&user_id.to_string()) {
-                    Ok(snapshot) => {
-                        let remaining = u64::from(snapshot.remaining_burst_capacity());
-                        self.last_remaining
-                            .insert(user_id.to_string(), (remaining, std::time::Instant::now()));
-                        headers = Some(Self::headers_for(tier, remaining));
-                    }
-                    Err(not_until) => {
-                        let wait = not_until.wait_time_from(DefaultClock::default().now());
-                        self.last_remaining
-                            .insert(user_id.to_string(), (0, std::time::Instant::now()));
-                        return Ok(Err(LimitError::PerMinute {
-                            limit: tier.per_minute,
-                            retry_after: Duration::from_secs(ceil_secs(wait).max(1)),
-                            headers: Self::headers_for(tier, 0),
-                        }));
-                    }
+            let remaining = match self.check_minute(user_id, tier_name, tier).await {
+                Ok(remaining) => remaining,
+                Err(refusal) => {
+                    self.last_remaining
+                        .insert(user_id.to_string(), (0, std::time::Instant::now()));
+                    return Ok(Err(refusal));
+                }
+            };
+            self.last_remaining
+                .insert(user_id.to_string(), (remaining, std::time::Instant::now()));
+            headers = Some(Self::headers_for(tier, remaining));
+            match self.check_daily(user_id, tier).await? {
+                Ok(counted) => refund = Some(counted),
+                Err(()) => {
+                    return Ok(Err(LimitError::Daily {
+                        limit: tier.per_day,
+                        retry_after: Duration::from_secs(ceil_secs(until_utc_midnight()).max(1)),
+                        headers,
+                    }))
                 }
             }
-            let counter = self.daily_counter(user_id).await?;
-            if counter.fetch_add(1, Ordering::SeqCst) >= tier.per_day {
-                counter.fetch_sub(1, Ordering::SeqCst);
-                return Ok(Err(LimitError::Daily {
-                    limit: tier.per_day,
-                    retry_after: Duration::from_secs(ceil_secs(until_utc_midnight()).max(1)),
-                    headers,
-                }));
-            }
-            counted = Some(counter);
         }
-        let semaphore = self.concurrency.get_with(user_id.to_string(), || {
-            Arc::new(Semaphore::new(tier.max_concurrent.max(1) as usize))
-        });
-        let permit = if wait_for_slot {
-            semaphore.acquire_owned().await.ok()
-        } else {
-            semaphore.try_acquire_owned().ok()
-        };
-        match permit {
-            Some(permit) => Ok(Ok(Allowance {
+        match self.take_slot(user_id, tier, wait_for_slot).await {
+            Some(slot) => Ok(Ok(Allowance {
                 headers,
-                counted,
-                _concurrency: permit,
+                refund,
+                _slot: slot,
             })),
             None => {
-                if let Some(counter) = counted {
-                    counter.fetch_sub(1, Ordering::SeqCst);
+                if let Some(refund) = refund {
+                    refund.give_back();
                 }
                 Ok(Err(LimitError::Concurrency {
                     limit: tier.max_concurrent,
