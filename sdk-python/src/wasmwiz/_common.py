@@ -8,17 +8,20 @@ messages. The two clients only differ in how they call the stubs.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Generic, Optional, Protocol, TypeVar, Union
 from urllib.parse import urlsplit
 
-from ._version import __version__
+from google.protobuf import timestamp_pb2
+
 from ._proto import account_pb2, execution_pb2, module_pb2
 from ._types import BatchCase, ModuleInfo
+from ._version import __version__
 from .limits import Limits, LimitsLike
 
 #: Modules up to this size are sent inline with the run request; larger ones
@@ -37,8 +40,28 @@ _SHA256 = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})$")
 #: bytes, its sha256 (64 hex digits, optionally prefixed ``sha256:``) or a
 #: :class:`ModuleInfo`.
 ModuleLike = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, ModuleInfo]
+#: What :meth:`upload` accepts: a path or the module's bytes.
+UploadLike = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
 #: Bytes for stdin or expected output; ``str`` is UTF-8 encoded.
 Data = Union[bytes, bytearray, memoryview, str]
+
+
+#: A binary stream to read stdin from (an open file, ``sys.stdin.buffer``, ...).
+class Readable(Protocol):
+    """Anything with ``read(n) -> bytes``."""
+
+    def read(self, size: int = ..., /) -> bytes:
+        """Read at most ``size`` bytes; ``b""`` at the end."""
+        ...
+
+
+#: What ``stdin=`` of the sync client accepts: all of it at once (``Data``),
+#: or chunks fed to the guest while it runs (an iterable of bytes, or a file).
+StdinLike = Union[Data, Iterable[Data], Readable]
+#: What ``stdin=`` of the asyncio client accepts: ``StdinLike`` or an async iterable.
+AsyncStdinLike = Union[StdinLike, AsyncIterable[Data]]
+#: Chunk size when stdin is read from a file.
+STDIN_CHUNK = 64 * 1024
 #: Upload progress callback: ``progress(bytes_done, bytes_total)``.
 ProgressCallback = Callable[[int, int], Any]
 #: What ``cases=`` of :meth:`run_batch` accepts per case.
@@ -90,7 +113,9 @@ def resolve_api_key(api_key: Optional[str]) -> Optional[str]:
     return os.environ.get("WASMWIZ_API_KEY") or None
 
 
-def channel_options(extra: Sequence[tuple[str, Any]], user_agent: Optional[str]) -> list[tuple[str, Any]]:
+def channel_options(
+    extra: Sequence[tuple[str, Any]], user_agent: Optional[str]
+) -> list[tuple[str, Any]]:
     """gRPC channel options: big messages, our user agent, then the caller's."""
     agent = USER_AGENT if not user_agent else f"{user_agent} {USER_AGENT}"
     options: list[tuple[str, Any]] = [
@@ -170,7 +195,7 @@ def resolve_module(module: ModuleLike, inline_limit: int) -> Source:
     )
 
 
-def upload_source(module: Union[str, os.PathLike[str], bytes, bytearray, memoryview]) -> Source:
+def upload_source(module: UploadLike) -> Source:
     """Resolve what :meth:`upload` accepts: a path or bytes (never read big files whole)."""
     if isinstance(module, (bytes, bytearray, memoryview)):
         data = bytes(module)
@@ -299,6 +324,131 @@ def run_request(
     return request
 
 
+def is_streamed(stdin: object) -> bool:
+    """True when ``stdin`` is fed while the guest runs (not given all at once)."""
+    return not isinstance(stdin, (bytes, bytearray, memoryview, str))
+
+
+def iter_stdin(stdin: StdinLike) -> Iterator[bytes]:
+    """The chunks of a streamed ``stdin``: read from a file, or taken from an iterable."""
+    if isinstance(stdin, (bytes, bytearray, memoryview, str)):
+        yield to_bytes(stdin, "stdin")
+        return
+    read = getattr(stdin, "read", None)
+    if callable(read):
+        while True:
+            chunk = read(STDIN_CHUNK)
+            if not chunk:
+                return
+            yield to_bytes(chunk, "stdin chunk")
+    elif isinstance(stdin, Iterable):
+        for chunk in stdin:
+            yield to_bytes(chunk, "stdin chunk")
+    else:
+        raise TypeError(
+            f"stdin must be bytes, str, an iterable of bytes or a file, not {type(stdin).__name__}"
+        )
+
+
+def execute_head(
+    source: Source,
+    *,
+    args: Sequence[str],
+    env: Optional[Mapping[str, str]],
+    limits: LimitsLike,
+    seed: Optional[int],
+    expected_stdout: Optional[Data],
+    program_name: Optional[str],
+    keep_module: bool,
+    chunk_size: int,
+) -> Iterator[execution_pb2.ExecuteRequest]:
+    """The first messages of an ``Execute`` stream with streamed stdin.
+
+    ``start`` (with ``stream_stdin``), then the module's chunks when it is
+    sent inline; the caller follows with ``stdin_chunk``s and ``stdin_eof``.
+    """
+    start = execution_pb2.ExecuteStart(
+        args=check_args(args),
+        env=check_env(env),
+        program_name=program_name or "",
+        random_seed=seed or 0,
+        keep_module=keep_module,
+        stream_stdin=True,
+    )
+    if source.data is not None:
+        start.module_size = source.size
+    elif source.sha256 is not None:
+        start.module_sha256 = source.sha256
+    else:  # pragma: no cover - files are uploaded before we get here
+        raise ValueError("a module file must be uploaded before running it by hash")
+    coerced = Limits.coerce(limits)
+    if coerced is not None:
+        start.limits.CopyFrom(coerced.to_proto())
+    if expected_stdout is not None:
+        start.expected_stdout = to_bytes(expected_stdout, "expected_stdout")
+    yield execution_pb2.ExecuteRequest(start=start)
+    if source.data is not None:
+        for chunk in iter_chunks(source, chunk_size):
+            yield execution_pb2.ExecuteRequest(module_chunk=chunk)
+
+
+_I = TypeVar("_I")
+
+
+class CapturingIterator(Generic[_I]):
+    """A request iterator that remembers the exception it raised.
+
+    grpcio consumes request iterators on its own thread and turns their
+    exceptions into a bare CANCELLED; the clients re-raise the original.
+    """
+
+    def __init__(self, inner: Iterator[_I]) -> None:
+        self._inner = inner
+        self.error: Optional[BaseException] = None
+
+    def __iter__(self) -> Iterator[_I]:
+        return self
+
+    def __next__(self) -> _I:
+        try:
+            return next(self._inner)
+        except StopIteration:
+            raise
+        except BaseException as err:
+            self.error = err
+            raise
+
+
+class CapturingAsyncIterator(Generic[_I]):
+    """The asyncio twin of :class:`CapturingIterator`."""
+
+    def __init__(self, inner: AsyncIterator[_I]) -> None:
+        self._inner = inner
+        self.error: Optional[BaseException] = None
+
+    def __aiter__(self) -> AsyncIterator[_I]:
+        return self
+
+    async def __anext__(self) -> _I:
+        try:
+            return await self._inner.__anext__()
+        except StopAsyncIteration:
+            raise
+        except BaseException as err:
+            self.error = err
+            raise
+
+
+def stdin_chunk_request(chunk: bytes) -> execution_pb2.ExecuteRequest:
+    """One ``stdin_chunk`` message."""
+    return execution_pb2.ExecuteRequest(stdin_chunk=chunk)
+
+
+def stdin_eof_request() -> execution_pb2.ExecuteRequest:
+    """The ``stdin_eof`` message that ends the guest's stdin."""
+    return execution_pb2.ExecuteRequest(stdin_eof=True)
+
+
 def batch_case(case: CaseLike) -> execution_pb2.BatchCase:
     """Build a ``BatchCase`` from a :class:`BatchCase` or a dict of its fields."""
     if isinstance(case, Mapping):
@@ -347,6 +497,26 @@ def run_batch_request(
 def usage_request(days: Optional[int], email: Optional[str] = None) -> account_pb2.GetUsageRequest:
     """Build a ``GetUsageRequest``."""
     return account_pb2.GetUsageRequest(email=email or "", days=days or 0)
+
+
+def hash_arg(sha256: object) -> str:
+    """A sha256 argument (hex string or ModuleInfo) as lowercase hex."""
+    if isinstance(sha256, ModuleInfo):
+        return sha256.sha256
+    if not isinstance(sha256, str):
+        raise TypeError(f"expected a sha256 hex string, not {type(sha256).__name__}")
+    return normalize_sha256(sha256) or sha256
+
+
+def timestamp_proto(value: Optional[datetime.datetime]) -> Optional[timestamp_pb2.Timestamp]:
+    """A ``Timestamp`` from a datetime (naive = UTC); ``None`` stays ``None``."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value.astimezone(datetime.timezone.utc))
+    return stamp
 
 
 # --------------------------------------------------------------------------- health

@@ -86,9 +86,7 @@ class Verdict(enum.Enum):
 
 
 def _timestamp(msg: timestamp_pb2.Timestamp) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(
-        msg.seconds + msg.nanos / 1e9, tz=datetime.timezone.utc
-    )
+    return datetime.datetime.fromtimestamp(msg.seconds + msg.nanos / 1e9, tz=datetime.timezone.utc)
 
 
 def _optional_timestamp(
@@ -121,7 +119,9 @@ class Started:
 
     @classmethod
     def _from_proto(cls, msg: execution_pb2.Started) -> Started:
-        return cls(msg.module_sha256, msg.cache_hit, Limits.from_proto(msg.limits), msg.execution_id)
+        return cls(
+            msg.module_sha256, msg.cache_hit, Limits.from_proto(msg.limits), msg.execution_id
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,7 +245,7 @@ class RateLimit:
 
 @dataclasses.dataclass(frozen=True)
 class Result:
-    """The result of one execution (:meth:`Client.run`).
+    r"""The result of one execution (:meth:`Client.run`).
 
     Guest failures (nonzero exit, trap, limits) are results, not exceptions:
     check :attr:`ok` or :attr:`outcome`.
@@ -268,10 +268,10 @@ class Result:
         limits: The effective limits, when the server reported them.
         rate_limit: The rate-limit headers of the response, when present.
 
-    Example:
-        >>> result = client.run("hello.wasm")              # doctest: +SKIP
-        >>> result.ok, result.text                         # doctest: +SKIP
-        (True, 'Hello, WasmWiz!\\n')
+    Example::
+
+        result = client.run("hello.wasm")
+        print(result.ok, result.text, end="")  # True Hello, WasmWiz!
     """
 
     stdout: bytes
@@ -361,7 +361,7 @@ class _ResultBuilder:
 
 @dataclasses.dataclass(frozen=True)
 class BatchCase:
-    """One test case of :meth:`Client.run_batch`.
+    r"""One test case of :meth:`Client.run_batch`.
 
     Args:
         stdin: The case's whole stdin (``str`` is UTF-8 encoded).
@@ -370,8 +370,8 @@ class BatchCase:
         name: A label echoed back in :attr:`CaseResult.name`.
 
     Example:
-        >>> BatchCase(stdin="2 3\\n", expected_stdout="5\\n", name="small")
-        BatchCase(stdin='2 3\\n', args=(), expected_stdout='5\\n', name='small')
+        >>> BatchCase(stdin="2 3\n", expected_stdout="5\n", name="small")
+        BatchCase(stdin='2 3\n', args=(), expected_stdout='5\n', name='small')
     """
 
     stdin: Union[bytes, str] = b""
@@ -413,10 +413,10 @@ class CaseResult(Result):
 class BatchResult(Sequence[CaseResult]):
     """All case results of a batch, in the order of the cases.
 
-    Example:
-        >>> batch = client.run_batch("sum.wasm", cases)     # doctest: +SKIP
-        >>> batch.ok, [c.name for c in batch.failed]        # doctest: +SKIP
-        (False, ['overflow'])
+    Example::
+
+        batch = client.run_batch("sum.wasm", cases)
+        print(batch.ok, [c.name for c in batch.failed])  # False ['overflow']
     """
 
     cases: tuple[CaseResult, ...]

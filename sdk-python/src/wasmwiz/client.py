@@ -1,24 +1,26 @@
 """The synchronous client, :class:`Client`.
 
-Example:
-    >>> import wasmwiz
-    >>> with wasmwiz.Client("http://127.0.0.1:8080", api_key="wwz_...") as client:
-    ...     result = client.run("hello.wasm", limits={"memory": "64MiB", "timeout": 2.5})
-    ...     print(result.outcome, result.text)            # doctest: +SKIP
-    Outcome.SUCCESS Hello, WasmWiz!
+Example::
+
+    import wasmwiz
+    with wasmwiz.Client("http://127.0.0.1:8080", api_key="wwz_...") as client:
+        result = client.run("hello.wasm", limits={"memory": "64MiB", "timeout": 2.5})
+        print(result.outcome, result.text)
+    # Outcome.SUCCESS Hello, WasmWiz!
 """
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime
+import itertools
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Callable, Generic, Optional, TypeVar
+from typing import Any, Callable, Generic, Optional, TypeVar, cast
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from . import _common
 from ._common import (
@@ -29,6 +31,7 @@ from ._common import (
     ModuleLike,
     ProgressCallback,
     Source,
+    StdinLike,
 )
 from ._proto import (
     account_pb2,
@@ -55,7 +58,7 @@ from ._types import (
     _event_from_proto,
     _ResultBuilder,
 )
-from .errors import NotFound, WasmWizError, from_rpc_error
+from .errors import NotFound, WasmWizError, from_rpc_error, metadata_pairs
 from .limits import LimitsLike
 from .retry import Retry, RetryLike
 
@@ -63,42 +66,48 @@ __all__ = ["Account", "Admin", "BatchStream", "Client", "ExecutionStream", "Modu
 
 _T = TypeVar("_T")
 _M = TypeVar("_M")
-
-
-def _timestamp(value: Optional[datetime.datetime]) -> Optional[timestamp_pb2.Timestamp]:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=datetime.timezone.utc)
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value.astimezone(datetime.timezone.utc))
-    return stamp
+_Self = TypeVar("_Self", bound="_ServerStream[Any, Any]")
 
 
 class _ServerStream(Generic[_M, _T]):
     """A server stream that converts messages and maps errors.
 
-    The call starts on the first ``next()``; errors that arrive before the
-    first message are retried per the client's :class:`Retry`.
+    The call starts on the first ``next()``: ``resolve`` finds (and, when big,
+    uploads) the module once, then ``open_call`` starts the RPC; errors that
+    arrive before the first message are retried per the client's
+    :class:`Retry` (unless ``retryable`` is false).
     """
 
     def __init__(
         self,
         client: Client,
-        open_call: Callable[[], Iterator[_M]],
+        resolve: Callable[[], Source],
+        open_call: Callable[[Source], Iterator[_M]],
         convert: Callable[[_M], Optional[_T]],
+        *,
+        retryable: bool = True,
+        local_error: Optional[Callable[[], Optional[BaseException]]] = None,
     ) -> None:
         self._client = client
+        self._resolve = resolve
         self._open_call = open_call
         self._convert = convert
+        self._retryable = retryable
+        self._local_error = local_error
         self._call: Optional[Iterator[_M]] = None
         self._first: Optional[_M] = None
         self._done = False
         self._rate_limit: Optional[RateLimit] = None
 
     def _open(self) -> None:
+        try:
+            source = self._resolve()
+        except BaseException:
+            self._done = True
+            raise
+
         def attempt() -> tuple[Iterator[_M], Optional[_M]]:
-            call = self._open_call()
+            call = self._open_call(source)
             try:
                 first: Optional[_M] = next(call)
             except StopIteration:
@@ -108,11 +117,19 @@ class _ServerStream(Generic[_M, _T]):
                 raise
             return call, first
 
-        self._call, self._first = self._client._retrying(attempt)
+        try:
+            self._call, self._first = self._client._retrying(attempt, retry=self._retryable)
+        except WasmWizError as err:
+            self._done = True  # a failed start is final: iterating again yields nothing
+            self._raise_local(err)
+            raise
+        except BaseException:
+            self._done = True
+            raise
         initial = getattr(self._call, "initial_metadata", None)
         if callable(initial):
             try:
-                self._rate_limit = RateLimit._from_metadata(list(initial() or ()))
+                self._rate_limit = RateLimit._from_metadata(metadata_pairs(initial()))
             except grpc.RpcError:  # pragma: no cover - metadata of a failed call
                 self._rate_limit = None
         if self._first is None:
@@ -122,7 +139,7 @@ class _ServerStream(Generic[_M, _T]):
         return self
 
     def __next__(self) -> _T:
-        if self._call is None:
+        if self._call is None and not self._done:
             self._open()
         while True:
             if self._first is not None:
@@ -138,10 +155,17 @@ class _ServerStream(Generic[_M, _T]):
                     raise
                 except grpc.RpcError as err:
                     self._done = True
+                    self._raise_local(err)
                     raise from_rpc_error(err) from err
             item = self._convert(msg)
             if item is not None:
                 return item
+
+    def _raise_local(self, err: BaseException) -> None:
+        """Raise what our request iterator raised, if that is why the call failed."""
+        local = self._local_error() if self._local_error is not None else None
+        if local is not None:
+            raise local from err
 
     def cancel(self) -> None:
         """Stop the call; the server cancels the execution (``Outcome.CANCELLED``)."""
@@ -165,9 +189,6 @@ class _ServerStream(Generic[_M, _T]):
         self.cancel()
 
 
-_Self = TypeVar("_Self", bound=_ServerStream[Any, Any])
-
-
 def _cancel(call: object) -> None:
     cancel = getattr(call, "cancel", None)
     if callable(cancel):
@@ -182,15 +203,31 @@ class ExecutionStream(_ServerStream[execution_pb2.ExecuteEvent, Event]):
     one :class:`~wasmwiz.Finished`. Use it as a context manager to cancel the
     execution when you stop early; :meth:`result` collects the rest.
 
-    Example:
-        >>> with client.stream("progress.wasm", args=["3"]) as events:  # doctest: +SKIP
-        ...     for event in events:
-        ...         if isinstance(event, wasmwiz.Stdout):
-        ...             print(event.data.decode(), end="")
+    Example::
+
+        with client.stream("progress.wasm", args=["3"]) as events:
+            for event in events:
+                if isinstance(event, wasmwiz.Stdout):
+                    print(event.data.decode(), end="")
     """
 
-    def __init__(self, client: Client, open_call: Callable[[], Iterator[execution_pb2.ExecuteEvent]]) -> None:
-        super().__init__(client, open_call, _event_from_proto)
+    def __init__(
+        self,
+        client: Client,
+        resolve: Callable[[], Source],
+        open_call: Callable[[Source], Iterator[execution_pb2.ExecuteEvent]],
+        *,
+        retryable: bool = True,
+        local_error: Optional[Callable[[], Optional[BaseException]]] = None,
+    ) -> None:
+        super().__init__(
+            client,
+            resolve,
+            open_call,
+            _event_from_proto,
+            retryable=retryable,
+            local_error=local_error,
+        )
         self._builder = _ResultBuilder()
 
     def __next__(self) -> Event:
@@ -223,8 +260,13 @@ class ExecutionStream(_ServerStream[execution_pb2.ExecuteEvent, Event]):
 class BatchStream(_ServerStream[execution_pb2.BatchEvent, CaseResult]):
     """Case results of a batch as each case finishes (any order of ``index``)."""
 
-    def __init__(self, client: Client, open_call: Callable[[], Iterator[execution_pb2.BatchEvent]]) -> None:
-        super().__init__(client, open_call, CaseResult._from_proto)
+    def __init__(
+        self,
+        client: Client,
+        resolve: Callable[[], Source],
+        open_call: Callable[[Source], Iterator[execution_pb2.BatchEvent]],
+    ) -> None:
+        super().__init__(client, resolve, open_call, CaseResult._from_proto)
 
     def result(self) -> BatchResult:
         """Consume the remaining results; return them in case order."""
@@ -254,9 +296,10 @@ class Client:
         account: The caller's account and keys (:class:`Account`).
         admin: Operator calls, admin keys only (:class:`Admin`).
 
-    Example:
-        >>> with wasmwiz.Client("http://127.0.0.1:8080", api_key=key) as client:  # doctest: +SKIP
-        ...     print(client.run(b"...wasm bytes...", stdin=b"hi").stdout)
+    Example::
+
+        with wasmwiz.Client("http://127.0.0.1:8080", api_key=key) as client:
+            print(client.run(b"...wasm bytes...", stdin=b"hi").stdout)
     """
 
     def __init__(
@@ -315,8 +358,8 @@ class Client:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _retrying(self, attempt_fn: Callable[[], _T]) -> _T:
-        """Run ``attempt_fn``; map gRPC errors; retry per :attr:`retry`."""
+    def _retrying(self, attempt_fn: Callable[[], _T], *, retry: bool = True) -> _T:
+        """Run ``attempt_fn``; map gRPC errors; retry per :attr:`retry` (if ``retry``)."""
         attempt = 1
         while True:
             try:
@@ -325,7 +368,7 @@ class Client:
                 except grpc.RpcError as err:
                     raise from_rpc_error(err) from err
             except WasmWizError as err:
-                delay = self.retry.delay(attempt, err) if self.retry else None
+                delay = self.retry.delay(attempt, err) if self.retry and retry else None
                 if delay is None:
                     raise
                 time.sleep(delay)
@@ -353,7 +396,7 @@ class Client:
     def stream(
         self,
         module: ModuleLike,
-        stdin: Data = b"",
+        stdin: StdinLike = b"",
         args: Sequence[str] = (),
         env: Optional[Mapping[str, str]] = None,
         limits: LimitsLike = None,
@@ -364,7 +407,7 @@ class Client:
         keep_module: bool = False,
         timeout: Optional[float] = None,
     ) -> ExecutionStream:
-        """Run a module and yield its events as they arrive.
+        r"""Run a module and yield its events as they arrive.
 
         Takes the same arguments as :meth:`run`. The call starts on the first
         iteration.
@@ -372,20 +415,60 @@ class Client:
         Returns:
             An :class:`ExecutionStream` (iterator and context manager).
 
-        Example:
-            >>> for event in client.stream("progress.wasm", args=["3"]):  # doctest: +SKIP
-            ...     print(event)
-            Started(module_sha256='…', cache_hit=False, limits=Limits(…), execution_id='…')
-            Stdout(data=b'tick 0\\n')
-            …
-            Finished(outcome=<Outcome.SUCCESS: 1>, exit_code=0, …)
+        Example::
+
+            for event in client.stream("progress.wasm", args=["3"]):
+                print(event)
+            # Started(module_sha256='…', cache_hit=False, limits=Limits(…), execution_id='…')
+            # Stdout(data=b'tick 0\n')
+            # …
+            # Finished(outcome=<Outcome.SUCCESS: 1>, exit_code=0, …)
         """
         deadline = _common.effective_timeout(timeout, self.timeout)
 
-        def open_call() -> Iterator[execution_pb2.ExecuteEvent]:
+        def resolve() -> Source:
+            return self._runnable(module, timeout)
+
+        if _common.is_streamed(stdin):
+            # stdin is fed while the guest runs: the bidirectional Execute RPC.
+            # Not retried: the stdin iterator cannot be replayed.
+            def open_execute(source: Source) -> Iterator[execution_pb2.ExecuteEvent]:
+                head = _common.execute_head(
+                    source,
+                    args=args,
+                    env=env,
+                    limits=limits,
+                    seed=seed,
+                    expected_stdout=expected_stdout,
+                    program_name=program_name,
+                    keep_module=keep_module,
+                    chunk_size=self._chunk_size,
+                )
+                requests = _common.CapturingIterator(
+                    itertools.chain(
+                        head,
+                        map(_common.stdin_chunk_request, filter(None, _common.iter_stdin(stdin))),
+                        (_common.stdin_eof_request(),),
+                    )
+                )
+                pumps.append(requests)
+                return self._execution.Execute(requests, timeout=deadline, metadata=self._metadata)
+
+            pumps: list[_common.CapturingIterator[execution_pb2.ExecuteRequest]] = []
+            return ExecutionStream(
+                self,
+                resolve,
+                open_execute,
+                retryable=False,
+                local_error=lambda: pumps[-1].error if pumps else None,
+            )
+
+        data = cast(Data, stdin)
+
+        def open_call(source: Source) -> Iterator[execution_pb2.ExecuteEvent]:
             request = _common.run_request(
                 source,
-                stdin=stdin,
+                stdin=data,
                 args=args,
                 env=env,
                 limits=limits,
@@ -396,20 +479,12 @@ class Client:
             )
             return self._execution.Run(request, timeout=deadline, metadata=self._metadata)
 
-        source = Source()
-
-        def lazily_open() -> Iterator[execution_pb2.ExecuteEvent]:
-            nonlocal source
-            if source.is_reference and source.sha256 is None:
-                source = self._runnable(module, timeout)
-            return open_call()
-
-        return ExecutionStream(self, lazily_open)
+        return ExecutionStream(self, resolve, open_call)
 
     def run(
         self,
         module: ModuleLike,
-        stdin: Data = b"",
+        stdin: StdinLike = b"",
         args: Sequence[str] = (),
         env: Optional[Mapping[str, str]] = None,
         limits: LimitsLike = None,
@@ -427,7 +502,10 @@ class Client:
                 stored before. Modules above ``inline_limit`` (1 MiB) are
                 uploaded first (skipped when the server has them) and run
                 by hash.
-            stdin: The guest's whole stdin (``str`` is UTF-8 encoded).
+            stdin: The guest's whole stdin (``bytes``; ``str`` is UTF-8
+                encoded), or chunks fed to it while it runs: an iterable of
+                bytes (e.g. a generator) or a binary file. Fed stdin uses the
+                bidirectional ``Execute`` RPC and is never retried.
             args: argv[1..].
             env: The guest's environment (nothing else is inherited).
             limits: A :class:`~wasmwiz.Limits` or a dict of its arguments,
@@ -450,10 +528,10 @@ class Client:
             RateLimited: The rate limit or daily quota was hit.
             WasmWizError: Any other failure of the call.
 
-        Example:
-            >>> r = client.run("echo.wasm", stdin=b"hi", limits={"fuel": "1e9"})  # doctest: +SKIP
-            >>> r.stdout, r.outcome, r.exit_code
-            (b'hi', <Outcome.SUCCESS: 1>, 0)
+        Example::
+
+            r = client.run("echo.wasm", stdin=b"hi", limits={"fuel": "1e9", "memory": "64MiB"})
+            print(r.stdout, r.outcome.name, r.exit_code)  # b'hi' SUCCESS 0
         """
         return self.stream(
             module,
@@ -483,14 +561,16 @@ class Client:
         deadline = _common.effective_timeout(timeout, self.timeout)
         cases = list(cases)
 
-        def open_call() -> Iterator[execution_pb2.BatchEvent]:
-            source = self._runnable(module, timeout)
+        def resolve() -> Source:
+            return self._runnable(module, timeout)
+
+        def open_call(source: Source) -> Iterator[execution_pb2.BatchEvent]:
             request = _common.run_batch_request(
                 source, cases, env=env, limits=limits, seed=seed, program_name=program_name
             )
             return self._execution.RunBatch(request, timeout=deadline, metadata=self._metadata)
 
-        return BatchStream(self, open_call)
+        return BatchStream(self, resolve, open_call)
 
     def run_batch(
         self,
@@ -520,13 +600,13 @@ class Client:
         Returns:
             A :class:`~wasmwiz.BatchResult`: the case results in case order.
 
-        Example:
-            >>> batch = client.run_batch("echo.wasm", [
-            ...     {"stdin": "a", "expected_stdout": "a", "name": "same"},
-            ...     {"stdin": "b", "expected_stdout": "c", "name": "differs"},
-            ... ])                                              # doctest: +SKIP
-            >>> batch.ok, [case.name for case in batch.failed]
-            (False, ['differs'])
+        Example::
+
+            batch = client.run_batch("echo.wasm", [
+                {"stdin": "a", "expected_stdout": "a", "name": "same"},
+                {"stdin": "b", "expected_stdout": "c", "name": "differs"},
+            ])
+            print(batch.ok, [case.name for case in batch.failed])  # False ['differs']
         """
         return self.stream_batch(
             module,
@@ -566,9 +646,9 @@ class Client:
             The stored module's :class:`~wasmwiz.ModuleInfo`; run it with
             ``client.run(info.sha256)`` (or ``client.run(info)``).
 
-        Example:
-            >>> info = client.upload("big.wasm", progress=lambda done, total: print(done, total))
-            ... # doctest: +SKIP
+        Example::
+
+            info = client.upload("big.wasm", progress=lambda done, total: print(done, total))
         """
         source = _common.upload_source(module)
         return self._upload_source(source, progress, chunk_size or self._chunk_size, timeout)
@@ -591,14 +671,21 @@ class Client:
                 progress(source.size, source.size)
             return dataclasses.replace(existing, already_existed=True)
         deadline = _common.effective_timeout(timeout, self.timeout)
-        response: module_pb2.ModuleInfo = self._retrying(
-            lambda: self._modules.UploadModule(
-                _common.upload_requests(source, chunk_size, progress),
-                timeout=deadline,
-                metadata=self._metadata,
+
+        def attempt() -> module_pb2.ModuleInfo:
+            requests = _common.CapturingIterator(
+                _common.upload_requests(source, chunk_size, progress)
             )
-        )
-        return ModuleInfo._from_proto(response)
+            try:
+                return self._modules.UploadModule(
+                    requests, timeout=deadline, metadata=self._metadata
+                )
+            except grpc.RpcError as err:
+                if requests.error is not None:  # e.g. the progress callback raised
+                    raise requests.error from err
+                raise
+
+        return ModuleInfo._from_proto(self._retrying(attempt))
 
     def whoami(self, *, timeout: Optional[float] = None) -> WhoAmI:
         """Shortcut for :meth:`Account.whoami`."""
@@ -641,9 +728,10 @@ class Modules:
     def put(self, module: _common.UploadLike, *, timeout: Optional[float] = None) -> ModuleInfo:
         """Store a module in one message (no chunking, no dedup check).
 
-        Example:
-            >>> client.modules.put(open("hello.wasm", "rb").read()).sha256  # doctest: +SKIP
-            '5f…'
+        Example::
+
+            info = client.modules.put(Path("hello.wasm").read_bytes())
+            client.run(info.sha256)
         """
         source = _common.hash_source(_common.upload_source(module))
         data = b"".join(_common.iter_chunks(source, CHUNK_SIZE))
@@ -657,7 +745,7 @@ class Modules:
         Raises:
             NotFound: This account has no module with that hash.
         """
-        request = module_pb2.GetModuleRequest(sha256=_hash_arg(sha256))
+        request = module_pb2.GetModuleRequest(sha256=_common.hash_arg(sha256))
         response = self._client._unary(self._client._modules.GetModule, request, timeout)
         return ModuleInfo._from_proto(response)
 
@@ -669,11 +757,15 @@ class Modules:
             return False
         return True
 
-    def list(self, *, limit: Optional[int] = None, page_size: int = 100, timeout: Optional[float] = None) -> list[ModuleInfo]:
+    def list(
+        self, *, limit: Optional[int] = None, page_size: int = 100, timeout: Optional[float] = None
+    ) -> builtins.list[ModuleInfo]:
         """The account's modules, newest first (follows pages up to ``limit``)."""
         return list(self.iter(limit=limit, page_size=page_size, timeout=timeout))
 
-    def iter(self, *, limit: Optional[int] = None, page_size: int = 100, timeout: Optional[float] = None) -> Iterator[ModuleInfo]:
+    def iter(
+        self, *, limit: Optional[int] = None, page_size: int = 100, timeout: Optional[float] = None
+    ) -> Iterator[ModuleInfo]:
         """Iterate over the account's modules, newest first, page by page."""
         token = ""
         count = 0
@@ -695,16 +787,8 @@ class Modules:
         Raises:
             NotFound: This account has no module with that hash.
         """
-        request = module_pb2.DeleteModuleRequest(sha256=_hash_arg(sha256))
+        request = module_pb2.DeleteModuleRequest(sha256=_common.hash_arg(sha256))
         self._client._unary(self._client._modules.DeleteModule, request, timeout)
-
-
-def _hash_arg(sha256: object) -> str:
-    if isinstance(sha256, ModuleInfo):
-        return sha256.sha256
-    if not isinstance(sha256, str):
-        raise TypeError(f"expected a sha256 hex string, not {type(sha256).__name__}")
-    return _common.normalize_sha256(sha256) or sha256
 
 
 class Account:
@@ -716,10 +800,10 @@ class Account:
     def whoami(self, *, timeout: Optional[float] = None) -> WhoAmI:
         """Who the key belongs to, its tier's limits and what is left of its allowance.
 
-        Example:
-            >>> me = client.account.whoami()                # doctest: +SKIP
-            >>> me.tier, me.remaining_this_minute
-            ('free', 9)
+        Example::
+
+            me = client.account.whoami()
+            print(me.tier, me.remaining_this_minute)  # free 9
         """
         response = self._client._unary(
             self._client._account.WhoAmI, account_pb2.WhoAmIRequest(), timeout
@@ -744,7 +828,9 @@ class Account:
 
         The secret (``.key``) is returned only this once.
         """
-        request = account_pb2.CreateMyApiKeyRequest(label=label, expires_at=_timestamp(expires_at))
+        request = account_pb2.CreateMyApiKeyRequest(
+            label=label, expires_at=_common.timestamp_proto(expires_at)
+        )
         response = self._client._unary(self._client._account.CreateMyApiKey, request, timeout)
         return NewApiKey(response.key, response.key_id)
 
@@ -798,17 +884,24 @@ class Admin:
         A non-empty ``tier`` also sets the user's tier. The secret (``.key``)
         is returned only this once.
 
-        Example:
-            >>> key = client.admin.create_key("ci@example.com", "basic")  # doctest: +SKIP
-            >>> ci = wasmwiz.Client(url, api_key=key.key)
+        Example::
+
+            key = client.admin.create_key("ci@example.com", "basic")
+            ci = wasmwiz.Client(url, api_key=key.key)
         """
         request = admin_pb2.CreateApiKeyRequest(
-            email=email, tier=tier, admin=admin, label=label, expires_at=_timestamp(expires_at)
+            email=email,
+            tier=tier,
+            admin=admin,
+            label=label,
+            expires_at=_common.timestamp_proto(expires_at),
         )
         response = self._client._unary(self._client._admin.CreateApiKey, request, timeout)
         return NewApiKey(response.key, response.key_id)
 
-    def list_keys(self, email: Optional[str] = None, *, timeout: Optional[float] = None) -> list[ApiKey]:
+    def list_keys(
+        self, email: Optional[str] = None, *, timeout: Optional[float] = None
+    ) -> list[ApiKey]:
         """Keys of one user, or of everyone."""
         request = admin_pb2.ListApiKeysRequest(email=email or "")
         response = self._client._unary(self._client._admin.ListApiKeys, request, timeout)

@@ -22,14 +22,15 @@ anything else          :class:`WasmWizError`
 What the *guest* does (exit codes, traps, running out of fuel) is not an
 error: it is reported in :class:`wasmwiz.Result`.
 
-Example:
-    >>> import wasmwiz
-    >>> try:
-    ...     client.run(b"not wasm")                       # doctest: +SKIP
-    ... except wasmwiz.InvalidModule as err:
-    ...     for v in err.violations:
-    ...         print(v.field, v.description)
-    module not a WebAssembly module ...
+Example::
+
+    import wasmwiz
+    try:
+        client.run(b"not wasm")
+    except wasmwiz.InvalidModule as err:
+        for v in err.violations:
+            print(v.field, v.description)
+    # module not a WebAssembly module ...
 """
 
 from __future__ import annotations
@@ -63,8 +64,19 @@ _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 _RETRY_AFTER_KEY = "retry-after"
 
 #: Fields of a BadRequest violation that make an INVALID_ARGUMENT an
-#: :class:`InvalidModule` (the module's bytes, size or reference).
-_MODULE_FIELDS = ("module", "module_sha256", "module_size", "module_chunk", "chunk", "source")
+#: :class:`InvalidModule`: the module's bytes, size or reference in a run, and
+#: any field of an upload (``start.size``, ``start.sha256``, ``chunk``).
+_MODULE_FIELDS = (
+    "module",
+    "module_sha256",
+    "module_size",
+    "module_chunk",
+    "source",
+    "chunk",
+    "size",
+    "sha256",
+    "start",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,12 +137,13 @@ class WasmWizError(Exception):
         error_info: Machine-readable reason (``google.rpc.ErrorInfo``).
         metadata: The call's trailing metadata, as (key, value) pairs.
 
-    Example:
-        >>> try:
-        ...     client.modules.get("0" * 64)              # doctest: +SKIP
-        ... except wasmwiz.WasmWizError as err:
-        ...     print(err.code.name, err.details)
-        NOT_FOUND module not found
+    Example::
+
+        try:
+            client.modules.get("0" * 64)
+        except wasmwiz.WasmWizError as err:
+            print(err.code.name, err.details)
+        # NOT_FOUND module not found
     """
 
     #: The status code this class stands for (the base class: none in particular).
@@ -201,8 +214,10 @@ class InvalidArgument(WasmWizError):
 
 
 class InvalidModule(InvalidArgument):
-    """The module was refused: not WebAssembly, fails validation, has no
-    ``_start``, imports outside ``wasi_snapshot_preview1``, or is too large.
+    """The module was refused.
+
+    It is not WebAssembly, fails validation, has no ``_start``, imports
+    outside ``wasi_snapshot_preview1``, or is larger than the tier allows.
 
     ``violations`` lists what is wrong (field ``module``).
     """
@@ -263,8 +278,8 @@ def _call_method(obj: object, name: str) -> Any:
         return None
 
 
-def _metadata_pairs(raw: Any) -> list[tuple[str, Union[str, bytes]]]:
-    """Normalise sync (tuple of pairs) and aio (``grpc.aio.Metadata``) metadata."""
+def metadata_pairs(raw: Any) -> list[tuple[str, Union[str, bytes]]]:
+    """Normalise sync (tuple of pairs) and aio (``grpc.aio.Metadata``) metadata to pairs."""
     if not raw:
         return []
     pairs: list[tuple[str, Union[str, bytes]]] = []
@@ -303,7 +318,7 @@ def from_rpc_error(err: BaseException) -> WasmWizError:
         code = grpc.StatusCode.UNKNOWN
     details = _call_method(err, "details")
     message = details if isinstance(details, str) else str(err)
-    metadata = _metadata_pairs(_call_method(err, "trailing_metadata"))
+    metadata = metadata_pairs(_call_method(err, "trailing_metadata"))
 
     violations: list[FieldViolation] = []
     quota: list[QuotaViolation] = []

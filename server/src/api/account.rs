@@ -119,7 +119,7 @@ impl AccountService for AccountApi {
             .state
             .limits
             .peek(&caller.user_id, &caller.tier, tier)
-            .map_or(u64::MAX, |h| h.remaining);
+            .map_or(0, |h| h.remaining);
         let remaining_today = self
             .state
             .limits

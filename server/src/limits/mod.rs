@@ -307,7 +307,7 @@ impl Limits {
     /// Executions left today for the user (for WhoAmI).
     pub async fn remaining_today(&self, user_id: &str, tier: &Tier) -> anyhow::Result<u64> {
         if tier.unmetered {
-            return Ok(u64::MAX);
+            return Ok(0);
         }
         if let Some(redis) = &self.redis {
             match redis.daily_used(user_id, &utc_day()).await {

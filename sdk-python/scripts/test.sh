@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The Python SDK's one CI entry point: stub drift, lint, format, types, tests.
+#
+#   sdk-python/scripts/test.sh [pytest args...]
+#
+# Creates sdk-python/.venv on first use (override: WASMWIZ_PY_VENV; the
+# interpreter: PYTHON, default python3) and installs the SDK editable with its
+# dev extras. The tests start the real server binary, which must already be
+# built: $WASMWIZ_SERVER_BIN, else $CARGO_TARGET_DIR/debug/wasmwiz-server, else
+# <repo>/target/debug/wasmwiz-server. Every step runs; the exit code is
+# non-zero when any failed.
+set -uo pipefail
+
+SDK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO_DIR="$(cd "$SDK_DIR/.." && pwd)"
+VENV="${WASMWIZ_PY_VENV:-$SDK_DIR/.venv}"
+PYTHON="${PYTHON:-python3}"
+cd "$SDK_DIR"
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "== creating $VENV"
+  "$PYTHON" -m venv "$VENV" || exit 1
+fi
+echo "== installing wasmwiz[dev] (editable)"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$SDK_DIR[dev]" || exit 1
+
+failed=()
+step() {
+  local name="$1"
+  shift
+  echo "== $name"
+  if ! "$@"; then
+    echo "!! $name FAILED"
+    failed+=("$name")
+  fi
+}
+
+step "stub drift" "$SDK_DIR/scripts/check-drift.sh"
+step "ruff check" "$VENV/bin/ruff" check src tests "$REPO_DIR/examples/python"
+step "ruff format" "$VENV/bin/ruff" format --check src tests "$REPO_DIR/examples/python"
+step "mypy --strict (package)" "$VENV/bin/mypy" --strict
+step "mypy --strict (examples)" "$VENV/bin/mypy" --strict "$REPO_DIR/examples/python"
+step "pytest" "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"
+
+if ((${#failed[@]})); then
+  echo "sdk-python: FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "sdk-python: all checks passed"

@@ -1,0 +1,134 @@
+"""WasmWiz Python SDK: run untrusted WASI WebAssembly on a WasmWiz server.
+
+Two clients with the same methods: :class:`Client` (blocking) and
+:class:`AsyncClient` (asyncio). Both are context managers.
+
+Example::
+
+    import wasmwiz
+    with wasmwiz.Client("http://127.0.0.1:8080", api_key="wwz_...") as client:
+        result = client.run("hello.wasm", limits={"memory": "64MiB", "timeout": 2.5})
+        print(result.outcome.name, result.text)
+    # SUCCESS Hello, WasmWiz!
+
+Layout:
+    ``client`` (sync) and ``aio`` (asyncio) call the gRPC stubs generated in
+    ``_gen`` (checked in; ``scripts/generate.sh``). Both share ``_common``
+    (URL, module resolution, chunking, request building), ``_types`` (results
+    and records), ``limits`` (friendly limit values) and ``errors`` (the one
+    place that maps gRPC errors to exceptions); ``retry`` holds the opt-in
+    retry policy and ``proto`` exposes the raw generated modules.
+"""
+
+from __future__ import annotations
+
+from ._common import (
+    AsyncStdinLike,
+    CaseLike,
+    Data,
+    ModuleLike,
+    ProgressCallback,
+    StdinLike,
+    UploadLike,
+)
+from ._types import (
+    ApiKey,
+    BatchCase,
+    BatchResult,
+    CaseResult,
+    DailyUsage,
+    Event,
+    Finished,
+    ModuleExport,
+    ModuleImport,
+    ModuleInfo,
+    NewApiKey,
+    Outcome,
+    RateLimit,
+    Result,
+    Started,
+    Stderr,
+    Stdout,
+    TierLimits,
+    Usage,
+    User,
+    Verdict,
+    WhoAmI,
+)
+from ._version import __version__
+from .aio import AsyncBatchStream, AsyncClient, AsyncExecutionStream
+from .client import BatchStream, Client, ExecutionStream
+from .errors import (
+    DeadlineExceeded,
+    ErrorInfo,
+    FieldViolation,
+    InvalidArgument,
+    InvalidModule,
+    NotFound,
+    PermissionDenied,
+    QuotaViolation,
+    RateLimited,
+    ResourceInfo,
+    Unauthenticated,
+    Unavailable,
+    WasmWizError,
+)
+from .limits import Limits, parse_duration, parse_fuel, parse_size
+from .retry import Retry
+
+__all__ = [
+    "ApiKey",
+    "AsyncBatchStream",
+    "AsyncClient",
+    "AsyncExecutionStream",
+    "AsyncStdinLike",
+    "BatchCase",
+    "BatchResult",
+    "BatchStream",
+    "CaseLike",
+    "CaseResult",
+    "Client",
+    "DailyUsage",
+    "Data",
+    "DeadlineExceeded",
+    "ErrorInfo",
+    "Event",
+    "ExecutionStream",
+    "FieldViolation",
+    "Finished",
+    "InvalidArgument",
+    "InvalidModule",
+    "Limits",
+    "ModuleExport",
+    "ModuleImport",
+    "ModuleInfo",
+    "ModuleLike",
+    "NewApiKey",
+    "NotFound",
+    "Outcome",
+    "PermissionDenied",
+    "ProgressCallback",
+    "QuotaViolation",
+    "RateLimit",
+    "RateLimited",
+    "ResourceInfo",
+    "Result",
+    "Retry",
+    "Started",
+    "Stderr",
+    "StdinLike",
+    "Stdout",
+    "TierLimits",
+    "Unauthenticated",
+    "Unavailable",
+    "UploadLike",
+    "Usage",
+    "User",
+    "Verdict",
+    "WasmWizError",
+    "WhoAmI",
+    "__version__",
+    "parse_duration",
+    "parse_fuel",
+    "parse_size",
+]

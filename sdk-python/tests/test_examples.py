@@ -1,0 +1,146 @@
+"""The README quick start and examples/python/ run as written."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from conftest import EXAMPLES, GUESTS, REPO, SDK_DIR, Server
+
+
+def _env(server: Server, key: Optional[str] = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["WASMWIZ_URL"] = server.url
+    env["WASMWIZ_API_KEY"] = key or server.admin_key
+    return env
+
+
+def _run(
+    server: Server, *args: str, python: str = sys.executable, stdin: bytes = b""
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [python, *args],
+        input=stdin.decode(),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=_env(server),
+        timeout=300,
+        check=False,
+    )
+
+
+def quick_start_code() -> str:
+    readme = (SDK_DIR / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Python quick start", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "no python block in the quick start"
+    return match.group(1)
+
+
+def _check_quick_start(out: subprocess.CompletedProcess[str]) -> None:
+    assert out.returncode == 0, out.stderr
+    assert "SUCCESS Hello, WasmWiz!" in out.stdout
+    assert "tick 0\ntick 1\ntick 2\ndone\n" in out.stdout
+    assert "refused: module" in out.stdout
+
+
+def test_readme_quick_start(server: Server) -> None:
+    _check_quick_start(_run(server, "-c", quick_start_code()))
+
+
+def _interpreters() -> list[str]:
+    found = [sys.executable]
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found += sorted(str(p) for p in pyenv.glob("3.9.*/bin/python3.9"))[-1:]
+    return found
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("WASMWIZ_SKIP_INSTALL_TEST")), reason="WASMWIZ_SKIP_INSTALL_TEST is set"
+)
+@pytest.mark.parametrize("python", _interpreters())
+def test_pip_install_into_fresh_venv(server: Server, tmp_path: Path, python: str) -> None:
+    """`pip install ./sdk-python` in a new venv, then the quick start with that Python."""
+    venv = tmp_path / "venv"
+    subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "./sdk-python"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    _check_quick_start(_run(server, "-c", quick_start_code(), python=str(venv / "bin" / "python")))
+
+
+def test_example_run_module(server: Server) -> None:
+    out = _run(server, str(EXAMPLES / "run_module.py"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "Hello, WasmWiz!\n"
+    assert "[SUCCESS] exit=0" in out.stderr
+    echo = _run(server, str(EXAMPLES / "run_module.py"), str(GUESTS / "echo.wasm"), stdin=b"piped")
+    assert echo.stdout == "piped"
+    exited = _run(server, str(EXAMPLES / "run_module.py"), str(GUESTS / "exitcode.wasm"), "4")
+    assert exited.returncode == 4
+    trapped = _run(server, str(EXAMPLES / "run_module.py"), str(GUESTS / "trap.wasm"))
+    assert trapped.returncode == 1
+    assert "[TRAP (unreachable)]" in trapped.stderr
+
+
+@pytest.mark.parametrize("mode", [[], ["--async"]])
+def test_example_stream_output(server: Server, mode: list[str]) -> None:
+    out = _run(
+        server, str(EXAMPLES / "stream_output.py"), *mode, str(GUESTS / "progress.wasm"), "2"
+    )
+    assert out.returncode == 0, out.stderr
+    assert re.findall(r"stdout: (.*)", out.stdout) == ["tick 0", "tick 1", "done"]
+    assert "started execution" in out.stderr
+    assert "finished: SUCCESS" in out.stderr
+
+
+def test_example_ci_batch(server: Server, tmp_path: Path) -> None:
+    report = tmp_path / "report.xml"
+    out = _run(
+        server,
+        str(EXAMPLES / "ci_batch.py"),
+        str(GUESTS / "fib.wasm"),
+        str(EXAMPLES / "fib_cases.json"),
+        "--junit",
+        str(report),
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "5/5 cases passed" in out.stdout
+    suite = ET.parse(report).getroot()
+    assert suite.get("tests") == "5"
+    assert suite.get("failures") == "0"
+
+    failing = tmp_path / "cases.json"
+    failing.write_text(
+        json.dumps(
+            [
+                {"name": "right", "stdin": "2\n", "expected_stdout": "1\n"},
+                {"name": "wrong", "stdin": "3\n", "expected_stdout": "3\n"},
+            ]
+        )
+    )
+    bad = _run(server, str(EXAMPLES / "ci_batch.py"), str(GUESTS / "fib.wasm"), str(failing))
+    assert bad.returncode == 1
+    assert "FAIL  wrong" in bad.stdout
+    assert "1/2 cases passed" in bad.stdout
+
+
+def test_example_concurrent_runs(server: Server) -> None:
+    out = _run(server, str(EXAMPLES / "concurrent_runs.py"), "10")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.startswith("10/10 correct")

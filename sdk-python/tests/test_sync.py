@@ -1,0 +1,415 @@
+"""Every public call of the sync client, against the real server."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import wasmwiz
+from conftest import Server, guest
+
+HELLO = b"Hello, WasmWiz!\n"
+
+
+# --------------------------------------------------------------------------- run
+
+
+def test_run_hello_by_path(client: wasmwiz.Client) -> None:
+    result = client.run(guest("hello"))
+    assert result.stdout == HELLO
+    assert result.text == HELLO.decode()
+    assert result.outcome is wasmwiz.Outcome.SUCCESS
+    assert result.exit_code == 0
+    assert result.ok
+    assert result.fuel_consumed > 0
+    assert result.duration > 0
+    assert result.memory_peak > 0
+    assert result.verdict is wasmwiz.Verdict.UNSPECIFIED
+    assert result.execution_id
+    assert result.module_sha256 == hashlib.sha256(guest("hello").read_bytes()).hexdigest()
+    assert result.limits is not None
+    assert result.limits.fuel  # effective limits are filled in
+
+
+def test_run_module_as_bytes_str_path_and_sha(client: wasmwiz.Client) -> None:
+    data = guest("hello").read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    kept = client.run(data, keep_module=True)
+    assert kept.stdout == HELLO
+    assert client.modules.exists(digest)
+    for module in (str(guest("hello")), digest, "sha256:" + digest, client.modules.get(digest)):
+        result = client.run(module)
+        assert result.stdout == HELLO, module
+        assert result.module_sha256 == digest
+
+
+def test_run_stdin_args_env(client: wasmwiz.Client) -> None:
+    echoed = client.run(guest("echo"), stdin=b"\x00binary\xffstdin")
+    assert echoed.stdout == b"\x00binary\xffstdin"
+    text = client.run(guest("echo"), stdin="héllo")
+    assert text.stdout == "héllo".encode()
+    result = client.run(
+        guest("argsenv"), args=["one", "two words"], env={"K": "V", "X": "y=z"}, program_name="prog"
+    )
+    assert result.text.splitlines() == [
+        "argv[0]=prog",
+        "argv[1]=one",
+        "argv[2]=two words",
+        "env:K=V",
+        "env:X=y=z",
+    ]
+
+
+def test_run_stderr_and_exit_code(client: wasmwiz.Client) -> None:
+    both = client.run(guest("stderr"))
+    assert both.stdout == b"to stdout\n"
+    assert both.stderr == b"to stderr\n"
+    assert both.error_text == "to stderr\n"
+    exited = client.run(guest("exitcode"), args=["3"])
+    assert exited.outcome is wasmwiz.Outcome.EXIT_NONZERO
+    assert exited.exit_code == 3
+    assert not exited.ok
+
+
+def test_run_trap(client: wasmwiz.Client) -> None:
+    result = client.run(guest("trap"))
+    assert result.outcome is wasmwiz.Outcome.TRAP
+    assert result.trap_kind == "unreachable"
+    assert result.exit_code == -1
+
+
+def test_run_limits_fuel_and_timeout(client: wasmwiz.Client) -> None:
+    fuel = client.run(guest("loop"), limits=wasmwiz.Limits(fuel=100_000))
+    assert fuel.outcome is wasmwiz.Outcome.OUT_OF_FUEL
+    assert fuel.fuel_consumed == 100_000
+    assert fuel.exit_code == -1
+    timed = client.run(guest("loop"), limits={"timeout": "300ms"})
+    assert timed.outcome is wasmwiz.Outcome.TIMEOUT
+    assert timed.limits is not None
+    assert timed.limits.timeout == pytest.approx(0.3)
+    assert 0.2 < timed.duration < 10
+
+
+def test_run_limits_memory_and_output(client: wasmwiz.Client) -> None:
+    hog = client.run(guest("memhog"), args=["64"], limits={"memory": "16MiB"})
+    assert hog.limits is not None
+    assert hog.limits.memory == 16 * 1024 * 1024
+    assert hog.exit_code != 0 or hog.outcome is wasmwiz.Outcome.MEMORY_LIMIT
+    assert hog.memory_peak <= 16 * 1024 * 1024
+    roomy = client.run(guest("memhog"), args=["8"], limits={"memory": "64MiB"})
+    assert roomy.ok
+    assert roomy.stdout == b"allocated 8 MiB\n"
+    cut = client.run(guest("hello"), limits={"max_output": 5})
+    assert cut.outcome is wasmwiz.Outcome.OUTPUT_LIMIT
+    assert cut.stdout == b"Hello"
+    assert cut.output_truncated
+
+
+def test_run_expected_stdout_verdict(client: wasmwiz.Client) -> None:
+    good = client.run(guest("hello"), expected_stdout=HELLO)
+    assert good.verdict is wasmwiz.Verdict.ACCEPTED
+    assert good.accepted
+    assert good.ok
+    bad = client.run(guest("hello"), expected_stdout="Goodbye\n")
+    assert bad.verdict is wasmwiz.Verdict.WRONG_ANSWER
+    assert bad.outcome is wasmwiz.Outcome.SUCCESS
+    assert not bad.ok
+
+
+def test_run_is_deterministic_with_seed(client: wasmwiz.Client) -> None:
+    first = client.run(guest("clockrand"), seed=42)
+    again = client.run(guest("clockrand"), seed=42)
+    other = client.run(guest("clockrand"), seed=43)
+    assert first.ok
+    assert first.stdout == again.stdout
+    assert first.fuel_consumed == again.fuel_consumed
+    assert first.stdout != other.stdout
+    assert b"random=" in first.stdout
+
+
+def test_run_reports_rate_limit_headers(server: Server) -> None:
+    with server.client(server.new_key("free")) as free:
+        result = free.run(guest("hello"))
+    assert result.rate_limit is not None
+    assert result.rate_limit.limit == 10
+    assert result.rate_limit.remaining is not None
+    assert result.rate_limit.remaining < 10
+
+
+# --------------------------------------------------------------------------- stream
+
+
+def test_stream_events_arrive_in_order_and_live(client: wasmwiz.Client) -> None:
+    arrivals: list[tuple[float, wasmwiz.Event]] = []
+    with client.stream(guest("progress"), args=["3"]) as events:
+        for event in events:
+            arrivals.append((time.monotonic(), event))
+        result = events.result()
+    kinds = [type(event) for _, event in arrivals]
+    assert kinds[0] is wasmwiz.Started
+    assert kinds[-1] is wasmwiz.Finished
+    assert kinds.count(wasmwiz.Finished) == 1
+    first_stdout = kinds.index(wasmwiz.Stdout)
+    assert first_stdout < kinds.index(wasmwiz.Finished)
+    stdout = b"".join(e.data for _, e in arrivals if isinstance(e, wasmwiz.Stdout))
+    assert stdout == b"tick 0\ntick 1\ntick 2\ndone\n"
+    assert result.stdout == stdout
+    assert result.ok
+    # Output is streamed while the guest still runs (CPU work follows each tick).
+    assert kinds.count(wasmwiz.Stdout) >= 2
+    assert arrivals[-1][0] - arrivals[first_stdout][0] > 0.05
+    started = arrivals[0][1]
+    assert isinstance(started, wasmwiz.Started)
+    assert started.execution_id == result.execution_id
+
+
+def test_stream_cancel_early(client: wasmwiz.Client) -> None:
+    stream = client.stream(guest("loop"), limits={"timeout": 30})
+    with stream:
+        first = next(stream)
+        assert isinstance(first, wasmwiz.Started)
+    # Leaving the block cancelled the call: no more events.
+    assert list(stream) == []
+
+
+# --------------------------------------------------------------------------- batches
+
+FIB_CASES = [
+    wasmwiz.BatchCase(stdin="10\n", expected_stdout="55\n", name="ten"),
+    {"stdin": b"20\n", "expected_stdout": b"6765\n", "name": "twenty"},
+    wasmwiz.BatchCase(stdin="5\n", expected_stdout="6\n", name="wrong"),
+    wasmwiz.BatchCase(stdin="nope\n", name="bad input"),
+]
+
+
+def test_run_batch(client: wasmwiz.Client) -> None:
+    batch = client.run_batch(guest("fib"), FIB_CASES, limits={"fuel": "1e10"})
+    assert len(batch) == 4
+    assert [case.index for case in batch] == [0, 1, 2, 3]
+    assert [case.name for case in batch] == ["ten", "twenty", "wrong", "bad input"]
+    assert batch[0].verdict is wasmwiz.Verdict.ACCEPTED
+    assert batch[1].stdout == b"6765\n"
+    assert batch[2].verdict is wasmwiz.Verdict.WRONG_ANSWER
+    assert batch[2].stdout == b"5\n"
+    assert batch[3].verdict is wasmwiz.Verdict.UNSPECIFIED
+    assert batch[3].exit_code == 1
+    assert batch[3].stderr
+    assert not batch.ok
+    assert [case.name for case in batch.failed] == ["wrong", "bad input"]
+    assert [case.name for case in batch.passed] == ["ten", "twenty"]
+    assert all(case.execution_id for case in batch)
+    assert len({case.execution_id for case in batch}) == 4
+    assert batch[0].module_sha256 == hashlib.sha256(guest("fib").read_bytes()).hexdigest()
+
+
+def test_stream_batch(client: wasmwiz.Client) -> None:
+    seen = list(client.stream_batch(guest("fib"), FIB_CASES[:2]))
+    assert sorted(case.index for case in seen) == [0, 1]
+    assert all(case.accepted for case in seen)
+
+
+# --------------------------------------------------------------------------- modules
+
+
+def test_modules_put_get_list_delete(server: Server, tmp_path: Path) -> None:
+    # A fresh user, so that the list is exactly what this test stored.
+    with server.client(server.new_key("basic")) as client:
+        hello = guest("hello").read_bytes()
+        variant = hello + b"\x00\x05\x04mine"  # one more custom section: another hash
+        digest = hashlib.sha256(variant).hexdigest()
+        assert not client.modules.exists(digest)
+        put = client.modules.put(variant)
+        assert put.sha256 == digest
+        assert put.size == len(variant)
+        assert not put.already_existed
+        assert {("wasi_snapshot_preview1", "fd_write")} <= {(i.module, i.name) for i in put.imports}
+        assert "_start" in {e.name for e in put.exports}
+        again = client.modules.put(variant)
+        assert again.already_existed
+        got = client.modules.get(digest)
+        assert got.size == len(variant)
+        assert got.created_at is not None
+        assert client.modules.exists(digest)
+        path = tmp_path / "other.wasm"
+        path.write_bytes(hello)
+        client.modules.upload(path)
+        listed = client.modules.list()
+        assert {m.sha256 for m in listed} == {digest, hashlib.sha256(hello).hexdigest()}
+        assert len(client.modules.list(limit=1)) == 1
+        assert [m.sha256 for m in client.modules.iter(page_size=1)] == [m.sha256 for m in listed]
+        assert client.run(digest).stdout == HELLO
+        client.modules.delete(digest)
+        assert not client.modules.exists(digest)
+        with pytest.raises(wasmwiz.NotFound):
+            client.modules.get(digest)
+        with pytest.raises(wasmwiz.NotFound):
+            client.modules.delete(digest)
+
+
+# --------------------------------------------------------------------------- account
+
+
+def test_account_whoami_and_usage(server: Server, client: wasmwiz.Client) -> None:
+    me = client.whoami()
+    assert me.email == "admin@test.local"
+    assert me.tier == "unlimited"
+    assert me.admin
+    assert me.key_id
+    assert server.admin_key.startswith(f"wwz_{me.key_id}_")
+    assert me.limits.unmetered
+    assert me.limits.max_module_bytes == 256 * 1024 * 1024
+    assert client.account.whoami() == me
+    with server.client(server.free_key) as free:
+        fme = free.account.whoami()
+    assert fme.tier == "free"
+    assert not fme.admin
+    assert fme.limits.per_minute == 10
+    assert fme.limits.per_day == 500
+    assert fme.limits.max_fuel == 10**12
+    assert fme.limits.max_timeout == 5.0
+    assert fme.limits.max_memory_bytes == 128 * 1024 * 1024
+    assert 0 <= fme.remaining_this_minute <= 10
+    client.run(guest("hello"))
+    usage = client.account.usage()
+    assert usage.executions >= 1
+    assert usage.fuel_consumed > 0
+    assert usage.daily
+    assert usage.daily[-1].executions >= 1
+    assert sum(usage.by_outcome.values()) == usage.executions
+    assert usage.by_outcome.get("OUTCOME_SUCCESS", 0) >= 1
+    week = client.account.usage(days=7)
+    assert len(week.daily) == 7
+
+
+def test_account_keys_lifecycle(server: Server) -> None:
+    with server.client(server.new_key("basic")) as owner:
+        created = owner.account.create_key("laptop")
+        assert created.key.startswith(f"wwz_{created.key_id}_")
+        keys = {k.key_id: k for k in owner.account.list_keys()}
+        assert created.key_id in keys
+        assert keys[created.key_id].label == "laptop"
+        assert keys[created.key_id].tier == "basic"
+        assert not keys[created.key_id].revoked
+        with server.client(created.key) as second:
+            assert second.whoami().key_id == created.key_id
+            owner.account.revoke_key(created.key_id)
+            _expect_unauthenticated_soon(second)
+        revoked = {k.key_id: k for k in owner.account.list_keys()}[created.key_id]
+        assert revoked.revoked
+
+
+def _expect_unauthenticated_soon(client: wasmwiz.Client, within: float = 15.0) -> None:
+    """Revocation takes effect "within seconds" (a short-lived key cache)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            client.whoami()
+        except wasmwiz.Unauthenticated:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"a revoked key still worked after {within}s")
+        time.sleep(0.25)
+
+
+# --------------------------------------------------------------------------- admin
+
+
+def test_admin_calls(client: wasmwiz.Client, server: Server) -> None:
+    email = f"user-{uuid.uuid4().hex[:8]}@test.local"
+    user = client.admin.create_user(email)
+    assert user.email == email
+    assert user.tier == "free"
+    moved = client.admin.set_tier(email, "pro")
+    assert moved.tier == "pro"
+    key = client.admin.create_key(email, label="ci")
+    with server.client(key.key) as theirs:
+        assert theirs.whoami().tier == "pro"
+        assert theirs.run(guest("hello")).ok
+    listed = client.admin.list_keys(email)
+    assert [k.key_id for k in listed] == [key.key_id]
+    assert listed[0].email == email
+    assert listed[0].label == "ci"
+    assert key.key_id in {k.key_id for k in client.admin.list_keys()}
+    usage = client.admin.usage(email)
+    assert usage.executions == 1
+    everyone = client.admin.usage(days=2)
+    assert everyone.executions >= usage.executions
+    assert len(everyone.daily) == 2
+    admin_key = client.admin.create_key(email, "basic", admin=True)
+    with server.client(admin_key.key) as promoted:
+        me = promoted.whoami()
+        assert me.admin
+        assert me.tier == "basic"
+    client.admin.revoke_key(key.key_id)
+    with server.client(key.key) as gone:
+        _expect_unauthenticated_soon(gone)
+
+
+# --------------------------------------------------------------------------- misc
+
+
+def test_health_needs_no_key(server: Server) -> None:
+    with wasmwiz.Client(server.url) as anonymous:
+        assert anonymous.health() == "SERVING"
+
+
+def test_client_repr_and_close(server: Server) -> None:
+    client = server.client()
+    assert repr(client).startswith("Client('127.0.0.1:")
+    client.close()
+
+
+# ------------------------------------------------------------------- stdin fed while running
+
+
+def test_stdin_from_iterable_and_file(client: wasmwiz.Client, tmp_path: Path) -> None:
+    fed = client.run(guest("echo"), stdin=iter([b"one ", "two ", b"", b"three"]))
+    assert fed.stdout == b"one two three"
+    assert fed.ok
+    source = tmp_path / "stdin.bin"
+    source.write_bytes(bytes(range(256)) * 1000)
+    with source.open("rb") as handle:
+        from_file = client.run(guest("echo"), stdin=handle)
+    assert from_file.stdout == source.read_bytes()
+    info = client.upload(guest("echo"))
+    by_hash = client.run(info.sha256, stdin=[b"stored"], expected_stdout=b"stored")
+    assert by_hash.accepted
+
+
+def test_stdin_is_interactive(client: wasmwiz.Client) -> None:
+    """The next stdin chunk is sent only after the guest echoed the previous one."""
+    echoed = threading.Event()
+
+    def lines() -> Iterator[bytes]:
+        yield b"ping\n"
+        if not echoed.wait(30):
+            raise TimeoutError("the guest never echoed the first line")
+        yield b"pong\n"
+
+    output = b""
+    with client.stream(guest("echo"), stdin=lines(), timeout=60) as events:
+        for event in events:
+            if isinstance(event, wasmwiz.Stdout):
+                output += event.data
+                if output == b"ping\n":
+                    echoed.set()
+        result = events.result()
+    assert output == b"ping\npong\n"
+    assert result.ok
+
+
+def test_failed_start_is_final(client: wasmwiz.Client, tmp_path: Path) -> None:
+    stream = client.stream(tmp_path / "missing.wasm")
+    with pytest.raises(FileNotFoundError):
+        next(stream)
+    assert list(stream) == []
+    with pytest.raises(TypeError, match="sequence of strings"):
+        client.run(guest("hello"), args="not-a-list")
+    with pytest.raises(TypeError, match="stdin"):
+        client.run(guest("echo"), stdin=[42])  # type: ignore[list-item]
