@@ -141,7 +141,7 @@ function fmtCompact(n: bigint | number): string {
     x /= 1000;
     i++;
   }
-  return `${x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)} ${units[i]}`;
+  return `${Number(x.toPrecision(3))} ${units[i]}`;
 }
 
 function fmtBytes(n: bigint | number): string {
@@ -272,6 +272,8 @@ function initKeyBar(): void {
   input.addEventListener("input", () => {
     persist();
     state.accountStale = true;
+    whoSeq++; // a check still running for the previous key must not report
+    setKeyStatus(apiKey() ? "Checking key…" : "Paste an API key to run programs.");
     clearTimeout(whoTimer);
     whoTimer = setTimeout(() => void checkKey(), 400);
   });
@@ -358,8 +360,15 @@ function setModuleInfo(nodes: (Node | string)[]): void {
   $("module-info").replaceChildren(...nodes);
 }
 
+/** "Run again by hash" refers to the last run's module: forget it when another module is picked. */
+function forgetLastRun(): void {
+  state.lastSha = "";
+  if (!state.running) $<HTMLButtonElement>("rerun-btn").disabled = true;
+}
+
 async function loadCustom(file: File): Promise<void> {
   hideError();
+  forgetLastRun();
   const bytes = new Uint8Array(await file.arrayBuffer());
   const sha = await sha256Hex(bytes);
   state.custom = { name: file.name, bytes, uploaded: false, ...(sha ? { sha256: sha } : {}) };
@@ -372,6 +381,9 @@ async function loadCustom(file: File): Promise<void> {
     ` · ${fmtBytes(bytes.length)}`,
     ...(sha ? [h("br"), "sha256 ", h("code", {}, sha)] : []),
   ]);
+  output.clear(`${file.name} loaded: press Run.`);
+  $("stats").hidden = true;
+  setRunState("Idle", "idle");
   if (apiKey()) await storeCustom().catch(() => undefined);
 }
 
@@ -394,6 +406,9 @@ async function storeCustom(): Promise<string> {
     return up.sha256;
   } catch (e) {
     showError(e);
+    setRunState(describeError(e).title, "bad");
+    output.clear(`The server refused ${custom.name}.`);
+    $("module-info").append(h("br"), h("span", { class: "refused" }, "Refused by the server (see the error)."));
     throw e;
   }
 }
@@ -402,6 +417,7 @@ function initInputs(): void {
   renderExampleOptions();
   const sel = $<HTMLSelectElement>("example");
   sel.addEventListener("change", () => {
+    forgetLastRun();
     applyExample(sel.value);
     if (sel.value !== CUSTOM) setModuleInfo([]);
   });
@@ -500,12 +516,32 @@ function setRunState(text: string, kind: "idle" | "running" | "ok" | "bad" | "wa
   el.dataset["state"] = kind;
 }
 
+const countdowns = new Map<string, ReturnType<typeof setInterval>>();
+
 function showError(e: unknown, box = "error"): void {
   const { title, detail } = e instanceof WasmWizError || isConnectLike(e) ? describeError(e) : { title: "Error", detail: String((e as Error)?.message ?? e) };
   showErrorText(title, detail, box);
+  // Rate limited or unavailable: count the wait down live.
+  if (e instanceof WasmWizError && e.retryAfter !== undefined && (e.code === Code.ResourceExhausted || e.code === Code.Unavailable)) {
+    const deadline = Date.now() + e.retryAfter * 1000;
+    const tick = () => {
+      const left = Math.ceil((deadline - Date.now()) / 1000);
+      const again = new WasmWizError(e.code, e.rawMessage, { details: e.details, metadata: e.metadata, retryAfter: Math.max(0, left) });
+      const words = describeError(again).detail;
+      $(`${box}-detail`).textContent = left > 0 ? words : words.replace(/ Try again in .*$/, " You can try again now.");
+      if (left <= 0) stopCountdown(box);
+    };
+    countdowns.set(box, setInterval(tick, 1000));
+  }
+}
+
+function stopCountdown(box: string): void {
+  clearInterval(countdowns.get(box));
+  countdowns.delete(box);
 }
 
 function showErrorText(title: string, detail: string, box = "error"): void {
+  stopCountdown(box);
   $(`${box}-title`).textContent = title;
   $(`${box}-detail`).textContent = detail;
   $(`${box}-box`).hidden = false;
@@ -516,6 +552,7 @@ function isConnectLike(e: unknown): boolean {
 }
 
 function hideError(box = "error"): void {
+  stopCountdown(box);
   $(`${box}-box`).hidden = true;
 }
 
@@ -647,6 +684,7 @@ async function run(byHash: boolean): Promise<void> {
           break;
         case "finished":
           output.flush();
+          if (ev.finished.stdoutBytes === 0n && ev.finished.stderrBytes === 0n) output.clear("(no output)");
           showStats(started, ev.finished);
           break;
       }
@@ -722,8 +760,8 @@ function barChart(
   days: { date: string; value: number }[],
   opts: { label: string; format: (v: number) => string; cls: string },
 ): void {
-  const W = 640;
-  const H = 200;
+  const W = Math.max(300, Math.round(container.clientWidth || 640));
+  const H = 190;
   const pad = { l: 56, r: 8, t: 12, b: 28 };
   const max = Math.max(0, ...days.map((d) => d.value));
   const top = max === 0 ? 1 : niceCeil(max);
@@ -774,7 +812,17 @@ function niceCeil(v: number): number {
   return 10 * exp;
 }
 
+let lastUsage: GetUsageResponse | undefined;
+let resizeTimer: ReturnType<typeof setTimeout> | undefined;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => {
+    if (lastUsage && !$("panel-account").hidden) renderUsage(lastUsage);
+  }, 150);
+});
+
 function renderUsage(u: GetUsageResponse): void {
+  lastUsage = u;
   $("usage-exec").textContent = fmtInt(u.executions);
   $("usage-fuel").textContent = fmtCompact(u.fuelConsumed);
   $("usage-fuel").title = `${fmtInt(u.fuelConsumed)} fuel`;

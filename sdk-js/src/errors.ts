@@ -210,6 +210,17 @@ export function formatWait(seconds: number): string {
   return `${Math.floor(s / 3600)} h${Math.floor((s % 3600) / 60) ? ` ${Math.floor((s % 3600) / 60)} min` : ""}`;
 }
 
+function capitalize(s: string): string {
+  const t = s.trim();
+  return t.charAt(0).toUpperCase() + t.slice(1);
+}
+
+/** Ends `s` with a full stop unless it already ends with punctuation. */
+function sentence(s: string): string {
+  const t = s.trim();
+  return t === "" || /[.!?…]$/.test(t) ? t : `${t}.`;
+}
+
 /**
  * Explains an error in words for a person (used by the playground): what went
  * wrong and what to do about it.
@@ -231,11 +242,15 @@ export function describeError(error: unknown): { title: string; detail: string }
         detail: server || "This call needs an admin key.",
       };
     case Code.ResourceExhausted: {
-      const quota = e.details.quotaFailure?.violations.map((v) => v.description || v.subject).filter(Boolean) ?? [];
+      // The wait is appended below, so drop a "retry in N s" the server may have written itself.
+      const quota =
+        e.details.quotaFailure?.violations
+          .map((v) => capitalize((v.description || v.subject).replace(/[;,.]?\s*(please\s+)?(retry|try again)\b.*$/i, "")))
+          .filter(Boolean) ?? [];
       const wait = e.retryAfter !== undefined ? ` Try again in ${formatWait(e.retryAfter)}.` : "";
       return {
         title: "Rate limited",
-        detail: `${quota.length ? quota.join("; ") : server || "This account used up its allowance."}.${wait}`.replace(/\.\./g, "."),
+        detail: sentence(quota.length ? quota.join("; ") : server || "This account used up its allowance") + wait,
       };
     }
     case Code.InvalidArgument: {
@@ -254,7 +269,7 @@ export function describeError(error: unknown): { title: string; detail: string }
       };
     case Code.Unavailable: {
       const wait = e.retryAfter !== undefined ? ` Try again in ${formatWait(e.retryAfter)}.` : "";
-      return { title: "Server unavailable", detail: `${server || "The server is busy or shutting down."}${wait}` };
+      return { title: "Server unavailable", detail: sentence(server || "The server is busy or shutting down") + wait };
     }
     case Code.Canceled:
       return { title: "Cancelled", detail: server || "The run was cancelled." };

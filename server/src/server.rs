@@ -10,7 +10,11 @@ use tonic::{
     transport::{server::TcpIncoming, Identity, Server, ServerTlsConfig},
 };
 use tower::Layer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
 use wasmwiz_proto::v1::{
     account_service_server::AccountServiceServer, admin_service_server::AdminServiceServer,
     execution_service_server::ExecutionServiceServer, module_service_server::ModuleServiceServer,
@@ -26,6 +30,20 @@ use crate::{
     store::{now_ms, Backend, Store},
     web,
 };
+
+/// Request headers grpc-web clients send (listed: `*` does not cover
+/// `authorization` in every browser).
+const ALLOWED_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    "x-grpc-web",
+    "x-user-agent",
+    "grpc-timeout",
+    "x-api-key",
+    "x-request-id",
+    "connect-protocol-version",
+    "connect-timeout-ms",
+];
 
 /// Headers a browser client may read from grpc-web responses.
 const EXPOSED_HEADERS: &[&str] = &[
@@ -47,7 +65,7 @@ fn cors(origins: &[String]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(allow)
         .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
-        .allow_headers(tower_http::cors::Any)
+        .allow_headers(ALLOWED_HEADERS.iter().map(|h| HeaderName::from_static(h)).collect::<Vec<_>>())
         .expose_headers(
             EXPOSED_HEADERS
                 .iter()
@@ -55,6 +73,17 @@ fn cors(origins: &[String]) -> CorsLayer {
                 .collect::<Vec<_>>(),
         )
         .max_age(Duration::from_secs(3600))
+}
+
+/// Every log line of a request carries its `x-request-id` (given by the
+/// client or generated) and path.
+fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", request_id = %id, path = %request.uri().path())
 }
 
 /// Opens the store (migrations included), marking usage rows a crash left
@@ -224,6 +253,9 @@ pub async fn run(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .http2_max_pending_accept_reset_streams(Some(200))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
         .layer(cors(&config.cors_origins))
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drain);

@@ -6,7 +6,7 @@
  * else `<repo>/target/debug/wasmwiz-server`.
  */
 import { spawn, execFile, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -132,4 +132,19 @@ export function paddedModule(base: Uint8Array, padBytes: number, name = "pad"): 
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+export const EXAMPLES_JS_DIR = join(REPO_DIR, "examples", "js");
+
+/**
+ * Makes `@wasmwiz/sdk` importable from examples/js/ the way `npm install`
+ * there would (a node_modules symlink to sdk-js/; node_modules is ignored by
+ * git). Needs sdk-js/dist (npm run build).
+ */
+export function linkSdkIntoExamples(): void {
+  if (!existsSync(join(SDK_DIR, "dist", "node.js"))) throw new Error("sdk-js/dist is missing: run `npm run build` first");
+  const scope = join(EXAMPLES_JS_DIR, "node_modules", "@wasmwiz");
+  const link = join(scope, "sdk");
+  mkdirSync(scope, { recursive: true });
+  if (!existsSync(link)) symlinkSync(SDK_DIR, link, "dir");
 }

@@ -187,7 +187,8 @@ impl ExecutionApi {
         let id = execution_id.clone();
         let tier_name = launch.caller.tier.clone();
         let allowance = launch.allowance;
-        tokio::spawn(async move {
+        let span = tracing::Span::current();
+        tokio::spawn(tracing::Instrument::instrument(async move {
             let _held = (permit, allowance);
             state.metrics.running.inc();
             let report = state
@@ -218,8 +219,9 @@ impl ExecutionApi {
                     report: &report,
                 })
                 .await;
+            tracing::debug!(execution_id = %id, outcome = report.outcome.as_str(), "execution finished");
             let _ = report_tx.send(recorded.map(|()| report).map_err(ApiError::from));
-        });
+        }, span));
         Ok(Started {
             execution_id,
             output: out_rx,

@@ -10,6 +10,7 @@ use wasmwiz_proto::v1::{
     execute_event::Event, execution_service_client::ExecutionServiceClient,
     module_service_client::ModuleServiceClient,
 };
+#[allow(unused_imports)]
 pub use wasmwiz_server::testing::{postgres_available, Authed, Db, TestServer};
 
 /// Runs `$body(Db)` once per database: SQLite always, PostgreSQL when

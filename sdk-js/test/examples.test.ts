@@ -1,0 +1,54 @@
+/**
+ * The Node example (examples/js/node-example.mjs) runs against a real server
+ * through the built package, as a user would run it.
+ */
+import { after, before, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { EXAMPLES_JS_DIR, GUESTS_DIR, linkSdkIntoExamples, startServer, type TestServer } from "./helpers/server.js";
+
+const execFileP = promisify(execFile);
+let server: TestServer;
+
+before(async () => {
+  linkSdkIntoExamples();
+  server = await startServer();
+});
+
+after(async () => {
+  await server?.stop();
+});
+
+it("examples/js/node-example.mjs streams a run and reports it", async () => {
+  const { stdout, stderr } = await execFileP(process.execPath, ["node-example.mjs"], {
+    cwd: EXAMPLES_JS_DIR,
+    env: { ...process.env, WASMWIZ_URL: server.baseUrl, WASMWIZ_API_KEY: server.adminKey },
+    timeout: 60_000,
+  });
+  assert.equal(stdout, "Hello from the Node example!\n");
+  assert.match(stderr, /# admin@test\.local \(unlimited\)/);
+  assert.match(stderr, /# module [0-9a-f]{64} \(\d+ bytes, uploaded\)/);
+  assert.match(stderr, /# SUCCESS, exit 0, fuel \d+/);
+  assert.match(stderr, /# case same: SUCCESS, verdict accepted/);
+  assert.match(stderr, /# case differs: SUCCESS, verdict wrong answer/);
+});
+
+it("node-example exits with the guest's exit code and explains errors", async () => {
+  const env = { ...process.env, WASMWIZ_URL: server.baseUrl, WASMWIZ_API_KEY: server.adminKey };
+  const exit = await execFileP(process.execPath, ["node-example.mjs", join(GUESTS_DIR, "exitcode.wasm"), "4"], { cwd: EXAMPLES_JS_DIR, env }).then(
+    () => 0,
+    (e: { code: number }) => e.code,
+  );
+  assert.equal(exit, 4);
+  const bad = await execFileP(process.execPath, ["node-example.mjs"], {
+    cwd: EXAMPLES_JS_DIR,
+    env: { ...env, WASMWIZ_API_KEY: "wwz_bad_key" },
+  }).then(
+    () => ({ code: 0, stderr: "" }),
+    (e: { code: number; stderr: string }) => e,
+  );
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /UNAUTHENTICATED/);
+});
