@@ -44,6 +44,7 @@ for part in "${parts[@]}"; do
       step "cargo fmt" cargo fmt --all -- --check
       step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
       step "dependency advisories" ./scripts/audit.sh
+      step "deployment files" python3 scripts/check-deploy.py
       ;;
     rust)
       step "cargo test" cargo test --workspace --locked
