@@ -1,0 +1,469 @@
+//! Test cases against one module ([`Batch`] over `RunBatch`), their results
+//! ([`CaseResult`], [`BatchOutput`]) and a JUnit XML report of them.
+
+use std::{collections::HashMap, fmt::Write as _, time::Duration};
+
+use bytes::Bytes;
+use futures::{stream::BoxStream, StreamExt};
+
+use crate::{
+    modules::{progress_fn, ProgressFn, Resolved},
+    proto::{self, run_batch_request::Source},
+    Client, Error, Finished, Limits, Module, Outcome, RateLimit, Result, UploadProgress, Verdict,
+};
+
+/// One test case: stdin, args and (optionally) the expected stdout.
+///
+/// ```
+/// use wasmwiz::Case;
+///
+/// let case = Case::new("fib 10").stdin("10\n").expect_stdout("55\n");
+/// # let _ = case;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Case {
+    /// A label for reports.
+    pub name: String,
+    /// The case's whole stdin.
+    pub stdin: Bytes,
+    /// argv\[1..\].
+    pub args: Vec<String>,
+    /// The stdout the case must print.
+    pub expected_stdout: Option<Bytes>,
+}
+
+impl Case {
+    /// A case with a name and nothing else.
+    pub fn new(name: impl Into<String>) -> Self {
+        Case {
+            name: name.into(),
+            ..Case::default()
+        }
+    }
+
+    /// Sets stdin.
+    pub fn stdin(mut self, stdin: impl Into<Bytes>) -> Self {
+        self.stdin = stdin.into();
+        self
+    }
+
+    /// Sets argv\[1..\].
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the expected stdout.
+    pub fn expect_stdout(mut self, expected: impl Into<Bytes>) -> Self {
+        self.expected_stdout = Some(expected.into());
+        self
+    }
+}
+
+/// The result of one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseResult {
+    /// Index of the case in the request.
+    pub index: usize,
+    /// The case's name.
+    pub name: String,
+    /// Its stdout (up to the output limit).
+    pub stdout: Vec<u8>,
+    /// Its stderr (up to the output limit).
+    pub stderr: Vec<u8>,
+    /// How it ended.
+    pub finished: Finished,
+    /// The id of its usage record.
+    pub execution_id: String,
+    /// The module's sha256.
+    pub module_sha256: String,
+}
+
+impl CaseResult {
+    /// True when the guest exited 0 and matched the expected stdout (if any).
+    pub fn passed(&self) -> bool {
+        self.finished.passed()
+    }
+
+    /// Why the case failed, in one line (`None` when it passed).
+    pub fn failure(&self) -> Option<String> {
+        let f = &self.finished;
+        match f.outcome {
+            _ if self.passed() => None,
+            Outcome::Success => Some("wrong answer: stdout differs from the expected".into()),
+            Outcome::ExitNonzero => Some(format!("exited with code {}", f.exit_code)),
+            Outcome::Trap => Some(format!("trap: {}", f.trap_kind)),
+            other => Some(if f.message.is_empty() {
+                other.to_string()
+            } else {
+                format!("{other}: {}", f.message)
+            }),
+        }
+    }
+}
+
+/// Every case's result, in case order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutput {
+    /// Results by case index.
+    pub cases: Vec<CaseResult>,
+    /// The `ratelimit-*` metadata of the response.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl BatchOutput {
+    /// True when every case passed.
+    pub fn all_passed(&self) -> bool {
+        self.cases.iter().all(CaseResult::passed)
+    }
+
+    /// The cases that failed.
+    pub fn failed(&self) -> impl Iterator<Item = &CaseResult> {
+        self.cases.iter().filter(|c| !c.passed())
+    }
+
+    /// A JUnit XML report (one `<testsuite>` named `suite`).
+    pub fn junit_xml(&self, suite: &str) -> String {
+        junit_xml(suite, &self.cases)
+    }
+}
+
+/// Runs of many cases against one module, compiled once. Made by
+/// [`Client::batch`].
+///
+/// ```no_run
+/// # async fn demo(client: wasmwiz::Client) -> wasmwiz::Result<()> {
+/// use wasmwiz::{Case, Module};
+///
+/// let results = client
+///     .batch(Module::file("fib.wasm"))
+///     .case(Case::new("ten").stdin("10\n").expect_stdout("55\n"))
+///     .case(Case::new("twenty").stdin("20\n").expect_stdout("6765\n"))
+///     .output()
+///     .await?;
+/// for case in &results.cases {
+///     println!("{}: {}", case.name, if case.passed() { "ok" } else { "FAILED" });
+/// }
+/// std::fs::write("report.xml", results.junit_xml("fib")).unwrap();
+/// # Ok(()) }
+/// ```
+#[must_use = "a batch does nothing until `.output()` or `.stream()` is awaited"]
+pub struct Batch {
+    client: Client,
+    module: Module,
+    cases: Vec<Case>,
+    limits: Limits,
+    env: HashMap<String, String>,
+    seed: u64,
+    program_name: String,
+    progress: Option<ProgressFn>,
+}
+
+impl Client {
+    /// Sets up a batch of test cases against `module`; see [`Batch`].
+    pub fn batch(&self, module: Module) -> Batch {
+        Batch {
+            client: self.clone(),
+            module,
+            cases: Vec::new(),
+            limits: Limits::default(),
+            env: HashMap::new(),
+            seed: 0,
+            program_name: String::new(),
+            progress: None,
+        }
+    }
+}
+
+impl Batch {
+    /// Adds a case.
+    pub fn case(mut self, case: Case) -> Self {
+        self.cases.push(case);
+        self
+    }
+
+    /// Adds cases.
+    pub fn cases(mut self, cases: impl IntoIterator<Item = Case>) -> Self {
+        self.cases.extend(cases);
+        self
+    }
+
+    /// Limits of each case.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Environment of every case.
+    pub fn env<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.env
+            .extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    /// PRNG seed of every case.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// argv\[0\] of every case.
+    pub fn program_name(mut self, name: impl Into<String>) -> Self {
+        self.program_name = name.into();
+        self
+    }
+
+    /// Progress of the module's upload (large modules only).
+    pub fn on_upload_progress(mut self, f: impl FnMut(UploadProgress) + Send + 'static) -> Self {
+        self.progress = Some(progress_fn(f));
+        self
+    }
+
+    /// Each case's result as soon as it finishes (in any order of index).
+    pub async fn stream(self) -> Result<BatchStream> {
+        let client = self.client.clone();
+        let source = match client.resolve(&self.module, &self.progress).await? {
+            Resolved::Inline(bytes) => Source::Module(bytes.to_vec()),
+            Resolved::Stored(sha) => Source::ModuleSha256(sha),
+        };
+        let request = proto::RunBatchRequest {
+            source: Some(source),
+            cases: self
+                .cases
+                .iter()
+                .map(|c| proto::BatchCase {
+                    stdin: c.stdin.to_vec(),
+                    args: c.args.clone(),
+                    expected_stdout: c.expected_stdout.as_ref().map(|b| b.to_vec()),
+                    name: c.name.clone(),
+                })
+                .collect(),
+            limits: Some(self.limits.to_proto()),
+            program_name: self.program_name.clone(),
+            env: self.env.clone(),
+            random_seed: self.seed,
+        };
+        let total = self.cases.len();
+        let mut retries = 0;
+        loop {
+            let error = match client
+                .execution()
+                .run_batch(client.request(request.clone()))
+                .await
+            {
+                Ok(response) => {
+                    let rate_limit = RateLimit::from_metadata(response.metadata());
+                    let events = response
+                        .into_inner()
+                        .map(|event| event.map_err(Error::from).and_then(case_result))
+                        .boxed();
+                    return Ok(BatchStream {
+                        events,
+                        rate_limit,
+                        total,
+                    });
+                }
+                Err(status) => Error::from(status),
+            };
+            let Some(wait) = client.retry_wait(&error, retries) else {
+                return Err(error);
+            };
+            retries += 1;
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Runs every case and returns the results in case order.
+    pub async fn output(self) -> Result<BatchOutput> {
+        self.stream().await?.output().await
+    }
+}
+
+fn case_result(event: proto::BatchEvent) -> Result<CaseResult> {
+    let finished = event
+        .finished
+        .ok_or_else(|| Error::Protocol("a batch event without `finished`".into()))?;
+    Ok(CaseResult {
+        index: event.case_index as usize,
+        name: event.name,
+        stdout: event.stdout,
+        stderr: event.stderr,
+        finished: finished.into(),
+        execution_id: event.execution_id,
+        module_sha256: event.module_sha256,
+    })
+}
+
+/// The results of a batch as each case finishes; a stream of
+/// `Result<`[`CaseResult`]`>`.
+pub struct BatchStream {
+    events: BoxStream<'static, Result<CaseResult>>,
+    rate_limit: Option<RateLimit>,
+    total: usize,
+}
+
+impl std::fmt::Debug for BatchStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchStream")
+            .field("rate_limit", &self.rate_limit)
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BatchStream {
+    /// The `ratelimit-*` metadata of the response.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate_limit
+    }
+
+    /// How many cases were sent.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Collects every case, in case order.
+    pub async fn output(mut self) -> Result<BatchOutput> {
+        let mut cases = Vec::with_capacity(self.total);
+        while let Some(case) = self.events.next().await {
+            cases.push(case?);
+        }
+        if cases.len() != self.total {
+            return Err(Error::Protocol(format!(
+                "the batch ended after {} of {} cases",
+                cases.len(),
+                self.total
+            )));
+        }
+        cases.sort_by_key(|c| c.index);
+        Ok(BatchOutput {
+            cases,
+            rate_limit: self.rate_limit,
+        })
+    }
+}
+
+impl futures::Stream for BatchStream {
+    type Item = Result<CaseResult>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.events.poll_next_unpin(cx)
+    }
+}
+
+/// Escapes text for XML attributes and content; drops characters XML 1.0
+/// cannot carry (most control characters).
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' | '\t' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn attr_escape(text: &str) -> String {
+    xml_escape(text)
+        .replace('\n', "&#10;")
+        .replace('\r', "&#13;")
+        .replace('\t', "&#9;")
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.6}", d.as_secs_f64())
+}
+
+/// A JUnit XML report of case results: one `<testsuite>` in a
+/// `<testsuites>`, a `<testcase>` per case with a `<failure>` for each
+/// failed one, and the case's stdout and stderr.
+///
+/// ```
+/// let xml = wasmwiz::junit_xml("empty", &[]);
+/// assert!(xml.contains(r#"<testsuite name="empty" tests="0" failures="0""#));
+/// ```
+pub fn junit_xml(suite: &str, cases: &[CaseResult]) -> String {
+    let failures = cases.iter().filter(|c| !c.passed()).count();
+    let total: Duration = cases.iter().map(|c| c.finished.duration).sum();
+    let suite_attr = attr_escape(suite);
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        xml,
+        "<testsuites name=\"{suite_attr}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{}\">",
+        cases.len(),
+        secs(total)
+    );
+    let _ = writeln!(
+        xml,
+        "  <testsuite name=\"{suite_attr}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{}\">",
+        cases.len(),
+        secs(total)
+    );
+    for case in cases {
+        let name = if case.name.is_empty() {
+            format!("case {}", case.index)
+        } else {
+            case.name.clone()
+        };
+        let _ = write!(
+            xml,
+            "    <testcase classname=\"{suite_attr}\" name=\"{}\" time=\"{}\"",
+            attr_escape(&name),
+            secs(case.finished.duration)
+        );
+        xml.push_str(">\n");
+        if let Some(why) = case.failure() {
+            let kind = match (case.finished.outcome, case.finished.verdict) {
+                (Outcome::Success, Verdict::WrongAnswer) => "WRONG_ANSWER",
+                (outcome, _) => outcome.as_str(),
+            };
+            let _ = writeln!(
+                xml,
+                "      <failure message=\"{}\" type=\"{kind}\">{}</failure>",
+                attr_escape(&why),
+                xml_escape(&format!(
+                    "{why}\nexit code: {}\nfuel: {}\n",
+                    case.finished.exit_code, case.finished.fuel_consumed
+                ))
+            );
+        }
+        if !case.stdout.is_empty() {
+            let _ = writeln!(
+                xml,
+                "      <system-out>{}</system-out>",
+                xml_escape(&String::from_utf8_lossy(&case.stdout))
+            );
+        }
+        if !case.stderr.is_empty() {
+            let _ = writeln!(
+                xml,
+                "      <system-err>{}</system-err>",
+                xml_escape(&String::from_utf8_lossy(&case.stderr))
+            );
+        }
+        xml.push_str("    </testcase>\n");
+    }
+    xml.push_str("  </testsuite>\n</testsuites>\n");
+    xml
+}

@@ -1,0 +1,316 @@
+//! `wasmwiz run`: one execution, output streamed as the guest writes it.
+
+use std::{io::Write, path::PathBuf, time::Duration};
+
+use clap::Args;
+use futures::StreamExt;
+use serde_json::json;
+use wasmwiz::{
+    util::{format_bytes, format_duration, parse_count, parse_duration, parse_size},
+    Client, Event, Finished, Limits, Outcome, Started, Verdict,
+};
+
+use super::{module_arg, progress, read_input};
+use crate::{exit, failure, Cli, CliResult, Failure};
+
+/// `wasmwiz run` flags.
+#[derive(Debug, Args)]
+#[command(after_long_help = crate::EXIT_CODES_HELP)]
+pub struct RunArgs {
+    /// A .wasm file, or the sha256 of a module stored before (`wasmwiz upload`).
+    #[arg(value_name = "MODULE.wasm | SHA256")]
+    pub module: String,
+    /// The guest's stdin: a file, or `-` to stream this process's stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub stdin: Option<String>,
+    /// An argument for the guest (argv[1..]); repeat for more. Arguments
+    /// after `--` are added too.
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// An environment variable for the guest; repeat for more. The guest
+    /// inherits nothing else.
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Fuel budget (e.g. 1000000 or 1e9); default: the tier's maximum.
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub fuel: Option<u64>,
+    /// Memory limit (e.g. 16MiB, 512K); default: the tier's maximum.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
+    /// Wall-clock limit of the guest (e.g. 500ms, 5s); default: the tier's.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Output limit, stdout + stderr (e.g. 1MiB); default: the tier's.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_output: Option<u64>,
+    /// Seed of the guest's random numbers.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// The stdout the guest must print; a mismatch exits 107.
+    #[arg(long, value_name = "FILE")]
+    pub expect_stdout: Option<PathBuf>,
+    /// argv[0] of the guest (default main.wasm).
+    #[arg(long, value_name = "NAME")]
+    pub program_name: Option<String>,
+    /// Also store the module on the server (to run it later by sha256).
+    #[arg(long)]
+    pub keep: bool,
+    /// Print one JSON object (output, outcome, costs) at the end instead of
+    /// streaming the guest's output.
+    #[arg(long)]
+    pub json: bool,
+    /// Print a summary line (outcome, fuel, time, memory) to stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// More guest arguments.
+    #[arg(last = true, value_name = "ARGS")]
+    pub rest: Vec<String>,
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
+/// The exit code of a finished run.
+pub fn exit_code(finished: &Finished) -> u8 {
+    match finished.outcome {
+        Outcome::Success if finished.verdict == Verdict::WrongAnswer => exit::WRONG_ANSWER,
+        Outcome::Success => 0,
+        Outcome::ExitNonzero => u8::try_from(finished.exit_code)
+            .ok()
+            .filter(|c| *c != 0)
+            .unwrap_or(1),
+        Outcome::OutOfFuel => exit::OUT_OF_FUEL,
+        Outcome::Timeout => exit::TIMEOUT,
+        Outcome::Trap => exit::TRAP,
+        Outcome::MemoryLimit => exit::MEMORY_LIMIT,
+        Outcome::OutputLimit => exit::OUTPUT_LIMIT,
+        Outcome::Cancelled => exit::CANCELLED,
+        _ => exit::SERVER,
+    }
+}
+
+/// One line on how the run ended, for stderr.
+fn describe(finished: &Finished) -> String {
+    let what = match finished.outcome {
+        Outcome::Success if finished.verdict == Verdict::WrongAnswer => {
+            "wrong answer: stdout differs from --expect-stdout".to_string()
+        }
+        Outcome::Success => "exited 0".to_string(),
+        Outcome::ExitNonzero => format!("the guest exited with code {}", finished.exit_code),
+        Outcome::Trap => format!("the guest trapped: {}", finished.trap_kind),
+        Outcome::OutOfFuel => "the guest ran out of fuel".to_string(),
+        Outcome::Timeout => "the guest timed out".to_string(),
+        Outcome::MemoryLimit => "the guest hit the memory limit".to_string(),
+        Outcome::OutputLimit => "the guest hit the output limit".to_string(),
+        Outcome::Cancelled => "the run was cancelled".to_string(),
+        other => other.to_string(),
+    };
+    let detail = if finished.message.is_empty() || finished.outcome == Outcome::Trap {
+        String::new()
+    } else {
+        format!(" ({})", finished.message)
+    };
+    format!(
+        "{what}{detail} [fuel {}, {}, memory {}]",
+        finished.fuel_consumed,
+        format_duration(finished.duration),
+        format_bytes(finished.memory_peak_bytes)
+    )
+}
+
+/// Where stdout first differs from the expected bytes, for a wrong answer.
+fn first_difference(expected: &[u8], got: &[u8]) -> String {
+    let at = expected
+        .iter()
+        .zip(got)
+        .position(|(a, b)| a != b)
+        .unwrap_or(expected.len().min(got.len()));
+    let line = expected[..at].iter().filter(|b| **b == b'\n').count() + 1;
+    let line_of = |bytes: &[u8]| -> String {
+        let start = bytes[..at.min(bytes.len())]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |p| p + 1);
+        let end = bytes[start..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |p| start + p);
+        let text = String::from_utf8_lossy(&bytes[start..end.min(start + 200)]);
+        if start >= bytes.len() {
+            "<end of output>".to_string()
+        } else {
+            format!("{text:?}")
+        }
+    };
+    format!(
+        "first difference at byte {at} (line {line}): expected {}, got {}",
+        line_of(expected),
+        line_of(got)
+    )
+}
+
+/// Runs the module; exits with the guest's code or an outcome's code.
+pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
+    let (module, path) = module_arg(&args.module)?;
+    let label = path
+        .as_ref()
+        .map_or_else(|| args.module.clone(), |p| p.display().to_string());
+    let expected = match &args.expect_stdout {
+        Some(file) => Some(read_input(&file.display().to_string())?),
+        None => None,
+    };
+    let mut limits = Limits::new();
+    limits.fuel = args.fuel;
+    limits.memory_bytes = args.memory;
+    limits.timeout = args.timeout;
+    limits.max_output_bytes = args.max_output;
+    let mut run = client
+        .run(module)
+        .args(args.args.iter().chain(&args.rest).cloned())
+        .env(args.env.iter().cloned())
+        .limits(limits)
+        .keep_module(args.keep)
+        .on_upload_progress(progress::reporter(label, cli.quiet));
+    if let Some(seed) = args.seed {
+        run = run.seed(seed);
+    }
+    if let Some(name) = &args.program_name {
+        run = run.program_name(name);
+    }
+    if let Some(expected) = &expected {
+        run = run.expect_stdout(expected.clone());
+    }
+    match args.stdin.as_deref() {
+        None => {}
+        Some("-") => run = run.stdin_reader(tokio::io::stdin()),
+        Some(file) => run = run.stdin(read_input(file)?),
+    }
+
+    if args.json {
+        let output = run.output().await.map_err(|e| failure(cli, &e))?;
+        super::print_json(&json!({
+            "outcome": output.outcome.as_str(),
+            "exit_code": output.exit_code,
+            "trap_kind": output.trap_kind,
+            "message": output.message,
+            "verdict": output.verdict.as_str(),
+            "stdout": output.stdout_lossy(),
+            "stderr": output.stderr_lossy(),
+            "fuel_consumed": output.fuel_consumed,
+            "duration_us": output.duration.as_micros() as u64,
+            "memory_peak_bytes": output.memory_peak_bytes,
+            "output_truncated": output.output_truncated,
+            "module_sha256": output.started.module_sha256,
+            "execution_id": output.started.execution_id,
+            "cache_hit": output.started.cache_hit,
+            "limits": limits_json(&output.started),
+        }));
+        return Ok(exit_code(&output.finished));
+    }
+
+    let mut events = run.stream().await.map_err(|e| failure(cli, &e))?;
+    let mut captured = expected.as_ref().map(|_| Vec::new());
+    let mut finished = None;
+    while let Some(event) = events.next().await {
+        match event.map_err(|e| failure(cli, &e))? {
+            Event::Started(_) => {}
+            Event::Stdout(chunk) => {
+                // Straight through, as it comes (a closed pipe is not our error).
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&chunk).and_then(|()| out.flush());
+                if let Some(captured) = &mut captured {
+                    captured.extend_from_slice(&chunk);
+                }
+            }
+            Event::Stderr(chunk) => {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(&chunk).and_then(|()| err.flush());
+            }
+            Event::Finished(f) => finished = Some(f),
+        }
+    }
+    let finished = finished.ok_or_else(|| Failure {
+        code: exit::SERVER,
+        message: "the run ended without a result".into(),
+    })?;
+    let code = exit_code(&finished);
+    let unusual = !matches!(finished.outcome, Outcome::Success | Outcome::ExitNonzero);
+    if !cli.quiet && (args.verbose || unusual || code == exit::WRONG_ANSWER) {
+        eprintln!("wasmwiz: {}", describe(&finished));
+        if code == exit::WRONG_ANSWER {
+            if let (Some(expected), Some(got)) = (&expected, &captured) {
+                eprintln!("wasmwiz: {}", first_difference(expected, got));
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn limits_json(started: &Started) -> serde_json::Value {
+    let l = &started.limits;
+    json!({
+        "fuel": l.fuel,
+        "memory_bytes": l.memory_bytes,
+        "timeout_ms": l.timeout.map(|t| t.as_millis() as u64),
+        "max_output_bytes": l.max_output_bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(outcome: Outcome, exit_code: i32, verdict: Verdict) -> Finished {
+        Finished {
+            outcome,
+            exit_code,
+            trap_kind: String::new(),
+            message: String::new(),
+            fuel_consumed: 0,
+            duration: Duration::ZERO,
+            memory_peak_bytes: 0,
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            output_truncated: false,
+            verdict,
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        let code = |o, c, v| exit_code(&finished(o, c, v));
+        assert_eq!(code(Outcome::Success, 0, Verdict::None), 0);
+        assert_eq!(code(Outcome::Success, 0, Verdict::Accepted), 0);
+        assert_eq!(code(Outcome::Success, 0, Verdict::WrongAnswer), 107);
+        assert_eq!(code(Outcome::ExitNonzero, 42, Verdict::None), 42);
+        assert_eq!(code(Outcome::ExitNonzero, 255, Verdict::None), 255);
+        assert_eq!(code(Outcome::ExitNonzero, 256, Verdict::None), 1);
+        assert_eq!(code(Outcome::ExitNonzero, -5, Verdict::None), 1);
+        assert_eq!(code(Outcome::OutOfFuel, -1, Verdict::None), 101);
+        assert_eq!(code(Outcome::Timeout, -1, Verdict::None), 102);
+        assert_eq!(code(Outcome::Trap, -1, Verdict::None), 103);
+        assert_eq!(code(Outcome::MemoryLimit, -1, Verdict::None), 104);
+        assert_eq!(code(Outcome::OutputLimit, -1, Verdict::None), 105);
+        assert_eq!(code(Outcome::Cancelled, -1, Verdict::None), 106);
+    }
+
+    #[test]
+    fn first_differences() {
+        assert_eq!(
+            first_difference(b"a\nb\nc\n", b"a\nx\nc\n"),
+            "first difference at byte 2 (line 2): expected \"b\", got \"x\""
+        );
+        assert_eq!(
+            first_difference(b"a\nb\n", b"a\n"),
+            "first difference at byte 2 (line 2): expected \"b\", got <end of output>"
+        );
+        assert_eq!(
+            first_difference(b"", b"extra"),
+            "first difference at byte 0 (line 1): expected <end of output>, got \"extra\""
+        );
+    }
+}

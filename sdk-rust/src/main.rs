@@ -1,0 +1,404 @@
+//! `wasmwiz`: run WebAssembly on a WasmWiz server from a terminal or a CI
+//! pipeline. See `wasmwiz --help` and the crate's README.
+//!
+//! # Layout
+//! - `main.rs`: flags (clap), the client, friendly errors and exit codes.
+//! - `cli/run.rs`: `run` (streams the guest's output as it comes).
+//! - `cli/batch.rs`: `batch` (cases file, table, JUnit XML).
+//! - `cli/account.rs`: `upload`, `modules`, `whoami`, `usage`, `keys`.
+//! - `cli/progress.rs`: the upload progress bar.
+
+mod cli;
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use wasmwiz::{
+    util::{format_duration, parse_duration},
+    Client, Code, Error, RetryPolicy,
+};
+
+/// Exit codes of the CLI besides the guest's own (documented in `--help`
+/// and the README). All above 100, so ordinary guest codes do not collide.
+pub mod exit {
+    /// The guest ran out of fuel.
+    pub const OUT_OF_FUEL: u8 = 101;
+    /// The guest hit its wall-clock timeout.
+    pub const TIMEOUT: u8 = 102;
+    /// The guest trapped.
+    pub const TRAP: u8 = 103;
+    /// The guest needed more memory than allowed.
+    pub const MEMORY_LIMIT: u8 = 104;
+    /// The guest wrote more than the output limit.
+    pub const OUTPUT_LIMIT: u8 = 105;
+    /// The run was cancelled (server shutting down).
+    pub const CANCELLED: u8 = 106;
+    /// stdout differed from `--expect-stdout`, or a batch case failed.
+    pub const WRONG_ANSWER: u8 = 107;
+    /// Missing, unknown, revoked or expired key; admin key required.
+    pub const AUTH: u8 = 108;
+    /// Rate limit or daily quota reached.
+    pub const RATE_LIMITED: u8 = 109;
+    /// Bad flags, unreadable files, or a request the server refused as
+    /// invalid (INVALID_ARGUMENT, NOT_FOUND, ...).
+    pub const USAGE: u8 = 110;
+    /// The server could not be reached or is unavailable.
+    pub const CONNECTION: u8 = 111;
+    /// Any other server or protocol error.
+    pub const SERVER: u8 = 112;
+}
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0         success: the guest exited 0 (and matched --expect-stdout);
+            every batch case passed; the command did what it said
+  1-255     run: the guest's own nonzero exit code (codes outside 1-255
+            become 1; a guest that exits with 101-112 looks like the codes
+            below: check stderr or use --json when that matters)
+  101       the guest ran out of fuel
+  102       the guest hit its timeout
+  103       the guest trapped (unreachable, stack overflow, out-of-bounds...)
+  104       the guest hit the memory limit
+  105       the guest hit the output limit
+  106       the run was cancelled (server shutting down)
+  107       wrong answer: stdout differs from --expect-stdout; a batch case
+            failed
+  108       authentication: missing, unknown, revoked or expired API key, or
+            an admin key is required
+  109       rate limited or daily quota exhausted (--retry waits it out)
+  110       usage: bad flags, unreadable file, invalid module or request,
+            unknown module sha256
+  111       connection: the server is unreachable or unavailable
+  112       any other server error
+
+Environment:
+  WASMWIZ_URL       server URL (default http://127.0.0.1:8080)
+  WASMWIZ_API_KEY   API key (wwz_...)
+  WASMWIZ_CA_CERT   extra CA certificate (PEM) for https:// servers
+  WASMWIZ_RETRY     1 to wait out rate limits (same as --retry)";
+
+/// Run WebAssembly (WASI preview1) on a WasmWiz server, from a terminal or a
+/// CI pipeline.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wasmwiz",
+    version,
+    after_help = "Exit codes: 0 ok, guest's own code, 101 out of fuel, 102 timeout, 103 trap, \
+                  104 memory limit, 105 output limit, 106 cancelled, 107 wrong answer, 108 auth, \
+                  109 rate limited, 110 usage, 111 connection, 112 server (details: --help).",
+    after_long_help = EXIT_CODES_HELP
+)]
+pub struct Cli {
+    /// Server URL.
+    #[arg(
+        long,
+        env = "WASMWIZ_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true,
+        help_heading = "Server options"
+    )]
+    pub url: String,
+    /// API key (`wwz_...`).
+    #[arg(
+        long,
+        env = "WASMWIZ_API_KEY",
+        hide_env_values = true,
+        global = true,
+        help_heading = "Server options"
+    )]
+    pub api_key: Option<String>,
+    /// Extra CA certificate (PEM) to trust for https:// servers.
+    #[arg(
+        long,
+        env = "WASMWIZ_CA_CERT",
+        value_name = "FILE",
+        global = true,
+        help_heading = "Server options"
+    )]
+    pub ca_cert: Option<PathBuf>,
+    /// Wait out rate limits and busy servers and retry (honours the server's
+    /// retry-after, with jitter).
+    #[arg(
+        long,
+        env = "WASMWIZ_RETRY",
+        global = true,
+        help_heading = "Server options",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub retry: bool,
+    /// With --retry: the longest single wait; a longer retry-after (e.g. a
+    /// daily quota) fails at once.
+    #[arg(
+        long,
+        value_name = "DUR",
+        value_parser = parse_duration,
+        default_value = "60s",
+        global = true,
+        help_heading = "Server options"
+    )]
+    pub max_wait: Duration,
+    /// Print nothing but the guest's output and errors.
+    #[arg(short, long, global = true, help_heading = "Server options")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a module, streaming its stdout and stderr; exit with its exit code.
+    Run(cli::run::RunArgs),
+    /// Store a module on the server (skipped when it is already there);
+    /// prints its sha256.
+    Upload(cli::account::UploadArgs),
+    /// Run a module's test cases from a JSON file; print a table, optionally
+    /// write JUnit XML.
+    Batch(cli::batch::BatchArgs),
+    /// List, inspect and remove stored modules.
+    #[command(subcommand)]
+    Modules(cli::account::ModulesCommand),
+    /// Show the key's account, tier, limits and remaining allowance.
+    Whoami(cli::account::JsonFlag),
+    /// Show executions, fuel and time used per day.
+    Usage(cli::account::UsageArgs),
+    /// Create, list and revoke API keys (admin; --mine for your own keys).
+    #[command(subcommand)]
+    Keys(cli::account::KeysCommand),
+}
+
+/// How a command ended: an exit code, and a message for stderr.
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: exit::USAGE,
+            message: message.into(),
+        }
+    }
+}
+
+pub type CliResult<T = u8> = Result<T, Failure>;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wasmwiz: cannot start: {e}");
+            return ExitCode::from(exit::SERVER);
+        }
+    };
+    let code = runtime.block_on(dispatch(&cli));
+    // A blocked read of the terminal (streamed stdin) must not keep us alive.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match code {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            if !failure.message.is_empty() {
+                eprintln!("wasmwiz: {}", failure.message);
+            }
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn dispatch(cli: &Cli) -> CliResult {
+    let client = connect(cli).await?;
+    match &cli.command {
+        Command::Run(args) => cli::run::run(cli, &client, args).await,
+        Command::Upload(args) => cli::account::upload(cli, &client, args).await,
+        Command::Batch(args) => cli::batch::batch(cli, &client, args).await,
+        Command::Modules(cmd) => cli::account::modules(cli, &client, cmd).await,
+        Command::Whoami(args) => cli::account::whoami(cli, &client, args).await,
+        Command::Usage(args) => cli::account::usage(cli, &client, args).await,
+        Command::Keys(cmd) => cli::account::keys(cli, &client, cmd).await,
+    }
+}
+
+async fn connect(cli: &Cli) -> CliResult<Client> {
+    let mut builder = Client::builder(&cli.url)
+        .api_key(cli.api_key.clone().unwrap_or_default())
+        .user_agent(format!("wasmwiz-cli/{}", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &cli.ca_cert {
+        let pem = std::fs::read(path).map_err(|e| {
+            Failure::usage(format!(
+                "cannot read CA certificate {}: {e}",
+                path.display()
+            ))
+        })?;
+        builder = builder.ca_certificate_pem(pem);
+    }
+    if cli.retry {
+        let quiet = cli.quiet;
+        builder = builder.retry(
+            RetryPolicy::default()
+                .max_retries(10)
+                .max_delay(cli.max_wait)
+                .on_retry(move |error, wait, attempt| {
+                    if !quiet {
+                        eprintln!(
+                            "wasmwiz: {}; retrying in {} (attempt {attempt})",
+                            short_reason(error),
+                            format_duration(wait)
+                        );
+                    }
+                }),
+        );
+    }
+    builder.build().await.map_err(|e| failure(cli, &e))
+}
+
+/// A few words on why a call is being retried.
+fn short_reason(error: &Error) -> String {
+    match error.code() {
+        Code::ResourceExhausted => match error.api().and_then(|e| e.quota_violations().first()) {
+            Some(v) => format!("rate limited ({})", v.subject),
+            None => "rate limited".into(),
+        },
+        _ if error.is_connection_error() => "cannot reach the server".into(),
+        _ => "server busy".into(),
+    }
+}
+
+/// The friendly message and exit code of an SDK error: no debug output.
+pub fn failure(cli: &Cli, error: &Error) -> Failure {
+    let (code, message) = match error {
+        Error::Connect { url, reason, .. } => {
+            let reason = tidy(reason);
+            let hint = if reason.contains("certificate") {
+                "\nhint: trust the server's CA with --ca-cert or WASMWIZ_CA_CERT."
+            } else if reason.contains("refused")
+                || reason.contains("dns")
+                || reason.contains("timed out")
+            {
+                "\nhint: is the server running? Set WASMWIZ_URL or --url."
+            } else {
+                ""
+            };
+            (
+                exit::CONNECTION,
+                format!("cannot connect to {url}: {reason}{hint}"),
+            )
+        }
+        Error::Config(m) => (exit::USAGE, m.clone()),
+        Error::Io { .. } => (exit::USAGE, error.to_string()),
+        Error::Protocol(m) => (
+            exit::SERVER,
+            format!("unexpected answer from the server: {m}"),
+        ),
+        Error::Api(e) => match e.code() {
+            Code::Unauthenticated => (
+                exit::AUTH,
+                if cli.api_key.as_deref().unwrap_or_default().trim().is_empty() {
+                    "no API key: set WASMWIZ_API_KEY or pass --api-key".to_string()
+                } else {
+                    "the server refused the API key (unknown, revoked or expired): check WASMWIZ_API_KEY"
+                        .to_string()
+                },
+            ),
+            Code::PermissionDenied => (
+                exit::AUTH,
+                if e.message().is_empty() {
+                    "permission denied: this command needs an admin API key".to_string()
+                } else {
+                    format!("permission denied: {}", e.message())
+                },
+            ),
+            Code::ResourceExhausted => {
+                let mut m = String::from("rate limited");
+                let subjects: Vec<&str> = e
+                    .quota_violations()
+                    .iter()
+                    .map(|v| v.subject.as_str())
+                    .collect();
+                if !subjects.is_empty() {
+                    m.push_str(&format!(" ({})", subjects.join(", ")));
+                }
+                match e.retry_after() {
+                    Some(wait) if cli.retry => m.push_str(&format!(
+                        "; the server asks to wait {}, more than --max-wait {}",
+                        format_duration(wait),
+                        format_duration(cli.max_wait)
+                    )),
+                    Some(wait) => m.push_str(&format!(
+                        "; try again in {} (or pass --retry to wait automatically)",
+                        format_duration(wait)
+                    )),
+                    None => {}
+                }
+                (exit::RATE_LIMITED, m)
+            }
+            Code::Unavailable | Code::DeadlineExceeded if e.is_transport() => (
+                exit::CONNECTION,
+                format!(
+                    "cannot reach {}: {}",
+                    cli.url,
+                    tidy(
+                        &e.transport_reason()
+                            .unwrap_or_else(|| e.message().to_string())
+                    )
+                ),
+            ),
+            Code::Unavailable | Code::DeadlineExceeded => {
+                let mut m = format!("server unavailable: {}", e.message());
+                if let Some(wait) = e.retry_after() {
+                    m.push_str(&format!(
+                        "; try again in {} (or pass --retry)",
+                        format_duration(wait)
+                    ));
+                }
+                (exit::CONNECTION, m)
+            }
+            Code::InvalidArgument
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::FailedPrecondition
+            | Code::OutOfRange => {
+                let mut m = format!("request refused: {}", e.message());
+                for v in e.field_violations() {
+                    if !e.message().contains(&v.field) && !e.message().contains(&v.description) {
+                        m.push_str(&format!("\n  {}: {}", v.field, v.description));
+                    }
+                }
+                if matches!(e.resource(), Some(("module", _))) {
+                    m.push_str(
+                        "\nhint: store it first with `wasmwiz upload FILE`, or pass the .wasm file",
+                    );
+                }
+                (exit::USAGE, m)
+            }
+            _ => (exit::SERVER, format!("server error: {e}")),
+        },
+        _ => (exit::SERVER, error.to_string()),
+    };
+    Failure { code, message }
+}
+
+/// "Connection refused (os error 111)" → "connection refused".
+fn tidy(reason: &str) -> String {
+    let trimmed = match reason.find(" (os error") {
+        Some(at) => &reason[..at],
+        None => reason,
+    };
+    let mut chars = trimmed.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
