@@ -21,7 +21,10 @@ use wasmi_wasi::{wasi_common::pipe::WritePipe, WasiCtx, WasiCtxBuilder};
 use wasmwiz_server::engine::{engine_config, Job, Sandbox, SandboxConfig, StdinSource};
 
 fn guest(name: &str) -> Vec<u8> {
-    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/guests/{name}.wasm"))).unwrap()
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/guests/{name}.wasm")),
+    )
+    .unwrap()
 }
 
 /// Median of `iterations` timings of `f`, after `warmup` untimed calls.
@@ -55,7 +58,10 @@ fn bare_run(engine: &Engine, linker: &Linker<WasiCtx>, module: &Module, args: &[
     let start = instance.get_typed_func::<(), ()>(&store, "_start").unwrap();
     let _ = start.call(&mut store, ());
     drop(store);
-    stdout.try_into_inner().map(|c| c.into_inner().len()).unwrap_or(0)
+    stdout
+        .try_into_inner()
+        .map(|c| c.into_inner().len())
+        .unwrap_or(0)
 }
 
 fn job(sb: &Sandbox, module: Arc<wasmwiz_server::engine::CompiledModule>, args: &[&str]) -> Job {
@@ -110,7 +116,10 @@ fn large_module() -> Vec<u8> {
     text.push_str(r#"(data (i32.const 1024) "hi\n")"#);
     let filler = "x".repeat(1 << 20);
     for i in 0..20 {
-        text.push_str(&format!("(data (i32.const {}) \"{filler}\")\n", 2 << 20 | (i << 20)));
+        text.push_str(&format!(
+            "(data (i32.const {}) \"{filler}\")\n",
+            2 << 20 | (i << 20)
+        ));
     }
     text.push_str(
         r#"(func (export "_start")
@@ -124,13 +133,19 @@ fn large_module() -> Vec<u8> {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let sb = Sandbox::new(SandboxConfig::default()).unwrap();
     let engine = Engine::new(&engine_config());
     let mut linker = Linker::<WasiCtx>::new(&engine);
     wasmi_wasi::add_to_linker(&mut linker, |ctx| ctx).unwrap();
 
-    println!("{:<44} {:>14} {:>14} {:>8}", "benchmark", "wasmwiz", "bare wasmi", "ratio");
+    println!(
+        "{:<44} {:>14} {:>14} {:>8}",
+        "benchmark", "wasmwiz", "bare wasmi", "ratio"
+    );
     let report = |name: &str, ours: Duration, bare: Duration, target: &str| {
         println!(
             "{name:<44} {:>14?} {:>14?} {:>7.2}x  (target {target})",
@@ -150,7 +165,12 @@ fn main() {
     let ours = median(200, 2000, || {
         runtime.block_on(engine_run(&sb, job(&sb, compiled.clone(), &[])));
     });
-    report("cached hello (instantiate + run + collect)", ours, bare, "<= 1.5x");
+    report(
+        "cached hello (instantiate + run + collect)",
+        ours,
+        bare,
+        "<= 1.5x",
+    );
 
     // CPU-bound: hash over 40 MiB.
     let hash = guest("hash");
@@ -162,7 +182,12 @@ fn main() {
     let ours = median(1, 5, || {
         runtime.block_on(engine_run(&sb, job(&sb, compiled.clone(), &["40"])));
     });
-    report("cpu-bound hash over 40 MiB (fuel slices)", ours, bare, "<= 1.05x");
+    report(
+        "cpu-bound hash over 40 MiB (fuel slices)",
+        ours,
+        bare,
+        "<= 1.05x",
+    );
 
     // Large module: time to first output, cold (validate + compile + run) and cached.
     let big = large_module();
@@ -180,7 +205,11 @@ fn main() {
     let cold = colds[1];
     let module = sb.compile(&big).unwrap();
     let mut cached: Vec<Duration> = (0..5)
-        .map(|_| runtime.block_on(engine_run(&sb, job(&sb, module.clone(), &[]))).0)
+        .map(|_| {
+            runtime
+                .block_on(engine_run(&sb, job(&sb, module.clone(), &[])))
+                .0
+        })
         .collect();
     cached.sort();
     let cached = cached[2];
@@ -188,6 +217,14 @@ fn main() {
         let m = Module::new(&engine, &big).unwrap();
         bare_run(&engine, &linker, &m, &[]);
     });
-    report("large module, cold: first output", cold, bare_cold, "fast start");
-    println!("{:<44} {:>14?}", "large module, cached: first output", cached);
+    report(
+        "large module, cold: first output",
+        cold,
+        bare_cold,
+        "fast start",
+    );
+    println!(
+        "{:<44} {:>14?}",
+        "large module, cached: first output", cached
+    );
 }

@@ -18,7 +18,11 @@ use wasmwiz_proto::v1;
 const PEPPER: &str = "replica-test-pepper-0123456789";
 
 fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A private redis-server on its own port, so the test can stop it.
@@ -30,7 +34,16 @@ struct PrivateRedis {
 impl PrivateRedis {
     fn start(port: u16) -> Self {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed");
@@ -70,7 +83,12 @@ fn replica(database_url: &str, redis_port: u16, dir: &std::path::Path) -> Replic
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasmwiz-server"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
-        .args(["--database-url", database_url, "--redis-url", &format!("redis://127.0.0.1:{redis_port}")])
+        .args([
+            "--database-url",
+            database_url,
+            "--redis-url",
+            &format!("redis://127.0.0.1:{redis_port}"),
+        ])
         .env("WASMWIZ_PEPPER", PEPPER)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -87,21 +105,51 @@ fn replica(database_url: &str, redis_port: u16, dir: &std::path::Path) -> Replic
     Replica { child, url }
 }
 
-fn create_key(database_url: &str, dir: &std::path::Path, email: &str, tier: &str, admin: bool) -> String {
+fn create_key(
+    database_url: &str,
+    dir: &std::path::Path,
+    email: &str,
+    tier: &str,
+    admin: bool,
+) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmwiz-server"));
-    cmd.args(["admin", "create-key", "--email", email, "--tier", tier, "--database-url", database_url, "--data-dir"])
-        .arg(dir)
-        .env("WASMWIZ_PEPPER", PEPPER);
+    cmd.args([
+        "admin",
+        "create-key",
+        "--email",
+        email,
+        "--tier",
+        tier,
+        "--database-url",
+        database_url,
+        "--data-dir",
+    ])
+    .arg(dir)
+    .env("WASMWIZ_PEPPER", PEPPER);
     if admin {
         cmd.arg("--admin");
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_string()
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string()
 }
 
 async fn connect(url: &str, key: &str) -> Clients {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string()).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let authed = tonic::service::interceptor::InterceptedService::new(
         channel,
         wasmwiz_server::testing::BearerAuth(Some(key.to_string())),
@@ -118,7 +166,9 @@ async fn metrics(url: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = url.trim_start_matches("http://");
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut out = String::new();
     tcp.read_to_string(&mut out).await.unwrap();
     out
@@ -146,7 +196,9 @@ async fn two_replicas_share_state_limits_and_survive_redis_and_sigterm() {
         eprintln!("PostgreSQL is not reachable here; run with CI=true to require it");
         return;
     }
-    let database_url = wasmwiz_server::testing::fresh_postgres_database().await.unwrap();
+    let database_url = wasmwiz_server::testing::fresh_postgres_database()
+        .await
+        .unwrap();
     let mut redis = PrivateRedis::start(free_port());
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let admin_key = create_key(&database_url, dir_a.path(), "ops@x.io", "unlimited", true);
@@ -158,7 +210,10 @@ async fn two_replicas_share_state_limits_and_survive_redis_and_sigterm() {
     // A module uploaded through one replica runs on the other.
     let info = admin_a
         .modules
-        .put_module(v1::PutModuleRequest { module: guest("hello"), sha256: None })
+        .put_module(v1::PutModuleRequest {
+            module: guest("hello"),
+            sha256: None,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -173,15 +228,26 @@ async fn two_replicas_share_state_limits_and_survive_redis_and_sigterm() {
     // A key revoked through one replica is refused by the other within 5 s.
     let doomed = create_key(&database_url, dir_a.path(), "doomed@x.io", "basic", false);
     let mut doomed_b = connect(&b.url, &doomed).await;
-    doomed_b.account.who_am_i(v1::WhoAmIRequest {}).await.unwrap();
+    doomed_b
+        .account
+        .who_am_i(v1::WhoAmIRequest {})
+        .await
+        .unwrap();
     let key_id = doomed.split('_').nth(1).unwrap().to_string();
-    admin_a.admin.revoke_api_key(v1::RevokeApiKeyRequest { key_id }).await.unwrap();
+    admin_a
+        .admin
+        .revoke_api_key(v1::RevokeApiKeyRequest { key_id })
+        .await
+        .unwrap();
     let revoked = Instant::now();
     loop {
         match doomed_b.account.who_am_i(v1::WhoAmIRequest {}).await {
             Err(s) if s.code() == Code::Unauthenticated => break,
             _ => {
-                assert!(revoked.elapsed() < Duration::from_secs(5), "still accepted after 5 s");
+                assert!(
+                    revoked.elapsed() < Duration::from_secs(5),
+                    "still accepted after 5 s"
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -192,12 +258,22 @@ async fn two_replicas_share_state_limits_and_survive_redis_and_sigterm() {
     // Redis stops: requests are still served, each replica at its fair share (10 / 2).
     redis.stop();
     let fallback = create_key(&database_url, dir_a.path(), "fallback@x.io", "free", false);
-    let mut both = vec![connect(&a.url, &fallback).await, connect(&b.url, &fallback).await];
-    assert_eq!(admitted(&mut both, 20).await, 10, "5 per replica while Redis is down");
+    let mut both = vec![
+        connect(&a.url, &fallback).await,
+        connect(&b.url, &fallback).await,
+    ];
+    assert_eq!(
+        admitted(&mut both, 20).await,
+        10,
+        "5 per replica while Redis is down"
+    );
     for url in [&a.url, &b.url] {
         let text = metrics(url).await;
         assert!(text.contains("wasmwiz_redis_fallback_active 1"), "{text}");
-        assert!(!text.contains("wasmwiz_redis_fallback_decisions_total 0\n"), "{text}");
+        assert!(
+            !text.contains("wasmwiz_redis_fallback_decisions_total 0\n"),
+            "{text}"
+        );
     }
 
     // Redis is back: shared limits again.
@@ -206,37 +282,73 @@ async fn two_replicas_share_state_limits_and_survive_redis_and_sigterm() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (ma, mb) = (metrics(&a.url).await, metrics(&b.url).await);
-        if ma.contains("wasmwiz_redis_fallback_active 0") && mb.contains("wasmwiz_redis_fallback_active 0") {
+        if ma.contains("wasmwiz_redis_fallback_active 0")
+            && mb.contains("wasmwiz_redis_fallback_active 0")
+        {
             break;
         }
-        assert!(Instant::now() < deadline, "replicas did not return to Redis");
+        assert!(
+            Instant::now() < deadline,
+            "replicas did not return to Redis"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let shared = create_key(&database_url, dir_a.path(), "shared@x.io", "free", false);
-    let mut both = vec![connect(&a.url, &shared).await, connect(&b.url, &shared).await];
+    let mut both = vec![
+        connect(&a.url, &shared).await,
+        connect(&b.url, &shared).await,
+    ];
     assert_eq!(admitted(&mut both, 16).await, 10);
 
     // SIGTERM to one replica under load: nothing lost, nothing doubled.
-    let before = admin_b.admin.get_usage(v1::GetUsageRequest::default()).await.unwrap().into_inner().executions;
+    let before = admin_b
+        .admin
+        .get_usage(v1::GetUsageRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .executions;
     let mut streams = Vec::new();
     for i in 0..40 {
-        let c = if i % 2 == 0 { &mut admin_a } else { &mut admin_b };
+        let c = if i % 2 == 0 {
+            &mut admin_a
+        } else {
+            &mut admin_b
+        };
         let mut req = run_bytes(guest("hash"));
         req.args = vec!["1".into()];
         let mut stream = c.exec.run(req).await.unwrap().into_inner();
         stream.message().await.unwrap().expect("started");
         streams.push(stream);
         if i == 20 {
-            Command::new("kill").args(["-TERM", &a.child.id().to_string()]).status().unwrap();
+            Command::new("kill")
+                .args(["-TERM", &a.child.id().to_string()])
+                .status()
+                .unwrap();
             break;
         }
     }
     let started = streams.len() as u64;
     let results = futures::future::join_all(streams.into_iter().map(collect)).await;
-    assert!(results.iter().all(|r| r.as_ref().unwrap().outcome() == v1::Outcome::Success));
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().unwrap().outcome() == v1::Outcome::Success));
     assert!(a.child.wait().unwrap().success());
-    let after = admin_b.admin.get_usage(v1::GetUsageRequest::default()).await.unwrap().into_inner();
-    assert_eq!(after.executions - before, started, "one record per admitted execution");
-    assert!(!after.by_outcome.contains_key("RUNNING"), "{:?}", after.by_outcome);
+    let after = admin_b
+        .admin
+        .get_usage(v1::GetUsageRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        after.executions - before,
+        started,
+        "one record per admitted execution"
+    );
+    assert!(
+        !after.by_outcome.contains_key("RUNNING"),
+        "{:?}",
+        after.by_outcome
+    );
     drop(b);
 }

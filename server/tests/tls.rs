@@ -32,13 +32,22 @@ async fn grpc_round_trip_over_tls() {
         channel,
         wasmwiz_server::testing::BearerAuth(Some(server.admin_key.clone())),
     );
-    let me = AccountServiceClient::new(authed).who_am_i(v1::WhoAmIRequest {}).await.unwrap().into_inner();
+    let me = AccountServiceClient::new(authed)
+        .who_am_i(v1::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(me.email, "admin@test.local");
 
     // Plain-text gRPC to the TLS port fails.
-    let plain = Endpoint::from_shared(format!("http://127.0.0.1:{}", server.addr.port())).unwrap().connect().await;
+    let plain = Endpoint::from_shared(format!("http://127.0.0.1:{}", server.addr.port()))
+        .unwrap()
+        .connect()
+        .await;
     if let Ok(channel) = plain {
-        let answer = AccountServiceClient::new(channel).who_am_i(v1::WhoAmIRequest {}).await;
+        let answer = AccountServiceClient::new(channel)
+            .who_am_i(v1::WhoAmIRequest {})
+            .await;
         assert!(answer.is_err());
     }
     server.stop().await;

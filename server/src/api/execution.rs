@@ -188,40 +188,43 @@ impl ExecutionApi {
         let tier_name = launch.caller.tier.clone();
         let allowance = launch.allowance;
         let span = tracing::Span::current();
-        tokio::spawn(tracing::Instrument::instrument(async move {
-            let _held = (permit, allowance);
-            state.metrics.running.inc();
-            let report = state
-                .sandbox
-                .execute(job, out_tx, state.hard_stop.child_token())
-                .await;
-            state.metrics.running.dec();
-            state
-                .metrics
-                .executions
-                .with_label_values(&[report.outcome.as_str(), &tier_name])
-                .inc();
-            state
-                .metrics
-                .duration_seconds
-                .with_label_values(&[&tier_name])
-                .observe(report.duration.as_secs_f64());
-            state
-                .metrics
-                .fuel
-                .with_label_values(&[&tier_name])
-                .observe(report.fuel_consumed as f64);
-            let recorded = state
-                .store
-                .usage_finish(UsageFinish {
-                    id: &id,
-                    finished_at: now_ms(),
-                    report: &report,
-                })
-                .await;
-            tracing::debug!(execution_id = %id, outcome = report.outcome.as_str(), "execution finished");
-            let _ = report_tx.send(recorded.map(|()| report).map_err(ApiError::from));
-        }, span));
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let _held = (permit, allowance);
+                state.metrics.running.inc();
+                let report = state
+                    .sandbox
+                    .execute(job, out_tx, state.hard_stop.child_token())
+                    .await;
+                state.metrics.running.dec();
+                state
+                    .metrics
+                    .executions
+                    .with_label_values(&[report.outcome.as_str(), &tier_name])
+                    .inc();
+                state
+                    .metrics
+                    .duration_seconds
+                    .with_label_values(&[&tier_name])
+                    .observe(report.duration.as_secs_f64());
+                state
+                    .metrics
+                    .fuel
+                    .with_label_values(&[&tier_name])
+                    .observe(report.fuel_consumed as f64);
+                let recorded = state
+                    .store
+                    .usage_finish(UsageFinish {
+                        id: &id,
+                        finished_at: now_ms(),
+                        report: &report,
+                    })
+                    .await;
+                tracing::debug!(execution_id = %id, outcome = report.outcome.as_str(), "execution finished");
+                let _ = report_tx.send(recorded.map(|()| report).map_err(ApiError::from));
+            },
+            span,
+        ));
         Ok(Started {
             execution_id,
             output: out_rx,
@@ -269,6 +272,39 @@ impl ExecutionApi {
             }
         });
         Box::pin(stream::once(async { Ok(first) }).chain(output).chain(last))
+    }
+
+    /// Limits, admission and the event stream: what `Run` and `Execute`
+    /// share once their request is validated and the module resolved.
+    #[allow(clippy::too_many_arguments)]
+    async fn stream_execution(
+        &self,
+        caller: Caller,
+        tier: &Tier,
+        resolved: Resolved,
+        cmd: CommandLine,
+        limits: EffectiveLimits,
+        seed: u64,
+        stdin: StdinSource,
+        expected: Option<Bytes>,
+    ) -> Result<Response<EventStream>, Status> {
+        let allowance = self.allow(&caller, tier, false).await?;
+        let headers = allowance.headers;
+        let started = self
+            .start(Launch {
+                caller,
+                resolved: resolved.clone(),
+                cmd,
+                limits,
+                seed,
+                stdin,
+                allowance,
+            })
+            .await?;
+        Ok(with_headers(
+            Self::event_stream(&resolved, limits, started, expected),
+            headers,
+        ))
     }
 
     async fn resolve_inline_or_stored(
@@ -329,27 +365,19 @@ impl ExecutionService for ExecutionApi {
         let resolved = self
             .resolve_inline_or_stored(&caller, &tier, source, req.keep_module)
             .await?;
-        let allowance = self.allow(&caller, &tier, false).await?;
-        let headers = allowance.headers;
-        let started = self
-            .start(Launch {
-                caller,
-                resolved: Resolved {
-                    module: resolved.module.clone(),
-                    cache_hit: resolved.cache_hit,
-                },
-                cmd,
-                limits,
-                seed: req.random_seed,
-                stdin: StdinSource::Bytes(Bytes::from(req.stdin)),
-                allowance,
-            })
-            .await?;
+        let stdin = StdinSource::Bytes(Bytes::from(req.stdin));
         let expected = req.expected_stdout.map(Bytes::from);
-        Ok(with_headers(
-            Self::event_stream(&resolved, limits, started, expected),
-            headers,
-        ))
+        self.stream_execution(
+            caller,
+            &tier,
+            resolved,
+            cmd,
+            limits,
+            req.random_seed,
+            stdin,
+            expected,
+        )
+        .await
     }
 
     async fn execute(
@@ -432,27 +460,18 @@ impl ExecutionService for ExecutionApi {
         } else {
             StdinSource::Bytes(Bytes::from(start.stdin))
         };
-        let allowance = self.allow(&caller, &tier, false).await?;
-        let headers = allowance.headers;
-        let started = self
-            .start(Launch {
-                caller,
-                resolved: Resolved {
-                    module: resolved.module.clone(),
-                    cache_hit: resolved.cache_hit,
-                },
-                cmd,
-                limits,
-                seed: start.random_seed,
-                stdin,
-                allowance,
-            })
-            .await?;
         let expected = start.expected_stdout.map(Bytes::from);
-        Ok(with_headers(
-            Self::event_stream(&resolved, limits, started, expected),
-            headers,
-        ))
+        self.stream_execution(
+            caller,
+            &tier,
+            resolved,
+            cmd,
+            limits,
+            start.random_seed,
+            stdin,
+            expected,
+        )
+        .await
     }
 
     async fn run_batch(
@@ -526,10 +545,7 @@ impl ExecutionService for ExecutionApi {
                 };
                 let launch = Launch {
                     caller: caller.clone(),
-                    resolved: Resolved {
-                        module: resolved.module.clone(),
-                        cache_hit: resolved.cache_hit,
-                    },
+                    resolved: Resolved::clone(&resolved),
                     cmd,
                     limits,
                     seed,

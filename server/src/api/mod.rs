@@ -43,6 +43,7 @@ pub struct AppState {
 }
 
 /// A module ready to run.
+#[derive(Clone)]
 pub struct Resolved {
     pub module: Arc<CompiledModule>,
     pub cache_hit: bool,
