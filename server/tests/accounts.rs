@@ -371,24 +371,6 @@ fn create_key_cli(data_dir: &std::path::Path, email: &str, tier: &str, admin: bo
         .to_string()
 }
 
-async fn connect(url: &str, key: &str) -> Clients {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let authed = tonic::service::interceptor::InterceptedService::new(
-        channel,
-        wasmwiz_server::testing::BearerAuth(Some(key.to_string())),
-    );
-    Clients {
-        exec: v1::execution_service_client::ExecutionServiceClient::new(authed.clone()),
-        modules: v1::module_service_client::ModuleServiceClient::new(authed.clone()),
-        account: v1::account_service_client::AccountServiceClient::new(authed.clone()),
-        admin: v1::admin_service_client::AdminServiceClient::new(authed),
-    }
-}
-
 fn signal(child: &Child, sig: &str) {
     let status = Command::new("kill")
         .args([sig, &child.id().to_string()])

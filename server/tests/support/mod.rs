@@ -160,3 +160,22 @@ pub fn assert_bad_request(status: &Status, field: &str) {
         "expected a violation on {field}: {violations:?}"
     );
 }
+
+/// Clients for a server started elsewhere (e.g. the binary), with `key`.
+pub async fn connect(url: &str, key: &str) -> Clients {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let authed = tonic::service::interceptor::InterceptedService::new(
+        channel,
+        wasmwiz_server::testing::BearerAuth(Some(key.to_string())),
+    );
+    Clients {
+        exec: ExecutionServiceClient::new(authed.clone()),
+        modules: ModuleServiceClient::new(authed.clone()),
+        account: AccountServiceClient::new(authed.clone()),
+        admin: AdminServiceClient::new(authed),
+    }
+}
