@@ -22,7 +22,7 @@ use crate::{
     config::Tier,
     engine::{Job, Outcome, OutputChunk, Report, StdinSource, Stream as OutStream},
     limits::{utc_day, Allowance, RateHeaders},
-    store::{now_ms, UsageFinish, UsageStart},
+    store::{now_ms, UsageWrite},
 };
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<v1::ExecuteEvent, Status>> + Send>>;
@@ -160,14 +160,14 @@ impl ExecutionApi {
         let execution_id = uuid::Uuid::now_v7().to_string();
         let module = launch.resolved.module.clone();
         state
-            .store
-            .usage_begin(UsageStart {
-                id: &execution_id,
-                user_id: &launch.caller.user_id,
-                key_id: &launch.caller.key_id,
-                module_sha256: &module.sha256,
+            .usage
+            .write(UsageWrite::Begin {
+                id: execution_id.clone(),
+                user_id: launch.caller.user_id.clone(),
+                key_id: launch.caller.key_id.clone(),
+                module_sha256: module.sha256.clone(),
                 started_at: now_ms(),
-                day: &utc_day(),
+                day: utc_day(),
             })
             .await?;
         let job = Job {
@@ -212,15 +212,15 @@ impl ExecutionApi {
                     .fuel
                     .with_label_values(&[&tier_name])
                     .observe(report.fuel_consumed as f64);
+                tracing::debug!(execution_id = %id, outcome = report.outcome.as_str(), "execution finished");
                 let recorded = state
-                    .store
-                    .usage_finish(UsageFinish {
-                        id: &id,
+                    .usage
+                    .write(UsageWrite::Finish {
+                        id,
                         finished_at: now_ms(),
-                        report: &report,
+                        report: Box::new(report.clone()),
                     })
                     .await;
-                tracing::debug!(execution_id = %id, outcome = report.outcome.as_str(), "execution finished");
                 let _ = report_tx.send(recorded.map(|()| report).map_err(ApiError::from));
             },
             span,

@@ -24,13 +24,15 @@ use crate::{
     engine::{sha256_hex, CompiledModule, Sandbox},
     limits::{LimitMetrics, Limits},
     metrics::Metrics,
-    store::Store,
+    store::{Store, UsageWriter},
 };
 
 /// Everything the services share.
 pub struct AppState {
     pub config: Config,
     pub store: Store,
+    /// Group-committed usage records (durable before each write returns).
+    pub usage: UsageWriter,
     pub sandbox: Arc<Sandbox>,
     pub auth: Authenticator,
     pub limits: Arc<Limits>,
@@ -68,6 +70,7 @@ impl AppState {
         )?;
         Ok(Self {
             config,
+            usage: UsageWriter::spawn(store.clone()),
             store,
             sandbox,
             auth,

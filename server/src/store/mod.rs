@@ -8,6 +8,7 @@
 
 mod modules;
 mod usage;
+mod usage_writer;
 mod users;
 
 use std::{path::Path, str::FromStr, time::Duration};
@@ -21,6 +22,7 @@ use sqlx::{
 pub use self::{
     modules::{ModuleRow, PutModule},
     usage::{DailyUsage, UsageFinish, UsageStart, UsageSummary},
+    usage_writer::{UsageWrite, UsageWriter},
     users::{KeyRecord, NewKey, UserRow},
 };
 

@@ -49,7 +49,11 @@ pub struct UsageSummary {
 }
 
 impl Store {
-    pub async fn usage_begin(&self, start: UsageStart<'_>) -> sqlx::Result<()> {
+    /// Inserts the admission row on `conn` (a connection or a transaction).
+    pub(super) async fn usage_begin_in(
+        conn: &mut sqlx::AnyConnection,
+        start: UsageStart<'_>,
+    ) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO usage_records (id, user_id, key_id, module_sha256, day, started_at, outcome) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -61,12 +65,16 @@ impl Store {
         .bind(start.day)
         .bind(start.started_at)
         .bind(RUNNING)
-        .execute(self.pool())
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }
 
-    pub async fn usage_finish(&self, finish: UsageFinish<'_>) -> sqlx::Result<()> {
+    /// Finalizes a row on `conn` (a connection or a transaction).
+    pub(super) async fn usage_finish_in(
+        conn: &mut sqlx::AnyConnection,
+        finish: UsageFinish<'_>,
+    ) -> sqlx::Result<()> {
         let r = finish.report;
         sqlx::query(
             "UPDATE usage_records SET finished_at = $1, outcome = $2, exit_code = $3, fuel_consumed = $4, \
@@ -84,7 +92,7 @@ impl Store {
         .bind(r.stderr_bytes as i64)
         .bind(finish.id)
         .bind(RUNNING)
-        .execute(self.pool())
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }
