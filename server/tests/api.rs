@@ -895,10 +895,46 @@ async fn playground_metrics_and_probes_are_served_over_http() {
     let mut c = clients(&server, Some(&server.admin_key)).await;
     run(&mut c, run_bytes(guest("hello"))).await.unwrap();
     let metrics = get("/metrics").await;
+    let body = metrics.split("\r\n\r\n").nth(1).expect("a body");
+    assert_prometheus_text(body);
     assert!(
         metrics
             .contains("wasmwiz_executions_total{outcome=\"OUTCOME_SUCCESS\",tier=\"unlimited\"} 1"),
         "{metrics}"
     );
     server.stop().await;
+}
+
+/// Every sample line is `name{labels} value` with a valid name and number.
+fn assert_prometheus_text(body: &str) {
+    let mut samples = 0;
+    for line in body
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        assert!(
+            value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
+            "{line}"
+        );
+        let name = series.split('{').next().unwrap();
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && !name.starts_with(|c: char| c.is_ascii_digit()),
+            "{line}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "{line}"
+            );
+        }
+        samples += 1;
+    }
+    assert!(samples > 10, "{body}");
 }
