@@ -56,7 +56,10 @@ impl Sandbox {
         cancel: CancellationToken,
     ) -> Report {
         let started = std::time::Instant::now();
-        let deadline = Instant::now() + job.timeout;
+        let deadline = Deadline {
+            at: Instant::now() + job.timeout,
+            timeout: job.timeout,
+        };
         let output = OutputBuffer::new(job.max_output_bytes);
         let (stdin, mut feed) = match job.stdin {
             StdinSource::Bytes(bytes) => (StdinBuffer::complete(bytes), None),
@@ -119,7 +122,7 @@ impl Sandbox {
             if cancel.is_cancelled() || out.is_closed() {
                 break cancelled();
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline.at {
                 break timed_out(job.timeout);
             }
             if let Some(rx) = feed.as_mut() {
@@ -160,17 +163,24 @@ fn read_ahead(rx: &mut mpsc::Receiver<Bytes>, stdin: &StdinBuffer) {
     }
 }
 
+/// When the run must end, and the timeout it came from (for the message).
+#[derive(Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    timeout: Duration,
+}
+
 async fn flush(
     output: &OutputBuffer,
     out: &mpsc::Sender<OutputChunk>,
     cancel: &CancellationToken,
-    deadline: Instant,
+    deadline: Deadline,
 ) -> Result<(), Ending> {
     for chunk in output.take() {
         tokio::select! {
             sent = out.send(chunk) => if sent.is_err() { return Err(cancelled()) },
             () = cancel.cancelled() => return Err(cancelled()),
-            () = tokio::time::sleep_until(deadline) => return Err(timed_out_since(deadline)),
+            () = tokio::time::sleep_until(deadline.at) => return Err(timed_out(deadline.timeout)),
         }
     }
     Ok(())
@@ -180,7 +190,7 @@ async fn wait_for_stdin(
     feed: &mut Option<mpsc::Receiver<Bytes>>,
     stdin: &StdinBuffer,
     cancel: &CancellationToken,
-    deadline: Instant,
+    deadline: Deadline,
 ) -> Result<(), Ending> {
     let Some(rx) = feed.as_mut() else {
         stdin.close();
@@ -192,7 +202,7 @@ async fn wait_for_stdin(
             None => stdin.close(),
         },
         () = cancel.cancelled() => return Err(cancelled()),
-        () = tokio::time::sleep_until(deadline) => return Err(timed_out_since(deadline)),
+        () = tokio::time::sleep_until(deadline.at) => return Err(timed_out(deadline.timeout)),
     }
     Ok(())
 }
@@ -211,13 +221,6 @@ fn timed_out(timeout: Duration) -> Ending {
             "the guest did not finish within its {} ms timeout",
             timeout.as_millis()
         ),
-    )
-}
-
-fn timed_out_since(_deadline: Instant) -> Ending {
-    Ending::stopped(
-        Outcome::Timeout,
-        "the guest did not finish within its timeout",
     )
 }
 

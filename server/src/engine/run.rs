@@ -489,7 +489,8 @@ impl Execution {
         }
         if let Some(code) = error.as_trap_code() {
             if code == wasmi::TrapCode::OutOfFuel {
-                self.consumed = self.budget.min(self.consumed.max(self.consumed));
+                // Only the unsliced start section runs out of fuel this way;
+                // `consumed` already holds all the fuel it was given.
                 return Ending::stopped(
                     Outcome::OutOfFuel,
                     format!("the guest used all of its {} fuel", self.budget),
