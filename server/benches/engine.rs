@@ -2,6 +2,7 @@
 //! same work, measured in the same run, printed as ratios.
 //!
 //!   cargo bench -p wasmwiz-server --bench engine
+//!   WASMWIZ_BENCH=hello,cpu,large cargo bench … (a subset)
 //!
 //! Targets (issue "Sandbox engine"): cached hello ≤ 1.5× bare; CPU-bound
 //! hash over 40 MiB ≤ 1.05× bare; large module: time to first output, cold
@@ -80,23 +81,43 @@ fn job(sb: &Sandbox, module: Arc<wasmwiz_server::engine::CompiledModule>, args: 
     }
 }
 
-/// The engine's full path: execute and collect the output.
+/// The engine's full path: execute and collect the output. Returns the
+/// time to the first output chunk and the bytes collected.
 async fn engine_run(sb: &Sandbox, job: Job) -> (Duration, usize) {
-    let (tx, mut rx) = mpsc::channel::<wasmwiz_server::engine::OutputChunk>(64);
-    let collector = tokio::spawn(async move {
-        let mut first = None;
-        let mut n = 0;
-        while let Some(chunk) = rx.recv().await {
-            first.get_or_insert_with(Instant::now);
-            n += chunk.data.len();
-        }
-        (first, n)
-    });
+    let (tx, mut rx) = mpsc::channel::<wasmwiz_server::engine::OutputChunk>(1024);
     let start = Instant::now();
+    let first = std::sync::Arc::new(std::sync::OnceLock::new());
     let report = sb.execute(job, tx, CancellationToken::new()).await;
-    let (first, n) = collector.await.unwrap();
+    let mut n = 0;
+    while let Ok(chunk) = rx.try_recv() {
+        first.get_or_init(|| start.elapsed());
+        n += chunk.data.len();
+    }
     assert_eq!(report.exit_code, 0, "{report:?}");
-    (first.map_or(start.elapsed(), |f| f - start), n)
+    (first.get().copied().unwrap_or_else(|| start.elapsed()), n)
+}
+
+/// Median time of `iterations` awaited runs, after `warmup` untimed ones,
+/// all inside one runtime call (no per-iteration runtime overhead).
+fn median_async<F: std::future::Future<Output = ()>>(
+    runtime: &tokio::runtime::Runtime,
+    warmup: usize,
+    iterations: usize,
+    mut f: impl FnMut() -> F,
+) -> Duration {
+    runtime.block_on(async {
+        for _ in 0..warmup {
+            f().await;
+        }
+        let mut times = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let start = Instant::now();
+            f().await;
+            times.push(start.elapsed());
+        }
+        times.sort();
+        times[times.len() / 2]
+    })
 }
 
 /// A ~25 MB module: many functions plus a large data segment, like a big
@@ -135,8 +156,11 @@ fn large_module() -> Vec<u8> {
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(8 << 20)
         .build()
         .unwrap();
+    let only = std::env::var("WASMWIZ_BENCH").unwrap_or_default();
+    let wants = |part: &str| only.is_empty() || only.split(',').any(|p| p == part);
     let sb = Sandbox::new(SandboxConfig::default()).unwrap();
     let engine = Engine::new(&engine_config());
     let mut linker = Linker::<WasiCtx>::new(&engine);
@@ -155,76 +179,105 @@ fn main() {
         );
     };
 
-    // Cached hello.
-    let hello = guest("hello");
-    let compiled = sb.compile(&hello).unwrap();
-    let bare_module = Module::new(&engine, &hello).unwrap();
-    let bare = median(200, 2000, || {
-        bare_run(&engine, &linker, &bare_module, &[]);
-    });
-    let ours = median(200, 2000, || {
-        runtime.block_on(engine_run(&sb, job(&sb, compiled.clone(), &[])));
-    });
-    report(
-        "cached hello (instantiate + run + collect)",
-        ours,
-        bare,
-        "<= 1.5x",
-    );
+    if wants("hello") {
+        // Cached hello.
+        let hello = guest("hello");
+        let compiled = sb.compile(&hello).unwrap();
+        let bare_module = Module::new(&engine, &hello).unwrap();
+        let bare = median(200, 2000, || {
+            bare_run(&engine, &linker, &bare_module, &[]);
+        });
+        let ours = median_async(&runtime, 200, 2000, || {
+            let job = job(&sb, compiled.clone(), &[]);
+            let sb = &sb;
+            async move {
+                engine_run(sb, job).await;
+            }
+        });
+        report(
+            "cached hello (instantiate + run + collect)",
+            ours,
+            bare,
+            "<= 1.5x",
+        );
+    }
 
-    // CPU-bound: hash over 40 MiB.
-    let hash = guest("hash");
-    let compiled = sb.compile(&hash).unwrap();
-    let bare_module = Module::new(&engine, &hash).unwrap();
-    let bare = median(1, 5, || {
-        bare_run(&engine, &linker, &bare_module, &["40"]);
-    });
-    let ours = median(1, 5, || {
-        runtime.block_on(engine_run(&sb, job(&sb, compiled.clone(), &["40"])));
-    });
-    report(
-        "cpu-bound hash over 40 MiB (fuel slices)",
-        ours,
-        bare,
-        "<= 1.05x",
-    );
+    if wants("cpu") {
+        // CPU-bound: hash over 40 MiB.
+        let hash = guest("hash");
+        let compiled = sb.compile(&hash).unwrap();
+        let bare_module = Module::new(&engine, &hash).unwrap();
+        let bare = median(1, 5, || {
+            bare_run(&engine, &linker, &bare_module, &["40"]);
+        });
+        let ours = median_async(&runtime, 1, 5, || {
+            let job = job(&sb, compiled.clone(), &["40"]);
+            let sb = &sb;
+            async move {
+                engine_run(sb, job).await;
+            }
+        });
+        report(
+            "cpu-bound hash over 40 MiB (fuel slices)",
+            ours,
+            bare,
+            "<= 1.05x",
+        );
+    }
 
-    // Large module: time to first output, cold (validate + compile + run) and cached.
-    let big = large_module();
-    println!("large module: {} bytes", big.len());
-    let mut colds: Vec<Duration> = (0..3)
-        .map(|_| {
-            let start = Instant::now();
-            let module = sb.compile(&big).unwrap();
-            let compiled_in = start.elapsed();
-            let (first, _) = runtime.block_on(engine_run(&sb, job(&sb, module, &[])));
-            compiled_in + first
-        })
-        .collect();
-    colds.sort();
-    let cold = colds[1];
-    let module = sb.compile(&big).unwrap();
-    let mut cached: Vec<Duration> = (0..5)
-        .map(|_| {
-            runtime
-                .block_on(engine_run(&sb, job(&sb, module.clone(), &[])))
-                .0
-        })
-        .collect();
-    cached.sort();
-    let cached = cached[2];
-    let bare_cold = median(0, 3, || {
-        let m = Module::new(&engine, &big).unwrap();
-        bare_run(&engine, &linker, &m, &[]);
-    });
-    report(
-        "large module, cold: first output",
-        cold,
-        bare_cold,
-        "fast start",
-    );
-    println!(
-        "{:<44} {:>14?}",
-        "large module, cached: first output", cached
-    );
+    if wants("large") {
+        // Large module: time to first output, cold (validate + compile + run) and cached.
+        let big = large_module();
+        println!("large module: {} bytes", big.len());
+        let mut colds: Vec<Duration> = (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                let module = sb.compile(&big).unwrap();
+                let compiled_in = start.elapsed();
+                let (first, _) = runtime.block_on(engine_run(&sb, job(&sb, module, &[])));
+                compiled_in + first
+            })
+            .collect();
+        colds.sort();
+        let cold = colds[1];
+        let module = sb.compile(&big).unwrap();
+        let mut cached: Vec<Duration> = (0..5)
+            .map(|_| {
+                runtime
+                    .block_on(engine_run(&sb, job(&sb, module.clone(), &[])))
+                    .0
+            })
+            .collect();
+        cached.sort();
+        let cached = cached[2];
+        let bare_cold = median(0, 3, || {
+            let m = Module::new(&engine, &big).unwrap();
+            bare_run(&engine, &linker, &m, &[]);
+        });
+        report(
+            "large module, cold: first output",
+            cold,
+            bare_cold,
+            "fast start",
+        );
+        let mut eager_config = engine_config();
+        eager_config.compilation_mode(wasmi::CompilationMode::Eager);
+        let eager_engine = Engine::new(&eager_config);
+        let mut eager_linker = Linker::<WasiCtx>::new(&eager_engine);
+        wasmi_wasi::add_to_linker(&mut eager_linker, |ctx| ctx).unwrap();
+        let eager = median(0, 3, || {
+            let m = Module::new(&eager_engine, &big).unwrap();
+            bare_run(&eager_engine, &eager_linker, &m, &[]);
+        });
+        report(
+            "  (vs bare wasmi with eager compilation)",
+            cold,
+            eager,
+            "< 1x: lazy translation starts faster",
+        );
+        println!(
+            "{:<44} {:>14?}",
+            "large module, cached: first output", cached
+        );
+    }
 }
