@@ -274,13 +274,13 @@ impl ExecutionApi {
         Box::pin(stream::once(async { Ok(first) }).chain(output).chain(last))
     }
 
-    /// Limits, admission and the event stream: what `Run` and `Execute`
-    /// share once their request is validated and the module resolved.
+    /// Admission and the event stream: what `Run` and `Execute` share once
+    /// their request is validated, allowed and its module resolved.
     #[allow(clippy::too_many_arguments)]
     async fn stream_execution(
         &self,
         caller: Caller,
-        tier: &Tier,
+        allowance: Allowance,
         resolved: Resolved,
         cmd: CommandLine,
         limits: EffectiveLimits,
@@ -288,7 +288,6 @@ impl ExecutionApi {
         stdin: StdinSource,
         expected: Option<Bytes>,
     ) -> Result<Response<EventStream>, Status> {
-        let allowance = self.allow(&caller, tier, false).await?;
         let headers = allowance.headers;
         let started = self
             .start(Launch {
@@ -307,20 +306,29 @@ impl ExecutionApi {
         ))
     }
 
-    async fn resolve_inline_or_stored(
+    /// The module to run (compiled or cached). Runs after the rate limit,
+    /// so a refused caller costs no compilation; a module that fails gives
+    /// the day's count back.
+    async fn resolve_allowed(
         &self,
         caller: &Caller,
-        tier: &Tier,
         source: Source,
         keep: bool,
-    ) -> Result<Resolved, ApiError> {
-        match source {
+        allowance: Allowance,
+    ) -> Result<(Resolved, Allowance), Status> {
+        let resolved = match source {
             Source::Bytes(bytes) => {
-                check_size("module", bytes.len() as u64, tier.max_module_bytes)?;
                 self.state.metrics.uploaded_bytes.inc_by(bytes.len() as u64);
                 self.state.module_from_bytes(caller, bytes, keep).await
             }
             Source::Sha256(sha) => self.state.module_by_sha(caller, &sha).await,
+        };
+        match resolved {
+            Ok(resolved) => Ok((resolved, allowance)),
+            Err(error) => {
+                allowance.refund();
+                Err(error.into())
+            }
         }
     }
 }
@@ -352,7 +360,10 @@ impl ExecutionService for ExecutionApi {
         check_size("stdin", req.stdin.len() as u64, tier.max_stdin_bytes)?;
         let cmd = CommandLine::new(req.program_name, req.args, req.env)?;
         let source = match req.source {
-            Some(v1::run_request::Source::Module(bytes)) => Source::Bytes(Bytes::from(bytes)),
+            Some(v1::run_request::Source::Module(bytes)) => {
+                check_size("module", bytes.len() as u64, tier.max_module_bytes)?;
+                Source::Bytes(Bytes::from(bytes))
+            }
             Some(v1::run_request::Source::ModuleSha256(sha)) => {
                 Source::Sha256(sha256_field("module_sha256", &sha)?)
             }
@@ -362,14 +373,15 @@ impl ExecutionService for ExecutionApi {
                 )
             }
         };
-        let resolved = self
-            .resolve_inline_or_stored(&caller, &tier, source, req.keep_module)
+        let allowance = self.allow(&caller, &tier, false).await?;
+        let (resolved, allowance) = self
+            .resolve_allowed(&caller, source, req.keep_module, allowance)
             .await?;
         let stdin = StdinSource::Bytes(Bytes::from(req.stdin));
         let expected = req.expected_stdout.map(Bytes::from);
         self.stream_execution(
             caller,
-            &tier,
+            allowance,
             resolved,
             cmd,
             limits,
@@ -398,64 +410,24 @@ impl ExecutionService for ExecutionApi {
         let limits = EffectiveLimits::resolve(start.limits.as_ref(), &tier)?;
         check_size("stdin", start.stdin.len() as u64, tier.max_stdin_bytes)?;
         let cmd = CommandLine::new(start.program_name, start.args, start.env)?;
-        let source = match start.source {
-            Some(v1::execute_start::Source::ModuleSize(size)) => {
-                check_size("module_size", size, tier.max_module_bytes)?;
-                let mut module = BytesMut::with_capacity(size.min(64 << 20) as usize);
-                while (module.len() as u64) < size {
-                    match incoming.message().await? {
-                        Some(v1::ExecuteRequest {
-                            msg: Some(Msg::ModuleChunk(chunk)),
-                        }) => {
-                            if module.len() as u64 + chunk.len() as u64 > size {
-                                return Err(ApiError::invalid("module_chunk", format!("more module bytes than the announced module_size of {size}")).into());
-                            }
-                            module.extend_from_slice(&chunk);
-                        }
-                        _ => {
-                            return Err(ApiError::invalid(
-                                "module_chunk",
-                                format!(
-                                    "expected {size} module bytes in module_chunk messages, got {}",
-                                    module.len()
-                                ),
-                            )
-                            .into())
-                        }
-                    }
-                }
-                Source::Bytes(module.freeze())
-            }
-            Some(v1::execute_start::Source::ModuleSha256(sha)) => {
-                Source::Sha256(sha256_field("module_sha256", &sha)?)
-            }
-            None => {
-                return Err(
-                    ApiError::invalid("source", "give `module_size` or a `module_sha256`").into(),
-                )
+        if let Some(v1::execute_start::Source::ModuleSize(size)) = start.source {
+            check_size("module_size", size, tier.max_module_bytes)?;
+        }
+        let allowance = self.allow(&caller, &tier, false).await?;
+        let source = match receive_source(start.source, &mut incoming).await {
+            Ok(source) => source,
+            Err(error) => {
+                allowance.refund();
+                return Err(error);
             }
         };
-        let resolved = self
-            .resolve_inline_or_stored(&caller, &tier, source, start.keep_module)
+        let (resolved, allowance) = self
+            .resolve_allowed(&caller, source, start.keep_module, allowance)
             .await?;
         let stdin = if start.stream_stdin {
             let (tx, rx) = mpsc::channel::<Bytes>(8);
             let max = tier.max_stdin_bytes;
-            tokio::spawn(async move {
-                let mut total = 0u64;
-                while let Ok(Some(message)) = incoming.message().await {
-                    match message.msg {
-                        Some(Msg::StdinChunk(chunk)) => {
-                            total += chunk.len() as u64;
-                            if total > max || tx.send(Bytes::from(chunk)).await.is_err() {
-                                break;
-                            }
-                        }
-                        Some(Msg::StdinEof(_)) => break,
-                        _ => {}
-                    }
-                }
-            });
+            tokio::spawn(forward_stdin(incoming, tx, max));
             StdinSource::Stream(rx)
         } else {
             StdinSource::Bytes(Bytes::from(start.stdin))
@@ -463,7 +435,7 @@ impl ExecutionService for ExecutionApi {
         let expected = start.expected_stdout.map(Bytes::from);
         self.stream_execution(
             caller,
-            &tier,
+            allowance,
             resolved,
             cmd,
             limits,
@@ -473,7 +445,6 @@ impl ExecutionService for ExecutionApi {
         )
         .await
     }
-
     async fn run_batch(
         &self,
         request: Request<v1::RunBatchRequest>,
@@ -499,7 +470,10 @@ impl ExecutionService for ExecutionApi {
             )?);
         }
         let source = match req.source {
-            Some(v1::run_batch_request::Source::Module(bytes)) => Source::Bytes(Bytes::from(bytes)),
+            Some(v1::run_batch_request::Source::Module(bytes)) => {
+                check_size("module", bytes.len() as u64, tier.max_module_bytes)?;
+                Source::Bytes(Bytes::from(bytes))
+            }
             Some(v1::run_batch_request::Source::ModuleSha256(sha)) => {
                 Source::Sha256(sha256_field("module_sha256", &sha)?)
             }
@@ -509,12 +483,12 @@ impl ExecutionService for ExecutionApi {
                 )
             }
         };
-        let resolved = Arc::new(
-            self.resolve_inline_or_stored(&caller, &tier, source, false)
-                .await?,
-        );
         // The first case is admitted before answering, so limits show as an error status.
         let first_allowance = self.allow(&caller, &tier, true).await?;
+        let (resolved, first_allowance) = self
+            .resolve_allowed(&caller, source, false, first_allowance)
+            .await?;
+        let resolved = Arc::new(resolved);
         let headers = first_allowance.headers;
         let (tx, rx) = mpsc::channel::<Result<v1::BatchEvent, Status>>(16);
         let api = ExecutionApi {
@@ -609,4 +583,61 @@ async fn collect_case(
         execution_id: started.execution_id,
         module_sha256,
     })
+}
+
+/// Reads the module announced by `start` (inline chunks) or names it.
+async fn receive_source(
+    source: Option<v1::execute_start::Source>,
+    incoming: &mut Streaming<v1::ExecuteRequest>,
+) -> Result<Source, Status> {
+    match source {
+        Some(v1::execute_start::Source::ModuleSize(size)) => {
+            let mut module = BytesMut::with_capacity(size.min(64 << 20) as usize);
+            while (module.len() as u64) < size {
+                match incoming.message().await? {
+                    Some(v1::ExecuteRequest {
+                        msg: Some(Msg::ModuleChunk(chunk)),
+                    }) if module.len() as u64 + chunk.len() as u64 <= size => {
+                        module.extend_from_slice(&chunk);
+                    }
+                    _ => {
+                        return Err(ApiError::invalid(
+                            "module_chunk",
+                            format!(
+                                "expected exactly {size} module bytes in module_chunk messages after `start`"
+                            ),
+                        )
+                        .into())
+                    }
+                }
+            }
+            Ok(Source::Bytes(module.freeze()))
+        }
+        Some(v1::execute_start::Source::ModuleSha256(sha)) => {
+            Ok(Source::Sha256(sha256_field("module_sha256", &sha)?))
+        }
+        None => Err(ApiError::invalid("source", "give `module_size` or a `module_sha256`").into()),
+    }
+}
+
+/// Feeds the client's `stdin_chunk`s to the guest until `stdin_eof`, the end
+/// of the stream, or the tier's stdin size (then the guest sees end of file).
+async fn forward_stdin(
+    mut incoming: Streaming<v1::ExecuteRequest>,
+    tx: mpsc::Sender<Bytes>,
+    max: u64,
+) {
+    let mut total = 0u64;
+    while let Ok(Some(message)) = incoming.message().await {
+        match message.msg {
+            Some(Msg::StdinChunk(chunk)) => {
+                total += chunk.len() as u64;
+                if total > max || tx.send(Bytes::from(chunk)).await.is_err() {
+                    break;
+                }
+            }
+            Some(Msg::StdinEof(_)) => break,
+            _ => {}
+        }
+    }
 }
