@@ -189,7 +189,9 @@ async fn daily_quota_survives_restarts(db: Db) {
     let key = server.create_key("q@x.io", "tiny", false).await;
     let mut c = clients(&server, Some(&key)).await;
     // A refused module is not an execution: it does not use up the quota.
-    let refused = run(&mut c, run_bytes(b"not wasm".to_vec())).await.unwrap_err();
+    let refused = run(&mut c, run_bytes(b"not wasm".to_vec()))
+        .await
+        .unwrap_err();
     assert_bad_request(&refused, "module");
     for _ in 0..3 {
         run(&mut c, run_bytes(guest("hello"))).await.unwrap();

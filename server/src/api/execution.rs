@@ -159,9 +159,12 @@ impl ExecutionApi {
         };
         let execution_id = uuid::Uuid::now_v7().to_string();
         let module = launch.resolved.module.clone();
-        state
+        // The admission row is queued now and committed while the guest
+        // starts; the final row is queued after it, so `finished` (sent
+        // once that one commits) implies both are durable.
+        let begun = state
             .usage
-            .write(UsageWrite::Begin {
+            .enqueue(UsageWrite::Begin {
                 id: execution_id.clone(),
                 user_id: launch.caller.user_id.clone(),
                 key_id: launch.caller.key_id.clone(),
@@ -213,14 +216,19 @@ impl ExecutionApi {
                     .with_label_values(&[&tier_name])
                     .observe(report.fuel_consumed as f64);
                 tracing::debug!(execution_id = %id, outcome = report.outcome.as_str(), "execution finished");
-                let recorded = state
-                    .usage
-                    .write(UsageWrite::Finish {
-                        id,
-                        finished_at: now_ms(),
-                        report: Box::new(report.clone()),
-                    })
-                    .await;
+                let finish = UsageWrite::Finish {
+                    id,
+                    finished_at: now_ms(),
+                    report: Box::new(report.clone()),
+                };
+                // Queued behind the admission row, often in the same commit.
+                let recorded = match state.usage.enqueue(finish).await {
+                    Ok(finished) => match begun.wait().await {
+                        Ok(()) => finished.wait().await,
+                        Err(error) => Err(error),
+                    },
+                    Err(error) => Err(error),
+                };
                 let _ = report_tx.send(recorded.map(|()| report).map_err(ApiError::from));
             },
             span,

@@ -22,7 +22,7 @@ use sqlx::{
 pub use self::{
     modules::{ModuleRow, PutModule},
     usage::{DailyUsage, UsageFinish, UsageStart, UsageSummary},
-    usage_writer::{UsageWrite, UsageWriter},
+    usage_writer::{Committed, UsageWrite, UsageWriter},
     users::{KeyRecord, NewKey, UserRow},
 };
 

@@ -68,14 +68,31 @@ impl UsageWriter {
         Self { queue }
     }
 
-    /// Queues `write` and waits until it is committed.
-    pub async fn write(&self, write: UsageWrite) -> anyhow::Result<()> {
+    /// Queues `write` (in order with every other write) and returns a
+    /// handle that resolves once it is committed.
+    pub async fn enqueue(&self, write: UsageWrite) -> anyhow::Result<Committed> {
         let (ack, done) = oneshot::channel();
         self.queue
             .send((write, ack))
             .await
             .map_err(|_| anyhow::anyhow!("the usage writer has stopped"))?;
-        done.await
+        Ok(Committed(done))
+    }
+
+    /// Queues `write` and waits until it is committed.
+    pub async fn write(&self, write: UsageWrite) -> anyhow::Result<()> {
+        self.enqueue(write).await?.wait().await
+    }
+}
+
+/// A queued write's commit.
+pub struct Committed(oneshot::Receiver<Result<(), String>>);
+
+impl Committed {
+    /// Waits for the commit (or its failure).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.0
+            .await
             .map_err(|_| anyhow::anyhow!("the usage writer has stopped"))?
             .map_err(|e| anyhow::anyhow!("writing usage records: {e}"))
     }
