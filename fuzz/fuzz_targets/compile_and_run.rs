@@ -6,6 +6,7 @@
 //! hang or crash.
 //!
 //!   cargo fuzz run compile_and_run -- -max_total_time=600
+//!   WASMWIZ_FUZZ_DUMP=x.wasm cargo fuzz run compile_and_run ARTIFACT  (the module of a finding)
 
 #![no_main]
 
@@ -67,6 +68,10 @@ fuzz_target!(|data: &[u8]| {
             Err(_) => return,
         }
     };
+    if let Ok(path) = std::env::var("WASMWIZ_FUZZ_DUMP") {
+        // Reproducing a finding: keep the module this input turns into.
+        std::fs::write(path, &bytes).unwrap();
+    }
     let Ok(module) = w.sandbox.compile(&bytes) else { return };
     let job = Job {
         module,

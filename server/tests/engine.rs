@@ -678,3 +678,24 @@ async fn a_dropped_client_cancels_the_run() {
         .unwrap();
     assert_eq!(report.outcome, Outcome::Cancelled);
 }
+
+#[tokio::test]
+async fn an_interpreter_panic_ends_only_that_execution() {
+    let sb = Sandbox::new(SandboxConfig {
+        workers: 1,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    for name in [
+        "wasmi_translator_panic",
+        "wasmi_translator_panic_during_run",
+    ] {
+        for _ in 0..2 {
+            let r = collect(&sb, job(&sb, &wat(name), Opts::default())).await;
+            assert_eq!(r.report.outcome, Outcome::Trap, "{name}: {:?}", r.report);
+            assert_eq!(r.report.trap_kind, "engine_error", "{name}");
+            assert_eq!(r.report.exit_code, -1);
+        }
+        assert_healthy(&sb).await;
+    }
+}

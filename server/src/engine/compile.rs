@@ -74,7 +74,12 @@ pub fn compile(
     if !bytes.starts_with(b"\0asm") {
         return Err(ModuleError::NotWasm);
     }
-    let module = Module::new(engine, bytes).map_err(|e| ModuleError::Invalid(describe(&e)))?;
+    let module =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Module::new(engine, bytes)))
+            .map_err(|_| {
+                ModuleError::Invalid("the interpreter could not compile this module".into())
+            })?
+            .map_err(|e| ModuleError::Invalid(describe(&e)))?;
     let mut imports = Vec::new();
     for import in module.imports() {
         let ty = import.ty();

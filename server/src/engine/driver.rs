@@ -145,6 +145,10 @@ impl Sandbox {
                 }
             }
         }
+        if ending.trap_kind == super::run::ENGINE_ERROR {
+            // Whatever the interpreter left half-done for this module stays out of the cache.
+            self.cache_remove(&job.module.sha256);
+        }
         finish(ending, Some(&exec), &output, &stdin, started)
     }
 }

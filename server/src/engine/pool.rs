@@ -32,7 +32,10 @@ impl WorkerPool {
                 .spawn(move || loop {
                     let job = receiver.lock().recv();
                     match job {
-                        Ok(job) => job(),
+                        // A panicking job must not take the worker with it.
+                        Ok(job) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        }
                         Err(_) => return,
                     }
                 })

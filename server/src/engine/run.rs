@@ -298,11 +298,12 @@ impl Execution {
         exec.store
             .set_fuel(start_fuel)
             .expect("fuel metering is enabled");
-        let instantiated = linker.instantiate_and_start(&mut exec.store, module);
+        let instantiated = contain_panic(|| linker.instantiate_and_start(&mut exec.store, module));
         exec.consumed = start_fuel - exec.store.get_fuel().unwrap_or(0);
         let instance = match instantiated {
-            Ok(instance) => instance,
-            Err(error) => {
+            Err(ending) => return (exec, Some(ending)),
+            Ok(Ok(instance)) => instance,
+            Ok(Err(error)) => {
                 let mut ending = exec.classify(&error);
                 if ending.outcome == Outcome::OutOfFuel && start_fuel < exec.budget {
                     ending.message = format!(
@@ -352,22 +353,33 @@ impl Execution {
             return self.out_of_fuel();
         }
         self.store.set_fuel(give).expect("fuel metering is enabled");
-        let result = match state {
-            CallState::NotStarted(func) => func.call_resumable(&mut self.store, &[], &mut []),
-            CallState::OutOfFuel(call) => call.resume(&mut self.store, &mut []),
-            CallState::HostTrap(call, resume) => {
-                let value = match resume {
-                    Resume::Value(v) => v,
-                    Resume::StdinRead {
-                        iovs,
-                        iovs_len,
-                        nread,
-                    } => self.complete_stdin_read(iovs, iovs_len, nread),
-                };
-                call.resume(&mut self.store, &[Val::I32(value)], &mut [])
+        let resume_value = match &state {
+            CallState::HostTrap(
+                _,
+                Resume::StdinRead {
+                    iovs,
+                    iovs_len,
+                    nread,
+                },
+            ) => Some(self.complete_stdin_read(*iovs, *iovs_len, *nread)),
+            CallState::HostTrap(_, Resume::Value(v)) => Some(*v),
+            _ => None,
+        };
+        let store = &mut self.store;
+        let result = contain_panic(move || match state {
+            CallState::NotStarted(func) => func.call_resumable(store, &[], &mut []),
+            CallState::OutOfFuel(call) => call.resume(store, &mut []),
+            CallState::HostTrap(call, _) => {
+                let value = resume_value.expect("set for host traps");
+                call.resume(store, &[Val::I32(value)], &mut [])
             }
-            CallState::Done => {
-                return Step::Finished(Ending::stopped(Outcome::Trap, "already finished"))
+            CallState::Done => Err(wasmi::Error::new("the execution already finished")),
+        });
+        let result = match result {
+            Ok(result) => result,
+            Err(ending) => {
+                self.consumed += give - self.store.get_fuel().unwrap_or(give);
+                return Step::Finished(ending);
             }
         };
         self.consumed += give - self.store.get_fuel().unwrap_or(0);
@@ -543,3 +555,23 @@ pub fn placeholder_host_state() -> HostState {
         interruptible: false,
     }
 }
+
+/// Runs `f`, turning a panic inside the interpreter into an ending: a bug in
+/// wasmi on some module must fail that execution, not the server.
+fn contain_panic<R>(f: impl FnOnce() -> R) -> Result<R, Ending> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        let detail = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(%detail, "the interpreter panicked; the execution is ended");
+        Ending::trap(
+            ENGINE_ERROR,
+            format!("the interpreter failed on this module ({detail}); nothing else was affected"),
+        )
+    })
+}
+
+/// `trap_kind` of an execution the interpreter itself failed on.
+pub const ENGINE_ERROR: &str = "engine_error";
