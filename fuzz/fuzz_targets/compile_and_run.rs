@@ -28,7 +28,12 @@ struct World {
 
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(|| World {
+    WORLD.get_or_init(|| {
+        // libFuzzer's hook aborts on every panic, even those the engine
+        // contains (interpreter bugs end one execution as `engine_error`);
+        // panics that escape still abort through libfuzzer-sys' own check.
+        std::panic::set_hook(Box::new(|info| eprintln!("contained panic: {info}")));
+        World {
         runtime: tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap(),
         sandbox: Sandbox::new(SandboxConfig { workers: 1, ..SandboxConfig::default() }).unwrap(),
         imports: wat::parse_str(
@@ -41,6 +46,7 @@ fn world() -> &'static World {
         )
         .unwrap(),
         exports: wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start")))"#).unwrap(),
+        }
     })
 }
 
