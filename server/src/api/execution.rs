@@ -22,7 +22,7 @@ use crate::{
     config::Tier,
     engine::{Job, Outcome, OutputChunk, Report, StdinSource, Stream as OutStream},
     limits::{utc_day, Allowance, RateHeaders},
-    store::{now_ms, UsageWrite},
+    store::{now_ms, UsageRow},
 };
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<v1::ExecuteEvent, Status>> + Send>>;
@@ -162,17 +162,16 @@ impl ExecutionApi {
         // The admission row is queued now and committed while the guest
         // starts; the final row is queued after it, so `finished` (sent
         // once that one commits) implies both are durable.
-        let begun = state
-            .usage
-            .enqueue(UsageWrite::Begin {
-                id: execution_id.clone(),
-                user_id: launch.caller.user_id.clone(),
-                key_id: launch.caller.key_id.clone(),
-                module_sha256: module.sha256.clone(),
-                started_at: now_ms(),
-                day: utc_day(),
-            })
-            .await?;
+        let row = UsageRow {
+            id: execution_id.clone(),
+            user_id: launch.caller.user_id.clone(),
+            key_id: launch.caller.key_id.clone(),
+            module_sha256: module.sha256.clone(),
+            day: utc_day(),
+            started_at: now_ms(),
+            end: None,
+        };
+        let begun = state.usage.enqueue(row.clone()).await?;
         let job = Job {
             module,
             program_name: launch.cmd.program_name,
@@ -187,7 +186,6 @@ impl ExecutionApi {
         };
         let (out_tx, out_rx) = mpsc::channel(16);
         let (report_tx, report_rx) = oneshot::channel();
-        let id = execution_id.clone();
         let tier_name = launch.caller.tier.clone();
         let allowance = launch.allowance;
         let span = tracing::Span::current();
@@ -215,11 +213,10 @@ impl ExecutionApi {
                     .fuel
                     .with_label_values(&[&tier_name])
                     .observe(report.fuel_consumed as f64);
-                tracing::debug!(execution_id = %id, outcome = report.outcome.as_str(), "execution finished");
-                let finish = UsageWrite::Finish {
-                    id,
-                    finished_at: now_ms(),
-                    report: Box::new(report.clone()),
+                tracing::debug!(execution_id = %row.id, outcome = report.outcome.as_str(), "execution finished");
+                let finish = UsageRow {
+                    end: Some((now_ms(), Box::new(report.clone()))),
+                    ..row
                 };
                 // Queued behind the admission row, often in the same commit.
                 let recorded = match state.usage.enqueue(finish).await {

@@ -21,8 +21,8 @@ use sqlx::{
 
 pub use self::{
     modules::{ModuleRow, PutModule},
-    usage::{DailyUsage, UsageFinish, UsageStart, UsageSummary},
-    usage_writer::{Committed, UsageWrite, UsageWriter},
+    usage::{DailyUsage, UsageSummary},
+    usage_writer::{Committed, UsageRow, UsageWriter},
     users::{KeyRecord, NewKey, UserRow},
 };
 

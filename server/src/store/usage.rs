@@ -5,29 +5,11 @@
 use sqlx::Row;
 
 use super::Store;
-use crate::engine::Report;
 
 /// Outcome stored while an execution runs.
 pub const RUNNING: &str = "RUNNING";
 /// Outcome of executions a crash interrupted.
 pub const ABORTED: &str = "ABORTED";
-
-/// The row written at admission.
-pub struct UsageStart<'a> {
-    pub id: &'a str,
-    pub user_id: &'a str,
-    pub key_id: &'a str,
-    pub module_sha256: &'a str,
-    pub started_at: i64,
-    pub day: &'a str,
-}
-
-/// What the end of an execution adds.
-pub struct UsageFinish<'a> {
-    pub id: &'a str,
-    pub finished_at: i64,
-    pub report: &'a Report,
-}
 
 /// One UTC day of a usage summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,54 +31,6 @@ pub struct UsageSummary {
 }
 
 impl Store {
-    /// Inserts the admission row on `conn` (a connection or a transaction).
-    pub(super) async fn usage_begin_in(
-        conn: &mut sqlx::AnyConnection,
-        start: UsageStart<'_>,
-    ) -> sqlx::Result<()> {
-        sqlx::query(
-            "INSERT INTO usage_records (id, user_id, key_id, module_sha256, day, started_at, outcome) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(start.id)
-        .bind(start.user_id)
-        .bind(start.key_id)
-        .bind(start.module_sha256)
-        .bind(start.day)
-        .bind(start.started_at)
-        .bind(RUNNING)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
-
-    /// Finalizes a row on `conn` (a connection or a transaction).
-    pub(super) async fn usage_finish_in(
-        conn: &mut sqlx::AnyConnection,
-        finish: UsageFinish<'_>,
-    ) -> sqlx::Result<()> {
-        let r = finish.report;
-        sqlx::query(
-            "UPDATE usage_records SET finished_at = $1, outcome = $2, exit_code = $3, fuel_consumed = $4, \
-             duration_us = $5, memory_peak_bytes = $6, stdin_bytes = $7, stdout_bytes = $8, stderr_bytes = $9 \
-             WHERE id = $10 AND outcome = $11",
-        )
-        .bind(finish.finished_at)
-        .bind(r.outcome.as_str())
-        .bind(i64::from(r.exit_code))
-        .bind(r.fuel_consumed as i64)
-        .bind(r.duration.as_micros() as i64)
-        .bind(r.memory_peak_bytes as i64)
-        .bind(r.stdin_bytes as i64)
-        .bind(r.stdout_bytes as i64)
-        .bind(r.stderr_bytes as i64)
-        .bind(finish.id)
-        .bind(RUNNING)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
-
     /// Marks `RUNNING` rows started before `started_before` as aborted.
     pub async fn usage_abort_running(&self, started_before: i64) -> sqlx::Result<u64> {
         let done = sqlx::query(

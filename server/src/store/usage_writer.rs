@@ -1,33 +1,29 @@
-//! Group commit for usage records: every execution writes two rows' worth
-//! (insert at admission, finalize at the end), and each must be durable
-//! before the caller goes on. One writer task applies everything queued
-//! since its last commit in one transaction and acknowledges each write
-//! after that commit, so thousands of executions per second cost a few
-//! commits, not thousands.
+//! Group commit for usage records: every execution writes its row twice
+//! (at admission, then finalized at the end), and each write must be durable
+//! before the caller goes on. One writer task takes everything queued since
+//! its last commit, collapses it to the latest state of each row, writes it
+//! with one multi-row upsert per chunk in one transaction, and acknowledges
+//! each write after that commit — a few statements per batch, not two per
+//! execution.
+
+use std::collections::HashMap;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{
-    usage::{UsageFinish, UsageStart},
-    Store,
-};
+use super::{usage::RUNNING, Store};
 use crate::engine::Report;
 
-/// One queued write.
-pub enum UsageWrite {
-    Begin {
-        id: String,
-        user_id: String,
-        key_id: String,
-        module_sha256: String,
-        started_at: i64,
-        day: String,
-    },
-    Finish {
-        id: String,
-        finished_at: i64,
-        report: Box<Report>,
-    },
+/// A usage row as of one write: the admission (no report yet) or the end.
+#[derive(Clone)]
+pub struct UsageRow {
+    pub id: String,
+    pub user_id: String,
+    pub key_id: String,
+    pub module_sha256: String,
+    pub day: String,
+    pub started_at: i64,
+    /// `(finished_at, report)` once the execution ended.
+    pub end: Option<(i64, Box<Report>)>,
 }
 
 type Ack = oneshot::Sender<Result<(), String>>;
@@ -35,16 +31,18 @@ type Ack = oneshot::Sender<Result<(), String>>;
 /// Handle to the writer task (cheap to clone).
 #[derive(Clone)]
 pub struct UsageWriter {
-    queue: mpsc::Sender<(UsageWrite, Ack)>,
+    queue: mpsc::Sender<(UsageRow, Ack)>,
 }
 
-/// Writes applied in one transaction at most.
-const MAX_BATCH: usize = 512;
+/// Writes taken into one transaction at most.
+const MAX_BATCH: usize = 1024;
+/// Rows per statement (15 parameters each, under SQLite's 32766).
+const ROWS_PER_STATEMENT: usize = 500;
 
 impl UsageWriter {
     /// Starts the writer task; it ends when every handle is dropped.
     pub fn spawn(store: Store) -> Self {
-        let (queue, mut rx) = mpsc::channel::<(UsageWrite, Ack)>(4096);
+        let (queue, mut rx) = mpsc::channel::<(UsageRow, Ack)>(4096);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while let Some(first) = rx.recv().await {
@@ -55,10 +53,10 @@ impl UsageWriter {
                         Err(_) => break,
                     }
                 }
-                let (writes, acks): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-                let result = store.apply_usage(&writes).await.map_err(|e| e.to_string());
+                let (rows, acks): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+                let result = store.upsert_usage(rows).await.map_err(|e| e.to_string());
                 if let Err(error) = &result {
-                    tracing::error!(%error, writes = writes.len(), "writing usage records failed");
+                    tracing::error!(%error, "writing usage records failed");
                 }
                 for ack in acks {
                     let _ = ack.send(result.clone());
@@ -68,20 +66,15 @@ impl UsageWriter {
         Self { queue }
     }
 
-    /// Queues `write` (in order with every other write) and returns a
-    /// handle that resolves once it is committed.
-    pub async fn enqueue(&self, write: UsageWrite) -> anyhow::Result<Committed> {
+    /// Queues `row` (in order with every other write) and returns a handle
+    /// that resolves once it is committed.
+    pub async fn enqueue(&self, row: UsageRow) -> anyhow::Result<Committed> {
         let (ack, done) = oneshot::channel();
         self.queue
-            .send((write, ack))
+            .send((row, ack))
             .await
             .map_err(|_| anyhow::anyhow!("the usage writer has stopped"))?;
         Ok(Committed(done))
-    }
-
-    /// Queues `write` and waits until it is committed.
-    pub async fn write(&self, write: UsageWrite) -> anyhow::Result<()> {
-        self.enqueue(write).await?.wait().await
     }
 }
 
@@ -98,49 +91,62 @@ impl Committed {
     }
 }
 
+const COLUMNS: &str = "id, user_id, key_id, module_sha256, day, started_at, finished_at, outcome, \
+     exit_code, fuel_consumed, duration_us, memory_peak_bytes, stdin_bytes, stdout_bytes, stderr_bytes";
+
 impl Store {
-    /// Applies queued usage writes, in order, in one transaction.
-    pub async fn apply_usage(&self, writes: &[UsageWrite]) -> sqlx::Result<()> {
-        let mut tx = self.pool().begin().await?;
-        for write in writes {
-            match write {
-                UsageWrite::Begin {
-                    id,
-                    user_id,
-                    key_id,
-                    module_sha256,
-                    started_at,
-                    day,
-                } => {
-                    Self::usage_begin_in(
-                        &mut tx,
-                        UsageStart {
-                            id,
-                            user_id,
-                            key_id,
-                            module_sha256,
-                            started_at: *started_at,
-                            day,
-                        },
-                    )
-                    .await?
-                }
-                UsageWrite::Finish {
-                    id,
-                    finished_at,
-                    report,
-                } => {
-                    Self::usage_finish_in(
-                        &mut tx,
-                        UsageFinish {
-                            id,
-                            finished_at: *finished_at,
-                            report,
-                        },
-                    )
-                    .await?
+    /// Writes the latest state of each row, in one transaction. A finished
+    /// row never goes back to running, and rows marked aborted stay so.
+    pub async fn upsert_usage(&self, writes: Vec<UsageRow>) -> sqlx::Result<()> {
+        let mut latest: Vec<UsageRow> = Vec::with_capacity(writes.len());
+        let mut index: HashMap<String, usize> = HashMap::with_capacity(writes.len());
+        for row in writes {
+            match index.get(&row.id) {
+                Some(&at) => latest[at] = row,
+                None => {
+                    index.insert(row.id.clone(), latest.len());
+                    latest.push(row);
                 }
             }
+        }
+        let mut tx = self.pool().begin().await?;
+        for chunk in latest.chunks(ROWS_PER_STATEMENT) {
+            let placeholders: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let cells: Vec<String> = (1..=15).map(|c| format!("${}", r * 15 + c)).collect();
+                    format!("({})", cells.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO usage_records ({COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET \
+                 finished_at = excluded.finished_at, outcome = excluded.outcome, exit_code = excluded.exit_code, \
+                 fuel_consumed = excluded.fuel_consumed, duration_us = excluded.duration_us, \
+                 memory_peak_bytes = excluded.memory_peak_bytes, stdin_bytes = excluded.stdin_bytes, \
+                 stdout_bytes = excluded.stdout_bytes, stderr_bytes = excluded.stderr_bytes \
+                 WHERE usage_records.outcome = '{RUNNING}' AND excluded.outcome <> '{RUNNING}'",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for row in chunk {
+                let report = row.end.as_ref().map(|(_, r)| r);
+                query = query
+                    .bind(row.id.clone())
+                    .bind(row.user_id.clone())
+                    .bind(row.key_id.clone())
+                    .bind(row.module_sha256.clone())
+                    .bind(row.day.clone())
+                    .bind(row.started_at)
+                    .bind(row.end.as_ref().map(|(t, _)| *t))
+                    .bind(report.map_or(RUNNING, |r| r.outcome.as_str()))
+                    .bind(report.map(|r| i64::from(r.exit_code)))
+                    .bind(report.map_or(0, |r| r.fuel_consumed as i64))
+                    .bind(report.map_or(0, |r| r.duration.as_micros() as i64))
+                    .bind(report.map_or(0, |r| r.memory_peak_bytes as i64))
+                    .bind(report.map_or(0, |r| r.stdin_bytes as i64))
+                    .bind(report.map_or(0, |r| r.stdout_bytes as i64))
+                    .bind(report.map_or(0, |r| r.stderr_bytes as i64));
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await
     }
