@@ -5,12 +5,8 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use wasmwiz_proto::v1::{self, account_service_server::AccountService};
 
-use super::{
-    errors::{insert_rate_headers, ApiError},
-    modules::proto_timestamp,
-    AppState,
-};
-use crate::{auth::Caller, config::Tier, store::KeyRecord};
+use super::{errors::ApiError, modules::proto_timestamp, AppState};
+use crate::{config::Tier, store::KeyRecord};
 
 pub struct AccountApi {
     pub state: Arc<AppState>,
@@ -95,18 +91,6 @@ pub async fn usage(
     })
 }
 
-impl AccountApi {
-    fn respond<T>(&self, caller: &Caller, body: T) -> Response<T> {
-        let mut response = Response::new(body);
-        if let Some(tier) = self.state.config.tier(&caller.tier) {
-            if let Some(headers) = self.state.limits.peek(&caller.user_id, &caller.tier, tier) {
-                insert_rate_headers(response.metadata_mut(), &headers);
-            }
-        }
-        response
-    }
-}
-
 #[tonic::async_trait]
 impl AccountService for AccountApi {
     async fn who_am_i(
@@ -135,7 +119,7 @@ impl AccountService for AccountApi {
             key_id: caller.key_id.clone(),
             admin: caller.admin,
         };
-        Ok(self.respond(&caller, body))
+        Ok(self.state.respond(&caller, body))
     }
 
     async fn get_usage(
@@ -144,7 +128,7 @@ impl AccountService for AccountApi {
     ) -> Result<Response<v1::GetUsageResponse>, Status> {
         let caller = self.state.caller(&request).await?;
         let body = usage(&self.state, Some(&caller.user_id), request.get_ref().days).await?;
-        Ok(self.respond(&caller, body))
+        Ok(self.state.respond(&caller, body))
     }
 
     async fn create_my_api_key(
@@ -161,7 +145,7 @@ impl AccountService for AccountApi {
             .await
             .map_err(ApiError::from)?;
         tracing::info!(key_id = %minted.key_id, by = %caller.key_id, "key created (self-service)");
-        Ok(self.respond(
+        Ok(self.state.respond(
             &caller,
             v1::CreateMyApiKeyResponse {
                 key: minted.key,
@@ -181,7 +165,7 @@ impl AccountService for AccountApi {
             .list_keys(Some(&caller.user_id))
             .await
             .map_err(ApiError::from)?;
-        Ok(self.respond(
+        Ok(self.state.respond(
             &caller,
             v1::ListMyApiKeysResponse {
                 keys: keys.iter().map(key_info).collect(),
@@ -210,6 +194,6 @@ impl AccountService for AccountApi {
         }
         self.state.auth.forget(&key_id).await;
         tracing::info!(%key_id, by = %caller.key_id, "key revoked (self-service)");
-        Ok(self.respond(&caller, v1::RevokeMyApiKeyResponse {}))
+        Ok(self.state.respond(&caller, v1::RevokeMyApiKeyResponse {}))
     }
 }

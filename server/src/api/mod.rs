@@ -15,7 +15,7 @@ use std::sync::{
 
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
-use tonic::Request;
+use tonic::{Request, Response};
 
 use self::errors::ApiError;
 use crate::{
@@ -121,6 +121,18 @@ impl AppState {
                 caller.tier
             ))
         })
+    }
+
+    /// `body` with the caller's current `ratelimit-*` headers (for calls that
+    /// are not executions and so consume nothing).
+    pub fn respond<T>(&self, caller: &Caller, body: T) -> Response<T> {
+        let mut response = Response::new(body);
+        if let Some(tier) = self.config.tier(&caller.tier) {
+            if let Some(headers) = self.limits.peek(&caller.user_id, &caller.tier, tier) {
+                errors::insert_rate_headers(response.metadata_mut(), &headers);
+            }
+        }
+        response
     }
 
     /// Refuses admin RPCs to user keys.

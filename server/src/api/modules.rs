@@ -8,7 +8,7 @@ use wasmwiz_proto::v1::{self, module_service_server::ModuleService, upload_modul
 
 use super::{
     convert::{check_size, sha256_field},
-    errors::{insert_rate_headers, ApiError},
+    errors::ApiError,
     AppState,
 };
 use crate::{auth::Caller, engine::CompiledModule};
@@ -52,16 +52,6 @@ fn info(module: &CompiledModule, already_existed: bool, created_at: i64) -> v1::
 }
 
 impl ModuleApi {
-    async fn respond<T>(&self, caller: &Caller, body: T) -> Result<Response<T>, Status> {
-        let mut response = Response::new(body);
-        if let Some(tier) = self.state.config.tier(&caller.tier) {
-            if let Some(headers) = self.state.limits.peek(&caller.user_id, &caller.tier, tier) {
-                insert_rate_headers(response.metadata_mut(), &headers);
-            }
-        }
-        Ok(response)
-    }
-
     /// Validates, verifies the optional sha256, stores, caches.
     async fn store(
         &self,
@@ -149,7 +139,7 @@ impl ModuleService for ModuleApi {
             .into());
         }
         let info = self.store(&caller, module.freeze(), start.sha256).await?;
-        self.respond(&caller, info).await
+        Ok(self.state.respond(&caller, info))
     }
 
     async fn put_module(
@@ -167,7 +157,7 @@ impl ModuleService for ModuleApi {
         let info = self
             .store(&caller, Bytes::from(req.module), req.sha256)
             .await?;
-        self.respond(&caller, info).await
+        Ok(self.state.respond(&caller, info))
     }
 
     async fn get_module(
@@ -187,8 +177,9 @@ impl ModuleService for ModuleApi {
                 name: sha256.clone(),
             })?;
         let resolved = self.state.module_by_sha(&caller, &sha256).await?;
-        self.respond(&caller, info(&resolved.module, true, row.created_at))
-            .await
+        Ok(self
+            .state
+            .respond(&caller, info(&resolved.module, true, row.created_at)))
     }
 
     async fn list_modules(
@@ -238,14 +229,13 @@ impl ModuleService for ModuleApi {
                 },
             })
             .collect();
-        self.respond(
+        Ok(self.state.respond(
             &caller,
             v1::ListModulesResponse {
                 modules,
                 next_page_token,
             },
-        )
-        .await
+        ))
     }
 
     async fn delete_module(
@@ -268,6 +258,6 @@ impl ModuleService for ModuleApi {
             }
             .into());
         }
-        self.respond(&caller, v1::DeleteModuleResponse {}).await
+        Ok(self.state.respond(&caller, v1::DeleteModuleResponse {}))
     }
 }

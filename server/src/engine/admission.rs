@@ -62,11 +62,6 @@ impl Admission {
         self.queued.load(Ordering::Relaxed)
     }
 
-    /// Executions admitted and not finished.
-    pub fn running(&self, max_running: usize) -> usize {
-        max_running.saturating_sub(self.running.available_permits())
-    }
-
     /// Waits (boundedly) for a slot and `memory_bytes` of the budget.
     pub async fn admit(&self, memory_bytes: u64) -> Result<Permit, Busy> {
         let mib = u32::try_from(memory_bytes.div_ceil(MIB).max(1))

@@ -121,10 +121,6 @@ impl Sandbox {
         })
     }
 
-    pub fn config(&self) -> &SandboxConfig {
-        &self.config
-    }
-
     /// Validates and compiles (CPU-bound: call from a blocking context for
     /// large modules). Does not touch the cache.
     pub fn compile(&self, bytes: &[u8]) -> Result<Arc<CompiledModule>, ModuleError> {
@@ -189,10 +185,5 @@ impl Sandbox {
     /// Executions waiting for admission.
     pub fn queue_depth(&self) -> usize {
         self.admission.queue_depth()
-    }
-
-    /// Executions running now.
-    pub fn running(&self) -> usize {
-        self.admission.running(self.config.max_running)
     }
 }

@@ -38,22 +38,6 @@ impl Outcome {
             Outcome::Cancelled => "OUTCOME_CANCELLED",
         }
     }
-
-    /// Inverse of [`Outcome::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Outcome::Success,
-            Outcome::ExitNonzero,
-            Outcome::Trap,
-            Outcome::OutOfFuel,
-            Outcome::Timeout,
-            Outcome::MemoryLimit,
-            Outcome::OutputLimit,
-            Outcome::Cancelled,
-        ]
-        .into_iter()
-        .find(|o| o.as_str() == s)
-    }
 }
 
 /// The measured result of one execution.

@@ -47,6 +47,27 @@ const MAX_TABLES: usize = 4;
 /// Elements per table.
 const MAX_TABLE_ELEMENTS: u64 = 1_000_000;
 
+impl GuestLimiter {
+    /// Allows growth to `desired` unless it passes the module's own
+    /// `maximum` (a normal failed grow) or our `limit` (recorded, ends the run).
+    fn grow(
+        &mut self,
+        what: &str,
+        desired: usize,
+        maximum: Option<usize>,
+        limit: u64,
+    ) -> Result<bool, LimiterError> {
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
+        if desired as u64 > limit {
+            self.hit = Some(format!("{what} of {desired} exceeds the limit of {limit}"));
+            return Err(LimiterError::ResourceLimiterDeniedAllocation);
+        }
+        Ok(true)
+    }
+}
+
 impl ResourceLimiter for GuestLimiter {
     fn memory_growing(
         &mut self,
@@ -54,18 +75,11 @@ impl ResourceLimiter for GuestLimiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> Result<bool, LimiterError> {
-        if maximum.is_some_and(|max| desired > max) {
-            return Ok(false);
+        let allowed = self.grow("linear memory (bytes)", desired, maximum, self.memory_bytes)?;
+        if allowed {
+            self.memory_peak = self.memory_peak.max(desired as u64);
         }
-        if desired as u64 > self.memory_bytes {
-            self.hit = Some(format!(
-                "linear memory of {desired} bytes exceeds the limit of {} bytes",
-                self.memory_bytes
-            ));
-            return Err(LimiterError::ResourceLimiterDeniedAllocation);
-        }
-        self.memory_peak = self.memory_peak.max(desired as u64);
-        Ok(true)
+        Ok(allowed)
     }
 
     fn table_growing(
@@ -74,17 +88,7 @@ impl ResourceLimiter for GuestLimiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> Result<bool, LimiterError> {
-        if maximum.is_some_and(|max| desired > max) {
-            return Ok(false);
-        }
-        if desired as u64 > self.table_elements {
-            self.hit = Some(format!(
-                "table of {desired} elements exceeds the limit of {} elements",
-                self.table_elements
-            ));
-            return Err(LimiterError::ResourceLimiterDeniedAllocation);
-        }
-        Ok(true)
+        self.grow("a table (elements)", desired, maximum, self.table_elements)
     }
 
     fn instances(&self) -> usize {

@@ -259,11 +259,6 @@ impl Limits {
         }))
     }
 
-    /// True while decisions are local because Redis is unreachable.
-    pub fn is_falling_back(&self) -> bool {
-        self.falling_back.load(Ordering::Relaxed)
-    }
-
     fn fell_back(&self, error: &::redis::RedisError) {
         self.metrics.fallback_decisions.inc();
         if !self.falling_back.swap(true, Ordering::SeqCst) {

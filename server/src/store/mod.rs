@@ -104,29 +104,6 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 
-    /// A named setting, if set.
-    pub async fn setting(&self, name: &str) -> sqlx::Result<Option<String>> {
-        sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-    }
-
-    /// Sets `name` unless already set; returns the value in force.
-    pub async fn setting_or_insert(&self, name: &str, value: &str) -> sqlx::Result<String> {
-        sqlx::query(
-            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(value)
-        .execute(&self.pool)
-        .await?;
-        Ok(self
-            .setting(name)
-            .await?
-            .unwrap_or_else(|| value.to_string()))
-    }
-
     pub async fn close(&self) {
         self.pool.close().await;
     }
