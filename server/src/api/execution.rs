@@ -22,7 +22,7 @@ use crate::{
     config::Tier,
     engine::{Job, Outcome, OutputChunk, Report, StdinSource, Stream as OutStream},
     limits::{utc_day, Allowance, RateHeaders},
-    store::{now_ms, UsageRow},
+    store::{now_ms, Committed, UsageRow},
 };
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<v1::ExecuteEvent, Status>> + Send>>;
@@ -47,6 +47,9 @@ struct Launch {
 /// A running execution: its id, output and (durably recorded) report.
 struct Started {
     execution_id: String,
+    /// The admission row's commit: `started` is sent only after it, so an
+    /// execution a client has seen begin is on record even if the server dies.
+    admitted: Committed,
     output: mpsc::Receiver<OutputChunk>,
     report: oneshot::Receiver<Result<Report, ApiError>>,
 }
@@ -160,8 +163,9 @@ impl ExecutionApi {
         let execution_id = uuid::Uuid::now_v7().to_string();
         let module = launch.resolved.module.clone();
         // The admission row is queued now and committed while the guest
-        // starts; the final row is queued after it, so `finished` (sent
-        // once that one commits) implies both are durable.
+        // starts; `started` waits for that commit. The final row is queued
+        // after it, so `finished` (sent once that one commits) implies both
+        // are durable.
         let row = UsageRow {
             id: execution_id.clone(),
             user_id: launch.caller.user_id.clone(),
@@ -172,6 +176,7 @@ impl ExecutionApi {
             end: None,
         };
         let begun = state.usage.enqueue(row.clone()).await?;
+        let admitted = begun.clone();
         let job = Job {
             module,
             program_name: launch.cmd.program_name,
@@ -232,12 +237,14 @@ impl ExecutionApi {
         ));
         Ok(Started {
             execution_id,
+            admitted,
             output: out_rx,
             report: report_rx,
         })
     }
 
-    /// `started`, output as produced, then `finished` once usage is durable.
+    /// `started` once the admission row is durable, output as produced, then
+    /// `finished` once the final row is.
     fn event_stream(
         resolved: &Resolved,
         limits: EffectiveLimits,
@@ -276,7 +283,15 @@ impl ExecutionApi {
                 Err(_) => Err(Status::internal("the execution ended unexpectedly")),
             }
         });
-        Box::pin(stream::once(async { Ok(first) }).chain(output).chain(last))
+        let admitted = started.admitted;
+        let first = stream::once(async move {
+            admitted
+                .wait()
+                .await
+                .map_err(|error| Status::from(ApiError::from(error)))?;
+            Ok(first)
+        });
+        Box::pin(first.chain(output).chain(last))
     }
 
     /// Admission and the event stream: what `Run` and `Execute` share once

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use futures::future::{FutureExt, Shared};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{usage::RUNNING, Store};
@@ -74,12 +75,14 @@ impl UsageWriter {
             .send((row, ack))
             .await
             .map_err(|_| anyhow::anyhow!("the usage writer has stopped"))?;
-        Ok(Committed(done))
+        Ok(Committed(done.shared()))
     }
 }
 
-/// A queued write's commit.
-pub struct Committed(oneshot::Receiver<Result<(), String>>);
+/// A queued write's commit; clones wait for the same commit, so the event
+/// stream and the execution's end can both depend on the admission row.
+#[derive(Clone)]
+pub struct Committed(Shared<oneshot::Receiver<Result<(), String>>>);
 
 impl Committed {
     /// Waits for the commit (or its failure).
