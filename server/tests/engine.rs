@@ -174,6 +174,66 @@ async fn stdin_args_env_and_stderr_reach_the_guest() {
 }
 
 #[tokio::test]
+async fn rust_guests_run_on_std() {
+    let r = run(
+        &guest("rust_hello"),
+        Opts {
+            args: vec!["Ferris".into()],
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::Success);
+    assert_eq!(r.stdout, b"Hello from Rust, Ferris!\n");
+
+    // std's HashMap seeds itself from random_get; the sorted output and the
+    // fuel must not depend on anything but the request.
+    let text = b"the cat and the hat; The end. Cat!".to_vec();
+    let wordfreq = guest("rust_wordfreq");
+    let counted = |seed| {
+        run(
+            &wordfreq,
+            Opts {
+                args: vec!["3".into()],
+                stdin: text.clone(),
+                seed,
+                ..Opts::default()
+            },
+        )
+    };
+    let (a, again, other_seed) = (counted(1).await, counted(1).await, counted(2).await);
+    assert_eq!(
+        a.report.outcome,
+        Outcome::Success,
+        "{:?}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    assert_eq!(a.stdout, b"3 the\n2 cat\n1 and\n");
+    assert_eq!(a.report.fuel_consumed, again.report.fuel_consumed);
+    assert_eq!(other_seed.stdout, a.stdout);
+
+    let r = run(
+        &guest("rust_wordfreq"),
+        Opts {
+            stdin: vec![0xff, 0xfe],
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::ExitNonzero);
+    assert_eq!(r.report.exit_code, 1);
+    assert_eq!(r.stderr, b"wordfreq: stdin is not UTF-8 text\n");
+
+    // A Rust panic (panic = "abort") prints its message, then traps.
+    let r = run_then_healthy(&guest("rust_panic"), Opts::default()).await;
+    assert_eq!(r.report.outcome, Outcome::Trap);
+    assert_eq!(r.report.trap_kind, "unreachable");
+    assert_eq!(r.stdout, b"about to panic\n");
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("index out of bounds"), "{stderr}");
+}
+
+#[tokio::test]
 async fn exit_codes_are_reported() {
     let r = run(
         &guest("exitcode"),
