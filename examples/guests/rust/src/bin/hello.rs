@@ -3,6 +3,8 @@
 //! WASI fd_write. Exit 0.
 
 fn main() {
-    let name = std::env::args().nth(1).unwrap_or_else(|| "WasmWiz".to_string());
+    let name = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "WasmWiz".to_string());
     println!("Hello from Rust, {name}!");
 }
