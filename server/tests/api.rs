@@ -666,6 +666,129 @@ async fn sixty_four_mib_of_stdin_streams_through_execute() {
     server.stop().await;
 }
 
+/// Sends `start` (echo, streamed stdin) and the module, then `rest`; returns
+/// what came back and the error that ended the call.
+async fn execute_echo_then(
+    c: &Clients,
+    rest: Vec<v1::ExecuteRequest>,
+) -> (Vec<u8>, Result<(), tonic::Status>) {
+    let echo = guest("echo");
+    let mut messages = vec![
+        v1::ExecuteRequest {
+            msg: Some(Msg::Start(v1::ExecuteStart {
+                source: Some(v1::execute_start::Source::ModuleSize(echo.len() as u64)),
+                stream_stdin: true,
+                ..Default::default()
+            })),
+        },
+        v1::ExecuteRequest {
+            msg: Some(Msg::ModuleChunk(echo)),
+        },
+    ];
+    messages.extend(rest);
+    // The client's stream stays open (like a client still sending), so only
+    // the server's refusal can end the call.
+    let (tx, rx) = tokio::sync::mpsc::channel::<v1::ExecuteRequest>(messages.len());
+    for message in messages {
+        tx.send(message).await.unwrap();
+    }
+    let mut exec = c.exec.clone();
+    let mut stream = exec
+        .execute(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut stdout = Vec::new();
+    let end = loop {
+        match stream.message().await {
+            Ok(Some(event)) => {
+                if let Some(v1::execute_event::Event::Stdout(bytes)) = event.event {
+                    stdout.extend(bytes);
+                }
+            }
+            Ok(None) => break Ok(()),
+            Err(status) => break Err(status),
+        }
+    };
+    drop(tx);
+    (stdout, end)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn streamed_stdin_past_the_tier_or_off_protocol_is_refused_mid_run() {
+    let server = TestServer::start().await;
+    let free = server.create_key("stdin@x.io", "free", false).await;
+    let c = clients(&server, Some(&free)).await;
+    let chunk = |n: usize| v1::ExecuteRequest {
+        msg: Some(Msg::StdinChunk(vec![b'x'; n])),
+    };
+
+    // The free tier takes 1 MiB of stdin: 1 MiB streams through whole...
+    let (stdout, end) = execute_echo_then(
+        &c,
+        vec![
+            chunk(512 << 10),
+            chunk(512 << 10),
+            v1::ExecuteRequest {
+                msg: Some(Msg::StdinEof(true)),
+            },
+        ],
+    )
+    .await;
+    end.unwrap();
+    assert_eq!(stdout.len(), 1 << 20);
+
+    // ...one byte more ends the call with INVALID_ARGUMENT naming the maximum.
+    let (stdout, end) = execute_echo_then(&c, vec![chunk(512 << 10), chunk((512 << 10) + 1)]).await;
+    let status = end.unwrap_err();
+    assert_bad_request(&status, "stdin");
+    assert!(
+        status.message().contains(&(1u64 << 20).to_string()),
+        "names the maximum: {}",
+        status.message()
+    );
+    assert!(
+        stdout.len() <= 512 << 10,
+        "the over-size chunk never reached the guest"
+    );
+
+    // Anything but stdin after the module is refused, not ignored.
+    let second_start = v1::ExecuteRequest {
+        msg: Some(Msg::Start(v1::ExecuteStart::default())),
+    };
+    let (_, end) = execute_echo_then(&c, vec![chunk(10), second_start]).await;
+    let status = end.unwrap_err();
+    assert_bad_request(&status, "msg");
+    assert!(
+        status.message().contains("second `start`"),
+        "{}",
+        status.message()
+    );
+
+    // Both refused runs are on record (they were admitted) and ended.
+    let usage = c
+        .account
+        .clone()
+        .get_usage(v1::GetUsageRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(usage.executions, 3);
+    assert_eq!(
+        usage.by_outcome.get("OUTCOME_SUCCESS"),
+        Some(&1),
+        "{:?}",
+        usage.by_outcome
+    );
+    assert_eq!(
+        usage.by_outcome.get("OUTCOME_CANCELLED"),
+        Some(&2),
+        "{:?}",
+        usage.by_outcome
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_concurrent_mixed_executions_are_all_right() {
     let server = TestServer::start().await;

@@ -40,8 +40,43 @@ struct Launch {
     cmd: CommandLine,
     limits: EffectiveLimits,
     seed: u64,
-    stdin: StdinSource,
+    stdin: ClientStdin,
     allowance: Allowance,
+}
+
+/// The guest's stdin as the client gives it. A streamed stdin comes with the
+/// error that stops the run if the client breaks the rules mid-stream (too
+/// much stdin, or a message that is not stdin).
+struct ClientStdin {
+    source: StdinSource,
+    refused: Option<oneshot::Receiver<ApiError>>,
+}
+
+impl ClientStdin {
+    fn bytes(bytes: Vec<u8>) -> Self {
+        Self {
+            source: StdinSource::Bytes(Bytes::from(bytes)),
+            refused: None,
+        }
+    }
+
+    /// Forwards the rest of `incoming` to the guest, up to `max` bytes.
+    fn streamed(incoming: Streaming<v1::ExecuteRequest>, max: u64) -> Self {
+        let (chunks, source) = mpsc::channel::<Bytes>(8);
+        let (refuse, refused) = oneshot::channel();
+        tokio::spawn(async move {
+            if let Err(error) = forward_stdin(incoming, &chunks, max).await {
+                let _ = refuse.send(error);
+            }
+            // Only now the guest sees end of file: a refusal is already known
+            // when the guest's exit makes the execution end.
+            drop(chunks);
+        });
+        Self {
+            source: StdinSource::Stream(source),
+            refused: Some(refused),
+        }
+    }
 }
 
 /// A running execution: its id, output and (durably recorded) report.
@@ -183,7 +218,7 @@ impl ExecutionApi {
             args: launch.cmd.args,
             env: launch.cmd.env,
             random_seed: launch.seed,
-            stdin: launch.stdin,
+            stdin: launch.stdin.source,
             fuel: launch.limits.fuel,
             memory_bytes: launch.limits.memory_bytes,
             timeout: launch.limits.timeout(),
@@ -193,15 +228,28 @@ impl ExecutionApi {
         let (report_tx, report_rx) = oneshot::channel();
         let tier_name = launch.caller.tier.clone();
         let allowance = launch.allowance;
+        let refused = launch.stdin.refused;
         let span = tracing::Span::current();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 let _held = (permit, allowance);
                 state.metrics.running.inc();
-                let report = state
-                    .sandbox
-                    .execute(job, out_tx, state.hard_stop.child_token())
-                    .await;
+                let cancel = state.hard_stop.child_token();
+                let execution = state.sandbox.execute(job, out_tx, cancel.clone());
+                let (report, refusal) = match refused {
+                    None => (execution.await, None),
+                    Some(mut refused) => {
+                        tokio::pin!(execution);
+                        tokio::select! {
+                            biased;
+                            Ok(error) = &mut refused => {
+                                cancel.cancel();
+                                (execution.await, Some(error))
+                            }
+                            report = &mut execution => (report, refused.try_recv().ok()),
+                        }
+                    }
+                };
                 state.metrics.running.dec();
                 state
                     .metrics
@@ -231,7 +279,12 @@ impl ExecutionApi {
                     },
                     Err(error) => Err(error),
                 };
-                let _ = report_tx.send(recorded.map(|()| report).map_err(ApiError::from));
+                let answer = match (recorded, refusal) {
+                    (Err(error), _) => Err(ApiError::from(error)),
+                    (Ok(()), Some(refusal)) => Err(refusal),
+                    (Ok(()), None) => Ok(report),
+                };
+                let _ = report_tx.send(answer);
             },
             span,
         ));
@@ -305,7 +358,7 @@ impl ExecutionApi {
         cmd: CommandLine,
         limits: EffectiveLimits,
         seed: u64,
-        stdin: StdinSource,
+        stdin: ClientStdin,
         expected: Option<Bytes>,
     ) -> Result<Response<EventStream>, Status> {
         let headers = allowance.headers;
@@ -397,7 +450,7 @@ impl ExecutionService for ExecutionApi {
         let (resolved, allowance) = self
             .resolve_allowed(&caller, source, req.keep_module, allowance)
             .await?;
-        let stdin = StdinSource::Bytes(Bytes::from(req.stdin));
+        let stdin = ClientStdin::bytes(req.stdin);
         let expected = req.expected_stdout.map(Bytes::from);
         self.stream_execution(
             caller,
@@ -445,12 +498,9 @@ impl ExecutionService for ExecutionApi {
             .resolve_allowed(&caller, source, start.keep_module, allowance)
             .await?;
         let stdin = if start.stream_stdin {
-            let (tx, rx) = mpsc::channel::<Bytes>(8);
-            let max = tier.max_stdin_bytes;
-            tokio::spawn(forward_stdin(incoming, tx, max));
-            StdinSource::Stream(rx)
+            ClientStdin::streamed(incoming, tier.max_stdin_bytes)
         } else {
-            StdinSource::Bytes(Bytes::from(start.stdin))
+            ClientStdin::bytes(start.stdin)
         };
         let expected = start.expected_stdout.map(Bytes::from);
         self.stream_execution(
@@ -543,7 +593,7 @@ impl ExecutionService for ExecutionApi {
                     cmd,
                     limits,
                     seed,
-                    stdin: StdinSource::Bytes(Bytes::from(case.stdin)),
+                    stdin: ClientStdin::bytes(case.stdin),
                     allowance,
                 };
                 let started = api.start(launch).await;
@@ -640,24 +690,39 @@ async fn receive_source(
     }
 }
 
-/// Feeds the client's `stdin_chunk`s to the guest until `stdin_eof`, the end
-/// of the stream, or the tier's stdin size (then the guest sees end of file).
+/// Feeds the client's `stdin_chunk`s to the guest until `stdin_eof` or the
+/// end of the client's stream (both are end of file for the guest). Stdin
+/// past the tier's size, or any other message, is the client's error: the
+/// run stops and the call ends with it.
 async fn forward_stdin(
     mut incoming: Streaming<v1::ExecuteRequest>,
-    tx: mpsc::Sender<Bytes>,
+    tx: &mpsc::Sender<Bytes>,
     max: u64,
-) {
+) -> Result<(), ApiError> {
     let mut total = 0u64;
     while let Ok(Some(message)) = incoming.message().await {
         match message.msg {
             Some(Msg::StdinChunk(chunk)) => {
                 total += chunk.len() as u64;
-                if total > max || tx.send(Bytes::from(chunk)).await.is_err() {
-                    break;
+                check_size("stdin", total, max)?;
+                if tx.send(Bytes::from(chunk)).await.is_err() {
+                    // The guest has ended; what it did not read is not an error.
+                    return Ok(());
                 }
             }
-            Some(Msg::StdinEof(_)) => break,
-            _ => {}
+            Some(Msg::StdinEof(_)) => return Ok(()),
+            other => {
+                let got = match other {
+                    Some(Msg::Start(_)) => "a second `start`",
+                    Some(Msg::ModuleChunk(_)) => "a `module_chunk` after the whole module",
+                    _ => "an empty message",
+                };
+                return Err(ApiError::invalid(
+                    "msg",
+                    format!("once the run has started only `stdin_chunk` and `stdin_eof` may follow; got {got}"),
+                ));
+            }
         }
     }
+    Ok(())
 }

@@ -243,7 +243,10 @@ export type ExecuteStart = Message<"wasmwiz.v1.ExecuteStart"> & {
 
   /**
    * When true, stdin arrives as `stdin_chunk` messages ended by `stdin_eof`
-   * while the guest runs (its reads wait for data or end of file).
+   * while the guest runs (its reads wait for data or end of file). Streamed
+   * stdin past the tier's stdin size, or any message other than stdin after
+   * the module, stops the guest and ends the call with INVALID_ARGUMENT
+   * (BadRequest on `stdin` or `msg`); output sent before that still arrives.
    *
    * @generated from field: bool stream_stdin = 10;
    */

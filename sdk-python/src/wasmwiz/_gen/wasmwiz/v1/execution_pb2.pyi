@@ -287,7 +287,10 @@ class ExecuteStart(_message.Message):
     """When set, `Finished.verdict` compares the guest's stdout to these bytes."""
     stream_stdin: _builtins.bool
     """When true, stdin arrives as `stdin_chunk` messages ended by `stdin_eof`
-    while the guest runs (its reads wait for data or end of file).
+    while the guest runs (its reads wait for data or end of file). Streamed
+    stdin past the tier's stdin size, or any message other than stdin after
+    the module, stops the guest and ends the call with INVALID_ARGUMENT
+    (BadRequest on `stdin` or `msg`); output sent before that still arrives.
     """
     keep_module: _builtins.bool
     """With inline module chunks: also store the module for this account."""
