@@ -67,10 +67,11 @@ impl ClientStdin {
         tokio::spawn(async move {
             if let Err(error) = forward_stdin(incoming, &chunks, max).await {
                 let _ = refuse.send(error);
+                // No end of file for a refused stream: the guest must not run
+                // on to success. It waits for stdin until the refusal stops
+                // it, and the feed is dropped only after that.
+                chunks.closed().await;
             }
-            // Only now the guest sees end of file: a refusal is already known
-            // when the guest's exit makes the execution end.
-            drop(chunks);
         });
         Self {
             source: StdinSource::Stream(source),
@@ -82,8 +83,7 @@ impl ClientStdin {
 /// A running execution: its id, output and (durably recorded) report.
 struct Started {
     execution_id: String,
-    /// The admission row's commit: `started` is sent only after it, so an
-    /// execution a client has seen begin is on record even if the server dies.
+    /// The admission row's commit: `started` is sent only after it.
     admitted: Committed,
     output: mpsc::Receiver<OutputChunk>,
     report: oneshot::Receiver<Result<Report, ApiError>>,
@@ -296,8 +296,8 @@ impl ExecutionApi {
         })
     }
 
-    /// `started` once the admission row is durable, output as produced, then
-    /// `finished` once the final row is.
+    /// `started` (the admission row is durable by then), output as
+    /// produced, then `finished` once the final row is.
     fn event_stream(
         resolved: &Resolved,
         limits: EffectiveLimits,
@@ -336,15 +336,7 @@ impl ExecutionApi {
                 Err(_) => Err(Status::internal("the execution ended unexpectedly")),
             }
         });
-        let admitted = started.admitted;
-        let first = stream::once(async move {
-            admitted
-                .wait()
-                .await
-                .map_err(|error| Status::from(ApiError::from(error)))?;
-            Ok(first)
-        });
-        Box::pin(first.chain(output).chain(last))
+        Box::pin(stream::once(async { Ok(first) }).chain(output).chain(last))
     }
 
     /// Admission and the event stream: what `Run` and `Execute` share once
@@ -373,6 +365,16 @@ impl ExecutionApi {
                 allowance,
             })
             .await?;
+        // The response (its headers and `started`) waits for the admission
+        // row: an execution a client saw begin is on record even if the
+        // server dies. A fast run's final row usually shares that commit, so
+        // headers, events and trailers then leave in one write.
+        started
+            .admitted
+            .clone()
+            .wait()
+            .await
+            .map_err(|error| Status::from(ApiError::from(error)))?;
         Ok(with_headers(
             Self::event_stream(&resolved, limits, started, expected),
             headers,

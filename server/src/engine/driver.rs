@@ -200,13 +200,16 @@ async fn wait_for_stdin(
         stdin.close();
         return Ok(());
     };
+    // Cancellation and the deadline first: once either has come, no more
+    // stdin reaches the guest.
     tokio::select! {
+        biased;
+        () = cancel.cancelled() => return Err(cancelled()),
+        () = tokio::time::sleep_until(deadline.at) => return Err(timed_out(deadline.timeout)),
         chunk = rx.recv() => match chunk {
             Some(chunk) => stdin.push(chunk),
             None => stdin.close(),
         },
-        () = cancel.cancelled() => return Err(cancelled()),
-        () = tokio::time::sleep_until(deadline.at) => return Err(timed_out(deadline.timeout)),
     }
     Ok(())
 }
