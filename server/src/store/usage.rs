@@ -33,11 +33,12 @@ pub struct UsageSummary {
 impl Store {
     /// Marks `RUNNING` rows started before `started_before` as aborted.
     pub async fn usage_abort_running(&self, started_before: i64) -> sqlx::Result<u64> {
+        // `RUNNING` is written into the SQL so the partial index of running
+        // rows (migration 0002) can serve it.
         let done = sqlx::query(
-            "UPDATE usage_records SET outcome = $1 WHERE outcome = $2 AND started_at < $3",
+            "UPDATE usage_records SET outcome = $1 WHERE outcome = 'RUNNING' AND started_at < $2",
         )
         .bind(ABORTED)
-        .bind(RUNNING)
         .bind(started_before)
         .execute(self.pool())
         .await?;

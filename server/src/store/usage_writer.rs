@@ -2,16 +2,18 @@
 //! (at admission, then finalized at the end), and each write must be durable
 //! before the caller goes on. One writer task takes everything queued since
 //! its last commit, collapses it to the latest state of each row, writes it
-//! with one multi-row upsert per chunk in one transaction, and acknowledges
-//! each write after that commit — a few statements per batch, not two per
-//! execution.
+//! on its own connection with one multi-row upsert (atomic by itself; a
+//! transaction only past 500 rows), and acknowledges each write after that
+//! commit — one statement per batch, not two per execution.
 
 use std::collections::HashMap;
 
 use futures::future::{FutureExt, Shared};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{usage::RUNNING, Store};
+use sqlx::{pool::PoolConnection, Any, AnyConnection, Connection};
+
+use super::{usage::RUNNING, Backend, Store};
 use crate::engine::Report;
 
 /// A usage row as of one write: the admission (no report yet) or the end.
@@ -45,8 +47,24 @@ impl UsageWriter {
     pub fn spawn(store: Store) -> Self {
         let (queue, mut rx) = mpsc::channel::<(UsageRow, Ack)>(4096);
         tokio::spawn(async move {
+            // One connection kept for the writer: no pool checkout (and its
+            // liveness ping) per batch, and on SQLite its page cache stays
+            // warm because no other connection is writing usage rows.
+            let mut connection: Option<PoolConnection<Any>> = None;
+            // Closing the store waits for every connection: give ours back.
+            let mut closing = Box::pin(store.pool().close_event());
             let mut batch = Vec::with_capacity(MAX_BATCH);
-            while let Some(first) = rx.recv().await {
+            loop {
+                let first = tokio::select! {
+                    next = rx.recv() => match next {
+                        Some(first) => first,
+                        None => break,
+                    },
+                    () = &mut closing, if connection.is_some() => {
+                        connection = None;
+                        continue;
+                    }
+                };
                 batch.push(first);
                 while batch.len() < MAX_BATCH {
                     match rx.try_recv() {
@@ -55,7 +73,20 @@ impl UsageWriter {
                     }
                 }
                 let (rows, acks): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-                let result = store.upsert_usage(rows).await.map_err(|e| e.to_string());
+                let result = match connection.as_mut() {
+                    Some(conn) => Ok(conn),
+                    None => store.pool().acquire().await.map(|c| connection.insert(c)),
+                };
+                let result = match result {
+                    Ok(conn) => upsert_usage(conn, store.backend(), rows).await,
+                    Err(error) => Err(error),
+                };
+                if result.is_err() {
+                    // Start over on a fresh connection next time.
+                    connection = None;
+                }
+                let result = result.map_err(|e| e.to_string());
+
                 if let Err(error) = &result {
                     tracing::error!(%error, "writing usage records failed");
                 }
@@ -97,60 +128,85 @@ impl Committed {
 const COLUMNS: &str = "id, user_id, key_id, module_sha256, day, started_at, finished_at, outcome, \
      exit_code, fuel_consumed, duration_us, memory_peak_bytes, stdin_bytes, stdout_bytes, stderr_bytes";
 
-impl Store {
-    /// Writes the latest state of each row, in one transaction. A finished
-    /// row never goes back to running, and rows marked aborted stay so.
-    pub async fn upsert_usage(&self, writes: Vec<UsageRow>) -> sqlx::Result<()> {
-        let mut latest: Vec<UsageRow> = Vec::with_capacity(writes.len());
-        let mut index: HashMap<String, usize> = HashMap::with_capacity(writes.len());
-        for row in writes {
-            match index.get(&row.id) {
-                Some(&at) => latest[at] = row,
-                None => {
-                    index.insert(row.id.clone(), latest.len());
-                    latest.push(row);
-                }
+/// Writes the latest state of each row, in one transaction. A finished row
+/// never goes back to running, and rows marked aborted stay so.
+async fn upsert_usage(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    writes: Vec<UsageRow>,
+) -> sqlx::Result<()> {
+    let mut latest: Vec<UsageRow> = Vec::with_capacity(writes.len());
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(writes.len());
+    for row in writes {
+        match index.get(&row.id) {
+            Some(&at) => latest[at] = row,
+            None => {
+                index.insert(row.id.clone(), latest.len());
+                latest.push(row);
             }
         }
-        let mut tx = self.pool().begin().await?;
-        for chunk in latest.chunks(ROWS_PER_STATEMENT) {
-            let placeholders: Vec<String> = (0..chunk.len())
-                .map(|r| {
-                    let cells: Vec<String> = (1..=15).map(|c| format!("${}", r * 15 + c)).collect();
-                    format!("({})", cells.join(", "))
+    }
+    if latest.len() <= ROWS_PER_STATEMENT {
+        // One statement is atomic on its own: no BEGIN and COMMIT round
+        // trips to the database (on SQLite, each is a thread hop).
+        upsert_statement(backend, &latest)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(());
+    }
+    let mut tx = conn.begin().await?;
+    for chunk in latest.chunks(ROWS_PER_STATEMENT) {
+        upsert_statement(backend, chunk).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+/// One multi-row upsert of `rows` (at most [`ROWS_PER_STATEMENT`]).
+/// SQLite gets positional `?` placeholders: it binds `$N` by looking each
+/// name up, which costs more than the rest of the statement's binding.
+fn upsert_statement(
+    backend: Backend,
+    rows: &[UsageRow],
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    let placeholders: Vec<String> = (0..rows.len())
+        .map(|r| {
+            let cells: Vec<String> = (1..=15)
+                .map(|c| match backend {
+                    Backend::Postgres => format!("${}", r * 15 + c),
+                    Backend::Sqlite => "?".to_string(),
                 })
                 .collect();
-            let sql = format!(
-                "INSERT INTO usage_records ({COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET \
-                 finished_at = excluded.finished_at, outcome = excluded.outcome, exit_code = excluded.exit_code, \
-                 fuel_consumed = excluded.fuel_consumed, duration_us = excluded.duration_us, \
-                 memory_peak_bytes = excluded.memory_peak_bytes, stdin_bytes = excluded.stdin_bytes, \
-                 stdout_bytes = excluded.stdout_bytes, stderr_bytes = excluded.stderr_bytes \
-                 WHERE usage_records.outcome = '{RUNNING}' AND excluded.outcome <> '{RUNNING}'",
-                placeholders.join(", ")
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for row in chunk {
-                let report = row.end.as_ref().map(|(_, r)| r);
-                query = query
-                    .bind(row.id.clone())
-                    .bind(row.user_id.clone())
-                    .bind(row.key_id.clone())
-                    .bind(row.module_sha256.clone())
-                    .bind(row.day.clone())
-                    .bind(row.started_at)
-                    .bind(row.end.as_ref().map(|(t, _)| *t))
-                    .bind(report.map_or(RUNNING, |r| r.outcome.as_str()))
-                    .bind(report.map(|r| i64::from(r.exit_code)))
-                    .bind(report.map_or(0, |r| r.fuel_consumed as i64))
-                    .bind(report.map_or(0, |r| r.duration.as_micros() as i64))
-                    .bind(report.map_or(0, |r| r.memory_peak_bytes as i64))
-                    .bind(report.map_or(0, |r| r.stdin_bytes as i64))
-                    .bind(report.map_or(0, |r| r.stdout_bytes as i64))
-                    .bind(report.map_or(0, |r| r.stderr_bytes as i64));
-            }
-            query.execute(&mut *tx).await?;
-        }
-        tx.commit().await
+            format!("({})", cells.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO usage_records ({COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET \
+         finished_at = excluded.finished_at, outcome = excluded.outcome, exit_code = excluded.exit_code, \
+         fuel_consumed = excluded.fuel_consumed, duration_us = excluded.duration_us, \
+         memory_peak_bytes = excluded.memory_peak_bytes, stdin_bytes = excluded.stdin_bytes, \
+         stdout_bytes = excluded.stdout_bytes, stderr_bytes = excluded.stderr_bytes \
+         WHERE usage_records.outcome = '{RUNNING}' AND excluded.outcome <> '{RUNNING}'",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for row in rows {
+        let report = row.end.as_ref().map(|(_, r)| r);
+        query = query
+            .bind(row.id.clone())
+            .bind(row.user_id.clone())
+            .bind(row.key_id.clone())
+            .bind(row.module_sha256.clone())
+            .bind(row.day.clone())
+            .bind(row.started_at)
+            .bind(row.end.as_ref().map(|(t, _)| *t))
+            .bind(report.map_or(RUNNING, |r| r.outcome.as_str()))
+            .bind(report.map(|r| i64::from(r.exit_code)))
+            .bind(report.map_or(0, |r| r.fuel_consumed as i64))
+            .bind(report.map_or(0, |r| r.duration.as_micros() as i64))
+            .bind(report.map_or(0, |r| r.memory_peak_bytes as i64))
+            .bind(report.map_or(0, |r| r.stdin_bytes as i64))
+            .bind(report.map_or(0, |r| r.stdout_bytes as i64))
+            .bind(report.map_or(0, |r| r.stderr_bytes as i64));
     }
+    query
 }
