@@ -14,6 +14,10 @@ use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 use wasmwiz_proto::v1::{self, execution_service_client::ExecutionServiceClient};
 use wasmwiz_server::testing::TestServer;
 
+/// The server binary's allocator, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Rounds of floor-then-Run; the figures are over all rounds.
 const ROUNDS: usize = 10;
 

@@ -215,6 +215,7 @@ pub async fn run(
         })));
 
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
+    let checkpointer = store.spawn_checkpointer();
 
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let drain_state = state.clone();
@@ -281,6 +282,9 @@ pub async fn run(
         }
     };
     housekeeping.abort();
+    if let Some(checkpointer) = checkpointer {
+        checkpointer.abort();
+    }
     if let Some(heartbeat) = heartbeat {
         heartbeat.abort();
     }

@@ -1,0 +1,61 @@
+//! The embedded SQLite store under sustained writes: background WAL
+//! checkpoints keep the WAL file bounded while no commit runs one itself.
+
+use std::path::Path;
+
+use wasmwiz_server::store::{sqlite_url, Store, UsageRow, UsageWriter};
+
+/// `n` usage rows, each committed on its own (the worst case for the WAL).
+async fn write_rows(writer: &UsageWriter, n: usize, tag: &str) {
+    for i in 0..n {
+        let row = UsageRow {
+            id: format!("{tag}-{i:08}"),
+            user_id: "user".into(),
+            key_id: "key".into(),
+            module_sha256: "ab".repeat(32),
+            day: "2026-11-30".into(),
+            started_at: i as i64,
+            end: None,
+        };
+        writer.enqueue(row).await.unwrap().wait().await.unwrap();
+    }
+}
+
+fn wal_bytes(dir: &Path) -> u64 {
+    std::fs::metadata(dir.join("wasmwiz.db-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_checkpoints_keep_the_wal_bounded() {
+    const ROWS: usize = 6_000;
+    // Without the checkpointer nothing checkpoints (commits never do): the
+    // WAL grows with every commit...
+    let unchecked = tempfile::tempdir().unwrap();
+    let store = Store::connect(&sqlite_url(unchecked.path())).await.unwrap();
+    write_rows(&UsageWriter::spawn(store.clone()), ROWS, "a").await;
+    let grown = wal_bytes(unchecked.path());
+
+    // ...with it, the WAL is copied back and started over as it goes.
+    let checked = tempfile::tempdir().unwrap();
+    let store = Store::connect(&sqlite_url(checked.path())).await.unwrap();
+    let checkpointer = store.spawn_checkpointer().expect("SQLite checkpoints");
+    write_rows(&UsageWriter::spawn(store.clone()), ROWS, "b").await;
+    let bounded = wal_bytes(checked.path());
+    checkpointer.abort();
+
+    println!("WAL after {ROWS} commits: {grown} bytes unchecked, {bounded} bytes with checkpoints");
+    assert!(
+        bounded * 2 < grown,
+        "checkpoints bound the WAL: {bounded} bytes with them, {grown} without"
+    );
+    let summary = store
+        .usage_summary(Some("user"), "2026-11-30")
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.executions as usize, ROWS,
+        "no row lost to checkpointing"
+    );
+}
