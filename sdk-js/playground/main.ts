@@ -84,6 +84,18 @@ const EXAMPLES: Example[] = [
     args: ["3"],
   },
   {
+    name: "rust_wordfreq",
+    title: "wordfreq — most frequent words (Rust)",
+    description: "Counts the words on stdin with std's HashMap and prints the argv[1] most frequent.",
+    stdin: "the quick brown fox jumps over the lazy dog; the dog sleeps, the fox runs\n",
+    args: ["3"],
+  },
+  {
+    name: "rust_panic",
+    title: "panic — a Rust panic (Rust)",
+    description: "Indexes past the end of an array: the panic message goes to stderr, then the guest traps.",
+  },
+  {
     name: "trap",
     title: "trap — executes unreachable (WAT)",
     description: "Traps at once: the outcome is a trap of kind “unreachable”.",

@@ -98,7 +98,7 @@ describe("playground", () => {
     const css = await fetch(server.baseUrl + "/playground.css");
     assert.equal(css.status, 200);
     assert.match(css.headers.get("content-type") ?? "", /text\/css/);
-    for (const name of ["hello", "echo", "hash", "progress", "clockrand", "argsenv", "exitcode", "stderr", "trap", "loop"]) {
+    for (const name of ["hello", "echo", "hash", "progress", "clockrand", "argsenv", "exitcode", "stderr", "trap", "loop", "fib", "rust_wordfreq", "rust_panic"]) {
       const wasm = await fetch(`${server.baseUrl}/examples/${name}.wasm`);
       assert.equal(wasm.status, 200, `/examples/${name}.wasm`);
       const bytes = new Uint8Array(await wasm.arrayBuffer());
@@ -295,6 +295,25 @@ describe("playground", () => {
     await page.waitForFunction(() =>
       [...document.querySelectorAll("#keys-table tbody tr")].some((tr) => /e2e-laptop/.test(tr.textContent ?? "") && /revoked/.test(tr.textContent ?? "")),
     );
+    await page.close();
+  });
+
+  it("runs the Rust examples: std on WASI, and a panic as a trap", { timeout: 120_000 }, async () => {
+    const page = await openPlayground(server.adminKey);
+    await page.selectOption("#example", "rust_wordfreq");
+    await page.click("#run-btn");
+    await waitRunDone(page);
+    assert.ok(await page.isHidden("#error-box"), await text(page, "#error-box"));
+    assert.match(await text(page, "#stat-outcome"), /Success/);
+    assert.equal(await text(page, "#console"), "4 the\n2 dog\n2 fox");
+
+    await page.selectOption("#example", "rust_panic");
+    await page.click("#run-btn");
+    await waitRunDone(page);
+    assert.match(await text(page, "#stat-outcome"), /Trapped: unreachable/);
+    const consoleText = await text(page, "#console");
+    assert.match(consoleText, /about to panic/);
+    assert.match(consoleText, /index out of bounds/);
     await page.close();
   });
 

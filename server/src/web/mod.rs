@@ -42,6 +42,8 @@ pub const EXAMPLES: &[(&str, &[u8])] = examples!(
     "trap",
     "loop",
     "fib",
+    "rust_wordfreq",
+    "rust_panic",
 );
 
 fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
