@@ -132,6 +132,25 @@ async fn stdin_as_bytes_and_as_a_stream() {
         .await
         .unwrap();
     assert_eq!(output.stdout.len(), 200_000);
+
+    // Streamed stdin past the tier's 1 MiB (free) ends the run with an
+    // error naming the field and the maximum, not a silently cut input.
+    let free = server.create_key("stdin@test.local", "free", false).await;
+    let free_client = common::client(&server, &free).await;
+    let error = free_client
+        .run(Module::file(guest("echo.wasm")))
+        .stdin_reader(std::io::Cursor::new(vec![b'x'; 2 << 20]))
+        .output()
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument, "{error}");
+    let api = error.api().expect("an API error");
+    assert!(
+        api.field_violations().iter().any(|v| v.field == "stdin"),
+        "{:?}",
+        api.field_violations()
+    );
+    assert!(api.message().contains("1048576"), "{}", api.message());
 }
 
 #[tokio::test(flavor = "multi_thread")]
