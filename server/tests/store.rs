@@ -5,6 +5,11 @@ use std::path::Path;
 
 use wasmwiz_server::store::{sqlite_url, Store, UsageRow, UsageWriter};
 
+mod support;
+use support::{clients, collect, guest, padded_hello, run_bytes};
+use wasmwiz_proto::v1;
+use wasmwiz_server::testing::TestServer;
+
 /// `n` usage rows, each committed on its own (the worst case for the WAL).
 async fn write_rows(writer: &UsageWriter, n: usize, tag: &str) {
     for i in 0..n {
@@ -58,4 +63,42 @@ async fn background_checkpoints_keep_the_wal_bounded() {
         summary.executions as usize, ROWS,
         "no row lost to checkpointing"
     );
+}
+
+/// Module uploads (read, then write, in one transaction) racing a stream
+/// of usage commits: on SQLite a deferred transaction could not upgrade to
+/// a writer once a commit landed after its read, and failed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uploads_and_runs_at_once_never_collide() {
+    let server = TestServer::start().await;
+    let c = clients(&server, Some(&server.admin_key)).await;
+    let hello = guest("hello");
+    let tasks = (0..120).map(|i| {
+        let mut c = c.clone();
+        let hello = hello.clone();
+        async move {
+            if i % 2 == 0 {
+                let module = padded_hello(64 << 10 | i);
+                c.modules
+                    .put_module(v1::PutModuleRequest {
+                        module,
+                        sha256: None,
+                    })
+                    .await
+                    .map(|_| ())
+            } else {
+                let stream = c.exec.run(run_bytes(hello)).await?.into_inner();
+                collect(stream)
+                    .await
+                    .map(|r| assert_eq!(r.stdout, b"Hello, WasmWiz!\n"))
+            }
+        }
+    });
+    let failures: Vec<_> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    server.stop().await;
 }

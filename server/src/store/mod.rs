@@ -147,6 +147,17 @@ impl Store {
         }))
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at
+    /// BEGIN (IMMEDIATE): a deferred transaction that reads first cannot
+    /// upgrade once another connection has committed, and fails at once
+    /// with SQLITE_BUSY instead of waiting.
+    pub(crate) async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// True when the database answers (for `/readyz`).
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()

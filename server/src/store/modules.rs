@@ -28,7 +28,7 @@ impl Store {
         bytes: &[u8],
     ) -> sqlx::Result<PutModule> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let known: Option<i64> = sqlx::query_scalar("SELECT size FROM modules WHERE sha256 = $1")
             .bind(sha256)
             .fetch_optional(&mut *tx)
@@ -140,7 +140,7 @@ impl Store {
     /// Unlinks the module from the account and drops its bytes when no
     /// account has it any more; false when the account did not have it.
     pub async fn delete_module(&self, user_id: &str, sha256: &str) -> sqlx::Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let removed = sqlx::query("DELETE FROM account_modules WHERE user_id = $1 AND sha256 = $2")
             .bind(user_id)
             .bind(sha256)

@@ -66,6 +66,7 @@ pub fn padded_hello(pad: usize) -> Vec<u8> {
     bytes
 }
 
+#[derive(Clone)]
 pub struct Clients {
     pub exec: ExecutionServiceClient<Authed>,
     pub modules: ModuleServiceClient<Authed>,
