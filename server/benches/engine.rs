@@ -1,18 +1,22 @@
-//! Sandbox engine benchmark: WasmWiz's engine against bare wasmi doing the
-//! same work, measured in the same run, printed as ratios.
+//! Sandbox engine benchmark (criterion): WasmWiz's engine against bare
+//! wasmi doing the same work, measured in the same run; after criterion's
+//! report it prints the ratios of the mean times.
 //!
 //!   cargo bench -p wasmwiz-server --bench engine
-//!   WASMWIZ_BENCH=hello,cpu,large cargo bench … (a subset)
+//!   cargo bench -p wasmwiz-server --bench engine -- hello   (a subset, by name)
 //!
 //! Targets (issue "Sandbox engine"): cached hello ≤ 1.5× bare; CPU-bound
 //! hash over 40 MiB ≤ 1.05× bare; large module: time to first output, cold
 //! and cached.
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+
+use criterion::{Criterion, SamplingMode};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -28,20 +32,26 @@ fn guest(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-/// Median of `iterations` timings of `f`, after `warmup` untimed calls.
-fn median(warmup: usize, iterations: usize, mut f: impl FnMut()) -> Duration {
-    for _ in 0..warmup {
-        f();
-    }
-    let mut times: Vec<Duration> = (0..iterations)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[times.len() / 2]
+/// Total time and iterations of every timed call per benchmark, for the
+/// ratios printed after criterion's report (criterion keeps its own).
+static TOTALS: Mutex<BTreeMap<String, (u64, Duration)>> = Mutex::new(BTreeMap::new());
+
+/// Records `elapsed` for `iters` calls of `id` and hands it to criterion.
+fn record(id: &str, iters: u64, elapsed: Duration) -> Duration {
+    let mut totals = TOTALS.lock().unwrap();
+    let entry = totals.entry(id.to_string()).or_default();
+    entry.0 += iters;
+    entry.1 += elapsed;
+    elapsed
+}
+
+/// Mean time per call of `id`, if it ran.
+fn mean(id: &str) -> Option<Duration> {
+    let totals = TOTALS.lock().unwrap();
+    totals
+        .get(id)
+        .filter(|(iters, _)| *iters > 0)
+        .map(|(iters, total)| total.div_f64(*iters as f64))
 }
 
 /// Bare wasmi: new store + WASI + instantiate + run, one fuel budget.
@@ -97,29 +107,6 @@ async fn engine_run(sb: &Sandbox, job: Job) -> (Duration, usize) {
     (first.get().copied().unwrap_or_else(|| start.elapsed()), n)
 }
 
-/// Median time of `iterations` awaited runs, after `warmup` untimed ones,
-/// all inside one runtime call (no per-iteration runtime overhead).
-fn median_async<F: std::future::Future<Output = ()>>(
-    runtime: &tokio::runtime::Runtime,
-    warmup: usize,
-    iterations: usize,
-    mut f: impl FnMut() -> F,
-) -> Duration {
-    runtime.block_on(async {
-        for _ in 0..warmup {
-            f().await;
-        }
-        let mut times = Vec::with_capacity(iterations);
-        for _ in 0..iterations {
-            let start = Instant::now();
-            f().await;
-            times.push(start.elapsed());
-        }
-        times.sort();
-        times[times.len() / 2]
-    })
-}
-
 /// A ~25 MB module: many functions plus a large data segment, like a big
 /// real-world program (yosys is 28 MB).
 fn large_module() -> Vec<u8> {
@@ -159,122 +146,170 @@ fn main() {
         .thread_stack_size(8 << 20)
         .build()
         .unwrap();
-    let only = std::env::var("WASMWIZ_BENCH").unwrap_or_default();
-    let wants = |part: &str| only.is_empty() || only.split(',').any(|p| p == part);
     let sb = Sandbox::new(SandboxConfig::default()).unwrap();
     let engine = Engine::new(&engine_config());
     let mut linker = Linker::<WasiCtx>::new(&engine);
     wasmi_wasi::add_to_linker(&mut linker, |ctx| ctx).unwrap();
+    let mut c = Criterion::default().configure_from_args();
 
-    println!(
-        "{:<44} {:>14} {:>14} {:>8}",
-        "benchmark", "wasmwiz", "bare wasmi", "ratio"
-    );
-    let report = |name: &str, ours: Duration, bare: Duration, target: &str| {
-        println!(
-            "{name:<44} {:>14?} {:>14?} {:>7.2}x  (target {target})",
-            ours,
-            bare,
-            ours.as_secs_f64() / bare.as_secs_f64()
-        );
-    };
-
-    if wants("hello") {
-        // Cached hello.
-        let hello = guest("hello");
-        let compiled = sb.compile(&hello).unwrap();
-        let bare_module = Module::new(&engine, &hello).unwrap();
-        let bare = median(200, 2000, || {
-            bare_run(&engine, &linker, &bare_module, &[]);
-        });
-        let ours = median_async(&runtime, 200, 2000, || {
-            let job = job(&sb, compiled.clone(), &[]);
-            let sb = &sb;
-            async move {
-                engine_run(sb, job).await;
+    // Cached hello: new store + WASI + instantiate + run + collect.
+    let hello = guest("hello");
+    let compiled = sb.compile(&hello).unwrap();
+    let bare_module = Module::new(&engine, &hello).unwrap();
+    let mut group = c.benchmark_group("cached_hello");
+    group.bench_function("bare_wasmi", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                bare_run(&engine, &linker, &bare_module, &[]);
             }
-        });
-        report(
-            "cached hello (instantiate + run + collect)",
-            ours,
-            bare,
-            "<= 1.5x",
-        );
-    }
+            record("cached_hello/bare_wasmi", iters, start.elapsed())
+        })
+    });
+    group.bench_function("wasmwiz", |b| {
+        b.iter_custom(|iters| {
+            let elapsed = runtime.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    engine_run(&sb, job(&sb, compiled.clone(), &[])).await;
+                }
+                start.elapsed()
+            });
+            record("cached_hello/wasmwiz", iters, elapsed)
+        })
+    });
+    group.finish();
 
-    if wants("cpu") {
-        // CPU-bound: hash over 40 MiB.
-        let hash = guest("hash");
-        let compiled = sb.compile(&hash).unwrap();
-        let bare_module = Module::new(&engine, &hash).unwrap();
-        let bare = median(1, 5, || {
-            bare_run(&engine, &linker, &bare_module, &["40"]);
-        });
-        let ours = median_async(&runtime, 1, 5, || {
-            let job = job(&sb, compiled.clone(), &["40"]);
-            let sb = &sb;
-            async move {
-                engine_run(sb, job).await;
+    // CPU-bound: hash over 40 MiB, fuel slices vs one fuel budget.
+    let hash = guest("hash");
+    let compiled = sb.compile(&hash).unwrap();
+    let bare_module = Module::new(&engine, &hash).unwrap();
+    let mut group = c.benchmark_group("cpu_hash_40mib");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(6));
+    group.bench_function("bare_wasmi", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                bare_run(&engine, &linker, &bare_module, &["40"]);
             }
-        });
-        report(
-            "cpu-bound hash over 40 MiB (fuel slices)",
-            ours,
-            bare,
-            "<= 1.05x",
-        );
-    }
+            record("cpu_hash_40mib/bare_wasmi", iters, start.elapsed())
+        })
+    });
+    group.bench_function("wasmwiz", |b| {
+        b.iter_custom(|iters| {
+            let elapsed = runtime.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    engine_run(&sb, job(&sb, compiled.clone(), &["40"])).await;
+                }
+                start.elapsed()
+            });
+            record("cpu_hash_40mib/wasmwiz", iters, elapsed)
+        })
+    });
+    group.finish();
 
-    if wants("large") {
-        // Large module: time to first output, cold (validate + compile + run) and cached.
-        let big = large_module();
-        println!("large module: {} bytes", big.len());
-        let mut colds: Vec<Duration> = (0..3)
-            .map(|_| {
+    // Large module: time to first output, cold (validate + compile + run)
+    // and cached; bare wasmi compiles lazily (as we do) and eagerly.
+    let big = large_module();
+    println!("large module: {} bytes", big.len());
+    let mut eager_config = engine_config();
+    eager_config.compilation_mode(wasmi::CompilationMode::Eager);
+    let eager_engine = Engine::new(&eager_config);
+    let mut eager_linker = Linker::<WasiCtx>::new(&eager_engine);
+    wasmi_wasi::add_to_linker(&mut eager_linker, |ctx| ctx).unwrap();
+    let cached_module = sb.compile(&big).unwrap();
+    let mut group = c.benchmark_group("large_module_first_output");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    group.bench_function("wasmwiz_cold", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
                 let start = Instant::now();
                 let module = sb.compile(&big).unwrap();
                 let compiled_in = start.elapsed();
                 let (first, _) = runtime.block_on(engine_run(&sb, job(&sb, module, &[])));
-                compiled_in + first
+                total += compiled_in + first;
+            }
+            record("large/wasmwiz_cold", iters, total)
+        })
+    });
+    group.bench_function("wasmwiz_cached", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                total += runtime
+                    .block_on(engine_run(&sb, job(&sb, cached_module.clone(), &[])))
+                    .0;
+            }
+            record("large/wasmwiz_cached", iters, total)
+        })
+    });
+    for (name, engine, linker) in [
+        ("bare_wasmi_lazy", &engine, &linker),
+        ("bare_wasmi_eager", &eager_engine, &eager_linker),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let m = Module::new(engine, &big).unwrap();
+                    bare_run(engine, linker, &m, &[]);
+                }
+                record(&format!("large/{name}"), iters, start.elapsed())
             })
-            .collect();
-        colds.sort();
-        let cold = colds[1];
-        let module = sb.compile(&big).unwrap();
-        let mut cached: Vec<Duration> = (0..5)
-            .map(|_| {
-                runtime
-                    .block_on(engine_run(&sb, job(&sb, module.clone(), &[])))
-                    .0
-            })
-            .collect();
-        cached.sort();
-        let cached = cached[2];
-        let bare_cold = median(0, 3, || {
-            let m = Module::new(&engine, &big).unwrap();
-            bare_run(&engine, &linker, &m, &[]);
         });
-        report(
-            "large module, cold: first output",
-            cold,
-            bare_cold,
-            "fast start",
-        );
-        let mut eager_config = engine_config();
-        eager_config.compilation_mode(wasmi::CompilationMode::Eager);
-        let eager_engine = Engine::new(&eager_config);
-        let mut eager_linker = Linker::<WasiCtx>::new(&eager_engine);
-        wasmi_wasi::add_to_linker(&mut eager_linker, |ctx| ctx).unwrap();
-        let eager = median(0, 3, || {
-            let m = Module::new(&eager_engine, &big).unwrap();
-            bare_run(&eager_engine, &eager_linker, &m, &[]);
-        });
-        report(
-            "  (vs bare wasmi with eager compilation)",
-            cold,
-            eager,
-            "< 1x: lazy translation starts faster",
-        );
+    }
+    group.finish();
+    c.final_summary();
+
+    println!();
+    println!(
+        "{:<44} {:>14} {:>14} {:>8}",
+        "mean time per call", "wasmwiz", "bare wasmi", "ratio"
+    );
+    let ratio = |name: &str, ours: &str, bare: &str, target: &str| {
+        if let (Some(ours), Some(bare)) = (mean(ours), mean(bare)) {
+            println!(
+                "{name:<44} {:>14?} {:>14?} {:>7.2}x  (target {target})",
+                ours,
+                bare,
+                ours.as_secs_f64() / bare.as_secs_f64()
+            );
+        }
+    };
+    ratio(
+        "cached hello (instantiate + run + collect)",
+        "cached_hello/wasmwiz",
+        "cached_hello/bare_wasmi",
+        "<= 1.5x",
+    );
+    ratio(
+        "cpu-bound hash over 40 MiB (fuel slices)",
+        "cpu_hash_40mib/wasmwiz",
+        "cpu_hash_40mib/bare_wasmi",
+        "<= 1.05x",
+    );
+    ratio(
+        "large module, cold: first output",
+        "large/wasmwiz_cold",
+        "large/bare_wasmi_lazy",
+        "fast start",
+    );
+    ratio(
+        "  (vs bare wasmi with eager compilation)",
+        "large/wasmwiz_cold",
+        "large/bare_wasmi_eager",
+        "< 1x: lazy translation starts faster",
+    );
+    if let Some(cached) = mean("large/wasmwiz_cached") {
         println!(
             "{:<44} {:>14?}",
             "large module, cached: first output", cached
