@@ -10,20 +10,73 @@ use support::{clients, collect, guest, padded_hello, run_bytes};
 use wasmwiz_proto::v1;
 use wasmwiz_server::testing::TestServer;
 
+fn row(tag: &str, i: usize) -> UsageRow {
+    UsageRow {
+        id: format!("{tag}-{i:08}"),
+        user_id: "user".into(),
+        key_id: "key".into(),
+        module_sha256: "ab".repeat(32),
+        day: "2026-11-30".into(),
+        started_at: i as i64,
+        end: None,
+    }
+}
+
 /// `n` usage rows, each committed on its own (the worst case for the WAL).
 async fn write_rows(writer: &UsageWriter, n: usize, tag: &str) {
     for i in 0..n {
-        let row = UsageRow {
-            id: format!("{tag}-{i:08}"),
-            user_id: "user".into(),
-            key_id: "key".into(),
-            module_sha256: "ab".repeat(32),
-            day: "2026-11-30".into(),
-            started_at: i as i64,
-            end: None,
-        };
-        writer.enqueue(row).await.unwrap().wait().await.unwrap();
+        writer
+            .enqueue(row(tag, i))
+            .await
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
     }
+}
+
+/// 1,500 rows queued before the writer runs: its first batch (1,024 rows)
+/// takes more than one statement, so it is written in one transaction.
+async fn a_batch_past_one_statement_is_written_whole(url: &str) {
+    let store = Store::connect(url).await.unwrap();
+    let writer = UsageWriter::spawn(store.clone());
+    // On this single-threaded runtime the writer cannot run until this task
+    // yields; `unconstrained` keeps tokio's budget from forcing a yield.
+    let commits = tokio::task::unconstrained(async {
+        let mut commits = Vec::new();
+        for i in 0..1500 {
+            commits.push(writer.enqueue(row("burst", i)).await.unwrap());
+        }
+        commits
+    })
+    .await;
+    for commit in commits {
+        commit.wait().await.unwrap();
+    }
+    let summary = store
+        .usage_summary(Some("user"), "2026-11-30")
+        .await
+        .unwrap();
+    assert_eq!(summary.executions, 1500);
+    assert_eq!(summary.by_outcome, vec![("RUNNING".to_string(), 1500)]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_batch_past_one_statement_is_written_whole_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    a_batch_past_one_statement_is_written_whole(&sqlite_url(dir.path())).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_batch_past_one_statement_is_written_whole_postgres() {
+    if !support::postgres_available().await {
+        eprintln!("PostgreSQL is not reachable here; run with CI=true to require it");
+        return;
+    }
+    let url = wasmwiz_server::testing::fresh_postgres_database()
+        .await
+        .unwrap();
+    a_batch_past_one_statement_is_written_whole(&url).await;
 }
 
 fn wal_bytes(dir: &Path) -> u64 {

@@ -60,6 +60,17 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The statement that begins a transaction that will write (see
+    /// [`Store::begin_write`]).
+    pub(crate) fn begin_write_sql(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+}
+
 /// Handle to the database (cheap to clone).
 #[derive(Clone)]
 pub struct Store {
@@ -152,10 +163,7 @@ impl Store {
     /// upgrade once another connection has committed, and fails at once
     /// with SQLITE_BUSY instead of waiting.
     pub(crate) async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        }
+        self.pool.begin_with(self.backend.begin_write_sql()).await
     }
 
     /// True when the database answers (for `/readyz`).

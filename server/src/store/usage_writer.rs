@@ -154,10 +154,7 @@ async fn upsert_usage(
             .await?;
         return Ok(());
     }
-    let mut tx = match backend {
-        Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => conn.begin().await?,
-    };
+    let mut tx = conn.begin_with(backend.begin_write_sql()).await?;
     for chunk in latest.chunks(ROWS_PER_STATEMENT) {
         upsert_statement(backend, chunk).execute(&mut *tx).await?;
     }
