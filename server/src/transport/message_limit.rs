@@ -1,0 +1,236 @@
+//! Bounds on one gRPC request message while the body streams in: its
+//! declared length (the 5-byte length prefix every gRPC and, after
+//! tonic-web's decoding, grpc-web message starts with) and the time it
+//! takes to arrive once its first byte has. A message past either bound
+//! fails the body with a `Status` before it is buffered; tonic's decoder
+//! passes that status on as the call's error.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{ready, Context, Poll},
+    time::Duration,
+};
+
+use bytes::{Buf, Bytes};
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use super::BoxError;
+
+/// Length of the gRPC message prefix: a compression flag and a u32 length.
+const PREFIX_LEN: usize = 5;
+
+/// What one request message may be.
+#[derive(Debug, Clone)]
+pub struct MessageLimit {
+    /// Largest declared message length accepted.
+    pub max_bytes: u64,
+    /// Time from a message's first byte to its last.
+    pub timeout: Duration,
+    /// Whose limit it is, for the error (e.g. "the free tier's maximum").
+    pub whose: Arc<str>,
+}
+
+impl MessageLimit {
+    fn too_large(&self, declared: u64) -> Status {
+        let description = format!(
+            "a request message of {declared} bytes is above {} of {} bytes per message",
+            self.whose, self.max_bytes
+        );
+        Status::with_error_details(
+            Code::InvalidArgument,
+            description.clone(),
+            ErrorDetails::with_bad_request_violation("message", description),
+        )
+    }
+
+    fn too_slow(&self) -> Status {
+        Status::deadline_exceeded(format!(
+            "a request message started arriving but did not complete within {} s",
+            self.timeout.as_secs_f64()
+        ))
+    }
+}
+
+/// Where the parser is in the stream of length-prefixed messages.
+#[derive(Debug, Default)]
+struct Framing {
+    prefix: [u8; PREFIX_LEN],
+    prefix_len: usize,
+    /// Bytes of the current message body still to come.
+    remaining: u64,
+}
+
+/// What a chunk of data did to the message in flight.
+enum Progress {
+    /// Between messages: nothing is in flight.
+    Idle,
+    /// A message has started (or continues) and is not complete.
+    InFlight,
+    /// A prefix declared more than the limit.
+    TooLarge(u64),
+}
+
+impl Framing {
+    fn in_flight(&self) -> bool {
+        self.prefix_len > 0 || self.remaining > 0
+    }
+
+    fn observe(&mut self, mut data: &[u8], max: u64) -> Progress {
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let n = (self.remaining.min(data.len() as u64)) as usize;
+                self.remaining -= n as u64;
+                data = &data[n..];
+                continue;
+            }
+            let n = (PREFIX_LEN - self.prefix_len).min(data.len());
+            self.prefix[self.prefix_len..self.prefix_len + n].copy_from_slice(&data[..n]);
+            self.prefix_len += n;
+            data = &data[n..];
+            if self.prefix_len == PREFIX_LEN {
+                self.prefix_len = 0;
+                let declared = u64::from(u32::from_be_bytes(
+                    self.prefix[1..].try_into().expect("four bytes"),
+                ));
+                if declared > max {
+                    return Progress::TooLarge(declared);
+                }
+                self.remaining = declared;
+            }
+        }
+        if self.in_flight() {
+            Progress::InFlight
+        } else {
+            Progress::Idle
+        }
+    }
+}
+
+/// A request body that enforces a [`MessageLimit`] as it is read.
+pub struct MessageLimitBody<B> {
+    inner: B,
+    limit: MessageLimit,
+    framing: Framing,
+    /// Set while a message is in flight.
+    deadline: Option<Pin<Box<Sleep>>>,
+    failed: bool,
+}
+
+impl<B> MessageLimitBody<B> {
+    pub fn new(inner: B, limit: MessageLimit) -> Self {
+        Self {
+            inner,
+            limit,
+            framing: Framing::default(),
+            deadline: None,
+            failed: false,
+        }
+    }
+
+    fn fail(&mut self, status: Status) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.failed = true;
+        self.deadline = None;
+        Poll::Ready(Some(Err(Box::new(status))))
+    }
+}
+
+impl<B> Body for MessageLimitBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.failed {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    match this.framing.observe(data.chunk(), this.limit.max_bytes) {
+                        Progress::TooLarge(declared) => {
+                            let status = this.limit.too_large(declared);
+                            return this.fail(status);
+                        }
+                        Progress::Idle => this.deadline = None,
+                        Progress::InFlight => {
+                            if this.deadline.is_none() {
+                                this.deadline = Some(Box::pin(tokio::time::sleep_until(
+                                    Instant::now() + this.limit.timeout,
+                                )));
+                            }
+                        }
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if let Some(deadline) = this.deadline.as_mut() {
+                    ready!(deadline.as_mut().poll(cx));
+                    let status = this.limit.too_slow();
+                    return this.fail(status);
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefix(len: u32) -> Vec<u8> {
+        let mut p = vec![0];
+        p.extend_from_slice(&len.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn a_prefix_split_across_chunks_is_still_read() {
+        let mut framing = Framing::default();
+        let p = prefix(1000);
+        assert!(matches!(framing.observe(&p[..2], 10), Progress::InFlight));
+        assert!(matches!(
+            framing.observe(&p[2..], 10),
+            Progress::TooLarge(1000)
+        ));
+    }
+
+    #[test]
+    fn consecutive_messages_are_each_checked() {
+        let mut framing = Framing::default();
+        let mut data = prefix(3);
+        data.extend_from_slice(b"abc");
+        assert!(matches!(framing.observe(&data, 10), Progress::Idle));
+        let mut data = prefix(2);
+        data.extend_from_slice(b"x");
+        assert!(matches!(framing.observe(&data, 10), Progress::InFlight));
+        assert!(matches!(framing.observe(b"y", 10), Progress::Idle));
+        assert!(matches!(
+            framing.observe(&prefix(11), 10),
+            Progress::TooLarge(11)
+        ));
+    }
+}
