@@ -58,6 +58,9 @@ pub struct Config {
     /// Seconds one request message may take to arrive once its first byte
     /// has (streams may be quiet between messages). Default 30.
     pub message_timeout_secs: u64,
+    /// A message also gets one second per this many bytes it declares, so a
+    /// large upload on a slow link is not cut; 0: no allowance. Default 1 MiB.
+    pub message_min_bytes_per_sec: u64,
     /// Largest request message of an unauthenticated call (health,
     /// reflection), and the body cap of the HTTP routes, bytes. Default 64 KiB.
     pub anonymous_message_bytes: usize,
@@ -246,6 +249,7 @@ impl Default for Config {
             handshake_timeout_secs: 10,
             idle_timeout_secs: 300,
             message_timeout_secs: 30,
+            message_min_bytes_per_sec: MIB,
             anonymous_message_bytes: 64 * KIB as usize,
             message_overhead_bytes: MIB as usize,
             sandbox: SandboxSettings::default(),

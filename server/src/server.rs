@@ -209,7 +209,10 @@ pub async fn run(
 
     let max = transport::auth_layer::largest_message_bytes(&config);
     let anonymous = || MessagePolicy::Anonymous(transport::auth_layer::anonymous_limit(&config));
-    let authenticated = || MessagePolicy::Authenticated(state.clone());
+    let authenticated = |carries_modules| MessagePolicy::Authenticated {
+        state: state.clone(),
+        carries_modules,
+    };
     // grpc-web is enabled per gRPC service, so plain HTTP/1.1 requests
     // (playground, health, metrics) reach the web routes untranslated. The
     // guard sits inside it: it sees gRPC framing on both protocols.
@@ -229,7 +232,7 @@ pub async fn run(
             })
             .max_decoding_message_size(max)
             .max_encoding_message_size(encoding_max(&config)),
-            authenticated(),
+            authenticated(true),
         )),
     )
     .add_service(
@@ -239,27 +242,21 @@ pub async fn run(
             })
             .max_decoding_message_size(max)
             .max_encoding_message_size(encoding_max(&config)),
-            authenticated(),
+            authenticated(true),
         )),
     )
-    .add_service(
-        grpc_web.layer(Guarded::new(
-            AccountServiceServer::new(AccountApi {
-                state: state.clone(),
-            })
-            .max_decoding_message_size(max),
-            authenticated(),
-        )),
-    )
-    .add_service(
-        grpc_web.layer(Guarded::new(
-            AdminServiceServer::new(AdminApi {
-                state: state.clone(),
-            })
-            .max_decoding_message_size(max),
-            authenticated(),
-        )),
-    )
+    .add_service(grpc_web.layer(Guarded::new(
+        AccountServiceServer::new(AccountApi {
+            state: state.clone(),
+        }),
+        authenticated(false),
+    )))
+    .add_service(grpc_web.layer(Guarded::new(
+        AdminServiceServer::new(AdminApi {
+            state: state.clone(),
+        }),
+        authenticated(false),
+    )))
     .prepare();
 
     let housekeeping = tokio::spawn(housekeeping(state.clone()));

@@ -227,6 +227,27 @@ async fn an_authenticated_message_past_the_tier_is_refused_by_its_declared_lengt
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_message_is_capped_below_the_tier_size() {
+    let server = TestServer::start().await;
+    let (mut client, _driver) = h2_connect(server.addr).await;
+    let (response, mut body) = grpc_call(
+        &mut client,
+        server.addr,
+        "/wasmwiz.v1.AccountService/WhoAmI",
+        Some(&server.admin_key),
+    )
+    .await;
+    body.send_data(
+        prefix(server.config.message_overhead_bytes as u32 + 1),
+        false,
+    )
+    .unwrap();
+    let (code, message) = grpc_outcome(response).await;
+    assert_eq!(code, "3", "INVALID_ARGUMENT: {message}");
+    assert!(message.contains("account or admin call"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_message_is_dropped_after_the_message_timeout() {
     let server = TestServer::start_with(Db::Sqlite, |c| c.message_timeout_secs = 1).await;
     let (mut client, _driver) = h2_connect(server.addr).await;

@@ -27,8 +27,13 @@ use crate::{api::AppState, auth::Caller, config::Config};
 pub enum MessagePolicy {
     /// No key needed; every message is bounded by `limit`.
     Anonymous(MessageLimit),
-    /// A valid key is needed; messages are bounded by the caller's tier.
-    Authenticated(Arc<AppState>),
+    /// A valid key is needed. Calls that carry modules and stdin
+    /// (`carries_modules`) are bounded by the caller's tier; the others
+    /// (account, admin) by `message_overhead_bytes`.
+    Authenticated {
+        state: Arc<AppState>,
+        carries_modules: bool,
+    },
 }
 
 /// `inner` behind a [`MessagePolicy`].
@@ -84,17 +89,27 @@ pub fn anonymous_limit(config: &Config) -> MessageLimit {
     MessageLimit {
         max_bytes: config.anonymous_message_bytes as u64,
         timeout: Duration::from_secs(config.message_timeout_secs),
+        min_bytes_per_sec: config.message_min_bytes_per_sec,
         whose: "the maximum of an unauthenticated call".into(),
     }
 }
 
-fn caller_limit(state: &AppState, caller: &Caller) -> MessageLimit {
+fn caller_limit(state: &AppState, caller: &Caller, carries_modules: bool) -> MessageLimit {
     let config = &state.config;
     let timeout = Duration::from_secs(config.message_timeout_secs);
+    if !carries_modules {
+        return MessageLimit {
+            max_bytes: config.message_overhead_bytes as u64,
+            timeout,
+            min_bytes_per_sec: config.message_min_bytes_per_sec,
+            whose: "the maximum of an account or admin call".into(),
+        };
+    }
     match config.tier(&caller.tier) {
         Some(tier) => MessageLimit {
             max_bytes: tier_message_bytes(config, tier),
             timeout,
+            min_bytes_per_sec: config.message_min_bytes_per_sec,
             whose: format!(
                 "the {} tier's maximum (module {} + stdin {} + {} for other fields)",
                 caller.tier,
@@ -108,6 +123,7 @@ fn caller_limit(state: &AppState, caller: &Caller) -> MessageLimit {
         None => MessageLimit {
             max_bytes: largest_message_bytes(config) as u64,
             timeout,
+            min_bytes_per_sec: config.message_min_bytes_per_sec,
             whose: "the server's maximum".into(),
         },
     }
@@ -147,10 +163,13 @@ where
         Box::pin(async move {
             let limit = match policy {
                 MessagePolicy::Anonymous(limit) => limit,
-                MessagePolicy::Authenticated(state) => {
+                MessagePolicy::Authenticated {
+                    state,
+                    carries_modules,
+                } => {
                     match authenticate(&state, request.headers()).await {
                         Ok(caller) => {
-                            let limit = caller_limit(&state, &caller);
+                            let limit = caller_limit(&state, &caller, carries_modules);
                             request.extensions_mut().insert(caller);
                             limit
                         }

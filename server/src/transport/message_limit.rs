@@ -1,7 +1,9 @@
 //! Bounds on one gRPC request message while the body streams in: its
 //! declared length (the 5-byte length prefix every gRPC and, after
 //! tonic-web's decoding, grpc-web message starts with) and the time it
-//! takes to arrive once its first byte has. A message past either bound
+//! takes to arrive once its first byte has: `timeout`, plus time for its
+//! declared length at `min_bytes_per_sec` (a large module on a slow link
+//! is not a stall; a message trickled in to hold memory is). A message past either bound
 //! fails the body with a `Status` before it is buffered; tonic's decoder
 //! passes that status on as the call's error.
 
@@ -29,8 +31,11 @@ const PREFIX_LEN: usize = 5;
 pub struct MessageLimit {
     /// Largest declared message length accepted.
     pub max_bytes: u64,
-    /// Time from a message's first byte to its last.
+    /// Time from a message's first byte to its last, before the allowance
+    /// for its size.
     pub timeout: Duration,
+    /// Slowest rate a large message may arrive at; 0: no allowance.
+    pub min_bytes_per_sec: u64,
     /// Whose limit it is, for the error (e.g. "the free tier's maximum").
     pub whose: Arc<str>,
 }
@@ -48,10 +53,18 @@ impl MessageLimit {
         )
     }
 
-    fn too_slow(&self) -> Status {
+    /// The time a message of `declared` bytes may take.
+    fn time_for(&self, declared: u64) -> Duration {
+        match declared.checked_div(self.min_bytes_per_sec) {
+            Some(secs) => self.timeout + Duration::from_secs(secs),
+            None => self.timeout,
+        }
+    }
+
+    fn too_slow(&self, declared: Option<u64>) -> Status {
         Status::deadline_exceeded(format!(
             "a request message started arriving but did not complete within {} s",
-            self.timeout.as_secs_f64()
+            self.time_for(declared.unwrap_or(0)).as_secs_f64()
         ))
     }
 }
@@ -63,14 +76,16 @@ struct Framing {
     prefix_len: usize,
     /// Bytes of the current message body still to come.
     remaining: u64,
+    /// The current message's declared length.
+    declared: u64,
 }
 
 /// What a chunk of data did to the message in flight.
 enum Progress {
     /// Between messages: nothing is in flight.
     Idle,
-    /// A message has started (or continues) and is not complete.
-    InFlight,
+    /// A message is incomplete; `started` if its first byte was in this chunk.
+    InFlight { started: bool },
     /// A prefix declared more than the limit.
     TooLarge(u64),
 }
@@ -80,7 +95,13 @@ impl Framing {
         self.prefix_len > 0 || self.remaining > 0
     }
 
+    /// The declared length of the message in flight, once its prefix is in.
+    fn declared(&self) -> Option<u64> {
+        (self.prefix_len == 0 && self.remaining > 0).then_some(self.declared)
+    }
+
     fn observe(&mut self, mut data: &[u8], max: u64) -> Progress {
+        let mut started = false;
         while !data.is_empty() {
             if self.remaining > 0 {
                 let n = (self.remaining.min(data.len() as u64)) as usize;
@@ -88,6 +109,7 @@ impl Framing {
                 data = &data[n..];
                 continue;
             }
+            started |= self.prefix_len == 0;
             let n = (PREFIX_LEN - self.prefix_len).min(data.len());
             self.prefix[self.prefix_len..self.prefix_len + n].copy_from_slice(&data[..n]);
             self.prefix_len += n;
@@ -101,10 +123,11 @@ impl Framing {
                     return Progress::TooLarge(declared);
                 }
                 self.remaining = declared;
+                self.declared = declared;
             }
         }
         if self.in_flight() {
-            Progress::InFlight
+            Progress::InFlight { started }
         } else {
             Progress::Idle
         }
@@ -116,6 +139,8 @@ pub struct MessageLimitBody<B> {
     inner: B,
     limit: MessageLimit,
     framing: Framing,
+    /// When the message in flight started arriving.
+    started: Option<Instant>,
     /// Set while a message is in flight.
     deadline: Option<Pin<Box<Sleep>>>,
     failed: bool,
@@ -127,8 +152,25 @@ impl<B> MessageLimitBody<B> {
             inner,
             limit,
             framing: Framing::default(),
+            started: None,
             deadline: None,
             failed: false,
+        }
+    }
+
+    /// (Re)arms the deadline of the message in flight: from its first
+    /// byte, longer once its declared length is known.
+    fn track(&mut self, new_message: bool) {
+        let now = Instant::now();
+        if new_message || self.started.is_none() {
+            self.started = Some(now);
+        }
+        let started = self.started.unwrap_or(now);
+        let at = started + self.limit.time_for(self.framing.declared().unwrap_or(0));
+        match self.deadline.as_mut() {
+            Some(sleep) if sleep.deadline() == at => {}
+            Some(sleep) => sleep.as_mut().reset(at),
+            None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
         }
     }
 
@@ -163,14 +205,11 @@ where
                             let status = this.limit.too_large(declared);
                             return this.fail(status);
                         }
-                        Progress::Idle => this.deadline = None,
-                        Progress::InFlight => {
-                            if this.deadline.is_none() {
-                                this.deadline = Some(Box::pin(tokio::time::sleep_until(
-                                    Instant::now() + this.limit.timeout,
-                                )));
-                            }
+                        Progress::Idle => {
+                            this.started = None;
+                            this.deadline = None;
                         }
+                        Progress::InFlight { started } => this.track(started),
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -180,7 +219,7 @@ where
             Poll::Pending => {
                 if let Some(deadline) = this.deadline.as_mut() {
                     ready!(deadline.as_mut().poll(cx));
-                    let status = this.limit.too_slow();
+                    let status = this.limit.too_slow(this.framing.declared());
                     return this.fail(status);
                 }
                 Poll::Pending
@@ -208,10 +247,25 @@ mod tests {
     }
 
     #[test]
+    fn a_large_message_gets_time_for_its_size() {
+        let limit = MessageLimit {
+            max_bytes: u64::MAX,
+            timeout: Duration::from_secs(30),
+            min_bytes_per_sec: 1 << 20,
+            whose: "test".into(),
+        };
+        assert_eq!(limit.time_for(0), Duration::from_secs(30));
+        assert_eq!(limit.time_for(100 << 20), Duration::from_secs(130));
+    }
+
+    #[test]
     fn a_prefix_split_across_chunks_is_still_read() {
         let mut framing = Framing::default();
         let p = prefix(1000);
-        assert!(matches!(framing.observe(&p[..2], 10), Progress::InFlight));
+        assert!(matches!(
+            framing.observe(&p[..2], 10),
+            Progress::InFlight { started: true }
+        ));
         assert!(matches!(
             framing.observe(&p[2..], 10),
             Progress::TooLarge(1000)
@@ -226,7 +280,11 @@ mod tests {
         assert!(matches!(framing.observe(&data, 10), Progress::Idle));
         let mut data = prefix(2);
         data.extend_from_slice(b"x");
-        assert!(matches!(framing.observe(&data, 10), Progress::InFlight));
+        assert!(matches!(
+            framing.observe(&data, 10),
+            Progress::InFlight { started: true }
+        ));
+        assert_eq!(framing.declared(), Some(2));
         assert!(matches!(framing.observe(b"y", 10), Progress::Idle));
         assert!(matches!(
             framing.observe(&prefix(11), 10),
