@@ -107,14 +107,17 @@ async fn grpc_outcome(response: h2::client::ResponseFuture) -> (String, String) 
     outcome(&body.trailers().await.unwrap().unwrap_or_default())
 }
 
-/// A value of the server's Prometheus text at `/metrics`.
+/// A value of the server's Prometheus text at `/metrics` (0 when absent,
+/// or when the connection is refused).
 async fn metric(addr: SocketAddr, line_prefix: &str) -> u64 {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        .await
-        .unwrap();
     let mut text = String::new();
-    tcp.read_to_string(&mut text).await.unwrap();
+    let asked = tcp
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await;
+    if asked.is_err() || tcp.read_to_string(&mut text).await.is_err() {
+        return 0;
+    }
     text.lines()
         .find_map(|l| l.strip_prefix(line_prefix)?.trim().parse().ok())
         .unwrap_or(0)

@@ -1,11 +1,13 @@
 //! Bounds on one gRPC request message while the body streams in: its
 //! declared length (the 5-byte length prefix every gRPC and, after
-//! tonic-web's decoding, grpc-web message starts with) and the time it
-//! takes to arrive once its first byte has: `timeout`, plus time for its
-//! declared length at `min_bytes_per_sec` (a large module on a slow link
-//! is not a stall; a message trickled in to hold memory is). A message past either bound
-//! fails the body with a `Status` before it is buffered; tonic's decoder
-//! passes that status on as the call's error.
+//! tonic-web's decoding, grpc-web message starts with) and the time the
+//! server spends waiting for the rest of it once its first byte has come:
+//! `timeout`, plus time for its declared length at `min_bytes_per_sec` (a
+//! large module on a slow link is not a stall; a message trickled in to
+//! hold memory is). Only waiting counts: while the handler is busy and not
+//! reading, flow control holds the client back, and that is not its fault.
+//! A message past either bound fails the body with a `Status` before it is
+//! buffered; tonic's decoder passes that status on as the call's error.
 
 use std::{
     future::Future,
@@ -139,9 +141,13 @@ pub struct MessageLimitBody<B> {
     inner: B,
     limit: MessageLimit,
     framing: Framing,
-    /// When the message in flight started arriving.
-    started: Option<Instant>,
-    /// Set while a message is in flight.
+    /// Waiting time the message in flight has left (set while one is).
+    budget: Option<Duration>,
+    /// Whether the budget includes the allowance for the declared length.
+    sized: bool,
+    /// Since when the server has been waiting for the client's next bytes.
+    waiting_since: Option<Instant>,
+    /// Fires when the budget runs out while waiting.
     deadline: Option<Pin<Box<Sleep>>>,
     failed: bool,
 }
@@ -152,30 +158,56 @@ impl<B> MessageLimitBody<B> {
             inner,
             limit,
             framing: Framing::default(),
-            started: None,
+            budget: None,
+            sized: false,
+            waiting_since: None,
             deadline: None,
             failed: false,
         }
     }
 
-    /// (Re)arms the deadline of the message in flight: from its first
-    /// byte, longer once its declared length is known.
-    fn track(&mut self, new_message: bool) {
-        let now = Instant::now();
-        if new_message || self.started.is_none() {
-            self.started = Some(now);
+    /// Charges the time spent waiting to the message in flight.
+    fn stop_waiting(&mut self) {
+        if let (Some(since), Some(budget)) = (self.waiting_since.take(), self.budget.as_mut()) {
+            *budget = budget.saturating_sub(since.elapsed());
         }
-        let started = self.started.unwrap_or(now);
-        let at = started + self.limit.time_for(self.framing.declared().unwrap_or(0));
-        match self.deadline.as_mut() {
-            Some(sleep) if sleep.deadline() == at => {}
-            Some(sleep) => sleep.as_mut().reset(at),
-            None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
+    }
+
+    /// Updates the budget after a chunk of the stream was read.
+    fn progressed(&mut self, progress_started: bool, in_flight: bool) {
+        if !in_flight {
+            self.budget = None;
+            self.sized = false;
+            return;
         }
+        if progress_started || self.budget.is_none() {
+            self.budget = Some(self.limit.timeout);
+            self.sized = false;
+        }
+        if let (false, Some(declared)) = (self.sized, self.framing.declared()) {
+            let allowance = self.limit.time_for(declared) - self.limit.timeout;
+            self.budget = self.budget.map(|b| b + allowance);
+            self.sized = true;
+        }
+    }
+
+    /// Arms the deadline when the server starts waiting mid-message.
+    fn start_waiting(&mut self) -> Option<Pin<&mut Sleep>> {
+        let budget = self.budget?;
+        if self.waiting_since.is_none() {
+            let now = Instant::now();
+            self.waiting_since = Some(now);
+            match self.deadline.as_mut() {
+                Some(sleep) => sleep.as_mut().reset(now + budget),
+                None => self.deadline = Some(Box::pin(tokio::time::sleep_until(now + budget))),
+            }
+        }
+        self.deadline.as_mut().map(|sleep| sleep.as_mut())
     }
 
     fn fail(&mut self, status: Status) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.failed = true;
+        self.budget = None;
         self.deadline = None;
         Poll::Ready(Some(Err(Box::new(status))))
     }
@@ -199,17 +231,15 @@ where
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
+                this.stop_waiting();
                 if let Some(data) = frame.data_ref() {
                     match this.framing.observe(data.chunk(), this.limit.max_bytes) {
                         Progress::TooLarge(declared) => {
                             let status = this.limit.too_large(declared);
                             return this.fail(status);
                         }
-                        Progress::Idle => {
-                            this.started = None;
-                            this.deadline = None;
-                        }
-                        Progress::InFlight { started } => this.track(started),
+                        Progress::Idle => this.progressed(false, false),
+                        Progress::InFlight { started } => this.progressed(started, true),
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -217,8 +247,8 @@ where
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                if let Some(deadline) = this.deadline.as_mut() {
-                    ready!(deadline.as_mut().poll(cx));
+                if let Some(deadline) = this.start_waiting() {
+                    ready!(deadline.poll(cx));
                     let status = this.limit.too_slow(this.framing.declared());
                     return this.fail(status);
                 }
@@ -244,6 +274,68 @@ mod tests {
         let mut p = vec![0];
         p.extend_from_slice(&len.to_be_bytes());
         p
+    }
+
+    type Chunks =
+        tokio::sync::mpsc::UnboundedSender<Result<Frame<Bytes>, std::convert::Infallible>>;
+
+    fn body(timeout: Duration) -> (Chunks, impl Body<Data = Bytes, Error = BoxError> + Unpin) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let inner = http_body_util::StreamBody::new(
+            tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
+        );
+        let limit = MessageLimit {
+            max_bytes: 1 << 20,
+            timeout,
+            min_bytes_per_sec: 0,
+            whose: "test".into(),
+        };
+        (tx, MessageLimitBody::new(inner, limit))
+    }
+
+    fn data(bytes: &[u8]) -> Result<Frame<Bytes>, std::convert::Infallible> {
+        Ok(Frame::data(Bytes::copy_from_slice(bytes)))
+    }
+
+    #[tokio::test]
+    async fn waiting_past_the_timeout_mid_message_fails_the_body() {
+        use http_body_util::BodyExt;
+        let (tx, mut body) = body(Duration::from_millis(200));
+        tx.send(data(&prefix(10))).unwrap();
+        body.frame().await.unwrap().unwrap();
+        let error = body.frame().await.unwrap().unwrap_err();
+        let status = error.downcast::<Status>().unwrap();
+        assert_eq!(status.code(), Code::DeadlineExceeded);
+    }
+
+    #[tokio::test]
+    async fn time_the_reader_is_busy_is_not_charged_to_the_client() {
+        use http_body_util::BodyExt;
+        let (tx, mut body) = body(Duration::from_millis(200));
+        tx.send(data(&prefix(10))).unwrap();
+        body.frame().await.unwrap().unwrap();
+        // The handler does not read for thrice the timeout, then waits a
+        // little for the rest: only that wait is the client's.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            tx.send(data(b"0123456789")).unwrap();
+        });
+        assert!(body.frame().await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_stream_quiet_between_messages_is_not_timed() {
+        use http_body_util::BodyExt;
+        let (tx, mut body) = body(Duration::from_millis(200));
+        let mut message = prefix(2).to_vec();
+        message.extend_from_slice(b"ok");
+        tx.send(data(&message)).unwrap();
+        body.frame().await.unwrap().unwrap();
+        let next = tokio::spawn(async move { body.frame().await.map(|f| f.is_ok()) });
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        tx.send(data(&prefix(0))).unwrap();
+        assert_eq!(next.await.unwrap(), Some(true));
     }
 
     #[test]
