@@ -229,6 +229,63 @@ async fn an_authenticated_message_past_the_tier_is_refused_by_its_declared_lengt
     );
 }
 
+/// Standard base64 (grpc-web-text bodies).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_web_text_message_past_the_tier_is_refused_by_its_declared_length() {
+    let server = TestServer::start().await;
+    let key = server.create_key("web@test.local", "free", false).await;
+    let tier = server.config.tier("free").unwrap();
+    let cap =
+        tier.max_module_bytes + tier.max_stdin_bytes + server.config.message_overhead_bytes as u64;
+    let mut message = prefix(cap as u32 + 1).to_vec();
+    message.extend_from_slice(&[7u8; 1021]);
+    let body = base64(&message);
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(
+        format!(
+            "POST /wasmwiz.v1.ExecutionService/Run HTTP/1.1\r\nhost: x\r\n\
+             content-type: application/grpc-web-text\r\nx-grpc-web: 1\r\n\
+             authorization: Bearer {key}\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len() + 4096
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(PATIENCE, tcp.read(&mut buf))
+            .await
+            .expect("the server answers")
+            .unwrap();
+        assert!(n > 0, "closed before answering");
+        head.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.contains("grpc-status: 3"), "{head}");
+    assert!(head.contains("free%20tier"), "{head}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_message_is_capped_below_the_tier_size() {
     let server = TestServer::start().await;
