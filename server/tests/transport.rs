@@ -456,6 +456,16 @@ async fn a_connection_that_never_finishes_the_preface_is_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_finishes_its_http1_headers_is_closed() {
+    let server = TestServer::start_with(Db::Sqlite, |c| c.handshake_timeout_secs = 1).await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"POST /wasmwiz.v1.ExecutionService/Run HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    assert!(closed_by_server(&mut tcp).await, "the connection was kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_connection_is_closed_and_an_open_stream_keeps_its_own() {
     let server = TestServer::start_with(Db::Sqlite, |c| c.idle_timeout_secs = 1).await;
     let check = "/grpc.health.v1.Health/Check";

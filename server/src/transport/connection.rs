@@ -51,9 +51,12 @@ pub struct ConnectionSettings {
 impl ConnectionSettings {
     pub fn from_config(config: &Config) -> Self {
         let mut http = auto::Builder::new(TokioExecutor::new());
+        // hyper's header timer also runs while a keep-alive connection waits
+        // for its next request, so it is the HTTP/1.1 idle timeout; the
+        // first request's headers are bounded by the handshake timeout.
         http.http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(config.handshake_timeout_secs));
+            .header_read_timeout(Duration::from_secs(config.idle_timeout_secs));
         http.http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(config.max_concurrent_streams)
