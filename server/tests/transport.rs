@@ -500,3 +500,22 @@ fn the_fd_limit_is_raised_to_the_hard_limit() {
     assert_eq!(raised, hard);
     assert_eq!(rlimit::getrlimit(Resource::NOFILE).unwrap().0, hard);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_finishes_the_tls_handshake_is_closed() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let server = TestServer::start_with(Db::Sqlite, |c| {
+        c.tls_cert = Some(cert_path.clone());
+        c.tls_key = Some(key_path.clone());
+        c.handshake_timeout_secs = 1;
+    })
+    .await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    // The first bytes of a TLS record header, then nothing.
+    tcp.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    assert!(closed_by_server(&mut tcp).await, "the connection was kept");
+}
