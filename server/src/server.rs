@@ -166,6 +166,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(transport::tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let store = open_store(&config).await?;
     let auth = authenticator(&config, &store)?;
     let sandbox = Arc::new(Sandbox::new(config.sandbox.to_sandbox_config())?);
@@ -310,10 +314,6 @@ pub async fn run(
         .layer(cors(&config.cors_origins))
         .service(routes)
         .map_response(|response: http::Response<_>| response.map(tonic::body::Body::new));
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(transport::tls::acceptor(cert, key)?),
-        _ => None,
-    };
     let max_connections = transport::fd_limit::connection_cap(config.max_connections);
     tracing::info!(
         max_connections,
