@@ -230,7 +230,6 @@ impl Service<Request<Incoming>> for ConnectionService {
 
 /// Serves `io` until it closes, times out, or `shutdown` asks it to finish
 /// (graceful: open requests complete) or `force_close` drops it.
-#[allow(clippy::too_many_arguments)]
 pub async fn serve_connection<I>(
     io: I,
     service: HttpService,
