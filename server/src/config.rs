@@ -43,11 +43,31 @@ pub struct Config {
     /// Seconds an authenticated key stays cached (bounds how long a revoked
     /// key keeps working). Default 2.
     pub key_cache_secs: u64,
-    /// Largest gRPC message accepted, bytes. Default 300 MiB (fits PutModule
-    /// of the largest tier's module).
-    pub max_message_bytes: usize,
-    /// HTTP/2 streams per connection. Default 1024.
+    /// HTTP/2 streams open at once on one connection. Default 100.
     pub max_concurrent_streams: u32,
+    /// Connections open at once from one IP address. Default 64.
+    pub max_connections_per_ip: usize,
+    /// Connections open at once in total; 0 (the default) derives the cap
+    /// from the process's file-descriptor limit (see `transport::fd_limit`).
+    pub max_connections: usize,
+    /// Seconds a new connection has to finish TLS and send the headers of
+    /// its first request (HTTP/2 preface included). Default 10.
+    pub handshake_timeout_secs: u64,
+    /// Seconds a connection with no open request (stream) is kept. Default 300.
+    pub idle_timeout_secs: u64,
+    /// Seconds one request message may take to arrive once its first byte
+    /// has (streams may be quiet between messages). Default 30.
+    pub message_timeout_secs: u64,
+    /// A message also gets one second per this many bytes it declares, so a
+    /// large upload on a slow link is not cut; 0: no allowance. Default 1 MiB.
+    pub message_min_bytes_per_sec: u64,
+    /// Largest request message of an unauthenticated call (health,
+    /// reflection), and the body cap of the HTTP routes, bytes. Default 64 KiB.
+    pub anonymous_message_bytes: usize,
+    /// Bytes an authenticated message may carry beyond its tier's
+    /// `max_module_bytes + max_stdin_bytes` (arguments, environment, fields).
+    /// Default 1 MiB.
+    pub message_overhead_bytes: usize,
     /// Execution engine resources.
     pub sandbox: SandboxSettings,
     /// Tiers by name; defaults: free, basic, pro, unlimited (DESIGN.md).
@@ -223,8 +243,15 @@ impl Default for Config {
             shutdown_grace_secs: 30,
             usage_retention_days: 30,
             key_cache_secs: 2,
-            max_message_bytes: 300 * MIB as usize,
-            max_concurrent_streams: 1024,
+            max_concurrent_streams: 100,
+            max_connections_per_ip: 64,
+            max_connections: 0,
+            handshake_timeout_secs: 10,
+            idle_timeout_secs: 300,
+            message_timeout_secs: 30,
+            message_min_bytes_per_sec: MIB,
+            anonymous_message_bytes: 64 * KIB as usize,
+            message_overhead_bytes: MIB as usize,
             sandbox: SandboxSettings::default(),
             tiers: default_tiers(),
         }
@@ -264,6 +291,17 @@ impl Config {
             anyhow::bail!(
                 "a `pepper` of at least 16 characters is required with PostgreSQL or in production \
                  (set WASMWIZ_PEPPER or `pepper` in the config file); keys are hashed with it"
+            );
+        }
+        if self.max_concurrent_streams == 0
+            || self.max_connections_per_ip == 0
+            || self.handshake_timeout_secs == 0
+            || self.idle_timeout_secs == 0
+            || self.message_timeout_secs == 0
+        {
+            anyhow::bail!(
+                "max_concurrent_streams, max_connections_per_ip, handshake_timeout_secs, \
+                 idle_timeout_secs and message_timeout_secs must be positive"
             );
         }
         for (name, tier) in &self.tiers {

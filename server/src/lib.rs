@@ -26,6 +26,7 @@ pub mod server;
 pub mod store;
 #[doc(hidden)]
 pub mod testing;
+pub mod transport;
 pub mod web;
 
 pub use config::Config;

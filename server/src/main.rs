@@ -151,6 +151,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = cli.common.load()?;
     init_logging(config.production);
+    wasmwiz_server::transport::raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Guests' first slices run inline; give them the worker pool's stack.

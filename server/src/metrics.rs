@@ -111,6 +111,11 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
+    /// The registry, for metrics defined by other modules (transport).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn render(&self) -> String {
         let mut out = Vec::new();
         TextEncoder::new()

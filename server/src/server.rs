@@ -5,11 +5,9 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use http::{header::HeaderName, HeaderValue, Method};
 use tokio::net::TcpListener;
-use tonic::{
-    service::Routes,
-    transport::{server::TcpIncoming, Identity, Server, ServerTlsConfig},
-};
-use tower::Layer;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tower::{Layer, ServiceExt};
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -28,6 +26,10 @@ use crate::{
     config::Config,
     engine::Sandbox,
     store::{now_ms, Backend, Store},
+    transport::{
+        self, Admission, ConnectionSettings, Guarded, HttpService, MessagePolicy, Serving,
+        TransportMetrics,
+    },
     web,
 };
 
@@ -91,6 +93,30 @@ fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
     tracing::info_span!("request", request_id = %id, path = %request.uri().path())
 }
 
+/// Largest response message: a module download or a tier's output, plus
+/// the overhead.
+fn encoding_max(config: &Config) -> usize {
+    config
+        .tiers
+        .values()
+        .map(|t| t.max_module_bytes.max(t.max_output_bytes))
+        .max()
+        .unwrap_or(0)
+        .saturating_add(config.message_overhead_bytes as u64)
+        .try_into()
+        .unwrap_or(usize::MAX)
+}
+
+/// The HTTP routes (playground, probes, metrics) read no request body;
+/// whatever one sends is capped at `max` bytes.
+fn capped_web_body(
+    max: usize,
+) -> impl Fn(http::Request<axum::body::Body>) -> http::Request<axum::body::Body> + Clone {
+    move |request| {
+        request.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, max)))
+    }
+}
+
 /// Opens the store (migrations included), marking usage rows a crash left
 /// unfinished as aborted.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -140,6 +166,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(transport::tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let store = open_store(&config).await?;
     let auth = authenticator(&config, &store)?;
     let sandbox = Arc::new(Sandbox::new(config.sandbox.to_sandbox_config())?);
@@ -181,106 +211,129 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let max = config.max_message_bytes;
+    let max = transport::auth_layer::largest_message_bytes(&config);
+    let anonymous = || MessagePolicy::Anonymous(transport::auth_layer::anonymous_limit(&config));
+    let authenticated = |carries_modules| MessagePolicy::Authenticated {
+        state: state.clone(),
+        carries_modules,
+    };
     // grpc-web is enabled per gRPC service, so plain HTTP/1.1 requests
-    // (playground, health, metrics) reach the web routes untranslated.
+    // (playground, health, metrics) reach the web routes untranslated. The
+    // guard sits inside it: it sees gRPC framing on both protocols.
     let grpc_web = tonic_web::GrpcWebLayer::new();
-    let routes = Routes::from(web::router(state.clone()))
-        .add_service(grpc_web.layer(health_service))
-        .add_service(grpc_web.layer(reflection_v1))
-        .add_service(grpc_web.layer(reflection_v1alpha))
-        .add_service(
-            grpc_web.layer(
-                ExecutionServiceServer::new(ExecutionApi {
-                    state: state.clone(),
-                })
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            ),
-        )
-        .add_service(
-            grpc_web.layer(
-                ModuleServiceServer::new(ModuleApi {
-                    state: state.clone(),
-                })
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            ),
-        )
-        .add_service(grpc_web.layer(AccountServiceServer::new(AccountApi {
+    let routes = Routes::from(
+        web::router(state.clone()).layer(tower::util::MapRequestLayer::new(capped_web_body(
+            config.anonymous_message_bytes,
+        ))),
+    )
+    .add_service(grpc_web.layer(Guarded::new(health_service, anonymous())))
+    .add_service(grpc_web.layer(Guarded::new(reflection_v1, anonymous())))
+    .add_service(grpc_web.layer(Guarded::new(reflection_v1alpha, anonymous())))
+    .add_service(
+        grpc_web.layer(Guarded::new(
+            ExecutionServiceServer::new(ExecutionApi {
+                state: state.clone(),
+            })
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(encoding_max(&config)),
+            authenticated(true),
+        )),
+    )
+    .add_service(
+        grpc_web.layer(Guarded::new(
+            ModuleServiceServer::new(ModuleApi {
+                state: state.clone(),
+            })
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(encoding_max(&config)),
+            authenticated(true),
+        )),
+    )
+    .add_service(grpc_web.layer(Guarded::new(
+        AccountServiceServer::new(AccountApi {
             state: state.clone(),
-        })))
-        .add_service(grpc_web.layer(AdminServiceServer::new(AdminApi {
+        }),
+        authenticated(false),
+    )))
+    .add_service(grpc_web.layer(Guarded::new(
+        AdminServiceServer::new(AdminApi {
             state: state.clone(),
-        })));
+        }),
+        authenticated(false),
+    )))
+    .prepare();
 
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let checkpointer = store.spawn_checkpointer();
 
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let drain_state = state.clone();
-    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
-    let drain = async move {
-        shutdown.await;
-        let _ = draining_tx.send(());
-        tracing::info!("shutting down: draining");
-        drain_state.start_draining();
-        health
-            .set_not_serving::<ExecutionServiceServer<ExecutionApi>>()
-            .await;
-        health
-            .set_not_serving::<ModuleServiceServer<ModuleApi>>()
-            .await;
-        health
-            .set_not_serving::<AccountServiceServer<AccountApi>>()
-            .await;
-        health
-            .set_not_serving::<AdminServiceServer<AdminApi>>()
-            .await;
-        health
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
-        let hard_stop = drain_state.hard_stop.clone();
-        tokio::spawn(async move {
+    let stop_accepting = CancellationToken::new();
+    let force_close = CancellationToken::new();
+    let drain = {
+        let stop_accepting = stop_accepting.clone();
+        let force_close = force_close.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining");
+            drain_state.start_draining();
+            health
+                .set_not_serving::<ExecutionServiceServer<ExecutionApi>>()
+                .await;
+            health
+                .set_not_serving::<ModuleServiceServer<ModuleApi>>()
+                .await;
+            health
+                .set_not_serving::<AccountServiceServer<AccountApi>>()
+                .await;
+            health
+                .set_not_serving::<AdminServiceServer<AdminApi>>()
+                .await;
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+            // No new connections; open ones finish their requests (GOAWAY).
+            stop_accepting.cancel();
+            let hard_stop = drain_state.hard_stop.clone();
             tokio::time::sleep(grace).await;
             tracing::warn!("grace period over: cancelling running executions");
             hard_stop.cancel();
-        });
+            // Connections that outlive the grace period (e.g. health Watch
+            // streams) must not keep the process alive: cap the whole drain.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            tracing::warn!("connections still open after the grace period: closing them");
+            force_close.cancel();
+        }
     };
+    let drain = tokio::spawn(drain);
 
-    let mut builder = Server::builder();
-    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
-        let identity = Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?);
-        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
-    }
-    let server = builder
-        .accept_http1(true)
-        .max_concurrent_streams(config.max_concurrent_streams)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .http2_max_pending_accept_reset_streams(Some(200))
+    let service = tower::ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(cors(&config.cors_origins))
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drain);
-    // Connections that outlive the grace period (e.g. health Watch streams)
-    // must not keep the process alive: cap the whole drain.
-    let deadline = async move {
-        if draining_rx.await.is_ok() {
-            tokio::time::sleep(grace + Duration::from_secs(5)).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
+        .service(routes)
+        .map_response(|response: http::Response<_>| response.map(tonic::body::Body::new));
+    let max_connections = transport::fd_limit::connection_cap(config.max_connections);
+    tracing::info!(
+        max_connections,
+        max_connections_per_ip = config.max_connections_per_ip,
+        max_concurrent_streams = config.max_concurrent_streams,
+        "connection limits"
+    );
+    let transport_metrics = TransportMetrics::new();
+    transport_metrics.register(state.metrics.registry())?;
+    let serving = Serving {
+        service: HttpService::new(service),
+        settings: Arc::new(ConnectionSettings::from_config(&config)),
+        admission: Admission::new(config.max_connections_per_ip, max_connections),
+        tls,
+        metrics: transport_metrics,
     };
-    let result = tokio::select! {
-        result = server => result,
-        () = deadline => {
-            tracing::warn!("connections still open after the grace period: closing them");
-            Ok(())
-        }
-    };
+    transport::serve(listener, serving, stop_accepting, force_close).await;
+    // The drain task ends on its own: its grace timer still cancels
+    // executions that outlive their connections.
+    drop(drain);
     housekeeping.abort();
     if let Some(checkpointer) = checkpointer {
         checkpointer.abort();
@@ -290,7 +343,7 @@ pub async fn run(
     }
     store.close().await;
     tracing::info!("stopped");
-    Ok(result?)
+    Ok(())
 }
 
 /// Retention cleanup and stale-row sweeping, hourly.

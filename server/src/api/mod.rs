@@ -93,23 +93,14 @@ impl AppState {
         self.draining.load(Ordering::SeqCst)
     }
 
-    /// Authenticates a request from its `authorization: Bearer …` (or
-    /// `x-api-key`) metadata.
+    /// The caller the transport layer authenticated from this request's
+    /// headers before its body was read (`transport::auth_layer`).
     pub async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, ApiError> {
-        let metadata = request.metadata();
-        let presented = metadata
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .or_else(|| metadata.get("x-api-key").and_then(|v| v.to_str().ok()))
-            .ok_or(ApiError::Unauthenticated)?;
-        self.auth
-            .authenticate(presented.trim())
-            .await
-            .map_err(|_| ApiError::Unauthenticated)
+        request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .ok_or(ApiError::Unauthenticated)
     }
 
     /// The caller's tier (a tier removed from config is an operator error).

@@ -1,0 +1,185 @@
+//! A gRPC service behind a guard that runs before tonic decodes anything:
+//! authenticated services check the API key from the headers (answering a
+//! bad one at once, trailers-only UNAUTHENTICATED, without reading the
+//! body) and bound each message by the caller's tier; anonymous services
+//! (health, reflection) bound each message to a small cap. Placed inside
+//! `GrpcWebLayer`, so grpc-web requests arrive here already translated to
+//! gRPC framing and the error is translated back to grpc-web.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use http::{HeaderMap, Request, Response};
+use tonic::{body::Body, server::NamedService, Status};
+use tower::Service;
+
+use super::{MessageLimit, MessageLimitBody};
+use crate::{api::AppState, auth::Caller, config::Config};
+
+/// How a guarded service's requests are checked.
+#[derive(Clone)]
+pub enum MessagePolicy {
+    /// No key needed; every message is bounded by `limit`.
+    Anonymous(MessageLimit),
+    /// A valid key is needed. Calls that carry modules and stdin
+    /// (`carries_modules`) are bounded by the caller's tier; the others
+    /// (account, admin) by `message_overhead_bytes`.
+    Authenticated {
+        state: Arc<AppState>,
+        carries_modules: bool,
+    },
+}
+
+/// `inner` behind a [`MessagePolicy`].
+#[derive(Clone)]
+pub struct Guarded<S> {
+    inner: S,
+    policy: MessagePolicy,
+}
+
+impl<S> Guarded<S> {
+    pub fn new(inner: S, policy: MessagePolicy) -> Self {
+        Self { inner, policy }
+    }
+}
+
+impl<S: NamedService> NamedService for Guarded<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+/// The key a request presents: `authorization: Bearer …` or `x-api-key`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+}
+
+/// Bytes one message of `tier` may declare: its module and stdin in one
+/// message (browsers have only unary `Run`/`PutModule`) plus the overhead.
+pub fn tier_message_bytes(config: &Config, tier: &crate::config::Tier) -> u64 {
+    tier.max_module_bytes + tier.max_stdin_bytes + config.message_overhead_bytes as u64
+}
+
+/// The largest message any tier may send: tonic's own decoding limit.
+pub fn largest_message_bytes(config: &Config) -> usize {
+    config
+        .tiers
+        .values()
+        .map(|tier| tier_message_bytes(config, tier))
+        .max()
+        .unwrap_or(config.message_overhead_bytes as u64)
+        .try_into()
+        .unwrap_or(usize::MAX)
+}
+
+/// The message limit of unauthenticated calls.
+pub fn anonymous_limit(config: &Config) -> MessageLimit {
+    MessageLimit {
+        max_bytes: config.anonymous_message_bytes as u64,
+        timeout: Duration::from_secs(config.message_timeout_secs),
+        min_bytes_per_sec: config.message_min_bytes_per_sec,
+        whose: "the maximum of an unauthenticated call".into(),
+    }
+}
+
+fn caller_limit(state: &AppState, caller: &Caller, carries_modules: bool) -> MessageLimit {
+    let config = &state.config;
+    let timeout = Duration::from_secs(config.message_timeout_secs);
+    if !carries_modules {
+        return MessageLimit {
+            max_bytes: config.message_overhead_bytes as u64,
+            timeout,
+            min_bytes_per_sec: config.message_min_bytes_per_sec,
+            whose: "the maximum of an account or admin call".into(),
+        };
+    }
+    match config.tier(&caller.tier) {
+        Some(tier) => MessageLimit {
+            max_bytes: tier_message_bytes(config, tier),
+            timeout,
+            min_bytes_per_sec: config.message_min_bytes_per_sec,
+            whose: format!(
+                "the {} tier's maximum (module {} + stdin {} + {} for other fields)",
+                caller.tier,
+                tier.max_module_bytes,
+                tier.max_stdin_bytes,
+                config.message_overhead_bytes
+            )
+            .into(),
+        },
+        // The handler reports the unknown tier; bound the message anyway.
+        None => MessageLimit {
+            max_bytes: largest_message_bytes(config) as u64,
+            timeout,
+            min_bytes_per_sec: config.message_min_bytes_per_sec,
+            whose: "the server's maximum".into(),
+        },
+    }
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Status> {
+    let unauthenticated = || Status::unauthenticated("missing or invalid API key");
+    let key = presented_key(headers).ok_or_else(unauthenticated)?;
+    state
+        .auth
+        .authenticate(key)
+        .await
+        .map_err(|_| unauthenticated())
+}
+
+impl<S> Service<Request<Body>> for Guarded<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        // The ready service handles this call; a fresh clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let limit = match policy {
+                MessagePolicy::Anonymous(limit) => limit,
+                MessagePolicy::Authenticated {
+                    state,
+                    carries_modules,
+                } => {
+                    match authenticate(&state, request.headers()).await {
+                        Ok(caller) => {
+                            let limit = caller_limit(&state, &caller, carries_modules);
+                            request.extensions_mut().insert(caller);
+                            limit
+                        }
+                        // Trailers-only; the unread body is dropped with the stream.
+                        Err(status) => return Ok(status.into_http()),
+                    }
+                }
+            };
+            let request = request.map(|body| Body::new(MessageLimitBody::new(body, limit)));
+            inner.call(request).await
+        })
+    }
+}
