@@ -178,6 +178,7 @@ fn tiny_tier() -> Tier {
         max_output_bytes: 1 << 20,
         max_concurrent: 2,
         unmetered: false,
+        ..wasmwiz_server::config::default_tiers()["free"].clone()
     }
 }
 
