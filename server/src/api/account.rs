@@ -122,20 +122,6 @@ pub async fn usage(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_child_expires_with_its_parent_unless_it_asks_for_sooner() {
-        assert_eq!(child_expiry(None, Some(5_000)).unwrap(), Some(5_000));
-        assert_eq!(child_expiry(Some(4_000), Some(5_000)).unwrap(), Some(4_000));
-        assert!(child_expiry(Some(6_000), Some(5_000)).is_err());
-        assert_eq!(child_expiry(Some(6_000), None).unwrap(), Some(6_000));
-        assert_eq!(child_expiry(None, None).unwrap(), None);
-    }
-}
-
 #[tonic::async_trait]
 impl AccountService for AccountApi {
     async fn who_am_i(
@@ -268,5 +254,19 @@ impl AccountService for AccountApi {
         }
         tracing::info!(%key_id, below = revoked.len() - 1, by = %caller.key_id, "key revoked (self-service)");
         Ok(self.state.respond(&caller, v1::RevokeMyApiKeyResponse {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_expires_with_its_parent_unless_it_asks_for_sooner() {
+        assert_eq!(child_expiry(None, Some(5_000)).unwrap(), Some(5_000));
+        assert_eq!(child_expiry(Some(4_000), Some(5_000)).unwrap(), Some(4_000));
+        assert!(child_expiry(Some(6_000), Some(5_000)).is_err());
+        assert_eq!(child_expiry(Some(6_000), None).unwrap(), Some(6_000));
+        assert_eq!(child_expiry(None, None).unwrap(), None);
     }
 }
