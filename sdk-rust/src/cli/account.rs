@@ -237,12 +237,12 @@ fn allowance(left: u64, per: u64, unmetered: bool) -> String {
     }
 }
 
-/// A maximum, or "no limit" for 0.
-fn or_no_limit(max: u64, show: impl Fn(u64) -> String) -> String {
+/// "USED of MAX", or "USED (no limit)" when the maximum is 0.
+fn used_of(used: String, max: u64, show: impl Fn(u64) -> String) -> String {
     if max == 0 {
-        "no limit".to_string()
+        format!("{used} (no limit)")
     } else {
-        show(max)
+        format!("{used} of {}", show(max))
     }
 }
 
@@ -314,11 +314,16 @@ pub async fn whoami(cli: &Cli, client: &Client, flags: &JsonFlag) -> CliResult {
         limits.max_concurrent
     );
     println!(
-        "storage:      {} of {}, {} of {} modules",
-        format_bytes(me.stored_bytes),
-        or_no_limit(limits.max_stored_bytes, format_bytes),
-        me.stored_modules,
-        or_no_limit(limits.max_stored_modules, |n| n.to_string()),
+        "storage:      {}, {}",
+        used_of(
+            format_bytes(me.stored_bytes),
+            limits.max_stored_bytes,
+            format_bytes
+        ),
+        match limits.max_stored_modules {
+            0 => format!("{} modules (no limit)", me.stored_modules),
+            max => format!("{} of {max} modules", me.stored_modules),
+        },
     );
     Ok(0)
 }
