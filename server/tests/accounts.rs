@@ -13,7 +13,10 @@ use std::{
 use support::*;
 use tonic::Code;
 use wasmwiz_proto::v1;
-use wasmwiz_server::config::Tier;
+use wasmwiz_server::{
+    config::Tier,
+    store::{KeyRefused, NewKey, Store},
+};
 
 on_both_databases!(
     key_lifecycle_and_revocation,
@@ -636,4 +639,70 @@ async fn live_keys_per_account_are_capped(db: Db) {
         "api keys"
     );
     server.stop().await;
+}
+
+/// A store on `db` (a temporary SQLite file or a fresh PostgreSQL database)
+/// with one user; the temp dir lives as long as the store is used.
+async fn store_with_user(db: Db) -> (Store, String, Option<tempfile::TempDir>) {
+    let (url, dir) = match db {
+        Db::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            (wasmwiz_server::store::sqlite_url(dir.path()), Some(dir))
+        }
+        Db::Postgres => (
+            wasmwiz_server::testing::fresh_postgres_database()
+                .await
+                .unwrap(),
+            None,
+        ),
+    };
+    let store = Store::connect(&url).await.unwrap();
+    let user = store.ensure_user("k@x.io", "free", false).await.unwrap();
+    (store, user.id, dir)
+}
+
+fn new_key<'a>(id: &'a str, user_id: &'a str, parent: Option<&'a str>) -> NewKey<'a> {
+    NewKey {
+        key_id: id,
+        user_id,
+        secret_hash: "h",
+        admin: false,
+        label: "",
+        expires_at: None,
+        parent_key_id: parent,
+    }
+}
+
+on_both_databases!(
+    a_child_of_a_revoked_key_is_not_stored,
+    concurrent_key_creation_cannot_pass_the_cap
+);
+
+async fn a_child_of_a_revoked_key_is_not_stored(db: Db) {
+    let (store, user, _dir) = store_with_user(db).await;
+    store
+        .insert_key(new_key("parent", &user, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.revoke_key("parent", Some(&user)).await.unwrap(),
+        ["parent"]
+    );
+    let refused = store
+        .insert_key_capped(new_key("child", &user, Some("parent")), 100)
+        .await
+        .unwrap();
+    assert_eq!(refused, Err(KeyRefused::ParentNotLive));
+    assert!(store.key("child").await.unwrap().is_none());
+}
+
+async fn concurrent_key_creation_cannot_pass_the_cap(db: Db) {
+    let (store, user, _dir) = store_with_user(db).await;
+    let ids: Vec<String> = (0..10).map(|i| format!("key{i}")).collect();
+    let attempts = ids
+        .iter()
+        .map(|id| store.insert_key_capped(new_key(id, &user, None), 3));
+    let results = futures::future::join_all(attempts).await;
+    let inserted = results.iter().filter(|r| matches!(r, Ok(Ok(())))).count();
+    assert_eq!(inserted, 3, "{results:?}");
 }

@@ -6,7 +6,10 @@ use tonic::{Request, Response, Status};
 use wasmwiz_proto::v1::{self, account_service_server::AccountService};
 
 use super::{errors::ApiError, modules::proto_timestamp, AppState};
-use crate::{config::Tier, store::KeyRecord};
+use crate::{
+    config::Tier,
+    store::{KeyRecord, KeyRefused},
+};
 
 pub struct AccountApi {
     pub state: Arc<AppState>,
@@ -198,7 +201,10 @@ impl AccountService for AccountApi {
             .mint_child(&caller, &req.label, expires_at, tier.max_api_keys)
             .await
             .map_err(ApiError::from)?
-            .map_err(ApiError::TooManyKeys)?;
+            .map_err(|refused| match refused {
+                KeyRefused::TooMany(too_many) => ApiError::TooManyKeys(too_many),
+                KeyRefused::ParentNotLive => ApiError::Unauthenticated,
+            })?;
         tracing::info!(key_id = %minted.key_id, by = %caller.key_id, "key created (self-service)");
         Ok(self.state.respond(
             &caller,

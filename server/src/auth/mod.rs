@@ -12,7 +12,7 @@ use rand::RngCore;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::store::{now_ms, KeyRecord, NewKey, Store, TooManyKeys};
+use crate::store::{now_ms, KeyRecord, KeyRefused, NewKey, Store};
 
 /// Who is calling, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,14 +146,14 @@ impl Authenticator {
 
     /// Creates a key below `parent` (same user and admin flag; the caller
     /// has already capped `expires_at` at the parent's), unless the user
-    /// has `max_live` live keys.
+    /// has `max_live` live keys or the parent stopped being live.
     pub async fn mint_child(
         &self,
         parent: &Caller,
         label: &str,
         expires_at: Option<i64>,
         max_live: u32,
-    ) -> sqlx::Result<Result<MintedKey, TooManyKeys>> {
+    ) -> sqlx::Result<Result<MintedKey, KeyRefused>> {
         let (key_id, secret) = fresh_key();
         let inserted = self
             .store

@@ -23,7 +23,7 @@ pub use self::{
     modules::{ModuleCounts, ModuleRow, OverQuota, PutModule, StorageQuota, StorageUsage},
     usage::{DailyUsage, UsageSummary},
     usage_writer::{Committed, UsageRow, UsageWriter},
-    users::{KeyRecord, NewKey, TooManyKeys, UserRow},
+    users::{KeyRecord, KeyRefused, NewKey, TooManyKeys, UserRow},
 };
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");

@@ -42,11 +42,36 @@ pub struct NewKey<'a> {
     pub parent_key_id: Option<&'a str>,
 }
 
-/// Why a child key was not created.
+/// The account already has its maximum of live keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooManyKeys {
     pub live: u64,
     pub max: u32,
+}
+
+/// Why a child key was not created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefused {
+    TooMany(TooManyKeys),
+    /// The parent was revoked or expired after it authenticated the call.
+    ParentNotLive,
+}
+
+/// Locks the user's row until the transaction ends (PostgreSQL; SQLite's
+/// write transactions hold the database lock already), so key creation
+/// and revocation of one user never interleave.
+async fn lock_user(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: super::Backend,
+    user_id: &str,
+) -> sqlx::Result<()> {
+    if backend == super::Backend::Postgres {
+        sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 const KEY_COLUMNS: &str = "k.id, k.user_id, u.email, u.tier, k.secret_hash, k.admin, k.label, \
@@ -174,35 +199,46 @@ impl Store {
     }
 
     /// Inserts `key` unless its user already has `max_live` live keys
-    /// (neither revoked nor expired). Counted and inserted under a per-user
-    /// write lock (as in [`Store::put_module`]), so concurrent calls cannot
-    /// pass the cap.
+    /// (neither revoked nor expired) or its parent is no longer live.
+    /// Counted and inserted under the per-user lock that revocation takes
+    /// too, so concurrent calls cannot pass the cap and a child cannot slip
+    /// in beside a revocation of its parent.
     pub async fn insert_key_capped(
         &self,
         key: NewKey<'_>,
         max_live: u32,
-    ) -> sqlx::Result<Result<(), TooManyKeys>> {
+    ) -> sqlx::Result<Result<(), KeyRefused>> {
+        let now = now_ms();
         let mut tx = self.begin_write().await?;
-        if self.backend() == super::Backend::Postgres {
-            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-                .bind(key.user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        lock_user(&mut tx, self.backend(), key.user_id).await?;
+        if let Some(parent) = key.parent_key_id {
+            let live: Option<i64> = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM api_keys WHERE id = $1 AND revoked_at IS NULL \
+                 AND (expires_at IS NULL OR expires_at > $2)",
+            )
+            .bind(parent)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if live.unwrap_or(0) == 0 {
+                tx.rollback().await?;
+                return Ok(Err(KeyRefused::ParentNotLive));
+            }
         }
         let live: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL \
              AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(key.user_id)
-        .bind(now_ms())
+        .bind(now)
         .fetch_one(&mut *tx)
         .await?;
         if live as u64 >= u64::from(max_live) {
             tx.rollback().await?;
-            return Ok(Err(TooManyKeys {
+            return Ok(Err(KeyRefused::TooMany(TooManyKeys {
                 live: live as u64,
                 max: max_live,
-            }));
+            })));
         }
         Self::insert_key_with(&mut *tx, &key).await?;
         tx.commit().await?;
@@ -250,10 +286,22 @@ impl Store {
         key_id: &str,
         user_id: Option<&str>,
     ) -> sqlx::Result<Vec<String>> {
+        let mut tx = self.begin_write().await?;
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT user_id FROM api_keys WHERE id = $1")
+                .bind(key_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(owner) = owner.filter(|owner| user_id.is_none_or(|u| u == owner)) else {
+            tx.rollback().await?;
+            return Ok(Vec::new());
+        };
+        // Under the owner's lock, the tree below includes every child
+        // committed before, and none can be added until this commits.
+        lock_user(&mut tx, self.backend(), &owner).await?;
         let rows: Vec<String> = sqlx::query_scalar(
             "WITH RECURSIVE tree(id) AS ( \
                SELECT id FROM api_keys WHERE id = $1 AND revoked_at IS NULL \
-                 AND (CAST($3 AS TEXT) IS NULL OR user_id = $3) \
                UNION ALL \
                SELECT k.id FROM api_keys k JOIN tree t ON k.parent_key_id = t.id \
              ) \
@@ -262,9 +310,9 @@ impl Store {
         )
         .bind(key_id)
         .bind(now_ms())
-        .bind(user_id)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         if !rows.iter().any(|id| id == key_id) {
             return Ok(Vec::new());
         }
