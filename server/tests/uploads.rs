@@ -329,3 +329,42 @@ async fn an_announced_upload_past_the_quota_is_refused_before_its_bytes() {
     drop(held.sender);
     server.stop().await;
 }
+
+/// True when Redis answers on 127.0.0.1:6379; with `CI=true` its absence
+/// is a failure.
+async fn redis_available() -> bool {
+    let reachable = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::net::TcpStream::connect("127.0.0.1:6379"),
+    )
+    .await
+    .is_ok_and(|c| c.is_ok());
+    if !reachable && std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true but Redis is not reachable on 127.0.0.1:6379");
+    }
+    reachable
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_upload_budget_is_shared_by_replicas_through_redis() {
+    if !postgres_available().await || !redis_available().await {
+        eprintln!("PostgreSQL or Redis is not reachable here; run with CI=true to require them");
+        return;
+    }
+    let first = TestServer::start_with(Db::Postgres, |c| {
+        c.redis_url = Some("redis://127.0.0.1:6379".into());
+        c.tiers
+            .insert("t".into(), tier(|t| t.uploads_per_minute = 2));
+    })
+    .await;
+    let second = TestServer::start_config(first.config.clone(), None).await;
+    let key = first.create_key("replicated@x.io", "t", false).await;
+    let mut on_first = clients(&first, Some(&key)).await;
+    let mut on_second = clients(&second, Some(&key)).await;
+    put(&mut on_first, module(1)).await.unwrap();
+    put(&mut on_second, module(2)).await.unwrap();
+    let refused = put(&mut on_first, module(3)).await.unwrap_err();
+    assert_eq!(quota_subject(&refused), "uploads per minute");
+    second.stop().await;
+    first.stop().await;
+}
