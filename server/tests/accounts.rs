@@ -551,7 +551,7 @@ async fn a_child_key_expires_with_its_parent(db: Db) {
     // Keys stay cached far longer than they live: expiry is checked on
     // the cached record too.
     let server = TestServer::start_with(db, |c| c.key_cache_secs = 60).await;
-    let parent = operator_key(&server, "expiring@x.io", Some(1500)).await;
+    let parent = operator_key(&server, "expiring@x.io", Some(2500)).await;
     let mut parent_clients = clients(&server, Some(&parent)).await;
     let parent_expiry = parent_clients
         .account

@@ -302,12 +302,12 @@ async fn an_upload_stream_that_goes_quiet_is_ended() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_but_steady_upload_is_not_idle() {
-    let (server, c) = server_with(Db::Sqlite, tier(|t| t.upload_idle_timeout_ms = 400)).await;
+    let (server, c) = server_with(Db::Sqlite, tier(|t| t.upload_idle_timeout_ms = 1000)).await;
     let bytes = module(1);
     let mut held = hold_upload(&c, bytes.len() as u64).await;
-    // Five chunks, each well within the idle timeout, together longer.
-    for piece in bytes.chunks(bytes.len().div_ceil(5)) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // Six chunks, each well within the idle timeout, together longer.
+    for piece in bytes.chunks(bytes.len().div_ceil(6)) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
         held.sender.send(chunk_message(piece)).await.unwrap();
     }
     held.sender.close_channel();
