@@ -50,7 +50,9 @@ impl Client {
         .await
     }
 
-    /// A new key for the caller (same user, tier and admin flag).
+    /// A new key for the caller (same user, tier and admin flag), below the
+    /// key this client uses: it expires no later than that key (with it,
+    /// when `expires_at` is `None`) and is revoked with it.
     pub async fn create_my_key(
         &self,
         label: &str,
@@ -68,6 +70,10 @@ impl Client {
         Ok(NewApiKey {
             key: created.key,
             key_id: created.key_id,
+            expires_at: created
+                .expires_at
+                .and_then(|t| SystemTime::try_from(t).ok()),
+            parent_key_id: created.parent_key_id,
         })
     }
 
@@ -215,6 +221,8 @@ impl Admin<'_> {
         Ok(NewApiKey {
             key: created.key,
             key_id: created.key_id,
+            expires_at: key.expires_at,
+            parent_key_id: String::new(),
         })
     }
 

@@ -151,14 +151,27 @@ impl Client {
     }
 
     /// Every module stored by this account, newest first (`ListModules`,
-    /// all pages).
+    /// all pages), with import and export counts but not the lists (see
+    /// [`Client::list_modules_detailed`]).
     pub async fn list_modules(&self) -> Result<Vec<ModuleInfo>> {
+        self.list_module_pages(false).await
+    }
+
+    /// As [`Client::list_modules`], with every module's full import and
+    /// export lists (smaller pages: heavier for modules with many exports).
+    pub async fn list_modules_detailed(&self) -> Result<Vec<ModuleInfo>> {
+        self.list_module_pages(true).await
+    }
+
+    async fn list_module_pages(&self, include_details: bool) -> Result<Vec<ModuleInfo>> {
         let mut modules = Vec::new();
         let mut page_token = String::new();
         loop {
             let message = proto::ListModulesRequest {
+                // The server caps it (lower with details).
                 page_size: 1000,
                 page_token: page_token.clone(),
+                include_details,
             };
             let page = self
                 .unary(self.modules_client(), message, |mut c, r| async move {

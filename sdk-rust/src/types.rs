@@ -392,12 +392,18 @@ pub struct ModuleInfo {
     /// True when the account already had it before this call (an upload
     /// that was skipped or deduplicated).
     pub already_existed: bool,
-    /// Its imports.
+    /// Its imports (empty in a plain listing: see
+    /// [`Client::list_modules_detailed`](crate::Client::list_modules_detailed)).
     pub imports: Vec<ModuleImport>,
-    /// Its exports.
+    /// Its exports (empty in a plain listing).
     pub exports: Vec<ModuleExport>,
     /// When the account first stored it.
     pub created_at: Option<SystemTime>,
+    /// How many imports it has (`None` only in a listing, for a module
+    /// stored before the server kept counts and not compiled since).
+    pub import_count: Option<u32>,
+    /// How many exports it has (as `import_count`).
+    pub export_count: Option<u32>,
 }
 
 impl From<proto::ModuleInfo> for ModuleInfo {
@@ -424,6 +430,8 @@ impl From<proto::ModuleInfo> for ModuleInfo {
                 })
                 .collect(),
             created_at: p.created_at.and_then(|t| SystemTime::try_from(t).ok()),
+            import_count: p.import_count,
+            export_count: p.export_count,
         }
     }
 }
@@ -446,6 +454,13 @@ pub struct NewApiKey {
     pub key: String,
     /// The `<id>` part, for listing and revoking.
     pub key_id: String,
+    /// When it expires (`None`: never). A key made with
+    /// [`Client::create_my_key`](crate::Client::create_my_key) expires with
+    /// the key that made it unless it asked for sooner.
+    pub expires_at: Option<SystemTime>,
+    /// The key that made it (self-service keys); revoking that one revokes
+    /// this one too. Empty for keys an operator made.
+    pub parent_key_id: String,
 }
 
 impl fmt::Debug for NewApiKey {
@@ -453,6 +468,8 @@ impl fmt::Debug for NewApiKey {
         f.debug_struct("NewApiKey")
             .field("key", &"<redacted>")
             .field("key_id", &self.key_id)
+            .field("expires_at", &self.expires_at)
+            .field("parent_key_id", &self.parent_key_id)
             .finish()
     }
 }

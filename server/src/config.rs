@@ -93,6 +93,9 @@ pub struct SandboxSettings {
 }
 
 /// One tier's allowances. Limits requested as 0 get the maximum.
+///
+/// Fields added after the first release have serde defaults (the `free`
+/// tier's values) so operators' existing `[tiers.NAME]` tables keep parsing.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
@@ -111,6 +114,74 @@ pub struct Tier {
     /// No rate limit or quota.
     #[serde(default)]
     pub unmetered: bool,
+    /// Bytes of modules one account may keep stored; 0 = no limit.
+    #[serde(default = "tier_defaults::max_stored_bytes")]
+    pub max_stored_bytes: u64,
+    /// Modules one account may keep stored; 0 = no limit.
+    #[serde(default = "tier_defaults::max_stored_modules")]
+    pub max_stored_modules: u64,
+    /// Uploads (UploadModule, PutModule, runs with `keep_module`) per
+    /// minute, a budget of their own (ignored when `unmetered`).
+    #[serde(default = "tier_defaults::uploads_per_minute")]
+    pub uploads_per_minute: u64,
+    /// Uploads of one user in progress at once.
+    #[serde(default = "tier_defaults::max_concurrent_uploads")]
+    pub max_concurrent_uploads: u32,
+    /// An upload stream that sends no message for this long is ended.
+    #[serde(default = "tier_defaults::upload_idle_timeout_ms")]
+    pub upload_idle_timeout_ms: u64,
+    /// Items of args and env together (program_name included).
+    #[serde(default = "tier_defaults::max_args")]
+    pub max_args: u32,
+    /// Bytes of args and env together as the guest sees them (`arg\0`,
+    /// `NAME=value\0`).
+    #[serde(default = "tier_defaults::max_args_bytes")]
+    pub max_args_bytes: u64,
+    /// Live API keys per account that self-service `CreateMyApiKey` may
+    /// reach (operators' `CreateApiKey` is not capped).
+    #[serde(default = "tier_defaults::max_api_keys")]
+    pub max_api_keys: u32,
+}
+
+/// Defaults of the fields added to [`Tier`] later: the `free` tier's.
+mod tier_defaults {
+    use super::{KIB, MIB};
+
+    pub fn max_stored_bytes() -> u64 {
+        64 * MIB
+    }
+    pub fn max_stored_modules() -> u64 {
+        50
+    }
+    pub fn uploads_per_minute() -> u64 {
+        10
+    }
+    pub fn max_concurrent_uploads() -> u32 {
+        2
+    }
+    pub fn upload_idle_timeout_ms() -> u64 {
+        30_000
+    }
+    pub fn max_args() -> u32 {
+        256
+    }
+    pub fn max_args_bytes() -> u64 {
+        64 * KIB
+    }
+    pub fn max_api_keys() -> u32 {
+        100
+    }
+}
+
+/// Storage, upload, command-line and key allowances of one default tier.
+struct TierExtras {
+    stored_bytes: u64,
+    stored_modules: u64,
+    uploads_per_minute: u64,
+    concurrent_uploads: u32,
+    args: u32,
+    args_bytes: u64,
+    api_keys: u32,
 }
 
 impl Default for SandboxSettings {
@@ -141,7 +212,7 @@ impl SandboxSettings {
     }
 }
 
-/// The tiers of DESIGN.md.
+/// The default tiers: free, basic, pro, unlimited.
 pub fn default_tiers() -> BTreeMap<String, Tier> {
     let tier = |per_minute,
                 per_day,
@@ -152,7 +223,8 @@ pub fn default_tiers() -> BTreeMap<String, Tier> {
                 timeout_s: u64,
                 output,
                 concurrent,
-                unmetered| Tier {
+                unmetered,
+                extras: TierExtras| Tier {
         per_minute,
         per_day,
         max_module_bytes: module,
@@ -163,6 +235,14 @@ pub fn default_tiers() -> BTreeMap<String, Tier> {
         max_output_bytes: output,
         max_concurrent: concurrent,
         unmetered,
+        max_stored_bytes: extras.stored_bytes,
+        max_stored_modules: extras.stored_modules,
+        uploads_per_minute: extras.uploads_per_minute,
+        max_concurrent_uploads: extras.concurrent_uploads,
+        upload_idle_timeout_ms: tier_defaults::upload_idle_timeout_ms(),
+        max_args: extras.args,
+        max_args_bytes: extras.args_bytes,
+        max_api_keys: extras.api_keys,
     };
     BTreeMap::from([
         (
@@ -178,6 +258,15 @@ pub fn default_tiers() -> BTreeMap<String, Tier> {
                 MIB,
                 2,
                 false,
+                TierExtras {
+                    stored_bytes: 64 * MIB,
+                    stored_modules: 50,
+                    uploads_per_minute: 10,
+                    concurrent_uploads: 2,
+                    args: 256,
+                    args_bytes: 64 * KIB,
+                    api_keys: 100,
+                },
             ),
         ),
         (
@@ -193,6 +282,15 @@ pub fn default_tiers() -> BTreeMap<String, Tier> {
                 16 * MIB,
                 8,
                 false,
+                TierExtras {
+                    stored_bytes: GIB,
+                    stored_modules: 500,
+                    uploads_per_minute: 100,
+                    concurrent_uploads: 4,
+                    args: 1024,
+                    args_bytes: 256 * KIB,
+                    api_keys: 100,
+                },
             ),
         ),
         (
@@ -208,6 +306,15 @@ pub fn default_tiers() -> BTreeMap<String, Tier> {
                 256 * MIB,
                 32,
                 false,
+                TierExtras {
+                    stored_bytes: 16 * GIB,
+                    stored_modules: 5000,
+                    uploads_per_minute: 500,
+                    concurrent_uploads: 8,
+                    args: 4096,
+                    args_bytes: MIB,
+                    api_keys: 100,
+                },
             ),
         ),
         (
@@ -223,6 +330,15 @@ pub fn default_tiers() -> BTreeMap<String, Tier> {
                 256 * MIB,
                 256,
                 true,
+                TierExtras {
+                    stored_bytes: 0,
+                    stored_modules: 0,
+                    uploads_per_minute: 0,
+                    concurrent_uploads: 64,
+                    args: 4096,
+                    args_bytes: MIB,
+                    api_keys: 1000,
+                },
             ),
         ),
     ])
@@ -310,9 +426,17 @@ impl Config {
                     "tier `{name}`: max_fuel, max_timeout_ms and max_memory_bytes must be positive"
                 );
             }
-            if !tier.unmetered && (tier.per_minute == 0 || tier.per_day == 0) {
+            if !tier.unmetered
+                && (tier.per_minute == 0 || tier.per_day == 0 || tier.uploads_per_minute == 0)
+            {
                 anyhow::bail!(
-                    "tier `{name}`: per_minute and per_day must be positive unless unmetered"
+                    "tier `{name}`: per_minute, per_day and uploads_per_minute must be positive \
+                     unless unmetered"
+                );
+            }
+            if tier.max_concurrent_uploads == 0 || tier.upload_idle_timeout_ms == 0 {
+                anyhow::bail!(
+                    "tier `{name}`: max_concurrent_uploads and upload_idle_timeout_ms must be positive"
                 );
             }
         }
@@ -361,7 +485,14 @@ mod tests {
         .unwrap();
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.sandbox.workers, 3);
-        assert_eq!(config.tier("team").unwrap().per_day, 100);
+        let team = config.tier("team").unwrap();
+        assert_eq!(team.per_day, 100);
+        // Fields the file leaves out get the free tier's values.
+        let free = config.tier("free").unwrap();
+        assert_eq!(
+            (team.max_stored_bytes, team.max_args, team.max_api_keys),
+            (free.max_stored_bytes, free.max_args, free.max_api_keys)
+        );
         assert!(config.tier("free").is_some());
         assert!(Config::from_toml("no_such_key = 1").is_err());
     }

@@ -13,7 +13,10 @@ use std::{
 use support::*;
 use tonic::Code;
 use wasmwiz_proto::v1;
-use wasmwiz_server::config::Tier;
+use wasmwiz_server::{
+    config::Tier,
+    store::{KeyRefused, NewKey, Store},
+};
 
 on_both_databases!(
     key_lifecycle_and_revocation,
@@ -178,6 +181,7 @@ fn tiny_tier() -> Tier {
         max_output_bytes: 1 << 20,
         max_concurrent: 2,
         unmetered: false,
+        ..wasmwiz_server::config::default_tiers()["free"].clone()
     }
 }
 
@@ -490,4 +494,215 @@ async fn binary_first_start_key_cli_sigterm_and_kill_9() {
     let mut third = third;
     signal(&third.child, "-TERM");
     third.child.wait().unwrap();
+}
+
+on_both_databases!(
+    a_child_key_expires_with_its_parent,
+    revoking_a_key_revokes_every_key_below_it,
+    live_keys_per_account_are_capped
+);
+
+fn timestamp_in(ms: i64) -> prost_types::Timestamp {
+    let at = chrono::Utc::now() + chrono::Duration::milliseconds(ms);
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: at.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn ms_of(ts: &prost_types::Timestamp) -> i64 {
+    ts.seconds * 1000 + i64::from(ts.nanos / 1_000_000)
+}
+
+/// A user key made by the operator, expiring in `expires_in_ms` (or never).
+async fn operator_key(server: &TestServer, email: &str, expires_in_ms: Option<i64>) -> String {
+    let mut admin = clients(server, Some(&server.admin_key)).await;
+    admin
+        .admin
+        .create_api_key(v1::CreateApiKeyRequest {
+            email: email.into(),
+            tier: "free".into(),
+            expires_at: expires_in_ms.map(timestamp_in),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+}
+
+async fn child_of(parent: &mut Clients, label: &str) -> v1::CreateMyApiKeyResponse {
+    parent
+        .account
+        .create_my_api_key(v1::CreateMyApiKeyRequest {
+            label: label.into(),
+            expires_at: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn accepted(c: &mut Clients) -> Result<(), tonic::Status> {
+    c.account.who_am_i(v1::WhoAmIRequest {}).await.map(|_| ())
+}
+
+async fn a_child_key_expires_with_its_parent(db: Db) {
+    // Keys stay cached far longer than they live: expiry is checked on
+    // the cached record too.
+    let server = TestServer::start_with(db, |c| c.key_cache_secs = 60).await;
+    let parent = operator_key(&server, "expiring@x.io", Some(2500)).await;
+    let mut parent_clients = clients(&server, Some(&parent)).await;
+    let parent_expiry = parent_clients
+        .account
+        .who_am_i(v1::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .key_expires_at
+        .expect("the parent expires");
+    let child = child_of(&mut parent_clients, "child").await;
+    assert_eq!(child.expires_at, Some(parent_expiry));
+    let mut child_clients = clients(&server, Some(&child.key)).await;
+    accepted(&mut child_clients).await.unwrap();
+    let wait = ms_of(&parent_expiry) - chrono::Utc::now().timestamp_millis() + 50;
+    tokio::time::sleep(Duration::from_millis(wait.max(0) as u64)).await;
+    let refused = accepted(&mut child_clients).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_key_may_not_outlive_its_parent() {
+    let server = TestServer::start().await;
+    let parent = operator_key(&server, "short@x.io", Some(60_000)).await;
+    let mut c = clients(&server, Some(&parent)).await;
+    let refused = c
+        .account
+        .create_my_api_key(v1::CreateMyApiKeyRequest {
+            label: "longer".into(),
+            expires_at: Some(timestamp_in(120_000)),
+        })
+        .await
+        .unwrap_err();
+    assert_bad_request(&refused, "expires_at");
+    server.stop().await;
+}
+
+async fn revoking_a_key_revokes_every_key_below_it(db: Db) {
+    // Cached keys would otherwise stay valid for a minute: revocation
+    // forgets every revoked descendant here at once.
+    let server = TestServer::start_with(db, |c| c.key_cache_secs = 60).await;
+    let root = operator_key(&server, "tree@x.io", None).await;
+    let mut root_clients = clients(&server, Some(&root)).await;
+    let child = child_of(&mut root_clients, "child").await;
+    let mut child_clients = clients(&server, Some(&child.key)).await;
+    let grandchild = child_of(&mut child_clients, "grandchild").await;
+    assert_eq!(grandchild.parent_key_id, child.key_id);
+    let mut grandchild_clients = clients(&server, Some(&grandchild.key)).await;
+    accepted(&mut grandchild_clients).await.unwrap();
+    let root_id = root.split('_').nth(1).unwrap().to_string();
+    child_clients
+        .account
+        .revoke_my_api_key(v1::RevokeMyApiKeyRequest { key_id: root_id })
+        .await
+        .unwrap();
+    for c in [&mut child_clients, &mut grandchild_clients] {
+        assert_eq!(accepted(c).await.unwrap_err().code(), Code::Unauthenticated);
+    }
+    server.stop().await;
+}
+
+async fn live_keys_per_account_are_capped(db: Db) {
+    let server = TestServer::start_with(db, |c| {
+        let mut t = wasmwiz_server::config::default_tiers()["free"].clone();
+        t.max_api_keys = 3;
+        c.tiers.insert("three-keys".into(), t);
+    })
+    .await;
+    let key = server.create_key("keys@x.io", "three-keys", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    child_of(&mut c, "2").await;
+    child_of(&mut c, "3").await;
+    let refused = c
+        .account
+        .create_my_api_key(v1::CreateMyApiKeyRequest {
+            label: "4".into(),
+            expires_at: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    let details = tonic_types::StatusExt::get_error_details(&refused);
+    assert_eq!(
+        details.quota_failure().unwrap().violations[0].subject,
+        "api keys"
+    );
+    server.stop().await;
+}
+
+/// A store on `db` (a temporary SQLite file or a fresh PostgreSQL database)
+/// with one user; the temp dir lives as long as the store is used.
+async fn store_with_user(db: Db) -> (Store, String, Option<tempfile::TempDir>) {
+    let (url, dir) = match db {
+        Db::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            (wasmwiz_server::store::sqlite_url(dir.path()), Some(dir))
+        }
+        Db::Postgres => (
+            wasmwiz_server::testing::fresh_postgres_database()
+                .await
+                .unwrap(),
+            None,
+        ),
+    };
+    let store = Store::connect(&url).await.unwrap();
+    let user = store.ensure_user("k@x.io", "free", false).await.unwrap();
+    (store, user.id, dir)
+}
+
+fn new_key<'a>(id: &'a str, user_id: &'a str, parent: Option<&'a str>) -> NewKey<'a> {
+    NewKey {
+        key_id: id,
+        user_id,
+        secret_hash: "h",
+        admin: false,
+        label: "",
+        expires_at: None,
+        parent_key_id: parent,
+    }
+}
+
+on_both_databases!(
+    a_child_of_a_revoked_key_is_not_stored,
+    concurrent_key_creation_cannot_pass_the_cap
+);
+
+async fn a_child_of_a_revoked_key_is_not_stored(db: Db) {
+    let (store, user, _dir) = store_with_user(db).await;
+    store
+        .insert_key(new_key("parent", &user, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.revoke_key("parent", Some(&user)).await.unwrap(),
+        ["parent"]
+    );
+    let refused = store
+        .insert_key_capped(new_key("child", &user, Some("parent")), 100)
+        .await
+        .unwrap();
+    assert_eq!(refused, Err(KeyRefused::ParentNotLive));
+    assert!(store.key("child").await.unwrap().is_none());
+}
+
+async fn concurrent_key_creation_cannot_pass_the_cap(db: Db) {
+    let (store, user, _dir) = store_with_user(db).await;
+    let ids: Vec<String> = (0..10).map(|i| format!("key{i}")).collect();
+    let attempts = ids
+        .iter()
+        .map(|id| store.insert_key_capped(new_key(id, &user, None), 3));
+    let results = futures::future::join_all(attempts).await;
+    let inserted = results.iter().filter(|r| matches!(r, Ok(Ok(())))).count();
+    assert_eq!(inserted, 3, "{results:?}");
 }

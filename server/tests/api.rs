@@ -1061,3 +1061,177 @@ fn assert_prometheus_text(body: &str) {
     }
     assert!(samples > 10, "{body}");
 }
+
+/// The BadRequest description on `field` (the test names the field).
+fn violation(status: &tonic::Status, field: &str) -> String {
+    assert_bad_request(status, field);
+    status
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .find(|v| v.field == field)
+        .unwrap()
+        .description
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_refuses_more_args_than_the_tier_allows() {
+    let server = TestServer::start().await;
+    let key = server.create_key("args@x.io", "free", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let refused = run(
+        &mut c,
+        v1::RunRequest {
+            args: vec!["a".into(); 256],
+            ..run_bytes(guest("hello"))
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(violation(&refused, "args").contains("at most 256 items"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execute_refuses_env_past_the_tiers_bytes() {
+    let server = TestServer::start().await;
+    let key = server.create_key("env@x.io", "free", false).await;
+    let c = clients(&server, Some(&key)).await;
+    let hello = guest("hello");
+    let messages = vec![
+        v1::ExecuteRequest {
+            msg: Some(Msg::Start(v1::ExecuteStart {
+                source: Some(v1::execute_start::Source::ModuleSize(hello.len() as u64)),
+                env: [("BIG".to_string(), "x".repeat(64 << 10))].into(),
+                ..Default::default()
+            })),
+        },
+        v1::ExecuteRequest {
+            msg: Some(Msg::ModuleChunk(hello)),
+        },
+    ];
+    let refused = c
+        .exec
+        .clone()
+        .execute(futures::stream::iter(messages))
+        .await
+        .unwrap_err();
+    assert!(violation(&refused, "env").contains(&(64 << 10).to_string()));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_batch_names_the_case_whose_args_pass_the_tier() {
+    let server = TestServer::start().await;
+    let key = server.create_key("batch-args@x.io", "free", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let case = |args: Vec<String>| v1::BatchCase {
+        args,
+        ..Default::default()
+    };
+    let refused = c
+        .exec
+        .run_batch(v1::RunBatchRequest {
+            source: Some(v1::run_batch_request::Source::Module(guest("hello"))),
+            cases: vec![case(vec![]), case(vec!["a".repeat(64 << 10)])],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(violation(&refused, "cases[1].args").contains("bytes"));
+    server.stop().await;
+}
+
+/// A valid command module exporting `n` extra functions.
+fn many_exports(n: usize, salt: usize) -> Vec<u8> {
+    let exports: String = (0..n)
+        .map(|i| format!("(export \"f{i}\" (func $f))"))
+        .collect();
+    wat::parse_str(format!(
+        "(module (memory (export \"memory\") 1) (global i32 (i32.const {salt})) \
+         (func $f) (func (export \"_start\")) {exports})"
+    ))
+    .unwrap()
+}
+
+async fn store_many_exports(c: &mut Clients) {
+    for salt in 0..3 {
+        c.modules
+            .put_module(v1::PutModuleRequest {
+                module: many_exports(500, salt),
+                sha256: None,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_listing_has_counts_but_not_export_lists() {
+    let server = TestServer::start().await;
+    let mut c = clients(&server, Some(&server.admin_key)).await;
+    store_many_exports(&mut c).await;
+    let page = c
+        .modules
+        .list_modules(v1::ListModulesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.modules.len(), 3);
+    for module in &page.modules {
+        assert_eq!(module.export_count, Some(502));
+        assert_eq!(module.import_count, Some(0));
+        assert!(module.exports.is_empty() && module.imports.is_empty());
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detailed_module_listing_has_the_export_lists() {
+    let server = TestServer::start().await;
+    let mut c = clients(&server, Some(&server.admin_key)).await;
+    store_many_exports(&mut c).await;
+    let page = c
+        .modules
+        .list_modules(v1::ListModulesRequest {
+            include_details: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.modules.len(), 3);
+    assert!(page.modules.iter().all(|m| m.exports.len() == 502));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detailed_listing_pages_are_smaller() {
+    let server = TestServer::start().await;
+    let mut c = clients(&server, Some(&server.admin_key)).await;
+    for salt in 0..21 {
+        c.modules
+            .put_module(v1::PutModuleRequest {
+                module: many_exports(1, salt),
+                sha256: None,
+            })
+            .await
+            .unwrap();
+    }
+    let page = c
+        .modules
+        .list_modules(v1::ListModulesRequest {
+            include_details: true,
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.modules.len(), 20);
+    assert!(!page.next_page_token.is_empty());
+    server.stop().await;
+}

@@ -8,7 +8,7 @@ use wasmwiz_server::store::{sqlite_url, Store, UsageRow, UsageWriter};
 mod support;
 use support::{clients, collect, guest, padded_hello, run_bytes};
 use wasmwiz_proto::v1;
-use wasmwiz_server::testing::TestServer;
+use wasmwiz_server::testing::{Db, TestServer};
 
 fn row(tag: &str, i: usize) -> UsageRow {
     UsageRow {
@@ -123,7 +123,11 @@ async fn background_checkpoints_keep_the_wal_bounded() {
 /// a writer once a commit landed after its read, and failed at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn uploads_and_runs_at_once_never_collide() {
-    let server = TestServer::start().await;
+    // All 60 uploads in flight at once (past the tier's default cap).
+    let server = TestServer::start_with(Db::Sqlite, |c| {
+        c.tiers.get_mut("unlimited").unwrap().max_concurrent_uploads = 120;
+    })
+    .await;
     let c = clients(&server, Some(&server.admin_key)).await;
     let hello = guest("hello");
     let tasks = (0..120).map(|i| {

@@ -127,6 +127,8 @@ fn module_json(m: &ModuleInfo) -> serde_json::Value {
         "size": m.size,
         "already_existed": m.already_existed,
         "created_at": rfc3339(m.created_at),
+        "import_count": m.import_count,
+        "export_count": m.export_count,
         "imports": m.imports.iter().map(|i| json!({"module": i.module, "name": i.name, "kind": i.kind})).collect::<Vec<_>>(),
         "exports": m.exports.iter().map(|e| json!({"name": e.name, "kind": e.kind})).collect::<Vec<_>>(),
     })
@@ -235,6 +237,15 @@ fn allowance(left: u64, per: u64, unmetered: bool) -> String {
     }
 }
 
+/// "USED of MAX", or "USED (no limit)" when the maximum is 0.
+fn used_of(used: String, max: u64, show: impl Fn(u64) -> String) -> String {
+    if max == 0 {
+        format!("{used} (no limit)")
+    } else {
+        format!("{used} of {}", show(max))
+    }
+}
+
 /// `wasmwiz whoami`.
 pub async fn whoami(cli: &Cli, client: &Client, flags: &JsonFlag) -> CliResult {
     let me = client.whoami().await.map_err(|e| failure(cli, &e))?;
@@ -258,7 +269,18 @@ pub async fn whoami(cli: &Cli, client: &Client, flags: &JsonFlag) -> CliResult {
                 "max_output_bytes": limits.max_output_bytes,
                 "max_concurrent": limits.max_concurrent,
                 "unmetered": limits.unmetered,
+                "max_stored_bytes": limits.max_stored_bytes,
+                "max_stored_modules": limits.max_stored_modules,
+                "uploads_per_minute": limits.uploads_per_minute,
+                "max_concurrent_uploads": limits.max_concurrent_uploads,
+                "upload_idle_timeout_ms": limits.upload_idle_timeout_ms,
+                "max_args": limits.max_args,
+                "max_args_bytes": limits.max_args_bytes,
+                "max_api_keys": limits.max_api_keys,
             },
+            "stored_bytes": me.stored_bytes,
+            "stored_modules": me.stored_modules,
+            "key_expires_at": rfc3339(me.key_expires_at.and_then(|t| std::time::SystemTime::try_from(t).ok())),
         }));
         return Ok(0);
     }
@@ -290,6 +312,18 @@ pub async fn whoami(cli: &Cli, client: &Client, flags: &JsonFlag) -> CliResult {
         limits.max_timeout_ms,
         format_bytes(limits.max_output_bytes),
         limits.max_concurrent
+    );
+    println!(
+        "storage:      {}, {}",
+        used_of(
+            format_bytes(me.stored_bytes),
+            limits.max_stored_bytes,
+            format_bytes
+        ),
+        match limits.max_stored_modules {
+            0 => format!("{} modules (no limit)", me.stored_modules),
+            max => format!("{} of {max} modules", me.stored_modules),
+        },
     );
     Ok(0)
 }

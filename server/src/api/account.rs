@@ -6,7 +6,10 @@ use tonic::{Request, Response, Status};
 use wasmwiz_proto::v1::{self, account_service_server::AccountService};
 
 use super::{errors::ApiError, modules::proto_timestamp, AppState};
-use crate::{config::Tier, store::KeyRecord};
+use crate::{
+    config::Tier,
+    store::{KeyRecord, KeyRefused},
+};
 
 pub struct AccountApi {
     pub state: Arc<AppState>,
@@ -25,6 +28,18 @@ pub fn tier_limits(name: &str, tier: &Tier) -> v1::TierLimits {
         max_output_bytes: tier.max_output_bytes,
         max_concurrent: tier.max_concurrent,
         unmetered: tier.unmetered,
+        max_stored_bytes: tier.max_stored_bytes,
+        max_stored_modules: tier.max_stored_modules,
+        uploads_per_minute: if tier.unmetered {
+            0
+        } else {
+            tier.uploads_per_minute
+        },
+        max_concurrent_uploads: tier.max_concurrent_uploads,
+        upload_idle_timeout_ms: tier.upload_idle_timeout_ms,
+        max_args: tier.max_args,
+        max_args_bytes: tier.max_args_bytes,
+        max_api_keys: tier.max_api_keys,
     }
 }
 
@@ -38,6 +53,25 @@ pub fn key_info(key: &KeyRecord) -> v1::ApiKeyInfo {
         created_at: Some(proto_timestamp(key.created_at)),
         expires_at: key.expires_at.map(proto_timestamp),
         revoked_at: key.revoked_at.map(proto_timestamp),
+        parent_key_id: key.parent_key_id.clone().unwrap_or_default(),
+    }
+}
+
+/// A child key's expiry: never after its parent's. Without a requested
+/// expiry the child expires with its parent; a later one is refused rather
+/// than silently shortened, so the caller learns the real lifetime.
+pub fn child_expiry(requested: Option<i64>, parent: Option<i64>) -> Result<Option<i64>, ApiError> {
+    match (requested, parent) {
+        (None, parent) => Ok(parent),
+        (Some(requested), Some(parent)) if requested > parent => Err(ApiError::invalid(
+            "expires_at",
+            format!(
+                "must not be after the expiry of the key making this call ({})",
+                chrono::DateTime::from_timestamp_millis(parent)
+                    .map_or_else(|| parent.to_string(), |t| t.to_rfc3339())
+            ),
+        )),
+        (Some(requested), _) => Ok(Some(requested)),
     }
 }
 
@@ -110,6 +144,18 @@ impl AccountService for AccountApi {
             .remaining_today(&caller.user_id, tier)
             .await
             .map_err(ApiError::from)?;
+        let stored = self
+            .state
+            .store
+            .storage_usage(&caller.user_id)
+            .await
+            .map_err(ApiError::from)?;
+        let key = self
+            .state
+            .store
+            .key(&caller.key_id)
+            .await
+            .map_err(ApiError::from)?;
         let body = v1::WhoAmIResponse {
             email: caller.email.clone(),
             tier: caller.tier.clone(),
@@ -118,6 +164,9 @@ impl AccountService for AccountApi {
             remaining_today,
             key_id: caller.key_id.clone(),
             admin: caller.admin,
+            stored_bytes: stored.bytes,
+            stored_modules: stored.modules,
+            key_expires_at: key.and_then(|k| k.expires_at).map(proto_timestamp),
         };
         Ok(self.state.respond(&caller, body))
     }
@@ -136,20 +185,34 @@ impl AccountService for AccountApi {
         request: Request<v1::CreateMyApiKeyRequest>,
     ) -> Result<Response<v1::CreateMyApiKeyResponse>, Status> {
         let caller = self.state.caller(&request).await?;
+        let tier = self.state.tier(&caller)?;
         let req = request.into_inner();
-        let expires_at = expiry_ms(req.expires_at)?;
+        let parent = self
+            .state
+            .store
+            .key(&caller.key_id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or(ApiError::Unauthenticated)?;
+        let expires_at = child_expiry(expiry_ms(req.expires_at)?, parent.expires_at)?;
         let minted = self
             .state
             .auth
-            .mint(&caller.user_id, caller.admin, &req.label, expires_at)
+            .mint_child(&caller, &req.label, expires_at, tier.max_api_keys)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(ApiError::from)?
+            .map_err(|refused| match refused {
+                KeyRefused::TooMany(too_many) => ApiError::TooManyKeys(too_many),
+                KeyRefused::ParentNotLive => ApiError::Unauthenticated,
+            })?;
         tracing::info!(key_id = %minted.key_id, by = %caller.key_id, "key created (self-service)");
         Ok(self.state.respond(
             &caller,
             v1::CreateMyApiKeyResponse {
                 key: minted.key,
                 key_id: minted.key_id,
+                expires_at: expires_at.map(proto_timestamp),
+                parent_key_id: caller.key_id.clone(),
             },
         ))
     }
@@ -185,15 +248,31 @@ impl AccountService for AccountApi {
             .revoke_key(&key_id, Some(&caller.user_id))
             .await
             .map_err(ApiError::from)?;
-        if !revoked {
+        if revoked.is_empty() {
             return Err(ApiError::NotFound {
                 resource_type: "api key",
                 name: key_id,
             }
             .into());
         }
-        self.state.auth.forget(&key_id).await;
-        tracing::info!(%key_id, by = %caller.key_id, "key revoked (self-service)");
+        for id in &revoked {
+            self.state.auth.forget(id).await;
+        }
+        tracing::info!(%key_id, below = revoked.len() - 1, by = %caller.key_id, "key revoked (self-service)");
         Ok(self.state.respond(&caller, v1::RevokeMyApiKeyResponse {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_expires_with_its_parent_unless_it_asks_for_sooner() {
+        assert_eq!(child_expiry(None, Some(5_000)).unwrap(), Some(5_000));
+        assert_eq!(child_expiry(Some(4_000), Some(5_000)).unwrap(), Some(4_000));
+        assert!(child_expiry(Some(6_000), Some(5_000)).is_err());
+        assert_eq!(child_expiry(Some(6_000), None).unwrap(), Some(6_000));
+        assert_eq!(child_expiry(None, None).unwrap(), None);
     }
 }

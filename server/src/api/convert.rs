@@ -132,6 +132,66 @@ impl CommandLine {
             env,
         })
     }
+
+    /// Items the guest sees in argv and environ (argv\[0\] included).
+    pub fn items(&self) -> usize {
+        1 + self.args.len() + self.env.len()
+    }
+
+    /// Bytes WASI copies into the guest for argv and environ: each
+    /// `arg\0` and `NAME=value\0`.
+    pub fn bytes(&self) -> u64 {
+        let args: usize = std::iter::once(&self.program_name)
+            .chain(&self.args)
+            .map(|a| a.len() + 1)
+            .sum();
+        let env: usize = self.env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        (args + env) as u64
+    }
+
+    /// Refuses a command line past the tier's `max_args` items or
+    /// `max_args_bytes` (args and env together, since WASI copies both into
+    /// the guest alike). The violation names `args_field` when the args
+    /// alone pass the limit, `env` otherwise.
+    pub fn within(self, tier: &Tier, args_field: &str) -> Result<Self, ApiError> {
+        let args_only = CommandLine {
+            env: Vec::new(),
+            ..self.clone()
+        };
+        let max_items = tier.max_args as usize;
+        if self.items() > max_items {
+            let field = if args_only.items() > max_items {
+                args_field
+            } else {
+                "env"
+            };
+            return Err(ApiError::invalid(
+                field,
+                format!(
+                    "args and env together may hold at most {max_items} items (program_name \
+                     included); this request has {}",
+                    self.items()
+                ),
+            ));
+        }
+        if self.bytes() > tier.max_args_bytes {
+            let field = if args_only.bytes() > tier.max_args_bytes {
+                args_field
+            } else {
+                "env"
+            };
+            return Err(ApiError::invalid(
+                field,
+                format!(
+                    "args and env together may hold at most {} bytes (each counted with its NUL, \
+                     env as NAME=value); this request has {}",
+                    tier.max_args_bytes,
+                    self.bytes()
+                ),
+            ));
+        }
+        Ok(self)
+    }
 }
 
 #[cfg(test)]
@@ -156,6 +216,47 @@ mod tests {
         assert!(
             matches!(err, ApiError::AboveTierMax { ref field, .. } if field == "limits.memory_bytes")
         );
+    }
+
+    fn command_line(args: usize, env: usize, len: usize) -> CommandLine {
+        let args = (0..args).map(|_| "a".repeat(len)).collect();
+        let env = (0..env)
+            .map(|i| (format!("K{i}"), "v".repeat(len)))
+            .collect();
+        CommandLine::new("p".into(), args, env).unwrap()
+    }
+
+    #[test]
+    fn command_line_bytes_count_what_the_guest_sees() {
+        // "p\0" + "aa\0" + "K0=vv\0"
+        assert_eq!(command_line(1, 1, 2).bytes(), 2 + 3 + 6);
+        assert_eq!(command_line(1, 1, 2).items(), 3);
+    }
+
+    #[test]
+    fn too_many_args_name_args_and_too_many_env_entries_name_env() {
+        let free = default_tiers()["free"].clone();
+        let n = free.max_args as usize;
+        let on = |result: Result<CommandLine, ApiError>| match result.unwrap_err() {
+            ApiError::InvalidArgument { field, .. } => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(on(command_line(n, 0, 1).within(&free, "args")), "args");
+        assert_eq!(
+            on(command_line(n / 2, n / 2, 1).within(&free, "args")),
+            "env"
+        );
+        assert!(command_line(n - 1, 0, 1).within(&free, "args").is_ok());
+    }
+
+    #[test]
+    fn too_many_arg_bytes_are_refused_with_the_maximum() {
+        let free = default_tiers()["free"].clone();
+        let big = free.max_args_bytes as usize;
+        let err = command_line(1, 0, big).within(&free, "args").unwrap_err();
+        assert!(err.to_string().contains(&free.max_args_bytes.to_string()));
+        let err = command_line(0, 1, big).within(&free, "args").unwrap_err();
+        assert!(matches!(err, ApiError::InvalidArgument { ref field, .. } if field == "env"));
     }
 
     #[test]

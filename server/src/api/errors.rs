@@ -9,8 +9,45 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
     engine::{Busy, ModuleError},
-    limits::{LimitError, RateHeaders},
+    limits::{LimitError, RateHeaders, UploadLimitError},
+    store::{OverQuota, TooManyKeys},
 };
+
+/// Bytes in the units a person reads (exact below 1 KiB).
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (size, unit) in UNITS {
+        if bytes >= size {
+            let value = bytes as f64 / size as f64;
+            return if bytes.is_multiple_of(size) {
+                format!("{} {unit}", bytes / size)
+            } else {
+                format!("{value:.1} {unit}")
+            };
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// "storing 3 MiB more would pass this account's storage quota of …".
+fn over_quota_message(over: &OverQuota) -> String {
+    let limit = |max: u64, unit: &dyn Fn(u64) -> String| {
+        if max == 0 {
+            "no limit".to_string()
+        } else {
+            unit(max)
+        }
+    };
+    format!(
+        "storing this module ({}) would pass this account's storage quota: {} of {} and {} of {} \
+         modules are used; delete modules (DeleteModule) to make room",
+        human_bytes(over.adding_bytes),
+        human_bytes(over.used.bytes),
+        limit(over.quota.max_bytes, &human_bytes),
+        over.used.modules,
+        limit(over.quota.max_modules, &|n| n.to_string()),
+    )
+}
 
 /// Everything a handler can refuse a request for.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +77,14 @@ pub enum ApiError {
     Limited(#[from] LimitError),
     #[error("{0}")]
     Busy(#[from] Busy),
+    #[error("{}", over_quota_message(.0))]
+    StorageQuota(OverQuota),
+    #[error("{0}")]
+    UploadLimited(#[from] UploadLimitError),
+    #[error("no upload message arrived for {} s; the upload was abandoned (send chunks without long pauses)", .timeout_ms.div_ceil(1000))]
+    UploadIdle { timeout_ms: u64 },
+    #[error("this account already has {} live API keys, the most its tier allows ({}); revoke one (RevokeMyApiKey) first", .0.live, .0.max)]
+    TooManyKeys(TooManyKeys),
     #[error("the server is shutting down; retry on another replica")]
     Draining,
     #[error("internal error")]
@@ -159,6 +204,39 @@ impl From<ApiError> for Status {
                 }
                 status
             }
+            ApiError::StorageQuota(over) => {
+                let subject = if over.quota.max_modules > 0
+                    && over.used.modules + 1 > over.quota.max_modules
+                {
+                    "stored modules"
+                } else {
+                    "stored module bytes"
+                };
+                Status::with_error_details(
+                    Code::ResourceExhausted,
+                    message.clone(),
+                    ErrorDetails::with_quota_failure_violation(subject, message),
+                )
+            }
+            ApiError::UploadLimited(limit) => {
+                let (subject, retry_after) = match &limit {
+                    UploadLimitError::PerMinute { retry_after, .. } => {
+                        ("uploads per minute", *retry_after)
+                    }
+                    UploadLimitError::Concurrency { .. } => {
+                        ("concurrent uploads", Duration::from_secs(1))
+                    }
+                };
+                let mut details =
+                    ErrorDetails::with_quota_failure_violation(subject, limit.to_string());
+                retry_status(Code::ResourceExhausted, message, &mut details, retry_after)
+            }
+            ApiError::UploadIdle { .. } => Status::deadline_exceeded(message),
+            ApiError::TooManyKeys(_) => Status::with_error_details(
+                Code::ResourceExhausted,
+                message.clone(),
+                ErrorDetails::with_quota_failure_violation("api keys", message),
+            ),
             ApiError::Busy(_) | ApiError::Draining => retry_status(
                 Code::Unavailable,
                 message,

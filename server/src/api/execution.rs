@@ -433,7 +433,7 @@ impl ExecutionService for ExecutionApi {
         let req = request.into_inner();
         let limits = EffectiveLimits::resolve(req.limits.as_ref(), &tier)?;
         check_size("stdin", req.stdin.len() as u64, tier.max_stdin_bytes)?;
-        let cmd = CommandLine::new(req.program_name, req.args, req.env)?;
+        let cmd = CommandLine::new(req.program_name, req.args, req.env)?.within(&tier, "args")?;
         let source = match req.source {
             Some(v1::run_request::Source::Module(bytes)) => {
                 check_size("module", bytes.len() as u64, tier.max_module_bytes)?;
@@ -484,7 +484,8 @@ impl ExecutionService for ExecutionApi {
         };
         let limits = EffectiveLimits::resolve(start.limits.as_ref(), &tier)?;
         check_size("stdin", start.stdin.len() as u64, tier.max_stdin_bytes)?;
-        let cmd = CommandLine::new(start.program_name, start.args, start.env)?;
+        let cmd =
+            CommandLine::new(start.program_name, start.args, start.env)?.within(&tier, "args")?;
         if let Some(v1::execute_start::Source::ModuleSize(size)) = start.source {
             check_size("module_size", size, tier.max_module_bytes)?;
         }
@@ -535,11 +536,10 @@ impl ExecutionService for ExecutionApi {
                 case.stdin.len() as u64,
                 tier.max_stdin_bytes,
             )?;
-            commands.push(CommandLine::new(
-                req.program_name.clone(),
-                case.args.clone(),
-                req.env.clone(),
-            )?);
+            commands.push(
+                CommandLine::new(req.program_name.clone(), case.args.clone(), req.env.clone())?
+                    .within(&tier, &format!("cases[{i}].args"))?,
+            );
         }
         let source = match req.source {
             Some(v1::run_batch_request::Source::Module(bytes)) => {
@@ -664,7 +664,8 @@ async fn receive_source(
 ) -> Result<Source, Status> {
     match source {
         Some(v1::execute_start::Source::ModuleSize(size)) => {
-            let mut module = BytesMut::with_capacity(size.min(64 << 20) as usize);
+            // Grows with what arrived: the announced size may never come.
+            let mut module = BytesMut::new();
             while (module.len() as u64) < size {
                 match incoming.message().await? {
                     Some(v1::ExecuteRequest {

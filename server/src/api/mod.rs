@@ -7,6 +7,7 @@ pub mod convert;
 pub mod errors;
 pub mod execution;
 pub mod modules;
+pub mod upload;
 
 use std::sync::{
     atomic::{AtomicBool, Ordering},
@@ -172,10 +173,12 @@ impl AppState {
         };
         self.count_cache(resolved.cache_hit);
         if keep {
-            self.store
-                .put_module(&caller.user_id, &sha256, &bytes)
+            let tier = self.tier(caller)?;
+            let _upload = self
+                .limits
+                .admit_upload(&caller.user_id, &caller.tier, tier)
                 .await?;
-            self.ownership.insert((caller.user_id.clone(), sha256), ());
+            self.keep_module(caller, &resolved.module, &bytes).await?;
         }
         Ok(resolved)
     }
@@ -217,6 +220,12 @@ impl AppState {
             module,
             cache_hit: false,
         })
+    }
+
+    /// Remembers that the caller has a module (after storing it).
+    pub fn note_ownership(&self, user_id: &str, sha256: &str) {
+        self.ownership
+            .insert((user_id.to_string(), sha256.to_string()), ());
     }
 
     /// Forgets that the caller has a module (after deletion).

@@ -1,17 +1,30 @@
-//! ModuleService: content-addressed module storage per account.
+//! ModuleService: content-addressed module storage per account, within the
+//! tier's upload budget and storage quota.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tonic::{Request, Response, Status, Streaming};
 use wasmwiz_proto::v1::{self, module_service_server::ModuleService, upload_module_request::Msg};
 
 use super::{
     convert::{check_size, sha256_field},
     errors::ApiError,
+    upload::{next_within, ChunkBuffer},
     AppState,
 };
-use crate::{auth::Caller, engine::CompiledModule};
+use crate::{
+    auth::Caller,
+    config::Tier,
+    engine::CompiledModule,
+    store::{ModuleCounts, ModuleRow, PutModule, StorageQuota},
+};
+
+/// Modules per `ListModules` page: default and maximum, and the maximum
+/// with `include_details` (each detailed entry may carry 100k exports).
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+const MAX_DETAILED_PAGE: u32 = 20;
 
 pub struct ModuleApi {
     pub state: Arc<AppState>,
@@ -25,7 +38,24 @@ pub fn proto_timestamp(ms: i64) -> prost_types::Timestamp {
     }
 }
 
+/// The tier's storage quota.
+pub fn storage_quota(tier: &Tier) -> StorageQuota {
+    StorageQuota {
+        max_bytes: tier.max_stored_bytes,
+        max_modules: tier.max_stored_modules,
+    }
+}
+
+fn counts_of(module: &CompiledModule) -> ModuleCounts {
+    ModuleCounts {
+        imports: module.imports.len() as u32,
+        exports: module.exports.len() as u32,
+    }
+}
+
+/// Everything about a module, import and export lists included.
 fn info(module: &CompiledModule, already_existed: bool, created_at: i64) -> v1::ModuleInfo {
+    let counts = counts_of(module);
     v1::ModuleInfo {
         sha256: module.sha256.clone(),
         size: module.size,
@@ -48,6 +78,48 @@ fn info(module: &CompiledModule, already_existed: bool, created_at: i64) -> v1::
             })
             .collect(),
         created_at: Some(proto_timestamp(created_at)),
+        import_count: Some(counts.imports),
+        export_count: Some(counts.exports),
+    }
+}
+
+/// A listing entry: what the store row says, counts without the lists.
+fn summary(row: &ModuleRow, cached: Option<&CompiledModule>) -> v1::ModuleInfo {
+    let counts = row.counts.or_else(|| cached.map(counts_of));
+    v1::ModuleInfo {
+        sha256: row.sha256.clone(),
+        size: row.size,
+        already_existed: true,
+        created_at: Some(proto_timestamp(row.created_at)),
+        import_count: counts.map(|c| c.imports),
+        export_count: counts.map(|c| c.exports),
+        ..Default::default()
+    }
+}
+
+impl AppState {
+    /// Stores a compiled module's bytes for the caller within their
+    /// storage quota (RESOURCE_EXHAUSTED past it).
+    pub async fn keep_module(
+        &self,
+        caller: &Caller,
+        module: &CompiledModule,
+        bytes: &[u8],
+    ) -> Result<PutModule, ApiError> {
+        let quota = storage_quota(self.tier(caller)?);
+        let put = self
+            .store
+            .put_module(
+                &caller.user_id,
+                &module.sha256,
+                bytes,
+                counts_of(module),
+                quota,
+            )
+            .await?
+            .map_err(ApiError::StorageQuota)?;
+        self.note_ownership(&caller.user_id, &module.sha256);
+        Ok(put)
     }
 }
 
@@ -77,10 +149,40 @@ impl ModuleApi {
         }
         let put = self
             .state
-            .store
-            .put_module(&caller.user_id, &resolved.module.sha256, &bytes)
+            .keep_module(caller, &resolved.module, &bytes)
             .await?;
         Ok(info(&resolved.module, put.already_existed, put.created_at))
+    }
+
+    /// Refuses an announced upload that cannot fit the quota before any of
+    /// it is received (the store checks again, atomically, when storing).
+    /// A module the account already has (named by `sha256`) always fits.
+    async fn precheck_quota(
+        &self,
+        caller: &Caller,
+        tier: &Tier,
+        start: &v1::UploadStart,
+    ) -> Result<(), ApiError> {
+        let quota = storage_quota(tier);
+        if quota == StorageQuota::UNLIMITED {
+            return Ok(());
+        }
+        if let Some(sha256) = start.sha256.as_deref() {
+            let sha256 = sha256_field("sha256", sha256)?;
+            if self
+                .state
+                .store
+                .module_info(&caller.user_id, &sha256)
+                .await?
+                .is_some()
+            {
+                return Ok(());
+            }
+        }
+        let used = self.state.store.storage_usage(&caller.user_id).await?;
+        quota
+            .admits(used, start.size)
+            .map_err(ApiError::StorageQuota)
     }
 }
 
@@ -92,8 +194,15 @@ impl ModuleService for ModuleApi {
     ) -> Result<Response<v1::ModuleInfo>, Status> {
         let caller = self.state.caller(&request).await?;
         let tier = self.state.tier(&caller)?.clone();
+        let _upload = self
+            .state
+            .limits
+            .admit_upload(&caller.user_id, &caller.tier, &tier)
+            .await
+            .map_err(ApiError::from)?;
+        let idle = Duration::from_millis(tier.upload_idle_timeout_ms);
         let mut incoming = request.into_inner();
-        let start = match incoming.message().await? {
+        let start = match next_within(&mut incoming, idle).await? {
             Some(v1::UploadModuleRequest {
                 msg: Some(Msg::Start(start)),
             }) => start,
@@ -102,22 +211,12 @@ impl ModuleService for ModuleApi {
             }
         };
         check_size("size", start.size, tier.max_module_bytes)?;
-        let mut module = BytesMut::with_capacity(start.size.min(64 << 20) as usize);
-        while let Some(message) = incoming.message().await? {
+        self.precheck_quota(&caller, &tier, &start).await?;
+        let mut module = ChunkBuffer::new(start.size);
+        while let Some(message) = next_within(&mut incoming, idle).await? {
             match message.msg {
                 Some(Msg::Chunk(chunk)) => {
-                    let total = module.len() as u64 + chunk.len() as u64;
-                    if total > start.size {
-                        return Err(ApiError::invalid(
-                            "chunk",
-                            format!(
-                                "received more than the announced size of {} bytes",
-                                start.size
-                            ),
-                        )
-                        .into());
-                    }
-                    module.extend_from_slice(&chunk);
+                    module.push(&chunk, "chunk")?;
                     self.state.metrics.uploaded_bytes.inc_by(chunk.len() as u64);
                 }
                 _ => {
@@ -127,18 +226,8 @@ impl ModuleService for ModuleApi {
                 }
             }
         }
-        if module.len() as u64 != start.size {
-            return Err(ApiError::invalid(
-                "size",
-                format!(
-                    "announced {} bytes but received {}",
-                    start.size,
-                    module.len()
-                ),
-            )
-            .into());
-        }
-        let info = self.store(&caller, module.freeze(), start.sha256).await?;
+        let module = module.finish("size")?;
+        let info = self.store(&caller, module, start.sha256).await?;
         Ok(self.state.respond(&caller, info))
     }
 
@@ -148,6 +237,12 @@ impl ModuleService for ModuleApi {
     ) -> Result<Response<v1::ModuleInfo>, Status> {
         let caller = self.state.caller(&request).await?;
         let tier = self.state.tier(&caller)?.clone();
+        let _upload = self
+            .state
+            .limits
+            .admit_upload(&caller.user_id, &caller.tier, &tier)
+            .await
+            .map_err(ApiError::from)?;
         let req = request.into_inner();
         check_size("module", req.module.len() as u64, tier.max_module_bytes)?;
         self.state
@@ -177,6 +272,15 @@ impl ModuleService for ModuleApi {
                 name: sha256.clone(),
             })?;
         let resolved = self.state.module_by_sha(&caller, &sha256).await?;
+        if row.counts.is_none() {
+            // Stored before counts were kept: record them now that the
+            // module is compiled, so listings show them from then on.
+            self.state
+                .store
+                .set_module_counts(&sha256, counts_of(&resolved.module))
+                .await
+                .map_err(ApiError::from)?;
+        }
         Ok(self
             .state
             .respond(&caller, info(&resolved.module, true, row.created_at)))
@@ -188,9 +292,14 @@ impl ModuleService for ModuleApi {
     ) -> Result<Response<v1::ListModulesResponse>, Status> {
         let caller = self.state.caller(&request).await?;
         let req = request.into_inner();
+        let max_page = if req.include_details {
+            MAX_DETAILED_PAGE
+        } else {
+            MAX_PAGE
+        };
         let page_size = match req.page_size {
-            0 => 100,
-            n => n.min(1000),
+            0 => DEFAULT_PAGE.min(max_page),
+            n => n.min(max_page),
         };
         let after = if req.page_token.is_empty() {
             None
@@ -216,19 +325,15 @@ impl ModuleService for ModuleApi {
             (true, Some(last)) => format!("{}:{}", last.created_at, last.sha256),
             _ => String::new(),
         };
-        let modules = rows
-            .iter()
-            .map(|row| match self.state.sandbox.cached(&row.sha256) {
-                Some(module) => info(&module, true, row.created_at),
-                None => v1::ModuleInfo {
-                    sha256: row.sha256.clone(),
-                    size: row.size,
-                    already_existed: true,
-                    created_at: Some(proto_timestamp(row.created_at)),
-                    ..Default::default()
-                },
-            })
-            .collect();
+        let mut modules = Vec::with_capacity(rows.len());
+        for row in rows {
+            modules.push(if req.include_details {
+                let resolved = self.state.module_by_sha(&caller, &row.sha256).await?;
+                info(&resolved.module, true, row.created_at)
+            } else {
+                summary(row, self.state.sandbox.cached(&row.sha256).as_deref())
+            });
+        }
         Ok(self.state.respond(
             &caller,
             v1::ListModulesResponse {

@@ -12,7 +12,7 @@ use rand::RngCore;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::store::{now_ms, KeyRecord, NewKey, Store};
+use crate::store::{now_ms, KeyRecord, KeyRefused, NewKey, Store};
 
 /// Who is calling, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,11 +126,7 @@ impl Authenticator {
         label: &str,
         expires_at: Option<i64>,
     ) -> sqlx::Result<MintedKey> {
-        let mut id = [0u8; 8];
-        let mut secret = [0u8; 32];
-        rand::rng().fill_bytes(&mut id);
-        rand::rng().fill_bytes(&mut secret);
-        let (key_id, secret) = (hex::encode(id), hex::encode(secret));
+        let (key_id, secret) = fresh_key();
         self.store
             .insert_key(NewKey {
                 key_id: &key_id,
@@ -139,6 +135,7 @@ impl Authenticator {
                 admin,
                 label,
                 expires_at,
+                parent_key_id: None,
             })
             .await?;
         Ok(MintedKey {
@@ -147,10 +144,51 @@ impl Authenticator {
         })
     }
 
+    /// Creates a key below `parent` (same user and admin flag; the caller
+    /// has already capped `expires_at` at the parent's), unless the user
+    /// has `max_live` live keys or the parent stopped being live.
+    pub async fn mint_child(
+        &self,
+        parent: &Caller,
+        label: &str,
+        expires_at: Option<i64>,
+        max_live: u32,
+    ) -> sqlx::Result<Result<MintedKey, KeyRefused>> {
+        let (key_id, secret) = fresh_key();
+        let inserted = self
+            .store
+            .insert_key_capped(
+                NewKey {
+                    key_id: &key_id,
+                    user_id: &parent.user_id,
+                    secret_hash: &self.hash(&key_id, &secret),
+                    admin: parent.admin,
+                    label,
+                    expires_at,
+                    parent_key_id: Some(&parent.key_id),
+                },
+                max_live,
+            )
+            .await?;
+        Ok(inserted.map(|()| MintedKey {
+            key: format!("{PREFIX}_{key_id}_{secret}"),
+            key_id,
+        }))
+    }
+
     /// Drops a key from this replica's cache (after revoking it here).
     pub async fn forget(&self, key_id: &str) {
         self.cache.invalidate(key_id).await;
     }
+}
+
+/// A new key id (64 bits) and secret (256 bits), hex.
+fn fresh_key() -> (String, String) {
+    let mut id = [0u8; 8];
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut id);
+    rand::rng().fill_bytes(&mut secret);
+    (hex::encode(id), hex::encode(secret))
 }
 
 /// Loads the pepper from config, or from (or into) `data_dir/pepper`.

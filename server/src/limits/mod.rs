@@ -10,6 +10,7 @@
 //! Redis as soon as it answers again.
 
 mod redis;
+mod uploads;
 
 use std::{
     collections::BTreeMap,
@@ -32,6 +33,7 @@ use prometheus::{IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::redis::RedisLimits;
+pub use self::uploads::{UploadLimitError, UploadPermit};
 use crate::{config::Tier, store::Store};
 
 type MinuteLimiter =
@@ -167,6 +169,7 @@ pub struct Limits {
     falling_back: AtomicBool,
     metrics: LimitMetrics,
     replica_id: String,
+    uploads: uploads::UploadLimiters,
 }
 
 /// Today's UTC date, `YYYY-MM-DD`.
@@ -233,6 +236,7 @@ impl Limits {
             falling_back: AtomicBool::new(false),
             metrics,
             replica_id: uuid::Uuid::new_v4().to_string(),
+            uploads: uploads::UploadLimiters::new(tiers),
         })
     }
 

@@ -20,10 +20,10 @@ use sqlx::{
 };
 
 pub use self::{
-    modules::{ModuleRow, PutModule},
+    modules::{ModuleCounts, ModuleRow, OverQuota, PutModule, StorageQuota, StorageUsage},
     usage::{DailyUsage, UsageSummary},
     usage_writer::{Committed, UsageRow, UsageWriter},
-    users::{KeyRecord, NewKey, UserRow},
+    users::{KeyRecord, KeyRefused, NewKey, TooManyKeys, UserRow},
 };
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");

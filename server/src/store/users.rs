@@ -26,6 +26,8 @@ pub struct KeyRecord {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The key that created this one (self-service), if any.
+    pub parent_key_id: Option<String>,
 }
 
 /// A key to insert.
@@ -36,10 +38,45 @@ pub struct NewKey<'a> {
     pub admin: bool,
     pub label: &'a str,
     pub expires_at: Option<i64>,
+    /// The key that created this one (revoking it revokes this one).
+    pub parent_key_id: Option<&'a str>,
+}
+
+/// The account already has its maximum of live keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyKeys {
+    pub live: u64,
+    pub max: u32,
+}
+
+/// Why a child key was not created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefused {
+    TooMany(TooManyKeys),
+    /// The parent was revoked or expired after it authenticated the call.
+    ParentNotLive,
+}
+
+/// Locks the user's row until the transaction ends (PostgreSQL; SQLite's
+/// write transactions hold the database lock already), so key creation
+/// and revocation of one user never interleave.
+async fn lock_user(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: super::Backend,
+    user_id: &str,
+) -> sqlx::Result<()> {
+    if backend == super::Backend::Postgres {
+        sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 const KEY_COLUMNS: &str = "k.id, k.user_id, u.email, u.tier, k.secret_hash, k.admin, k.label, \
-     k.created_at, k.expires_at, k.revoked_at FROM api_keys k JOIN users u ON u.id = k.user_id";
+     k.created_at, k.expires_at, k.revoked_at, k.parent_key_id \
+     FROM api_keys k JOIN users u ON u.id = k.user_id";
 
 fn key_from_row(row: &sqlx::any::AnyRow) -> sqlx::Result<KeyRecord> {
     Ok(KeyRecord {
@@ -53,6 +90,7 @@ fn key_from_row(row: &sqlx::any::AnyRow) -> sqlx::Result<KeyRecord> {
         created_at: row.try_get(7)?,
         expires_at: row.try_get(8)?,
         revoked_at: row.try_get(9)?,
+        parent_key_id: row.try_get(10)?,
     })
 }
 
@@ -136,9 +174,16 @@ impl Store {
     }
 
     pub async fn insert_key(&self, key: NewKey<'_>) -> sqlx::Result<()> {
+        Self::insert_key_with(self.pool(), &key).await
+    }
+
+    async fn insert_key_with<'c>(
+        executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+        key: &NewKey<'_>,
+    ) -> sqlx::Result<()> {
         sqlx::query(
-            "INSERT INTO api_keys (id, user_id, secret_hash, admin, label, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO api_keys (id, user_id, secret_hash, admin, label, created_at, expires_at, \
+             parent_key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(key.key_id)
         .bind(key.user_id)
@@ -147,9 +192,57 @@ impl Store {
         .bind(key.label)
         .bind(now_ms())
         .bind(key.expires_at)
-        .execute(self.pool())
+        .bind(key.parent_key_id)
+        .execute(executor)
         .await?;
         Ok(())
+    }
+
+    /// Inserts `key` unless its user already has `max_live` live keys
+    /// (neither revoked nor expired) or its parent is no longer live.
+    /// Counted and inserted under the per-user lock that revocation takes
+    /// too, so concurrent calls cannot pass the cap and a child cannot slip
+    /// in beside a revocation of its parent.
+    pub async fn insert_key_capped(
+        &self,
+        key: NewKey<'_>,
+        max_live: u32,
+    ) -> sqlx::Result<Result<(), KeyRefused>> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        lock_user(&mut tx, self.backend(), key.user_id).await?;
+        if let Some(parent) = key.parent_key_id {
+            let live: Option<i64> = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM api_keys WHERE id = $1 AND revoked_at IS NULL \
+                 AND (expires_at IS NULL OR expires_at > $2)",
+            )
+            .bind(parent)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if live.unwrap_or(0) == 0 {
+                tx.rollback().await?;
+                return Ok(Err(KeyRefused::ParentNotLive));
+            }
+        }
+        let live: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(key.user_id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        if live as u64 >= u64::from(max_live) {
+            tx.rollback().await?;
+            return Ok(Err(KeyRefused::TooMany(TooManyKeys {
+                live: live as u64,
+                max: max_live,
+            })));
+        }
+        Self::insert_key_with(&mut *tx, &key).await?;
+        tx.commit().await?;
+        Ok(Ok(()))
     }
 
     pub async fn key(&self, key_id: &str) -> sqlx::Result<Option<KeyRecord>> {
@@ -185,27 +278,47 @@ impl Store {
         rows.iter().map(key_from_row).collect()
     }
 
-    /// Revokes a key (only the user's own when `user_id` is given); false
-    /// when no such live key.
-    pub async fn revoke_key(&self, key_id: &str, user_id: Option<&str>) -> sqlx::Result<bool> {
-        let result = match user_id {
-            Some(user_id) => {
-                sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
-                    .bind(now_ms())
-                    .bind(key_id)
-                    .bind(user_id)
-                    .execute(self.pool())
-                    .await?
-            }
-            None => {
-                sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                    .bind(now_ms())
-                    .bind(key_id)
-                    .execute(self.pool())
-                    .await?
-            }
+    /// Revokes a live key (only the user's own when `user_id` is given) and,
+    /// transitively, every live key created below it. Returns the ids
+    /// revoked, the key itself first; empty when no such live key.
+    pub async fn revoke_key(
+        &self,
+        key_id: &str,
+        user_id: Option<&str>,
+    ) -> sqlx::Result<Vec<String>> {
+        let mut tx = self.begin_write().await?;
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT user_id FROM api_keys WHERE id = $1")
+                .bind(key_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(owner) = owner.filter(|owner| user_id.is_none_or(|u| u == owner)) else {
+            tx.rollback().await?;
+            return Ok(Vec::new());
         };
-        Ok(result.rows_affected() > 0)
+        // Under the owner's lock, the tree below includes every child
+        // committed before, and none can be added until this commits.
+        lock_user(&mut tx, self.backend(), &owner).await?;
+        let rows: Vec<String> = sqlx::query_scalar(
+            "WITH RECURSIVE tree(id) AS ( \
+               SELECT id FROM api_keys WHERE id = $1 AND revoked_at IS NULL \
+               UNION ALL \
+               SELECT k.id FROM api_keys k JOIN tree t ON k.parent_key_id = t.id \
+             ) \
+             UPDATE api_keys SET revoked_at = $2 \
+             WHERE id IN (SELECT id FROM tree) AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(key_id)
+        .bind(now_ms())
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if !rows.iter().any(|id| id == key_id) {
+            return Ok(Vec::new());
+        }
+        let mut ids = rows;
+        ids.sort_by_key(|id| id != key_id);
+        Ok(ids)
     }
 
     /// True when the database holds no keys at all (first start).

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wasmwiz/v1/account.proto.
  */
 export const file_wasmwiz_v1_account: GenFile = /*@__PURE__*/
-  fileDesc("Chh3YXNtd2l6L3YxL2FjY291bnQucHJvdG8SCndhc213aXoudjEi+wEKClRpZXJMaW1pdHMSDAoEdGllchgBIAEoCRISCgpwZXJfbWludXRlGAIgASgEEg8KB3Blcl9kYXkYAyABKAQSGAoQbWF4X21vZHVsZV9ieXRlcxgEIAEoBBIXCg9tYXhfc3RkaW5fYnl0ZXMYBSABKAQSGAoQbWF4X21lbW9yeV9ieXRlcxgGIAEoBBIQCghtYXhfZnVlbBgHIAEoBBIWCg5tYXhfdGltZW91dF9tcxgIIAEoBBIYChBtYXhfb3V0cHV0X2J5dGVzGAkgASgEEhYKDm1heF9jb25jdXJyZW50GAogASgNEhEKCXVubWV0ZXJlZBgLIAEoCCJTCgRVc2VyEg0KBWVtYWlsGAEgASgJEgwKBHRpZXIYAiABKAkSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijwIKCkFwaUtleUluZm8SDgoGa2V5X2lkGAEgASgJEg0KBWVtYWlsGAIgASgJEgwKBHRpZXIYAyABKAkSDQoFYWRtaW4YBCABKAgSDQoFbGFiZWwYBSABKAkSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoKZXhwaXJlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAIgBARIzCgpyZXZva2VkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgBiAEBQg0KC19leHBpcmVzX2F0Qg0KC19yZXZva2VkX2F0Ig8KDVdob0FtSVJlcXVlc3QirAEKDldob0FtSVJlc3BvbnNlEg0KBWVtYWlsGAEgASgJEgwKBHRpZXIYAiABKAkSJgoGbGltaXRzGAMgASgLMhYud2FzbXdpei52MS5UaWVyTGltaXRzEh0KFXJlbWFpbmluZ190aGlzX21pbnV0ZRgEIAEoBBIXCg9yZW1haW5pbmdfdG9kYXkYBSABKAQSDgoGa2V5X2lkGAYgASgJEg0KBWFkbWluGAcgASgIIi4KD0dldFVzYWdlUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIMCgRkYXlzGAIgASgNIloKCkRhaWx5VXNhZ2USDAoEZGF0ZRgBIAEoCRISCgpleGVjdXRpb25zGAIgASgEEhUKDWZ1ZWxfY29uc3VtZWQYAyABKAQSEwoLZHVyYXRpb25fdXMYBCABKAQi7AEKEEdldFVzYWdlUmVzcG9uc2USEgoKZXhlY3V0aW9ucxgBIAEoBBIVCg1mdWVsX2NvbnN1bWVkGAIgASgEEhMKC2R1cmF0aW9uX3VzGAMgASgEEiUKBWRhaWx5GAQgAygLMhYud2FzbXdpei52MS5EYWlseVVzYWdlEj8KCmJ5X291dGNvbWUYBSADKAsyKy53YXNtd2l6LnYxLkdldFVzYWdlUmVzcG9uc2UuQnlPdXRjb21lRW50cnkaMAoOQnlPdXRjb21lRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgEOgI4ASJqChVDcmVhdGVNeUFwaUtleVJlcXVlc3QSDQoFbGFiZWwYASABKAkSMwoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAIgBAUINCgtfZXhwaXJlc19hdCI1ChZDcmVhdGVNeUFwaUtleVJlc3BvbnNlEgsKA2tleRgBIAEoCRIOCgZrZXlfaWQYAiABKAkiFgoUTGlzdE15QXBpS2V5c1JlcXVlc3QiPQoVTGlzdE15QXBpS2V5c1Jlc3BvbnNlEiQKBGtleXMYASADKAsyFi53YXNtd2l6LnYxLkFwaUtleUluZm8iJwoVUmV2b2tlTXlBcGlLZXlSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCSIYChZSZXZva2VNeUFwaUtleVJlc3BvbnNlMqADCg5BY2NvdW50U2VydmljZRI/CgZXaG9BbUkSGS53YXNtd2l6LnYxLldob0FtSVJlcXVlc3QaGi53YXNtd2l6LnYxLldob0FtSVJlc3BvbnNlEkUKCEdldFVzYWdlEhsud2FzbXdpei52MS5HZXRVc2FnZVJlcXVlc3QaHC53YXNtd2l6LnYxLkdldFVzYWdlUmVzcG9uc2USVwoOQ3JlYXRlTXlBcGlLZXkSIS53YXNtd2l6LnYxLkNyZWF0ZU15QXBpS2V5UmVxdWVzdBoiLndhc213aXoudjEuQ3JlYXRlTXlBcGlLZXlSZXNwb25zZRJUCg1MaXN0TXlBcGlLZXlzEiAud2FzbXdpei52MS5MaXN0TXlBcGlLZXlzUmVxdWVzdBohLndhc213aXoudjEuTGlzdE15QXBpS2V5c1Jlc3BvbnNlElcKDlJldm9rZU15QXBpS2V5EiEud2FzbXdpei52MS5SZXZva2VNeUFwaUtleVJlcXVlc3QaIi53YXNtd2l6LnYxLlJldm9rZU15QXBpS2V5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Chh3YXNtd2l6L3YxL2FjY291bnQucHJvdG8SCndhc213aXoudjEizQMKClRpZXJMaW1pdHMSDAoEdGllchgBIAEoCRISCgpwZXJfbWludXRlGAIgASgEEg8KB3Blcl9kYXkYAyABKAQSGAoQbWF4X21vZHVsZV9ieXRlcxgEIAEoBBIXCg9tYXhfc3RkaW5fYnl0ZXMYBSABKAQSGAoQbWF4X21lbW9yeV9ieXRlcxgGIAEoBBIQCghtYXhfZnVlbBgHIAEoBBIWCg5tYXhfdGltZW91dF9tcxgIIAEoBBIYChBtYXhfb3V0cHV0X2J5dGVzGAkgASgEEhYKDm1heF9jb25jdXJyZW50GAogASgNEhEKCXVubWV0ZXJlZBgLIAEoCBIYChBtYXhfc3RvcmVkX2J5dGVzGAwgASgEEhoKEm1heF9zdG9yZWRfbW9kdWxlcxgNIAEoBBIaChJ1cGxvYWRzX3Blcl9taW51dGUYDiABKAQSHgoWbWF4X2NvbmN1cnJlbnRfdXBsb2FkcxgPIAEoDRIeChZ1cGxvYWRfaWRsZV90aW1lb3V0X21zGBAgASgEEhAKCG1heF9hcmdzGBEgASgNEhYKDm1heF9hcmdzX2J5dGVzGBIgASgEEhQKDG1heF9hcGlfa2V5cxgTIAEoDSJTCgRVc2VyEg0KBWVtYWlsGAEgASgJEgwKBHRpZXIYAiABKAkSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAipgIKCkFwaUtleUluZm8SDgoGa2V5X2lkGAEgASgJEg0KBWVtYWlsGAIgASgJEgwKBHRpZXIYAyABKAkSDQoFYWRtaW4YBCABKAgSDQoFbGFiZWwYBSABKAkSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoKZXhwaXJlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAIgBARIzCgpyZXZva2VkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgBiAEBEhUKDXBhcmVudF9rZXlfaWQYCSABKAlCDQoLX2V4cGlyZXNfYXRCDQoLX3Jldm9rZWRfYXQiDwoNV2hvQW1JUmVxdWVzdCKmAgoOV2hvQW1JUmVzcG9uc2USDQoFZW1haWwYASABKAkSDAoEdGllchgCIAEoCRImCgZsaW1pdHMYAyABKAsyFi53YXNtd2l6LnYxLlRpZXJMaW1pdHMSHQoVcmVtYWluaW5nX3RoaXNfbWludXRlGAQgASgEEhcKD3JlbWFpbmluZ190b2RheRgFIAEoBBIOCgZrZXlfaWQYBiABKAkSDQoFYWRtaW4YByABKAgSFAoMc3RvcmVkX2J5dGVzGAggASgEEhYKDnN0b3JlZF9tb2R1bGVzGAkgASgEEjcKDmtleV9leHBpcmVzX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAiAEBQhEKD19rZXlfZXhwaXJlc19hdCIuCg9HZXRVc2FnZVJlcXVlc3QSDQoFZW1haWwYASABKAkSDAoEZGF5cxgCIAEoDSJaCgpEYWlseVVzYWdlEgwKBGRhdGUYASABKAkSEgoKZXhlY3V0aW9ucxgCIAEoBBIVCg1mdWVsX2NvbnN1bWVkGAMgASgEEhMKC2R1cmF0aW9uX3VzGAQgASgEIuwBChBHZXRVc2FnZVJlc3BvbnNlEhIKCmV4ZWN1dGlvbnMYASABKAQSFQoNZnVlbF9jb25zdW1lZBgCIAEoBBITCgtkdXJhdGlvbl91cxgDIAEoBBIlCgVkYWlseRgEIAMoCzIWLndhc213aXoudjEuRGFpbHlVc2FnZRI/CgpieV9vdXRjb21lGAUgAygLMisud2FzbXdpei52MS5HZXRVc2FnZVJlc3BvbnNlLkJ5T3V0Y29tZUVudHJ5GjAKDkJ5T3V0Y29tZUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoBDoCOAEiagoVQ3JlYXRlTXlBcGlLZXlSZXF1ZXN0Eg0KBWxhYmVsGAEgASgJEjMKCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSACIAQFCDQoLX2V4cGlyZXNfYXQikAEKFkNyZWF0ZU15QXBpS2V5UmVzcG9uc2USCwoDa2V5GAEgASgJEg4KBmtleV9pZBgCIAEoCRIzCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAiAEBEhUKDXBhcmVudF9rZXlfaWQYBCABKAlCDQoLX2V4cGlyZXNfYXQiFgoUTGlzdE15QXBpS2V5c1JlcXVlc3QiPQoVTGlzdE15QXBpS2V5c1Jlc3BvbnNlEiQKBGtleXMYASADKAsyFi53YXNtd2l6LnYxLkFwaUtleUluZm8iJwoVUmV2b2tlTXlBcGlLZXlSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCSIYChZSZXZva2VNeUFwaUtleVJlc3BvbnNlMqADCg5BY2NvdW50U2VydmljZRI/CgZXaG9BbUkSGS53YXNtd2l6LnYxLldob0FtSVJlcXVlc3QaGi53YXNtd2l6LnYxLldob0FtSVJlc3BvbnNlEkUKCEdldFVzYWdlEhsud2FzbXdpei52MS5HZXRVc2FnZVJlcXVlc3QaHC53YXNtd2l6LnYxLkdldFVzYWdlUmVzcG9uc2USVwoOQ3JlYXRlTXlBcGlLZXkSIS53YXNtd2l6LnYxLkNyZWF0ZU15QXBpS2V5UmVxdWVzdBoiLndhc213aXoudjEuQ3JlYXRlTXlBcGlLZXlSZXNwb25zZRJUCg1MaXN0TXlBcGlLZXlzEiAud2FzbXdpei52MS5MaXN0TXlBcGlLZXlzUmVxdWVzdBohLndhc213aXoudjEuTGlzdE15QXBpS2V5c1Jlc3BvbnNlElcKDlJldm9rZU15QXBpS2V5EiEud2FzbXdpei52MS5SZXZva2VNeUFwaUtleVJlcXVlc3QaIi53YXNtd2l6LnYxLlJldm9rZU15QXBpS2V5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A tier's allowances; every size in bytes, every time in milliseconds.
@@ -86,6 +86,66 @@ export type TierLimits = Message<"wasmwiz.v1.TierLimits"> & {
    * @generated from field: bool unmetered = 11;
    */
   unmetered: boolean;
+
+  /**
+   * Bytes of modules the account may keep stored (0 = no limit); each
+   * module counts its full size even when another account has it too.
+   *
+   * @generated from field: uint64 max_stored_bytes = 12;
+   */
+  maxStoredBytes: bigint;
+
+  /**
+   * Modules the account may keep stored (0 = no limit).
+   *
+   * @generated from field: uint64 max_stored_modules = 13;
+   */
+  maxStoredModules: bigint;
+
+  /**
+   * Uploads (`UploadModule`, `PutModule`, runs with `keep_module`) per
+   * minute (0 with `unmetered`).
+   *
+   * @generated from field: uint64 uploads_per_minute = 14;
+   */
+  uploadsPerMinute: bigint;
+
+  /**
+   * Uploads of one user in progress at once.
+   *
+   * @generated from field: uint32 max_concurrent_uploads = 15;
+   */
+  maxConcurrentUploads: number;
+
+  /**
+   * An upload stream with no message for this long is ended.
+   *
+   * @generated from field: uint64 upload_idle_timeout_ms = 16;
+   */
+  uploadIdleTimeoutMs: bigint;
+
+  /**
+   * Items in args and env together (program_name included).
+   *
+   * @generated from field: uint32 max_args = 17;
+   */
+  maxArgs: number;
+
+  /**
+   * Bytes of args and env together, as the guest sees them
+   * (`arg\0`, `NAME=value\0`).
+   *
+   * @generated from field: uint64 max_args_bytes = 18;
+   */
+  maxArgsBytes: bigint;
+
+  /**
+   * Live (neither revoked nor expired) API keys of the account that
+   * `CreateMyApiKey` may reach.
+   *
+   * @generated from field: uint32 max_api_keys = 19;
+   */
+  maxApiKeys: number;
 };
 
 /**
@@ -169,6 +229,14 @@ export type ApiKeyInfo = Message<"wasmwiz.v1.ApiKeyInfo"> & {
    * @generated from field: optional google.protobuf.Timestamp revoked_at = 8;
    */
   revokedAt?: Timestamp | undefined;
+
+  /**
+   * The key that created this one with `CreateMyApiKey` (empty for keys
+   * an operator created); revoking a key revokes every key below it.
+   *
+   * @generated from field: string parent_key_id = 9;
+   */
+  parentKeyId: string;
 };
 
 /**
@@ -235,6 +303,29 @@ export type WhoAmIResponse = Message<"wasmwiz.v1.WhoAmIResponse"> & {
    * @generated from field: bool admin = 7;
    */
   admin: boolean;
+
+  /**
+   * Bytes of modules stored for the account (the maximum is
+   * `limits.max_stored_bytes`).
+   *
+   * @generated from field: uint64 stored_bytes = 8;
+   */
+  storedBytes: bigint;
+
+  /**
+   * Modules stored for the account (the maximum is
+   * `limits.max_stored_modules`).
+   *
+   * @generated from field: uint64 stored_modules = 9;
+   */
+  storedModules: bigint;
+
+  /**
+   * When the key this call used expires (absent: never).
+   *
+   * @generated from field: optional google.protobuf.Timestamp key_expires_at = 10;
+   */
+  keyExpiresAt?: Timestamp | undefined;
 };
 
 /**
@@ -360,6 +451,10 @@ export type CreateMyApiKeyRequest = Message<"wasmwiz.v1.CreateMyApiKeyRequest"> 
   label: string;
 
   /**
+   * Must not be after the calling key's own expiry; when absent, the new
+   * key expires with the calling key (never, if the calling key does not
+   * expire).
+   *
    * @generated from field: optional google.protobuf.Timestamp expires_at = 2;
    */
   expiresAt?: Timestamp | undefined;
@@ -387,6 +482,21 @@ export type CreateMyApiKeyResponse = Message<"wasmwiz.v1.CreateMyApiKeyResponse"
    * @generated from field: string key_id = 2;
    */
   keyId: string;
+
+  /**
+   * When the new key expires (absent: never).
+   *
+   * @generated from field: optional google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * The key that created it (the calling key): revoking that key revokes
+   * this one too.
+   *
+   * @generated from field: string parent_key_id = 4;
+   */
+  parentKeyId: string;
 };
 
 /**
@@ -479,7 +589,9 @@ export const AccountService: GenService<{
     output: typeof GetUsageResponseSchema;
   },
   /**
-   * A new key for the caller (same user, tier and admin flag).
+   * A new key for the caller (same user, tier and admin flag), a child of
+   * the calling key: it expires no later than it and is revoked with it.
+   * RESOURCE_EXHAUSTED once the account has `limits.max_api_keys` live keys.
    *
    * @generated from rpc wasmwiz.v1.AccountService.CreateMyApiKey
    */
@@ -497,6 +609,8 @@ export const AccountService: GenService<{
     output: typeof ListMyApiKeysResponseSchema;
   },
   /**
+   * Revokes the key and every key created below it.
+   *
    * @generated from rpc wasmwiz.v1.AccountService.RevokeMyApiKey
    */
   revokeMyApiKey: {

@@ -269,6 +269,8 @@ export const AdminService: GenService<{
     output: typeof ListApiKeysResponseSchema;
   },
   /**
+   * Revokes the key and every key created below it (`CreateMyApiKey`).
+   *
    * @generated from rpc wasmwiz.v1.AdminService.RevokeApiKey
    */
   revokeApiKey: {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wasmwiz/v1/module.proto.
  */
 export const file_wasmwiz_v1_module: GenFile = /*@__PURE__*/
-  fileDesc("Chd3YXNtd2l6L3YxL21vZHVsZS5wcm90bxIKd2FzbXdpei52MSI7CgtVcGxvYWRTdGFydBIMCgRzaXplGAEgASgEEhMKBnNoYTI1NhgCIAEoCUgAiAEBQgkKB19zaGEyNTYiVwoTVXBsb2FkTW9kdWxlUmVxdWVzdBIoCgVzdGFydBgBIAEoCzIXLndhc213aXoudjEuVXBsb2FkU3RhcnRIABIPCgVjaHVuaxgCIAEoDEgAQgUKA21zZyI6CgxNb2R1bGVJbXBvcnQSDgoGbW9kdWxlGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEa2luZBgDIAEoCSIqCgxNb2R1bGVFeHBvcnQSDAoEbmFtZRgBIAEoCRIMCgRraW5kGAIgASgJIskBCgpNb2R1bGVJbmZvEg4KBnNoYTI1NhgBIAEoCRIMCgRzaXplGAIgASgEEhcKD2FscmVhZHlfZXhpc3RlZBgDIAEoCBIpCgdpbXBvcnRzGAQgAygLMhgud2FzbXdpei52MS5Nb2R1bGVJbXBvcnQSKQoHZXhwb3J0cxgFIAMoCzIYLndhc213aXoudjEuTW9kdWxlRXhwb3J0Ei4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkIKEFB1dE1vZHVsZVJlcXVlc3QSDgoGbW9kdWxlGAEgASgMEhMKBnNoYTI1NhgCIAEoCUgAiAEBQgkKB19zaGEyNTYiIgoQR2V0TW9kdWxlUmVxdWVzdBIOCgZzaGEyNTYYASABKAkiOwoSTGlzdE1vZHVsZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlcKE0xpc3RNb2R1bGVzUmVzcG9uc2USJwoHbW9kdWxlcxgBIAMoCzIWLndhc213aXoudjEuTW9kdWxlSW5mbxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJQoTRGVsZXRlTW9kdWxlUmVxdWVzdBIOCgZzaGEyNTYYASABKAkiFgoURGVsZXRlTW9kdWxlUmVzcG9uc2UygwMKDU1vZHVsZVNlcnZpY2USSQoMVXBsb2FkTW9kdWxlEh8ud2FzbXdpei52MS5VcGxvYWRNb2R1bGVSZXF1ZXN0GhYud2FzbXdpei52MS5Nb2R1bGVJbmZvKAESQQoJUHV0TW9kdWxlEhwud2FzbXdpei52MS5QdXRNb2R1bGVSZXF1ZXN0GhYud2FzbXdpei52MS5Nb2R1bGVJbmZvEkEKCUdldE1vZHVsZRIcLndhc213aXoudjEuR2V0TW9kdWxlUmVxdWVzdBoWLndhc213aXoudjEuTW9kdWxlSW5mbxJOCgtMaXN0TW9kdWxlcxIeLndhc213aXoudjEuTGlzdE1vZHVsZXNSZXF1ZXN0Gh8ud2FzbXdpei52MS5MaXN0TW9kdWxlc1Jlc3BvbnNlElEKDERlbGV0ZU1vZHVsZRIfLndhc213aXoudjEuRGVsZXRlTW9kdWxlUmVxdWVzdBogLndhc213aXoudjEuRGVsZXRlTW9kdWxlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Chd3YXNtd2l6L3YxL21vZHVsZS5wcm90bxIKd2FzbXdpei52MSI7CgtVcGxvYWRTdGFydBIMCgRzaXplGAEgASgEEhMKBnNoYTI1NhgCIAEoCUgAiAEBQgkKB19zaGEyNTYiVwoTVXBsb2FkTW9kdWxlUmVxdWVzdBIoCgVzdGFydBgBIAEoCzIXLndhc213aXoudjEuVXBsb2FkU3RhcnRIABIPCgVjaHVuaxgCIAEoDEgAQgUKA21zZyI6CgxNb2R1bGVJbXBvcnQSDgoGbW9kdWxlGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEa2luZBgDIAEoCSIqCgxNb2R1bGVFeHBvcnQSDAoEbmFtZRgBIAEoCRIMCgRraW5kGAIgASgJIqECCgpNb2R1bGVJbmZvEg4KBnNoYTI1NhgBIAEoCRIMCgRzaXplGAIgASgEEhcKD2FscmVhZHlfZXhpc3RlZBgDIAEoCBIpCgdpbXBvcnRzGAQgAygLMhgud2FzbXdpei52MS5Nb2R1bGVJbXBvcnQSKQoHZXhwb3J0cxgFIAMoCzIYLndhc213aXoudjEuTW9kdWxlRXhwb3J0Ei4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhkKDGltcG9ydF9jb3VudBgHIAEoDUgAiAEBEhkKDGV4cG9ydF9jb3VudBgIIAEoDUgBiAEBQg8KDV9pbXBvcnRfY291bnRCDwoNX2V4cG9ydF9jb3VudCJCChBQdXRNb2R1bGVSZXF1ZXN0Eg4KBm1vZHVsZRgBIAEoDBITCgZzaGEyNTYYAiABKAlIAIgBAUIJCgdfc2hhMjU2IiIKEEdldE1vZHVsZVJlcXVlc3QSDgoGc2hhMjU2GAEgASgJIlQKEkxpc3RNb2R1bGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIXCg9pbmNsdWRlX2RldGFpbHMYAyABKAgiVwoTTGlzdE1vZHVsZXNSZXNwb25zZRInCgdtb2R1bGVzGAEgAygLMhYud2FzbXdpei52MS5Nb2R1bGVJbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIlChNEZWxldGVNb2R1bGVSZXF1ZXN0Eg4KBnNoYTI1NhgBIAEoCSIWChREZWxldGVNb2R1bGVSZXNwb25zZTKDAwoNTW9kdWxlU2VydmljZRJJCgxVcGxvYWRNb2R1bGUSHy53YXNtd2l6LnYxLlVwbG9hZE1vZHVsZVJlcXVlc3QaFi53YXNtd2l6LnYxLk1vZHVsZUluZm8oARJBCglQdXRNb2R1bGUSHC53YXNtd2l6LnYxLlB1dE1vZHVsZVJlcXVlc3QaFi53YXNtd2l6LnYxLk1vZHVsZUluZm8SQQoJR2V0TW9kdWxlEhwud2FzbXdpei52MS5HZXRNb2R1bGVSZXF1ZXN0GhYud2FzbXdpei52MS5Nb2R1bGVJbmZvEk4KC0xpc3RNb2R1bGVzEh4ud2FzbXdpei52MS5MaXN0TW9kdWxlc1JlcXVlc3QaHy53YXNtd2l6LnYxLkxpc3RNb2R1bGVzUmVzcG9uc2USUQoMRGVsZXRlTW9kdWxlEh8ud2FzbXdpei52MS5EZWxldGVNb2R1bGVSZXF1ZXN0GiAud2FzbXdpei52MS5EZWxldGVNb2R1bGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * First message of an `UploadModule` stream.
@@ -163,11 +163,15 @@ export type ModuleInfo = Message<"wasmwiz.v1.ModuleInfo"> & {
   alreadyExisted: boolean;
 
   /**
+   * Empty in a `ListModules` page unless `include_details` was set.
+   *
    * @generated from field: repeated wasmwiz.v1.ModuleImport imports = 4;
    */
   imports: ModuleImport[];
 
   /**
+   * Empty in a `ListModules` page unless `include_details` was set.
+   *
    * @generated from field: repeated wasmwiz.v1.ModuleExport exports = 5;
    */
   exports: ModuleExport[];
@@ -178,6 +182,20 @@ export type ModuleInfo = Message<"wasmwiz.v1.ModuleInfo"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 6;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * How many imports and exports the module has (always set by
+   * `GetModule` and uploads; in a listing, absent only for a module stored
+   * before the server recorded counts and not compiled since).
+   *
+   * @generated from field: optional uint32 import_count = 7;
+   */
+  importCount?: number | undefined;
+
+  /**
+   * @generated from field: optional uint32 export_count = 8;
+   */
+  exportCount?: number | undefined;
 };
 
 /**
@@ -235,7 +253,8 @@ export const GetModuleRequestSchema: GenMessage<GetModuleRequest> = /*@__PURE__*
  */
 export type ListModulesRequest = Message<"wasmwiz.v1.ListModulesRequest"> & {
   /**
-   * At most this many modules (default 100, at most 1000).
+   * At most this many modules (default 100, at most 1000; with
+   * `include_details` at most 20).
    *
    * @generated from field: uint32 page_size = 1;
    */
@@ -247,6 +266,15 @@ export type ListModulesRequest = Message<"wasmwiz.v1.ListModulesRequest"> & {
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
+
+  /**
+   * Also return every module's full import and export lists (costly for
+   * modules with many exports, hence the smaller page). Default: only
+   * `import_count` and `export_count`.
+   *
+   * @generated from field: bool include_details = 3;
+   */
+  includeDetails: boolean;
 };
 
 /**
@@ -321,6 +349,10 @@ export const DeleteModuleResponseSchema: GenMessage<DeleteModuleResponse> = /*@_
 export const ModuleService: GenService<{
   /**
    * Upload in chunks; refused as soon as the total passes the tier's size.
+   * Uploads (this, `PutModule`, and runs with `keep_module`) count against
+   * the tier's uploads per minute, uploads at once and storage quota; a
+   * stream with no message for the tier's `upload_idle_timeout_ms` ends
+   * with DEADLINE_EXCEEDED.
    *
    * @generated from rpc wasmwiz.v1.ModuleService.UploadModule
    */

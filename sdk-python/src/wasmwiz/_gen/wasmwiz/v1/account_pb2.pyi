@@ -36,6 +36,14 @@ class TierLimits(_message.Message):
     MAX_OUTPUT_BYTES_FIELD_NUMBER: _builtins.int
     MAX_CONCURRENT_FIELD_NUMBER: _builtins.int
     UNMETERED_FIELD_NUMBER: _builtins.int
+    MAX_STORED_BYTES_FIELD_NUMBER: _builtins.int
+    MAX_STORED_MODULES_FIELD_NUMBER: _builtins.int
+    UPLOADS_PER_MINUTE_FIELD_NUMBER: _builtins.int
+    MAX_CONCURRENT_UPLOADS_FIELD_NUMBER: _builtins.int
+    UPLOAD_IDLE_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    MAX_ARGS_FIELD_NUMBER: _builtins.int
+    MAX_ARGS_BYTES_FIELD_NUMBER: _builtins.int
+    MAX_API_KEYS_FIELD_NUMBER: _builtins.int
     tier: _builtins.str
     """Tier name ("free", "basic", "pro", "unlimited", or an operator's own)."""
     per_minute: _builtins.int
@@ -52,6 +60,30 @@ class TierLimits(_message.Message):
     """Executions of one user running at once."""
     unmetered: _builtins.bool
     """True when the tier has no rate limit or quota."""
+    max_stored_bytes: _builtins.int
+    """Bytes of modules the account may keep stored (0 = no limit); each
+    module counts its full size even when another account has it too.
+    """
+    max_stored_modules: _builtins.int
+    """Modules the account may keep stored (0 = no limit)."""
+    uploads_per_minute: _builtins.int
+    """Uploads (`UploadModule`, `PutModule`, runs with `keep_module`) per
+    minute (0 with `unmetered`).
+    """
+    max_concurrent_uploads: _builtins.int
+    """Uploads of one user in progress at once."""
+    upload_idle_timeout_ms: _builtins.int
+    """An upload stream with no message for this long is ended."""
+    max_args: _builtins.int
+    """Items in args and env together (program_name included)."""
+    max_args_bytes: _builtins.int
+    """Bytes of args and env together, as the guest sees them
+    (`arg\\0`, `NAME=value\\0`).
+    """
+    max_api_keys: _builtins.int
+    """Live (neither revoked nor expired) API keys of the account that
+    `CreateMyApiKey` may reach.
+    """
     def __init__(
         self,
         *,
@@ -66,10 +98,18 @@ class TierLimits(_message.Message):
         max_output_bytes: _builtins.int = ...,
         max_concurrent: _builtins.int = ...,
         unmetered: _builtins.bool = ...,
+        max_stored_bytes: _builtins.int = ...,
+        max_stored_modules: _builtins.int = ...,
+        uploads_per_minute: _builtins.int = ...,
+        max_concurrent_uploads: _builtins.int = ...,
+        upload_idle_timeout_ms: _builtins.int = ...,
+        max_args: _builtins.int = ...,
+        max_args_bytes: _builtins.int = ...,
+        max_api_keys: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_concurrent", b"max_concurrent", "max_fuel", b"max_fuel", "max_memory_bytes", b"max_memory_bytes", "max_module_bytes", b"max_module_bytes", "max_output_bytes", b"max_output_bytes", "max_stdin_bytes", b"max_stdin_bytes", "max_timeout_ms", b"max_timeout_ms", "per_day", b"per_day", "per_minute", b"per_minute", "tier", b"tier", "unmetered", b"unmetered"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_api_keys", b"max_api_keys", "max_args", b"max_args", "max_args_bytes", b"max_args_bytes", "max_concurrent", b"max_concurrent", "max_concurrent_uploads", b"max_concurrent_uploads", "max_fuel", b"max_fuel", "max_memory_bytes", b"max_memory_bytes", "max_module_bytes", b"max_module_bytes", "max_output_bytes", b"max_output_bytes", "max_stdin_bytes", b"max_stdin_bytes", "max_stored_bytes", b"max_stored_bytes", "max_stored_modules", b"max_stored_modules", "max_timeout_ms", b"max_timeout_ms", "per_day", b"per_day", "per_minute", b"per_minute", "tier", b"tier", "unmetered", b"unmetered", "upload_idle_timeout_ms", b"upload_idle_timeout_ms", "uploads_per_minute", b"uploads_per_minute"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -115,12 +155,17 @@ class ApiKeyInfo(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     REVOKED_AT_FIELD_NUMBER: _builtins.int
+    PARENT_KEY_ID_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
     """The `<id>` part of `wwz_<id>_<secret>`."""
     email: _builtins.str
     tier: _builtins.str
     admin: _builtins.bool
     label: _builtins.str
+    parent_key_id: _builtins.str
+    """The key that created this one with `CreateMyApiKey` (empty for keys
+    an operator created); revoking a key revokes every key below it.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -138,10 +183,11 @@ class ApiKeyInfo(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         revoked_at: _timestamp_pb2.Timestamp | None = ...,
+        parent_key_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_expires_at", b"_expires_at", "_revoked_at", b"_revoked_at", "created_at", b"created_at", "expires_at", b"expires_at", "revoked_at", b"revoked_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expires_at", b"_expires_at", "_revoked_at", b"_revoked_at", "admin", b"admin", "created_at", b"created_at", "email", b"email", "expires_at", b"expires_at", "key_id", b"key_id", "label", b"label", "revoked_at", b"revoked_at", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expires_at", b"_expires_at", "_revoked_at", b"_revoked_at", "admin", b"admin", "created_at", b"created_at", "email", b"email", "expires_at", b"expires_at", "key_id", b"key_id", "label", b"label", "parent_key_id", b"parent_key_id", "revoked_at", b"revoked_at", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expires_at: _TypeAlias = _typing.Literal["expires_at"]  # noqa: Y015
     _WhichOneofArgType__expires_at: _TypeAlias = _typing.Literal["_expires_at", b"_expires_at"]  # noqa: Y015
@@ -180,6 +226,9 @@ class WhoAmIResponse(_message.Message):
     REMAINING_TODAY_FIELD_NUMBER: _builtins.int
     KEY_ID_FIELD_NUMBER: _builtins.int
     ADMIN_FIELD_NUMBER: _builtins.int
+    STORED_BYTES_FIELD_NUMBER: _builtins.int
+    STORED_MODULES_FIELD_NUMBER: _builtins.int
+    KEY_EXPIRES_AT_FIELD_NUMBER: _builtins.int
     email: _builtins.str
     tier: _builtins.str
     remaining_this_minute: _builtins.int
@@ -189,8 +238,20 @@ class WhoAmIResponse(_message.Message):
     key_id: _builtins.str
     """The key this call used."""
     admin: _builtins.bool
+    stored_bytes: _builtins.int
+    """Bytes of modules stored for the account (the maximum is
+    `limits.max_stored_bytes`).
+    """
+    stored_modules: _builtins.int
+    """Modules stored for the account (the maximum is
+    `limits.max_stored_modules`).
+    """
     @_builtins.property
     def limits(self) -> Global___TierLimits: ...
+    @_builtins.property
+    def key_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the key this call used expires (absent: never)."""
+
     def __init__(
         self,
         *,
@@ -201,12 +262,17 @@ class WhoAmIResponse(_message.Message):
         remaining_today: _builtins.int = ...,
         key_id: _builtins.str = ...,
         admin: _builtins.bool = ...,
+        stored_bytes: _builtins.int = ...,
+        stored_modules: _builtins.int = ...,
+        key_expires_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_key_expires_at", b"_key_expires_at", "key_expires_at", b"key_expires_at", "limits", b"limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin", b"admin", "email", b"email", "key_id", b"key_id", "limits", b"limits", "remaining_this_minute", b"remaining_this_minute", "remaining_today", b"remaining_today", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_key_expires_at", b"_key_expires_at", "admin", b"admin", "email", b"email", "key_expires_at", b"key_expires_at", "key_id", b"key_id", "limits", b"limits", "remaining_this_minute", b"remaining_this_minute", "remaining_today", b"remaining_today", "stored_bytes", b"stored_bytes", "stored_modules", b"stored_modules", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__key_expires_at: _TypeAlias = _typing.Literal["key_expires_at"]  # noqa: Y015
+    _WhichOneofArgType__key_expires_at: _TypeAlias = _typing.Literal["_key_expires_at", b"_key_expires_at"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__key_expires_at) -> _WhichOneofReturnType__key_expires_at | None: ...
 
 Global___WhoAmIResponse: _TypeAlias = WhoAmIResponse  # noqa: Y015
 
@@ -333,7 +399,12 @@ class CreateMyApiKeyRequest(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     label: _builtins.str
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """Must not be after the calling key's own expiry; when absent, the new
+        key expires with the calling key (never, if the calling key does not
+        expire).
+        """
+
     def __init__(
         self,
         *,
@@ -356,20 +427,34 @@ class CreateMyApiKeyResponse(_message.Message):
 
     KEY_FIELD_NUMBER: _builtins.int
     KEY_ID_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    PARENT_KEY_ID_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """The secret key, shown once."""
     key_id: _builtins.str
+    parent_key_id: _builtins.str
+    """The key that created it (the calling key): revoking that key revokes
+    this one too.
+    """
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the new key expires (absent: never)."""
+
     def __init__(
         self,
         *,
         key: _builtins.str = ...,
         key_id: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        parent_key_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expires_at", b"_expires_at", "expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "key_id", b"key_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expires_at", b"_expires_at", "expires_at", b"expires_at", "key", b"key", "key_id", b"key_id", "parent_key_id", b"parent_key_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__expires_at: _TypeAlias = _typing.Literal["expires_at"]  # noqa: Y015
+    _WhichOneofArgType__expires_at: _TypeAlias = _typing.Literal["_expires_at", b"_expires_at"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expires_at) -> _WhichOneofReturnType__expires_at | None: ...
 
 Global___CreateMyApiKeyResponse: _TypeAlias = CreateMyApiKeyResponse  # noqa: Y015
 

@@ -79,7 +79,9 @@ class AccountServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def CreateMyApiKey(self, request, context):
-        """A new key for the caller (same user, tier and admin flag).
+        """A new key for the caller (same user, tier and admin flag), a child of
+        the calling key: it expires no later than it and is revoked with it.
+        RESOURCE_EXHAUSTED once the account has `limits.max_api_keys` live keys.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -92,7 +94,8 @@ class AccountServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def RevokeMyApiKey(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Revokes the key and every key created below it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -36,9 +36,13 @@ class AccountServiceStub:
     WhoAmI: _grpc.UnaryUnaryMultiCallable[_account_pb2.WhoAmIRequest, _account_pb2.WhoAmIResponse]
     GetUsage: _grpc.UnaryUnaryMultiCallable[_account_pb2.GetUsageRequest, _account_pb2.GetUsageResponse]
     CreateMyApiKey: _grpc.UnaryUnaryMultiCallable[_account_pb2.CreateMyApiKeyRequest, _account_pb2.CreateMyApiKeyResponse]
-    """A new key for the caller (same user, tier and admin flag)."""
+    """A new key for the caller (same user, tier and admin flag), a child of
+    the calling key: it expires no later than it and is revoked with it.
+    RESOURCE_EXHAUSTED once the account has `limits.max_api_keys` live keys.
+    """
     ListMyApiKeys: _grpc.UnaryUnaryMultiCallable[_account_pb2.ListMyApiKeysRequest, _account_pb2.ListMyApiKeysResponse]
     RevokeMyApiKey: _grpc.UnaryUnaryMultiCallable[_account_pb2.RevokeMyApiKeyRequest, _account_pb2.RevokeMyApiKeyResponse]
+    """Revokes the key and every key created below it."""
 
 @_typing.type_check_only
 class AccountServiceAsyncStub(AccountServiceStub):
@@ -48,9 +52,13 @@ class AccountServiceAsyncStub(AccountServiceStub):
     WhoAmI: _aio.UnaryUnaryMultiCallable[_account_pb2.WhoAmIRequest, _account_pb2.WhoAmIResponse]  # type: ignore[assignment]
     GetUsage: _aio.UnaryUnaryMultiCallable[_account_pb2.GetUsageRequest, _account_pb2.GetUsageResponse]  # type: ignore[assignment]
     CreateMyApiKey: _aio.UnaryUnaryMultiCallable[_account_pb2.CreateMyApiKeyRequest, _account_pb2.CreateMyApiKeyResponse]  # type: ignore[assignment]
-    """A new key for the caller (same user, tier and admin flag)."""
+    """A new key for the caller (same user, tier and admin flag), a child of
+    the calling key: it expires no later than it and is revoked with it.
+    RESOURCE_EXHAUSTED once the account has `limits.max_api_keys` live keys.
+    """
     ListMyApiKeys: _aio.UnaryUnaryMultiCallable[_account_pb2.ListMyApiKeysRequest, _account_pb2.ListMyApiKeysResponse]  # type: ignore[assignment]
     RevokeMyApiKey: _aio.UnaryUnaryMultiCallable[_account_pb2.RevokeMyApiKeyRequest, _account_pb2.RevokeMyApiKeyResponse]  # type: ignore[assignment]
+    """Revokes the key and every key created below it."""
 
 class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
     """The caller's own account."""
@@ -75,7 +83,10 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _account_pb2.CreateMyApiKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_account_pb2.CreateMyApiKeyResponse, _abc.Awaitable[_account_pb2.CreateMyApiKeyResponse]]:
-        """A new key for the caller (same user, tier and admin flag)."""
+        """A new key for the caller (same user, tier and admin flag), a child of
+        the calling key: it expires no later than it and is revoked with it.
+        RESOURCE_EXHAUSTED once the account has `limits.max_api_keys` live keys.
+        """
 
     @_abc_1.abstractmethod
     def ListMyApiKeys(
@@ -89,6 +100,7 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _account_pb2.RevokeMyApiKeyRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_account_pb2.RevokeMyApiKeyResponse, _abc.Awaitable[_account_pb2.RevokeMyApiKeyResponse]]: ...
+    ) -> _typing.Union[_account_pb2.RevokeMyApiKeyResponse, _abc.Awaitable[_account_pb2.RevokeMyApiKeyResponse]]:
+        """Revokes the key and every key created below it."""
 
 def add_AccountServiceServicer_to_server(servicer: AccountServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

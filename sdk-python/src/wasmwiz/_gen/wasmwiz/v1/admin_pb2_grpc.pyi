@@ -39,6 +39,7 @@ class AdminServiceStub:
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.CreateApiKeyRequest, _admin_pb2.CreateApiKeyResponse]
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListApiKeysRequest, _admin_pb2.ListApiKeysResponse]
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RevokeApiKeyRequest, _admin_pb2.RevokeApiKeyResponse]
+    """Revokes the key and every key created below it (`CreateMyApiKey`)."""
     GetUsage: _grpc.UnaryUnaryMultiCallable[_account_pb2.GetUsageRequest, _account_pb2.GetUsageResponse]
     """Usage of one user (`email`) or of everyone."""
 
@@ -50,6 +51,7 @@ class AdminServiceAsyncStub(AdminServiceStub):
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.CreateApiKeyRequest, _admin_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListApiKeysRequest, _admin_pb2.ListApiKeysResponse]  # type: ignore[assignment]
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.RevokeApiKeyRequest, _admin_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
+    """Revokes the key and every key created below it (`CreateMyApiKey`)."""
     GetUsage: _aio.UnaryUnaryMultiCallable[_account_pb2.GetUsageRequest, _account_pb2.GetUsageResponse]  # type: ignore[assignment]
     """Usage of one user (`email`) or of everyone."""
 
@@ -87,7 +89,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _admin_pb2.RevokeApiKeyRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.RevokeApiKeyResponse, _abc.Awaitable[_admin_pb2.RevokeApiKeyResponse]]: ...
+    ) -> _typing.Union[_admin_pb2.RevokeApiKeyResponse, _abc.Awaitable[_admin_pb2.RevokeApiKeyResponse]]:
+        """Revokes the key and every key created below it (`CreateMyApiKey`)."""
 
     @_abc_1.abstractmethod
     def GetUsage(

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17wasmwiz/v1/module.proto\x12\nwasmwiz.v1\x1a\x1fgoogle/protobuf/timestamp.proto\";\n\x0bUploadStart\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x13\n\x06sha256\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\t\n\x07_sha256\"W\n\x13UploadModuleRequest\x12(\n\x05start\x18\x01 \x01(\x0b\x32\x17.wasmwiz.v1.UploadStartH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x05\n\x03msg\":\n\x0cModuleImport\x12\x0e\n\x06module\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\"*\n\x0cModuleExport\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\"\xc9\x01\n\nModuleInfo\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x17\n\x0f\x61lready_existed\x18\x03 \x01(\x08\x12)\n\x07imports\x18\x04 \x03(\x0b\x32\x18.wasmwiz.v1.ModuleImport\x12)\n\x07\x65xports\x18\x05 \x03(\x0b\x32\x18.wasmwiz.v1.ModuleExport\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x10PutModuleRequest\x12\x0e\n\x06module\x18\x01 \x01(\x0c\x12\x13\n\x06sha256\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\t\n\x07_sha256\"\"\n\x10GetModuleRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\";\n\x12ListModulesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x13ListModulesResponse\x12\'\n\x07modules\x18\x01 \x03(\x0b\x32\x16.wasmwiz.v1.ModuleInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x13\x44\x65leteModuleRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteModuleResponse2\x83\x03\n\rModuleService\x12I\n\x0cUploadModule\x12\x1f.wasmwiz.v1.UploadModuleRequest\x1a\x16.wasmwiz.v1.ModuleInfo(\x01\x12\x41\n\tPutModule\x12\x1c.wasmwiz.v1.PutModuleRequest\x1a\x16.wasmwiz.v1.ModuleInfo\x12\x41\n\tGetModule\x12\x1c.wasmwiz.v1.GetModuleRequest\x1a\x16.wasmwiz.v1.ModuleInfo\x12N\n\x0bListModules\x12\x1e.wasmwiz.v1.ListModulesRequest\x1a\x1f.wasmwiz.v1.ListModulesResponse\x12Q\n\x0c\x44\x65leteModule\x12\x1f.wasmwiz.v1.DeleteModuleRequest\x1a .wasmwiz.v1.DeleteModuleResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17wasmwiz/v1/module.proto\x12\nwasmwiz.v1\x1a\x1fgoogle/protobuf/timestamp.proto\";\n\x0bUploadStart\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x13\n\x06sha256\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\t\n\x07_sha256\"W\n\x13UploadModuleRequest\x12(\n\x05start\x18\x01 \x01(\x0b\x32\x17.wasmwiz.v1.UploadStartH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x05\n\x03msg\":\n\x0cModuleImport\x12\x0e\n\x06module\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\"*\n\x0cModuleExport\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\"\xa1\x02\n\nModuleInfo\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x17\n\x0f\x61lready_existed\x18\x03 \x01(\x08\x12)\n\x07imports\x18\x04 \x03(\x0b\x32\x18.wasmwiz.v1.ModuleImport\x12)\n\x07\x65xports\x18\x05 \x03(\x0b\x32\x18.wasmwiz.v1.ModuleExport\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x0cimport_count\x18\x07 \x01(\rH\x00\x88\x01\x01\x12\x19\n\x0c\x65xport_count\x18\x08 \x01(\rH\x01\x88\x01\x01\x42\x0f\n\r_import_countB\x0f\n\r_export_count\"B\n\x10PutModuleRequest\x12\x0e\n\x06module\x18\x01 \x01(\x0c\x12\x13\n\x06sha256\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\t\n\x07_sha256\"\"\n\x10GetModuleRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"T\n\x12ListModulesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x17\n\x0finclude_details\x18\x03 \x01(\x08\"W\n\x13ListModulesResponse\x12\'\n\x07modules\x18\x01 \x03(\x0b\x32\x16.wasmwiz.v1.ModuleInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x13\x44\x65leteModuleRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteModuleResponse2\x83\x03\n\rModuleService\x12I\n\x0cUploadModule\x12\x1f.wasmwiz.v1.UploadModuleRequest\x1a\x16.wasmwiz.v1.ModuleInfo(\x01\x12\x41\n\tPutModule\x12\x1c.wasmwiz.v1.PutModuleRequest\x1a\x16.wasmwiz.v1.ModuleInfo\x12\x41\n\tGetModule\x12\x1c.wasmwiz.v1.GetModuleRequest\x1a\x16.wasmwiz.v1.ModuleInfo\x12N\n\x0bListModules\x12\x1e.wasmwiz.v1.ListModulesRequest\x1a\x1f.wasmwiz.v1.ListModulesResponse\x12Q\n\x0c\x44\x65leteModule\x12\x1f.wasmwiz.v1.DeleteModuleRequest\x1a .wasmwiz.v1.DeleteModuleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,19 +41,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODULEEXPORT']._serialized_start=282
   _globals['_MODULEEXPORT']._serialized_end=324
   _globals['_MODULEINFO']._serialized_start=327
-  _globals['_MODULEINFO']._serialized_end=528
-  _globals['_PUTMODULEREQUEST']._serialized_start=530
-  _globals['_PUTMODULEREQUEST']._serialized_end=596
-  _globals['_GETMODULEREQUEST']._serialized_start=598
-  _globals['_GETMODULEREQUEST']._serialized_end=632
-  _globals['_LISTMODULESREQUEST']._serialized_start=634
-  _globals['_LISTMODULESREQUEST']._serialized_end=693
-  _globals['_LISTMODULESRESPONSE']._serialized_start=695
-  _globals['_LISTMODULESRESPONSE']._serialized_end=782
-  _globals['_DELETEMODULEREQUEST']._serialized_start=784
-  _globals['_DELETEMODULEREQUEST']._serialized_end=821
-  _globals['_DELETEMODULERESPONSE']._serialized_start=823
-  _globals['_DELETEMODULERESPONSE']._serialized_end=845
-  _globals['_MODULESERVICE']._serialized_start=848
-  _globals['_MODULESERVICE']._serialized_end=1235
+  _globals['_MODULEINFO']._serialized_end=616
+  _globals['_PUTMODULEREQUEST']._serialized_start=618
+  _globals['_PUTMODULEREQUEST']._serialized_end=684
+  _globals['_GETMODULEREQUEST']._serialized_start=686
+  _globals['_GETMODULEREQUEST']._serialized_end=720
+  _globals['_LISTMODULESREQUEST']._serialized_start=722
+  _globals['_LISTMODULESREQUEST']._serialized_end=806
+  _globals['_LISTMODULESRESPONSE']._serialized_start=808
+  _globals['_LISTMODULESRESPONSE']._serialized_end=895
+  _globals['_DELETEMODULEREQUEST']._serialized_start=897
+  _globals['_DELETEMODULEREQUEST']._serialized_end=934
+  _globals['_DELETEMODULERESPONSE']._serialized_start=936
+  _globals['_DELETEMODULERESPONSE']._serialized_end=958
+  _globals['_MODULESERVICE']._serialized_start=961
+  _globals['_MODULESERVICE']._serialized_end=1348
 # @@protoc_insertion_point(module_scope)

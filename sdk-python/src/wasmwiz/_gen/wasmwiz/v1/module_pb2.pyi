@@ -142,16 +142,28 @@ class ModuleInfo(_message.Message):
     IMPORTS_FIELD_NUMBER: _builtins.int
     EXPORTS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    IMPORT_COUNT_FIELD_NUMBER: _builtins.int
+    EXPORT_COUNT_FIELD_NUMBER: _builtins.int
     sha256: _builtins.str
     """Lowercase hex sha256 of the module's bytes."""
     size: _builtins.int
     """Size in bytes."""
     already_existed: _builtins.bool
     """True when this account already had the module before this call."""
+    import_count: _builtins.int
+    """How many imports and exports the module has (always set by
+    `GetModule` and uploads; in a listing, absent only for a module stored
+    before the server recorded counts and not compiled since).
+    """
+    export_count: _builtins.int
     @_builtins.property
-    def imports(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModuleImport]: ...
+    def imports(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModuleImport]:
+        """Empty in a `ListModules` page unless `include_details` was set."""
+
     @_builtins.property
-    def exports(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModuleExport]: ...
+    def exports(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModuleExport]:
+        """Empty in a `ListModules` page unless `include_details` was set."""
+
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When this account first stored the module."""
@@ -165,12 +177,21 @@ class ModuleInfo(_message.Message):
         imports: _abc.Iterable[Global___ModuleImport] | None = ...,
         exports: _abc.Iterable[Global___ModuleExport] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        import_count: _builtins.int | None = ...,
+        export_count: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_export_count", b"_export_count", "_import_count", b"_import_count", "created_at", b"created_at", "export_count", b"export_count", "import_count", b"import_count"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_existed", b"already_existed", "created_at", b"created_at", "exports", b"exports", "imports", b"imports", "sha256", b"sha256", "size", b"size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_export_count", b"_export_count", "_import_count", b"_import_count", "already_existed", b"already_existed", "created_at", b"created_at", "export_count", b"export_count", "exports", b"exports", "import_count", b"import_count", "imports", b"imports", "sha256", b"sha256", "size", b"size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__export_count: _TypeAlias = _typing.Literal["export_count"]  # noqa: Y015
+    _WhichOneofArgType__export_count: _TypeAlias = _typing.Literal["_export_count", b"_export_count"]  # noqa: Y015
+    _WhichOneofReturnType__import_count: _TypeAlias = _typing.Literal["import_count"]  # noqa: Y015
+    _WhichOneofArgType__import_count: _TypeAlias = _typing.Literal["_import_count", b"_import_count"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__export_count) -> _WhichOneofReturnType__export_count | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__import_count) -> _WhichOneofReturnType__import_count | None: ...
 
 Global___ModuleInfo: _TypeAlias = ModuleInfo  # noqa: Y015
 
@@ -226,19 +247,28 @@ class ListModulesRequest(_message.Message):
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    INCLUDE_DETAILS_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """At most this many modules (default 100, at most 1000)."""
+    """At most this many modules (default 100, at most 1000; with
+    `include_details` at most 20).
+    """
     page_token: _builtins.str
     """`next_page_token` of the previous page; empty for the first."""
+    include_details: _builtins.bool
+    """Also return every module's full import and export lists (costly for
+    modules with many exports, hence the smaller page). Default: only
+    `import_count` and `export_count`.
+    """
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        include_details: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_details", b"include_details", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -70,6 +70,10 @@ class ModuleServiceServicer(object):
 
     def UploadModule(self, request_iterator, context):
         """Upload in chunks; refused as soon as the total passes the tier's size.
+        Uploads (this, `PutModule`, and runs with `keep_module`) count against
+        the tier's uploads per minute, uploads at once and storage quota; a
+        stream with no message for the tier's `upload_idle_timeout_ms` ends
+        with DEADLINE_EXCEEDED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,7 +36,12 @@ class ModuleServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ModuleServiceAsyncStub: ...
     UploadModule: _grpc.StreamUnaryMultiCallable[_module_pb2.UploadModuleRequest, _module_pb2.ModuleInfo]
-    """Upload in chunks; refused as soon as the total passes the tier's size."""
+    """Upload in chunks; refused as soon as the total passes the tier's size.
+    Uploads (this, `PutModule`, and runs with `keep_module`) count against
+    the tier's uploads per minute, uploads at once and storage quota; a
+    stream with no message for the tier's `upload_idle_timeout_ms` ends
+    with DEADLINE_EXCEEDED.
+    """
     PutModule: _grpc.UnaryUnaryMultiCallable[_module_pb2.PutModuleRequest, _module_pb2.ModuleInfo]
     """Upload in one message."""
     GetModule: _grpc.UnaryUnaryMultiCallable[_module_pb2.GetModuleRequest, _module_pb2.ModuleInfo]
@@ -52,7 +57,12 @@ class ModuleServiceAsyncStub(ModuleServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     UploadModule: _aio.StreamUnaryMultiCallable[_module_pb2.UploadModuleRequest, _module_pb2.ModuleInfo]  # type: ignore[assignment]
-    """Upload in chunks; refused as soon as the total passes the tier's size."""
+    """Upload in chunks; refused as soon as the total passes the tier's size.
+    Uploads (this, `PutModule`, and runs with `keep_module`) count against
+    the tier's uploads per minute, uploads at once and storage quota; a
+    stream with no message for the tier's `upload_idle_timeout_ms` ends
+    with DEADLINE_EXCEEDED.
+    """
     PutModule: _aio.UnaryUnaryMultiCallable[_module_pb2.PutModuleRequest, _module_pb2.ModuleInfo]  # type: ignore[assignment]
     """Upload in one message."""
     GetModule: _aio.UnaryUnaryMultiCallable[_module_pb2.GetModuleRequest, _module_pb2.ModuleInfo]  # type: ignore[assignment]
@@ -71,7 +81,12 @@ class ModuleServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_module_pb2.UploadModuleRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_module_pb2.ModuleInfo, _abc.Awaitable[_module_pb2.ModuleInfo]]:
-        """Upload in chunks; refused as soon as the total passes the tier's size."""
+        """Upload in chunks; refused as soon as the total passes the tier's size.
+        Uploads (this, `PutModule`, and runs with `keep_module`) count against
+        the tier's uploads per minute, uploads at once and storage quota; a
+        stream with no message for the tier's `upload_idle_timeout_ms` ends
+        with DEADLINE_EXCEEDED.
+        """
 
     @_abc_1.abstractmethod
     def PutModule(
