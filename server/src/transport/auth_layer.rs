@@ -66,10 +66,14 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Bytes one message of `tier` may declare: its module and stdin in one
-/// message (browsers have only unary `Run`/`PutModule`) plus the overhead.
+/// Bytes one message of `tier` may declare: its module, stdin, args and env
+/// in one message (browsers have only unary `Run`/`PutModule`) plus the
+/// overhead.
 pub fn tier_message_bytes(config: &Config, tier: &crate::config::Tier) -> u64 {
-    tier.max_module_bytes + tier.max_stdin_bytes + config.message_overhead_bytes as u64
+    tier.max_module_bytes
+        + tier.max_stdin_bytes
+        + tier.max_args_bytes
+        + config.message_overhead_bytes as u64
 }
 
 /// The largest message any tier may send: tonic's own decoding limit.
@@ -111,10 +115,11 @@ fn caller_limit(state: &AppState, caller: &Caller, carries_modules: bool) -> Mes
             timeout,
             min_bytes_per_sec: config.message_min_bytes_per_sec,
             whose: format!(
-                "the {} tier's maximum (module {} + stdin {} + {} for other fields)",
+                "the {} tier's maximum (module {} + stdin {} + args and env {} + {} for other fields)",
                 caller.tier,
                 tier.max_module_bytes,
                 tier.max_stdin_bytes,
+                tier.max_args_bytes,
                 config.message_overhead_bytes
             )
             .into(),
