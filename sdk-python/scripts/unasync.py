@@ -144,6 +144,10 @@ def unasync(source: str, origin: str) -> str:
     return header + text
 
 
+#: The fixes a substitution can make necessary (see :func:`formatted`).
+_RUFF_FIXES = ["check", "--fix", "--unsafe-fixes", "--select", "I,F401,UP028", "--exit-zero", "-q"]
+
+
 def _ruff() -> list[str]:
     beside = Path(sys.executable).with_name("ruff")
     if beside.exists():
@@ -161,15 +165,7 @@ def formatted(text: str, path: Path) -> str:
     unused imports, and ``for x in y: yield x`` (``yield from`` once sync).
     """
     name = ["--stdin-filename", str(path)]
-    for args in ([
-        "check",
-        "--fix",
-        "--unsafe-fixes",
-        "--select",
-        "I,F401,UP028",
-        "--exit-zero",
-        "-q",
-    ], ["format"]):
+    for args in (_RUFF_FIXES, ["format"]):
         out = subprocess.run(
             [*_ruff(), *args, *name, "-"],
             input=text,
