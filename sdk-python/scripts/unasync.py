@@ -8,7 +8,7 @@ approach of httpcore's ``scripts/unasync.py``): ``async def`` -> ``def``,
 ``AsyncClient`` -> ``Client``, ``_async_io`` -> ``_sync_io`` ... The few places
 where grpc's sync and asyncio APIs differ in more than a keyword live in
 ``_async_io`` / ``_sync_io``, which have the same names. The tests are
-generated the same way (``tests/test_async.py`` -> ``tests/test_sync.py``).
+generated the same way (``tests/test_*async.py`` -> ``tests/test_*sync.py``).
 
 The output is formatted with ruff (the pinned dev dependency), so it is
 byte-for-byte reproducible.
@@ -33,6 +33,8 @@ SDK_DIR = Path(__file__).resolve().parents[1]
 FILES = [
     ("src/wasmwiz/aio.py", "src/wasmwiz/client.py"),
     ("tests/test_async.py", "tests/test_sync.py"),
+    ("tests/test_errors_async.py", "tests/test_errors_sync.py"),
+    ("tests/test_upload_async.py", "tests/test_upload_sync.py"),
 ]
 
 #: Word-bounded names: asyncio name -> sync name.

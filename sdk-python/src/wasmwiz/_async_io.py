@@ -8,8 +8,10 @@ two modules have the same names, so that only the I/O differs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator
-from typing import TYPE_CHECKING, Any, Callable, TypeVar, Union
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
+
+import grpc
 
 from . import _common
 
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     StreamCall = Union[grpc.aio.UnaryStreamCall[Any, _M], grpc.aio.StreamStreamCall[Any, _M]]
 
 _T = TypeVar("_T")
+_Q = TypeVar("_Q")
+_R = TypeVar("_R")
 
 #: What a grpc.aio call raises when it was cancelled under us, e.g. because
 #: our request iterator raised (grpc.aio then cancels the call).
@@ -49,3 +53,29 @@ async def stdin_chunks(stdin: _common.AsyncStdinLike) -> AsyncIterator[bytes]:
     else:  # an iterable or a file: read on the event loop (use an async iterable to wait)
         for chunk in _common.iter_stdin(stdin):
             yield chunk
+
+
+async def stream_unary(
+    method: grpc.aio.StreamUnaryMultiCallable[_Q, _R],
+    requests: Iterable[_Q],
+    *,
+    timeout: Optional[float],
+    metadata: tuple[tuple[str, str], ...],
+) -> _R:
+    """A client-streaming call: write each request, then await the answer.
+
+    Writing here rather than handing grpc.aio an iterator keeps the server's
+    status when it refuses the stream part way (grpc.aio's own consumer turns
+    that into INTERNAL), and raises what ``requests`` raised as itself.
+    """
+    call = method(timeout=timeout, metadata=metadata)
+    try:
+        for request in requests:
+            await call.write(request)
+        await call.done_writing()
+    except grpc.RpcError:
+        pass  # the server ended the call; awaiting it raises its status
+    except BaseException:
+        call.cancel()
+        raise
+    return await call

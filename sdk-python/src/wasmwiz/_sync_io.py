@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
+
+import grpc
 
 from . import _common
 
 if TYPE_CHECKING:
-    import grpc
-
     _M = TypeVar("_M")
     #: A server-streaming call (``Run``, ``RunBatch``, ``Execute``).
     StreamCall = grpc._CallIterator[_M]
 
 _T = TypeVar("_T")
+_Q = TypeVar("_Q")
+_R = TypeVar("_R")
 
 
 class Cancelled(BaseException):
@@ -35,3 +37,24 @@ def run_blocking(fn: Callable[..., _T], *args: Any) -> _T:
 def stdin_chunks(stdin: _common.StdinLike) -> Iterator[bytes]:
     """The chunks of a streamed ``stdin`` (read from a file, or taken from an iterable)."""
     return _common.iter_stdin(stdin)
+
+
+def stream_unary(
+    method: grpc.StreamUnaryMultiCallable[_Q, _R],
+    requests: Iterable[_Q],
+    *,
+    timeout: Optional[float],
+    metadata: tuple[tuple[str, str], ...],
+) -> _R:
+    """A client-streaming call: grpcio sends ``requests`` from its own thread.
+
+    What ``requests`` raised there (e.g. a progress callback) is raised here
+    as itself; grpcio only reports a cancelled call.
+    """
+    captured = _common.CapturingIterator(iter(requests))
+    try:
+        return method(captured, timeout=timeout, metadata=metadata)
+    except grpc.RpcError:
+        if captured.error is not None:
+            raise captured.error from None
+        raise

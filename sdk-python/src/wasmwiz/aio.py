@@ -306,14 +306,6 @@ async def _execute_requests(
     yield _common.stdin_eof_request()
 
 
-async def _upload_requests(
-    source: Source, chunk_size: int, progress: Optional[ProgressCallback]
-) -> AsyncIterator[module_pb2.UploadModuleRequest]:
-    """``start`` then the chunks, as gRPC takes them (see :func:`_common.upload_requests`)."""
-    for request in _common.upload_requests(source, chunk_size, progress):
-        yield request
-
-
 class _Stubs:
     """The service stubs over one channel."""
 
@@ -758,17 +750,12 @@ class AsyncClient:
         deadline = _common.effective_timeout(timeout, self.timeout)
 
         async def attempt() -> module_pb2.ModuleInfo:
-            requests = _common.CapturingAsyncIterator(
-                _upload_requests(source, chunk_size, progress)
+            return await _io.stream_unary(
+                self._stubs().modules.UploadModule,
+                _common.upload_requests(source, chunk_size, progress),
+                timeout=deadline,
+                metadata=self._metadata,
             )
-            try:
-                return await self._stubs().modules.UploadModule(
-                    requests, timeout=deadline, metadata=self._metadata
-                )
-            except (grpc.RpcError, _io.Cancelled):
-                if requests.error is not None:  # e.g. the progress callback raised
-                    raise requests.error from None
-                raise
 
         return ModuleInfo._from_proto(await self._retrying(attempt))
 

@@ -304,13 +304,6 @@ def _execute_requests(
     yield _common.stdin_eof_request()
 
 
-def _upload_requests(
-    source: Source, chunk_size: int, progress: Optional[ProgressCallback]
-) -> Iterator[module_pb2.UploadModuleRequest]:
-    """``start`` then the chunks, as gRPC takes them (see :func:`_common.upload_requests`)."""
-    yield from _common.upload_requests(source, chunk_size, progress)
-
-
 class _Stubs:
     """The service stubs over one channel."""
 
@@ -754,15 +747,12 @@ class Client:
         deadline = _common.effective_timeout(timeout, self.timeout)
 
         def attempt() -> module_pb2.ModuleInfo:
-            requests = _common.CapturingIterator(_upload_requests(source, chunk_size, progress))
-            try:
-                return self._stubs().modules.UploadModule(
-                    requests, timeout=deadline, metadata=self._metadata
-                )
-            except (grpc.RpcError, _io.Cancelled):
-                if requests.error is not None:  # e.g. the progress callback raised
-                    raise requests.error from None
-                raise
+            return _io.stream_unary(
+                self._stubs().modules.UploadModule,
+                _common.upload_requests(source, chunk_size, progress),
+                timeout=deadline,
+                metadata=self._metadata,
+            )
 
         return ModuleInfo._from_proto(self._retrying(attempt))
 
