@@ -81,7 +81,7 @@ PHRASES = {
         "The call starts on the first\n        iteration."
     ),
     "(on the event loop)": "(from a gRPC thread)",
-    "the channel opens on first use.": "thread-safe; the channel opens on first use.",
+    "Asyncio WasmWiz client; use it from one event loop;": "WasmWiz client; thread-safe;",
     "; with the asyncio client also an async\n                iterable)": ")",
 }
 

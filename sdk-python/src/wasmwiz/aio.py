@@ -318,7 +318,7 @@ class _Stubs:
 
 
 class AsyncClient:
-    """WasmWiz client; the channel opens on first use.
+    """Asyncio WasmWiz client; use it from one event loop; the channel opens on first use.
 
     Close it with ``await client.close()`` or ``async with``.
 
