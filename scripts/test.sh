@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test of the repository: Rust (fmt, clippy, unit + integration
-# tests on SQLite and, when reachable, PostgreSQL and Redis), dependency
-# advisories, then the Python and JS SDKs (drift checks, lint, tests against
-# the real server binary, browser end-to-end tests in headless Chromium).
+# Runs every test of the repository: lint (Rust fmt and clippy, dependency
+# advisories, deployment files, drift of every generated file: Python stubs
+# and sync client, JS stubs, the built playground), Rust (unit + integration
+# tests on SQLite and, when reachable, PostgreSQL and Redis), then the Python
+# and JS SDKs (lint, tests against the real server binary, browser end-to-end
+# tests in headless Chromium).
 #
 #   scripts/test.sh [lint|rust|python|js]...   (default: all of them)
 #
@@ -36,6 +38,11 @@ step() {
   fi
 }
 
+# The JS drift check runs the pinned generators from node_modules.
+js_drift() {
+  (cd sdk-js && npm ci --no-audit --no-fund >/dev/null && npm run -s check:drift)
+}
+
 ./scripts/install-deps.sh || echo "warning: could not install system packages (not root?)"
 
 for part in "${parts[@]}"; do
@@ -45,6 +52,8 @@ for part in "${parts[@]}"; do
       step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
       step "dependency advisories" ./scripts/audit.sh
       step "deployment files" python3 scripts/check-deploy.py
+      step "python generated code (stubs, sync client)" ./sdk-python/scripts/check-drift.sh
+      step "js generated code and built playground" js_drift
       ;;
     rust)
       step "cargo test" cargo test --workspace --locked

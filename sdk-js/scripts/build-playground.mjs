@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// Builds the playground into exactly three files the server embeds:
+// Builds the playground into the three files the server embeds:
 //   index.html, playground.js (one ESM bundle, no code splitting, no CDN),
-//   playground.css.
+//   playground.css; plus a README.md that says the folder is build output.
 // Usage: node scripts/build-playground.mjs [OUTDIR]   (default ../server/assets/playground)
 import { build } from "esbuild";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -47,4 +47,9 @@ await build({
 });
 
 copyFileSync(join(root, "playground", "index.html"), join(outdir, "index.html"));
+writeFileSync(
+  join(outdir, "README.md"),
+  "Generated: the build output of `sdk-js/playground` (`npm run build:playground` in sdk-js/); do not edit. " +
+    "Checked in so that `cargo build` needs no Node; `npm run check:drift` fails when it is stale.\n",
+);
 console.log(`playground built into ${outdir}`);

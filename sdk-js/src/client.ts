@@ -141,6 +141,9 @@ export interface RateLimitInfo {
 /** The outcome names without prefix: `"SUCCESS"`, `"TRAP"`, `"OUT_OF_FUEL"`, ... */
 export type OutcomeName = keyof typeof Outcome;
 
+/** The verdict names without prefix: `"UNSPECIFIED"`, `"ACCEPTED"`, `"WRONG_ANSWER"`. */
+export type VerdictName = keyof typeof Verdict;
+
 /** Everything a run produced, collected. */
 export interface RunResult {
   started: Started;
@@ -177,6 +180,8 @@ export interface BatchCaseResult {
   ok: boolean;
   /** `VERDICT_ACCEPTED`, `VERDICT_WRONG_ANSWER`, or unspecified without `expectedStdout`. */
   verdict: Verdict;
+  /** The verdict by name, e.g. `"ACCEPTED"`, `"WRONG_ANSWER"` (`"UNSPECIFIED"` without `expectedStdout`). */
+  verdictName: VerdictName;
   stdout: Uint8Array;
   stderr: Uint8Array;
   stdoutText: string;
@@ -267,6 +272,10 @@ function limitsInit(l: LimitsInit | undefined): MessageInitShape<typeof LimitsSc
 
 function outcomeName(o: Outcome): OutcomeName {
   return (Outcome[o] ?? "UNSPECIFIED") as OutcomeName;
+}
+
+function verdictName(v: Verdict): VerdictName {
+  return (Verdict[v] ?? "UNSPECIFIED") as VerdictName;
 }
 
 /** Reads `ratelimit-limit/remaining/reset` from response headers. */
@@ -429,6 +438,7 @@ function batchCollector(open: () => AsyncIterable<BatchEvent>): BatchStream {
         exitCode: finished.exitCode,
         ok: finished.outcome === Outcome.SUCCESS,
         verdict: finished.verdict,
+        verdictName: verdictName(finished.verdict),
         stdout: ev.stdout,
         stderr: ev.stderr,
         stdoutText: toText(ev.stdout),

@@ -52,3 +52,32 @@ it("node-example exits with the guest's exit code and explains errors", async ()
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /UNAUTHENTICATED/);
 });
+
+it("node-example runs its batch on echo.wasm whatever module it ran", async () => {
+  const env = { ...process.env, WASMWIZ_URL: server.baseUrl, WASMWIZ_API_KEY: server.adminKey };
+  const { stdout, stderr } = await execFileP(process.execPath, ["node-example.mjs", join(GUESTS_DIR, "argsenv.wasm"), "a"], {
+    cwd: EXAMPLES_JS_DIR,
+    env,
+    timeout: 60_000,
+  });
+  assert.match(stdout, /^argv\[1\]=a$/m);
+  assert.match(stderr, /# case same: SUCCESS, verdict accepted/);
+  assert.match(stderr, /# case differs: SUCCESS, verdict wrong answer/);
+});
+
+it("node-example reports a missing module file in one line", async () => {
+  const env = { ...process.env, WASMWIZ_URL: server.baseUrl, WASMWIZ_API_KEY: server.adminKey };
+  const missing = join(GUESTS_DIR, "no-such-module.wasm");
+  const failed = await execFileP(process.execPath, ["node-example.mjs", missing], { cwd: EXAMPLES_JS_DIR, env }).then(
+    () => ({ code: 0, stderr: "" }),
+    (e: { code: number; stderr: string }) => e,
+  );
+  assert.equal(failed.code, 2);
+  const lines = failed.stderr.trim().split("\n").filter((l) => !l.startsWith("# "));
+  assert.deepEqual(lines, [`node-example: cannot read ${missing}: no such file`]);
+});
+
+it("`npm install` in examples/js is configured to write no lockfile", async () => {
+  const { stdout } = await execFileP("npm", ["config", "get", "package-lock"], { cwd: EXAMPLES_JS_DIR });
+  assert.equal(stdout.trim(), "false");
+});

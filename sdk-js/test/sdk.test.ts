@@ -313,6 +313,10 @@ for (const kind of TRANSPORTS) {
           ],
         );
         assert.ok(results.every((r) => r.ok && r.moduleSha256 === sha256(guest("echo"))));
+        assert.deepEqual(
+          results.map((r) => r.verdictName),
+          ["ACCEPTED", "WRONG_ANSWER", "UNSPECIFIED"],
+        );
       });
 
       it("runs a stored module by sha256 with per-case args", async () => {

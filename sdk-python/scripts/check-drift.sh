@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# Fails (exit 1) when the checked-in stubs in src/wasmwiz/_gen differ from what
-# scripts/generate.sh produces from ../proto right now.
+# Fails (exit 1) when checked-in generated code differs from what its
+# generator writes right now:
+#   - the sync client src/wasmwiz/client.py and tests/test_sync.py, written
+#     from aio.py and tests/test_async.py by scripts/unasync.py;
+#   - the stubs in src/wasmwiz/_gen, written by scripts/generate.sh from ../proto.
 set -euo pipefail
 SDK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CHECKED_IN="$SDK_DIR/src/wasmwiz/_gen"
+
+# shellcheck source=dev-venv.sh
+source "$SDK_DIR/scripts/dev-venv.sh"
+if [[ ! -x "$VENV/bin/ruff" ]]; then
+  ensure_dev_venv >&2
+fi
+"$VENV/bin/python" "$SDK_DIR/scripts/unasync.py" --check
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

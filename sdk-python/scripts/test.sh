@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Python SDK's one CI entry point: stub drift, lint, format, types, tests.
+# The Python SDK's one CI entry point: drift of generated code (stubs, the
+# sync client), lint, format, types, tests.
 #
 #   sdk-python/scripts/test.sh [pytest args...]
 #
@@ -13,16 +14,10 @@ set -uo pipefail
 
 SDK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REPO_DIR="$(cd "$SDK_DIR/.." && pwd)"
-VENV="${WASMWIZ_PY_VENV:-$SDK_DIR/.venv}"
-PYTHON="${PYTHON:-python3}"
+# shellcheck source=dev-venv.sh
+source "$SDK_DIR/scripts/dev-venv.sh"
 cd "$SDK_DIR"
-
-if [[ ! -x "$VENV/bin/python" ]]; then
-  echo "== creating $VENV"
-  "$PYTHON" -m venv "$VENV" || exit 1
-fi
-echo "== installing wasmwiz[dev] (editable)"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$SDK_DIR[dev]" || exit 1
+ensure_dev_venv || exit 1
 
 failed=()
 step() {
@@ -35,9 +30,9 @@ step() {
   fi
 }
 
-step "stub drift" "$SDK_DIR/scripts/check-drift.sh"
-step "ruff check" "$VENV/bin/ruff" check src tests "$REPO_DIR/examples/python"
-step "ruff format" "$VENV/bin/ruff" format --check src tests "$REPO_DIR/examples/python"
+step "generated code drift (stubs, sync client and tests)" "$SDK_DIR/scripts/check-drift.sh"
+step "ruff check" "$VENV/bin/ruff" check src tests scripts "$REPO_DIR/examples/python"
+step "ruff format" "$VENV/bin/ruff" format --check src tests scripts "$REPO_DIR/examples/python"
 step "mypy --strict (package)" "$VENV/bin/mypy" --strict
 step "mypy --strict (examples)" "$VENV/bin/mypy" --strict "$REPO_DIR/examples/python"
 step "pytest" "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"

@@ -8,6 +8,7 @@ are made with ``wasmwiz-server admin create-key``.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import re
@@ -249,3 +250,22 @@ ENV_IMPORT_MODULE = (
     + _section(7, b"\x01\x06_start\x00\x01")  # export _start = func 1
     + _section(10, b"\x01\x02\x00\x0b")  # its body: end
 )
+
+
+# --------------------------------------------------------------------------- waiting in tests
+# test_sync.py is generated from test_async.py (scripts/unasync.py maps
+# ``await_event`` to ``wait_event``): the same wait, for each kind of event.
+
+
+async def await_event(event: asyncio.Event, timeout: float) -> None:
+    """Wait for ``event``; fail the test after ``timeout`` seconds."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except asyncio.TimeoutError:
+        raise TimeoutError(f"the event was not set within {timeout}s") from None
+
+
+def wait_event(event: threading.Event, timeout: float) -> None:
+    """Wait for ``event``; fail the test after ``timeout`` seconds."""
+    if not event.wait(timeout):
+        raise TimeoutError(f"the event was not set within {timeout}s")

@@ -1,18 +1,27 @@
-"""Every public call of the sync client, against the real server."""
+# Generated from test_async.py by scripts/unasync.py. DO NOT EDIT:
+# change test_async.py and run sdk-python/scripts/unasync.py.
+"""Every public call of the clients, against the real server.
+
+Written once, for the asyncio client; ``tests/test_sync.py`` is generated
+from this file by ``scripts/unasync.py`` and runs the same tests against the
+blocking client.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 import wasmwiz
-from conftest import Server, guest
+from conftest import Server, guest, wait_event
 
 HELLO = b"Hello, WasmWiz!\n"
 
@@ -43,10 +52,21 @@ def test_run_module_as_bytes_str_path_and_sha(client: wasmwiz.Client) -> None:
     kept = client.run(data, keep_module=True)
     assert kept.stdout == HELLO
     assert client.modules.exists(digest)
-    for module in (str(guest("hello")), digest, "sha256:" + digest, client.modules.get(digest)):
+    stored = client.modules.get(digest)
+    for module in (str(guest("hello")), digest, "sha256:" + digest, stored):
         result = client.run(module)
         assert result.stdout == HELLO, module
         assert result.module_sha256 == digest
+
+
+def test_run_limits_as_object(client: wasmwiz.Client) -> None:
+    data = guest("echo").read_bytes()
+    echoed = client.run(
+        data, stdin="limits", limits=wasmwiz.Limits(fuel="1e9", memory="64MiB", timeout=2.5)
+    )
+    assert echoed.stdout == b"limits"
+    assert echoed.limits is not None
+    assert echoed.limits.memory == 64 * 1024 * 1024
 
 
 def test_run_stdin_args_env(client: wasmwiz.Client) -> None:
@@ -167,15 +187,18 @@ def test_stream_events_arrive_in_order_and_live(client: wasmwiz.Client) -> None:
     started = arrivals[0][1]
     assert isinstance(started, wasmwiz.Started)
     assert started.execution_id == result.execution_id
+    assert (
+        events.rate_limit is None or events.rate_limit.limit is None or events.rate_limit.limit > 0
+    )
 
 
 def test_stream_cancel_early(client: wasmwiz.Client) -> None:
     stream = client.stream(guest("loop"), limits={"timeout": 30})
     with stream:
-        first = next(stream)
+        first = stream.__next__()
         assert isinstance(first, wasmwiz.Started)
     # Leaving the block cancelled the call: no more events.
-    assert list(stream) == []
+    assert [event for event in stream] == []
 
 
 # --------------------------------------------------------------------------- batches
@@ -209,7 +232,7 @@ def test_run_batch(client: wasmwiz.Client) -> None:
 
 
 def test_stream_batch(client: wasmwiz.Client) -> None:
-    seen = list(client.stream_batch(guest("fib"), FIB_CASES[:2]))
+    seen = [case for case in client.stream_batch(guest("fib"), FIB_CASES[:2])]
     assert sorted(case.index for case in seen) == [0, 1]
     assert all(case.accepted for case in seen)
 
@@ -242,7 +265,8 @@ def test_modules_put_get_list_delete(server: Server, tmp_path: Path) -> None:
         listed = client.modules.list()
         assert {m.sha256 for m in listed} == {digest, hashlib.sha256(hello).hexdigest()}
         assert len(client.modules.list(limit=1)) == 1
-        assert [m.sha256 for m in client.modules.iter(page_size=1)] == [m.sha256 for m in listed]
+        paged = [m.sha256 for m in client.modules.iter(page_size=1)]
+        assert paged == [m.sha256 for m in listed]
         assert client.run(digest).stdout == HELLO
         client.modules.delete(digest)
         assert not client.modules.exists(digest)
@@ -285,6 +309,18 @@ def test_account_whoami_and_usage(server: Server, client: wasmwiz.Client) -> Non
     assert usage.by_outcome.get("OUTCOME_SUCCESS", 0) >= 1
     week = client.account.usage(days=7)
     assert len(week.daily) == 7
+
+
+def test_account_usage_of_a_fresh_user(server: Server) -> None:
+    with server.client(server.new_key("basic")) as client:
+        me = client.whoami()
+        assert me.tier == "basic"
+        assert not me.admin
+        assert me.limits.per_minute == 100
+        client.run(guest("hello"))
+        usage = client.account.usage(days=3)
+        assert usage.executions == 1
+        assert len(usage.daily) == 3
 
 
 def test_account_keys_lifecycle(server: Server) -> None:
@@ -354,7 +390,8 @@ def test_admin_calls(client: wasmwiz.Client, server: Server) -> None:
 # --------------------------------------------------------------------------- misc
 
 
-def test_health_needs_no_key(server: Server) -> None:
+def test_health_needs_no_key(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WASMWIZ_API_KEY", raising=False)
     with wasmwiz.Client(server.url) as anonymous:
         assert anonymous.health() == "SERVING"
 
@@ -363,6 +400,91 @@ def test_client_repr_and_close(server: Server) -> None:
     client = server.client()
     assert repr(client).startswith("Client('127.0.0.1:")
     client.close()
+
+
+# --------------------------------------------------------------------------- keys and errors
+
+
+def test_key_is_read_from_the_environment(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WASMWIZ_API_KEY", server.free_key)
+    with wasmwiz.Client(server.url) as client:
+        assert client.whoami().tier == "free"
+
+
+def test_missing_key_is_refused_before_sending(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WASMWIZ_API_KEY", raising=False)
+    with wasmwiz.Client(server.url) as client:
+        with pytest.raises(wasmwiz.MissingApiKey, match="WASMWIZ_API_KEY") as info:
+            client.run(guest("hello"))
+    assert info.value.rpc_error is None  # nothing was sent
+    assert info.value.code is grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_wrong_key_is_not_a_missing_key(server: Server) -> None:
+    with wasmwiz.Client(server.url, api_key="wwz_nope_nope") as client:
+        with pytest.raises(wasmwiz.Unauthenticated) as info:
+            client.whoami()
+    assert not isinstance(info.value, wasmwiz.MissingApiKey)
+    assert info.value.rpc_error is not None  # the server said so
+
+
+def test_errors_do_not_chain_grpc_internals(client: wasmwiz.Client) -> None:
+    with pytest.raises(wasmwiz.NotFound) as info:
+        client.run("f" * 64)
+    err = info.value
+    assert err.__cause__ is None
+    assert err.__suppress_context__
+    assert isinstance(err.rpc_error, grpc.RpcError)
+    printed = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    assert "During handling" not in printed
+    assert "direct cause" not in printed
+    assert "Rendezvous" not in printed
+    assert "AioRpcError" not in printed
+
+
+def test_error_text_says_each_thing_once(server: Server) -> None:
+    with server.client(server.new_key("free")) as client:
+        with pytest.raises(wasmwiz.InvalidArgument) as info:
+            client.run(guest("hello"), limits={"memory": "2GiB"})
+    text = str(info.value)
+    assert info.value.violations
+    for violation in info.value.violations:
+        assert text.count(violation.description) == 1, text
+
+
+def test_errors(server: Server) -> None:
+    with wasmwiz.Client(server.url, api_key="wwz_nope_nope") as bad:
+        with pytest.raises(wasmwiz.Unauthenticated):
+            bad.run(guest("hello"))
+        with pytest.raises(wasmwiz.Unauthenticated):
+            bad.whoami()
+    with server.client(server.free_key) as free:
+        with pytest.raises(wasmwiz.PermissionDenied):
+            free.admin.usage()
+    with server.client() as admin:
+        with pytest.raises(wasmwiz.InvalidModule) as invalid:
+            admin.run(b"\x00asm\x01\x00\x00\x00")
+        assert invalid.value.violations
+        with pytest.raises(wasmwiz.NotFound) as missing:
+            admin.run("f" * 64)
+        assert missing.value.resource is not None
+        with pytest.raises(wasmwiz.DeadlineExceeded):
+            admin.run(guest("loop"), limits={"timeout": 10}, timeout=0.5)
+    with server.client(server.new_key("free")) as limited:
+        with pytest.raises(wasmwiz.InvalidArgument) as too_big:
+            limited.run(guest("hello"), limits={"memory": "2GiB"})
+        assert any(
+            v.field == "limits.memory_bytes" or "memory" in v.field
+            for v in too_big.value.violations
+        )
+        with pytest.raises(wasmwiz.RateLimited) as limited_err:
+            for _ in range(15):
+                limited.run(guest("hello"))
+        assert limited_err.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert limited_err.value.retry_after is not None
+        assert limited_err.value.retry_after > 0
 
 
 # ------------------------------------------------------------------- stdin fed while running
@@ -382,14 +504,23 @@ def test_stdin_from_iterable_and_file(client: wasmwiz.Client, tmp_path: Path) ->
     assert by_hash.accepted
 
 
+def test_stdin_from_a_generator(client: wasmwiz.Client) -> None:
+    def chunks() -> Iterator[bytes]:
+        for part in (b"a", b"b", b"c"):
+            time.sleep(0.01)
+            yield part
+
+    fed = client.run(guest("echo"), stdin=chunks())
+    assert fed.stdout == b"abc"
+
+
 def test_stdin_is_interactive(client: wasmwiz.Client) -> None:
     """The next stdin chunk is sent only after the guest echoed the previous one."""
     echoed = threading.Event()
 
     def lines() -> Iterator[bytes]:
         yield b"ping\n"
-        if not echoed.wait(30):
-            raise TimeoutError("the guest never echoed the first line")
+        wait_event(echoed, 30)
         yield b"pong\n"
 
     output = b""
@@ -407,9 +538,26 @@ def test_stdin_is_interactive(client: wasmwiz.Client) -> None:
 def test_failed_start_is_final(client: wasmwiz.Client, tmp_path: Path) -> None:
     stream = client.stream(tmp_path / "missing.wasm")
     with pytest.raises(FileNotFoundError):
-        next(stream)
-    assert list(stream) == []
+        stream.__next__()
+    assert [event for event in stream] == []
     with pytest.raises(TypeError, match="sequence of strings"):
         client.run(guest("hello"), args="not-a-list")
     with pytest.raises(TypeError, match="stdin"):
         client.run(guest("echo"), stdin=[42])  # type: ignore[list-item]
+
+
+def test_local_errors_are_raised_as_themselves(client: wasmwiz.Client) -> None:
+    def bad_chunks() -> Iterator[bytes]:
+        yield b"fine"
+        raise RuntimeError("stdin source broke")
+
+    with pytest.raises(RuntimeError, match="stdin source broke"):
+        client.run(guest("echo"), stdin=bad_chunks())
+
+    def progress(done: int, total: int) -> None:
+        if done > 0:
+            raise KeyboardInterrupt  # e.g. the user pressed ^C in a progress bar
+
+    data = guest("hello").read_bytes() + b"\x00\x07\x06abort!"
+    with pytest.raises(KeyboardInterrupt):
+        client.upload(data, progress=progress)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import pickle
 from pathlib import Path
 from typing import Any, Optional
 
@@ -94,9 +95,36 @@ def test_url_and_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     with wasmwiz.Client() as client:
         assert client.target == "127.0.0.1:1"
         assert client._metadata == (("authorization", "Bearer wwz_a_b"),)
-    monkeypatch.delenv("WASMWIZ_URL")
-    with pytest.raises(ValueError, match="WASMWIZ_URL"):
-        wasmwiz.Client()
+
+
+@pytest.mark.parametrize("client_class", [wasmwiz.Client, wasmwiz.AsyncClient])
+def test_url_defaults_to_the_servers_default_address(
+    monkeypatch: pytest.MonkeyPatch, client_class: type[wasmwiz.Client]
+) -> None:
+    monkeypatch.delenv("WASMWIZ_URL", raising=False)
+    assert client_class().target == "127.0.0.1:8080"
+
+
+def test_missing_key_message_says_how_to_give_one() -> None:
+    err = wasmwiz.MissingApiKey()
+    assert isinstance(err, wasmwiz.Unauthenticated)
+    assert str(err).startswith("UNAUTHENTICATED: no API key: pass api_key=")
+    assert "WASMWIZ_API_KEY" in str(err)
+
+
+def test_error_text_does_not_repeat_a_violation_the_details_say() -> None:
+    violation = wasmwiz.FieldViolation("limits.fuel", "the maximum is 10")
+    said = wasmwiz.InvalidArgument("limits.fuel: the maximum is 10", violations=[violation])
+    assert str(said) == "INVALID_ARGUMENT: limits.fuel: the maximum is 10"
+    unsaid = wasmwiz.InvalidArgument("bad request", violations=[violation])
+    assert str(unsaid) == "INVALID_ARGUMENT: bad request (limits.fuel: the maximum is 10)"
+
+
+def test_pickled_error_leaves_the_grpc_call_behind() -> None:
+    err = wasmwiz.NotFound("module not found", rpc_error=RuntimeError("a grpc call"))
+    again = pickle.loads(pickle.dumps(err))
+    assert again.details == "module not found"
+    assert again.rpc_error is None
 
 
 def test_resolve_module_kinds(tmp_path: Path) -> None:

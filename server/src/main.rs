@@ -1,6 +1,10 @@
 //! `wasmwiz-server`: `serve` (the default) and `admin create-key`.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{
+    io::{ErrorKind, IsTerminal},
+    net::SocketAddr,
+    path::PathBuf,
+};
 
 use clap::{Args, Parser, Subcommand};
 use wasmwiz_server::{server, Config};
@@ -105,12 +109,32 @@ fn init_logging(json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: a log file or a pipe
+        // to a collector would otherwise be full of `\x1b[` sequences.
+        .with_ansi(std::io::stderr().is_terminal());
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+}
+
+/// Binds the listen address; a taken port names the address and how to pick
+/// another, since that is the usual first-run failure (a second server, or
+/// another program on 8080).
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|err| match err.kind() {
+            ErrorKind::AddrInUse => anyhow::anyhow!(
+                "cannot listen on {addr}: the address is already in use (is another \
+                 wasmwiz-server running?). Choose another address with --listen HOST:PORT \
+                 or WASMWIZ_LISTEN=HOST:PORT; with cargo run, pass it after `--`: \
+                 cargo run -p wasmwiz-server -- --listen 127.0.0.1:8081"
+            ),
+            _ => anyhow::anyhow!("cannot listen on {addr}: {err}"),
+        })
 }
 
 async fn shutdown_signal() {
@@ -161,7 +185,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => {
                 config.validate()?;
-                let listener = tokio::net::TcpListener::bind(config.listen).await?;
+                let listener = bind(config.listen).await?;
                 server::run(listener, config, shutdown_signal()).await
             }
             Command::Admin {

@@ -12,8 +12,9 @@ Example::
     # SUCCESS Hello, WasmWiz!
 
 Layout:
-    ``client`` (sync) and ``aio`` (asyncio) call the gRPC stubs generated in
-    ``_gen`` (checked in; ``scripts/generate.sh``). Both share ``_common``
+    ``aio`` (asyncio) calls the gRPC stubs generated in ``_gen`` (checked in;
+    ``scripts/generate.sh``); ``client`` (sync) is generated from ``aio`` by
+    ``scripts/unasync.py``, with ``_sync_io`` in place of ``_async_io``. Both share ``_common``
     (URL, module resolution, chunking, request building), ``_types`` (results
     and records), ``limits`` (friendly limit values) and ``errors`` (the one
     place that maps gRPC errors to exceptions); ``retry`` holds the opt-in
@@ -64,6 +65,7 @@ from .errors import (
     FieldViolation,
     InvalidArgument,
     InvalidModule,
+    MissingApiKey,
     NotFound,
     PermissionDenied,
     QuotaViolation,
@@ -99,6 +101,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidModule",
     "Limits",
+    "MissingApiKey",
     "ModuleExport",
     "ModuleImport",
     "ModuleInfo",

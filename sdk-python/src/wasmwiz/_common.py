@@ -33,6 +33,8 @@ CHUNK_SIZE = 1024 * 1024
 MAX_MESSAGE_BYTES = 260 * 1024 * 1024
 
 USER_AGENT = f"wasmwiz-python/{__version__}"
+#: Where a client connects without ``url=`` or ``$WASMWIZ_URL``: the server's default address.
+DEFAULT_URL = "http://127.0.0.1:8080"
 
 _SHA256 = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})$")
 
@@ -82,13 +84,12 @@ class Target:
 def parse_url(url: Optional[str]) -> Target:
     """Parse ``http://host:port`` (plaintext) or ``https://host[:port]`` (TLS).
 
-    ``None`` reads the ``WASMWIZ_URL`` environment variable. A bare
-    ``host:port`` means plaintext.
+    ``None`` reads the ``WASMWIZ_URL`` environment variable, else uses
+    :data:`DEFAULT_URL` (a server started with no options, as the CLI does).
+    A bare ``host:port`` means plaintext.
     """
     if url is None:
-        url = os.environ.get("WASMWIZ_URL")
-        if not url:
-            raise ValueError("no server URL: pass url=... or set WASMWIZ_URL")
+        url = os.environ.get("WASMWIZ_URL") or DEFAULT_URL
     if "://" not in url:
         url = "http://" + url
     parts = urlsplit(url)
@@ -416,7 +417,12 @@ class CapturingIterator(Generic[_I]):
             raise
         except BaseException as err:
             self.error = err
-            raise
+            if isinstance(err, Exception):
+                raise
+            # grpcio's request thread ends the call on an Exception only; a
+            # KeyboardInterrupt (^C in a progress callback) would kill that
+            # thread and leave the call hanging. The client re-raises `err`.
+            raise RuntimeError("the request iterator was interrupted") from None
 
 
 class CapturingAsyncIterator(Generic[_I]):

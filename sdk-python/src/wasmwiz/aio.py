@@ -1,34 +1,33 @@
 """The asyncio client, :class:`AsyncClient` (over ``grpc.aio``).
 
-It has the same methods as :class:`wasmwiz.Client`, as coroutines;
-:meth:`AsyncClient.stream` returns an async iterator.
+This file is the one hand-written client: ``scripts/unasync.py`` writes the
+blocking :class:`wasmwiz.Client` (``client.py``) from it, so both have the same
+methods, arguments and docstrings. Only I/O lives here; requests, results,
+limits and errors are built by the shared modules.
 
 Example::
 
-    import asyncio, wasmwiz
-    async def main() -> None:
-        async with wasmwiz.AsyncClient("http://127.0.0.1:8080", api_key="wwz_...") as client:
-            results = await asyncio.gather(
-                *(client.run("echo.wasm", stdin=f"job {i}") for i in range(50))
-            )
-            print(sum(r.ok for r in results))
-    asyncio.run(main())
-    # 50
+    import wasmwiz
+    async with wasmwiz.AsyncClient("http://127.0.0.1:8080", api_key="wwz_...") as client:
+        result = await client.run("hello.wasm", limits={"memory": "64MiB", "timeout": 2.5})
+        print(result.outcome.name, result.text)
+    # SUCCESS Hello, WasmWiz!
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import dataclasses
 import datetime
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Callable, Generic, Optional, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, cast
 
 import grpc
 import grpc.aio
 
+from . import _async_io as _io
 from . import _common
 from ._common import (
     CHUNK_SIZE,
@@ -66,9 +65,12 @@ from ._types import (
     _event_from_proto,
     _ResultBuilder,
 )
-from .errors import NotFound, WasmWizError, from_rpc_error, metadata_pairs
+from .errors import MissingApiKey, NotFound, WasmWizError, from_rpc_error, metadata_pairs
 from .limits import LimitsLike
 from .retry import Retry, RetryLike
+
+if TYPE_CHECKING:
+    from ._async_io import StreamCall
 
 __all__ = [
     "AsyncAccount",
@@ -83,13 +85,9 @@ _T = TypeVar("_T")
 _M = TypeVar("_M")
 _Self = TypeVar("_Self", bound="_AsyncServerStream[Any, Any]")
 
-_StreamCall = Union[grpc.aio.UnaryStreamCall[Any, _M], grpc.aio.StreamStreamCall[Any, _M]]
-#: What ``read()`` returns at the end of a stream (not in grpc's type stubs).
-_EOF: object = getattr(grpc.aio, "EOF")  # noqa: B009
-
 
 class _AsyncServerStream(Generic[_M, _T]):
-    """A server stream as an async iterator that converts messages and maps errors.
+    """A server stream that converts messages and maps errors.
 
     The call starts on the first ``__anext__``: ``resolve`` finds (and, when
     big, uploads) the module once, then ``open_call`` starts the RPC; errors
@@ -101,7 +99,7 @@ class _AsyncServerStream(Generic[_M, _T]):
         self,
         client: AsyncClient,
         resolve: Callable[[], Awaitable[Source]],
-        open_call: Callable[[Source], _StreamCall[_M]],
+        open_call: Callable[[Source], StreamCall[_M]],
         convert: Callable[[_M], Optional[_T]],
         *,
         retryable: bool = True,
@@ -113,7 +111,8 @@ class _AsyncServerStream(Generic[_M, _T]):
         self._convert = convert
         self._retryable = retryable
         self._local_error = local_error
-        self._call: Optional[_StreamCall[_M]] = None
+        self._call: Optional[StreamCall[_M]] = None
+        self._messages: Optional[AsyncIterator[_M]] = None
         self._first: Optional[_M] = None
         self._done = False
         self._rate_limit: Optional[RateLimit] = None
@@ -125,26 +124,31 @@ class _AsyncServerStream(Generic[_M, _T]):
             self._done = True
             raise
 
-        async def attempt() -> tuple[_StreamCall[_M], Optional[_M]]:
+        async def attempt() -> tuple[StreamCall[_M], AsyncIterator[_M], Optional[_M]]:
             call = self._open_call(source)
+            messages = call.__aiter__()
             try:
-                first = await call.read()
+                first: Optional[_M] = await messages.__anext__()
+            except StopAsyncIteration:
+                first = None
             except BaseException:
                 call.cancel()
                 raise
-            return call, None if first is _EOF else cast(_M, first)
+            return call, messages, first
 
         try:
-            call, self._first = await self._client._retrying(attempt, retry=self._retryable)
-        except (WasmWizError, asyncio.CancelledError) as err:
-            # grpc.aio cancels the call when our request iterator raised.
-            self._done = True  # a failed start is final: iterating again yields nothing
-            self._raise_local(err)
+            call, messages, self._first = await self._client._retrying(
+                attempt, retry=self._retryable
+            )
+        except (WasmWizError, _io.Cancelled):
+            # A failed start is final: iterating again yields nothing.
+            self._done = True
+            self._raise_local()
             raise
         except BaseException:
             self._done = True
             raise
-        self._call = call
+        self._call, self._messages = call, messages
         try:
             metadata = await call.initial_metadata()
             self._rate_limit = RateLimit._from_metadata(metadata_pairs(metadata))
@@ -165,30 +169,29 @@ class _AsyncServerStream(Generic[_M, _T]):
             elif self._done:
                 raise StopAsyncIteration
             else:
-                assert self._call is not None
+                assert self._messages is not None
                 try:
-                    read = await self._call.read()
+                    msg = await self._messages.__anext__()
+                except StopAsyncIteration:
+                    self._done = True
+                    raise
                 except grpc.RpcError as err:
                     self._done = True
-                    self._raise_local(err)
-                    raise from_rpc_error(err) from err
-                except asyncio.CancelledError as err:
+                    self._raise_local()
+                    raise from_rpc_error(err) from None
+                except _io.Cancelled:
                     self._done = True
-                    self._raise_local(err)
+                    self._raise_local()
                     raise
-                if read is _EOF:
-                    self._done = True
-                    raise StopAsyncIteration
-                msg = cast(_M, read)
             item = self._convert(msg)
             if item is not None:
                 return item
 
-    def _raise_local(self, err: BaseException) -> None:
+    def _raise_local(self) -> None:
         """Raise what our request iterator raised, if that is why the call failed."""
         local = self._local_error() if self._local_error is not None else None
         if local is not None:
-            raise local from err
+            raise local from None
 
     def cancel(self) -> None:
         """Stop the call; the server cancels the execution (``Outcome.CANCELLED``)."""
@@ -213,7 +216,12 @@ class _AsyncServerStream(Generic[_M, _T]):
 
 
 class AsyncExecutionStream(_AsyncServerStream[execution_pb2.ExecuteEvent, Event]):
-    """The events of one execution, as an async iterator (from :meth:`AsyncClient.stream`).
+    r"""The events of one execution, as they arrive (from :meth:`AsyncClient.stream`).
+
+    Iterate it for :class:`~wasmwiz.Started`, then :class:`~wasmwiz.Stdout` /
+    :class:`~wasmwiz.Stderr` chunks in the order the guest wrote them, then
+    one :class:`~wasmwiz.Finished`. Use it as a context manager to cancel the
+    execution when you stop early; :meth:`result` collects the rest.
 
     Example::
 
@@ -227,7 +235,7 @@ class AsyncExecutionStream(_AsyncServerStream[execution_pb2.ExecuteEvent, Event]
         self,
         client: AsyncClient,
         resolve: Callable[[], Awaitable[Source]],
-        open_call: Callable[[Source], _StreamCall[execution_pb2.ExecuteEvent]],
+        open_call: Callable[[Source], StreamCall[execution_pb2.ExecuteEvent]],
         *,
         retryable: bool = True,
         local_error: Optional[Callable[[], Optional[BaseException]]] = None,
@@ -253,7 +261,12 @@ class AsyncExecutionStream(_AsyncServerStream[execution_pb2.ExecuteEvent, Event]
         return self._rate_limit
 
     async def result(self) -> Result:
-        """Consume the remaining events and return the :class:`~wasmwiz.Result`."""
+        """Consume the remaining events and return the :class:`~wasmwiz.Result`.
+
+        Raises:
+            WasmWizError: The call failed, or the stream ended without a
+                ``finished`` event.
+        """
         async for _ in self:
             pass
         if self._builder.finished is None:
@@ -271,7 +284,7 @@ class AsyncBatchStream(_AsyncServerStream[execution_pb2.BatchEvent, CaseResult])
         self,
         client: AsyncClient,
         resolve: Callable[[], Awaitable[Source]],
-        open_call: Callable[[Source], _StreamCall[execution_pb2.BatchEvent]],
+        open_call: Callable[[Source], StreamCall[execution_pb2.BatchEvent]],
     ) -> None:
         super().__init__(client, resolve, open_call, CaseResult._from_proto)
 
@@ -287,20 +300,17 @@ async def _execute_requests(
     """``start``, module chunks, then stdin as it comes, then ``stdin_eof``."""
     for request in head:
         yield request
-    if isinstance(stdin, AsyncIterable):
-        async for chunk in stdin:
-            data = _common.to_bytes(chunk, "stdin chunk")
-            if data:
-                yield _common.stdin_chunk_request(data)
-    else:  # an iterable or a file: read on the event loop (use an async iterable to wait)
-        for data in _common.iter_stdin(stdin):
-            if data:
-                yield _common.stdin_chunk_request(data)
+    async for data in _io.stdin_chunks(stdin):
+        if data:
+            yield _common.stdin_chunk_request(data)
     yield _common.stdin_eof_request()
 
 
 class _Stubs:
+    """The service stubs over one channel."""
+
     def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.channel = channel
         self.execution = execution_pb2_grpc.ExecutionServiceStub(channel)
         self.modules = module_pb2_grpc.ModuleServiceStub(channel)
         self.account = account_pb2_grpc.AccountServiceStub(channel)
@@ -308,29 +318,36 @@ class _Stubs:
 
 
 class AsyncClient:
-    """Asyncio WasmWiz client (``grpc.aio``). Takes the same arguments as :class:`~wasmwiz.Client`.
+    """Asyncio WasmWiz client; use it from one event loop; the channel opens on first use.
 
-    Use it from one event loop; the channel opens on first use. Close it
-    with ``await client.close()`` or ``async with``.
+    Close it with ``await client.close()`` or ``async with``.
 
     Args:
-        url: ``"http://host:port"`` or ``"https://host"``; ``None`` reads ``$WASMWIZ_URL``.
+        url: ``"http://host:port"`` (plaintext) or ``"https://host"`` (TLS).
+            ``None`` reads ``$WASMWIZ_URL``, else ``http://127.0.0.1:8080``.
         api_key: The ``wwz_...`` key; ``None`` reads ``$WASMWIZ_API_KEY``.
-        timeout: Default deadline of every call, in seconds.
+            Without one, calls that need a key raise
+            :class:`~wasmwiz.MissingApiKey` before anything is sent.
+        timeout: Default deadline of every call in seconds (``None``: no
+            deadline). Each method also takes ``timeout=``.
         retry: ``True`` or a :class:`~wasmwiz.Retry` to retry rate-limited
             and unavailable calls, honouring the server's ``retry-after``.
-        root_certificates: PEM roots for ``https://``.
-        user_agent: Prepended to the SDK's user agent.
+        root_certificates: PEM roots for ``https://`` (default: the system's).
+        user_agent: Prepended to the ``wasmwiz-python/VERSION`` user agent.
         options: Extra gRPC channel options.
-        inline_limit: Modules up to this many bytes are sent inline.
+        inline_limit: Modules up to this many bytes are sent with the run
+            request; larger ones are uploaded first (see :meth:`upload`).
         chunk_size: Upload chunk size in bytes.
+
+    Attributes:
+        modules: Stored modules (:class:`AsyncModules`).
+        account: The caller's account and keys (:class:`AsyncAccount`).
+        admin: Operator calls, admin keys only (:class:`AsyncAdmin`).
 
     Example::
 
-        async with wasmwiz.AsyncClient(url, api_key=key) as client:
-            result = await client.run("hello.wasm")
-            async for event in client.stream("progress.wasm", args=["3"]):
-                print(event)
+        async with wasmwiz.AsyncClient("http://127.0.0.1:8080", api_key=key) as client:
+            print((await client.run(b"...wasm bytes...", stdin=b"hi")).stdout)
     """
 
     def __init__(
@@ -352,10 +369,10 @@ class AsyncClient:
         self.target = self._target.address
         self.timeout = timeout
         self.retry: Optional[Retry] = Retry.coerce(retry)
-        self._metadata = _common.call_metadata(_common.resolve_api_key(api_key))
+        self._auth = _common.call_metadata(_common.resolve_api_key(api_key))
         self._inline_limit = inline_limit
         self._chunk_size = chunk_size
-        self._channel: Optional[grpc.aio.Channel] = None
+        self._stubs_lock = threading.Lock()
         self._stubs_cache: Optional[_Stubs] = None
         self.modules = AsyncModules(self)
         self.account = AsyncAccount(self)
@@ -364,26 +381,27 @@ class AsyncClient:
     # ------------------------------------------------------------------ lifecycle
 
     def _stubs(self) -> _Stubs:
-        if self._stubs_cache is None:
-            if self._target.secure:
-                credentials = grpc.ssl_channel_credentials(
-                    root_certificates=self._root_certificates
-                )
-                self._channel = grpc.aio.secure_channel(
-                    self._target.address, credentials, options=self._options
-                )
-            else:
-                self._channel = grpc.aio.insecure_channel(
-                    self._target.address, options=self._options
-                )
-            self._stubs_cache = _Stubs(self._channel)
-        return self._stubs_cache
+        """The channel's stubs; the channel is made on first use (once, under a lock)."""
+        with self._stubs_lock:
+            if self._stubs_cache is None:
+                if self._target.secure:
+                    credentials = grpc.ssl_channel_credentials(
+                        root_certificates=self._root_certificates
+                    )
+                    channel = grpc.aio.secure_channel(
+                        self._target.address, credentials, options=self._options
+                    )
+                else:
+                    channel = grpc.aio.insecure_channel(self._target.address, options=self._options)
+                self._stubs_cache = _Stubs(channel)
+            return self._stubs_cache
 
     async def close(self) -> None:
         """Close the channel (cancels calls still running)."""
-        if self._channel is not None:
-            channel, self._channel, self._stubs_cache = self._channel, None, None
-            await channel.close()
+        with self._stubs_lock:
+            stubs, self._stubs_cache = self._stubs_cache, None
+        if stubs is not None:
+            await stubs.channel.close()
 
     async def __aenter__(self) -> AsyncClient:
         self._stubs()
@@ -402,20 +420,27 @@ class AsyncClient:
 
     # ------------------------------------------------------------------ plumbing
 
+    @property
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        """Per-call metadata; raises :class:`~wasmwiz.MissingApiKey` when there is no key."""
+        if not self._auth:
+            raise MissingApiKey()
+        return self._auth
+
     async def _retrying(self, attempt_fn: Callable[[], Awaitable[_T]], *, retry: bool = True) -> _T:
-        """Await ``attempt_fn()``; map gRPC errors; retry per :attr:`retry` (if ``retry``)."""
+        """Run ``attempt_fn``; map gRPC errors; retry per :attr:`retry` (if ``retry``)."""
         attempt = 1
         while True:
             try:
                 try:
                     return await attempt_fn()
                 except grpc.RpcError as err:
-                    raise from_rpc_error(err) from err
+                    raise from_rpc_error(err) from None
             except WasmWizError as err:
                 delay = self.retry.delay(attempt, err) if self.retry and retry else None
                 if delay is None:
                     raise
-                await asyncio.sleep(delay)
+                await _io.sleep(delay)
                 attempt += 1
 
     async def _unary(
@@ -423,19 +448,20 @@ class AsyncClient:
         method: Callable[..., Awaitable[_T]],
         request: Any,
         timeout: Optional[float],
+        *,
+        authenticated: bool = True,
     ) -> _T:
         deadline = _common.effective_timeout(timeout, self.timeout)
 
         async def attempt() -> _T:
-            return await method(request, timeout=deadline, metadata=self._metadata)
+            metadata = self._metadata if authenticated else ()
+            return await method(request, timeout=deadline, metadata=metadata)
 
         return await self._retrying(attempt)
 
     async def _runnable(self, module: ModuleLike, timeout: Optional[float]) -> Source:
-        loop = asyncio.get_running_loop()
-        source = await loop.run_in_executor(
-            None, _common.resolve_module, module, self._inline_limit
-        )
+        """Resolve ``module``; upload it first when it is too big to send inline."""
+        source = await _io.run_blocking(_common.resolve_module, module, self._inline_limit)
         if source.is_reference or (source.data is not None and source.size <= self._inline_limit):
             return source
         info = await self._upload_source(source, None, self._chunk_size, timeout)
@@ -457,16 +483,22 @@ class AsyncClient:
         keep_module: bool = False,
         timeout: Optional[float] = None,
     ) -> AsyncExecutionStream:
-        """Run a module; iterate the result with ``async for`` for its events as they arrive.
+        r"""Run a module and yield its events as they arrive.
 
-        Same arguments as :meth:`run`. Not a coroutine: the call starts on
-        the first ``__anext__``. ``stdin`` may also be an async iterable of
-        bytes, fed to the guest as it yields (the ``Execute`` RPC).
+        Takes the same arguments as :meth:`run`. Not a coroutine: the call
+        starts on the first iteration.
+
+        Returns:
+            An :class:`AsyncExecutionStream` (iterator and context manager).
 
         Example::
 
             async for event in client.stream("progress.wasm", args=["3"]):
                 print(event)
+            # Started(module_sha256='…', cache_hit=False, limits=Limits(…), execution_id='…')
+            # Stdout(data=b'tick 0\n')
+            # …
+            # Finished(outcome=<Outcome.SUCCESS: 1>, exit_code=0, …)
         """
         deadline = _common.effective_timeout(timeout, self.timeout)
 
@@ -476,7 +508,7 @@ class AsyncClient:
         if _common.is_streamed(stdin):
             # stdin is fed while the guest runs: the bidirectional Execute RPC.
             # Not retried: the stdin iterator cannot be replayed.
-            def open_execute(source: Source) -> _StreamCall[execution_pb2.ExecuteEvent]:
+            def open_execute(source: Source) -> StreamCall[execution_pb2.ExecuteEvent]:
                 head = _common.execute_head(
                     source,
                     args=args,
@@ -505,7 +537,7 @@ class AsyncClient:
 
         data = cast(Data, stdin)
 
-        def open_call(source: Source) -> _StreamCall[execution_pb2.ExecuteEvent]:
+        def open_call(source: Source) -> StreamCall[execution_pb2.ExecuteEvent]:
             request = _common.run_request(
                 source,
                 stdin=data,
@@ -535,12 +567,45 @@ class AsyncClient:
         keep_module: bool = False,
         timeout: Optional[float] = None,
     ) -> Result:
-        """Run a module to completion; see :meth:`wasmwiz.Client.run`.
+        """Run a module to completion.
+
+        Args:
+            module: A path, the module's bytes, or the sha256 of a module
+                stored before. Modules above ``inline_limit`` (1 MiB) are
+                uploaded first (skipped when the server has them) and run
+                by hash.
+            stdin: The guest's whole stdin (``bytes``; ``str`` is UTF-8
+                encoded), or chunks fed to it while it runs: an iterable of
+                bytes (e.g. a generator; with the asyncio client also an async
+                iterable) or a binary file. Fed stdin uses the bidirectional
+                ``Execute`` RPC and is never retried.
+            args: argv[1..].
+            env: The guest's environment (nothing else is inherited).
+            limits: A :class:`~wasmwiz.Limits` or a dict of its arguments,
+                e.g. ``{"memory": "64MiB", "timeout": 2.5}``.
+            seed: Seed of the guest's ``random_get``.
+            expected_stdout: When given, ``result.verdict`` says whether
+                stdout matched it.
+            program_name: argv[0] (default ``main.wasm``).
+            keep_module: With inline bytes, also store the module on the server.
+            timeout: Client-side deadline in seconds (overrides the client's).
+
+        Returns:
+            The :class:`~wasmwiz.Result`. Guest failures (traps, nonzero exits,
+            limits) are results, not exceptions.
+
+        Raises:
+            MissingApiKey: The client has no API key.
+            InvalidModule: The module is not an acceptable WASI command.
+            InvalidArgument: E.g. a limit above the tier's maximum.
+            NotFound: No stored module has that sha256.
+            RateLimited: The rate limit or daily quota was hit.
+            WasmWizError: Any other failure of the call.
 
         Example::
 
-            result = await client.run("echo.wasm", stdin=b"hi")
-            print(result.stdout)  # b'hi'
+            r = await client.run("echo.wasm", stdin=b"hi", limits={"fuel": "1e9"})
+            print(r.stdout, r.outcome.name, r.exit_code)  # b'hi' SUCCESS 0
         """
         return await self.stream(
             module,
@@ -573,7 +638,7 @@ class AsyncClient:
         async def resolve() -> Source:
             return await self._runnable(module, timeout)
 
-        def open_call(source: Source) -> _StreamCall[execution_pb2.BatchEvent]:
+        def open_call(source: Source) -> StreamCall[execution_pb2.BatchEvent]:
             request = _common.run_batch_request(
                 source, cases, env=env, limits=limits, seed=seed, program_name=program_name
             )
@@ -594,7 +659,31 @@ class AsyncClient:
         program_name: Optional[str] = None,
         timeout: Optional[float] = None,
     ) -> BatchResult:
-        """Run one module against many cases; see :meth:`wasmwiz.Client.run_batch`."""
+        """Run one module against many test cases (compiled once).
+
+        Each case counts as one execution against rate limits and quotas.
+
+        Args:
+            module: As for :meth:`run`.
+            cases: :class:`~wasmwiz.BatchCase` objects or dicts with ``stdin``,
+                ``args``, ``expected_stdout``, ``name``.
+            env: Environment of every case.
+            limits: Limits of each case.
+            seed: PRNG seed of every case.
+            program_name: argv[0] of every case.
+            timeout: Client-side deadline of the whole batch, in seconds.
+
+        Returns:
+            A :class:`~wasmwiz.BatchResult`: the case results in case order.
+
+        Example::
+
+            batch = await client.run_batch("echo.wasm", [
+                {"stdin": "a", "expected_stdout": "a", "name": "same"},
+                {"stdin": "b", "expected_stdout": "c", "name": "differs"},
+            ])
+            print(batch.ok, [case.name for case in batch.failed])  # False ['differs']
+        """
         return await self.stream_batch(
             module,
             cases,
@@ -617,8 +706,26 @@ class AsyncClient:
     ) -> ModuleInfo:
         """Upload a module in chunks; skipped when the server already has it.
 
-        See :meth:`wasmwiz.Client.upload`. ``progress(done, total)`` is called
-        on the event loop after each chunk is written.
+        The sha256 is computed locally first; when this account already
+        stores that module, nothing is sent and the returned info has
+        ``already_existed=True``.
+
+        Args:
+            module: A path or the module's bytes.
+            progress: Called as ``progress(bytes_done, bytes_total)`` as
+                chunks are handed to gRPC (on the event loop), and once with
+                ``(total, total)`` when the upload is skipped. What it raises
+                is raised from here, as itself.
+            chunk_size: Bytes per chunk (default 1 MiB).
+            timeout: Client-side deadline in seconds.
+
+        Returns:
+            The stored module's :class:`~wasmwiz.ModuleInfo`; run it with
+            ``client.run(info.sha256)`` (or ``client.run(info)``).
+
+        Example::
+
+            info = await client.upload("big.wasm", progress=lambda done, total: print(done, total))
         """
         source = _common.upload_source(module)
         return await self._upload_source(source, progress, chunk_size or self._chunk_size, timeout)
@@ -630,8 +737,7 @@ class AsyncClient:
         chunk_size: int,
         timeout: Optional[float],
     ) -> ModuleInfo:
-        loop = asyncio.get_running_loop()
-        source = await loop.run_in_executor(None, _common.hash_source, source)
+        source = await _io.run_blocking(_common.hash_source, source)
         assert source.sha256 is not None
         try:
             existing = await self.modules.get(source.sha256, timeout=timeout)
@@ -644,39 +750,38 @@ class AsyncClient:
         deadline = _common.effective_timeout(timeout, self.timeout)
 
         async def attempt() -> module_pb2.ModuleInfo:
-            call = self._stubs().modules.UploadModule(timeout=deadline, metadata=self._metadata)
-            try:
-                for request in _common.upload_requests(source, chunk_size, progress):
-                    await call.write(request)
-                await call.done_writing()
-            except grpc.RpcError:
-                raise
-            except BaseException:
-                call.cancel()
-                raise
-            return await call
+            return await _io.stream_unary(
+                self._stubs().modules.UploadModule,
+                _common.upload_requests(source, chunk_size, progress),
+                timeout=deadline,
+                metadata=self._metadata,
+            )
 
-        response = await self._retrying(attempt)
-        return ModuleInfo._from_proto(response)
+        return ModuleInfo._from_proto(await self._retrying(attempt))
 
     async def whoami(self, *, timeout: Optional[float] = None) -> WhoAmI:
         """Shortcut for :meth:`AsyncAccount.whoami`."""
         return await self.account.whoami(timeout=timeout)
 
     async def health(self, service: str = "", *, timeout: Optional[float] = None) -> str:
-        """The server's ``grpc.health.v1`` status: ``"SERVING"``, ``"NOT_SERVING"``, ..."""
-        self._stubs()
-        assert self._channel is not None
-        method = self._channel.unary_unary(
+        """The server's ``grpc.health.v1`` status: ``"SERVING"``, ``"NOT_SERVING"``, ...
+
+        Needs no API key. ``service`` names one service (``""``: the server).
+        """
+        method = self._stubs().channel.unary_unary(
             _common.HEALTH_CHECK_METHOD,
             request_serializer=_common.encode_health_request,
             response_deserializer=_common.decode_health_response,
         )
-        return cast(str, await self._unary(method, service, timeout))
+        return await self._unary(method, service, timeout, authenticated=False)
 
 
 class AsyncModules:
-    """Modules stored for the account (``client.modules``); see :class:`wasmwiz.client.Modules`."""
+    """Modules stored for the account (``client.modules``).
+
+    Modules are content-addressed by sha256 and visible per account; run a
+    stored one with ``client.run(sha256)``.
+    """
 
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
@@ -693,11 +798,14 @@ class AsyncModules:
         return await self._client.upload(module, progress, chunk_size=chunk_size, timeout=timeout)
 
     async def put(self, module: UploadLike, *, timeout: Optional[float] = None) -> ModuleInfo:
-        """Store a module in one message (no chunking, no dedup check)."""
-        loop = asyncio.get_running_loop()
-        source = await loop.run_in_executor(
-            None, lambda: _common.hash_source(_common.upload_source(module))
-        )
+        """Store a module in one message (no chunking, no dedup check).
+
+        Example::
+
+            info = await client.modules.put(Path("hello.wasm").read_bytes())
+            await client.run(info.sha256)
+        """
+        source = await _io.run_blocking(_common.hash_source, _common.upload_source(module))
         data = b"".join(_common.iter_chunks(source, CHUNK_SIZE))
         request = module_pb2.PutModuleRequest(module=data, sha256=source.sha256)
         response = await self._client._unary(
@@ -706,7 +814,11 @@ class AsyncModules:
         return ModuleInfo._from_proto(response)
 
     async def get(self, sha256: str, *, timeout: Optional[float] = None) -> ModuleInfo:
-        """A stored module's info. Raises :class:`~wasmwiz.NotFound` when absent."""
+        """A stored module's info (size, imports, exports, created).
+
+        Raises:
+            NotFound: This account has no module with that hash.
+        """
         request = module_pb2.GetModuleRequest(sha256=_common.hash_arg(sha256))
         response = await self._client._unary(
             self._client._stubs().modules.GetModule, request, timeout
@@ -748,19 +860,29 @@ class AsyncModules:
                 return
 
     async def delete(self, sha256: str, *, timeout: Optional[float] = None) -> None:
-        """Remove the module from this account. Raises :class:`~wasmwiz.NotFound` when absent."""
+        """Remove the module from this account.
+
+        Raises:
+            NotFound: This account has no module with that hash.
+        """
         request = module_pb2.DeleteModuleRequest(sha256=_common.hash_arg(sha256))
         await self._client._unary(self._client._stubs().modules.DeleteModule, request, timeout)
 
 
 class AsyncAccount:
-    """The caller's own account (``client.account``); see :class:`wasmwiz.client.Account`."""
+    """The caller's own account (``client.account``)."""
 
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
     async def whoami(self, *, timeout: Optional[float] = None) -> WhoAmI:
-        """Who the key belongs to, its tier's limits and what is left of its allowance."""
+        """Who the key belongs to, its tier's limits and what is left of its allowance.
+
+        Example::
+
+            me = await client.account.whoami()
+            print(me.tier, me.remaining_this_minute)  # free 9
+        """
         response = await self._client._unary(
             self._client._stubs().account.WhoAmI, account_pb2.WhoAmIRequest(), timeout
         )
@@ -780,7 +902,10 @@ class AsyncAccount:
         expires_at: Optional[datetime.datetime] = None,
         timeout: Optional[float] = None,
     ) -> NewApiKey:
-        """A new key for the caller (same user, tier and admin flag); the secret is shown once."""
+        """A new key for the caller (same user, tier and admin flag).
+
+        The secret (``.key``) is returned only this once.
+        """
         request = account_pb2.CreateMyApiKeyRequest(
             label=label, expires_at=_common.timestamp_proto(expires_at)
         )
@@ -803,7 +928,11 @@ class AsyncAccount:
 
 
 class AsyncAdmin:
-    """Operator calls (``client.admin``); see :class:`wasmwiz.client.Admin`."""
+    """Operator calls (``client.admin``); every one needs an admin key.
+
+    Raises:
+        PermissionDenied: From every method, with a non-admin key.
+    """
 
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
@@ -834,7 +963,16 @@ class AsyncAdmin:
         expires_at: Optional[datetime.datetime] = None,
         timeout: Optional[float] = None,
     ) -> NewApiKey:
-        """Create a key for ``email`` (created when unknown); the secret is shown once."""
+        """Create a key for ``email`` (the user is created when unknown).
+
+        A non-empty ``tier`` also sets the user's tier. The secret (``.key``)
+        is returned only this once.
+
+        Example::
+
+            key = await client.admin.create_key("ci@example.com", "basic")
+            ci = wasmwiz.AsyncClient(url, api_key=key.key)
+        """
         request = admin_pb2.CreateApiKeyRequest(
             email=email,
             tier=tier,

@@ -1,12 +1,19 @@
-"""The synchronous client, :class:`Client`.
+# Generated from aio.py by scripts/unasync.py. DO NOT EDIT:
+# change aio.py and run sdk-python/scripts/unasync.py.
+"""The blocking client, :class:`Client`.
+
+This file is generated from the asyncio client (``aio.py``) by
+``scripts/unasync.py``, so both have the same
+methods, arguments and docstrings. Only I/O lives here; requests, results,
+limits and errors are built by the shared modules.
 
 Example::
 
     import wasmwiz
     with wasmwiz.Client("http://127.0.0.1:8080", api_key="wwz_...") as client:
         result = client.run("hello.wasm", limits={"memory": "64MiB", "timeout": 2.5})
-        print(result.outcome, result.text)
-    # Outcome.SUCCESS Hello, WasmWiz!
+        print(result.outcome.name, result.text)
+    # SUCCESS Hello, WasmWiz!
 """
 
 from __future__ import annotations
@@ -14,15 +21,15 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import datetime
-import itertools
-import time
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Callable, Generic, Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, cast
 
 import grpc
 
 from . import _common
+from . import _sync_io as _io
 from ._common import (
     CHUNK_SIZE,
     INLINE_LIMIT,
@@ -32,6 +39,7 @@ from ._common import (
     ProgressCallback,
     Source,
     StdinLike,
+    UploadLike,
 )
 from ._proto import (
     account_pb2,
@@ -58,11 +66,21 @@ from ._types import (
     _event_from_proto,
     _ResultBuilder,
 )
-from .errors import NotFound, WasmWizError, from_rpc_error, metadata_pairs
+from .errors import MissingApiKey, NotFound, WasmWizError, from_rpc_error, metadata_pairs
 from .limits import LimitsLike
 from .retry import Retry, RetryLike
 
-__all__ = ["Account", "Admin", "BatchStream", "Client", "ExecutionStream", "Modules"]
+if TYPE_CHECKING:
+    from ._sync_io import StreamCall
+
+__all__ = [
+    "Account",
+    "Admin",
+    "BatchStream",
+    "Client",
+    "ExecutionStream",
+    "Modules",
+]
 
 _T = TypeVar("_T")
 _M = TypeVar("_M")
@@ -72,9 +90,9 @@ _Self = TypeVar("_Self", bound="_ServerStream[Any, Any]")
 class _ServerStream(Generic[_M, _T]):
     """A server stream that converts messages and maps errors.
 
-    The call starts on the first ``next()``: ``resolve`` finds (and, when big,
-    uploads) the module once, then ``open_call`` starts the RPC; errors that
-    arrive before the first message are retried per the client's
+    The call starts on the first ``__next__``: ``resolve`` finds (and, when
+    big, uploads) the module once, then ``open_call`` starts the RPC; errors
+    that arrive before the first message are retried per the client's
     :class:`Retry` (unless ``retryable`` is false).
     """
 
@@ -82,7 +100,7 @@ class _ServerStream(Generic[_M, _T]):
         self,
         client: Client,
         resolve: Callable[[], Source],
-        open_call: Callable[[Source], Iterator[_M]],
+        open_call: Callable[[Source], StreamCall[_M]],
         convert: Callable[[_M], Optional[_T]],
         *,
         retryable: bool = True,
@@ -94,7 +112,8 @@ class _ServerStream(Generic[_M, _T]):
         self._convert = convert
         self._retryable = retryable
         self._local_error = local_error
-        self._call: Optional[Iterator[_M]] = None
+        self._call: Optional[StreamCall[_M]] = None
+        self._messages: Optional[Iterator[_M]] = None
         self._first: Optional[_M] = None
         self._done = False
         self._rate_limit: Optional[RateLimit] = None
@@ -106,32 +125,34 @@ class _ServerStream(Generic[_M, _T]):
             self._done = True
             raise
 
-        def attempt() -> tuple[Iterator[_M], Optional[_M]]:
+        def attempt() -> tuple[StreamCall[_M], Iterator[_M], Optional[_M]]:
             call = self._open_call(source)
+            messages = call.__iter__()
             try:
-                first: Optional[_M] = next(call)
+                first: Optional[_M] = messages.__next__()
             except StopIteration:
                 first = None
             except BaseException:
-                _cancel(call)
+                call.cancel()
                 raise
-            return call, first
+            return call, messages, first
 
         try:
-            self._call, self._first = self._client._retrying(attempt, retry=self._retryable)
-        except WasmWizError as err:
-            self._done = True  # a failed start is final: iterating again yields nothing
-            self._raise_local(err)
+            call, messages, self._first = self._client._retrying(attempt, retry=self._retryable)
+        except (WasmWizError, _io.Cancelled):
+            # A failed start is final: iterating again yields nothing.
+            self._done = True
+            self._raise_local()
             raise
         except BaseException:
             self._done = True
             raise
-        initial = getattr(self._call, "initial_metadata", None)
-        if callable(initial):
-            try:
-                self._rate_limit = RateLimit._from_metadata(metadata_pairs(initial()))
-            except grpc.RpcError:  # pragma: no cover - metadata of a failed call
-                self._rate_limit = None
+        self._call, self._messages = call, messages
+        try:
+            metadata = call.initial_metadata()
+            self._rate_limit = RateLimit._from_metadata(metadata_pairs(metadata))
+        except grpc.RpcError:  # pragma: no cover - metadata of a failed call
+            self._rate_limit = None
         if self._first is None:
             self._done = True
 
@@ -147,30 +168,34 @@ class _ServerStream(Generic[_M, _T]):
             elif self._done:
                 raise StopIteration
             else:
-                assert self._call is not None
+                assert self._messages is not None
                 try:
-                    msg = next(self._call)
+                    msg = self._messages.__next__()
                 except StopIteration:
                     self._done = True
                     raise
                 except grpc.RpcError as err:
                     self._done = True
-                    self._raise_local(err)
-                    raise from_rpc_error(err) from err
+                    self._raise_local()
+                    raise from_rpc_error(err) from None
+                except _io.Cancelled:
+                    self._done = True
+                    self._raise_local()
+                    raise
             item = self._convert(msg)
             if item is not None:
                 return item
 
-    def _raise_local(self, err: BaseException) -> None:
+    def _raise_local(self) -> None:
         """Raise what our request iterator raised, if that is why the call failed."""
         local = self._local_error() if self._local_error is not None else None
         if local is not None:
-            raise local from err
+            raise local from None
 
     def cancel(self) -> None:
         """Stop the call; the server cancels the execution (``Outcome.CANCELLED``)."""
         if self._call is not None and not self._done:
-            _cancel(self._call)
+            self._call.cancel()
         self._done = True
 
     def close(self) -> None:
@@ -189,14 +214,8 @@ class _ServerStream(Generic[_M, _T]):
         self.cancel()
 
 
-def _cancel(call: object) -> None:
-    cancel = getattr(call, "cancel", None)
-    if callable(cancel):
-        cancel()
-
-
 class ExecutionStream(_ServerStream[execution_pb2.ExecuteEvent, Event]):
-    """The events of one execution, as they arrive (from :meth:`Client.stream`).
+    r"""The events of one execution, as they arrive (from :meth:`Client.stream`).
 
     Iterate it for :class:`~wasmwiz.Started`, then :class:`~wasmwiz.Stdout` /
     :class:`~wasmwiz.Stderr` chunks in the order the guest wrote them, then
@@ -215,7 +234,7 @@ class ExecutionStream(_ServerStream[execution_pb2.ExecuteEvent, Event]):
         self,
         client: Client,
         resolve: Callable[[], Source],
-        open_call: Callable[[Source], Iterator[execution_pb2.ExecuteEvent]],
+        open_call: Callable[[Source], StreamCall[execution_pb2.ExecuteEvent]],
         *,
         retryable: bool = True,
         local_error: Optional[Callable[[], Optional[BaseException]]] = None,
@@ -264,22 +283,49 @@ class BatchStream(_ServerStream[execution_pb2.BatchEvent, CaseResult]):
         self,
         client: Client,
         resolve: Callable[[], Source],
-        open_call: Callable[[Source], Iterator[execution_pb2.BatchEvent]],
+        open_call: Callable[[Source], StreamCall[execution_pb2.BatchEvent]],
     ) -> None:
         super().__init__(client, resolve, open_call, CaseResult._from_proto)
 
     def result(self) -> BatchResult:
         """Consume the remaining results; return them in case order."""
-        return BatchResult(tuple(sorted(self, key=lambda case: case.index)))
+        cases = [case for case in self]
+        return BatchResult(tuple(sorted(cases, key=lambda case: case.index)))
+
+
+def _execute_requests(
+    head: Iterator[execution_pb2.ExecuteRequest], stdin: StdinLike
+) -> Iterator[execution_pb2.ExecuteRequest]:
+    """``start``, module chunks, then stdin as it comes, then ``stdin_eof``."""
+    yield from head
+    for data in _io.stdin_chunks(stdin):
+        if data:
+            yield _common.stdin_chunk_request(data)
+    yield _common.stdin_eof_request()
+
+
+class _Stubs:
+    """The service stubs over one channel."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.channel = channel
+        self.execution = execution_pb2_grpc.ExecutionServiceStub(channel)
+        self.modules = module_pb2_grpc.ModuleServiceStub(channel)
+        self.account = account_pb2_grpc.AccountServiceStub(channel)
+        self.admin = admin_pb2_grpc.AdminServiceStub(channel)
 
 
 class Client:
-    """Synchronous WasmWiz client. Thread-safe; use one per process.
+    """WasmWiz client; thread-safe; the channel opens on first use.
+
+    Close it with ``client.close()`` or ``with``.
 
     Args:
         url: ``"http://host:port"`` (plaintext) or ``"https://host"`` (TLS).
-            ``None`` reads ``$WASMWIZ_URL``.
+            ``None`` reads ``$WASMWIZ_URL``, else ``http://127.0.0.1:8080``.
         api_key: The ``wwz_...`` key; ``None`` reads ``$WASMWIZ_API_KEY``.
+            Without one, calls that need a key raise
+            :class:`~wasmwiz.MissingApiKey` before anything is sent.
         timeout: Default deadline of every call in seconds (``None``: no
             deadline). Each method also takes ``timeout=``.
         retry: ``True`` or a :class:`~wasmwiz.Retry` to retry rate-limited
@@ -315,34 +361,48 @@ class Client:
         inline_limit: int = INLINE_LIMIT,
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
-        target = _common.parse_url(url)
-        opts = _common.channel_options(options, user_agent)
-        if target.secure:
-            credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
-            self._channel = grpc.secure_channel(target.address, credentials, options=opts)
-        else:
-            self._channel = grpc.insecure_channel(target.address, options=opts)
-        self.target = target.address
+        self._target = _common.parse_url(url)
+        self._options = _common.channel_options(options, user_agent)
+        self._root_certificates = root_certificates
+        self.target = self._target.address
         self.timeout = timeout
         self.retry: Optional[Retry] = Retry.coerce(retry)
-        self._metadata = _common.call_metadata(_common.resolve_api_key(api_key))
+        self._auth = _common.call_metadata(_common.resolve_api_key(api_key))
         self._inline_limit = inline_limit
         self._chunk_size = chunk_size
-        self._execution = execution_pb2_grpc.ExecutionServiceStub(self._channel)
-        self._modules = module_pb2_grpc.ModuleServiceStub(self._channel)
-        self._account = account_pb2_grpc.AccountServiceStub(self._channel)
-        self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)
+        self._stubs_lock = threading.Lock()
+        self._stubs_cache: Optional[_Stubs] = None
         self.modules = Modules(self)
         self.account = Account(self)
         self.admin = Admin(self)
 
     # ------------------------------------------------------------------ lifecycle
 
+    def _stubs(self) -> _Stubs:
+        """The channel's stubs; the channel is made on first use (once, under a lock)."""
+        with self._stubs_lock:
+            if self._stubs_cache is None:
+                if self._target.secure:
+                    credentials = grpc.ssl_channel_credentials(
+                        root_certificates=self._root_certificates
+                    )
+                    channel = grpc.secure_channel(
+                        self._target.address, credentials, options=self._options
+                    )
+                else:
+                    channel = grpc.insecure_channel(self._target.address, options=self._options)
+                self._stubs_cache = _Stubs(channel)
+            return self._stubs_cache
+
     def close(self) -> None:
         """Close the channel (cancels calls still running)."""
-        self._channel.close()
+        with self._stubs_lock:
+            stubs, self._stubs_cache = self._stubs_cache, None
+        if stubs is not None:
+            stubs.channel.close()
 
     def __enter__(self) -> Client:
+        self._stubs()
         return self
 
     def __exit__(
@@ -358,6 +418,13 @@ class Client:
 
     # ------------------------------------------------------------------ plumbing
 
+    @property
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        """Per-call metadata; raises :class:`~wasmwiz.MissingApiKey` when there is no key."""
+        if not self._auth:
+            raise MissingApiKey()
+        return self._auth
+
     def _retrying(self, attempt_fn: Callable[[], _T], *, retry: bool = True) -> _T:
         """Run ``attempt_fn``; map gRPC errors; retry per :attr:`retry` (if ``retry``)."""
         attempt = 1
@@ -366,26 +433,33 @@ class Client:
                 try:
                     return attempt_fn()
                 except grpc.RpcError as err:
-                    raise from_rpc_error(err) from err
+                    raise from_rpc_error(err) from None
             except WasmWizError as err:
                 delay = self.retry.delay(attempt, err) if self.retry and retry else None
                 if delay is None:
                     raise
-                time.sleep(delay)
+                _io.sleep(delay)
                 attempt += 1
 
     def _unary(
         self,
-        method: grpc.UnaryUnaryMultiCallable[Any, _T],
+        method: Callable[..., _T],
         request: Any,
         timeout: Optional[float],
+        *,
+        authenticated: bool = True,
     ) -> _T:
         deadline = _common.effective_timeout(timeout, self.timeout)
-        return self._retrying(lambda: method(request, timeout=deadline, metadata=self._metadata))
+
+        def attempt() -> _T:
+            metadata = self._metadata if authenticated else ()
+            return method(request, timeout=deadline, metadata=metadata)
+
+        return self._retrying(attempt)
 
     def _runnable(self, module: ModuleLike, timeout: Optional[float]) -> Source:
         """Resolve ``module``; upload it first when it is too big to send inline."""
-        source = _common.resolve_module(module, self._inline_limit)
+        source = _io.run_blocking(_common.resolve_module, module, self._inline_limit)
         if source.is_reference or (source.data is not None and source.size <= self._inline_limit):
             return source
         info = self._upload_source(source, None, self._chunk_size, timeout)
@@ -432,7 +506,7 @@ class Client:
         if _common.is_streamed(stdin):
             # stdin is fed while the guest runs: the bidirectional Execute RPC.
             # Not retried: the stdin iterator cannot be replayed.
-            def open_execute(source: Source) -> Iterator[execution_pb2.ExecuteEvent]:
+            def open_execute(source: Source) -> StreamCall[execution_pb2.ExecuteEvent]:
                 head = _common.execute_head(
                     source,
                     args=args,
@@ -444,15 +518,11 @@ class Client:
                     keep_module=keep_module,
                     chunk_size=self._chunk_size,
                 )
-                requests = _common.CapturingIterator(
-                    itertools.chain(
-                        head,
-                        map(_common.stdin_chunk_request, filter(None, _common.iter_stdin(stdin))),
-                        (_common.stdin_eof_request(),),
-                    )
-                )
+                requests = _common.CapturingIterator(_execute_requests(head, stdin))
                 pumps.append(requests)
-                return self._execution.Execute(requests, timeout=deadline, metadata=self._metadata)
+                return self._stubs().execution.Execute(
+                    requests, timeout=deadline, metadata=self._metadata
+                )
 
             pumps: list[_common.CapturingIterator[execution_pb2.ExecuteRequest]] = []
             return ExecutionStream(
@@ -465,7 +535,7 @@ class Client:
 
         data = cast(Data, stdin)
 
-        def open_call(source: Source) -> Iterator[execution_pb2.ExecuteEvent]:
+        def open_call(source: Source) -> StreamCall[execution_pb2.ExecuteEvent]:
             request = _common.run_request(
                 source,
                 stdin=data,
@@ -477,7 +547,7 @@ class Client:
                 program_name=program_name,
                 keep_module=keep_module,
             )
-            return self._execution.Run(request, timeout=deadline, metadata=self._metadata)
+            return self._stubs().execution.Run(request, timeout=deadline, metadata=self._metadata)
 
         return ExecutionStream(self, resolve, open_call)
 
@@ -504,8 +574,8 @@ class Client:
                 by hash.
             stdin: The guest's whole stdin (``bytes``; ``str`` is UTF-8
                 encoded), or chunks fed to it while it runs: an iterable of
-                bytes (e.g. a generator) or a binary file. Fed stdin uses the
-                bidirectional ``Execute`` RPC and is never retried.
+                bytes (e.g. a generator) or a binary file. Fed stdin uses the bidirectional
+                ``Execute`` RPC and is never retried.
             args: argv[1..].
             env: The guest's environment (nothing else is inherited).
             limits: A :class:`~wasmwiz.Limits` or a dict of its arguments,
@@ -522,6 +592,7 @@ class Client:
             limits) are results, not exceptions.
 
         Raises:
+            MissingApiKey: The client has no API key.
             InvalidModule: The module is not an acceptable WASI command.
             InvalidArgument: E.g. a limit above the tier's maximum.
             NotFound: No stored module has that sha256.
@@ -530,7 +601,7 @@ class Client:
 
         Example::
 
-            r = client.run("echo.wasm", stdin=b"hi", limits={"fuel": "1e9", "memory": "64MiB"})
+            r = client.run("echo.wasm", stdin=b"hi", limits={"fuel": "1e9"})
             print(r.stdout, r.outcome.name, r.exit_code)  # b'hi' SUCCESS 0
         """
         return self.stream(
@@ -564,11 +635,13 @@ class Client:
         def resolve() -> Source:
             return self._runnable(module, timeout)
 
-        def open_call(source: Source) -> Iterator[execution_pb2.BatchEvent]:
+        def open_call(source: Source) -> StreamCall[execution_pb2.BatchEvent]:
             request = _common.run_batch_request(
                 source, cases, env=env, limits=limits, seed=seed, program_name=program_name
             )
-            return self._execution.RunBatch(request, timeout=deadline, metadata=self._metadata)
+            return self._stubs().execution.RunBatch(
+                request, timeout=deadline, metadata=self._metadata
+            )
 
         return BatchStream(self, resolve, open_call)
 
@@ -622,7 +695,7 @@ class Client:
 
     def upload(
         self,
-        module: _common.UploadLike,
+        module: UploadLike,
         progress: Optional[ProgressCallback] = None,
         *,
         chunk_size: Optional[int] = None,
@@ -638,7 +711,8 @@ class Client:
             module: A path or the module's bytes.
             progress: Called as ``progress(bytes_done, bytes_total)`` as
                 chunks are handed to gRPC (from a gRPC thread), and once with
-                ``(total, total)`` when the upload is skipped.
+                ``(total, total)`` when the upload is skipped. What it raises
+                is raised from here, as itself.
             chunk_size: Bytes per chunk (default 1 MiB).
             timeout: Client-side deadline in seconds.
 
@@ -660,7 +734,7 @@ class Client:
         chunk_size: int,
         timeout: Optional[float],
     ) -> ModuleInfo:
-        source = _common.hash_source(source)
+        source = _io.run_blocking(_common.hash_source, source)
         assert source.sha256 is not None
         try:
             existing = self.modules.get(source.sha256, timeout=timeout)
@@ -673,17 +747,12 @@ class Client:
         deadline = _common.effective_timeout(timeout, self.timeout)
 
         def attempt() -> module_pb2.ModuleInfo:
-            requests = _common.CapturingIterator(
-                _common.upload_requests(source, chunk_size, progress)
+            return _io.stream_unary(
+                self._stubs().modules.UploadModule,
+                _common.upload_requests(source, chunk_size, progress),
+                timeout=deadline,
+                metadata=self._metadata,
             )
-            try:
-                return self._modules.UploadModule(
-                    requests, timeout=deadline, metadata=self._metadata
-                )
-            except grpc.RpcError as err:
-                if requests.error is not None:  # e.g. the progress callback raised
-                    raise requests.error from err
-                raise
 
         return ModuleInfo._from_proto(self._retrying(attempt))
 
@@ -696,12 +765,12 @@ class Client:
 
         Needs no API key. ``service`` names one service (``""``: the server).
         """
-        method = self._channel.unary_unary(
+        method = self._stubs().channel.unary_unary(
             _common.HEALTH_CHECK_METHOD,
             request_serializer=_common.encode_health_request,
             response_deserializer=_common.decode_health_response,
         )
-        return self._unary(method, service, timeout)
+        return self._unary(method, service, timeout, authenticated=False)
 
 
 class Modules:
@@ -716,7 +785,7 @@ class Modules:
 
     def upload(
         self,
-        module: _common.UploadLike,
+        module: UploadLike,
         progress: Optional[ProgressCallback] = None,
         *,
         chunk_size: Optional[int] = None,
@@ -725,7 +794,7 @@ class Modules:
         """Same as :meth:`Client.upload`."""
         return self._client.upload(module, progress, chunk_size=chunk_size, timeout=timeout)
 
-    def put(self, module: _common.UploadLike, *, timeout: Optional[float] = None) -> ModuleInfo:
+    def put(self, module: UploadLike, *, timeout: Optional[float] = None) -> ModuleInfo:
         """Store a module in one message (no chunking, no dedup check).
 
         Example::
@@ -733,10 +802,10 @@ class Modules:
             info = client.modules.put(Path("hello.wasm").read_bytes())
             client.run(info.sha256)
         """
-        source = _common.hash_source(_common.upload_source(module))
+        source = _io.run_blocking(_common.hash_source, _common.upload_source(module))
         data = b"".join(_common.iter_chunks(source, CHUNK_SIZE))
         request = module_pb2.PutModuleRequest(module=data, sha256=source.sha256)
-        response = self._client._unary(self._client._modules.PutModule, request, timeout)
+        response = self._client._unary(self._client._stubs().modules.PutModule, request, timeout)
         return ModuleInfo._from_proto(response)
 
     def get(self, sha256: str, *, timeout: Optional[float] = None) -> ModuleInfo:
@@ -746,7 +815,7 @@ class Modules:
             NotFound: This account has no module with that hash.
         """
         request = module_pb2.GetModuleRequest(sha256=_common.hash_arg(sha256))
-        response = self._client._unary(self._client._modules.GetModule, request, timeout)
+        response = self._client._unary(self._client._stubs().modules.GetModule, request, timeout)
         return ModuleInfo._from_proto(response)
 
     def exists(self, sha256: str, *, timeout: Optional[float] = None) -> bool:
@@ -761,7 +830,7 @@ class Modules:
         self, *, limit: Optional[int] = None, page_size: int = 100, timeout: Optional[float] = None
     ) -> builtins.list[ModuleInfo]:
         """The account's modules, newest first (follows pages up to ``limit``)."""
-        return list(self.iter(limit=limit, page_size=page_size, timeout=timeout))
+        return [info for info in self.iter(limit=limit, page_size=page_size, timeout=timeout)]
 
     def iter(
         self, *, limit: Optional[int] = None, page_size: int = 100, timeout: Optional[float] = None
@@ -771,7 +840,9 @@ class Modules:
         count = 0
         while True:
             request = module_pb2.ListModulesRequest(page_size=page_size, page_token=token)
-            response = self._client._unary(self._client._modules.ListModules, request, timeout)
+            response = self._client._unary(
+                self._client._stubs().modules.ListModules, request, timeout
+            )
             for msg in response.modules:
                 if limit is not None and count >= limit:
                     return
@@ -788,7 +859,7 @@ class Modules:
             NotFound: This account has no module with that hash.
         """
         request = module_pb2.DeleteModuleRequest(sha256=_common.hash_arg(sha256))
-        self._client._unary(self._client._modules.DeleteModule, request, timeout)
+        self._client._unary(self._client._stubs().modules.DeleteModule, request, timeout)
 
 
 class Account:
@@ -806,14 +877,14 @@ class Account:
             print(me.tier, me.remaining_this_minute)  # free 9
         """
         response = self._client._unary(
-            self._client._account.WhoAmI, account_pb2.WhoAmIRequest(), timeout
+            self._client._stubs().account.WhoAmI, account_pb2.WhoAmIRequest(), timeout
         )
         return WhoAmI._from_proto(response)
 
     def usage(self, days: Optional[int] = None, *, timeout: Optional[float] = None) -> Usage:
         """The caller's usage over the last ``days`` UTC days (default 30)."""
         response = self._client._unary(
-            self._client._account.GetUsage, _common.usage_request(days), timeout
+            self._client._stubs().account.GetUsage, _common.usage_request(days), timeout
         )
         return Usage._from_proto(response)
 
@@ -831,20 +902,22 @@ class Account:
         request = account_pb2.CreateMyApiKeyRequest(
             label=label, expires_at=_common.timestamp_proto(expires_at)
         )
-        response = self._client._unary(self._client._account.CreateMyApiKey, request, timeout)
+        response = self._client._unary(
+            self._client._stubs().account.CreateMyApiKey, request, timeout
+        )
         return NewApiKey(response.key, response.key_id)
 
     def list_keys(self, *, timeout: Optional[float] = None) -> list[ApiKey]:
         """The caller's keys (public facts only)."""
         response = self._client._unary(
-            self._client._account.ListMyApiKeys, account_pb2.ListMyApiKeysRequest(), timeout
+            self._client._stubs().account.ListMyApiKeys, account_pb2.ListMyApiKeysRequest(), timeout
         )
         return [ApiKey._from_proto(key) for key in response.keys]
 
     def revoke_key(self, key_id: str, *, timeout: Optional[float] = None) -> None:
         """Revoke one of the caller's keys by its id."""
         request = account_pb2.RevokeMyApiKeyRequest(key_id=key_id)
-        self._client._unary(self._client._account.RevokeMyApiKey, request, timeout)
+        self._client._unary(self._client._stubs().account.RevokeMyApiKey, request, timeout)
 
 
 class Admin:
@@ -860,13 +933,13 @@ class Admin:
     def create_user(self, email: str, tier: str = "", *, timeout: Optional[float] = None) -> User:
         """Create a user (tier default ``free``)."""
         request = admin_pb2.CreateUserRequest(email=email, tier=tier)
-        response = self._client._unary(self._client._admin.CreateUser, request, timeout)
+        response = self._client._unary(self._client._stubs().admin.CreateUser, request, timeout)
         return User._from_proto(response.user)
 
     def set_tier(self, email: str, tier: str, *, timeout: Optional[float] = None) -> User:
         """Move a user to another tier."""
         request = admin_pb2.SetTierRequest(email=email, tier=tier)
-        response = self._client._unary(self._client._admin.SetTier, request, timeout)
+        response = self._client._unary(self._client._stubs().admin.SetTier, request, timeout)
         return User._from_proto(response.user)
 
     def create_key(
@@ -896,7 +969,7 @@ class Admin:
             label=label,
             expires_at=_common.timestamp_proto(expires_at),
         )
-        response = self._client._unary(self._client._admin.CreateApiKey, request, timeout)
+        response = self._client._unary(self._client._stubs().admin.CreateApiKey, request, timeout)
         return NewApiKey(response.key, response.key_id)
 
     def list_keys(
@@ -904,13 +977,13 @@ class Admin:
     ) -> list[ApiKey]:
         """Keys of one user, or of everyone."""
         request = admin_pb2.ListApiKeysRequest(email=email or "")
-        response = self._client._unary(self._client._admin.ListApiKeys, request, timeout)
+        response = self._client._unary(self._client._stubs().admin.ListApiKeys, request, timeout)
         return [ApiKey._from_proto(key) for key in response.keys]
 
     def revoke_key(self, key_id: str, *, timeout: Optional[float] = None) -> None:
         """Revoke any key by its id."""
         request = admin_pb2.RevokeApiKeyRequest(key_id=key_id)
-        self._client._unary(self._client._admin.RevokeApiKey, request, timeout)
+        self._client._unary(self._client._stubs().admin.RevokeApiKey, request, timeout)
 
     def usage(
         self,
@@ -921,6 +994,6 @@ class Admin:
     ) -> Usage:
         """Usage of one user, or of everyone (``email=None``)."""
         response = self._client._unary(
-            self._client._admin.GetUsage, _common.usage_request(days, email), timeout
+            self._client._stubs().admin.GetUsage, _common.usage_request(days, email), timeout
         )
         return Usage._from_proto(response)

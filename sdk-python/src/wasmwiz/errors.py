@@ -9,6 +9,7 @@ matching exception:
 gRPC status            exception                    extra attributes
 =====================  ===========================  ==========================
 UNAUTHENTICATED        :class:`Unauthenticated`
+  (no key at all)      :class:`MissingApiKey`       raised before any call
 PERMISSION_DENIED      :class:`PermissionDenied`    ``error_info``
 INVALID_ARGUMENT       :class:`InvalidArgument`     ``violations``
   (about the module)   :class:`InvalidModule`       ``violations``
@@ -49,6 +50,7 @@ __all__ = [
     "FieldViolation",
     "InvalidArgument",
     "InvalidModule",
+    "MissingApiKey",
     "NotFound",
     "PermissionDenied",
     "QuotaViolation",
@@ -136,6 +138,9 @@ class WasmWizError(Exception):
         resource: The resource the error is about (``google.rpc.ResourceInfo``).
         error_info: Machine-readable reason (``google.rpc.ErrorInfo``).
         metadata: The call's trailing metadata, as (key, value) pairs.
+        rpc_error: The ``grpc.RpcError`` this was made from, if any. It is
+            kept here rather than chained (``raise ... from None``): grpc's
+            own exception repeats the same status and adds nothing.
 
     Example::
 
@@ -160,6 +165,7 @@ class WasmWizError(Exception):
         resource: Optional[ResourceInfo] = None,
         error_info: Optional[ErrorInfo] = None,
         metadata: Iterable[tuple[str, Union[str, bytes]]] = (),
+        rpc_error: Optional[BaseException] = None,
     ) -> None:
         self.code: grpc.StatusCode = code if code is not None else self.default_code
         self.details: str = details
@@ -169,19 +175,33 @@ class WasmWizError(Exception):
         self.resource: Optional[ResourceInfo] = resource
         self.error_info: Optional[ErrorInfo] = error_info
         self.metadata: tuple[tuple[str, Union[str, bytes]], ...] = tuple(metadata)
+        self.rpc_error: Optional[BaseException] = rpc_error
         super().__init__(self._describe())
 
     def _describe(self) -> str:
+        """``CODE: details``, plus the violations and the retry delay the details do not say.
+
+        The server's message often is the violation itself; repeating it
+        would make ``str()`` say everything twice.
+        """
         text = f"{self.code.name}: {self.details}" if self.details else self.code.name
-        if self.violations:
-            text += " (" + "; ".join(f"{v.field}: {v.description}" for v in self.violations) + ")"
-        if self.retry_after is not None:
+        extra = [
+            f"{v.field}: {v.description}"
+            for v in self.violations
+            if v.description not in self.details
+        ]
+        if extra:
+            text += " (" + "; ".join(extra) + ")"
+        if self.retry_after is not None and "retry" not in self.details.lower():
             text += f" [retry after {self.retry_after:g}s]"
         return text
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Keep exceptions picklable (e.g. across multiprocessing) with their details.
-        return (_rebuild, (type(self), self.details, self.__dict__.copy()))
+        # Keep exceptions picklable (e.g. across multiprocessing) with their
+        # details; grpc's call object is not picklable, so it stays behind.
+        state = self.__dict__.copy()
+        state["rpc_error"] = None
+        return (_rebuild, (type(self), self.details, state))
 
 
 def _rebuild(cls: type[WasmWizError], details: str, state: dict[str, Any]) -> WasmWizError:
@@ -195,6 +215,23 @@ class Unauthenticated(WasmWizError):
     """The API key is missing, malformed, unknown, expired or revoked."""
 
     default_code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class MissingApiKey(Unauthenticated):
+    """The client has no API key, so nothing was sent.
+
+    Raised by every call that needs a key (all but ``health``) when neither
+    ``api_key=`` nor ``$WASMWIZ_API_KEY`` gave one. A key the server refuses
+    raises :class:`Unauthenticated` instead.
+    """
+
+    def __init__(self, details: str = "", **kwargs: Any) -> None:
+        super().__init__(
+            details
+            or "no API key: pass api_key='wwz_...' or set WASMWIZ_API_KEY "
+            "(nothing was sent to the server)",
+            **kwargs,
+        )
 
 
 class PermissionDenied(WasmWizError):
@@ -311,7 +348,8 @@ def from_rpc_error(err: BaseException) -> WasmWizError:
         err: The exception raised by grpcio.
 
     Returns:
-        The exception to raise (not raised here).
+        The exception to raise (not raised here), with ``err`` as its
+        ``rpc_error``; raise it ``from None``.
     """
     code = _call_method(err, "code")
     if not isinstance(code, grpc.StatusCode):
@@ -386,4 +424,5 @@ def from_rpc_error(err: BaseException) -> WasmWizError:
         resource=resource,
         error_info=error_info,
         metadata=[(k, v) for k, v in metadata if k.lower() != _STATUS_DETAILS_KEY],
+        rpc_error=err,
     )

@@ -1,0 +1,110 @@
+"""Each exception class, raised from a real server answer.
+
+Written once, for the asyncio client; ``tests/test_errors_sync.py`` is
+generated from this file by ``scripts/unasync.py``.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import grpc
+import pytest
+
+import wasmwiz
+from conftest import EMPTY_MODULE, ENV_IMPORT_MODULE, Server, guest
+
+
+async def test_unauthenticated(server: Server) -> None:
+    # api_key="" sends no key at all (even when $WASMWIZ_API_KEY is set).
+    for key in ("wwz_nosuchkey_0000000000000000000000", "garbage", ""):
+        async with wasmwiz.AsyncClient(server.url, api_key=key) as client:
+            with pytest.raises(wasmwiz.Unauthenticated) as info:
+                await client.run(guest("hello"))
+            assert info.value.code is grpc.StatusCode.UNAUTHENTICATED
+            assert isinstance(info.value, wasmwiz.WasmWizError)
+            with pytest.raises(wasmwiz.Unauthenticated):
+                await client.whoami()
+
+
+async def test_permission_denied(server: Server) -> None:
+    async with server.aclient(server.free_key) as client:
+        with pytest.raises(wasmwiz.PermissionDenied) as info:
+            await client.admin.list_keys()
+        assert info.value.code is grpc.StatusCode.PERMISSION_DENIED
+        assert info.value.error_info is not None  # the server explains why (ErrorInfo)
+        with pytest.raises(wasmwiz.PermissionDenied):
+            await client.admin.create_key("someone@test.local", "unlimited", admin=True)
+
+
+@pytest.mark.parametrize(
+    ("module", "what"),
+    [
+        (b"this is not WebAssembly", "not wasm"),
+        (EMPTY_MODULE, "no _start"),
+        (ENV_IMPORT_MODULE, "imports env.f"),
+    ],
+)
+async def test_invalid_module(aclient: wasmwiz.AsyncClient, module: bytes, what: str) -> None:
+    with pytest.raises(wasmwiz.InvalidModule) as info:
+        await aclient.run(module)
+    err = info.value
+    assert err.code is grpc.StatusCode.INVALID_ARGUMENT, what
+    assert err.violations, what
+    assert any(v.field == "module" for v in err.violations), err.violations
+    with pytest.raises(wasmwiz.InvalidModule):
+        await aclient.modules.put(module)
+
+
+async def test_invalid_module_names_the_bad_import(aclient: wasmwiz.AsyncClient) -> None:
+    with pytest.raises(wasmwiz.InvalidModule) as info:
+        await aclient.upload(ENV_IMPORT_MODULE)
+    text = " ".join(v.description for v in info.value.violations) + info.value.details
+    assert "env" in text
+
+
+async def test_invalid_argument_limit_above_tier(server: Server) -> None:
+    async with server.aclient(server.new_key("free")) as client:
+        with pytest.raises(wasmwiz.InvalidArgument) as info:
+            await client.run(guest("hello"), limits={"fuel": 10**13})
+    err = info.value
+    assert not isinstance(err, wasmwiz.InvalidModule)
+    fields = {v.field: v.description for v in err.violations}
+    assert "limits.fuel" in fields, err.violations
+    assert "1000000000000" in fields["limits.fuel"] or "10^12" in fields["limits.fuel"]
+
+
+async def test_not_found(aclient: wasmwiz.AsyncClient) -> None:
+    missing = "0" * 64
+    with pytest.raises(wasmwiz.NotFound) as info:
+        await aclient.run(missing)
+    assert info.value.code is grpc.StatusCode.NOT_FOUND
+    assert info.value.resource is not None
+    assert missing in info.value.resource.resource_name
+    with pytest.raises(wasmwiz.NotFound):
+        await aclient.modules.get(missing)
+    with pytest.raises(wasmwiz.NotFound):
+        await aclient.run_batch(missing, [{"stdin": ""}])
+
+
+async def test_deadline_exceeded(server: Server) -> None:
+    async with server.aclient(timeout=0.5) as client:
+        started = time.monotonic()
+        with pytest.raises(wasmwiz.DeadlineExceeded):
+            await client.run(guest("loop"), limits={"timeout": 10})
+        assert time.monotonic() - started < 5
+        # A per-call timeout overrides the client's.
+        assert (await client.run(guest("hello"), timeout=30)).ok
+
+
+async def test_unavailable_when_nothing_listens() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    policy = wasmwiz.Retry(max_attempts=2, initial_backoff=0.2, jitter=0)
+    async with wasmwiz.AsyncClient(f"http://127.0.0.1:{port}", api_key="k", retry=policy) as client:
+        started = time.monotonic()
+        with pytest.raises(wasmwiz.Unavailable):
+            await client.whoami(timeout=5)
+        assert time.monotonic() - started >= 0.2  # it retried once
