@@ -1,9 +1,17 @@
-//! The async side of an execution: starts it, runs the first short slice
-//! inline, then hands slices to the worker pool; between slices it sends
+//! The async side of an execution: starts it (inline only when
+//! instantiation is provably cheap, with a short first slice whose host
+//! calls may not overdraw; otherwise on a worker), then hands slices to the
+//! worker pool; between slices it sends
 //! output (awaiting a slow client: backpressure), feeds streamed stdin, and
 //! stops the guest on timeout or cancellation.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
 use tokio::{sync::mpsc, time::Instant};
@@ -13,7 +21,8 @@ use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
 use super::{
     io::{OutputBuffer, OutputChunk, StdinBuffer, Stream},
     outcome::{Outcome, Report},
-    run::{Ending, Execution, Setup, Step},
+    run::{cancelled_ending, timeout_ending, Ending, Execution, Setup, Step},
+    trace::ThreadTrace,
     wasi::{build_ctx, WasiSetup},
     CompiledModule, Sandbox,
 };
@@ -42,9 +51,6 @@ pub struct Job {
 
 /// Streamed stdin buffered ahead of the guest's reads, at most.
 const STDIN_READ_AHEAD: u64 = 1024 * 1024;
-/// Modules larger than this are instantiated on a worker (data segments
-/// are copied during instantiation).
-const INLINE_INSTANTIATE_MAX_BYTES: u64 = 1024 * 1024;
 
 impl Sandbox {
     /// Runs `job` to its end, sending output to `out` as it is produced.
@@ -54,6 +60,18 @@ impl Sandbox {
         job: Job,
         out: mpsc::Sender<OutputChunk>,
         cancel: CancellationToken,
+    ) -> Report {
+        self.execute_traced(job, out, cancel, None).await
+    }
+
+    /// [`Sandbox::execute`], recording in `trace` which thread instantiated
+    /// the module and ran each host call.
+    pub async fn execute_traced(
+        &self,
+        job: Job,
+        out: mpsc::Sender<OutputChunk>,
+        cancel: CancellationToken,
+        trace: Option<ThreadTrace>,
     ) -> Report {
         let started = std::time::Instant::now();
         let deadline = Deadline {
@@ -82,27 +100,43 @@ impl Sandbox {
                 return finish(ending, None, &output, &stdin, started);
             }
         };
+        let stop_flag = Arc::new(AtomicBool::new(false));
         let setup = Setup {
             wasi,
             output: output.clone(),
             stdin: stdin.clone(),
             fuel: job.fuel.max(1),
             memory_bytes: job.memory_bytes,
+            start_fuel_cap: self.config.slice_fuel,
+            deadline: Some(deadline.at.into_std()),
+            timeout: job.timeout,
+            cancelled: stop_flag.clone(),
+            trace,
         };
-        let linker = self.linker.clone();
-        let inline_fuel = self.config.inline_slice_fuel;
-        let module = job.module.clone();
-        let first = move || match Execution::start(&linker, &module.module, setup) {
-            (mut exec, None) => {
-                let step = exec.run_slice(inline_fuel);
-                (exec, step)
+        let (mut exec, mut step) = if job.module.instantiates_inline() {
+            // Provably cheap to instantiate (no start section, small
+            // segments and tables); then a short inline slice on which no
+            // host call may overdraw, so tiny programs finish without a
+            // thread hop.
+            match Execution::start(&self.linker, &job.module.module, setup) {
+                (mut exec, None) => {
+                    let step = exec.run_inline_slice(self.config.inline_slice_fuel);
+                    (exec, step)
+                }
+                (exec, Some(ending)) => (exec, Step::Finished(ending)),
             }
-            (exec, Some(ending)) => (exec, Step::Finished(ending)),
-        };
-        let (mut exec, mut step) = if job.module.size > INLINE_INSTANTIATE_MAX_BYTES {
-            self.pool.run(first).await
         } else {
-            first()
+            let linker = self.linker.clone();
+            let module = job.module.clone();
+            let slice = self.config.slice_fuel;
+            let first = move || match Execution::start(&linker, &module.module, setup) {
+                (mut exec, None) => {
+                    let step = exec.run_slice(slice);
+                    (exec, step)
+                }
+                (exec, Some(ending)) => (exec, Step::Finished(ending)),
+            };
+            self.on_worker(first, &cancel, &out, &stop_flag).await
         };
 
         let ending = loop {
@@ -129,13 +163,11 @@ impl Sandbox {
                 read_ahead(rx, &stdin);
             }
             let slice = self.config.slice_fuel;
-            (exec, step) = self
-                .pool
-                .run(move || {
-                    let step = exec.run_slice(slice);
-                    (exec, step)
-                })
-                .await;
+            let next = move || {
+                let step = exec.run_slice(slice);
+                (exec, step)
+            };
+            (exec, step) = self.on_worker(next, &cancel, &out, &stop_flag).await;
         };
         if ending.outcome == Outcome::Timeout {
             // Deliver what the guest wrote before the deadline, without waiting.
@@ -150,6 +182,29 @@ impl Sandbox {
             self.cache_remove(&job.module.sha256);
         }
         finish(ending, Some(&exec), &output, &stdin, started)
+    }
+}
+
+impl Sandbox {
+    /// Runs `f` on a worker; if the execution is cancelled meanwhile, tells
+    /// long host work inside `f` to stop (through `cancelled`).
+    async fn on_worker<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+        cancel: &CancellationToken,
+        out: &mpsc::Sender<OutputChunk>,
+        cancelled: &AtomicBool,
+    ) -> R {
+        let work = self.pool.run(f);
+        tokio::pin!(work);
+        tokio::select! {
+            biased;
+            result = &mut work => return result,
+            () = cancel.cancelled() => {}
+            () = out.closed() => {}
+        }
+        cancelled.store(true, Ordering::Relaxed);
+        work.await
     }
 }
 
@@ -215,20 +270,11 @@ async fn wait_for_stdin(
 }
 
 fn cancelled() -> Ending {
-    Ending::stopped(
-        Outcome::Cancelled,
-        "the execution was cancelled before the guest finished",
-    )
+    cancelled_ending()
 }
 
 fn timed_out(timeout: Duration) -> Ending {
-    Ending::stopped(
-        Outcome::Timeout,
-        format!(
-            "the guest did not finish within its {} ms timeout",
-            timeout.as_millis()
-        ),
-    )
+    timeout_ending(timeout)
 }
 
 fn finish(
