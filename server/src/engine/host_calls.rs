@@ -26,9 +26,7 @@ use wasmi_wasi::{wasi_common, WasmiGuestMemory as GuestMemory};
 
 use super::{
     compile::WASI_MODULE,
-    host_fuel::{
-        host_call_cost, CostContext, Shortfall, HOST_CHUNK_BYTES, MAX_POLL_SUBSCRIPTIONS,
-    },
+    host_fuel::{host_call_cost, CostContext, Shortfall, HOST_CHUNK_BYTES, MAX_POLL_SUBSCRIPTIONS},
     run::{HostState, Interrupt},
 };
 

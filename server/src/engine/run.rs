@@ -236,7 +236,11 @@ impl Action {
             Some(Interrupt::Defer(args)) => Self::Defer(args.clone()),
             Some(Interrupt::OutOfFuel) => Self::OutOfFuel,
             Some(Interrupt::Stop(outcome)) => Self::Stop(*outcome),
-            None => Self::Fail(format!("a host function failed: {error}").trim().to_string()),
+            None => Self::Fail(
+                format!("a host function failed: {error}")
+                    .trim()
+                    .to_string(),
+            ),
         }
     }
 }
@@ -454,9 +458,9 @@ impl Execution {
             .begin_slice(remaining - give, inline);
         let store = &mut self.store;
         let result = contain_panic(move || match state {
-            CallState::NotStarted(func) => func
-                .call_resumable(store, &[], &mut [])
-                .map(Progress::Call),
+            CallState::NotStarted(func) => {
+                func.call_resumable(store, &[], &mut []).map(Progress::Call)
+            }
             CallState::OutOfFuel(call) => call.resume(store, &mut []).map(Progress::Call),
             CallState::HostTrap(call, resume) => {
                 let Resume::Value(value) = resume else {
@@ -607,13 +611,15 @@ impl Execution {
             }
         }
         let at = nread as usize;
-        Some(match at.checked_add(4).and_then(|end| data.get_mut(at..end)) {
-            Some(slot) => {
-                slot.copy_from_slice(&total.to_le_bytes());
-                0
-            }
-            None => ERRNO_FAULT,
-        })
+        Some(
+            match at.checked_add(4).and_then(|end| data.get_mut(at..end)) {
+                Some(slot) => {
+                    slot.copy_from_slice(&total.to_le_bytes());
+                    0
+                }
+                None => ERRNO_FAULT,
+            },
+        )
     }
     /// Maps an error that ended the run to an outcome.
     fn classify(&mut self, error: &wasmi::Error) -> Ending {
