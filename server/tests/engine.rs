@@ -7,7 +7,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wasmwiz_server::engine::{
-    Job, ModuleError, Outcome, OutputChunk, Report, Sandbox, SandboxConfig, StdinSource, Stream,
+    host_fuel, Job, ModuleError, Outcome, OutputChunk, Report, Sandbox, SandboxConfig, StdinSource,
+    Stream, ThreadTrace,
 };
 
 const HANG_GUARD: Duration = Duration::from_secs(60);
@@ -82,6 +83,10 @@ fn job(sb: &Sandbox, bytes: &[u8], o: Opts) -> Job {
 }
 
 async fn collect(sb: &Sandbox, job: Job) -> Run {
+    collect_traced(sb, job, None).await
+}
+
+async fn collect_traced(sb: &Sandbox, job: Job, trace: Option<ThreadTrace>) -> Run {
     let (tx, mut rx) = mpsc::channel::<OutputChunk>(16);
     let collector = tokio::spawn(async move {
         let (mut out, mut err, mut n) = (Vec::new(), Vec::new(), 0);
@@ -94,7 +99,8 @@ async fn collect(sb: &Sandbox, job: Job) -> Run {
         }
         (out, err, n)
     });
-    let report = tokio::time::timeout(HANG_GUARD, sb.execute(job, tx, CancellationToken::new()))
+    let execution = sb.execute_traced(job, tx, CancellationToken::new(), trace);
+    let report = tokio::time::timeout(HANG_GUARD, execution)
         .await
         .expect("execution ends");
     let (stdout, stderr, chunks) = collector.await.unwrap();
@@ -766,4 +772,301 @@ async fn an_interpreter_panic_ends_only_that_execution() {
         }
         assert_healthy(&sb).await;
     }
+}
+
+// ---- Host calls pay fuel for their work -------------------------------------
+
+/// A guest that makes one call, `call` (a WAT instruction sequence leaving
+/// nothing on the stack), with `pages` of memory.
+fn one_call(import: &str, call: &str, pages: u32) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+            {import}
+            (memory (export "memory") {pages})
+            (func (export "_start") {call}))"#
+    ))
+    .unwrap()
+}
+
+async fn fuel_of(bytes: &[u8], o: Opts) -> u64 {
+    let r = run(bytes, o).await;
+    assert_eq!(r.report.outcome, Outcome::Success, "{:?}", r.report);
+    r.report.fuel_consumed
+}
+
+#[tokio::test]
+async fn random_get_is_charged_per_byte() {
+    let import =
+        r#"(import "wasi_snapshot_preview1" "random_get" (func $r (param i32 i32) (result i32)))"#;
+    let call = |len: u32| format!("(drop (call $r (i32.const 0) (i32.const {len})))");
+    let n = 1 << 20;
+    let zero = fuel_of(&one_call(import, &call(0), 17), Opts::default()).await;
+    let full = fuel_of(&one_call(import, &call(n), 17), Opts::default()).await;
+    assert_eq!(full - zero, host_fuel::random_cost(u64::from(n)));
+}
+
+#[tokio::test]
+async fn args_get_is_charged_per_arg_and_per_byte() {
+    let import =
+        r#"(import "wasi_snapshot_preview1" "args_get" (func $a (param i32 i32) (result i32)))"#;
+    let guest = one_call(
+        import,
+        "(drop (call $a (i32.const 0) (i32.const 65536)))",
+        4,
+    );
+    let args: Vec<String> = (0..100).map(|i| format!("{i:0>1000}")).collect();
+    let none = fuel_of(&guest, Opts::default()).await;
+    let many = fuel_of(
+        &guest,
+        Opts {
+            args: args.clone(),
+            ..Opts::default()
+        },
+    )
+    .await;
+    // "main.wasm\0" is always there; each arg adds 1001 bytes with its NUL.
+    let cost = |count: u64, bytes: u64| count * host_fuel::PER_ITEM + host_fuel::copy_cost(bytes);
+    assert_eq!(many - none, cost(101, 10 + 100 * 1001) - cost(1, 10));
+}
+
+#[tokio::test]
+async fn fd_write_is_charged_per_iovec_and_per_byte() {
+    let import = r#"(import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))"#;
+    // iovecs at 0 (8 bytes each), all pointing at 64 bytes at 8192.
+    let guest = |count: u32| {
+        one_call(
+            import,
+            &format!(
+                r#"(local $i i32)
+                (loop $l
+                  (i32.store (i32.mul (local.get $i) (i32.const 8)) (i32.const 8192))
+                  (i32.store offset=4 (i32.mul (local.get $i) (i32.const 8)) (i32.const 64))
+                  (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                  (br_if $l (i32.lt_u (local.get $i) (i32.const 100))))
+                (drop (call $w (i32.const 1) (i32.const 0) (i32.const {count}) (i32.const 4096)))"#
+            ),
+            1,
+        )
+    };
+    let one = run(&guest(1), Opts::default()).await;
+    let hundred = run(&guest(100), Opts::default()).await;
+    assert_eq!(one.stdout.len(), 64);
+    assert_eq!(hundred.stdout.len(), 6400, "every iovec is written at once");
+    assert_eq!(
+        hundred.report.fuel_consumed - one.report.fuel_consumed,
+        99 * host_fuel::PER_ITEM + host_fuel::output_cost(6400) - host_fuel::output_cost(64)
+    );
+}
+
+#[tokio::test]
+async fn poll_oneoff_is_charged_per_subscription() {
+    let import = r#"(import "wasi_snapshot_preview1" "poll_oneoff" (func $p (param i32 i32 i32 i32) (result i32)))"#;
+    // Relative monotonic-clock subscriptions of 48 bytes at 0, events at 65536.
+    let guest = |count: u32| {
+        one_call(
+            import,
+            &format!(
+                r#"(local $i i32)
+                (loop $l
+                  (i32.store offset=16 (i32.mul (local.get $i) (i32.const 48)) (i32.const 1))
+                  (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                  (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))
+                (drop (call $p (i32.const 0) (i32.const 65536) (i32.const {count}) (i32.const 131072)))"#
+            ),
+            3,
+        )
+    };
+    let one = fuel_of(&guest(1), Opts::default()).await;
+    let thousand = fuel_of(&guest(1000), Opts::default()).await;
+    assert_eq!(thousand - one, 999 * host_fuel::PER_SUBSCRIPTION);
+}
+
+#[tokio::test]
+async fn poll_oneoff_past_the_cap_is_refused_with_einval() {
+    let r = run_then_healthy(&wat("poll_oneoff_too_many"), Opts::default()).await;
+    assert_eq!(r.report.outcome, Outcome::ExitNonzero, "{:?}", r.report);
+    assert_eq!(r.report.exit_code, 28, "EINVAL");
+}
+
+#[tokio::test]
+async fn host_call_fuel_does_not_depend_on_slice_sizes() {
+    let bytes = wat("random_get_loop");
+    let mut runs = Vec::new();
+    for (inline, slice) in [
+        (50_000, 20_000_000),
+        (1_000, 10_000),
+        (0, 1),
+        (10_000, 1_000_000),
+    ] {
+        let sb = Sandbox::new(SandboxConfig {
+            workers: 2,
+            inline_slice_fuel: inline,
+            slice_fuel: slice,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        runs.push(collect(&sb, job(&sb, &bytes, Opts::default())).await);
+    }
+    for r in &runs {
+        assert_eq!(r.report.outcome, Outcome::Success, "{:?}", r.report);
+        assert_eq!(r.stdout, runs[0].stdout);
+        assert_eq!(r.report.fuel_consumed, runs[0].report.fuel_consumed);
+    }
+    // Each of the 400 calls paid for its 64 KiB.
+    assert!(runs[0].report.fuel_consumed > 400 * host_fuel::random_cost(65536));
+}
+
+#[tokio::test]
+async fn a_host_call_the_budget_cannot_pay_runs_out_of_fuel_with_the_budget_consumed() {
+    let fuel = 400 * host_fuel::random_cost(65536) / 2;
+    for slice in [20_000_000, 10_000] {
+        let sb = Sandbox::new(SandboxConfig {
+            workers: 2,
+            slice_fuel: slice,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let o = Opts {
+            fuel,
+            ..Opts::default()
+        };
+        let r = collect(&sb, job(&sb, &wat("random_get_loop"), o)).await;
+        assert_eq!(r.report.outcome, Outcome::OutOfFuel, "{:?}", r.report);
+        assert_eq!(r.report.fuel_consumed, fuel);
+        assert!(r.stdout.is_empty());
+    }
+}
+
+// ---- Which thread runs what ---------------------------------------------------
+
+fn on_worker(thread: &str) -> bool {
+    thread.starts_with("wasmwiz-worker-")
+}
+
+#[tokio::test]
+async fn an_expensive_first_host_call_runs_on_a_worker_not_the_runtime() {
+    let import =
+        r#"(import "wasi_snapshot_preview1" "random_get" (func $r (param i32 i32) (result i32)))"#;
+    let guest = one_call(
+        import,
+        "(drop (call $r (i32.const 0) (i32.const 16777216)))",
+        257,
+    );
+    let sb = sandbox();
+    let trace = ThreadTrace::default();
+    let r = collect_traced(&sb, job(&sb, &guest, Opts::default()), Some(trace.clone())).await;
+    assert_eq!(r.report.outcome, Outcome::Success, "{:?}", r.report);
+    // Small and without a start section: instantiated inline...
+    let instantiated = trace.threads_of("instantiate");
+    assert_eq!(instantiated.len(), 1);
+    assert!(!on_worker(&instantiated[0]), "{instantiated:?}");
+    // ...but the 16 MiB fill did not fit the inline slice: a worker ran it.
+    let filled = trace.threads_of("random_get");
+    assert_eq!(filled.len(), 1, "{:?}", trace.events());
+    assert!(on_worker(&filled[0]), "{filled:?}");
+}
+
+#[tokio::test]
+async fn cheap_host_calls_on_the_inline_slice_stay_inline() {
+    let sb = sandbox();
+    let trace = ThreadTrace::default();
+    let r = collect_traced(
+        &sb,
+        job(&sb, &guest("hello"), Opts::default()),
+        Some(trace.clone()),
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::Success);
+    let writes = trace.threads_of("fd_write");
+    assert!(!writes.is_empty());
+    assert!(writes.iter().all(|t| !on_worker(t)), "{writes:?}");
+}
+
+#[tokio::test]
+async fn a_start_section_runs_on_a_worker_and_stops_after_one_slice() {
+    let slice = 20_000_000;
+    let sb = Sandbox::new(SandboxConfig {
+        workers: 2,
+        slice_fuel: slice,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let trace = ThreadTrace::default();
+    let o = Opts::default();
+    let r = collect_traced(
+        &sb,
+        job(&sb, &wat("start_section_fill_loop"), o),
+        Some(trace.clone()),
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::OutOfFuel, "{:?}", r.report);
+    assert!(
+        r.report.message.contains("start section"),
+        "{}",
+        r.report.message
+    );
+    assert_eq!(r.report.fuel_consumed, slice, "capped at one slice");
+    let instantiated = trace.threads_of("instantiate");
+    assert_eq!(instantiated.len(), 1);
+    assert!(on_worker(&instantiated[0]), "{instantiated:?}");
+    assert_healthy(&sb).await;
+}
+
+// ---- The deadline inside a long host call --------------------------------------
+
+#[tokio::test]
+async fn the_deadline_stops_a_long_random_get_between_pieces() {
+    let sb = sandbox();
+    let bytes = wat("random_get_huge");
+    let baseline = collect(&sb, job(&sb, &bytes, Opts::default())).await;
+    assert_eq!(
+        baseline.report.outcome,
+        Outcome::Success,
+        "{:?}",
+        baseline.report
+    );
+    assert_eq!(baseline.stdout, b"done\n");
+    let full = baseline.report.duration;
+
+    let trace = ThreadTrace::default();
+    let o = Opts {
+        timeout: (full / 10).max(Duration::from_millis(1)),
+        ..Opts::default()
+    };
+    let r = collect_traced(&sb, job(&sb, &bytes, o), Some(trace.clone())).await;
+    assert_eq!(r.report.outcome, Outcome::Timeout, "{:?}", r.report);
+    assert_eq!(
+        trace.threads_of("random_get").len(),
+        1,
+        "the fill had started"
+    );
+    assert!(r.stdout.is_empty(), "the fill never finished");
+    assert!(
+        r.report.duration < full / 2,
+        "stopped inside the fill: {:?} vs {full:?} for all of it",
+        r.report.duration
+    );
+}
+
+// ---- The compiled-module cache weighs what modules hold -------------------------
+
+fn many_exports(count: usize) -> Vec<u8> {
+    generated(|text| {
+        text.push_str("(func (export \"_start\"))\n");
+        for i in 0..count {
+            text.push_str(&format!("(func (export \"f{i}\"))\n"));
+        }
+    })
+}
+
+#[test]
+fn a_module_of_many_exports_weighs_far_more_than_its_bytes() {
+    let sb = sandbox();
+    let module = sb.compile(&many_exports(100_000)).unwrap();
+    assert!(
+        module.weight() > 10 * module.size,
+        "weight {} for {} bytes",
+        module.weight(),
+        module.size
+    );
 }

@@ -106,7 +106,9 @@ fn charge(
 
 macro_rules! wasi_functions {
     ($( fn $name:ident($($arg:ident : $ty:ty),* $(,)?) -> $ret:tt; )*) => {
-        /// wasi-common's implementation of each function, unmetered.
+        /// wasi-common's implementation of each function, unmetered (with
+        /// WASI's own signatures, however many arguments they take).
+        #[allow(clippy::too_many_arguments)]
         mod plain {
             use super::*;
             $(

@@ -118,7 +118,9 @@ pub fn host_call_cost(name: &str, args: &[i64], cx: &CostContext<'_>) -> u64 {
             }
             items + copy_cost(bytes)
         }
-        "poll_oneoff" => u64::from(arg(2).min(MAX_POLL_SUBSCRIPTIONS)) * PER_SUBSCRIPTION,
+        // Past the cap the call is refused (EINVAL) without touching them.
+        "poll_oneoff" if arg(2) > MAX_POLL_SUBSCRIPTIONS => 0,
+        "poll_oneoff" => u64::from(arg(2)) * PER_SUBSCRIPTION,
         "random_get" => random_cost(u64::from(arg(1))),
         "fd_prestat_dir_name" => copy_cost(u64::from(arg(2))),
         "fd_readdir" => copy_cost(u64::from(arg(2))),

@@ -421,6 +421,10 @@ impl Execution {
     }
 
     fn run(&mut self, slice: u64, inline: bool) -> Step {
+        if slice == 0 && self.consumed < self.budget {
+            // An empty slice (inline slices may be configured off).
+            return Step::Continue;
+        }
         let mut state = std::mem::replace(&mut self.state, CallState::Done);
         if let CallState::HostTrap(
             call,
