@@ -1070,3 +1070,79 @@ fn a_module_of_many_exports_weighs_far_more_than_its_bytes() {
         module.size
     );
 }
+
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// Measures what compiled modules really hold (run alone: other tests in
+/// the process would disturb the RSS figures):
+/// `cargo test -p wasmwiz-server --test engine compiled_weight -- --ignored --nocapture`
+#[test]
+#[ignore = "measures process RSS; run alone"]
+fn compiled_weight_is_never_below_the_resident_growth() {
+    let sb = sandbox();
+    let shapes: [(&str, Box<dyn Fn(usize) -> Vec<u8>>); 3] = [
+        (
+            "100k exports",
+            Box::new(|i| {
+                generated(|text| {
+                    text.push_str(&format!(
+                        "(func (export \"_start\")) (func (export \"m{i}\"))\n"
+                    ));
+                    for f in 0..100_000 {
+                        text.push_str(&format!("(func (export \"f{f}\"))\n"));
+                    }
+                })
+            }),
+        ),
+        (
+            "100k functions",
+            Box::new(|i| {
+                generated(|text| {
+                    text.push_str(&format!(
+                        "(func (export \"_start\")) (func (export \"m{i}\"))\n"
+                    ));
+                    for f in 0..100_000 {
+                        text.push_str(&format!("(func $f{f} (drop (i32.const {f})))\n"));
+                    }
+                })
+            }),
+        ),
+        (
+            "4 MiB of data",
+            Box::new(|i| {
+                generated(|text| {
+                    text.push_str(&format!(
+                        "(func (export \"_start\")) (func (export \"m{i}\"))\n"
+                    ));
+                    let chunk = "x".repeat(64 * 1024);
+                    for s in 0..64 {
+                        text.push_str(&format!("(data (i32.const {}) \"{chunk}\")\n", s % 2));
+                    }
+                })
+            }),
+        ),
+    ];
+    for (name, make) in shapes {
+        let modules: Vec<Vec<u8>> = (0..10).map(&make).collect();
+        let before = resident_bytes();
+        let compiled: Vec<_> = modules.iter().map(|m| sb.compile(m).unwrap()).collect();
+        let grown = resident_bytes().saturating_sub(before);
+        let weight: u64 = compiled.iter().map(|m| m.weight()).sum();
+        let size: u64 = compiled.iter().map(|m| m.size).sum();
+        println!(
+            "{name}: 10 modules of {} bytes: RSS +{} bytes, weight {} ({:.2}x growth)",
+            size / 10,
+            grown,
+            weight,
+            weight as f64 / grown as f64
+        );
+        assert!(
+            weight >= grown,
+            "{name}: weight {weight} < RSS growth {grown}"
+        );
+    }
+}
