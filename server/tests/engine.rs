@@ -1048,6 +1048,43 @@ async fn the_deadline_stops_a_long_random_get_between_pieces() {
     );
 }
 
+#[tokio::test]
+async fn cancellation_stops_a_long_random_get_between_pieces() {
+    let sb = Arc::new(sandbox());
+    let bytes = wat("random_get_huge");
+    let baseline = collect(&sb, job(&sb, &bytes, Opts::default())).await;
+    assert_eq!(baseline.report.outcome, Outcome::Success);
+    let full = baseline.report.duration;
+
+    let trace = ThreadTrace::default();
+    let cancel = CancellationToken::new();
+    let (tx, _rx) = mpsc::channel::<OutputChunk>(16);
+    let running = {
+        let (sb, job, cancel, trace) = (
+            sb.clone(),
+            job(&sb, &bytes, Opts::default()),
+            cancel.clone(),
+            trace.clone(),
+        );
+        tokio::spawn(async move { sb.execute_traced(job, tx, cancel, Some(trace)).await })
+    };
+    while trace.threads_of("random_get").is_empty() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let cancelled_at = std::time::Instant::now();
+    cancel.cancel();
+    let report = tokio::time::timeout(HANG_GUARD, running)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Cancelled, "{report:?}");
+    assert!(
+        cancelled_at.elapsed() < full / 2,
+        "stopped inside the fill: {:?} after the cancel vs {full:?} for all of it",
+        cancelled_at.elapsed()
+    );
+}
+
 // ---- The compiled-module cache weighs what modules hold -------------------------
 
 fn many_exports(count: usize) -> Vec<u8> {

@@ -39,8 +39,9 @@ pub const PER_ITEM: u64 = 20;
 /// (≈ 2 µs and 150 bytes each, measured with a million of them).
 pub const PER_SUBSCRIPTION: u64 = 2000;
 /// Fuel per KiB copied between guest memory and host memory that already
-/// exists (stdin, args, env, paths): memcpy ≈ 0.11 ns/byte.
-pub const COPY_FUEL_PER_KIB: u64 = 128;
+/// exists (stdin, args, env, paths): memcpy ≈ 0.11–0.23 ns/byte; one fuel
+/// per 16 bytes, the same rate wasmi charges for `memory.copy`/`fill`.
+pub const COPY_FUEL_PER_KIB: u64 = 64;
 /// Fuel per KiB of output: copied into a fresh buffer (≈ 0.4 ns/byte with
 /// the page faults), then encoded and sent off the guest's thread.
 pub const OUTPUT_FUEL_PER_KIB: u64 = 384;
