@@ -1121,7 +1121,8 @@ fn resident_bytes() -> u64 {
 #[ignore = "measures process RSS; run alone"]
 fn compiled_weight_is_never_below_the_resident_growth() {
     let sb = sandbox();
-    let shapes: [(&str, Box<dyn Fn(usize) -> Vec<u8>>); 3] = [
+    type MakeModule = Box<dyn Fn(usize) -> Vec<u8>>;
+    let shapes: [(&str, MakeModule); 3] = [
         (
             "100k exports",
             Box::new(|i| {
