@@ -937,6 +937,27 @@ async fn a_host_call_the_budget_cannot_pay_runs_out_of_fuel_with_the_budget_cons
     }
 }
 
+#[tokio::test]
+async fn one_large_write_is_sent_in_bounded_chunks() {
+    let import = r#"(import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))"#;
+    // 8 MiB from address 0 in one iovec (stored past it, at 8 MiB).
+    let guest = one_call(
+        import,
+        r#"(i32.store (i32.const 8388608) (i32.const 0))
+           (i32.store (i32.const 8388612) (i32.const 8388608))
+           (drop (call $w (i32.const 1) (i32.const 8388608) (i32.const 1) (i32.const 8388616)))"#,
+        129,
+    );
+    let o = Opts {
+        output: 16 << 20,
+        ..Opts::default()
+    };
+    let r = run(&guest, o).await;
+    assert_eq!(r.report.outcome, Outcome::Success, "{:?}", r.report);
+    assert_eq!(r.stdout.len(), 8 << 20);
+    assert_eq!(r.chunks, 8, "1 MiB slices of the one buffer");
+}
+
 // ---- Which thread runs what ---------------------------------------------------
 
 fn on_worker(thread: &str) -> bool {
