@@ -1205,3 +1205,27 @@ fn compiled_weight_is_never_below_the_resident_growth() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_deferred_call_that_exits_ends_the_run_with_its_code() {
+    // An inline slice of 1 fuel cannot pay for proc_exit: it is deferred,
+    // runs on a worker, and its exit still ends the run.
+    let sb = Sandbox::new(SandboxConfig {
+        workers: 2,
+        inline_slice_fuel: 1,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let trace = ThreadTrace::default();
+    let r = collect_traced(
+        &sb,
+        job(&sb, &wat("proc_exit"), Opts::default()),
+        Some(trace.clone()),
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::ExitNonzero, "{:?}", r.report);
+    assert_eq!(r.report.exit_code, 42);
+    let exits = trace.threads_of("proc_exit");
+    assert_eq!(exits.len(), 1);
+    assert!(on_worker(&exits[0]), "{exits:?}");
+}

@@ -168,6 +168,8 @@ impl Write for OutputWriter {
 #[derive(Debug, Default)]
 struct StdinState {
     chunks: VecDeque<Bytes>,
+    /// Bytes in `chunks` (every `fd_read` asks, to price itself).
+    buffered: u64,
     eof: bool,
     total: u64,
 }
@@ -192,6 +194,7 @@ impl StdinBuffer {
         }
         let mut state = self.0.lock();
         state.total += bytes.len() as u64;
+        state.buffered += bytes.len() as u64;
         state.chunks.push_back(bytes);
     }
 
@@ -208,7 +211,7 @@ impl StdinBuffer {
 
     /// Bytes received but not yet read by the guest.
     pub fn buffered(&self) -> u64 {
-        self.0.lock().chunks.iter().map(|c| c.len() as u64).sum()
+        self.0.lock().buffered
     }
 
     /// Bytes received so far (for usage records).
@@ -218,7 +221,8 @@ impl StdinBuffer {
 
     /// Copies available bytes into `out`; 0 means end of file (or nothing yet).
     pub fn read_into(&self, out: &mut [u8]) -> usize {
-        let mut state = self.0.lock();
+        let mut guard = self.0.lock();
+        let state = &mut *guard;
         let mut written = 0;
         while written < out.len() {
             let Some(front) = state.chunks.front_mut() else {
@@ -227,6 +231,7 @@ impl StdinBuffer {
             let n = front.len().min(out.len() - written);
             out[written..written + n].copy_from_slice(&front[..n]);
             written += n;
+            state.buffered -= n as u64;
             if n == front.len() {
                 state.chunks.pop_front();
             } else {
