@@ -1001,6 +1001,22 @@ async fn cheap_host_calls_on_the_inline_slice_stay_inline() {
     let writes = trace.threads_of("fd_write");
     assert!(!writes.is_empty());
     assert!(writes.iter().all(|t| !on_worker(t)), "{writes:?}");
+    assert!(!on_worker(&trace.threads_of("instantiate")[0]));
+}
+
+#[tokio::test]
+async fn many_args_are_copied_into_the_guests_world_on_a_worker() {
+    let sb = sandbox();
+    let trace = ThreadTrace::default();
+    let o = Opts {
+        args: (0..1000).map(|i| i.to_string()).collect(),
+        ..Opts::default()
+    };
+    let r = collect_traced(&sb, job(&sb, &guest("hello"), o), Some(trace.clone())).await;
+    assert_eq!(r.report.outcome, Outcome::Success);
+    // hello alone instantiates inline (see above); with 1000 args, not.
+    let instantiated = trace.threads_of("instantiate");
+    assert!(on_worker(&instantiated[0]), "{instantiated:?}");
 }
 
 #[tokio::test]

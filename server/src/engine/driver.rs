@@ -51,6 +51,20 @@ pub struct Job {
 
 /// Streamed stdin buffered ahead of the guest's reads, at most.
 const STDIN_READ_AHEAD: u64 = 1024 * 1024;
+/// Args plus env strings, and their bytes, at most for the guest's WASI
+/// context to be built on an async runtime thread (it copies them all).
+const INLINE_MAX_STRINGS: usize = 256;
+const INLINE_MAX_STRING_BYTES: usize = 64 * 1024;
+
+/// Counts first, so a huge list is not even walked on the runtime thread.
+fn world_is_small(args: &[String], env: &[(String, String)]) -> bool {
+    if args.len() + env.len() > INLINE_MAX_STRINGS {
+        return false;
+    }
+    let bytes = args.iter().map(String::len).sum::<usize>()
+        + env.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    bytes <= INLINE_MAX_STRING_BYTES
+}
 
 impl Sandbox {
     /// Runs `job` to its end, sending output to `out` as it is produced.
@@ -83,60 +97,70 @@ impl Sandbox {
             StdinSource::Bytes(bytes) => (StdinBuffer::complete(bytes), None),
             StdinSource::Stream(rx) => (StdinBuffer::default(), Some(rx)),
         };
-        let wasi = build_ctx(WasiSetup {
-            program_name: job.program_name,
-            args: job.args,
-            env: job.env,
-            random_seed: job.random_seed,
-            stdin: Box::new(ReadPipe::new(stdin.reader())),
-            stdout: Box::new(WritePipe::new(output.writer(Stream::Stdout))),
-            stderr: Box::new(WritePipe::new(output.writer(Stream::Stderr))),
-        });
-        let wasi = match wasi {
-            Ok(wasi) => wasi,
-            Err(error) => {
-                let ending =
-                    Ending::stopped(Outcome::Trap, format!("invalid args or env: {error}"));
-                return finish(ending, None, &output, &stdin, started);
-            }
-        };
         let stop_flag = Arc::new(AtomicBool::new(false));
-        let setup = Setup {
-            wasi,
-            output: output.clone(),
-            stdin: stdin.clone(),
-            fuel: job.fuel.max(1),
-            memory_bytes: job.memory_bytes,
-            start_fuel_cap: self.config.slice_fuel,
-            deadline: Some(deadline.at.into_std()),
-            timeout: job.timeout,
-            cancelled: stop_flag.clone(),
-            trace,
-        };
-        let (mut exec, mut step) = if job.module.instantiates_inline() {
-            // Provably cheap to instantiate (no start section, small
-            // segments and tables); then a short inline slice on which no
-            // host call may overdraw, so tiny programs finish without a
-            // thread hop.
-            match Execution::start(&self.linker, &job.module.module, setup) {
-                (mut exec, None) => {
-                    let step = exec.run_inline_slice(self.config.inline_slice_fuel);
-                    (exec, step)
-                }
-                (exec, Some(ending)) => (exec, Step::Finished(ending)),
-            }
-        } else {
-            let linker = self.linker.clone();
-            let module = job.module.clone();
-            let slice = self.config.slice_fuel;
-            let first = move || match Execution::start(&linker, &module.module, setup) {
-                (mut exec, None) => {
-                    let step = exec.run_slice(slice);
-                    (exec, step)
-                }
-                (exec, Some(ending)) => (exec, Step::Finished(ending)),
+        // Inline only when everything before the first instruction is
+        // provably cheap: a small world (args, env) and a module with no
+        // start section and small segments and tables.
+        let inline = job.module.instantiates_inline() && world_is_small(&job.args, &job.env);
+        let prepare = {
+            let (output, stdin, stop_flag) = (output.clone(), stdin.clone(), stop_flag.clone());
+            let (fuel, memory_bytes, timeout) = (job.fuel.max(1), job.memory_bytes, job.timeout);
+            let start_fuel_cap = self.config.slice_fuel;
+            let world = WasiSetup {
+                program_name: job.program_name,
+                args: job.args,
+                env: job.env,
+                random_seed: job.random_seed,
+                stdin: Box::new(ReadPipe::new(stdin.reader())),
+                stdout: Box::new(WritePipe::new(output.writer(Stream::Stdout))),
+                stderr: Box::new(WritePipe::new(output.writer(Stream::Stderr))),
             };
-            self.on_worker(first, &cancel, &out, &stop_flag).await
+            move || -> Result<Setup, Ending> {
+                let wasi = build_ctx(world).map_err(|error| {
+                    Ending::stopped(Outcome::Trap, format!("invalid args or env: {error}"))
+                })?;
+                Ok(Setup {
+                    wasi,
+                    output,
+                    stdin,
+                    fuel,
+                    memory_bytes,
+                    start_fuel_cap,
+                    deadline: Some(deadline.at.into_std()),
+                    timeout,
+                    cancelled: stop_flag,
+                    trace,
+                })
+            }
+        };
+        let linker = self.linker.clone();
+        let module = job.module.clone();
+        let begin = move |first_slice: u64, inline: bool| -> Result<(Execution, Step), Ending> {
+            let setup = prepare()?;
+            Ok(match Execution::start(&linker, &module.module, setup) {
+                (mut exec, None) if inline => {
+                    let step = exec.run_inline_slice(first_slice);
+                    (exec, step)
+                }
+                (mut exec, None) => {
+                    let step = exec.run_slice(first_slice);
+                    (exec, step)
+                }
+                (exec, Some(ending)) => (exec, Step::Finished(ending)),
+            })
+        };
+        let begun = if inline {
+            // A short inline slice on which no host call may overdraw, so
+            // tiny programs finish without a thread hop.
+            begin(self.config.inline_slice_fuel, true)
+        } else {
+            let slice = self.config.slice_fuel;
+            self.on_worker(move || begin(slice, false), &cancel, &out, &stop_flag)
+                .await
+        };
+        let (mut exec, mut step) = match begun {
+            Ok(begun) => begun,
+            Err(ending) => return finish(ending, None, &output, &stdin, started),
         };
 
         let ending = loop {
