@@ -1020,6 +1020,32 @@ async fn many_args_are_copied_into_the_guests_world_on_a_worker() {
 }
 
 #[tokio::test]
+async fn a_large_memory_is_freed_on_a_worker() {
+    let sb = sandbox();
+    for (mib, freed_on_worker) in [(1, false), (32, true)] {
+        let trace = ThreadTrace::default();
+        let o = Opts {
+            args: vec![mib.to_string()],
+            ..Opts::default()
+        };
+        let r = collect_traced(&sb, job(&sb, &guest("memhog"), o), Some(trace.clone())).await;
+        assert_eq!(r.report.outcome, Outcome::Success);
+        let dropped = loop {
+            let dropped = trace.threads_of("drop");
+            if !dropped.is_empty() {
+                break dropped;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        assert_eq!(
+            on_worker(&dropped[0]),
+            freed_on_worker,
+            "{mib} MiB: {dropped:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_start_section_runs_on_a_worker_and_stops_after_one_slice() {
     let slice = 20_000_000;
     let sb = Sandbox::new(SandboxConfig {

@@ -51,6 +51,8 @@ pub struct Job {
 
 /// Streamed stdin buffered ahead of the guest's reads, at most.
 const STDIN_READ_AHEAD: u64 = 1024 * 1024;
+/// Executions whose memory grew past this are dropped on a worker.
+const DROP_INLINE_MAX_MEMORY: u64 = 16 * 1024 * 1024;
 /// Args plus env strings, and their bytes, at most for the guest's WASI
 /// context to be built on an async runtime thread (it copies them all).
 const INLINE_MAX_STRINGS: usize = 256;
@@ -205,7 +207,12 @@ impl Sandbox {
             // Whatever the interpreter left half-done for this module stays out of the cache.
             self.cache_remove(&job.module.sha256);
         }
-        finish(ending, Some(&exec), &output, &stdin, started)
+        let report = finish(ending, Some(&exec), &output, &stdin, started);
+        if exec.memory_peak() > DROP_INLINE_MAX_MEMORY {
+            // Unmapping a large touched memory takes milliseconds: not here.
+            self.pool.spawn(move || drop(exec));
+        }
+        report
     }
 }
 

@@ -666,6 +666,14 @@ impl Execution {
     }
 }
 
+impl Drop for Execution {
+    fn drop(&mut self) {
+        if let Some(trace) = &self.store.data().trace {
+            trace.record("drop");
+        }
+    }
+}
+
 fn output_limit_ending() -> Ending {
     Ending::stopped(
         Outcome::OutputLimit,
