@@ -425,12 +425,11 @@ async fn bad_iovecs_never_crash() {
 }
 
 #[tokio::test]
-async fn an_iovec_count_past_the_budget_runs_out_of_fuel_before_any_work() {
-    // 2^31 iovecs cost more than the whole budget: refused before wasi-common
-    // reads (or allocates for) a single one.
+async fn an_iovec_count_past_the_cap_is_refused_with_einval() {
+    // 2^31 iovecs: refused before wasi-common reads (or allocates for) one.
     let r = run_then_healthy(&wat("fd_write_huge_iovec_count"), Opts::default()).await;
-    assert_eq!(r.report.outcome, Outcome::OutOfFuel, "{:?}", r.report);
-    assert_eq!(r.report.fuel_consumed, Opts::default().fuel);
+    assert_eq!(r.report.outcome, Outcome::ExitNonzero, "{:?}", r.report);
+    assert_eq!(r.report.exit_code, 28, "EINVAL");
     assert!(r.stdout.is_empty());
 }
 

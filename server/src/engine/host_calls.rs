@@ -12,7 +12,8 @@
 //! - `fd_read(0)` pauses the guest when streamed stdin has no data yet;
 //! - `random_get` fills in [`HOST_CHUNK_BYTES`] pieces, stopping at the
 //!   deadline or on cancellation;
-//! - `poll_oneoff` refuses more than [`MAX_POLL_SUBSCRIPTIONS`] with `EINVAL`.
+//! - `poll_oneoff` refuses more than [`MAX_POLL_SUBSCRIPTIONS`] with `EINVAL`;
+//! - reads and writes refuse more than [`MAX_IOVECS`] iovecs with `EINVAL`.
 
 use std::{
     future::Future,
@@ -26,7 +27,10 @@ use wasmi_wasi::{wasi_common, WasmiGuestMemory as GuestMemory};
 
 use super::{
     compile::WASI_MODULE,
-    host_fuel::{host_call_cost, CostContext, Shortfall, HOST_CHUNK_BYTES, MAX_POLL_SUBSCRIPTIONS},
+    host_fuel::{
+        host_call_cost, CostContext, Shortfall, HOST_CHUNK_BYTES, MAX_IOVECS,
+        MAX_POLL_SUBSCRIPTIONS,
+    },
     run::{HostState, Interrupt},
 };
 
@@ -220,6 +224,10 @@ pub fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     linker.allow_shadowing(true);
     linker.func_wrap(WASI_MODULE, "fd_write", fd_write)?;
     linker.func_wrap(WASI_MODULE, "fd_read", fd_read)?;
+    linker.func_wrap(WASI_MODULE, "fd_pwrite", fd_pwrite)?;
+    linker.func_wrap(WASI_MODULE, "fd_pread", fd_pread)?;
+    linker.func_wrap(WASI_MODULE, "sock_send", sock_send)?;
+    linker.func_wrap(WASI_MODULE, "sock_recv", sock_recv)?;
     linker.func_wrap(WASI_MODULE, "random_get", random_get)?;
     linker.func_wrap(WASI_MODULE, "poll_oneoff", poll_oneoff)?;
     linker.allow_shadowing(false);
@@ -239,6 +247,9 @@ fn fd_write(
     charge(&mut caller, "fd_write", &args.map(i64::from), || {
         args.map(Val::from).to_vec()
     })?;
+    if iovs_len as u32 > MAX_IOVECS {
+        return Ok(ERRNO_INVAL);
+    }
     let errno = plain::fd_write(&mut caller, fd, iovs, iovs_len, nwritten)?;
     let data = caller.data();
     if data.output.truncated() {
@@ -261,7 +272,7 @@ fn fd_read(
     nread: i32,
 ) -> Result<i32, wasmi::Error> {
     let data = caller.data();
-    if fd == 0 && data.interruptible && data.stdin.would_block() {
+    if fd == 0 && data.interruptible && data.stdin.would_block() && iovs_len as u32 <= MAX_IOVECS {
         return Err(wasmi::Error::host(Interrupt::NeedStdin {
             iovs: iovs as u32,
             iovs_len: iovs_len as u32,
@@ -272,7 +283,40 @@ fn fd_read(
     charge(&mut caller, "fd_read", &args.map(i64::from), || {
         args.map(Val::from).to_vec()
     })?;
+    if iovs_len as u32 > MAX_IOVECS {
+        return Ok(ERRNO_INVAL);
+    }
     plain::fd_read(&mut caller, fd, iovs, iovs_len, nread)
+}
+
+/// The other iovec calls: capped like `fd_read`/`fd_write`, then plain.
+macro_rules! iovec_capped {
+    ($( fn $name:ident($($arg:ident : $ty:ty),*) cap $len:ident; )*) => {
+        $(
+            fn $name(
+                mut caller: Caller<'_, HostState>,
+                $($arg: $ty),*
+            ) -> Result<i32, wasmi::Error> {
+                charge(
+                    &mut caller,
+                    stringify!($name),
+                    &[$(i64::from($arg)),*],
+                    || vec![$(Val::from($arg)),*],
+                )?;
+                if $len as u32 > MAX_IOVECS {
+                    return Ok(ERRNO_INVAL);
+                }
+                plain::$name(&mut caller, $($arg),*)
+            }
+        )*
+    };
+}
+
+iovec_capped! {
+    fn fd_pread(fd: i32, iovs: i32, iovs_len: i32, offset: i64, nread: i32) cap iovs_len;
+    fn fd_pwrite(fd: i32, iovs: i32, iovs_len: i32, offset: i64, nwritten: i32) cap iovs_len;
+    fn sock_recv(fd: i32, iovs: i32, iovs_len: i32, flags: i32, nread: i32, oflags: i32) cap iovs_len;
+    fn sock_send(fd: i32, iovs: i32, iovs_len: i32, flags: i32, nwritten: i32) cap iovs_len;
 }
 
 /// Fills in pieces, stopping between them at the deadline or on

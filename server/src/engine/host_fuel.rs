@@ -50,6 +50,9 @@ pub const RANDOM_FUEL_PER_KIB: u64 = 576;
 /// Subscriptions one `poll_oneoff` may pass; more get `EINVAL` before
 /// wasi-common allocates anything for them.
 pub const MAX_POLL_SUBSCRIPTIONS: u32 = 4096;
+/// Iovecs one read or write may pass (POSIX `IOV_MAX`); more get `EINVAL`
+/// before wasi-common allocates per iovec.
+pub const MAX_IOVECS: u32 = 1024;
 /// Host work that can be large (`random_get`) runs in pieces of this size,
 /// checking the deadline and cancellation between them.
 pub const HOST_CHUNK_BYTES: usize = 1024 * 1024;
@@ -100,6 +103,12 @@ pub fn host_call_cost(name: &str, args: &[i64], cx: &CostContext<'_>) -> u64 {
         // wasi-common sums the lengths on every call.
         "args_sizes_get" => cx.args.0 * PER_ITEM,
         "environ_sizes_get" => cx.env.0 * PER_ITEM,
+        // Past the cap the call is refused (EINVAL) without touching them.
+        "fd_write" | "fd_pwrite" | "sock_send" | "fd_read" | "fd_pread" | "sock_recv"
+            if arg(2) > MAX_IOVECS =>
+        {
+            0
+        }
         "fd_write" | "fd_pwrite" | "sock_send" => {
             let items = u64::from(arg(2)) * PER_ITEM;
             if CALL_BASE + items > cx.limit {
@@ -314,6 +323,8 @@ mod tests {
             c("fd_write", &[1, 0, 1000, 60], &mem),
             CALL_BASE + 1000 * PER_ITEM
         );
+        // Past the cap: refused, so only the base.
+        assert_eq!(c("fd_write", &[1, 0, 1025, 60], &mem), CALL_BASE);
     }
 
     #[test]
