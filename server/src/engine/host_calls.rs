@@ -89,7 +89,12 @@ fn charge(
             memory,
             args: state.args_sizes,
             env: state.env_sizes,
-            stdin_buffered: state.stdin.buffered(),
+            // Only a read's price depends on it (and it takes a lock).
+            stdin_buffered: if name == "fd_read" {
+                state.stdin.buffered()
+            } else {
+                0
+            },
             limit: fuel.saturating_add(state.meter.available()),
         };
         host_call_cost(name, args, &cx)
