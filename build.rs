@@ -22,6 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Guest output is sent as slices of the buffer it was written into:
+        // `Bytes` fields take them without a copy.
+        .bytes(".wasmwiz.v1.ExecuteEvent")
+        .bytes(".wasmwiz.v1.BatchEvent")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -295,8 +295,8 @@ fn case_result(event: proto::BatchEvent) -> Result<CaseResult> {
     Ok(CaseResult {
         index: event.case_index as usize,
         name: event.name,
-        stdout: event.stdout,
-        stderr: event.stderr,
+        stdout: event.stdout.into(),
+        stderr: event.stderr.into(),
         finished: finished.into(),
         execution_id: event.execution_id,
         module_sha256: event.module_sha256,

@@ -7,7 +7,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wasmwiz_server::engine::{
-    Job, ModuleError, Outcome, OutputChunk, Report, Sandbox, SandboxConfig, StdinSource, Stream,
+    host_fuel, Job, ModuleError, Outcome, OutputChunk, Report, Sandbox, SandboxConfig, StdinSource,
+    Stream, ThreadTrace,
 };
 
 const HANG_GUARD: Duration = Duration::from_secs(60);
@@ -82,6 +83,10 @@ fn job(sb: &Sandbox, bytes: &[u8], o: Opts) -> Job {
 }
 
 async fn collect(sb: &Sandbox, job: Job) -> Run {
+    collect_traced(sb, job, None).await
+}
+
+async fn collect_traced(sb: &Sandbox, job: Job, trace: Option<ThreadTrace>) -> Run {
     let (tx, mut rx) = mpsc::channel::<OutputChunk>(16);
     let collector = tokio::spawn(async move {
         let (mut out, mut err, mut n) = (Vec::new(), Vec::new(), 0);
@@ -94,7 +99,8 @@ async fn collect(sb: &Sandbox, job: Job) -> Run {
         }
         (out, err, n)
     });
-    let report = tokio::time::timeout(HANG_GUARD, sb.execute(job, tx, CancellationToken::new()))
+    let execution = sb.execute_traced(job, tx, CancellationToken::new(), trace);
+    let report = tokio::time::timeout(HANG_GUARD, execution)
         .await
         .expect("execution ends");
     let (stdout, stderr, chunks) = collector.await.unwrap();
@@ -409,15 +415,22 @@ async fn output_is_cut_exactly_at_the_limit() {
 
 #[tokio::test]
 async fn bad_iovecs_never_crash() {
-    for name in ["fd_write_bad_iovec", "fd_write_huge_iovec_count"] {
-        let r = run_then_healthy(&wat(name), Opts::default()).await;
-        assert!(
-            matches!(r.report.outcome, Outcome::Trap | Outcome::ExitNonzero),
-            "{name}: {:?}",
-            r.report
-        );
-        assert!(r.stdout.is_empty(), "{name}");
-    }
+    let r = run_then_healthy(&wat("fd_write_bad_iovec"), Opts::default()).await;
+    assert!(
+        matches!(r.report.outcome, Outcome::Trap | Outcome::ExitNonzero),
+        "{:?}",
+        r.report
+    );
+    assert!(r.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn an_iovec_count_past_the_cap_is_refused_with_einval() {
+    // 2^31 iovecs: refused before wasi-common reads (or allocates for) one.
+    let r = run_then_healthy(&wat("fd_write_huge_iovec_count"), Opts::default()).await;
+    assert_eq!(r.report.outcome, Outcome::ExitNonzero, "{:?}", r.report);
+    assert_eq!(r.report.exit_code, 28, "EINVAL");
+    assert!(r.stdout.is_empty());
 }
 
 #[tokio::test]
@@ -758,4 +771,502 @@ async fn an_interpreter_panic_ends_only_that_execution() {
         }
         assert_healthy(&sb).await;
     }
+}
+
+// ---- Host calls pay fuel for their work -------------------------------------
+
+/// A guest that makes one call, `call` (a WAT instruction sequence leaving
+/// nothing on the stack), with `pages` of memory.
+fn one_call(import: &str, call: &str, pages: u32) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+            {import}
+            (memory (export "memory") {pages})
+            (func (export "_start") {call}))"#
+    ))
+    .unwrap()
+}
+
+async fn fuel_of(bytes: &[u8], o: Opts) -> u64 {
+    let r = run(bytes, o).await;
+    assert_eq!(r.report.outcome, Outcome::Success, "{:?}", r.report);
+    r.report.fuel_consumed
+}
+
+#[tokio::test]
+async fn random_get_is_charged_per_byte() {
+    let import =
+        r#"(import "wasi_snapshot_preview1" "random_get" (func $r (param i32 i32) (result i32)))"#;
+    let call = |len: u32| format!("(drop (call $r (i32.const 0) (i32.const {len})))");
+    let n = 1 << 20;
+    let zero = fuel_of(&one_call(import, &call(0), 17), Opts::default()).await;
+    let full = fuel_of(&one_call(import, &call(n), 17), Opts::default()).await;
+    assert_eq!(full - zero, host_fuel::random_cost(u64::from(n)));
+}
+
+#[tokio::test]
+async fn args_get_is_charged_per_arg_and_per_byte() {
+    let import =
+        r#"(import "wasi_snapshot_preview1" "args_get" (func $a (param i32 i32) (result i32)))"#;
+    let guest = one_call(
+        import,
+        "(drop (call $a (i32.const 0) (i32.const 65536)))",
+        4,
+    );
+    let args: Vec<String> = (0..100).map(|i| format!("{i:0>1000}")).collect();
+    let none = fuel_of(&guest, Opts::default()).await;
+    let many = fuel_of(
+        &guest,
+        Opts {
+            args: args.clone(),
+            ..Opts::default()
+        },
+    )
+    .await;
+    // "main.wasm\0" is always there; each arg adds 1001 bytes with its NUL.
+    let cost = |count: u64, bytes: u64| count * host_fuel::PER_ITEM + host_fuel::copy_cost(bytes);
+    assert_eq!(many - none, cost(101, 10 + 100 * 1001) - cost(1, 10));
+}
+
+#[tokio::test]
+async fn fd_write_is_charged_per_iovec_and_per_byte() {
+    let import = r#"(import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))"#;
+    // iovecs at 0 (8 bytes each), all pointing at 64 bytes at 8192.
+    let guest = |count: u32| {
+        one_call(
+            import,
+            &format!(
+                r#"(local $i i32)
+                (loop $l
+                  (i32.store (i32.mul (local.get $i) (i32.const 8)) (i32.const 8192))
+                  (i32.store offset=4 (i32.mul (local.get $i) (i32.const 8)) (i32.const 64))
+                  (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                  (br_if $l (i32.lt_u (local.get $i) (i32.const 100))))
+                (drop (call $w (i32.const 1) (i32.const 0) (i32.const {count}) (i32.const 4096)))"#
+            ),
+            1,
+        )
+    };
+    let one = run(&guest(1), Opts::default()).await;
+    let hundred = run(&guest(100), Opts::default()).await;
+    assert_eq!(one.stdout.len(), 64);
+    assert_eq!(hundred.stdout.len(), 6400, "every iovec is written at once");
+    assert_eq!(
+        hundred.report.fuel_consumed - one.report.fuel_consumed,
+        99 * host_fuel::PER_ITEM + host_fuel::output_cost(6400) - host_fuel::output_cost(64)
+    );
+}
+
+#[tokio::test]
+async fn poll_oneoff_is_charged_per_subscription() {
+    let import = r#"(import "wasi_snapshot_preview1" "poll_oneoff" (func $p (param i32 i32 i32 i32) (result i32)))"#;
+    // Relative monotonic-clock subscriptions of 48 bytes at 0, events at 65536.
+    let guest = |count: u32| {
+        one_call(
+            import,
+            &format!(
+                r#"(local $i i32)
+                (loop $l
+                  (i32.store offset=16 (i32.mul (local.get $i) (i32.const 48)) (i32.const 1))
+                  (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                  (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))
+                (drop (call $p (i32.const 0) (i32.const 65536) (i32.const {count}) (i32.const 131072)))"#
+            ),
+            3,
+        )
+    };
+    let one = fuel_of(&guest(1), Opts::default()).await;
+    let thousand = fuel_of(&guest(1000), Opts::default()).await;
+    assert_eq!(thousand - one, 999 * host_fuel::PER_SUBSCRIPTION);
+}
+
+#[tokio::test]
+async fn poll_oneoff_past_the_cap_is_refused_with_einval() {
+    let r = run_then_healthy(&wat("poll_oneoff_too_many"), Opts::default()).await;
+    assert_eq!(r.report.outcome, Outcome::ExitNonzero, "{:?}", r.report);
+    assert_eq!(r.report.exit_code, 28, "EINVAL");
+}
+
+#[tokio::test]
+async fn host_call_fuel_does_not_depend_on_slice_sizes() {
+    let bytes = wat("random_get_loop");
+    let mut runs = Vec::new();
+    for (inline, slice) in [
+        (50_000, 20_000_000),
+        (1_000, 10_000),
+        (0, 1),
+        (10_000, 1_000_000),
+    ] {
+        let sb = Sandbox::new(SandboxConfig {
+            workers: 2,
+            inline_slice_fuel: inline,
+            slice_fuel: slice,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        runs.push(collect(&sb, job(&sb, &bytes, Opts::default())).await);
+    }
+    for r in &runs {
+        assert_eq!(r.report.outcome, Outcome::Success, "{:?}", r.report);
+        assert_eq!(r.stdout, runs[0].stdout);
+        assert_eq!(r.report.fuel_consumed, runs[0].report.fuel_consumed);
+    }
+    // Each of the 400 calls paid for its 64 KiB.
+    assert!(runs[0].report.fuel_consumed > 400 * host_fuel::random_cost(65536));
+}
+
+#[tokio::test]
+async fn a_host_call_the_budget_cannot_pay_runs_out_of_fuel_with_the_budget_consumed() {
+    let fuel = 400 * host_fuel::random_cost(65536) / 2;
+    for slice in [20_000_000, 10_000] {
+        let sb = Sandbox::new(SandboxConfig {
+            workers: 2,
+            slice_fuel: slice,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let o = Opts {
+            fuel,
+            ..Opts::default()
+        };
+        let r = collect(&sb, job(&sb, &wat("random_get_loop"), o)).await;
+        assert_eq!(r.report.outcome, Outcome::OutOfFuel, "{:?}", r.report);
+        assert_eq!(r.report.fuel_consumed, fuel);
+        assert!(r.stdout.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn one_large_write_is_sent_in_bounded_chunks() {
+    let import = r#"(import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))"#;
+    // 8 MiB from address 0 in one iovec (stored past it, at 8 MiB).
+    let guest = one_call(
+        import,
+        r#"(i32.store (i32.const 8388608) (i32.const 0))
+           (i32.store (i32.const 8388612) (i32.const 8388608))
+           (drop (call $w (i32.const 1) (i32.const 8388608) (i32.const 1) (i32.const 8388616)))"#,
+        129,
+    );
+    let o = Opts {
+        output: 16 << 20,
+        ..Opts::default()
+    };
+    let r = run(&guest, o).await;
+    assert_eq!(r.report.outcome, Outcome::Success, "{:?}", r.report);
+    assert_eq!(r.stdout.len(), 8 << 20);
+    assert_eq!(r.chunks, 8, "1 MiB slices of the one buffer");
+}
+
+// ---- Which thread runs what ---------------------------------------------------
+
+fn on_worker(thread: &str) -> bool {
+    thread.starts_with("wasmwiz-worker-")
+}
+
+#[tokio::test]
+async fn an_expensive_first_host_call_runs_on_a_worker_not_the_runtime() {
+    let import =
+        r#"(import "wasi_snapshot_preview1" "random_get" (func $r (param i32 i32) (result i32)))"#;
+    let guest = one_call(
+        import,
+        "(drop (call $r (i32.const 0) (i32.const 16777216)))",
+        257,
+    );
+    let sb = sandbox();
+    let trace = ThreadTrace::default();
+    let r = collect_traced(&sb, job(&sb, &guest, Opts::default()), Some(trace.clone())).await;
+    assert_eq!(r.report.outcome, Outcome::Success, "{:?}", r.report);
+    // Small and without a start section: instantiated inline...
+    let instantiated = trace.threads_of("instantiate");
+    assert_eq!(instantiated.len(), 1);
+    assert!(!on_worker(&instantiated[0]), "{instantiated:?}");
+    // ...but the 16 MiB fill did not fit the inline slice: a worker ran it.
+    let filled = trace.threads_of("random_get");
+    assert_eq!(filled.len(), 1, "{:?}", trace.events());
+    assert!(on_worker(&filled[0]), "{filled:?}");
+}
+
+#[tokio::test]
+async fn cheap_host_calls_on_the_inline_slice_stay_inline() {
+    let sb = sandbox();
+    let trace = ThreadTrace::default();
+    let r = collect_traced(
+        &sb,
+        job(&sb, &guest("hello"), Opts::default()),
+        Some(trace.clone()),
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::Success);
+    let writes = trace.threads_of("fd_write");
+    assert!(!writes.is_empty());
+    assert!(writes.iter().all(|t| !on_worker(t)), "{writes:?}");
+    assert!(!on_worker(&trace.threads_of("instantiate")[0]));
+}
+
+#[tokio::test]
+async fn many_args_are_copied_into_the_guests_world_on_a_worker() {
+    let sb = sandbox();
+    let trace = ThreadTrace::default();
+    let o = Opts {
+        args: (0..1000).map(|i| i.to_string()).collect(),
+        ..Opts::default()
+    };
+    let r = collect_traced(&sb, job(&sb, &guest("hello"), o), Some(trace.clone())).await;
+    assert_eq!(r.report.outcome, Outcome::Success);
+    // hello alone instantiates inline (see above); with 1000 args, not.
+    let instantiated = trace.threads_of("instantiate");
+    assert!(on_worker(&instantiated[0]), "{instantiated:?}");
+}
+
+#[tokio::test]
+async fn a_large_memory_is_freed_on_a_worker() {
+    let sb = sandbox();
+    for (mib, freed_on_worker) in [(1, false), (32, true)] {
+        let trace = ThreadTrace::default();
+        let o = Opts {
+            args: vec![mib.to_string()],
+            ..Opts::default()
+        };
+        let r = collect_traced(&sb, job(&sb, &guest("memhog"), o), Some(trace.clone())).await;
+        assert_eq!(r.report.outcome, Outcome::Success);
+        let dropped = loop {
+            let dropped = trace.threads_of("drop");
+            if !dropped.is_empty() {
+                break dropped;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        assert_eq!(
+            on_worker(&dropped[0]),
+            freed_on_worker,
+            "{mib} MiB: {dropped:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_start_section_runs_on_a_worker_and_stops_after_one_slice() {
+    let slice = 20_000_000;
+    let sb = Sandbox::new(SandboxConfig {
+        workers: 2,
+        slice_fuel: slice,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let trace = ThreadTrace::default();
+    let o = Opts::default();
+    let r = collect_traced(
+        &sb,
+        job(&sb, &wat("start_section_fill_loop"), o),
+        Some(trace.clone()),
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::OutOfFuel, "{:?}", r.report);
+    assert!(
+        r.report.message.contains("start section"),
+        "{}",
+        r.report.message
+    );
+    assert_eq!(r.report.fuel_consumed, slice, "capped at one slice");
+    let instantiated = trace.threads_of("instantiate");
+    assert_eq!(instantiated.len(), 1);
+    assert!(on_worker(&instantiated[0]), "{instantiated:?}");
+    assert_healthy(&sb).await;
+}
+
+// ---- The deadline inside a long host call --------------------------------------
+
+#[tokio::test]
+async fn the_deadline_stops_a_long_random_get_between_pieces() {
+    let sb = sandbox();
+    let bytes = wat("random_get_huge");
+    let baseline = collect(&sb, job(&sb, &bytes, Opts::default())).await;
+    assert_eq!(
+        baseline.report.outcome,
+        Outcome::Success,
+        "{:?}",
+        baseline.report
+    );
+    assert_eq!(baseline.stdout, b"done\n");
+    let full = baseline.report.duration;
+
+    let trace = ThreadTrace::default();
+    let o = Opts {
+        timeout: (full / 10).max(Duration::from_millis(1)),
+        ..Opts::default()
+    };
+    let r = collect_traced(&sb, job(&sb, &bytes, o), Some(trace.clone())).await;
+    assert_eq!(r.report.outcome, Outcome::Timeout, "{:?}", r.report);
+    assert_eq!(
+        trace.threads_of("random_get").len(),
+        1,
+        "the fill had started"
+    );
+    assert!(r.stdout.is_empty(), "the fill never finished");
+    assert!(
+        r.report.duration < full / 2,
+        "stopped inside the fill: {:?} vs {full:?} for all of it",
+        r.report.duration
+    );
+}
+
+#[tokio::test]
+async fn cancellation_stops_a_long_random_get_between_pieces() {
+    let sb = Arc::new(sandbox());
+    let bytes = wat("random_get_huge");
+    let baseline = collect(&sb, job(&sb, &bytes, Opts::default())).await;
+    assert_eq!(baseline.report.outcome, Outcome::Success);
+    let full = baseline.report.duration;
+
+    let trace = ThreadTrace::default();
+    let cancel = CancellationToken::new();
+    let (tx, _rx) = mpsc::channel::<OutputChunk>(16);
+    let running = {
+        let (sb, job, cancel, trace) = (
+            sb.clone(),
+            job(&sb, &bytes, Opts::default()),
+            cancel.clone(),
+            trace.clone(),
+        );
+        tokio::spawn(async move { sb.execute_traced(job, tx, cancel, Some(trace)).await })
+    };
+    while trace.threads_of("random_get").is_empty() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let cancelled_at = std::time::Instant::now();
+    cancel.cancel();
+    let report = tokio::time::timeout(HANG_GUARD, running)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Cancelled, "{report:?}");
+    assert!(
+        cancelled_at.elapsed() < full / 2,
+        "stopped inside the fill: {:?} after the cancel vs {full:?} for all of it",
+        cancelled_at.elapsed()
+    );
+}
+
+// ---- The compiled-module cache weighs what modules hold -------------------------
+
+fn many_exports(count: usize) -> Vec<u8> {
+    generated(|text| {
+        text.push_str("(func (export \"_start\"))\n");
+        for i in 0..count {
+            text.push_str(&format!("(func (export \"f{i}\"))\n"));
+        }
+    })
+}
+
+#[test]
+fn a_module_of_many_exports_weighs_far_more_than_its_bytes() {
+    let sb = sandbox();
+    let module = sb.compile(&many_exports(100_000)).unwrap();
+    assert!(
+        module.weight() > 10 * module.size,
+        "weight {} for {} bytes",
+        module.weight(),
+        module.size
+    );
+}
+
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// Measures what compiled modules really hold (run alone: other tests in
+/// the process would disturb the RSS figures):
+/// `cargo test -p wasmwiz-server --test engine compiled_weight -- --ignored --nocapture`
+#[test]
+#[ignore = "measures process RSS; run alone"]
+fn compiled_weight_is_never_below_the_resident_growth() {
+    let sb = sandbox();
+    type MakeModule = Box<dyn Fn(usize) -> Vec<u8>>;
+    let shapes: [(&str, MakeModule); 3] = [
+        (
+            "100k exports",
+            Box::new(|i| {
+                generated(|text| {
+                    text.push_str(&format!(
+                        "(func (export \"_start\")) (func (export \"m{i}\"))\n"
+                    ));
+                    for f in 0..100_000 {
+                        text.push_str(&format!("(func (export \"f{f}\"))\n"));
+                    }
+                })
+            }),
+        ),
+        (
+            "100k functions",
+            Box::new(|i| {
+                generated(|text| {
+                    text.push_str(&format!(
+                        "(func (export \"_start\")) (func (export \"m{i}\"))\n"
+                    ));
+                    for f in 0..100_000 {
+                        text.push_str(&format!("(func $f{f} (drop (i32.const {f})))\n"));
+                    }
+                })
+            }),
+        ),
+        (
+            "4 MiB of data",
+            Box::new(|i| {
+                generated(|text| {
+                    text.push_str(&format!(
+                        "(func (export \"_start\")) (func (export \"m{i}\"))\n"
+                    ));
+                    let chunk = "x".repeat(64 * 1024);
+                    for s in 0..64 {
+                        text.push_str(&format!("(data (i32.const {}) \"{chunk}\")\n", s % 2));
+                    }
+                })
+            }),
+        ),
+    ];
+    for (name, make) in shapes {
+        let modules: Vec<Vec<u8>> = (0..10).map(&make).collect();
+        let before = resident_bytes();
+        let compiled: Vec<_> = modules.iter().map(|m| sb.compile(m).unwrap()).collect();
+        let grown = resident_bytes().saturating_sub(before);
+        let weight: u64 = compiled.iter().map(|m| m.weight()).sum();
+        let size: u64 = compiled.iter().map(|m| m.size).sum();
+        println!(
+            "{name}: 10 modules of {} bytes: RSS +{} bytes, weight {} ({:.2}x growth)",
+            size / 10,
+            grown,
+            weight,
+            weight as f64 / grown as f64
+        );
+        assert!(
+            weight >= grown,
+            "{name}: weight {weight} < RSS growth {grown}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_deferred_call_that_exits_ends_the_run_with_its_code() {
+    // An inline slice of 1 fuel cannot pay for proc_exit: it is deferred,
+    // runs on a worker, and its exit still ends the run.
+    let sb = Sandbox::new(SandboxConfig {
+        workers: 2,
+        inline_slice_fuel: 1,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let trace = ThreadTrace::default();
+    let r = collect_traced(
+        &sb,
+        job(&sb, &wat("proc_exit"), Opts::default()),
+        Some(trace.clone()),
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::ExitNonzero, "{:?}", r.report);
+    assert_eq!(r.report.exit_code, 42);
+    let exits = trace.threads_of("proc_exit");
+    assert_eq!(exits.len(), 1);
+    assert!(on_worker(&exits[0]), "{exits:?}");
 }

@@ -318,9 +318,9 @@ impl ExecutionApi {
             let event = match chunk.stream {
                 OutStream::Stdout => {
                     feed.lock().feed(&chunk.data);
-                    Event::Stdout(chunk.data.to_vec())
+                    Event::Stdout(chunk.data)
                 }
-                OutStream::Stderr => Event::Stderr(chunk.data.to_vec()),
+                OutStream::Stderr => Event::Stderr(chunk.data),
             };
             Ok(v1::ExecuteEvent { event: Some(event) })
         });
@@ -649,8 +649,8 @@ async fn collect_case(
     Ok(v1::BatchEvent {
         case_index,
         finished: Some(finished_proto(&report, tracker.verdict())),
-        stdout,
-        stderr,
+        stdout: stdout.into(),
+        stderr: stderr.into(),
         name,
         execution_id: started.execution_id,
         module_sha256,

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
+
+use super::shape::ModuleShape;
 use wasmi::{ExternType, Module};
 
 /// WASI preview1, the only import namespace a guest may use.
@@ -33,6 +35,20 @@ pub struct CompiledModule {
     pub module: Module,
     pub imports: Vec<ImportDesc>,
     pub exports: Vec<ExportDesc>,
+    /// What instantiating and keeping it costs, from its sections.
+    pub shape: ModuleShape,
+}
+
+impl CompiledModule {
+    /// True when instantiation may run on an async runtime thread.
+    pub fn instantiates_inline(&self) -> bool {
+        self.shape.instantiates_inline()
+    }
+
+    /// Estimated memory held by the compiled module (what the cache weighs).
+    pub fn weight(&self) -> u64 {
+        self.shape.compiled_bytes(self.size)
+    }
 }
 
 /// One import, for `ModuleInfo.imports`.
@@ -130,6 +146,7 @@ pub fn compile(
         module,
         imports,
         exports,
+        shape: ModuleShape::of(bytes),
     })
 }
 
@@ -145,18 +162,19 @@ fn describe(error: &wasmi::Error) -> String {
     }
 }
 
-/// Compiled modules by sha256, weighed by module size in bytes.
+/// Compiled modules by sha256, weighed by their estimated memory (a module
+/// of 100k tiny exports holds far more than its bytes).
 #[derive(Clone)]
 pub struct ModuleCache(moka::sync::Cache<String, Arc<CompiledModule>>);
 
 impl ModuleCache {
-    /// A cache holding at most `budget_bytes` of module bytes.
+    /// A cache holding at most `budget_bytes` of compiled modules.
     pub fn new(budget_bytes: u64) -> Self {
         Self(
             moka::sync::Cache::builder()
                 .max_capacity(budget_bytes)
                 .weigher(|_k: &String, v: &Arc<CompiledModule>| {
-                    u32::try_from(v.size).unwrap_or(u32::MAX)
+                    u32::try_from(v.weight()).unwrap_or(u32::MAX)
                 })
                 .build(),
         )

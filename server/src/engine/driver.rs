@@ -1,9 +1,17 @@
-//! The async side of an execution: starts it, runs the first short slice
-//! inline, then hands slices to the worker pool; between slices it sends
+//! The async side of an execution: starts it (inline only when
+//! instantiation is provably cheap, with a short first slice whose host
+//! calls may not overdraw; otherwise on a worker), then hands slices to the
+//! worker pool; between slices it sends
 //! output (awaiting a slow client: backpressure), feeds streamed stdin, and
 //! stops the guest on timeout or cancellation.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
 use tokio::{sync::mpsc, time::Instant};
@@ -13,7 +21,8 @@ use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
 use super::{
     io::{OutputBuffer, OutputChunk, StdinBuffer, Stream},
     outcome::{Outcome, Report},
-    run::{Ending, Execution, Setup, Step},
+    run::{cancelled_ending, timeout_ending, Ending, Execution, Setup, Step},
+    trace::ThreadTrace,
     wasi::{build_ctx, WasiSetup},
     CompiledModule, Sandbox,
 };
@@ -42,9 +51,22 @@ pub struct Job {
 
 /// Streamed stdin buffered ahead of the guest's reads, at most.
 const STDIN_READ_AHEAD: u64 = 1024 * 1024;
-/// Modules larger than this are instantiated on a worker (data segments
-/// are copied during instantiation).
-const INLINE_INSTANTIATE_MAX_BYTES: u64 = 1024 * 1024;
+/// Executions whose memory grew past this are dropped on a worker.
+const DROP_INLINE_MAX_MEMORY: u64 = 16 * 1024 * 1024;
+/// Args plus env strings, and their bytes, at most for the guest's WASI
+/// context to be built on an async runtime thread (it copies them all).
+const INLINE_MAX_STRINGS: usize = 256;
+const INLINE_MAX_STRING_BYTES: usize = 64 * 1024;
+
+/// Counts first, so a huge list is not even walked on the runtime thread.
+fn world_is_small(args: &[String], env: &[(String, String)]) -> bool {
+    if args.len() + env.len() > INLINE_MAX_STRINGS {
+        return false;
+    }
+    let bytes = args.iter().map(String::len).sum::<usize>()
+        + env.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    bytes <= INLINE_MAX_STRING_BYTES
+}
 
 impl Sandbox {
     /// Runs `job` to its end, sending output to `out` as it is produced.
@@ -54,6 +76,18 @@ impl Sandbox {
         job: Job,
         out: mpsc::Sender<OutputChunk>,
         cancel: CancellationToken,
+    ) -> Report {
+        self.execute_traced(job, out, cancel, None).await
+    }
+
+    /// [`Sandbox::execute`], recording in `trace` which thread instantiated
+    /// the module and ran each host call.
+    pub async fn execute_traced(
+        &self,
+        job: Job,
+        out: mpsc::Sender<OutputChunk>,
+        cancel: CancellationToken,
+        trace: Option<ThreadTrace>,
     ) -> Report {
         let started = std::time::Instant::now();
         let deadline = Deadline {
@@ -65,44 +99,70 @@ impl Sandbox {
             StdinSource::Bytes(bytes) => (StdinBuffer::complete(bytes), None),
             StdinSource::Stream(rx) => (StdinBuffer::default(), Some(rx)),
         };
-        let wasi = build_ctx(WasiSetup {
-            program_name: job.program_name,
-            args: job.args,
-            env: job.env,
-            random_seed: job.random_seed,
-            stdin: Box::new(ReadPipe::new(stdin.reader())),
-            stdout: Box::new(WritePipe::new(output.writer(Stream::Stdout))),
-            stderr: Box::new(WritePipe::new(output.writer(Stream::Stderr))),
-        });
-        let wasi = match wasi {
-            Ok(wasi) => wasi,
-            Err(error) => {
-                let ending =
-                    Ending::stopped(Outcome::Trap, format!("invalid args or env: {error}"));
-                return finish(ending, None, &output, &stdin, started);
+        let stop_flag = Arc::new(AtomicBool::new(false));
+        // Inline only when everything before the first instruction is
+        // provably cheap: a small world (args, env) and a module with no
+        // start section and small segments and tables.
+        let inline = job.module.instantiates_inline() && world_is_small(&job.args, &job.env);
+        let prepare = {
+            let (output, stdin, stop_flag) = (output.clone(), stdin.clone(), stop_flag.clone());
+            let (fuel, memory_bytes, timeout) = (job.fuel.max(1), job.memory_bytes, job.timeout);
+            let start_fuel_cap = self.config.slice_fuel;
+            let world = WasiSetup {
+                program_name: job.program_name,
+                args: job.args,
+                env: job.env,
+                random_seed: job.random_seed,
+                stdin: Box::new(ReadPipe::new(stdin.reader())),
+                stdout: Box::new(WritePipe::new(output.writer(Stream::Stdout))),
+                stderr: Box::new(WritePipe::new(output.writer(Stream::Stderr))),
+            };
+            move || -> Result<Setup, Ending> {
+                let wasi = build_ctx(world).map_err(|error| {
+                    Ending::stopped(Outcome::Trap, format!("invalid args or env: {error}"))
+                })?;
+                Ok(Setup {
+                    wasi,
+                    output,
+                    stdin,
+                    fuel,
+                    memory_bytes,
+                    start_fuel_cap,
+                    deadline: Some(deadline.at.into_std()),
+                    timeout,
+                    cancelled: stop_flag,
+                    trace,
+                })
             }
-        };
-        let setup = Setup {
-            wasi,
-            output: output.clone(),
-            stdin: stdin.clone(),
-            fuel: job.fuel.max(1),
-            memory_bytes: job.memory_bytes,
         };
         let linker = self.linker.clone();
-        let inline_fuel = self.config.inline_slice_fuel;
         let module = job.module.clone();
-        let first = move || match Execution::start(&linker, &module.module, setup) {
-            (mut exec, None) => {
-                let step = exec.run_slice(inline_fuel);
-                (exec, step)
-            }
-            (exec, Some(ending)) => (exec, Step::Finished(ending)),
+        let begin = move |first_slice: u64, inline: bool| -> Result<(Execution, Step), Ending> {
+            let setup = prepare()?;
+            Ok(match Execution::start(&linker, &module.module, setup) {
+                (mut exec, None) if inline => {
+                    let step = exec.run_inline_slice(first_slice);
+                    (exec, step)
+                }
+                (mut exec, None) => {
+                    let step = exec.run_slice(first_slice);
+                    (exec, step)
+                }
+                (exec, Some(ending)) => (exec, Step::Finished(ending)),
+            })
         };
-        let (mut exec, mut step) = if job.module.size > INLINE_INSTANTIATE_MAX_BYTES {
-            self.pool.run(first).await
+        let begun = if inline {
+            // A short inline slice on which no host call may overdraw, so
+            // tiny programs finish without a thread hop.
+            begin(self.config.inline_slice_fuel, true)
         } else {
-            first()
+            let slice = self.config.slice_fuel;
+            self.on_worker(move || begin(slice, false), &cancel, &out, &stop_flag)
+                .await
+        };
+        let (mut exec, mut step) = match begun {
+            Ok(begun) => begun,
+            Err(ending) => return finish(ending, None, &output, &stdin, started),
         };
 
         let ending = loop {
@@ -129,13 +189,11 @@ impl Sandbox {
                 read_ahead(rx, &stdin);
             }
             let slice = self.config.slice_fuel;
-            (exec, step) = self
-                .pool
-                .run(move || {
-                    let step = exec.run_slice(slice);
-                    (exec, step)
-                })
-                .await;
+            let next = move || {
+                let step = exec.run_slice(slice);
+                (exec, step)
+            };
+            (exec, step) = self.on_worker(next, &cancel, &out, &stop_flag).await;
         };
         if ending.outcome == Outcome::Timeout {
             // Deliver what the guest wrote before the deadline, without waiting.
@@ -149,7 +207,35 @@ impl Sandbox {
             // Whatever the interpreter left half-done for this module stays out of the cache.
             self.cache_remove(&job.module.sha256);
         }
-        finish(ending, Some(&exec), &output, &stdin, started)
+        let report = finish(ending, Some(&exec), &output, &stdin, started);
+        if exec.memory_peak() > DROP_INLINE_MAX_MEMORY {
+            // Unmapping a large touched memory takes milliseconds: not here.
+            self.pool.spawn(move || drop(exec));
+        }
+        report
+    }
+}
+
+impl Sandbox {
+    /// Runs `f` on a worker; if the execution is cancelled meanwhile, tells
+    /// long host work inside `f` to stop (through `cancelled`).
+    async fn on_worker<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+        cancel: &CancellationToken,
+        out: &mpsc::Sender<OutputChunk>,
+        cancelled: &AtomicBool,
+    ) -> R {
+        let work = self.pool.run(f);
+        tokio::pin!(work);
+        tokio::select! {
+            biased;
+            result = &mut work => return result,
+            () = cancel.cancelled() => {}
+            () = out.closed() => {}
+        }
+        cancelled.store(true, Ordering::Relaxed);
+        work.await
     }
 }
 
@@ -215,20 +301,11 @@ async fn wait_for_stdin(
 }
 
 fn cancelled() -> Ending {
-    Ending::stopped(
-        Outcome::Cancelled,
-        "the execution was cancelled before the guest finished",
-    )
+    cancelled_ending()
 }
 
 fn timed_out(timeout: Duration) -> Ending {
-    Ending::stopped(
-        Outcome::Timeout,
-        format!(
-            "the guest did not finish within its {} ms timeout",
-            timeout.as_millis()
-        ),
-    )
+    timeout_ending(timeout)
 }
 
 fn finish(

@@ -18,6 +18,10 @@ use parking_lot::Mutex;
 
 /// Buffered output above which the guest pauses so the driver can send it.
 pub const FLUSH_THRESHOLD: usize = 64 * 1024;
+/// Output is sent in chunks of at most this many bytes: slices of the one
+/// buffer the guest's write was copied into, so no message is huge and
+/// nothing is copied again before encoding.
+pub const OUTPUT_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// Which output stream a chunk belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,17 +73,28 @@ impl OutputBuffer {
         }
     }
 
-    /// Takes every pending chunk, adjacent writes to one stream coalesced.
+    /// Takes every pending chunk, adjacent writes to one stream coalesced,
+    /// cut into slices of at most [`OUTPUT_CHUNK_BYTES`] (no copy).
     pub fn take(&self) -> Vec<OutputChunk> {
-        let mut state = self.0.lock();
-        state.pending_bytes = 0;
-        std::mem::take(&mut state.pending)
-            .into_iter()
-            .map(|(stream, data)| OutputChunk {
-                stream,
-                data: Bytes::from(data),
-            })
-            .collect()
+        let pending = {
+            let mut state = self.0.lock();
+            state.pending_bytes = 0;
+            std::mem::take(&mut state.pending)
+        };
+        let mut chunks = Vec::new();
+        for (stream, data) in pending {
+            let data = Bytes::from(data);
+            let mut at = 0;
+            while at < data.len() {
+                let end = data.len().min(at + OUTPUT_CHUNK_BYTES);
+                chunks.push(OutputChunk {
+                    stream,
+                    data: data.slice(at..end),
+                });
+                at = end;
+            }
+        }
+        chunks
     }
 
     /// True when the guest should pause so pending output can be sent.
@@ -135,6 +150,16 @@ impl Write for OutputWriter {
         self.buffer.append(self.stream, buf);
         Ok(buf.len())
     }
+    /// Takes every buffer (the default takes only the first, so the guest
+    /// would call again, and pay again, for the rest).
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let mut total = 0;
+        for buf in bufs {
+            self.buffer.append(self.stream, buf);
+            total += buf.len();
+        }
+        Ok(total)
+    }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -143,6 +168,8 @@ impl Write for OutputWriter {
 #[derive(Debug, Default)]
 struct StdinState {
     chunks: VecDeque<Bytes>,
+    /// Bytes in `chunks` (every `fd_read` asks, to price itself).
+    buffered: u64,
     eof: bool,
     total: u64,
 }
@@ -167,6 +194,7 @@ impl StdinBuffer {
         }
         let mut state = self.0.lock();
         state.total += bytes.len() as u64;
+        state.buffered += bytes.len() as u64;
         state.chunks.push_back(bytes);
     }
 
@@ -183,7 +211,7 @@ impl StdinBuffer {
 
     /// Bytes received but not yet read by the guest.
     pub fn buffered(&self) -> u64 {
-        self.0.lock().chunks.iter().map(|c| c.len() as u64).sum()
+        self.0.lock().buffered
     }
 
     /// Bytes received so far (for usage records).
@@ -193,7 +221,8 @@ impl StdinBuffer {
 
     /// Copies available bytes into `out`; 0 means end of file (or nothing yet).
     pub fn read_into(&self, out: &mut [u8]) -> usize {
-        let mut state = self.0.lock();
+        let mut guard = self.0.lock();
+        let state = &mut *guard;
         let mut written = 0;
         while written < out.len() {
             let Some(front) = state.chunks.front_mut() else {
@@ -202,6 +231,7 @@ impl StdinBuffer {
             let n = front.len().min(out.len() - written);
             out[written..written + n].copy_from_slice(&front[..n]);
             written += n;
+            state.buffered -= n as u64;
             if n == front.len() {
                 state.chunks.pop_front();
             } else {
@@ -244,6 +274,37 @@ mod tests {
         assert_eq!(&chunks[0].data[..], b"hello wor");
         assert_eq!(&chunks[1].data[..], b"l");
         assert_eq!(out.totals(), (9, 1));
+    }
+
+    #[test]
+    fn a_large_write_is_sent_as_bounded_slices_of_one_buffer() {
+        let out = OutputBuffer::new(u64::MAX);
+        let data = vec![7u8; 3 * OUTPUT_CHUNK_BYTES + 5];
+        out.writer(Stream::Stdout).write_all(&data).unwrap();
+        let chunks = out.take();
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.data.len()).collect();
+        assert_eq!(
+            sizes,
+            [
+                OUTPUT_CHUNK_BYTES,
+                OUTPUT_CHUNK_BYTES,
+                OUTPUT_CHUNK_BYTES,
+                5
+            ]
+        );
+        // Consecutive slices of one allocation: nothing was copied apart.
+        for pair in chunks.windows(2) {
+            let end = pair[0].data.as_ptr() as usize + pair[0].data.len();
+            assert_eq!(end, pair[1].data.as_ptr() as usize);
+        }
+    }
+
+    #[test]
+    fn vectored_writes_take_every_buffer() {
+        let out = OutputBuffer::new(u64::MAX);
+        let bufs = [io::IoSlice::new(b"ab"), io::IoSlice::new(b"cde")];
+        assert_eq!(out.writer(Stream::Stdout).write_vectored(&bufs).unwrap(), 5);
+        assert_eq!(&out.take()[0].data[..], b"abcde");
     }
 
     #[test]

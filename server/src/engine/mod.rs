@@ -6,6 +6,8 @@
 //! - [`wasi`]: the guest's world: virtual clocks, seeded RNG, no files or sockets.
 //! - [`io`]: non-blocking stdout/stderr and stdin buffers shared with the driver.
 //! - [`run`]: one execution as a resumable state machine over fuel slices.
+//! - [`host_calls`], [`host_fuel`]: every WASI import, charging fuel for its work.
+//! - [`shape`]: what a module costs to instantiate and to keep compiled.
 //! - [`driver`]: the async loop around it: output, stdin, deadline, cancellation.
 //! - [`pool`], [`admission`]: where slices run, and how many executions may.
 //!
@@ -20,10 +22,14 @@
 pub mod admission;
 pub mod compile;
 pub mod driver;
+pub mod host_calls;
+pub mod host_fuel;
 pub mod io;
 pub mod outcome;
 pub mod pool;
 pub mod run;
+pub mod shape;
+pub mod trace;
 pub mod wasi;
 
 use std::{sync::Arc, time::Duration};
@@ -36,13 +42,15 @@ pub use self::{
     driver::{Job, StdinSource},
     io::{OutputChunk, Stream},
     outcome::{Outcome, Report},
+    shape::ModuleShape,
+    trace::ThreadTrace,
 };
 use self::{pool::WorkerPool, run::HostState};
 
 /// Sandbox-wide settings (the per-execution limits come with each job).
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
-    /// Bytes of module code the compiled-module cache may hold.
+    /// Estimated bytes of compiled modules the cache may hold.
     pub module_cache_bytes: u64,
     /// Worker threads running guest slices (default: the number of cores).
     pub workers: usize,
@@ -55,9 +63,11 @@ pub struct SandboxConfig {
     /// How long one may wait for admission.
     pub max_queue_wait: Duration,
     /// Fuel of the first slice, run inline on the async thread (short, so
-    /// tiny programs finish without a thread hop).
+    /// tiny programs finish without a thread hop; host calls on it may not
+    /// overdraw, so it bounds host work too).
     pub inline_slice_fuel: u64,
     /// Fuel per slice on a worker; bounds how late a timeout or cancel lands.
+    /// Also the most a start section may use (it cannot be paused).
     pub slice_fuel: u64,
 }
 
@@ -71,7 +81,7 @@ impl Default for SandboxConfig {
             memory_budget_bytes: 8 * 1024 * 1024 * 1024,
             max_queue: 256,
             max_queue_wait: Duration::from_secs(10),
-            inline_slice_fuel: 1_000_000,
+            inline_slice_fuel: 50_000,
             slice_fuel: 20_000_000,
         }
     }
@@ -94,7 +104,9 @@ pub fn engine_config() -> Config {
         .consume_fuel(true)
         .compilation_mode(CompilationMode::LazyTranslation)
         .fuel_cost(CustomFuelCosts {
-            bytes_copied_per_fuel: 64,
+            // One fuel per 16 bytes, as host calls pay for copies: bounds a
+            // 50k-fuel inline slice to 800 KB of memory.fill.
+            bytes_copied_per_fuel: 16,
             fuel_per_bytes_translated: 0,
             fuel_per_bytes_validated: 0,
         });

@@ -44,6 +44,11 @@ impl WorkerPool {
         Self { jobs }
     }
 
+    /// Runs `f` on a worker without waiting for it.
+    pub fn spawn(&self, f: impl FnOnce() + Send + 'static) {
+        self.jobs.send(Box::new(f)).expect("worker pool is alive");
+    }
+
     /// Runs `f` on a worker and waits for its result.
     pub async fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
         let (tx, rx) = oneshot::channel();

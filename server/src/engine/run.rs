@@ -5,33 +5,44 @@
 //! can never hold a thread past its time. Fuel is counted exactly across
 //! slices, so slicing never changes `fuel_consumed`.
 
-use std::fmt;
+use std::{
+    fmt,
+    sync::{atomic::AtomicBool, Arc},
+    time::Duration,
+};
 
 use wasmi::{
-    Caller, Func, Linker, ResourceLimiter, ResumableCall, ResumableCallHostTrap,
-    ResumableCallOutOfFuel, Store, Val,
+    Func, Linker, ResourceLimiter, ResumableCall, ResumableCallHostTrap, ResumableCallOutOfFuel,
+    Store, Val,
 };
 use wasmi_core::LimiterError;
 use wasmi_wasi::WasiCtx;
 
 use super::{
+    host_fuel::{self, HostMeter},
     io::{OutputBuffer, StdinBuffer},
     outcome::{trap_kind_name, Outcome},
+    trace::ThreadTrace,
 };
 
-/// Fuel a start section may burn: it runs inside instantiation, unsliced, so
-/// this bounds the time it can hold a thread.
-pub const START_FUEL_CAP: u64 = 200_000_000;
-
-/// Per-execution store data: the WASI context plus our limiter and stdio.
+/// Per-execution store data: the WASI context plus our limiter, stdio and
+/// the meter host calls pay through.
 pub struct HostState {
     pub wasi: WasiCtx,
     limiter: GuestLimiter,
-    output: OutputBuffer,
-    stdin: StdinBuffer,
+    pub(super) output: OutputBuffer,
+    pub(super) stdin: StdinBuffer,
     /// False while the start section runs (a non-resumable call), so shims
     /// must not interrupt it.
-    interruptible: bool,
+    pub(super) interruptible: bool,
+    /// The instance's memory once instantiated, for host calls made from
+    /// the host side (deferred calls have no calling instance).
+    pub(super) memory: Option<wasmi::Memory>,
+    pub(super) meter: HostMeter,
+    /// (count, bytes) of args and env, which host call costs depend on.
+    pub(super) args_sizes: (u64, u64),
+    pub(super) env_sizes: (u64, u64),
+    pub(super) trace: Option<ThreadTrace>,
 }
 
 /// Memory, table and instance limits, recording the peak and what was hit.
@@ -102,9 +113,10 @@ impl ResourceLimiter for GuestLimiter {
     }
 }
 
-/// Why a shim paused the guest (a resumable host trap, not a real trap).
+/// Why a host function paused or stopped the guest (a host error, not a
+/// wasm trap).
 #[derive(Debug)]
-enum Interrupt {
+pub(super) enum Interrupt {
     /// Output passed the flush threshold; resume with `fd_write`'s errno.
     Flush(i32),
     /// `fd_read(0, ...)` found no data yet; the driver completes it.
@@ -115,6 +127,13 @@ enum Interrupt {
     },
     /// The guest wrote past `max_output_bytes`.
     OutputLimit,
+    /// On the inline slice, a call cost more than the slice had left: it
+    /// runs on a worker with these arguments, then the guest resumes.
+    Defer(Vec<Val>),
+    /// The remaining budget could not pay for a call.
+    OutOfFuel,
+    /// Long host work stopped at the deadline or on cancellation.
+    Stop(Outcome),
 }
 
 impl fmt::Display for Interrupt {
@@ -125,59 +144,9 @@ impl fmt::Display for Interrupt {
 
 impl wasmi::errors::HostError for Interrupt {}
 
-/// Adds WASI preview1 plus our `fd_write`/`fd_read` shims to `linker`.
+/// Adds WASI preview1, every function metered (see `host_calls`).
 pub fn link_wasi(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
-    use wasmi_wasi::sync::snapshots::preview_1::wrapped;
-    wasmi_wasi::add_to_linker(linker, |s: &mut HostState| &mut s.wasi)
-        .map_err(|e| anyhow::anyhow!("linking WASI: {e}"))?;
-    linker.allow_shadowing(true);
-
-    let write = wrapped::fd_write::<HostState, WasiCtx>(|s| &mut s.wasi);
-    linker.func_wrap(
-        "wasi_snapshot_preview1",
-        "fd_write",
-        move |caller: Caller<'_, HostState>,
-              fd: i32,
-              iovs: i32,
-              iovs_len: i32,
-              nwritten: i32|
-              -> Result<i32, wasmi::Error> {
-            let output = caller.data().output.clone();
-            let interruptible = caller.data().interruptible;
-            let errno = write(caller, fd, iovs, iovs_len, nwritten)?;
-            if output.truncated() {
-                return Err(wasmi::Error::host(Interrupt::OutputLimit));
-            }
-            if interruptible && output.wants_flush() {
-                return Err(wasmi::Error::host(Interrupt::Flush(errno)));
-            }
-            Ok(errno)
-        },
-    )?;
-
-    let read = wrapped::fd_read::<HostState, WasiCtx>(|s| &mut s.wasi);
-    linker.func_wrap(
-        "wasi_snapshot_preview1",
-        "fd_read",
-        move |caller: Caller<'_, HostState>,
-              fd: i32,
-              iovs: i32,
-              iovs_len: i32,
-              nread: i32|
-              -> Result<i32, wasmi::Error> {
-            let data = caller.data();
-            if fd == 0 && data.interruptible && data.stdin.would_block() {
-                return Err(wasmi::Error::host(Interrupt::NeedStdin {
-                    iovs: iovs as u32,
-                    iovs_len: iovs_len as u32,
-                    nread: nread as u32,
-                }));
-            }
-            read(caller, fd, iovs, iovs_len, nread)
-        },
-    )?;
-    linker.allow_shadowing(false);
-    Ok(())
+    super::host_calls::link(linker)
 }
 
 /// How a finished execution ended, before timing and totals are added.
@@ -229,16 +198,78 @@ impl Ending {
 pub enum Step {
     /// The execution is over.
     Finished(Ending),
-    /// Paused (fuel slice used up, or output to flush); run another slice.
+    /// Paused (fuel slice used up, output to flush, or a host call deferred
+    /// to a worker); run another slice.
     Continue,
     /// Paused in `fd_read(0)` with no data; feed stdin, then run a slice.
     NeedStdin,
+}
+
+/// What to do after a host function returned an error to the interpreter.
+enum Action {
+    Exit(i32),
+    Resume(Resume),
+    Defer(Vec<Val>),
+    OutputLimit,
+    OutOfFuel,
+    Stop(Outcome),
+    Fail(String),
+}
+
+impl Action {
+    fn of(error: &wasmi::Error) -> Self {
+        if let Some(code) = error.i32_exit_status() {
+            return Self::Exit(code);
+        }
+        match error.downcast_ref::<Interrupt>() {
+            Some(Interrupt::Flush(errno)) => Self::Resume(Resume::Value(*errno)),
+            Some(Interrupt::NeedStdin {
+                iovs,
+                iovs_len,
+                nread,
+            }) => Self::Resume(Resume::StdinRead {
+                iovs: *iovs,
+                iovs_len: *iovs_len,
+                nread: *nread,
+            }),
+            Some(Interrupt::OutputLimit) => Self::OutputLimit,
+            Some(Interrupt::Defer(args)) => Self::Defer(args.clone()),
+            Some(Interrupt::OutOfFuel) => Self::OutOfFuel,
+            Some(Interrupt::Stop(outcome)) => Self::Stop(*outcome),
+            None => Self::Fail(
+                format!("a host function failed: {error}")
+                    .trim()
+                    .to_string(),
+            ),
+        }
+    }
+}
+
+/// The ending of a run cancelled before the guest finished.
+pub fn cancelled_ending() -> Ending {
+    Ending::stopped(
+        Outcome::Cancelled,
+        "the execution was cancelled before the guest finished",
+    )
+}
+
+/// The ending of a run past its timeout.
+pub fn timeout_ending(timeout: Duration) -> Ending {
+    Ending::stopped(
+        Outcome::Timeout,
+        format!(
+            "the guest did not finish within its {} ms timeout",
+            timeout.as_millis()
+        ),
+    )
 }
 
 enum CallState {
     NotStarted(Func),
     OutOfFuel(ResumableCallOutOfFuel),
     HostTrap(ResumableCallHostTrap, Resume),
+    /// A host call deferred from the inline slice, with its arguments.
+    Deferred(ResumableCallHostTrap, Vec<Val>),
     Done,
 }
 
@@ -251,6 +282,13 @@ enum Resume {
     },
 }
 
+/// What running a slice returned: the guest paused or ended, or a deferred
+/// host call failed (its error is handled like the guest's own host trap).
+enum Progress {
+    Call(ResumableCall),
+    DeferredFailed(ResumableCallHostTrap, wasmi::Error),
+}
+
 /// Everything needed to start one execution.
 pub struct Setup {
     pub wasi: WasiCtx,
@@ -258,6 +296,14 @@ pub struct Setup {
     pub stdin: StdinBuffer,
     pub fuel: u64,
     pub memory_bytes: u64,
+    /// Fuel the start section may use (it cannot be sliced or resumed).
+    pub start_fuel_cap: u64,
+    /// When long host work must stop, and the timeout it comes from.
+    pub deadline: Option<std::time::Instant>,
+    pub timeout: Duration,
+    /// Set by the driver when the execution is cancelled.
+    pub cancelled: Arc<AtomicBool>,
+    pub trace: Option<ThreadTrace>,
 }
 
 /// A live execution between slices.
@@ -267,6 +313,7 @@ pub struct Execution {
     state: CallState,
     budget: u64,
     consumed: u64,
+    timeout: Duration,
 }
 
 impl Execution {
@@ -277,7 +324,18 @@ impl Execution {
         module: &wasmi::Module,
         setup: Setup,
     ) -> (Self, Option<Ending>) {
+        if let Some(trace) = &setup.trace {
+            trace.record("instantiate");
+        }
+        let sizes = |a: &wasmi_wasi::wasi_common::StringArray| {
+            (
+                u64::from(a.number_elements()),
+                u64::from(a.cumulative_size()),
+            )
+        };
         let state = HostState {
+            args_sizes: sizes(&setup.wasi.args),
+            env_sizes: sizes(&setup.wasi.env),
             wasi: setup.wasi,
             limiter: GuestLimiter {
                 memory_bytes: setup.memory_bytes,
@@ -288,15 +346,20 @@ impl Execution {
             output: setup.output,
             stdin: setup.stdin,
             interruptible: false,
+            memory: None,
+            meter: HostMeter::new(setup.deadline, setup.cancelled),
+            trace: setup.trace,
         };
         let mut store = Store::new(linker.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        let start_fuel = setup.fuel.min(START_FUEL_CAP);
+        let start_cap = setup.start_fuel_cap.max(1);
+        let start_fuel = setup.fuel.min(start_cap);
         let mut exec = Execution {
             memory: None,
             state: CallState::Done,
             budget: setup.fuel,
             consumed: 0,
+            timeout: setup.timeout,
             store,
         };
         exec.store
@@ -309,9 +372,12 @@ impl Execution {
             Ok(Ok(instance)) => instance,
             Ok(Err(error)) => {
                 let mut ending = exec.classify(&error);
+                if ending.outcome == Outcome::OutOfFuel {
+                    exec.consumed = start_fuel;
+                }
                 if ending.outcome == Outcome::OutOfFuel && start_fuel < exec.budget {
                     ending.message = format!(
-                        "the start section ran out of fuel (start sections may use at most {START_FUEL_CAP} fuel)"
+                        "the start section ran out of fuel (start sections cannot be paused, so they may use at most {start_cap} fuel)"
                     );
                 }
                 return (exec, Some(ending));
@@ -325,7 +391,9 @@ impl Execution {
             .expect("validated modules export _start");
         exec.memory = instance.get_memory(&exec.store, "memory");
         exec.state = CallState::NotStarted(start);
-        exec.store.data_mut().interruptible = true;
+        let data = exec.store.data_mut();
+        data.memory = exec.memory;
+        data.interruptible = true;
         (exec, None)
     }
 
@@ -339,10 +407,41 @@ impl Execution {
         self.store.data().limiter.memory_peak
     }
 
-    /// Runs the guest for at most `slice` fuel.
+    /// Runs the guest for at most `slice` fuel; host calls may draw on the
+    /// rest of the budget.
     pub fn run_slice(&mut self, slice: u64) -> Step {
+        self.run(slice, false)
+    }
+
+    /// Runs the guest for at most `slice` fuel on an async runtime thread:
+    /// a host call that costs more than the slice has left is not run but
+    /// deferred (the next slice, on a worker, runs it).
+    pub fn run_inline_slice(&mut self, slice: u64) -> Step {
+        self.run(slice, true)
+    }
+
+    fn run(&mut self, slice: u64, inline: bool) -> Step {
+        if slice == 0 && self.consumed < self.budget {
+            // An empty slice (inline slices may be configured off).
+            return Step::Continue;
+        }
+        let mut state = std::mem::replace(&mut self.state, CallState::Done);
+        if let CallState::HostTrap(
+            call,
+            Resume::StdinRead {
+                iovs,
+                iovs_len,
+                nread,
+            },
+        ) = state
+        {
+            // The paused read is completed (and paid for) before the slice.
+            match self.complete_stdin_read(iovs, iovs_len, nread) {
+                Some(errno) => state = CallState::HostTrap(call, Resume::Value(errno)),
+                None => return self.out_of_fuel(),
+            }
+        }
         let remaining = self.budget - self.consumed;
-        let state = std::mem::replace(&mut self.state, CallState::Done);
         let give = match &state {
             CallState::OutOfFuel(call) => {
                 let required = call.required_fuel();
@@ -357,47 +456,71 @@ impl Execution {
             return self.out_of_fuel();
         }
         self.store.set_fuel(give).expect("fuel metering is enabled");
-        let resume_value = match &state {
-            CallState::HostTrap(
-                _,
-                Resume::StdinRead {
-                    iovs,
-                    iovs_len,
-                    nread,
-                },
-            ) => Some(self.complete_stdin_read(*iovs, *iovs_len, *nread)),
-            CallState::HostTrap(_, Resume::Value(v)) => Some(*v),
-            _ => None,
-        };
+        self.store
+            .data_mut()
+            .meter
+            .begin_slice(remaining - give, inline);
         let store = &mut self.store;
         let result = contain_panic(move || match state {
-            CallState::NotStarted(func) => func.call_resumable(store, &[], &mut []),
-            CallState::OutOfFuel(call) => call.resume(store, &mut []),
-            CallState::HostTrap(call, _) => {
-                let value = resume_value.expect("set for host traps");
+            CallState::NotStarted(func) => {
+                func.call_resumable(store, &[], &mut []).map(Progress::Call)
+            }
+            CallState::OutOfFuel(call) => call.resume(store, &mut []).map(Progress::Call),
+            CallState::HostTrap(call, resume) => {
+                let Resume::Value(value) = resume else {
+                    unreachable!("stdin reads are completed above")
+                };
                 call.resume(store, &[Val::I32(value)], &mut [])
+                    .map(Progress::Call)
+            }
+            CallState::Deferred(call, args) => {
+                let func = call.host_func();
+                let mut results: Vec<Val> = func
+                    .ty(&*store)
+                    .results()
+                    .iter()
+                    .map(|ty| Val::default_for_ty(*ty))
+                    .collect();
+                match func.call(&mut *store, &args, &mut results) {
+                    Ok(()) => call.resume(store, &results, &mut []).map(Progress::Call),
+                    Err(error) => Ok(Progress::DeferredFailed(call, error)),
+                }
             }
             CallState::Done => Err(wasmi::Error::new("the execution already finished")),
         });
+        let left = self.store.get_fuel().unwrap_or(0);
+        let overdraft = self.store.data_mut().meter.end_slice();
+        self.consumed = (self.consumed + (give - left) + overdraft).min(self.budget);
         let result = match result {
             Ok(result) => result,
-            Err(ending) => {
-                self.consumed += give - self.store.get_fuel().unwrap_or(give);
-                return Step::Finished(ending);
-            }
+            Err(ending) => return Step::Finished(ending),
         };
-        self.consumed += give - self.store.get_fuel().unwrap_or(0);
         match result {
-            Ok(ResumableCall::Finished) => Step::Finished(self.exit_ending(0)),
-            Ok(ResumableCall::OutOfFuel(call)) => {
+            Ok(Progress::Call(ResumableCall::Finished)) => Step::Finished(self.exit_ending(0)),
+            Ok(Progress::Call(ResumableCall::OutOfFuel(call))) => {
                 if self.consumed >= self.budget {
                     return self.out_of_fuel();
                 }
                 self.state = CallState::OutOfFuel(call);
                 Step::Continue
             }
-            Ok(ResumableCall::HostTrap(call)) => self.host_trap(call),
+            Ok(Progress::Call(ResumableCall::HostTrap(call))) => {
+                let action = Action::of(call.host_error());
+                self.act(call, action)
+            }
+            Ok(Progress::DeferredFailed(call, error)) => {
+                let action = Action::of(&error);
+                self.act(call, action)
+            }
             Err(error) => Step::Finished(self.classify(&error)),
+        }
+    }
+
+    /// The ending for host work stopped with `outcome`.
+    fn stopped(&self, outcome: Outcome) -> Ending {
+        match outcome {
+            Outcome::Timeout => timeout_ending(self.timeout),
+            _ => cancelled_ending(),
         }
     }
 
@@ -416,46 +539,44 @@ impl Execution {
         Ending::exit(code)
     }
 
-    fn host_trap(&mut self, call: ResumableCallHostTrap) -> Step {
-        let error = call.host_error();
-        if let Some(code) = error.i32_exit_status() {
-            return Step::Finished(self.exit_ending(code));
-        }
-        match error.downcast_ref::<Interrupt>() {
-            Some(Interrupt::Flush(errno)) => {
-                let errno = *errno;
-                self.state = CallState::HostTrap(call, Resume::Value(errno));
+    /// Continues after a host function returned an error to the guest.
+    fn act(&mut self, call: ResumableCallHostTrap, action: Action) -> Step {
+        match action {
+            Action::Exit(code) => Step::Finished(self.exit_ending(code)),
+            Action::Resume(resume) => {
+                let need_stdin = matches!(resume, Resume::StdinRead { .. });
+                self.state = CallState::HostTrap(call, resume);
+                if need_stdin {
+                    Step::NeedStdin
+                } else {
+                    Step::Continue
+                }
+            }
+            Action::Defer(args) => {
+                self.state = CallState::Deferred(call, args);
                 Step::Continue
             }
-            Some(Interrupt::NeedStdin {
-                iovs,
-                iovs_len,
-                nread,
-            }) => {
-                let resume = Resume::StdinRead {
-                    iovs: *iovs,
-                    iovs_len: *iovs_len,
-                    nread: *nread,
-                };
-                self.state = CallState::HostTrap(call, resume);
-                Step::NeedStdin
-            }
-            Some(Interrupt::OutputLimit) => Step::Finished(output_limit_ending()),
-            None => {
-                let message = format!("a host function failed: {error}");
-                Step::Finished(Ending::trap("host_error", message.trim()))
-            }
+            Action::OutputLimit => Step::Finished(output_limit_ending()),
+            Action::OutOfFuel => self.out_of_fuel(),
+            Action::Stop(outcome) => Step::Finished(self.stopped(outcome)),
+            Action::Fail(message) => Step::Finished(Ending::trap("host_error", message)),
         }
     }
 
     /// Performs an `fd_read(0, iovs, iovs_len, nread)` that was paused for
-    /// data; returns its WASI errno.
-    fn complete_stdin_read(&mut self, iovs: u32, iovs_len: u32, nread: u32) -> i32 {
+    /// data, after paying for it; returns its WASI errno, or `None` when the
+    /// budget cannot pay.
+    fn complete_stdin_read(&mut self, iovs: u32, iovs_len: u32, nread: u32) -> Option<i32> {
         const ERRNO_FAULT: i32 = 21;
         let Some(memory) = self.memory else {
-            return ERRNO_FAULT;
+            return Some(ERRNO_FAULT);
         };
         let stdin = self.store.data().stdin.clone();
+        let remaining = self.budget - self.consumed;
+        let items = host_fuel::CALL_BASE + u64::from(iovs_len) * host_fuel::PER_ITEM;
+        if items > remaining {
+            return None;
+        }
         let data = memory.data_mut(&mut self.store);
         let word = |data: &[u8], at: u64| -> Option<u32> {
             let at = usize::try_from(at).ok()?;
@@ -464,17 +585,28 @@ impl Execution {
         };
         let iovs_end = u64::from(iovs) + 8 * u64::from(iovs_len);
         if iovs_end > data.len() as u64 {
-            return ERRNO_FAULT;
+            self.consumed += items;
+            return Some(ERRNO_FAULT);
         }
+        // What the read will copy: the iovecs' room, up to what has arrived.
+        let room: u64 = (0..u64::from(iovs_len))
+            .filter_map(|i| word(data, u64::from(iovs) + 8 * i + 4))
+            .map(u64::from)
+            .sum();
+        let cost = items + host_fuel::copy_cost(room.min(stdin.buffered()));
+        if cost > remaining {
+            return None;
+        }
+        self.consumed += cost;
         let mut total: u32 = 0;
         for i in 0..u64::from(iovs_len) {
             let base = u64::from(iovs) + 8 * i;
             let (Some(ptr), Some(len)) = (word(data, base), word(data, base + 4)) else {
-                return ERRNO_FAULT;
+                return Some(ERRNO_FAULT);
             };
             let (ptr, len) = (ptr as usize, len as usize);
             let Some(buf) = ptr.checked_add(len).and_then(|end| data.get_mut(ptr..end)) else {
-                return ERRNO_FAULT;
+                return Some(ERRNO_FAULT);
             };
             let n = stdin.read_into(buf);
             total = total.saturating_add(n as u32);
@@ -483,15 +615,16 @@ impl Execution {
             }
         }
         let at = nread as usize;
-        match at.checked_add(4).and_then(|end| data.get_mut(at..end)) {
-            Some(slot) => {
-                slot.copy_from_slice(&total.to_le_bytes());
-                0
-            }
-            None => ERRNO_FAULT,
-        }
+        Some(
+            match at.checked_add(4).and_then(|end| data.get_mut(at..end)) {
+                Some(slot) => {
+                    slot.copy_from_slice(&total.to_le_bytes());
+                    0
+                }
+                None => ERRNO_FAULT,
+            },
+        )
     }
-
     /// Maps an error that ended the run to an outcome.
     fn classify(&mut self, error: &wasmi::Error) -> Ending {
         if let Some(hit) = self.store.data_mut().limiter.hit.take() {
@@ -500,8 +633,16 @@ impl Execution {
         if let Some(code) = error.i32_exit_status() {
             return self.exit_ending(code);
         }
-        if let Some(Interrupt::OutputLimit) = error.downcast_ref::<Interrupt>() {
-            return output_limit_ending();
+        match error.downcast_ref::<Interrupt>() {
+            Some(Interrupt::OutputLimit) => return output_limit_ending(),
+            Some(Interrupt::Stop(outcome)) => return self.stopped(*outcome),
+            Some(Interrupt::OutOfFuel) => {
+                return Ending::stopped(
+                    Outcome::OutOfFuel,
+                    format!("the guest used all of its {} fuel", self.budget),
+                )
+            }
+            _ => {}
         }
         if let Some(code) = error.as_trap_code() {
             if code == wasmi::TrapCode::OutOfFuel {
@@ -522,6 +663,14 @@ impl Execution {
             return Ending::stopped(Outcome::MemoryLimit, text.trim().to_string());
         }
         Ending::trap("host_error", text.trim().to_string())
+    }
+}
+
+impl Drop for Execution {
+    fn drop(&mut self) {
+        if let Some(trace) = &self.store.data().trace {
+            trace.record("drop");
+        }
     }
 }
 
@@ -557,6 +706,11 @@ pub fn placeholder_host_state() -> HostState {
         output: OutputBuffer::new(0),
         stdin: StdinBuffer::default(),
         interruptible: false,
+        memory: None,
+        meter: HostMeter::default(),
+        args_sizes: (0, 0),
+        env_sizes: (0, 0),
+        trace: None,
     }
 }
 
