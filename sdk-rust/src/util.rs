@@ -279,3 +279,55 @@ impl std::fmt::Display for Mismatch {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn said(expected: &[u8], actual: &[u8]) -> String {
+        first_difference(expected, actual).unwrap().to_string()
+    }
+
+    #[test]
+    fn a_changed_line_is_named_with_its_number() {
+        assert_eq!(
+            said(b"a\nb\nc\n", b"a\nx\nc\n"),
+            r#"line 2 differs: expected "b\n", got "x\n" (expected 6 bytes, got 6)"#
+        );
+    }
+
+    #[test]
+    fn missing_and_extra_output_are_the_end_of_output() {
+        assert_eq!(
+            said(b"a\nb\n", b"a\n"),
+            r#"line 2 differs: expected "b\n", got <end of output> (expected 4 bytes, got 2)"#
+        );
+        assert_eq!(
+            said(b"", b"extra"),
+            r#"line 1 differs: expected <end of output>, got "extra" (expected 0 bytes, got 5)"#
+        );
+    }
+
+    #[test]
+    fn a_missing_final_newline_shows() {
+        assert_eq!(
+            said(b"55\n", b"55"),
+            r#"line 1 differs: expected "55\n", got "55" (expected 3 bytes, got 2)"#
+        );
+    }
+
+    #[test]
+    fn equal_output_has_no_difference() {
+        assert_eq!(first_difference(b"same\n", b"same\n"), None);
+    }
+
+    #[test]
+    fn long_lines_are_cut() {
+        let long = "y".repeat(500);
+        let m = first_difference(long.as_bytes(), b"n").unwrap();
+        assert_eq!(
+            m.expected_line.unwrap().chars().count(),
+            MISMATCH_LINE_CHARS + 1
+        );
+    }
+}
