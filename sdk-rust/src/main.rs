@@ -56,7 +56,8 @@ Exit codes:
             become 1; a guest that exits with 101-112 looks like the codes
             below: check stderr or use --json when that matters)
   101       the guest ran out of fuel
-  102       the guest hit its timeout
+  102       the guest hit its timeout; batch: --batch-timeout stopped it
+            (the cases left are reported as not run)
   103       the guest trapped (unreachable, stack overflow, out-of-bounds...)
   104       the guest hit the memory limit
   105       the guest hit the output limit
@@ -66,9 +67,11 @@ Exit codes:
   108       authentication: missing, unknown, revoked or expired API key, or
             an admin key is required
   109       rate limited or daily quota exhausted (--retry waits it out)
-  110       usage: bad flags, unreadable file, invalid module or request,
-            unknown module sha256
-  111       connection: the server is unreachable or unavailable
+  110       usage: bad flags or server URL, unreadable file, invalid module
+            or request, unknown module sha256, a module over the tier's size
+            limit (checked before uploading)
+  111       connection: the server is unreachable or unavailable, or TLS on
+            one side only
   112       any other server error
 
 Environment:
