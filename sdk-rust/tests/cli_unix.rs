@@ -100,6 +100,27 @@ async fn piped_stdin_streams_before_the_input_ends() {
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
 }
 
+/// A guest that never reads stdin finishes even though the pipe feeding
+/// wasmwiz stays open (as a CI runner's may).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_open_pipe_does_not_hold_a_guest_that_ignores_stdin() {
+    let server = TestServer::start().await;
+    let mut child = cli_command(&server.url, Some(&server.admin_key))
+        .args(["run", &g("hello.wasm")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("wasmwiz exited with its stdin still open")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    drop(stdin);
+}
+
 /// The CLI's peak resident memory after `input` bytes went through it,
 /// read while its stdin is still open.
 async fn peak_rss_after_piping(server: &TestServer, input: usize) -> u64 {
