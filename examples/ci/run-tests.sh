@@ -39,6 +39,7 @@ wasmwiz --retry batch "$cases" --module "$module" --junit "$junit" || status=$?
 
 case "$status" in
     0) echo "run-tests.sh: every test case passed (report: $junit)" >&2 ;;
+    102) echo "run-tests.sh: the batch timed out; cases left are errors in $junit" >&2 ;;
     107) echo "run-tests.sh: test cases failed (report: $junit)" >&2 ;;
     108) echo "run-tests.sh: the server refused WASMWIZ_API_KEY" >&2 ;;
     109) echo "run-tests.sh: rate limited; try again later or use a higher tier" >&2 ;;

@@ -1,7 +1,7 @@
 //! Test cases against one module ([`Batch`] over `RunBatch`), their results
 //! ([`CaseResult`], [`BatchOutput`]) and a JUnit XML report of them.
 
-use std::{collections::HashMap, fmt::Write as _, time::Duration};
+use std::{collections::HashMap, fmt::Write as _, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures::{stream::BoxStream, StreamExt};
@@ -9,6 +9,7 @@ use futures::{stream::BoxStream, StreamExt};
 use crate::{
     modules::{progress_fn, ProgressFn, Resolved},
     proto::{self, run_batch_request::Source},
+    util::{first_difference, Mismatch},
     Client, Error, Finished, Limits, Module, Outcome, RateLimit, Result, UploadProgress, Verdict,
 };
 
@@ -81,6 +82,8 @@ pub struct CaseResult {
     pub execution_id: String,
     /// The module's sha256.
     pub module_sha256: String,
+    /// The stdout the case had to print (from the request), for reports.
+    pub expected_stdout: Option<Bytes>,
 }
 
 impl CaseResult {
@@ -89,12 +92,24 @@ impl CaseResult {
         self.finished.passed()
     }
 
+    /// Where stdout first differs from the expected stdout, for a wrong
+    /// answer (`None` when it matched or nothing was expected).
+    pub fn mismatch(&self) -> Option<Mismatch> {
+        if self.finished.verdict != Verdict::WrongAnswer {
+            return None;
+        }
+        first_difference(self.expected_stdout.as_deref()?, &self.stdout)
+    }
+
     /// Why the case failed, in one line (`None` when it passed).
     pub fn failure(&self) -> Option<String> {
         let f = &self.finished;
         match f.outcome {
             _ if self.passed() => None,
-            Outcome::Success => Some("wrong answer: stdout differs from the expected".into()),
+            Outcome::Success => Some(match self.mismatch() {
+                Some(m) => format!("wrong answer: {m}"),
+                None => "wrong answer: stdout differs from the expected".into(),
+            }),
             Outcome::ExitNonzero => Some(format!("exited with code {}", f.exit_code)),
             Outcome::Trap => Some(format!("trap: {}", f.trap_kind)),
             other => Some(if f.message.is_empty() {
@@ -106,19 +121,32 @@ impl CaseResult {
     }
 }
 
+/// A case that has no result: the batch stopped before it finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotRun {
+    /// Index of the case in the request.
+    pub index: usize,
+    /// The case's name.
+    pub name: String,
+    /// Why it has no result (e.g. "the batch timed out after 30.0 s").
+    pub reason: String,
+}
+
 /// Every case's result, in case order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchOutput {
     /// Results by case index.
     pub cases: Vec<CaseResult>,
+    /// Cases without a result, by index (empty when the batch completed).
+    pub not_run: Vec<NotRun>,
     /// The `ratelimit-*` metadata of the response.
     pub rate_limit: Option<RateLimit>,
 }
 
 impl BatchOutput {
-    /// True when every case passed.
+    /// True when every case ran and passed.
     pub fn all_passed(&self) -> bool {
-        self.cases.iter().all(CaseResult::passed)
+        self.not_run.is_empty() && self.cases.iter().all(CaseResult::passed)
     }
 
     /// The cases that failed.
@@ -127,8 +155,9 @@ impl BatchOutput {
     }
 
     /// A JUnit XML report (one `<testsuite>` named `suite`).
+    /// Cases that did not run are `<error>`s.
     pub fn junit_xml(&self, suite: &str) -> String {
-        junit_xml(suite, &self.cases)
+        junit_report(suite, &self.cases, &self.not_run)
     }
 }
 
@@ -253,6 +282,12 @@ impl Batch {
             random_seed: self.seed,
         };
         let total = self.cases.len();
+        let expected: Arc<Vec<Option<Bytes>>> = Arc::new(
+            self.cases
+                .iter()
+                .map(|c| c.expected_stdout.clone())
+                .collect(),
+        );
         let mut retries = 0;
         loop {
             let error = match client
@@ -264,7 +299,14 @@ impl Batch {
                     let rate_limit = RateLimit::from_metadata(response.metadata());
                     let events = response
                         .into_inner()
-                        .map(|event| event.map_err(Error::from).and_then(case_result))
+                        .map({
+                            let expected = expected.clone();
+                            move |event| {
+                                event
+                                    .map_err(Error::from)
+                                    .and_then(|e| case_result(e, &expected))
+                            }
+                        })
                         .boxed();
                     return Ok(BatchStream {
                         events,
@@ -288,7 +330,7 @@ impl Batch {
     }
 }
 
-fn case_result(event: proto::BatchEvent) -> Result<CaseResult> {
+fn case_result(event: proto::BatchEvent, expected: &[Option<Bytes>]) -> Result<CaseResult> {
     let finished = event
         .finished
         .ok_or_else(|| Error::Protocol("a batch event without `finished`".into()))?;
@@ -299,6 +341,7 @@ fn case_result(event: proto::BatchEvent) -> Result<CaseResult> {
         stderr: event.stderr.into(),
         finished: finished.into(),
         execution_id: event.execution_id,
+        expected_stdout: expected.get(event.case_index as usize).cloned().flatten(),
         module_sha256: event.module_sha256,
     })
 }
@@ -347,6 +390,7 @@ impl BatchStream {
         cases.sort_by_key(|c| c.index);
         Ok(BatchOutput {
             cases,
+            not_run: Vec::new(),
             rate_limit: self.rate_limit,
         })
     }
@@ -404,20 +448,26 @@ fn secs(d: Duration) -> String {
 /// assert!(xml.contains(r#"<testsuite name="empty" tests="0" failures="0""#));
 /// ```
 pub fn junit_xml(suite: &str, cases: &[CaseResult]) -> String {
+    junit_report(suite, cases, &[])
+}
+
+/// [`junit_xml`] with the cases that did not run as `<error>`s, so a CI
+/// report never silently drops a case.
+pub fn junit_report(suite: &str, cases: &[CaseResult], not_run: &[NotRun]) -> String {
     let failures = cases.iter().filter(|c| !c.passed()).count();
+    let errors = not_run.len();
+    let tests = cases.len() + errors;
     let total: Duration = cases.iter().map(|c| c.finished.duration).sum();
     let suite_attr = attr_escape(suite);
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         xml,
-        "<testsuites name=\"{suite_attr}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{}\">",
-        cases.len(),
+        "<testsuites name=\"{suite_attr}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{}\">",
         secs(total)
     );
     let _ = writeln!(
         xml,
-        "  <testsuite name=\"{suite_attr}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{}\">",
-        cases.len(),
+        "  <testsuite name=\"{suite_attr}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"0\" time=\"{}\">",
         secs(total)
     );
     for case in cases {
@@ -442,10 +492,7 @@ pub fn junit_xml(suite: &str, cases: &[CaseResult]) -> String {
                 xml,
                 "      <failure message=\"{}\" type=\"{kind}\">{}</failure>",
                 attr_escape(&why),
-                xml_escape(&format!(
-                    "{why}\nexit code: {}\nfuel: {}\n",
-                    case.finished.exit_code, case.finished.fuel_consumed
-                ))
+                xml_escape(&failure_body(case, &why))
             );
         }
         if !case.stdout.is_empty() {
@@ -464,6 +511,38 @@ pub fn junit_xml(suite: &str, cases: &[CaseResult]) -> String {
         }
         xml.push_str("    </testcase>\n");
     }
+    for case in not_run {
+        let name = if case.name.is_empty() {
+            format!("case {}", case.index)
+        } else {
+            case.name.clone()
+        };
+        let why = format!("not run: {}", case.reason);
+        let _ = writeln!(
+            xml,
+            "    <testcase classname=\"{suite_attr}\" name=\"{}\" time=\"0.000000\">\n      <error message=\"{}\" type=\"NOT_RUN\">{}</error>\n    </testcase>",
+            attr_escape(&name),
+            attr_escape(&why),
+            xml_escape(&why)
+        );
+    }
     xml.push_str("  </testsuite>\n</testsuites>\n");
     xml
+}
+
+/// The text of a `<failure>`: why, a short diff for a wrong answer, costs.
+fn failure_body(case: &CaseResult, why: &str) -> String {
+    let mut body = format!("{why}\n");
+    if let Some(mismatch) = case.mismatch() {
+        body.push_str(&mismatch.diff());
+        if case.finished.output_truncated {
+            body.push_str("(stdout was cut at the output limit)\n");
+        }
+    }
+    let _ = write!(
+        body,
+        "exit code: {}\nfuel: {}\n",
+        case.finished.exit_code, case.finished.fuel_consumed
+    );
+    body
 }

@@ -63,7 +63,9 @@ mod types;
 pub mod util;
 
 pub use account::{Admin, ApiKeyInfo, NewKey, Usage, User, WhoAmI};
-pub use batch::{junit_xml, xml_escape, Batch, BatchOutput, BatchStream, Case, CaseResult};
+pub use batch::{
+    junit_report, junit_xml, xml_escape, Batch, BatchOutput, BatchStream, Case, CaseResult, NotRun,
+};
 pub use client::{Client, ClientBuilder};
 pub use error::{code_name, ApiError, Error, RateLimit, Result};
 pub use modules::{Module, Upload};

@@ -56,7 +56,8 @@ Exit codes:
             become 1; a guest that exits with 101-112 looks like the codes
             below: check stderr or use --json when that matters)
   101       the guest ran out of fuel
-  102       the guest hit its timeout
+  102       the guest hit its timeout; batch: --batch-timeout stopped it
+            (the cases left are reported as not run)
   103       the guest trapped (unreachable, stack overflow, out-of-bounds...)
   104       the guest hit the memory limit
   105       the guest hit the output limit
@@ -66,9 +67,11 @@ Exit codes:
   108       authentication: missing, unknown, revoked or expired API key, or
             an admin key is required
   109       rate limited or daily quota exhausted (--retry waits it out)
-  110       usage: bad flags, unreadable file, invalid module or request,
-            unknown module sha256
-  111       connection: the server is unreachable or unavailable
+  110       usage: bad flags or server URL, unreadable file, invalid module
+            or request, unknown module sha256, a module over the tier's size
+            limit (checked before uploading)
+  111       connection: the server is unreachable or unavailable, or TLS on
+            one side only
   112       any other server error
 
 Environment:
@@ -231,7 +234,41 @@ async fn dispatch(cli: &Cli) -> CliResult {
     }
 }
 
+/// Refuses a URL that cannot name a server before trying to connect, so a
+/// typo is a usage error and not "cannot connect".
+fn check_url(url: &str) -> CliResult<()> {
+    let bad = |why: &str| {
+        Failure::usage(format!(
+            "`{url}` is not a server URL ({why}): use http://HOST:PORT or https://HOST[:PORT] \
+             in --url or WASMWIZ_URL"
+        ))
+    };
+    let uri: tonic::codegen::http::Uri = url.trim().parse().map_err(|_| bad("malformed"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => return Err(bad(&format!("unsupported scheme `{other}`"))),
+        None => return Err(bad("no http:// or https://")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(bad("a server URL has no path"));
+    }
+    Ok(())
+}
+
+/// `url` with its scheme swapped, for hints.
+fn other_scheme(url: &str) -> String {
+    match url.split_once("://") {
+        Some(("https", rest)) => format!("http://{rest}"),
+        Some((_, rest)) => format!("https://{rest}"),
+        None => url.to_string(),
+    }
+}
+
 async fn connect(cli: &Cli) -> CliResult<Client> {
+    check_url(&cli.url)?;
     let mut builder = Client::builder(&cli.url)
         .api_key(cli.api_key.clone().unwrap_or_default())
         .user_agent(format!("wasmwiz-cli/{}", env!("CARGO_PKG_VERSION")));
@@ -279,6 +316,26 @@ fn short_reason(error: &Error) -> String {
 /// The friendly message and exit code of an SDK error: no debug output.
 pub fn failure(cli: &Cli, error: &Error) -> Failure {
     let (code, message) = match error {
+        Error::Connect { url, reason, .. }
+            if url.starts_with("https://") && speaks_no_tls(reason) =>
+        {
+            (
+                exit::CONNECTION,
+                format!(
+                    "cannot connect to {url}: the server does not speak TLS\nhint: use {}",
+                    other_scheme(url)
+                ),
+            )
+        }
+        Error::Api(e) if cli.url.starts_with("http://") && expects_tls(e) => (
+            exit::CONNECTION,
+            format!(
+                "cannot talk to {}: the server does not answer in plaintext HTTP/2; \
+                 it probably expects TLS\nhint: use {}",
+                cli.url,
+                other_scheme(&cli.url)
+            ),
+        ),
         Error::Connect { url, reason, .. } => {
             let reason = tidy(reason);
             let hint = if reason.contains("certificate") {
@@ -388,6 +445,20 @@ pub fn failure(cli: &Cli, error: &Error) -> Failure {
         _ => (exit::SERVER, error.to_string()),
     };
     Failure { code, message }
+}
+
+/// A TLS handshake answered by something that is not TLS (rustls's words).
+fn speaks_no_tls(reason: &str) -> bool {
+    reason.contains("InvalidContentType") || reason.contains("corrupt message")
+}
+
+/// Plaintext HTTP/2 answered with bytes that are not HTTP/2: a TLS server
+/// replies to the connection preface with a TLS alert.
+fn expects_tls(error: &wasmwiz::ApiError) -> bool {
+    matches!(
+        error.code(),
+        Code::Internal | Code::Unavailable | Code::Unknown
+    ) && error.message().contains("h2 protocol error")
 }
 
 /// "Connection refused (os error 111)" → "connection refused".

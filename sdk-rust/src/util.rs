@@ -152,3 +152,182 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn is_sha256(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
+
+/// Where a guest's stdout first departs from the expected stdout: what a
+/// wrong answer's report shows instead of a bare "differs".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// Offset of the first differing byte.
+    pub byte: usize,
+    /// Its line, counting from 1.
+    pub line: usize,
+    /// That line of the expected stdout with its newline (`None`: the
+    /// expected stdout ended before it).
+    pub expected_line: Option<String>,
+    /// That line of the actual stdout (`None`: the output ended before it).
+    pub actual_line: Option<String>,
+    /// The line before it (the same in both), for context.
+    pub previous_line: Option<String>,
+    /// Length of the expected stdout.
+    pub expected_bytes: usize,
+    /// Length of the actual stdout.
+    pub actual_bytes: usize,
+}
+
+/// Longest line shown in a [`Mismatch`]; the rest is cut with `…`.
+const MISMATCH_LINE_CHARS: usize = 200;
+
+/// The first difference between `expected` and `actual`; `None` when equal.
+///
+/// ```
+/// let m = wasmwiz::util::first_difference(b"a\nb\n", b"a\nx\n").unwrap();
+/// assert_eq!((m.line, m.byte), (2, 2));
+/// assert_eq!(m.to_string(), r#"line 2 differs: expected "b\n", got "x\n" (expected 4 bytes, got 4)"#);
+/// ```
+pub fn first_difference(expected: &[u8], actual: &[u8]) -> Option<Mismatch> {
+    if expected == actual {
+        return None;
+    }
+    let at = expected
+        .iter()
+        .zip(actual)
+        .position(|(a, b)| a != b)
+        .unwrap_or(expected.len().min(actual.len()));
+    let line_start = expected[..at]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |p| p + 1);
+    let line_of = |bytes: &[u8]| -> Option<String> {
+        if line_start >= bytes.len() {
+            return None;
+        }
+        let rest = &bytes[line_start..];
+        let end = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(rest.len(), |p| p + 1);
+        Some(shorten(&String::from_utf8_lossy(&rest[..end])))
+    };
+    let previous_line = (line_start > 0).then(|| {
+        let before = &expected[..line_start - 1];
+        let start = before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |p| p + 1);
+        shorten(&String::from_utf8_lossy(&expected[start..line_start]))
+    });
+    Some(Mismatch {
+        byte: at,
+        line: expected[..at].iter().filter(|b| **b == b'\n').count() + 1,
+        expected_line: line_of(expected),
+        actual_line: line_of(actual),
+        previous_line,
+        expected_bytes: expected.len(),
+        actual_bytes: actual.len(),
+    })
+}
+
+fn shorten(line: &str) -> String {
+    match line.char_indices().nth(MISMATCH_LINE_CHARS) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_string(),
+    }
+}
+
+impl Mismatch {
+    /// A short diff: the line before, then `-expected` and `+actual`.
+    ///
+    /// ```
+    /// let m = wasmwiz::util::first_difference(b"a\nb\n", b"a\n").unwrap();
+    /// assert_eq!(m.diff(), "--- expected (4 bytes)\n+++ actual (2 bytes)\n@@ line 2 @@\n a\n-b\n+<end of output>\n");
+    /// ```
+    pub fn diff(&self) -> String {
+        let plain = |line: &Option<String>| match line {
+            Some(l) => l.strip_suffix('\n').unwrap_or(l).to_string(),
+            None => "<end of output>".into(),
+        };
+        let mut out = format!(
+            "--- expected ({} bytes)\n+++ actual ({} bytes)\n@@ line {} @@\n",
+            self.expected_bytes, self.actual_bytes, self.line
+        );
+        if let Some(previous) = &self.previous_line {
+            out.push_str(&format!(" {}\n", plain(&Some(previous.clone()))));
+        }
+        out.push_str(&format!(
+            "-{}\n+{}\n",
+            plain(&self.expected_line),
+            plain(&self.actual_line)
+        ));
+        out
+    }
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quoted = |line: &Option<String>| match line {
+            Some(l) => format!("{l:?}"),
+            None => "<end of output>".into(),
+        };
+        write!(
+            f,
+            "line {} differs: expected {}, got {} (expected {} bytes, got {})",
+            self.line,
+            quoted(&self.expected_line),
+            quoted(&self.actual_line),
+            self.expected_bytes,
+            self.actual_bytes
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn said(expected: &[u8], actual: &[u8]) -> String {
+        first_difference(expected, actual).unwrap().to_string()
+    }
+
+    #[test]
+    fn a_changed_line_is_named_with_its_number() {
+        assert_eq!(
+            said(b"a\nb\nc\n", b"a\nx\nc\n"),
+            r#"line 2 differs: expected "b\n", got "x\n" (expected 6 bytes, got 6)"#
+        );
+    }
+
+    #[test]
+    fn missing_and_extra_output_are_the_end_of_output() {
+        assert_eq!(
+            said(b"a\nb\n", b"a\n"),
+            r#"line 2 differs: expected "b\n", got <end of output> (expected 4 bytes, got 2)"#
+        );
+        assert_eq!(
+            said(b"", b"extra"),
+            r#"line 1 differs: expected <end of output>, got "extra" (expected 0 bytes, got 5)"#
+        );
+    }
+
+    #[test]
+    fn a_missing_final_newline_shows() {
+        assert_eq!(
+            said(b"55\n", b"55"),
+            r#"line 1 differs: expected "55\n", got "55" (expected 3 bytes, got 2)"#
+        );
+    }
+
+    #[test]
+    fn equal_output_has_no_difference() {
+        assert_eq!(first_difference(b"same\n", b"same\n"), None);
+    }
+
+    #[test]
+    fn long_lines_are_cut() {
+        let long = "y".repeat(500);
+        let m = first_difference(long.as_bytes(), b"n").unwrap();
+        assert_eq!(
+            m.expected_line.unwrap().chars().count(),
+            MISMATCH_LINE_CHARS + 1
+        );
+    }
+}

@@ -3,19 +3,22 @@
 
 use std::{
     collections::HashMap,
+    io::IsTerminal,
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use clap::Args;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use serde_json::json;
 use wasmwiz::{
     util::{format_duration, parse_count, parse_duration, parse_size},
-    BatchOutput, Case, Client, Limits,
+    BatchOutput, Case, CaseResult, Client, Limits, NotRun,
 };
 
-use super::{module_arg, progress, table};
+use super::{module, progress};
 use crate::{exit, failure, Cli, CliResult, Failure};
 
 /// `wasmwiz batch` flags.
@@ -50,6 +53,11 @@ pub struct BatchArgs {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Stop the whole batch after this long (e.g. 5m); the cases without a
+    /// result are reported as not run (JUnit errors) and the exit code is
+    /// 102.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub batch_timeout: Option<Duration>,
 }
 
 const CASES_HELP: &str = r#"Cases file: either a list of cases, or an object with the module:
@@ -68,8 +76,14 @@ Each case may have name, stdin or stdin_file, args, and expected_stdout or
 expected_stdout_file (paths relative to the cases file). A case passes when
 the guest exits 0 and its stdout equals the expected stdout (when given).
 
-Exit codes: 0 when every case passed, 107 when any failed; 108-112 as for
-`wasmwiz run` when the batch could not run."#;
+Rows are printed as cases finish (with a progress line on a terminal); a
+wrong answer's row shows the first differing line and both byte counts,
+and the JUnit <failure> holds a short diff.
+
+Exit codes: 0 when every case passed; 107 when any failed; 102 when
+--batch-timeout stopped the batch (the cases left are "not run", as JUnit
+errors); 108-112 as for `wasmwiz run` when the batch could not run or
+stopped on an error (the JUnit report is still written)."#;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,8 +190,38 @@ fn load(path: &Path) -> CliResult<Loaded> {
     })
 }
 
-/// Runs the cases; 0 when all passed, 107 when any failed.
+/// Why a batch stopped before every case had a result.
+enum Stop {
+    /// `--batch-timeout` passed.
+    Timeout(Duration),
+    /// The call failed (before the first case or in the middle).
+    Error(Failure),
+    /// The server ended the stream early.
+    Short,
+}
+
+impl Stop {
+    fn reason(&self) -> String {
+        match self {
+            Stop::Timeout(after) => format!(
+                "--batch-timeout {} passed before it finished",
+                format_duration(*after)
+            ),
+            Stop::Error(f) => format!(
+                "the batch stopped: {}",
+                f.message.lines().next().unwrap_or_default()
+            ),
+            Stop::Short => "the server ended the batch before it".into(),
+        }
+    }
+}
+
+/// Runs the cases, printing each row as its case finishes; 0 when all
+/// passed, 107 when any failed, 102 when `--batch-timeout` cut it short,
+/// or the error's code when the batch failed. The JUnit report is written
+/// in every case, with cases that did not run as errors.
 pub async fn batch(cli: &Cli, client: &Client, args: &BatchArgs) -> CliResult {
+    let started = Instant::now();
     let Loaded {
         module: file_module,
         name: file_name,
@@ -190,7 +234,8 @@ pub async fn batch(cli: &Cli, client: &Client, args: &BatchArgs) -> CliResult {
             args.cases.display()
         ))
     })?;
-    let (module, _) = module_arg(&module_text)?;
+    let loaded = module::load(&module_text, false)?;
+    module::check_size(cli, client, &loaded).await?;
     let suite = args.suite.clone().or(file_name).unwrap_or_else(|| {
         args.cases
             .file_stem()
@@ -201,79 +246,254 @@ pub async fn batch(cli: &Cli, client: &Client, args: &BatchArgs) -> CliResult {
     limits.memory_bytes = args.memory;
     limits.timeout = args.timeout;
     limits.max_output_bytes = args.max_output;
-    let results = client
-        .batch(module)
+    let names: Vec<String> = cases.iter().map(|c| c.name.clone()).collect();
+    let rows = Rows::new(&names, !args.json, !args.json && !cli.quiet);
+    let deadline = args
+        .batch_timeout
+        .map(|d| tokio::time::Instant::from_std(started + d));
+    let within = |deadline: Option<tokio::time::Instant>| async move {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+
+    let request = client
+        .batch(loaded.module)
         .cases(cases)
         .env(env)
         .limits(limits)
         .on_upload_progress(progress::reporter(module_text.clone(), cli.quiet))
-        .output()
-        .await
-        .map_err(|e| failure(cli, &e))?;
+        .stream();
+    let mut results = Vec::with_capacity(names.len());
+    let mut rate_limit = None;
+    let stop = tokio::select! {
+        opened = request => match opened {
+            Err(e) => Some(Stop::Error(failure(cli, &e))),
+            Ok(mut stream) => {
+                rate_limit = stream.rate_limit();
+                loop {
+                    let next = tokio::select! {
+                        next = stream.next() => next,
+                        () = within(deadline) => break args.batch_timeout.map(Stop::Timeout),
+                    };
+                    match next {
+                        None if results.len() < names.len() => break Some(Stop::Short),
+                        None => break None,
+                        Some(Err(e)) => break Some(Stop::Error(failure(cli, &e))),
+                        Some(Ok(case)) => {
+                            rows.case(&case);
+                            results.push(case);
+                        }
+                    }
+                }
+                // Dropping the stream here cancels what is still running.
+            }
+        },
+        () = within(deadline) => args.batch_timeout.map(Stop::Timeout),
+    };
+    results.sort_by_key(|c| c.index);
+    let not_run: Vec<NotRun> = match &stop {
+        None => Vec::new(),
+        Some(stop) => {
+            let reason = stop.reason();
+            (0..names.len())
+                .filter(|i| !results.iter().any(|c| c.index == *i))
+                .map(|index| NotRun {
+                    index,
+                    name: names[index].clone(),
+                    reason: reason.clone(),
+                })
+                .collect()
+        }
+    };
+    let results = BatchOutput {
+        cases: results,
+        not_run,
+        rate_limit,
+    };
+    // An error before any case ran prints no table of empty rows.
+    let nothing_ran = matches!(stop, Some(Stop::Error(_))) && results.cases.is_empty();
+    if !nothing_ran {
+        for case in &results.not_run {
+            rows.not_run(case);
+        }
+    }
+    rows.finish();
     if let Some(path) = &args.junit {
         std::fs::write(path, results.junit_xml(&suite)).map_err(|e| Failure {
             code: exit::USAGE,
             message: format!("cannot write {}: {e}", path.display()),
         })?;
     }
-    if args.json {
-        print_json(&results);
-    } else {
-        print_table(&results);
+    if args.json && !nothing_ran {
+        print_json(&results, stop.as_ref().map(Stop::reason));
     }
     let failed = results.failed().count();
-    if !cli.quiet && !args.json {
-        println!(
-            "{} of {} cases passed{}",
-            results.cases.len() - failed,
-            results.cases.len(),
-            if failed > 0 {
-                format!(", {failed} failed")
-            } else {
-                String::new()
-            }
-        );
+    if !cli.quiet && !args.json && !nothing_ran {
+        println!("{}", summary(&results));
+    }
+    if !cli.quiet {
         if let Some(path) = &args.junit {
             eprintln!("wasmwiz: wrote JUnit XML to {}", path.display());
         }
     }
-    Ok(if failed == 0 { 0 } else { exit::WRONG_ANSWER })
+    match stop {
+        Some(Stop::Error(failure)) => Err(failure),
+        Some(Stop::Timeout(after)) => Err(Failure {
+            code: exit::TIMEOUT,
+            message: format!(
+                "the batch hit --batch-timeout {}: {} of {} cases did not run",
+                format_duration(after),
+                results.not_run.len(),
+                names.len()
+            ),
+        }),
+        Some(Stop::Short) => Err(Failure {
+            code: exit::SERVER,
+            message: format!(
+                "the server ended the batch after {} of {} cases",
+                results.cases.len(),
+                names.len()
+            ),
+        }),
+        None if failed > 0 => Ok(exit::WRONG_ANSWER),
+        None => Ok(0),
+    }
 }
 
-fn print_table(results: &BatchOutput) {
-    let rows: Vec<Vec<String>> = results
-        .cases
-        .iter()
-        .map(|c| {
-            vec![
-                c.index.to_string(),
-                c.name.clone(),
-                if c.passed() { "ok" } else { "FAIL" }.to_string(),
-                c.finished.exit_code.to_string(),
-                c.finished.fuel_consumed.to_string(),
-                format_duration(c.finished.duration),
-                c.failure().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        table(
-            &["#", "CASE", "RESULT", "EXIT", "FUEL", "TIME", "DETAIL"],
-            &rows
-        )
-    );
+/// "2 of 4 cases passed, 1 failed, 1 not run".
+fn summary(results: &BatchOutput) -> String {
+    let failed = results.failed().count();
+    let total = results.cases.len() + results.not_run.len();
+    let mut line = format!("{} of {total} cases passed", results.cases.len() - failed);
+    if failed > 0 {
+        line.push_str(&format!(", {failed} failed"));
+    }
+    if !results.not_run.is_empty() {
+        line.push_str(&format!(", {} not run", results.not_run.len()));
+    }
+    line
 }
 
-fn print_json(results: &BatchOutput) {
-    let cases: Vec<serde_json::Value> = results
+const HEADER: [&str; 7] = ["#", "CASE", "RESULT", "EXIT", "FUEL", "TIME", "DETAIL"];
+
+/// The results table, one row printed as each case finishes (so a case
+/// that runs away is visible), with a progress line on a terminal.
+struct Rows {
+    widths: [usize; 6],
+    print: bool,
+    headed: std::cell::Cell<bool>,
+    bar: Option<ProgressBar>,
+}
+
+impl Rows {
+    /// Column widths come from the case names, known before any result.
+    fn new(names: &[String], print: bool, progress: bool) -> Self {
+        let name_width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        let widths = [
+            names.len().saturating_sub(1).to_string().len().max(1),
+            name_width.clamp(4, 40),
+            "NOT RUN".len(),
+            4,
+            12,
+            9,
+        ];
+        let bar = (progress && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(names.len() as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{pos}/{len} cases done, {elapsed} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_message("running…");
+            bar.enable_steady_tick(Duration::from_millis(250));
+            bar
+        });
+        Rows {
+            widths,
+            print,
+            headed: std::cell::Cell::new(false),
+            bar,
+        }
+    }
+
+    /// Prints a row (the header first).
+    fn line(&self, cells: [&str; 7]) {
+        if !self.print {
+            return;
+        }
+        if !self.headed.replace(true) {
+            self.line(HEADER);
+        }
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            out.push_str(cell);
+            if let Some(width) = self.widths.get(i) {
+                out.push_str(&" ".repeat(width.saturating_sub(cell.chars().count()) + 2));
+            }
+        }
+        let out = out.trim_end();
+        match &self.bar {
+            Some(bar) => bar.suspend(|| println!("{out}")),
+            None => println!("{out}"),
+        }
+    }
+
+    fn case(&self, c: &CaseResult) {
+        let detail = c.failure().unwrap_or_default();
+        self.line([
+            &c.index.to_string(),
+            &c.name,
+            if c.passed() { "ok" } else { "FAIL" },
+            &c.finished.exit_code.to_string(),
+            &c.finished.fuel_consumed.to_string(),
+            &format_duration(c.finished.duration),
+            &detail,
+        ]);
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    fn not_run(&self, c: &NotRun) {
+        self.line([
+            &c.index.to_string(),
+            &c.name,
+            "NOT RUN",
+            "-",
+            "-",
+            "-",
+            &c.reason,
+        ]);
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn print_json(results: &BatchOutput, stopped: Option<String>) {
+    let mut cases: Vec<serde_json::Value> = results
         .cases
         .iter()
         .map(|c| {
             json!({
                 "index": c.index,
                 "name": c.name,
+                "status": if c.passed() { "passed" } else { "failed" },
                 "passed": c.passed(),
+                "detail": c.failure(),
+                "mismatch": c.mismatch().map(|m| json!({
+                    "line": m.line,
+                    "byte": m.byte,
+                    "expected_line": m.expected_line,
+                    "actual_line": m.actual_line,
+                    "expected_bytes": m.expected_bytes,
+                    "actual_bytes": m.actual_bytes,
+                    "diff": m.diff(),
+                })),
                 "outcome": c.finished.outcome.as_str(),
                 "verdict": c.finished.verdict.as_str(),
                 "exit_code": c.finished.exit_code,
@@ -287,10 +507,22 @@ fn print_json(results: &BatchOutput) {
             })
         })
         .collect();
+    cases.extend(results.not_run.iter().map(|c| {
+        json!({
+            "index": c.index,
+            "name": c.name,
+            "status": "not_run",
+            "passed": false,
+            "detail": format!("not run: {}", c.reason),
+        })
+    }));
+    cases.sort_by_key(|c| c["index"].as_u64());
     let failed = results.failed().count();
     super::print_json(&json!({
         "passed": results.cases.len() - failed,
         "failed": failed,
+        "not_run": results.not_run.len(),
+        "stopped": stopped,
         "cases": cases,
     }));
 }

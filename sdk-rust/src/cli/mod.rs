@@ -2,27 +2,21 @@
 
 pub mod account;
 pub mod batch;
+pub mod module;
 pub mod progress;
 pub mod run;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use wasmwiz::{util::is_sha256, Module};
+use wasmwiz::Module;
 
 use crate::{CliResult, Failure};
 
-/// A module argument: an existing file, else a sha256 of a stored module.
+/// A module argument: an existing file (binary or WAT), else a sha256 of a
+/// stored module.
 pub fn module_arg(text: &str) -> CliResult<(Module, Option<PathBuf>)> {
-    let path = Path::new(text);
-    if path.is_file() {
-        return Ok((Module::file(path), Some(path.to_path_buf())));
-    }
-    if is_sha256(text) {
-        return Ok((Module::sha256(text), None));
-    }
-    Err(Failure::usage(format!(
-        "{text}: no such file (and not a 64-hex-digit sha256 of a stored module)"
-    )))
+    let loaded = module::load(text, false)?;
+    Ok((loaded.module, loaded.path))
 }
 
 /// Reads a whole file, or stdin for `-`.

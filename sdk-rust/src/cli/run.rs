@@ -1,30 +1,49 @@
 //! `wasmwiz run`: one execution, output streamed as the guest writes it.
 
-use std::{io::Write, path::PathBuf, time::Duration};
+use std::{
+    io::{IsTerminal, Write},
+    path::PathBuf,
+    time::Duration,
+};
 
 use clap::Args;
 use futures::StreamExt;
 use serde_json::json;
 use wasmwiz::{
-    util::{format_bytes, format_duration, parse_count, parse_duration, parse_size},
+    util::{
+        first_difference, format_bytes, format_duration, parse_count, parse_duration, parse_size,
+    },
     Client, Event, Finished, Limits, Outcome, Started, Verdict,
 };
 
-use super::{module_arg, progress, read_input};
+use super::{module, progress, read_input};
 use crate::{exit, failure, Cli, CliResult, Failure};
 
 /// `wasmwiz run` flags.
 #[derive(Debug, Args)]
 #[command(after_long_help = crate::EXIT_CODES_HELP)]
 pub struct RunArgs {
-    /// A .wasm file, or the sha256 of a module stored before (`wasmwiz upload`).
-    #[arg(value_name = "MODULE.wasm | SHA256")]
-    pub module: String,
-    /// The guest's stdin: a file, or `-` to stream this process's stdin.
-    #[arg(long, value_name = "FILE|-")]
+    /// A .wasm or .wat file, or the sha256 of a module stored before
+    /// (`wasmwiz upload`); then the guest's arguments (argv[1..]). Flags of
+    /// wasmwiz come before the module: everything after it is the guest's.
+    #[arg(
+        value_name = "MODULE ARGS",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub module_and_args: Vec<String>,
+    /// The guest's stdin: a file, or `-` for this process's stdin (streamed).
+    /// Default: this process's stdin when it is a pipe or a file, none when
+    /// it is a terminal.
+    #[arg(long, value_name = "FILE|-", conflicts_with = "no_stdin")]
     pub stdin: Option<String>,
-    /// An argument for the guest (argv[1..]); repeat for more. Arguments
-    /// after `--` are added too.
+    /// Give the guest an empty stdin even when this process's is a pipe.
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// An argument for the guest, placed before those after the module;
+    /// repeat for more.
     #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
     pub args: Vec<String>,
     /// An environment variable for the guest; repeat for more. The guest
@@ -59,12 +78,47 @@ pub struct RunArgs {
     /// streaming the guest's output.
     #[arg(long)]
     pub json: bool,
-    /// Print a summary line (outcome, fuel, time, memory) to stderr.
+    /// Print a summary line (outcome, fuel, time, memory) to stderr, and
+    /// say when WAT text was compiled.
     #[arg(short, long)]
     pub verbose: bool,
-    /// More guest arguments.
-    #[arg(last = true, value_name = "ARGS")]
-    pub rest: Vec<String>,
+}
+
+impl RunArgs {
+    /// The module argument.
+    fn module(&self) -> &str {
+        &self.module_and_args[0]
+    }
+
+    /// argv[1..]: `--arg`s, then everything after the module (a `--` right
+    /// after the module only separates).
+    fn guest_args(&self) -> impl Iterator<Item = &String> {
+        let mut rest = &self.module_and_args[1..];
+        if rest.first().is_some_and(|a| a == "--") {
+            rest = &rest[1..];
+        }
+        self.args.iter().chain(rest)
+    }
+}
+
+/// Where the guest's stdin comes from.
+enum StdinSource {
+    Empty,
+    Process,
+    File(PathBuf),
+}
+
+impl StdinSource {
+    /// `--stdin`, `--no-stdin`, else this process's stdin unless it is a
+    /// terminal (a guest must not sit waiting for someone to type).
+    fn of(args: &RunArgs) -> Self {
+        match args.stdin.as_deref() {
+            Some("-") => StdinSource::Process,
+            Some(file) => StdinSource::File(PathBuf::from(file)),
+            None if args.no_stdin || std::io::stdin().is_terminal() => StdinSource::Empty,
+            None => StdinSource::Process,
+        }
+    }
 }
 
 fn parse_env(text: &str) -> Result<(String, String), String> {
@@ -122,43 +176,11 @@ fn describe(finished: &Finished) -> String {
     )
 }
 
-/// Where stdout first differs from the expected bytes, for a wrong answer.
-fn first_difference(expected: &[u8], got: &[u8]) -> String {
-    let at = expected
-        .iter()
-        .zip(got)
-        .position(|(a, b)| a != b)
-        .unwrap_or(expected.len().min(got.len()));
-    let line = expected[..at].iter().filter(|b| **b == b'\n').count() + 1;
-    let line_of = |bytes: &[u8]| -> String {
-        let start = bytes[..at.min(bytes.len())]
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map_or(0, |p| p + 1);
-        let end = bytes[start..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(bytes.len(), |p| start + p);
-        let text = String::from_utf8_lossy(&bytes[start..end.min(start + 200)]);
-        if start >= bytes.len() {
-            "<end of output>".to_string()
-        } else {
-            format!("{text:?}")
-        }
-    };
-    format!(
-        "first difference at byte {at} (line {line}): expected {}, got {}",
-        line_of(expected),
-        line_of(got)
-    )
-}
-
 /// Runs the module; exits with the guest's code or an outcome's code.
 pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
-    let (module, path) = module_arg(&args.module)?;
-    let label = path
-        .as_ref()
-        .map_or_else(|| args.module.clone(), |p| p.display().to_string());
+    let loaded = module::load(args.module(), args.verbose && !cli.quiet)?;
+    module::check_size(cli, client, &loaded).await?;
+    let label = loaded.label.clone();
     let expected = match &args.expect_stdout {
         Some(file) => Some(read_input(&file.display().to_string())?),
         None => None,
@@ -169,8 +191,8 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
     limits.timeout = args.timeout;
     limits.max_output_bytes = args.max_output;
     let mut run = client
-        .run(module)
-        .args(args.args.iter().chain(&args.rest).cloned())
+        .run(loaded.module)
+        .args(args.guest_args().cloned())
         .env(args.env.iter().cloned())
         .limits(limits)
         .keep_module(args.keep)
@@ -184,10 +206,15 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
     if let Some(expected) = &expected {
         run = run.expect_stdout(expected.clone());
     }
-    match args.stdin.as_deref() {
-        None => {}
-        Some("-") => run = run.stdin_reader(tokio::io::stdin()),
-        Some(file) => run = run.stdin(read_input(file)?),
+    match StdinSource::of(args) {
+        StdinSource::Empty => {}
+        StdinSource::Process => run = run.stdin_reader(tokio::io::stdin()),
+        StdinSource::File(path) => {
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+            run = run.stdin_reader(file);
+        }
     }
 
     if args.json {
@@ -243,7 +270,9 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
         eprintln!("wasmwiz: {}", describe(&finished));
         if code == exit::WRONG_ANSWER {
             if let (Some(expected), Some(got)) = (&expected, &captured) {
-                eprintln!("wasmwiz: {}", first_difference(expected, got));
+                if let Some(mismatch) = first_difference(expected, got) {
+                    eprintln!("wasmwiz: {mismatch}");
+                }
             }
         }
     }
@@ -296,21 +325,5 @@ mod tests {
         assert_eq!(code(Outcome::MemoryLimit, -1, Verdict::None), 104);
         assert_eq!(code(Outcome::OutputLimit, -1, Verdict::None), 105);
         assert_eq!(code(Outcome::Cancelled, -1, Verdict::None), 106);
-    }
-
-    #[test]
-    fn first_differences() {
-        assert_eq!(
-            first_difference(b"a\nb\nc\n", b"a\nx\nc\n"),
-            "first difference at byte 2 (line 2): expected \"b\", got \"x\""
-        );
-        assert_eq!(
-            first_difference(b"a\nb\n", b"a\n"),
-            "first difference at byte 2 (line 2): expected \"b\", got <end of output>"
-        );
-        assert_eq!(
-            first_difference(b"", b"extra"),
-            "first difference at byte 0 (line 1): expected <end of output>, got \"extra\""
-        );
     }
 }
