@@ -12,8 +12,11 @@ CASES.json is a list of cases, each with a ``name`` and any of ``stdin``,
 
 All cases run in one ``RunBatch`` call (the module is compiled once). Prints
 one line per case and a summary; ``--junit`` also writes a JUnit XML report
-that CI systems display. Exits 0 when every case passed, 1 when one failed,
-2 when the request itself failed. The server comes from ``WASMWIZ_URL``
+that CI systems display, always: when the request itself fails, every case
+is reported as an error that did not run. Exit codes are the ``wasmwiz``
+CLI's: 0 every case passed, 107 a case failed, 108 authentication, 109 rate
+limited, 110 an invalid request or usage, 111 connection, 112 anything else.
+The server comes from ``WASMWIZ_URL``
 (default ``http://127.0.0.1:8080``) and the key from ``WASMWIZ_API_KEY``;
 rate limits are waited out (``retry=True``).
 """
@@ -45,32 +48,91 @@ def load_cases(path: Path) -> list[wasmwiz.BatchCase]:
     ]
 
 
-def describe(case: wasmwiz.CaseResult) -> str:
+# The `wasmwiz` CLI's exit codes (sdk-rust/README.md), so CI scripts read both alike.
+EXIT_FAILED = 107
+EXIT_AUTH = 108
+EXIT_RATE_LIMITED = 109
+EXIT_USAGE = 110
+EXIT_CONNECTION = 111
+EXIT_OTHER = 112
+
+
+def exit_code_of(err: wasmwiz.WasmWizError) -> int:
+    """The CLI's exit code for a request that failed."""
+    if isinstance(err, (wasmwiz.Unauthenticated, wasmwiz.PermissionDenied)):
+        return EXIT_AUTH
+    if isinstance(err, wasmwiz.RateLimited):
+        return EXIT_RATE_LIMITED
+    if isinstance(err, (wasmwiz.InvalidArgument, wasmwiz.NotFound)):
+        return EXIT_USAGE
+    if isinstance(err, wasmwiz.Unavailable):
+        return EXIT_CONNECTION
+    return EXIT_OTHER
+
+
+def first_difference(expected: bytes, actual: bytes) -> str:
+    """The first line where `actual` differs from `expected`, with both sizes."""
+    want, got = expected.splitlines(keepends=True), actual.splitlines(keepends=True)
+    for number in range(max(len(want), len(got))):
+        line_want = want[number] if number < len(want) else b""
+        line_got = got[number] if number < len(got) else b""
+        if line_want != line_got:
+            return (
+                f"line {number + 1} differs: expected {line_want[:200]!r}, got {line_got[:200]!r} "
+                f"(expected {len(expected)} bytes, got {len(actual)} bytes)"
+            )
+    return f"expected {len(expected)} bytes, got {len(actual)} bytes"
+
+
+def describe(case: wasmwiz.CaseResult, expected: bytes | None) -> str:
     """Why a case failed, in one line."""
     if case.outcome is not wasmwiz.Outcome.SUCCESS:
         why = case.trap_kind or case.message or f"exit code {case.exit_code}"
         return f"{case.outcome.name}: {why}"
-    return f"wrong answer: got {case.stdout[:200]!r}"
+    return "wrong answer: " + first_difference(expected or b"", case.stdout)
 
 
-def write_junit(path: Path, suite: str, batch: wasmwiz.BatchResult) -> None:
-    """Write a JUnit XML report of the batch."""
+def expected_bytes(case: wasmwiz.BatchCase) -> bytes | None:
+    """A case's expected stdout as bytes."""
+    value = case.expected_stdout
+    return value.encode() if isinstance(value, str) else value
+
+
+def write_junit(
+    path: Path,
+    suite: str,
+    cases: list[wasmwiz.BatchCase],
+    batch: wasmwiz.BatchResult | None,
+    error: str | None = None,
+) -> None:
+    """Write a JUnit XML report: every case, those that did not run as errors."""
+    results = list(batch) if batch is not None else []
     root = ET.Element(
         "testsuite",
         name=suite,
-        tests=str(len(batch)),
-        failures=str(len(batch.failed)),
-        time=f"{sum(case.duration for case in batch):.6f}",
+        tests=str(len(cases)),
+        failures=str(sum(not case.ok for case in results)),
+        errors=str(len(cases) - len(results)),
+        time=f"{sum(case.duration for case in results):.6f}",
     )
-    for case in batch:
+    for index, case in enumerate(cases):
+        if index >= len(results):
+            element = ET.SubElement(root, "testcase", classname=suite, name=case.name)
+            ET.SubElement(
+                element, "error", type="NOT_RUN", message=f"not run: {error or 'no result'}"
+            )
+            continue
+        result = results[index]
         element = ET.SubElement(
-            root, "testcase", classname=suite, name=case.name, time=f"{case.duration:.6f}"
+            root, "testcase", classname=suite, name=result.name, time=f"{result.duration:.6f}"
         )
-        if not case.ok:
-            failure = ET.SubElement(element, "failure", message=describe(case))
-            failure.text = case.stdout.decode(errors="replace")
-        if case.stderr:
-            ET.SubElement(element, "system-err").text = case.stderr.decode(errors="replace")
+        if not result.ok:
+            failure = ET.SubElement(
+                element, "failure", message=describe(result, expected_bytes(case))
+            )
+            failure.text = result.stdout.decode(errors="replace")
+        if result.stderr:
+            ET.SubElement(element, "system-err").text = result.stderr.decode(errors="replace")
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
 
@@ -85,6 +147,7 @@ def main(argv: list[str]) -> int:
     options = parser.parse_args(argv[1:])
 
     cases = load_cases(options.cases)
+    suite = Path(options.module).stem
     url = os.environ.get("WASMWIZ_URL", "http://127.0.0.1:8080")
     try:
         with wasmwiz.Client(url, timeout=600, retry=True) as client:
@@ -95,16 +158,21 @@ def main(argv: list[str]) -> int:
             )
     except wasmwiz.WasmWizError as err:
         print(f"request failed: {err}", file=sys.stderr)
-        return 2
+        if options.junit:
+            write_junit(options.junit, suite, cases, None, error=str(err))
+        return exit_code_of(err)
 
-    for case in batch:
-        status = "PASS" if case.ok else "FAIL"
-        line = f"{status}  {case.name}  ({case.duration * 1000:.1f} ms, fuel {case.fuel_consumed})"
-        print(line if case.ok else f"{line}\n      {describe(case)}")
+    for case, result in zip(cases, batch):
+        status = "PASS" if result.ok else "FAIL"
+        line = (
+            f"{status}  {result.name}  ({result.duration * 1000:.1f} ms, "
+            f"fuel {result.fuel_consumed})"
+        )
+        print(line if result.ok else f"{line}\n      {describe(result, expected_bytes(case))}")
     print(f"{len(batch.passed)}/{len(batch)} cases passed")
     if options.junit:
-        write_junit(options.junit, Path(options.module).stem, batch)
-    return 0 if batch.ok else 1
+        write_junit(options.junit, suite, cases, batch)
+    return 0 if batch.ok else EXIT_FAILED
 
 
 if __name__ == "__main__":

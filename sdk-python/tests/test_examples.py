@@ -135,9 +135,37 @@ def test_example_ci_batch(server: Server, tmp_path: Path) -> None:
         )
     )
     bad = _run(server, str(EXAMPLES / "ci_batch.py"), str(GUESTS / "fib.wasm"), str(failing))
-    assert bad.returncode == 1
+    assert bad.returncode == 107  # the CLI's code for failed cases
     assert "FAIL  wrong" in bad.stdout
     assert "1/2 cases passed" in bad.stdout
+
+
+def test_example_ci_batch_shows_the_first_differing_line(server: Server, tmp_path: Path) -> None:
+    cases = tmp_path / "cases.json"
+    cases.write_text(json.dumps([{"name": "wrong", "stdin": "3\n", "expected_stdout": "3\n"}]))
+    out = _run(server, str(EXAMPLES / "ci_batch.py"), str(GUESTS / "fib.wasm"), str(cases))
+    assert "wrong answer: line 1 differs: expected b'3\\n', got b'2\\n'" in out.stdout, out.stdout
+
+
+def test_example_ci_batch_writes_junit_when_the_request_fails(
+    server: Server, tmp_path: Path
+) -> None:
+    cases = tmp_path / "cases.json"
+    cases.write_text(json.dumps([{"name": "a", "stdin": "2\n"}, {"name": "b", "stdin": "3\n"}]))
+    report = tmp_path / "report.xml"
+    out = _run(
+        server,
+        str(EXAMPLES / "ci_batch.py"),
+        "0" * 64,  # a module sha256 nobody stored
+        str(cases),
+        "--junit",
+        str(report),
+    )
+    assert out.returncode == 110, out.stdout + out.stderr  # the CLI's code for a bad request
+    suite = ET.parse(report).getroot()
+    assert suite.get("tests") == "2"
+    assert suite.get("errors") == "2"
+    assert [e.get("type") for e in suite.iter("error")] == ["NOT_RUN", "NOT_RUN"]
 
 
 def test_example_concurrent_runs(server: Server) -> None:
