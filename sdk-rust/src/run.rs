@@ -377,10 +377,10 @@ impl Stream for RunStream {
                         Poll::Ready(Some(Ok(Event::Started(s.into()))))
                     }
                     Some(execute_event::Event::Stdout(b)) => {
-                        Poll::Ready(Some(Ok(Event::Stdout(Bytes::from(b)))))
+                        Poll::Ready(Some(Ok(Event::Stdout(b))))
                     }
                     Some(execute_event::Event::Stderr(b)) => {
-                        Poll::Ready(Some(Ok(Event::Stderr(Bytes::from(b)))))
+                        Poll::Ready(Some(Ok(Event::Stderr(b))))
                     }
                     Some(execute_event::Event::Finished(f)) => {
                         self.done = true;

@@ -311,6 +311,27 @@ async fn run_refuses_a_module_over_the_tier_limit_before_uploading() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn upload_refuses_a_module_over_the_tier_limit_before_uploading() {
+    let (server, key) = small_module_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.wasm");
+    std::fs::write(&path, padded_hello(3 << 20, 7)).unwrap();
+    let out = cli(
+        &server.url,
+        Some(&key),
+        &["upload", path.to_str().unwrap()],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 110, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("big.wasm is 3.0 MiB; the free tier's limit is 2 MiB"),
+        "{out:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn batch_refuses_a_module_over_the_tier_limit_before_uploading() {
     let (server, key) = small_module_server().await;
     let dir = tempfile::tempdir().unwrap();

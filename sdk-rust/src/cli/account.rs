@@ -9,7 +9,7 @@ use wasmwiz::{
     ApiKeyInfo, Client, ModuleInfo, NewApiKey, NewKey, Usage,
 };
 
-use super::{module_arg, print_json, progress, proto_time, rfc3339, table};
+use super::{print_json, progress, proto_time, rfc3339, table};
 use crate::{failure, Cli, CliResult, Failure};
 
 /// `--json` alone.
@@ -136,12 +136,13 @@ fn module_json(m: &ModuleInfo) -> serde_json::Value {
 
 /// `wasmwiz upload`: prints the sha256 (stdout) and what happened (stderr).
 pub async fn upload(cli: &Cli, client: &Client, args: &UploadArgs) -> CliResult {
-    let (module, path) = module_arg(&args.module)?;
-    if path.is_none() {
+    let loaded = super::module::load(&args.module, false)?;
+    if loaded.path.is_none() {
         return Err(Failure::usage(format!("{}: no such file", args.module)));
     }
+    super::module::check_size(cli, client, &loaded).await?;
     let info = client
-        .upload(module)
+        .upload(loaded.module)
         .force(args.force)
         .on_progress(progress::reporter(args.module.clone(), cli.quiet))
         .await

@@ -6,18 +6,7 @@ pub mod module;
 pub mod progress;
 pub mod run;
 
-use std::path::PathBuf;
-
-use wasmwiz::Module;
-
 use crate::{CliResult, Failure};
-
-/// A module argument: an existing file (binary or WAT), else a sha256 of a
-/// stored module.
-pub fn module_arg(text: &str) -> CliResult<(Module, Option<PathBuf>)> {
-    let loaded = module::load(text, false)?;
-    Ok((loaded.module, loaded.path))
-}
 
 /// Reads a whole file, or stdin for `-`.
 pub fn read_input(text: &str) -> CliResult<Vec<u8>> {
