@@ -182,19 +182,21 @@ impl ExecutionApi {
     }
 
     /// Server admission, the durable usage row, then the execution itself.
+    /// The allowance is confirmed (charged) once the admission row commits;
+    /// every earlier return drops it unconfirmed, which gives it back.
     async fn start(&self, launch: Launch) -> Result<Started, ApiError> {
         let state = self.state.clone();
         if state.is_draining() {
-            launch.allowance.refund();
             return Err(ApiError::Draining);
         }
-        let permit = match state.sandbox.admit(launch.limits.memory_bytes).await {
-            Ok(permit) => permit,
-            Err(busy) => {
-                launch.allowance.refund();
-                return Err(busy.into());
-            }
-        };
+        let permit = state
+            .sandbox
+            .admit(
+                &launch.caller.user_id,
+                &launch.resolved.module,
+                launch.limits.memory_bytes,
+            )
+            .await?;
         let execution_id = uuid::Uuid::now_v7().to_string();
         let module = launch.resolved.module.clone();
         // The admission row is queued now and committed while the guest
@@ -227,29 +229,42 @@ impl ExecutionApi {
         let (out_tx, out_rx) = mpsc::channel(16);
         let (report_tx, report_rx) = oneshot::channel();
         let tier_name = launch.caller.tier.clone();
-        let allowance = launch.allowance;
+        let mut allowance = launch.allowance;
         let refused = launch.stdin.refused;
         let span = tracing::Span::current();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let _held = (permit, allowance);
+                let _permit = permit;
                 state.metrics.running.inc();
                 let cancel = state.hard_stop.child_token();
+                // Charged once on record; a run whose admission row cannot
+                // be written is stopped and costs the caller nothing.
+                let on_record = async {
+                    let committed = begun.clone().wait().await;
+                    match &committed {
+                        Ok(()) => allowance.confirm(),
+                        Err(_) => cancel.cancel(),
+                    }
+                    committed
+                };
                 let execution = state.sandbox.execute(job, out_tx, cancel.clone());
-                let (report, refusal) = match refused {
-                    None => (execution.await, None),
-                    Some(mut refused) => {
-                        tokio::pin!(execution);
-                        tokio::select! {
-                            biased;
-                            Ok(error) = &mut refused => {
-                                cancel.cancel();
-                                (execution.await, Some(error))
+                let run = async {
+                    match refused {
+                        None => (execution.await, None),
+                        Some(mut refused) => {
+                            tokio::pin!(execution);
+                            tokio::select! {
+                                biased;
+                                Ok(error) = &mut refused => {
+                                    cancel.cancel();
+                                    (execution.await, Some(error))
+                                }
+                                report = &mut execution => (report, refused.try_recv().ok()),
                             }
-                            report = &mut execution => (report, refused.try_recv().ok()),
                         }
                     }
                 };
+                let ((report, refusal), on_record) = tokio::join!(run, on_record);
                 state.metrics.running.dec();
                 state
                     .metrics
@@ -272,12 +287,9 @@ impl ExecutionApi {
                     ..row
                 };
                 // Queued behind the admission row, often in the same commit.
-                let recorded = match state.usage.enqueue(finish).await {
-                    Ok(finished) => match begun.wait().await {
-                        Ok(()) => finished.wait().await,
-                        Err(error) => Err(error),
-                    },
-                    Err(error) => Err(error),
+                let recorded = match (on_record, state.usage.enqueue(finish).await) {
+                    (Ok(()), Ok(finished)) => finished.wait().await,
+                    (Err(error), _) | (_, Err(error)) => Err(error),
                 };
                 let answer = match (recorded, refusal) {
                     (Err(error), _) => Err(ApiError::from(error)),
@@ -382,8 +394,8 @@ impl ExecutionApi {
     }
 
     /// The module to run (compiled or cached). Runs after the rate limit,
-    /// so a refused caller costs no compilation; a module that fails gives
-    /// the day's count back.
+    /// so a refused caller costs no compilation; a module that is not found
+    /// or invalid drops the allowance, which gives it back.
     async fn resolve_allowed(
         &self,
         caller: &Caller,
@@ -397,14 +409,8 @@ impl ExecutionApi {
                 self.state.module_from_bytes(caller, bytes, keep).await
             }
             Source::Sha256(sha) => self.state.module_by_sha(caller, &sha).await,
-        };
-        match resolved {
-            Ok(resolved) => Ok((resolved, allowance)),
-            Err(error) => {
-                allowance.refund();
-                Err(error.into())
-            }
-        }
+        }?;
+        Ok((resolved, allowance))
     }
 }
 
@@ -489,13 +495,8 @@ impl ExecutionService for ExecutionApi {
             check_size("module_size", size, tier.max_module_bytes)?;
         }
         let allowance = self.allow(&caller, &tier, false).await?;
-        let source = match receive_source(start.source, &mut incoming).await {
-            Ok(source) => source,
-            Err(error) => {
-                allowance.refund();
-                return Err(error);
-            }
-        };
+        // An incomplete module drops (and so gives back) the allowance.
+        let source = receive_source(start.source, &mut incoming).await?;
         let (resolved, allowance) = self
             .resolve_allowed(&caller, source, start.keep_module, allowance)
             .await?;

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use wasmi::{ExternType, Module};
 
+/// Bytes per WebAssembly page.
+const WASM_PAGE_BYTES: u64 = 64 * 1024;
+
 /// WASI preview1, the only import namespace a guest may use.
 pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
 
@@ -33,6 +36,10 @@ pub struct CompiledModule {
     pub module: Module,
     pub imports: Vec<ImportDesc>,
     pub exports: Vec<ExportDesc>,
+    /// The most linear memory the module can ever have: its exported
+    /// memory's declared maximum (`None` when it declares none, or its
+    /// memory is not exported). Admission charges no more than this.
+    pub max_memory_bytes: Option<u64>,
 }
 
 /// One import, for `ModuleInfo.imports`.
@@ -124,12 +131,21 @@ pub fn compile(
             )))
         }
     }
+    // A guest has at most one memory (the run's limiter refuses more), so
+    // an exported memory's maximum bounds everything it can allocate.
+    let max_memory_bytes = module.exports().find_map(|e| match e.ty() {
+        ExternType::Memory(memory) => memory
+            .maximum()
+            .map(|pages| pages.saturating_mul(WASM_PAGE_BYTES)),
+        _ => None,
+    });
     Ok(CompiledModule {
         sha256: sha256_hex(bytes),
         size: bytes.len() as u64,
         module,
         imports,
         exports,
+        max_memory_bytes,
     })
 }
 

@@ -31,7 +31,7 @@ use std::{sync::Arc, time::Duration};
 use wasmi::{CompilationMode, Config, CustomFuelCosts, Engine, ExternType, Linker};
 
 pub use self::{
-    admission::{Admission, Busy, Permit},
+    admission::{Admission, AdmissionLimits, Busy, Permit},
     compile::{sha256_hex, CompiledModule, ModuleCache, ModuleError},
     driver::{Job, StdinSource},
     io::{OutputChunk, Stream},
@@ -54,6 +54,10 @@ pub struct SandboxConfig {
     pub max_queue: usize,
     /// How long one may wait for admission.
     pub max_queue_wait: Duration,
+    /// Percent of `memory_budget_bytes` one tenant may hold at once.
+    pub tenant_memory_share_percent: u32,
+    /// Percent of `max_running` (and of `max_queue`) one tenant may hold.
+    pub tenant_running_share_percent: u32,
     /// Fuel of the first slice, run inline on the async thread (short, so
     /// tiny programs finish without a thread hop).
     pub inline_slice_fuel: u64,
@@ -71,6 +75,8 @@ impl Default for SandboxConfig {
             memory_budget_bytes: 8 * 1024 * 1024 * 1024,
             max_queue: 256,
             max_queue_wait: Duration::from_secs(10),
+            tenant_memory_share_percent: 25,
+            tenant_running_share_percent: 25,
             inline_slice_fuel: 1_000_000,
             slice_fuel: 20_000_000,
         }
@@ -109,12 +115,14 @@ impl Sandbox {
         Ok(Self {
             cache: ModuleCache::new(config.module_cache_bytes),
             pool: WorkerPool::new(config.workers),
-            admission: Admission::new(
-                config.max_running,
-                config.memory_budget_bytes,
-                config.max_queue,
-                config.max_queue_wait,
-            ),
+            admission: Admission::new(AdmissionLimits {
+                max_running: config.max_running,
+                memory_budget_bytes: config.memory_budget_bytes,
+                max_queue: config.max_queue,
+                max_wait: config.max_queue_wait,
+                tenant_memory_share_percent: config.tenant_memory_share_percent,
+                tenant_running_share_percent: config.tenant_running_share_percent,
+            }),
             linker: Arc::new(linker),
             engine,
             config,
@@ -177,9 +185,20 @@ impl Sandbox {
         self.cache.usage()
     }
 
-    /// Waits (boundedly) for an execution slot and memory budget.
-    pub async fn admit(&self, memory_bytes: u64) -> Result<Permit, Busy> {
-        self.admission.admit(memory_bytes).await
+    /// Waits (boundedly) for an execution slot and memory for `tenant`'s
+    /// run of `module` under `memory_limit`. The charge is what the guest
+    /// can actually use: the limit, or the module's declared maximum memory
+    /// when that is smaller.
+    pub async fn admit(
+        &self,
+        tenant: &str,
+        module: &CompiledModule,
+        memory_limit: u64,
+    ) -> Result<Permit, Busy> {
+        let usable = module
+            .max_memory_bytes
+            .map_or(memory_limit, |max| max.min(memory_limit));
+        self.admission.admit(tenant, usable).await
     }
 
     /// Executions waiting for admission.
