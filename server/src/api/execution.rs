@@ -22,7 +22,7 @@ use crate::{
     config::Tier,
     engine::{Job, Outcome, OutputChunk, Report, StdinSource, Stream as OutStream},
     limits::{utc_day, Allowance, RateHeaders},
-    store::{now_ms, Committed, UsageRow},
+    store::{now_ms, UsageRow},
 };
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<v1::ExecuteEvent, Status>> + Send>>;
@@ -83,8 +83,9 @@ impl ClientStdin {
 /// A running execution: its id, output and (durably recorded) report.
 struct Started {
     execution_id: String,
-    /// The admission row's commit: `started` is sent only after it.
-    admitted: Committed,
+    /// The admission row's commit (and with it the charge confirmed, or
+    /// given back when it failed): `started` is sent only after it.
+    admitted: oneshot::Receiver<Result<(), String>>,
     output: mpsc::Receiver<OutputChunk>,
     report: oneshot::Receiver<Result<Report, ApiError>>,
 }
@@ -213,7 +214,7 @@ impl ExecutionApi {
             end: None,
         };
         let begun = state.usage.enqueue(row.clone()).await?;
-        let admitted = begun.clone();
+        let (admitted_tx, admitted) = oneshot::channel();
         let job = Job {
             module,
             program_name: launch.cmd.program_name,
@@ -240,11 +241,19 @@ impl ExecutionApi {
                 // Charged once on record; a run whose admission row cannot
                 // be written is stopped and costs the caller nothing.
                 let on_record = async {
-                    let committed = begun.clone().wait().await;
+                    let committed = begun.wait().await;
                     match &committed {
-                        Ok(()) => allowance.confirm(),
-                        Err(_) => cancel.cancel(),
+                        Ok(()) => {
+                            allowance.confirm();
+                            state.mark_seen(&row.user_id, &row.module_sha256);
+                        }
+                        Err(_) => {
+                            allowance.give_back();
+                            cancel.cancel();
+                        }
                     }
+                    let _ = admitted_tx
+                        .send(committed.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
                     committed
                 };
                 let execution = state.sandbox.execute(job, out_tx, cancel.clone());
@@ -296,6 +305,10 @@ impl ExecutionApi {
                     (Ok(()), Some(refusal)) => Err(refusal),
                     (Ok(()), None) => Ok(report),
                 };
+                // A client that saw `finished` may start its next run at
+                // once: its slots are free by then.
+                drop(_permit);
+                drop(allowance);
                 let _ = report_tx.send(answer);
             },
             span,
@@ -366,7 +379,7 @@ impl ExecutionApi {
         expected: Option<Bytes>,
     ) -> Result<Response<EventStream>, Status> {
         let headers = allowance.headers;
-        let started = self
+        let mut started = self
             .start(Launch {
                 caller,
                 resolved: resolved.clone(),
@@ -381,12 +394,13 @@ impl ExecutionApi {
         // row: an execution a client saw begin is on record even if the
         // server dies. A fast run's final row usually shares that commit, so
         // headers, events and trailers then leave in one write.
-        started
-            .admitted
-            .clone()
-            .wait()
-            .await
-            .map_err(|error| Status::from(ApiError::from(error)))?;
+        let admitted = match (&mut started.admitted).await {
+            Ok(admitted) => admitted,
+            Err(_) => Err("the execution ended before its admission was recorded".into()),
+        };
+        if let Err(error) = admitted {
+            return Err(ApiError::Internal(anyhow::anyhow!(error)).into());
+        }
         Ok(with_headers(
             Self::event_stream(&resolved, limits, started, expected),
             headers,

@@ -132,6 +132,12 @@ impl Allowance {
     pub fn confirm(&mut self) {
         self.charge.confirm();
     }
+
+    /// The execution will not be on record after all: give the charge back
+    /// now (the concurrency slot stays held until the run has stopped).
+    pub fn give_back(&mut self) {
+        drop(std::mem::take(&mut self.charge));
+    }
 }
 
 /// The limiter state of one server.
