@@ -71,9 +71,9 @@ pub struct SandboxSettings {
     /// Percent of `memory_budget_mib` one user may hold at once. Default 25
     /// (2 GiB of the default 8 GiB: the largest default tier's 1 GiB fits).
     pub tenant_memory_share_percent: u32,
-    /// Percent of `max_running` (and of `max_queue`) one user may hold at
-    /// once. Default 25 (16 of 64). A tier's `max_concurrent` above this
-    /// share waits in the queue for the rest.
+    /// Percent of `max_running` one user may hold at once. Default 25 (16
+    /// of 64). A tier's `max_concurrent` above this share waits in the
+    /// queue for the rest.
     pub tenant_running_share_percent: u32,
     /// Compiled-module cache size, MiB of module bytes. Default 512.
     pub module_cache_mib: u64,

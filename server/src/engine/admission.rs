@@ -52,8 +52,7 @@ pub struct AdmissionLimits {
     pub max_wait: Duration,
     /// Percent of the memory budget one tenant may hold (1–100).
     pub tenant_memory_share_percent: u32,
-    /// Percent of the running slots (and of the queue) one tenant may hold
-    /// (1–100).
+    /// Percent of the running slots one tenant may hold (1–100).
     pub tenant_running_share_percent: u32,
 }
 
@@ -62,7 +61,6 @@ pub struct AdmissionLimits {
 struct Ledger {
     running: usize,
     memory_mib: u64,
-    queued_by: HashMap<String, usize>,
     held_by: HashMap<String, Held>,
 }
 
@@ -92,7 +90,6 @@ struct Shared {
     max_wait: Duration,
     tenant_running: usize,
     tenant_memory_mib: u64,
-    tenant_queue: usize,
 }
 
 /// Shared admission state.
@@ -125,21 +122,11 @@ impl Drop for Permit {
 
 /// A place in the queue, given back however the wait ends (also when the
 /// caller goes away mid-wait).
-struct Queued<'a> {
-    shared: &'a Shared,
-    tenant: &'a str,
-}
+struct Queued<'a>(&'a Shared);
 
 impl Drop for Queued<'_> {
     fn drop(&mut self) {
-        self.shared.queued.fetch_sub(1, Ordering::SeqCst);
-        let mut ledger = self.shared.ledger.lock();
-        if let Some(n) = ledger.queued_by.get_mut(self.tenant) {
-            *n -= 1;
-            if *n == 0 {
-                ledger.queued_by.remove(self.tenant);
-            }
-        }
+        self.0.queued.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -151,7 +138,6 @@ impl Admission {
     pub fn new(limits: AdmissionLimits) -> Self {
         let max_running = limits.max_running.max(1);
         let memory_total_mib = (limits.memory_budget_bytes / MIB).max(1);
-        let running_percent = limits.tenant_running_share_percent;
         Self(Arc::new(Shared {
             ledger: Mutex::new(Ledger::default()),
             freed: Notify::new(),
@@ -160,9 +146,9 @@ impl Admission {
             memory_total_mib,
             max_queue: limits.max_queue,
             max_wait: limits.max_wait,
-            tenant_running: share_of(max_running as u64, running_percent) as usize,
+            tenant_running: share_of(max_running as u64, limits.tenant_running_share_percent)
+                as usize,
             tenant_memory_mib: share_of(memory_total_mib, limits.tenant_memory_share_percent),
-            tenant_queue: share_of(limits.max_queue as u64, running_percent) as usize,
         }))
     }
 
@@ -211,7 +197,9 @@ impl Admission {
         })
     }
 
-    fn enqueue<'a>(&'a self, tenant: &'a str) -> Result<Queued<'a>, Busy> {
+    /// A place in the queue. The queue is bounded server-wide; how much of
+    /// it one user can take is bounded by its tier's `max_concurrent`.
+    fn enqueue(&self) -> Result<Queued<'_>, Busy> {
         let shared = &self.0;
         if shared.queued.fetch_add(1, Ordering::SeqCst) >= shared.max_queue {
             shared.queued.fetch_sub(1, Ordering::SeqCst);
@@ -219,20 +207,7 @@ impl Admission {
                 reason: format!("{} executions are already queued", shared.max_queue),
             });
         }
-        let queued = Queued { shared, tenant };
-        let mut ledger = shared.ledger.lock();
-        let mine = ledger.queued_by.entry(tenant.to_string()).or_default();
-        *mine += 1;
-        if *mine > shared.tenant_queue {
-            drop(ledger);
-            return Err(Busy {
-                reason: format!(
-                    "your account already has {} executions queued, its share of the queue",
-                    shared.tenant_queue
-                ),
-            });
-        }
-        Ok(queued)
+        Ok(Queued(shared))
     }
 
     fn refusal(&self, blocked: Blocked) -> Busy {
@@ -262,7 +237,7 @@ impl Admission {
         if let Ok(permit) = self.try_admit(tenant, memory_mib) {
             return Ok(permit);
         }
-        let _queued = self.enqueue(tenant)?;
+        let _queued = self.enqueue()?;
         let deadline = tokio::time::Instant::now() + self.0.max_wait;
         loop {
             // Registered before the check, so a release in between wakes us.

@@ -56,7 +56,7 @@ pub struct SandboxConfig {
     pub max_queue_wait: Duration,
     /// Percent of `memory_budget_bytes` one tenant may hold at once.
     pub tenant_memory_share_percent: u32,
-    /// Percent of `max_running` (and of `max_queue`) one tenant may hold.
+    /// Percent of `max_running` one tenant may hold at once.
     pub tenant_running_share_percent: u32,
     /// Fuel of the first slice, run inline on the async thread (short, so
     /// tiny programs finish without a thread hop).
