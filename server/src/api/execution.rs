@@ -235,7 +235,6 @@ impl ExecutionApi {
         let span = tracing::Span::current();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let _permit = permit;
                 state.metrics.running.inc();
                 let cancel = state.hard_stop.child_token();
                 // Charged once on record; a run whose admission row cannot
@@ -307,7 +306,7 @@ impl ExecutionApi {
                 };
                 // A client that saw `finished` may start its next run at
                 // once: its slots are free by then.
-                drop(_permit);
+                drop(permit);
                 drop(allowance);
                 let _ = report_tx.send(answer);
             },

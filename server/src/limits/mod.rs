@@ -521,3 +521,100 @@ impl Limits {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tier(per_minute: u64, per_day: u64, max_concurrent: u32) -> Tier {
+        Tier {
+            per_minute,
+            per_day,
+            max_module_bytes: 1 << 20,
+            max_stdin_bytes: 1 << 20,
+            max_memory_bytes: 1 << 20,
+            max_fuel: 1_000,
+            max_timeout_ms: 1_000,
+            max_output_bytes: 1 << 20,
+            max_concurrent,
+            unmetered: false,
+        }
+    }
+
+    /// In-process limits over a fresh SQLite store, with one tier `t`.
+    async fn limits(t: &Tier) -> (Limits, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&crate::store::sqlite_url(dir.path()))
+            .await
+            .unwrap();
+        let metrics = LimitMetrics {
+            fallback_active: IntGauge::new("fallback_active", "test").unwrap(),
+            fallback_decisions: IntCounter::new("fallback_decisions", "test").unwrap(),
+        };
+        let tiers = BTreeMap::from([("t".to_string(), t.clone())]);
+        (Limits::new(store, &tiers, None, metrics).unwrap(), dir)
+    }
+
+    async fn admit(limits: &Limits, t: &Tier) -> Result<Allowance, LimitError> {
+        limits.admit("u", "t", t, false).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_concurrency_refusal_gives_the_minute_and_the_day_back() {
+        let t = tier(3, 100, 1);
+        let (limits, _dir) = limits(&t).await;
+        let mut running = admit(&limits, &t).await.unwrap();
+        running.confirm();
+        for _ in 0..5 {
+            assert!(matches!(
+                admit(&limits, &t).await.err(),
+                Some(LimitError::Concurrency { .. })
+            ));
+        }
+        assert_eq!(limits.remaining_today("u", &t).await.unwrap(), 99);
+        drop(running);
+        let next = admit(&limits, &t)
+            .await
+            .expect("the minute was not used up");
+        assert_eq!(
+            next.headers.unwrap().remaining,
+            1,
+            "two of three cells used"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unconfirmed_allowance_costs_nothing() {
+        let t = tier(2, 100, 4);
+        let (limits, _dir) = limits(&t).await;
+        for _ in 0..5 {
+            drop(admit(&limits, &t).await.unwrap());
+        }
+        assert_eq!(limits.remaining_today("u", &t).await.unwrap(), 100);
+        let mut kept = admit(&limits, &t).await.unwrap();
+        kept.confirm();
+        drop(kept);
+        assert_eq!(limits.remaining_today("u", &t).await.unwrap(), 99);
+        assert_eq!(
+            admit(&limits, &t).await.unwrap().headers.unwrap().remaining,
+            0,
+            "one confirmed cell of two, and this one"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_daily_refusal_gives_the_minute_back() {
+        let t = tier(2, 1, 4);
+        let (limits, _dir) = limits(&t).await;
+        let mut first = admit(&limits, &t).await.unwrap();
+        first.confirm();
+        // Each refusal takes the last minute cell and gives it back: had it
+        // kept it, the next check would be refused by the minute instead.
+        for _ in 0..3 {
+            assert!(matches!(
+                admit(&limits, &t).await.err(),
+                Some(LimitError::Daily { .. })
+            ));
+        }
+    }
+}
