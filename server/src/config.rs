@@ -88,6 +88,13 @@ pub struct SandboxSettings {
     pub max_queue: usize,
     /// Milliseconds one may wait before UNAVAILABLE. Default 10000.
     pub max_queue_wait_ms: u64,
+    /// Percent of `memory_budget_mib` one user may hold at once. Default 25
+    /// (2 GiB of the default 8 GiB: the largest default tier's 1 GiB fits).
+    pub tenant_memory_share_percent: u32,
+    /// Percent of `max_running` one user may hold at once. Default 25 (16
+    /// of 64). A tier's `max_concurrent` above this share waits in the
+    /// queue for the rest.
+    pub tenant_running_share_percent: u32,
     /// Compiled-module cache size, MiB of module bytes. Default 512.
     pub module_cache_mib: u64,
 }
@@ -193,6 +200,8 @@ impl Default for SandboxSettings {
             memory_budget_mib: defaults.memory_budget_bytes / MIB,
             max_queue: defaults.max_queue,
             max_queue_wait_ms: defaults.max_queue_wait.as_millis() as u64,
+            tenant_memory_share_percent: defaults.tenant_memory_share_percent,
+            tenant_running_share_percent: defaults.tenant_running_share_percent,
             module_cache_mib: defaults.module_cache_bytes / MIB,
         }
     }
@@ -206,6 +215,8 @@ impl SandboxSettings {
             memory_budget_bytes: self.memory_budget_mib * MIB,
             max_queue: self.max_queue,
             max_queue_wait: Duration::from_millis(self.max_queue_wait_ms),
+            tenant_memory_share_percent: self.tenant_memory_share_percent,
+            tenant_running_share_percent: self.tenant_running_share_percent,
             module_cache_bytes: self.module_cache_mib * MIB,
             ..SandboxConfig::default()
         }

@@ -315,7 +315,9 @@ async fn usage_counts_are_exact(db: Db) {
     server.stop().await;
 }
 
-/// The server binary, started on a free port over `data_dir`.
+/// The server binary, started on a free port over `data_dir`. Its one
+/// tenant (the admin) may use the whole server: these tests are about
+/// signals and records, not about sharing it.
 struct Binary {
     child: Child,
     url: String,
@@ -323,10 +325,17 @@ struct Binary {
 }
 
 fn server_binary(data_dir: &std::path::Path) -> Binary {
+    let config = data_dir.join("one-tenant.toml");
+    std::fs::write(
+        &config,
+        "[sandbox]\ntenant_memory_share_percent = 100\ntenant_running_share_percent = 100\n",
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasmwiz-server"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("RUST_LOG", "warn")
+        .env("WASMWIZ_CONFIG", &config)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

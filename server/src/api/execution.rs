@@ -22,7 +22,7 @@ use crate::{
     config::Tier,
     engine::{Job, Outcome, OutputChunk, Report, StdinSource, Stream as OutStream},
     limits::{utc_day, Allowance, RateHeaders},
-    store::{now_ms, Committed, UsageRow},
+    store::{now_ms, UsageRow},
 };
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<v1::ExecuteEvent, Status>> + Send>>;
@@ -83,8 +83,9 @@ impl ClientStdin {
 /// A running execution: its id, output and (durably recorded) report.
 struct Started {
     execution_id: String,
-    /// The admission row's commit: `started` is sent only after it.
-    admitted: Committed,
+    /// The admission row's commit (and with it the charge confirmed, or
+    /// given back when it failed): `started` is sent only after it.
+    admitted: oneshot::Receiver<Result<(), String>>,
     output: mpsc::Receiver<OutputChunk>,
     report: oneshot::Receiver<Result<Report, ApiError>>,
 }
@@ -182,19 +183,20 @@ impl ExecutionApi {
     }
 
     /// Server admission, the durable usage row, then the execution itself.
+    /// The allowance is confirmed (charged) once the admission row commits;
+    /// every earlier return drops it unconfirmed, which gives it back.
     async fn start(&self, launch: Launch) -> Result<Started, ApiError> {
         let state = self.state.clone();
         if state.is_draining() {
-            launch.allowance.refund();
             return Err(ApiError::Draining);
         }
-        let permit = match state.sandbox.admit(launch.limits.memory_bytes).await {
-            Ok(permit) => permit,
-            Err(busy) => {
-                launch.allowance.refund();
-                return Err(busy.into());
-            }
-        };
+        // The operator's unmetered tiers are trusted: no per-tenant share.
+        let trusted = state.tier(&launch.caller)?.unmetered;
+        let tenant = (!trusted).then_some(launch.caller.user_id.as_str());
+        let permit = state
+            .sandbox
+            .admit(tenant, &launch.resolved.module, launch.limits.memory_bytes)
+            .await?;
         let execution_id = uuid::Uuid::now_v7().to_string();
         let module = launch.resolved.module.clone();
         // The admission row is queued now and committed while the guest
@@ -211,7 +213,7 @@ impl ExecutionApi {
             end: None,
         };
         let begun = state.usage.enqueue(row.clone()).await?;
-        let admitted = begun.clone();
+        let (admitted_tx, admitted) = oneshot::channel();
         let job = Job {
             module,
             program_name: launch.cmd.program_name,
@@ -227,29 +229,49 @@ impl ExecutionApi {
         let (out_tx, out_rx) = mpsc::channel(16);
         let (report_tx, report_rx) = oneshot::channel();
         let tier_name = launch.caller.tier.clone();
-        let allowance = launch.allowance;
+        let mut allowance = launch.allowance;
         let refused = launch.stdin.refused;
         let span = tracing::Span::current();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let _held = (permit, allowance);
                 state.metrics.running.inc();
                 let cancel = state.hard_stop.child_token();
+                // Charged once on record; a run whose admission row cannot
+                // be written is stopped and costs the caller nothing.
+                let on_record = async {
+                    let committed = begun.wait().await;
+                    match &committed {
+                        Ok(()) => {
+                            allowance.confirm();
+                            state.mark_seen(&row.user_id, &row.module_sha256);
+                        }
+                        Err(_) => {
+                            allowance.give_back();
+                            cancel.cancel();
+                        }
+                    }
+                    let _ = admitted_tx
+                        .send(committed.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
+                    committed
+                };
                 let execution = state.sandbox.execute(job, out_tx, cancel.clone());
-                let (report, refusal) = match refused {
-                    None => (execution.await, None),
-                    Some(mut refused) => {
-                        tokio::pin!(execution);
-                        tokio::select! {
-                            biased;
-                            Ok(error) = &mut refused => {
-                                cancel.cancel();
-                                (execution.await, Some(error))
+                let run = async {
+                    match refused {
+                        None => (execution.await, None),
+                        Some(mut refused) => {
+                            tokio::pin!(execution);
+                            tokio::select! {
+                                biased;
+                                Ok(error) = &mut refused => {
+                                    cancel.cancel();
+                                    (execution.await, Some(error))
+                                }
+                                report = &mut execution => (report, refused.try_recv().ok()),
                             }
-                            report = &mut execution => (report, refused.try_recv().ok()),
                         }
                     }
                 };
+                let ((report, refusal), on_record) = tokio::join!(run, on_record);
                 state.metrics.running.dec();
                 state
                     .metrics
@@ -272,18 +294,19 @@ impl ExecutionApi {
                     ..row
                 };
                 // Queued behind the admission row, often in the same commit.
-                let recorded = match state.usage.enqueue(finish).await {
-                    Ok(finished) => match begun.wait().await {
-                        Ok(()) => finished.wait().await,
-                        Err(error) => Err(error),
-                    },
-                    Err(error) => Err(error),
+                let recorded = match (on_record, state.usage.enqueue(finish).await) {
+                    (Ok(()), Ok(finished)) => finished.wait().await,
+                    (Err(error), _) | (_, Err(error)) => Err(error),
                 };
                 let answer = match (recorded, refusal) {
                     (Err(error), _) => Err(ApiError::from(error)),
                     (Ok(()), Some(refusal)) => Err(refusal),
                     (Ok(()), None) => Ok(report),
                 };
+                // A client that saw `finished` may start its next run at
+                // once: its slots are free by then.
+                drop(permit);
+                drop(allowance);
                 let _ = report_tx.send(answer);
             },
             span,
@@ -354,7 +377,7 @@ impl ExecutionApi {
         expected: Option<Bytes>,
     ) -> Result<Response<EventStream>, Status> {
         let headers = allowance.headers;
-        let started = self
+        let mut started = self
             .start(Launch {
                 caller,
                 resolved: resolved.clone(),
@@ -369,12 +392,13 @@ impl ExecutionApi {
         // row: an execution a client saw begin is on record even if the
         // server dies. A fast run's final row usually shares that commit, so
         // headers, events and trailers then leave in one write.
-        started
-            .admitted
-            .clone()
-            .wait()
-            .await
-            .map_err(|error| Status::from(ApiError::from(error)))?;
+        let admitted = match (&mut started.admitted).await {
+            Ok(admitted) => admitted,
+            Err(_) => Err("the execution ended before its admission was recorded".into()),
+        };
+        if let Err(error) = admitted {
+            return Err(ApiError::Internal(anyhow::anyhow!(error)).into());
+        }
         Ok(with_headers(
             Self::event_stream(&resolved, limits, started, expected),
             headers,
@@ -382,8 +406,8 @@ impl ExecutionApi {
     }
 
     /// The module to run (compiled or cached). Runs after the rate limit,
-    /// so a refused caller costs no compilation; a module that fails gives
-    /// the day's count back.
+    /// so a refused caller costs no compilation; a module that is not found
+    /// or invalid drops the allowance, which gives it back.
     async fn resolve_allowed(
         &self,
         caller: &Caller,
@@ -397,14 +421,8 @@ impl ExecutionApi {
                 self.state.module_from_bytes(caller, bytes, keep).await
             }
             Source::Sha256(sha) => self.state.module_by_sha(caller, &sha).await,
-        };
-        match resolved {
-            Ok(resolved) => Ok((resolved, allowance)),
-            Err(error) => {
-                allowance.refund();
-                Err(error.into())
-            }
-        }
+        }?;
+        Ok((resolved, allowance))
     }
 }
 
@@ -490,13 +508,8 @@ impl ExecutionService for ExecutionApi {
             check_size("module_size", size, tier.max_module_bytes)?;
         }
         let allowance = self.allow(&caller, &tier, false).await?;
-        let source = match receive_source(start.source, &mut incoming).await {
-            Ok(source) => source,
-            Err(error) => {
-                allowance.refund();
-                return Err(error);
-            }
-        };
+        // An incomplete module drops (and so gives back) the allowance.
+        let source = receive_source(start.source, &mut incoming).await?;
         let (resolved, allowance) = self
             .resolve_allowed(&caller, source, start.keep_module, allowance)
             .await?;

@@ -43,12 +43,19 @@ pub struct AppState {
     draining: AtomicBool,
     /// (user, sha256) pairs known to be linked, to skip a query per run.
     ownership: moka::sync::Cache<(String, String), ()>,
+    /// (user, sha256) pairs the user is known to have run or stored, to
+    /// skip a query per run (only positive answers: a pair never becomes
+    /// unseen, and one seen on another replica is found in the store).
+    seen: moka::sync::Cache<(String, String), ()>,
 }
 
 /// A module ready to run.
 #[derive(Clone)]
 pub struct Resolved {
     pub module: Arc<CompiledModule>,
+    /// The compiled module was cached *and* this account has run or stored
+    /// these bytes before. The compiled code is shared by every account,
+    /// but whether someone else ran the same bytes is not theirs to know.
     pub cache_hit: bool,
 }
 
@@ -82,6 +89,10 @@ impl AppState {
             ownership: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(std::time::Duration::from_secs(5))
+                .build(),
+            seen: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(std::time::Duration::from_secs(600))
                 .build(),
         })
     }
@@ -158,11 +169,15 @@ impl AppState {
     ) -> Result<Resolved, ApiError> {
         let sha256 = sha256_hex(&bytes);
         let resolved = match self.sandbox.cached(&sha256) {
-            Some(module) => Resolved {
-                module,
-                cache_hit: true,
-            },
+            Some(module) => {
+                self.count_cache(true);
+                Resolved {
+                    cache_hit: self.has_seen(&caller.user_id, &sha256).await?,
+                    module,
+                }
+            }
             None => {
+                self.count_cache(false);
                 let module = self.compile(bytes.clone()).await?;
                 self.sandbox.cache_insert(module.clone());
                 Resolved {
@@ -171,7 +186,6 @@ impl AppState {
                 }
             }
         };
-        self.count_cache(resolved.cache_hit);
         if keep {
             let tier = self.tier(caller)?;
             let _upload = self
@@ -222,9 +236,31 @@ impl AppState {
         })
     }
 
-    /// Remembers that the caller has a module (after storing it).
+    /// Remembers that the caller has a module (after storing it): it
+    /// owns it, and has stored these bytes (see [`AppState::mark_seen`]).
     pub fn note_ownership(&self, user_id: &str, sha256: &str) {
         self.ownership
+            .insert((user_id.to_string(), sha256.to_string()), ());
+        self.mark_seen(user_id, sha256);
+    }
+
+    /// Whether `user_id` has run or stored the module `sha256`.
+    async fn has_seen(&self, user_id: &str, sha256: &str) -> Result<bool, ApiError> {
+        let key = (user_id.to_string(), sha256.to_string());
+        if self.seen.contains_key(&key) {
+            return Ok(true);
+        }
+        let seen = self.store.has_used_module(user_id, sha256).await?;
+        if seen {
+            self.seen.insert(key, ());
+        }
+        Ok(seen)
+    }
+
+    /// Remembers that `user_id` ran (its admission row is committed) or
+    /// stored the module `sha256`.
+    pub fn mark_seen(&self, user_id: &str, sha256: &str) {
+        self.seen
             .insert((user_id.to_string(), sha256.to_string()), ());
     }
 

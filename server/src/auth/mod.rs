@@ -3,9 +3,22 @@
 //! time. Malformed, unknown, revoked and expired keys get the same answer,
 //! and unknown ids cost the same HMAC as known ones. Known keys are cached
 //! for `key_cache_secs` (so revocation lands within that); unknown ids are
-//! never cached, so a key created a moment ago works at once.
+//! never cached, so a key created a moment ago (on any replica) works at
+//! once.
+//!
+//! The cache serves only a presented key whose secret verifies against the
+//! cached record. A known id with a wrong secret goes to the database like
+//! an unknown id does, so both failures take one route (one store lookup,
+//! one HMAC, one constant-time compare) and timing does not tell an
+//! attacker which key ids exist.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -42,6 +55,8 @@ pub struct Authenticator {
     store: Store,
     pepper: Arc<Vec<u8>>,
     cache: moka::future::Cache<String, Arc<KeyRecord>>,
+    /// Key lookups that went to the store (the route every failure takes).
+    store_lookups: Arc<AtomicU64>,
 }
 
 const PREFIX: &str = "wwz";
@@ -63,6 +78,29 @@ impl Authenticator {
                 .max_capacity(100_000)
                 .time_to_live(cache_ttl)
                 .build(),
+            store_lookups: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Key lookups that went to the store since start.
+    pub fn store_lookups(&self) -> u64 {
+        self.store_lookups.load(Ordering::Relaxed)
+    }
+
+    /// The stored record for `key_id` (cached when found).
+    async fn lookup(&self, key_id: &str) -> Option<Arc<KeyRecord>> {
+        self.store_lookups.fetch_add(1, Ordering::Relaxed);
+        match self.store.key(key_id).await {
+            Ok(Some(record)) => {
+                let record = Arc::new(record);
+                self.cache.insert(key_id.to_string(), record.clone()).await;
+                Some(record)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                tracing::error!(%error, key_id, "key lookup failed");
+                None
+            }
         }
     }
 
@@ -80,31 +118,30 @@ impl Authenticator {
         let Some((key_id, secret)) = parse_key(presented) else {
             return Err(Unauthenticated);
         };
-        let record = match self.cache.get(key_id).await {
-            Some(record) => Some(record),
-            None => match self.store.key(key_id).await {
-                Ok(Some(record)) => {
-                    let record = Arc::new(record);
-                    self.cache.insert(key_id.to_string(), record.clone()).await;
-                    Some(record)
-                }
-                Ok(None) => None,
-                Err(error) => {
-                    tracing::error!(%error, key_id, "key lookup failed");
-                    None
-                }
-            },
-        };
         let computed = self.hash(key_id, secret);
+        let verifies = |record: &KeyRecord| -> bool {
+            computed
+                .as_bytes()
+                .ct_eq(record.secret_hash.as_bytes())
+                .into()
+        };
+        // A cached record answers only for its own secret; anything else
+        // takes the unknown id's route through the store.
+        let cached = self
+            .cache
+            .get(key_id)
+            .await
+            .filter(|record| verifies(record));
+        let record = match cached {
+            Some(record) => Some(record),
+            None => self.lookup(key_id).await,
+        };
         let Some(record) = record else {
             // Same work as for a known id, then the same answer.
             let _ = computed.as_bytes().ct_eq(computed.as_bytes());
             return Err(Unauthenticated);
         };
-        let matches: bool = computed
-            .as_bytes()
-            .ct_eq(record.secret_hash.as_bytes())
-            .into();
+        let matches = verifies(&record);
         let now = now_ms();
         if !matches || record.revoked_at.is_some() || record.expires_at.is_some_and(|t| t <= now) {
             return Err(Unauthenticated);
@@ -223,6 +260,58 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An authenticator over a fresh SQLite store, and a key it minted.
+    async fn with_key() -> (Authenticator, MintedKey, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&crate::store::sqlite_url(dir.path()))
+            .await
+            .unwrap();
+        let user = store.ensure_user("a@x.io", "free", false).await.unwrap();
+        let auth = Authenticator::new(store, b"pepper".to_vec(), Duration::from_secs(600));
+        let minted = auth.mint(&user.id, false, "test", None).await.unwrap();
+        (auth, minted, dir)
+    }
+
+    /// Store lookups `presented` costs (it must be refused).
+    async fn lookups_of_a_refusal(auth: &Authenticator, presented: &str) -> u64 {
+        let before = auth.store_lookups();
+        assert_eq!(auth.authenticate(presented).await, Err(Unauthenticated));
+        auth.store_lookups() - before
+    }
+
+    #[tokio::test]
+    async fn a_known_id_with_a_wrong_secret_takes_the_unknown_ids_route() {
+        let (auth, minted, _dir) = with_key().await;
+        auth.authenticate(&minted.key).await.expect("the key works");
+        let wrong_secret = format!("wwz_{}_{}", minted.key_id, "0".repeat(64));
+        let unknown_id = format!("wwz_{}_{}", "f".repeat(16), "0".repeat(64));
+        let known = lookups_of_a_refusal(&auth, &wrong_secret).await;
+        let unknown = lookups_of_a_refusal(&auth, &unknown_id).await;
+        assert_eq!(
+            known, 1,
+            "the cached record did not answer for a wrong secret"
+        );
+        assert_eq!(known, unknown);
+    }
+
+    #[tokio::test]
+    async fn a_verified_key_is_served_from_the_cache() {
+        let (auth, minted, _dir) = with_key().await;
+        auth.authenticate(&minted.key).await.unwrap();
+        let before = auth.store_lookups();
+        auth.authenticate(&minted.key).await.unwrap();
+        assert_eq!(auth.store_lookups(), before);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_secret_does_not_evict_the_right_one() {
+        let (auth, minted, _dir) = with_key().await;
+        auth.authenticate(&minted.key).await.unwrap();
+        let wrong_secret = format!("wwz_{}_{}", minted.key_id, "0".repeat(64));
+        let _ = auth.authenticate(&wrong_secret).await;
+        auth.authenticate(&minted.key).await.expect("still valid");
+    }
 
     #[test]
     fn keys_parse_only_in_their_exact_shape() {

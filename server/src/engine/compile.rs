@@ -8,6 +8,9 @@ use sha2::{Digest, Sha256};
 use super::shape::ModuleShape;
 use wasmi::{ExternType, Module};
 
+/// Bytes per WebAssembly page.
+const WASM_PAGE_BYTES: u64 = 64 * 1024;
+
 /// WASI preview1, the only import namespace a guest may use.
 pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
 
@@ -37,6 +40,10 @@ pub struct CompiledModule {
     pub exports: Vec<ExportDesc>,
     /// What instantiating and keeping it costs, from its sections.
     pub shape: ModuleShape,
+    /// The most linear memory the module can ever have: its exported
+    /// memory's declared maximum (`None` when it declares none, or its
+    /// memory is not exported). Admission charges no more than this.
+    pub max_memory_bytes: Option<u64>,
 }
 
 impl CompiledModule {
@@ -140,6 +147,14 @@ pub fn compile(
             )))
         }
     }
+    // A guest has at most one memory (the run's limiter refuses more), so
+    // an exported memory's maximum bounds everything it can allocate.
+    let max_memory_bytes = module.exports().find_map(|e| match e.ty() {
+        ExternType::Memory(memory) => memory
+            .maximum()
+            .map(|pages| pages.saturating_mul(WASM_PAGE_BYTES)),
+        _ => None,
+    });
     Ok(CompiledModule {
         sha256: sha256_hex(bytes),
         size: bytes.len() as u64,
@@ -147,6 +162,7 @@ pub fn compile(
         imports,
         exports,
         shape: ModuleShape::of(bytes),
+        max_memory_bytes,
     })
 }
 

@@ -37,7 +37,7 @@ use std::{sync::Arc, time::Duration};
 use wasmi::{CompilationMode, Config, CustomFuelCosts, Engine, ExternType, Linker};
 
 pub use self::{
-    admission::{Admission, Busy, Permit},
+    admission::{Admission, AdmissionLimits, Busy, Permit},
     compile::{sha256_hex, CompiledModule, ModuleCache, ModuleError},
     driver::{Job, StdinSource},
     io::{OutputChunk, Stream},
@@ -62,6 +62,10 @@ pub struct SandboxConfig {
     pub max_queue: usize,
     /// How long one may wait for admission.
     pub max_queue_wait: Duration,
+    /// Percent of `memory_budget_bytes` one tenant may hold at once.
+    pub tenant_memory_share_percent: u32,
+    /// Percent of `max_running` one tenant may hold at once.
+    pub tenant_running_share_percent: u32,
     /// Fuel of the first slice, run inline on the async thread (short, so
     /// tiny programs finish without a thread hop; host calls on it may not
     /// overdraw, so it bounds host work too).
@@ -81,6 +85,8 @@ impl Default for SandboxConfig {
             memory_budget_bytes: 8 * 1024 * 1024 * 1024,
             max_queue: 256,
             max_queue_wait: Duration::from_secs(10),
+            tenant_memory_share_percent: 25,
+            tenant_running_share_percent: 25,
             inline_slice_fuel: 50_000,
             slice_fuel: 20_000_000,
         }
@@ -121,12 +127,14 @@ impl Sandbox {
         Ok(Self {
             cache: ModuleCache::new(config.module_cache_bytes),
             pool: WorkerPool::new(config.workers),
-            admission: Admission::new(
-                config.max_running,
-                config.memory_budget_bytes,
-                config.max_queue,
-                config.max_queue_wait,
-            ),
+            admission: Admission::new(AdmissionLimits {
+                max_running: config.max_running,
+                memory_budget_bytes: config.memory_budget_bytes,
+                max_queue: config.max_queue,
+                max_wait: config.max_queue_wait,
+                tenant_memory_share_percent: config.tenant_memory_share_percent,
+                tenant_running_share_percent: config.tenant_running_share_percent,
+            }),
             linker: Arc::new(linker),
             engine,
             config,
@@ -189,9 +197,25 @@ impl Sandbox {
         self.cache.usage()
     }
 
-    /// Waits (boundedly) for an execution slot and memory budget.
-    pub async fn admit(&self, memory_bytes: u64) -> Result<Permit, Busy> {
-        self.admission.admit(memory_bytes).await
+    /// Waits (boundedly) for an execution slot and memory for `tenant`'s
+    /// run of `module` under `memory_limit`. The charge is what the guest
+    /// can actually use: the limit, or the module's declared maximum memory
+    /// when that is smaller.
+    /// `tenant` is `None` for the operator's trusted (unmetered) tiers,
+    /// which have no per-tenant share.
+    pub async fn admit(
+        &self,
+        tenant: Option<&str>,
+        module: &CompiledModule,
+        memory_limit: u64,
+    ) -> Result<Permit, Busy> {
+        let usable = module
+            .max_memory_bytes
+            .map_or(memory_limit, |max| max.min(memory_limit));
+        match tenant {
+            Some(tenant) => self.admission.admit(tenant, usable).await,
+            None => self.admission.admit_trusted(usable).await,
+        }
     }
 
     /// Executions waiting for admission.

@@ -9,6 +9,7 @@
 //! replicas last seen alive), logs it, counts it in metrics, and returns to
 //! Redis as soon as it answers again.
 
+mod charge;
 mod redis;
 mod uploads;
 
@@ -25,19 +26,28 @@ use std::{
 use governor::{
     clock::{Clock, DefaultClock},
     middleware::StateInformationMiddleware,
-    state::keyed::DefaultKeyedStateStore,
+    nanos::Nanos,
     Quota, RateLimiter,
 };
 use parking_lot::Mutex;
 use prometheus::{IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use self::redis::RedisLimits;
+pub use self::charge::Charge;
 pub use self::uploads::{UploadLimitError, UploadPermit};
+use self::{
+    charge::{SharedState, Taken},
+    redis::RedisLimits,
+};
 use crate::{config::Tier, store::Store};
 
-type MinuteLimiter =
-    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+/// One tier's in-process per-minute limiter, with its state kept reachable
+/// so a cell can be given back.
+struct MinuteBucket {
+    limiter: RateLimiter<String, SharedState, DefaultClock, StateInformationMiddleware>,
+    state: SharedState,
+    interval: Nanos,
+}
 
 /// `ratelimit-*` header values for a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,15 +89,6 @@ pub struct LimitMetrics {
     pub fallback_decisions: IntCounter,
 }
 
-enum Refund {
-    Local(Arc<AtomicU64>),
-    Redis {
-        redis: Arc<RedisLimits>,
-        user_id: String,
-        day: String,
-    },
-}
-
 enum Slot {
     Local(#[allow(dead_code)] OwnedSemaphorePermit),
     Redis {
@@ -119,47 +120,33 @@ impl Drop for Slot {
     }
 }
 
-/// An admitted execution's allowance; dropping it frees the concurrency slot.
+/// An execution's allowance: its per-user concurrency slot (freed on drop)
+/// and its [`Charge`] (given back on drop unless [`Allowance::confirm`]ed).
 pub struct Allowance {
     pub headers: Option<RateHeaders>,
-    refund: Option<Refund>,
+    charge: Charge,
     _slot: Slot,
 }
 
 impl Allowance {
-    /// Gives back today's count when the execution was refused after all
-    /// (e.g. the server was busy), so quotas count admitted executions only.
-    pub fn refund(mut self) {
-        if let Some(refund) = self.refund.take() {
-            refund.give_back();
-        }
+    /// The execution is admitted and its admission row committed: from now
+    /// on it counts against the per-minute rate and today's quota.
+    pub fn confirm(&mut self) {
+        self.charge.confirm();
     }
-}
 
-impl Refund {
-    fn give_back(self) {
-        match self {
-            Refund::Local(counter) => {
-                counter.fetch_sub(1, Ordering::SeqCst);
-            }
-            Refund::Redis {
-                redis,
-                user_id,
-                day,
-            } => {
-                tokio::spawn(async move {
-                    let _ = redis.daily_refund(&user_id, &day).await;
-                });
-            }
-        }
+    /// The execution will not be on record after all: give the charge back
+    /// now (the concurrency slot stays held until the run has stopped).
+    pub fn give_back(&mut self) {
+        drop(std::mem::take(&mut self.charge));
     }
 }
 
 /// The limiter state of one server.
 pub struct Limits {
     store: Store,
-    minute: BTreeMap<String, Arc<MinuteLimiter>>,
-    fair_share: Mutex<(u64, BTreeMap<String, Arc<MinuteLimiter>>)>,
+    minute: BTreeMap<String, Arc<MinuteBucket>>,
+    fair_share: Mutex<(u64, BTreeMap<String, Arc<MinuteBucket>>)>,
     per_minute: BTreeMap<String, u64>,
     daily: moka::future::Cache<(String, String), Arc<AtomicU64>>,
     concurrency: moka::sync::Cache<String, Arc<Semaphore>>,
@@ -191,14 +178,24 @@ fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-fn limiters(tiers: &BTreeMap<String, u64>, share: u64) -> BTreeMap<String, Arc<MinuteLimiter>> {
+fn limiters(tiers: &BTreeMap<String, u64>, share: u64) -> BTreeMap<String, Arc<MinuteBucket>> {
     tiers
         .iter()
         .map(|(name, per_minute)| {
             let n = u32::try_from((per_minute / share.max(1)).max(1)).unwrap_or(u32::MAX);
             let quota = Quota::per_minute(NonZeroU32::new(n).expect("at least 1"));
-            let limiter = RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>();
-            (name.clone(), Arc::new(limiter))
+            let state = SharedState::default();
+            let limiter = RateLimiter::<_, _, _, StateInformationMiddleware>::new(
+                quota,
+                state.clone(),
+                DefaultClock::default(),
+            );
+            let bucket = MinuteBucket {
+                limiter,
+                state,
+                interval: Nanos::from(quota.replenish_interval()),
+            };
+            (name.clone(), Arc::new(bucket))
         })
         .collect()
 }
@@ -336,33 +333,51 @@ impl Limits {
             .map_err(|e| anyhow::anyhow!("counting today's executions: {e}"))
     }
 
-    /// The per-minute decision: `Ok(remaining)` or the refusal.
+    /// The per-minute decision: `Ok((remaining, the cell taken))` (no cell
+    /// for a tier without a limiter) or the refusal.
     async fn check_minute(
         &self,
         user_id: &str,
         tier_name: &str,
         tier: &Tier,
-    ) -> Result<u64, LimitError> {
+    ) -> Result<(u64, Option<Taken>), LimitError> {
         let refused = |retry_after: Duration| LimitError::PerMinute {
             limit: tier.per_minute,
             retry_after: Duration::from_secs(ceil_secs(retry_after).max(1)),
             headers: Self::headers_for(tier, 0),
         };
-        let local = |limiter: Option<Arc<MinuteLimiter>>| match limiter {
-            None => Ok(tier.per_minute),
-            Some(limiter) => match limiter.check_key(&user_id.to_string()) {
-                Ok(snapshot) => Ok(u64::from(snapshot.remaining_burst_capacity())),
-                Err(not_until) => Err(refused(
-                    not_until.wait_time_from(DefaultClock::default().now()),
-                )),
-            },
+        let local = |bucket: Option<Arc<MinuteBucket>>| match bucket {
+            None => Ok((tier.per_minute, None)),
+            Some(bucket) => {
+                let key = user_id.to_string();
+                match bucket.limiter.check_key(&key) {
+                    Ok(snapshot) => Ok((
+                        u64::from(snapshot.remaining_burst_capacity()),
+                        Some(Taken::LocalMinute {
+                            state: bucket.state.clone(),
+                            key,
+                            interval: bucket.interval,
+                        }),
+                    )),
+                    Err(not_until) => Err(refused(
+                        not_until.wait_time_from(DefaultClock::default().now()),
+                    )),
+                }
+            }
         };
         if let Some(redis) = &self.redis {
             match redis.minute(user_id, tier.per_minute).await {
                 Ok(check) => {
                     self.recovered();
                     return if check.allowed {
-                        Ok(check.remaining)
+                        Ok((
+                            check.remaining,
+                            Some(Taken::RedisMinute {
+                                redis: redis.clone(),
+                                user_id: user_id.to_string(),
+                                per_minute: tier.per_minute,
+                            }),
+                        ))
                     } else {
                         Err(refused(check.retry_after))
                     };
@@ -376,7 +391,7 @@ impl Limits {
         local(self.minute.get(tier_name).cloned())
     }
 
-    fn fair_share_limiter(&self, tier_name: &str) -> Option<Arc<MinuteLimiter>> {
+    fn fair_share_limiter(&self, tier_name: &str) -> Option<Arc<MinuteBucket>> {
         let replicas = self.replicas.load(Ordering::Relaxed).max(1);
         let mut share = self.fair_share.lock();
         if share.0 != replicas {
@@ -386,7 +401,7 @@ impl Limits {
     }
 
     /// Counts one execution against today's quota.
-    async fn check_daily(&self, user_id: &str, tier: &Tier) -> anyhow::Result<Result<Refund, ()>> {
+    async fn check_daily(&self, user_id: &str, tier: &Tier) -> anyhow::Result<Result<Taken, ()>> {
         let day = utc_day();
         if let Some(redis) = &self.redis {
             let mut seeded = redis.daily(user_id, &day, None, tier.per_day).await;
@@ -398,7 +413,7 @@ impl Limits {
             }
             match seeded {
                 Ok(Some((true, _))) => {
-                    return Ok(Ok(Refund::Redis {
+                    return Ok(Ok(Taken::RedisDay {
                         redis: redis.clone(),
                         user_id: user_id.to_string(),
                         day,
@@ -413,7 +428,7 @@ impl Limits {
             counter.fetch_sub(1, Ordering::SeqCst);
             return Ok(Err(()));
         }
-        Ok(Ok(Refund::Local(counter)))
+        Ok(Ok(Taken::LocalDay(counter)))
     }
 
     async fn take_slot(&self, user_id: &str, tier: &Tier, wait: bool) -> Option<Slot> {
@@ -454,7 +469,9 @@ impl Limits {
 
     /// Admits one execution (a batch's cases count one each) or says why
     /// not. With `wait_for_slot`, a full per-user concurrency limit waits
-    /// instead of refusing (batches queue their own cases).
+    /// instead of refusing (batches queue their own cases). What it takes
+    /// is given back when the allowance is dropped unconfirmed, so every
+    /// refusal here or later (concurrency, module not found, busy) is free.
     pub async fn admit(
         &self,
         user_id: &str,
@@ -463,10 +480,15 @@ impl Limits {
         wait_for_slot: bool,
     ) -> anyhow::Result<Result<Allowance, LimitError>> {
         let mut headers = None;
-        let mut refund = None;
+        let mut charge = Charge::default();
         if !tier.unmetered {
             let remaining = match self.check_minute(user_id, tier_name, tier).await {
-                Ok(remaining) => remaining,
+                Ok((remaining, cell)) => {
+                    if let Some(cell) = cell {
+                        charge.take(cell);
+                    }
+                    remaining
+                }
                 Err(refusal) => {
                     self.last_remaining
                         .insert(user_id.to_string(), (0, std::time::Instant::now()));
@@ -477,7 +499,7 @@ impl Limits {
                 .insert(user_id.to_string(), (remaining, std::time::Instant::now()));
             headers = Some(Self::headers_for(tier, remaining));
             match self.check_daily(user_id, tier).await? {
-                Ok(counted) => refund = Some(counted),
+                Ok(counted) => charge.take(counted),
                 Err(()) => {
                     return Ok(Err(LimitError::Daily {
                         limit: tier.per_day,
@@ -490,18 +512,114 @@ impl Limits {
         match self.take_slot(user_id, tier, wait_for_slot).await {
             Some(slot) => Ok(Ok(Allowance {
                 headers,
-                refund,
+                charge,
                 _slot: slot,
             })),
             None => {
-                if let Some(refund) = refund {
-                    refund.give_back();
-                }
+                // `charge` is dropped unconfirmed: the refusal costs nothing.
                 Ok(Err(LimitError::Concurrency {
                     limit: tier.max_concurrent,
                     headers,
                 }))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tier(per_minute: u64, per_day: u64, max_concurrent: u32) -> Tier {
+        Tier {
+            per_minute,
+            per_day,
+            max_module_bytes: 1 << 20,
+            max_stdin_bytes: 1 << 20,
+            max_memory_bytes: 1 << 20,
+            max_fuel: 1_000,
+            max_timeout_ms: 1_000,
+            max_output_bytes: 1 << 20,
+            max_concurrent,
+            unmetered: false,
+            ..crate::config::default_tiers()["free"].clone()
+        }
+    }
+
+    /// In-process limits over a fresh SQLite store, with one tier `t`.
+    async fn limits(t: &Tier) -> (Limits, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&crate::store::sqlite_url(dir.path()))
+            .await
+            .unwrap();
+        let metrics = LimitMetrics {
+            fallback_active: IntGauge::new("fallback_active", "test").unwrap(),
+            fallback_decisions: IntCounter::new("fallback_decisions", "test").unwrap(),
+        };
+        let tiers = BTreeMap::from([("t".to_string(), t.clone())]);
+        (Limits::new(store, &tiers, None, metrics).unwrap(), dir)
+    }
+
+    async fn admit(limits: &Limits, t: &Tier) -> Result<Allowance, LimitError> {
+        limits.admit("u", "t", t, false).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_concurrency_refusal_gives_the_minute_and_the_day_back() {
+        let t = tier(3, 100, 1);
+        let (limits, _dir) = limits(&t).await;
+        let mut running = admit(&limits, &t).await.unwrap();
+        running.confirm();
+        for _ in 0..5 {
+            assert!(matches!(
+                admit(&limits, &t).await.err(),
+                Some(LimitError::Concurrency { .. })
+            ));
+        }
+        assert_eq!(limits.remaining_today("u", &t).await.unwrap(), 99);
+        drop(running);
+        let next = admit(&limits, &t)
+            .await
+            .expect("the minute was not used up");
+        assert_eq!(
+            next.headers.unwrap().remaining,
+            1,
+            "two of three cells used"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unconfirmed_allowance_costs_nothing() {
+        let t = tier(2, 100, 4);
+        let (limits, _dir) = limits(&t).await;
+        for _ in 0..5 {
+            drop(admit(&limits, &t).await.unwrap());
+        }
+        assert_eq!(limits.remaining_today("u", &t).await.unwrap(), 100);
+        let mut kept = admit(&limits, &t).await.unwrap();
+        kept.confirm();
+        drop(kept);
+        assert_eq!(limits.remaining_today("u", &t).await.unwrap(), 99);
+        assert_eq!(
+            admit(&limits, &t).await.unwrap().headers.unwrap().remaining,
+            0,
+            "one confirmed cell of two, and this one"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_daily_refusal_gives_the_minute_back() {
+        let t = tier(2, 1, 4);
+        let (limits, _dir) = limits(&t).await;
+        let mut first = admit(&limits, &t).await.unwrap();
+        first.confirm();
+        // Each refusal takes the last minute cell and gives it back: had it
+        // kept it, the next check would be refused by the minute instead.
+        for _ in 0..3 {
+            assert!(matches!(
+                admit(&limits, &t).await.err(),
+                Some(LimitError::Daily { .. })
+            ));
         }
     }
 }

@@ -25,6 +25,23 @@ local remaining = math.floor((now + tolerance + interval - new_tat) / interval)
 return {1, remaining, 0, new_tat - now}
 "#;
 
+/// Gives one GCRA cell back: KEYS[1] bucket; ARGV[1] emission interval µs.
+/// The arrival time moves back by one interval (a time in the past reads
+/// as "now", so the burst is never exceeded).
+const GCRA_REFUND: &str = r#"
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local new_tat = tat - tonumber(ARGV[1])
+if new_tat <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+end
+return 1
+"#;
+
 /// Daily quota: KEYS[1] counter; ARGV[1] count from the database to seed a
 /// new day with, or -1 when not looked up yet (then {-1, 0} asks for it);
 /// ARGV[2] limit; ARGV[3] ttl seconds. Returns {allowed, used}.
@@ -79,6 +96,7 @@ pub struct MinuteCheck {
 pub struct RedisLimits {
     conn: ConnectionManager,
     gcra: Script,
+    gcra_refund: Script,
     daily: Script,
     concurrency: Script,
     heartbeat: Script,
@@ -98,6 +116,7 @@ impl RedisLimits {
         Ok(Self {
             conn: ConnectionManager::new_lazy_with_config(client, config)?,
             gcra: Script::new(GCRA),
+            gcra_refund: Script::new(GCRA_REFUND),
             daily: Script::new(DAILY),
             concurrency: Script::new(CONCURRENCY),
             heartbeat: Script::new(HEARTBEAT),
@@ -105,11 +124,15 @@ impl RedisLimits {
         })
     }
 
+    fn minute_key(&self, user_id: &str) -> String {
+        format!("{}:minute:{user_id}", self.prefix)
+    }
+
     pub async fn minute(&self, user_id: &str, per_minute: u64) -> redis::RedisResult<MinuteCheck> {
         let interval_us = 60_000_000 / per_minute.max(1);
         let (allowed, remaining, retry_us, _reset_us): (i64, i64, i64, i64) = self
             .gcra
-            .key(format!("{}:minute:{user_id}", self.prefix))
+            .key(self.minute_key(user_id))
             .arg(interval_us)
             .arg(per_minute)
             .invoke_async(&mut self.conn.clone())
@@ -119,6 +142,17 @@ impl RedisLimits {
             remaining: remaining.max(0) as u64,
             retry_after: Duration::from_micros(retry_us.max(0) as u64),
         })
+    }
+
+    /// Gives back a cell [`RedisLimits::minute`] took.
+    pub async fn minute_refund(&self, user_id: &str, per_minute: u64) -> redis::RedisResult<()> {
+        let _: i64 = self
+            .gcra_refund
+            .key(self.minute_key(user_id))
+            .arg(60_000_000 / per_minute.max(1))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
     }
 
     /// Counts one execution against today's quota; `from_db` seeds a new

@@ -10,10 +10,20 @@
 
 use std::{collections::BTreeMap, num::NonZeroU32, sync::Arc, time::Duration};
 
-use governor::{clock::Clock, clock::DefaultClock, Quota, RateLimiter};
+use governor::{
+    clock::{Clock, DefaultClock},
+    middleware::StateInformationMiddleware,
+    state::keyed::DefaultKeyedStateStore,
+    Quota, RateLimiter,
+};
 use tokio::sync::Semaphore;
 
-use super::{ceil_secs, Limits, MinuteLimiter, Slot};
+use super::{ceil_secs, Limits, Slot};
+
+/// Per-user GCRA of one tier's uploads (no refunds: an upload refused for
+/// concurrency is refused before it takes a cell).
+type MinuteLimiter =
+    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 use crate::config::Tier;
 
 /// Why an upload was refused before any byte was read.
@@ -44,9 +54,7 @@ impl UploadLimiters {
             .map(|(name, t)| {
                 let n = u32::try_from(t.uploads_per_minute.max(1)).unwrap_or(u32::MAX);
                 let quota = Quota::per_minute(NonZeroU32::new(n).expect("at least 1"));
-                let limiter = RateLimiter::keyed(quota)
-                    .with_middleware::<governor::middleware::StateInformationMiddleware>(
-                );
+                let limiter = RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>();
                 (name.clone(), Arc::new(limiter))
             })
             .collect();

@@ -242,6 +242,24 @@ impl Store {
         .transpose()
     }
 
+    /// Whether `user_id` has stored the module or run it (a usage row).
+    pub async fn has_used_module(&self, user_id: &str, sha256: &str) -> sqlx::Result<bool> {
+        let found: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (\
+               SELECT 1 AS used FROM account_modules WHERE user_id = $1 AND sha256 = $2 \
+               UNION ALL \
+               SELECT 1 FROM usage_records WHERE user_id = $3 AND module_sha256 = $4 \
+               LIMIT 1) AS used",
+        )
+        .bind(user_id)
+        .bind(sha256)
+        .bind(user_id)
+        .bind(sha256)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(found > 0)
+    }
+
     /// The module's bytes if `user_id` has it.
     pub async fn module_bytes(&self, user_id: &str, sha256: &str) -> sqlx::Result<Option<Vec<u8>>> {
         sqlx::query_scalar(
