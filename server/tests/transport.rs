@@ -208,8 +208,7 @@ async fn an_authenticated_message_past_the_tier_is_refused_by_its_declared_lengt
     let server = TestServer::start().await;
     let key = server.create_key("free@test.local", "free", false).await;
     let tier = server.config.tier("free").unwrap();
-    let cap =
-        tier.max_module_bytes + tier.max_stdin_bytes + server.config.message_overhead_bytes as u64;
+    let cap = wasmwiz_server::transport::auth_layer::tier_message_bytes(&server.config, tier);
     let (mut client, _driver) = h2_connect(server.addr).await;
     let (response, mut body) = grpc_call(
         &mut client,
@@ -254,8 +253,7 @@ async fn a_grpc_web_text_message_past_the_tier_is_refused_by_its_declared_length
     let server = TestServer::start().await;
     let key = server.create_key("web@test.local", "free", false).await;
     let tier = server.config.tier("free").unwrap();
-    let cap =
-        tier.max_module_bytes + tier.max_stdin_bytes + server.config.message_overhead_bytes as u64;
+    let cap = wasmwiz_server::transport::auth_layer::tier_message_bytes(&server.config, tier);
     let mut message = prefix(cap as u32 + 1).to_vec();
     message.extend_from_slice(&[7u8; 1021]);
     let body = base64(&message);
