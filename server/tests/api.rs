@@ -1431,3 +1431,37 @@ async fn a_message_past_the_tiers_cap_carries_its_figures_in_error_info() {
     assert!(requested.parse::<u64>().unwrap() > cap, "{requested}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_upload_is_told_apart_from_a_client_deadline_by_error_info() {
+    let server = TestServer::start_with(Db::Sqlite, |config| {
+        config.tiers.get_mut("free").unwrap().upload_idle_timeout_ms = 200;
+    })
+    .await;
+    let key = server.create_key("idle@x.io", "free", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let (sender, requests) = tokio::sync::mpsc::channel(1);
+    sender
+        .send(v1::UploadModuleRequest {
+            msg: Some(upload_module_request::Msg::Start(v1::UploadStart {
+                size: 4096,
+                sha256: None,
+            })),
+        })
+        .await
+        .unwrap();
+    // The stream stays open and sends nothing more.
+    let ended = c
+        .modules
+        .upload_module(tokio_stream::wrappers::ReceiverStream::new(requests))
+        .await
+        .unwrap_err();
+    assert_eq!(ended.code(), Code::DeadlineExceeded, "{ended:?}");
+    let info = ended.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(
+        (info.reason.as_str(), info.metadata["timeout_ms"].as_str()),
+        ("UPLOAD_IDLE", "200")
+    );
+    drop(sender);
+    server.stop().await;
+}

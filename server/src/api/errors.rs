@@ -64,6 +64,9 @@ impl Unit {
 
 /// The reason of the ErrorInfo that sits beside a limit's BadRequest.
 pub const LIMIT_EXCEEDED: &str = "LIMIT_EXCEEDED";
+/// The reason of the ErrorInfo of an upload abandoned for idling, so
+/// clients tell it from their own deadline.
+pub const UPLOAD_IDLE: &str = "UPLOAD_IDLE";
 /// The domain of this service's ErrorInfo reasons.
 pub const ERROR_DOMAIN: &str = "wasmwiz";
 
@@ -338,7 +341,15 @@ impl From<ApiError> for Status {
                     ErrorDetails::with_quota_failure_violation(subject, limit.to_string());
                 retry_status(Code::ResourceExhausted, message, &mut details, retry_after)
             }
-            ApiError::UploadIdle { .. } => Status::deadline_exceeded(message),
+            ApiError::UploadIdle { timeout_ms } => Status::with_error_details(
+                Code::DeadlineExceeded,
+                message,
+                ErrorDetails::with_error_info(
+                    UPLOAD_IDLE,
+                    ERROR_DOMAIN,
+                    [("timeout_ms".to_string(), timeout_ms.to_string())],
+                ),
+            ),
             ApiError::TooManyKeys(_) => Status::with_error_details(
                 Code::ResourceExhausted,
                 message.clone(),
