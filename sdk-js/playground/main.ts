@@ -17,9 +17,11 @@ import {
   WasmWizError,
   createClient,
   describeError,
+  humanBytes,
   sha256Hex,
   timestampDate,
   type ApiKeyInfo,
+  type LimitExceeded,
   type Finished,
   type GetUsageResponse,
   type LimitsInit,
@@ -419,8 +421,12 @@ async function storeCustom(): Promise<string> {
   } catch (e) {
     showError(e);
     setRunState(describeError(e).title, "bad");
-    output.clear(`The server refused ${custom.name}.`);
-    $("module-info").append(h("br"), h("span", { class: "refused" }, "Refused by the server (see the error)."));
+    const local = e instanceof WasmWizError && e.local;
+    output.clear(local ? `${custom.name} was not uploaded.` : `The server refused ${custom.name}.`);
+    $("module-info").append(
+      h("br"),
+      h("span", { class: "refused" }, local ? "Not uploaded (see the error)." : "Refused by the server (see the error)."),
+    );
     throw e;
   }
 }
@@ -533,6 +539,7 @@ const countdowns = new Map<string, ReturnType<typeof setInterval>>();
 function showError(e: unknown, box = "error"): void {
   const { title, detail } = e instanceof WasmWizError || isConnectLike(e) ? describeError(e) : { title: "Error", detail: String((e as Error)?.message ?? e) };
   showErrorText(title, detail, box);
+  if (box === "error") showFieldError(e);
   // Rate limited or unavailable: count the wait down live.
   if (e instanceof WasmWizError && e.retryAfter !== undefined && (e.code === Code.ResourceExhausted || e.code === Code.Unavailable)) {
     const deadline = Date.now() + e.retryAfter * 1000;
@@ -566,6 +573,72 @@ function isConnectLike(e: unknown): boolean {
 function hideError(box = "error"): void {
   stopCountdown(box);
   $(`${box}-box`).hidden = true;
+  if (box === "error") clearFieldErrors();
+}
+
+// ---------------------------------------------------------------- limit errors by their field
+
+/** The input a request field came from (`module` is the dropzone). */
+const FIELD_INPUTS: Record<string, string> = {
+  "limits.fuel": "limit-fuel",
+  "limits.memory_bytes": "limit-memory",
+  "limits.timeout_ms": "limit-timeout",
+  "limits.max_output_bytes": "limit-output",
+  stdin: "stdin",
+  args: "args",
+  env: "env",
+  module: "dropzone",
+  module_size: "dropzone",
+  size: "dropzone",
+};
+
+function limitAmount(value: number, unit: string): string {
+  switch (unit) {
+    case "bytes":
+      return humanBytes(value);
+    case "ms":
+      return `${fmtInt(value)} ms`;
+    case "count":
+      return `${fmtInt(value)} items`;
+    default:
+      return fmtInt(value);
+  }
+}
+
+/** The limit in the words of the form: "Memory 2 GiB is above the free tier's 128 MiB". */
+function limitWords(limit: LimitExceeded, inputId: string, local: boolean): string {
+  const whose = limit.tier ? `the ${limit.tier} tier's` : "the server's";
+  const label = inputId === "dropzone" ? "This module" : (document.querySelector(`label[for="${inputId}"]`)?.textContent ?? limit.option).replace(/\s*\(.*\)$/, "");
+  const said = `${label} ${limitAmount(limit.requested, limit.unit)} is above ${whose} ${limitAmount(limit.maximum, limit.unit)}`;
+  if (inputId === "dropzone") return `${said}${local ? "; nothing was uploaded" : ""}.`;
+  return inputId === "args" || inputId === "env" ? `${said} (args and env together).` : `${said}.`;
+}
+
+/** Shows a limit error next to the input the user typed it in. */
+function showFieldError(e: unknown): void {
+  if (!(e instanceof WasmWizError) || !e.limit) return;
+  const inputId = FIELD_INPUTS[e.limit.field];
+  if (!inputId) return;
+  const input = $(inputId);
+  if (document.getElementById(`${inputId}-error`)) return; // already shown (a refused upload is reported twice)
+  const note = h("p", { class: "field-error", id: `${inputId}-error`, role: "alert" }, limitWords(e.limit, inputId, e.local));
+  (inputId === "dropzone" ? $("module-info") : input).after(note);
+  input.setAttribute("aria-invalid", "true");
+  input.setAttribute("aria-describedby", `${input.getAttribute("aria-describedby") ?? ""} ${inputId}-error`.trim());
+  const details = input.closest("details");
+  if (details) details.open = true;
+}
+
+function clearFieldErrors(): void {
+  for (const note of document.querySelectorAll(".field-error")) {
+    const inputId = note.id.replace(/-error$/, "");
+    const input = document.getElementById(inputId);
+    input?.removeAttribute("aria-invalid");
+    const rest = (input?.getAttribute("aria-describedby") ?? "").split(" ").filter((id) => id && id !== note.id);
+    if (rest.length) input?.setAttribute("aria-describedby", rest.join(" "));
+    else input?.removeAttribute("aria-describedby");
+    note.remove();
+  }
 }
 
 const OUTCOME_WORDS: Record<number, string> = {
@@ -949,6 +1022,12 @@ async function loadAccount(): Promise<void> {
         ["Timeout", fmtDuration(l.maxTimeoutMs * 1000n)],
         ["Output", fmtBytes(l.maxOutputBytes)],
         ["Concurrent runs", String(l.maxConcurrent)],
+        [
+          "Stored modules",
+          `${fmtInt(me.storedModules)} of ${l.maxStoredModules ? fmtInt(l.maxStoredModules) : "no limit"}`,
+        ],
+        ["Stored bytes", `${fmtBytes(me.storedBytes)} of ${l.maxStoredBytes ? fmtBytes(l.maxStoredBytes) : "no limit"}`],
+        ["Args and env", `${fmtInt(l.maxArgs)} items, ${fmtBytes(l.maxArgsBytes)}`],
       ];
       for (const [k, v] of rows) dl.append(h("div", {}, h("dt", {}, k), h("dd", {}, v)));
     }

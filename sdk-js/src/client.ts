@@ -9,7 +9,7 @@
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { createClient as createConnectClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
-import { Code, WasmWizError } from "./errors.js";
+import { Code, WasmWizError, moduleTooLarge } from "./errors.js";
 import {
   ExecutionService,
   FinishedSchema,
@@ -38,6 +38,7 @@ import {
   type CreateMyApiKeyResponse,
   type GetUsageRequestSchema,
   type GetUsageResponse,
+  type TierLimits,
   type WhoAmIResponse,
 } from "./gen/wasmwiz/v1/account_pb.js";
 import {
@@ -459,8 +460,11 @@ export interface ModulesApi {
   get(sha256: string, options?: WasmWizCallOptions): Promise<ModuleInfo>;
   /** One page of modules, newest first. */
   list(request?: MessageInitShape<typeof ListModulesRequestSchema>, options?: WasmWizCallOptions): Promise<ListModulesResponse>;
-  /** Every module, page after page. */
-  listAll(options?: WasmWizCallOptions & { pageSize?: number }): AsyncIterable<ModuleInfo>;
+  /**
+   * Every module, page after page. Each has `importCount` and `exportCount`;
+   * `details: true` also fills `imports` and `exports` (larger pages).
+   */
+  listAll(options?: WasmWizCallOptions & { pageSize?: number; details?: boolean }): AsyncIterable<ModuleInfo>;
   /** Removes the module from this account. */
   delete(sha256: string, options?: WasmWizCallOptions): Promise<DeleteModuleResponse>;
 }
@@ -540,6 +544,12 @@ export interface WasmWizClient {
 
 const DEFAULT_CHUNK = 1024 * 1024;
 
+/**
+ * Modules up to this size are sent without checking them against the tier
+ * first: every tier takes them, and the check costs one `WhoAmI`.
+ */
+export const SIZE_CHECK_THRESHOLD = 1024 * 1024;
+
 async function* chunksOf(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
   for (let off = 0; off < bytes.length; off += size) yield bytes.subarray(off, Math.min(bytes.length, off + size));
 }
@@ -617,6 +627,35 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
     keepModule: r.keepModule ?? false,
   });
 
+  /** The tier's limits from one `WhoAmI`, kept for this client's life (retried after a failure). */
+  let tierLimits: Promise<TierLimits | undefined> | undefined;
+  /**
+   * Refuses a module above the tier's `maxModuleBytes` before any of its
+   * bytes are sent; modules up to {@link SIZE_CHECK_THRESHOLD} are not checked.
+   */
+  const checkModuleSize = async (module: Uint8Array | undefined, o: WasmWizCallOptions | undefined) => {
+    if (module === undefined || module.length <= SIZE_CHECK_THRESHOLD) return;
+    tierLimits ??= unary(() => raw.account.whoAmI({}, co(o, true))).then((me) => me.limits);
+    let limits: TierLimits | undefined;
+    try {
+      limits = await tierLimits;
+    } catch (e) {
+      tierLimits = undefined;
+      throw e;
+    }
+    const max = Number(limits?.maxModuleBytes ?? 0n);
+    if (limits && max > 0 && module.length > max) throw moduleTooLarge(module.length, max, limits.tier);
+  };
+
+  /** `open`, after the module's size was checked against the tier. */
+  const sizeChecked =
+    <T>(module: Uint8Array | undefined, o: WasmWizCallOptions | undefined, open: () => AsyncIterable<T>) =>
+    (): AsyncIterable<T> =>
+      (async function* () {
+        await checkModuleSize(module, o);
+        yield* open();
+      })();
+
   const checkSource = (r: { module?: Uint8Array; moduleSha256?: string }) => {
     if ((r.module === undefined) === (r.moduleSha256 === undefined)) {
       throw new WasmWizError(Code.InvalidArgument, "give exactly one of `module` (bytes) and `moduleSha256`");
@@ -630,7 +669,7 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
 
     run(r, o) {
       const rate: { info?: RateLimitInfo } = {};
-      return runCollector(() => {
+      return runCollector(sizeChecked(r.module, o, () => {
         checkSource(r);
         return raw.execution.run(
           {
@@ -640,12 +679,12 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
           },
           streamOptions(o, rate),
         );
-      }, rate);
+      }), rate);
     },
 
     execute(r, o) {
       const rate: { info?: RateLimitInfo } = {};
-      return runCollector(() => {
+      return runCollector(sizeChecked(r.module, o, () => {
         if (kind !== "grpc") {
           throw new WasmWizError(
             Code.Unimplemented,
@@ -682,11 +721,11 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
           }
         }
         return raw.execution.execute(requests(), streamOptions(o, rate));
-      }, rate);
+      }), rate);
     },
 
     runBatch(r, o) {
-      return batchCollector(() => {
+      return batchCollector(sizeChecked(r.module, o, () => {
         checkSource(r);
         return raw.execution.runBatch(
           {
@@ -704,10 +743,11 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
           },
           co(o, false),
         );
-      });
+      }));
     },
 
     async upload(module, o) {
+      await checkModuleSize(module, o);
       const sha = await sha256Hex(module);
       if (sha && !o?.force) {
         try {
@@ -740,7 +780,9 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
       async *listAll(o) {
         let pageToken = "";
         do {
-          const page = await unary(() => raw.modules.listModules({ pageSize: o?.pageSize ?? 0, pageToken }, co(o, true)));
+          const page = await unary(() =>
+            raw.modules.listModules({ pageSize: o?.pageSize ?? 0, pageToken, includeDetails: o?.details ?? false }, co(o, true)),
+          );
           yield* page.modules;
           pageToken = page.nextPageToken;
         } while (pageToken);

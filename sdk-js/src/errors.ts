@@ -11,6 +11,7 @@
  * @module
  */
 import { Code, ConnectError } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import {
   BadRequestSchema,
@@ -97,6 +98,116 @@ export interface FieldViolation {
   description: string;
 }
 
+/** The ErrorInfo reason of a request past one of its tier's maxima. */
+export const LIMIT_EXCEEDED = "LIMIT_EXCEEDED";
+/** The ErrorInfo reason of an upload the server abandoned for idling. */
+export const UPLOAD_IDLE = "UPLOAD_IDLE";
+/** The domain of the server's ErrorInfo reasons. */
+export const ERROR_DOMAIN = "wasmwiz";
+
+/** QuotaFailure subjects that waiting does not cure: delete modules or revoke a key first. */
+export const STANDING_QUOTAS: readonly string[] = ["stored modules", "stored module bytes", "api keys"];
+
+/** API fields as this SDK's options name them. */
+const OPTION_NAMES: Record<string, string> = {
+  "limits.memory_bytes": "limits.memoryBytes",
+  "limits.fuel": "limits.fuel",
+  "limits.timeout_ms": "limits.timeoutMs",
+  "limits.max_output_bytes": "limits.maxOutputBytes",
+  module_size: "module",
+  size: "module",
+  message: "request",
+};
+
+/** `2 GiB`, `1.5 MiB`, `512 bytes`: sizes in the units a person reads. */
+export function humanBytes(bytes: number): string {
+  for (const [shift, unit] of [
+    [30, "GiB"],
+    [20, "MiB"],
+    [10, "KiB"],
+  ] as const) {
+    const size = 2 ** shift;
+    if (bytes >= size) return `${(bytes / size).toFixed(1).replace(/\.0$/, "")} ${unit}`;
+  }
+  return `${bytes} bytes`;
+}
+
+function amount(value: number, unit: string): string {
+  switch (unit) {
+    case "bytes":
+      return humanBytes(value);
+    case "ms":
+      return `${value / 1000} s`;
+    case "fuel":
+      return value.toLocaleString("en-US").replaceAll(",", "_");
+    case "count":
+      return `${value} items`;
+    default:
+      return `${value} ${unit}`;
+  }
+}
+
+/**
+ * A request past one of its tier's maxima, from the server's
+ * `LIMIT_EXCEEDED` ErrorInfo (or the SDK's own check of a module's size
+ * before uploading it).
+ */
+export interface LimitExceeded {
+  /** The API field (`limits.memory_bytes`, `stdin`, `module`, `args`, `env`, `message`, `cases[2].stdin`). */
+  field: string;
+  /** The option of this SDK that set it (`limits.memoryBytes`, `stdin`, `module`, `request`...). */
+  option: string;
+  /** What the request asked for, in `unit`. */
+  requested: number;
+  /** The tier's maximum, in `unit`. */
+  maximum: number;
+  /** `"bytes"`, `"fuel"`, `"ms"` or `"count"`. */
+  unit: string;
+  /** The tier whose maximum it is (`""` when the server's). */
+  tier: string;
+  /** The refusal in the caller's terms and human units: `limits.memoryBytes 2 GiB is above the pro tier's 1 GiB`. */
+  message: string;
+}
+
+/** The limit an ErrorInfo describes, or undefined when it is not one. */
+export function limitOf(info: ErrorInfo | undefined): LimitExceeded | undefined {
+  if (!info || info.reason !== LIMIT_EXCEEDED) return undefined;
+  const m = info.metadata;
+  const requested = Number(m["requested"]);
+  const maximum = Number(m["maximum"]);
+  if (m["field"] === undefined || !Number.isFinite(requested) || !Number.isFinite(maximum)) return undefined;
+  return makeLimit(m["field"], requested, maximum, m["unit"] ?? "", m["tier"] ?? "");
+}
+
+/** A {@link LimitExceeded} with its option and message filled in. */
+export function makeLimit(field: string, requested: number, maximum: number, unit: string, tier: string): LimitExceeded {
+  const option = OPTION_NAMES[field] ?? field;
+  const whose = tier ? `the ${tier} tier's` : "the server's";
+  let message = `${option} ${amount(requested, unit)} is above ${whose} ${amount(maximum, unit)}`;
+  if (field === "args" || field === "env" || field.endsWith(".args")) message += " (args and env together, argv[0] included)";
+  return { field, option, requested, maximum, unit, tier, message };
+}
+
+/**
+ * The error the SDK throws, without sending anything, for a module above the
+ * tier's `maxModuleBytes`: it reads like the server's refusal (BadRequest on
+ * `module` plus a LIMIT_EXCEEDED ErrorInfo) but has `local: true`.
+ */
+export function moduleTooLarge(size: number, maximum: number, tier: string): WasmWizError {
+  const details: ErrorDetails = {
+    badRequest: create(BadRequestSchema, {
+      fieldViolations: [{ field: "module", description: `the maximum is ${maximum}; this module has ${size}` }],
+    }),
+    errorInfo: create(ErrorInfoSchema, {
+      reason: LIMIT_EXCEEDED,
+      domain: ERROR_DOMAIN,
+      metadata: { field: "module", requested: String(size), maximum: String(maximum), unit: "bytes", tier },
+    }),
+  };
+  const limit = makeLimit("module", size, maximum, "bytes", tier);
+  return new WasmWizError(Code.InvalidArgument, `${limit.message} (checked before uploading)`, { details, local: true });
+}
+
 /**
  * A failed WasmWiz call: the gRPC status code, the server's message and the
  * parsed error details.
@@ -129,17 +240,28 @@ export class WasmWizError extends Error {
   /** Response headers and trailers of the failed call. */
   readonly metadata: Headers;
   override readonly cause: unknown;
+  /**
+   * The tier maximum the request passed, when that is why it was refused;
+   * `message` then words it with this SDK's option and human units.
+   */
+  readonly limit: LimitExceeded | undefined;
+  /** True when the SDK refused the call itself, before sending anything. */
+  readonly local: boolean;
 
   constructor(
     code: Code,
     message: string,
-    init: { details?: ErrorDetails; metadata?: HeadersInit; cause?: unknown; retryAfter?: number } = {},
+    init: { details?: ErrorDetails; metadata?: HeadersInit; cause?: unknown; retryAfter?: number; local?: boolean } = {},
   ) {
     const codeName = grpcCodeName(code);
-    super(message ? `${codeName}: ${message}` : codeName);
+    const limit = limitOf(init.details?.errorInfo);
+    const said = limit && !message.includes(limit.message) ? limit.message : message;
+    super(said ? `${codeName}: ${said}` : codeName);
     this.code = code;
     this.codeName = codeName;
     this.rawMessage = message;
+    this.limit = limit;
+    this.local = init.local ?? false;
     this.details = init.details ?? {};
     this.metadata = new Headers(init.metadata);
     this.cause = init.cause;
@@ -152,6 +274,24 @@ export class WasmWizError extends Error {
       field: v.field,
       description: v.description,
     }));
+  }
+
+  /** The QuotaFailure subjects (`executions per minute`, `stored modules`, `api keys`...). */
+  get quotaSubjects(): string[] {
+    return (this.details.quotaFailure?.violations ?? []).map((v) => v.subject);
+  }
+
+  /**
+   * RESOURCE_EXHAUSTED for a standing allowance (stored modules or bytes,
+   * live API keys): waiting does not help, so do not retry it.
+   */
+  get isQuotaExceeded(): boolean {
+    return this.code === Code.ResourceExhausted && this.quotaSubjects.some((s) => STANDING_QUOTAS.includes(s));
+  }
+
+  /** DEADLINE_EXCEEDED because the server abandoned an upload that sent nothing for the tier's `uploadIdleTimeoutMs`. */
+  get isUploadIdle(): boolean {
+    return this.code === Code.DeadlineExceeded && this.details.errorInfo?.reason === UPLOAD_IDLE;
   }
 
   /**
@@ -248,12 +388,25 @@ export function describeError(error: unknown): { title: string; detail: string }
           .map((v) => capitalize((v.description || v.subject).replace(/[;,.]?\s*(please\s+)?(retry|try again)\b.*$/i, "")))
           .filter(Boolean) ?? [];
       const wait = e.retryAfter !== undefined ? ` Try again in ${formatWait(e.retryAfter)}.` : "";
+      if (e.isQuotaExceeded) {
+        return {
+          title: e.quotaSubjects.includes("api keys") ? "Too many API keys" : "Storage full",
+          detail: sentence(quota.length ? quota.join("; ") : server),
+        };
+      }
       return {
         title: "Rate limited",
         detail: sentence(quota.length ? quota.join("; ") : server || "This account used up its allowance") + wait,
       };
     }
     case Code.InvalidArgument: {
+      if (e.limit) {
+        const isModule = e.limit.option === "module";
+        return {
+          title: isModule ? "Module too large" : "Above this tier's limit",
+          detail: sentence(e.local ? `${e.limit.message} (checked before uploading)` : e.limit.message),
+        };
+      }
       const isModule = e.fieldViolations.some((v) => v.field === "module" || v.field.startsWith("module"));
       return {
         title: isModule ? "Invalid module" : "Invalid request",
@@ -274,6 +427,7 @@ export function describeError(error: unknown): { title: string; detail: string }
     case Code.Canceled:
       return { title: "Cancelled", detail: server || "The run was cancelled." };
     case Code.DeadlineExceeded:
+      if (e.isUploadIdle) return { title: "Upload stalled", detail: server };
       return { title: "Timed out", detail: server || "The call took too long." };
     default:
       return { title: `Error (${e.codeName})`, detail: server || "Something went wrong." };

@@ -538,6 +538,57 @@ for (const kind of TRANSPORTS) {
         assert.match(v!.description, /1000000000000|10\^12|1e12/);
       });
 
+      it("a limit error names the option in human units", async () => {
+        const client = admin.withApiKey(await server.createKey(`memory-${kind}@test.local`, "pro"));
+        const err = await rejection(client.run({ module: guest("hello"), limits: { memoryBytes: 2n << 30n } }).result());
+        assert.equal(err.message, "INVALID_ARGUMENT: limits.memoryBytes 2 GiB is above the pro tier's 1 GiB");
+        assert.deepEqual([err.limit?.field, err.limit?.maximum, err.limit?.tier], ["limits.memory_bytes", 2 ** 30, "pro"]);
+        assert.equal(err.local, false);
+      });
+
+      it("a module above the tier is refused before it is sent", async () => {
+        const client = admin.withApiKey(await server.createKey(`module-size-${kind}@test.local`, "free"));
+        const module = paddedModule(guest("hello"), 11 << 20);
+        for (const call of [() => client.run({ module }).result(), () => client.upload(module)]) {
+          const err = await rejection(call);
+          assert.equal(err.local, true, "refused by the SDK, not the server");
+          assert.equal(err.limit?.field, "module");
+          assert.match(err.message, /is above the free tier's 10 MiB/);
+        }
+      });
+
+      it("whoAmI shows what the account stores and the tier's storage limits", async () => {
+        const client = admin.withApiKey(await server.createKey(`stored-${kind}@test.local`, "free"));
+        const before = await client.account.whoAmI();
+        assert.deepEqual([before.storedModules, before.storedBytes], [0n, 0n]);
+        const up = await client.upload(guest("hello"));
+        const me = await client.account.whoAmI();
+        assert.deepEqual([me.storedModules, me.storedBytes], [1n, up.size]);
+        assert.deepEqual([me.limits?.maxStoredModules, me.limits?.maxArgs, me.limits?.maxApiKeys], [50n, 256, 100]);
+        assert.equal(me.keyExpiresAt, undefined);
+      });
+
+      it("listAll counts exports, and lists them with details", async () => {
+        const client = admin.withApiKey(await server.createKey(`details-${kind}@test.local`, "free"));
+        const up = await client.upload(guest("hello"));
+        const plain = [];
+        for await (const m of client.modules.listAll()) plain.push(m);
+        const detailed = [];
+        for await (const m of client.modules.listAll({ details: true })) detailed.push(m);
+        assert.equal(plain[0]?.exports.length, 0);
+        assert.equal(plain[0]?.exportCount, up.info.exports.length);
+        assert.equal(detailed[0]?.exports.length, up.info.exports.length);
+      });
+
+      it("a self-made key names its parent", async () => {
+        const client = admin.withApiKey(await server.createKey(`parent-${kind}@test.local`, "free"));
+        const me = await client.account.whoAmI();
+        const made = await client.account.createMyApiKey({ label: "child" });
+        assert.equal(made.parentKeyId, me.keyId);
+        const listed = (await client.account.listMyApiKeys()).find((k) => k.keyId === made.keyId);
+        assert.equal(listed?.parentKeyId, me.keyId);
+      });
+
       it("unknown module sha256: NOT_FOUND with ResourceInfo", async () => {
         const err = await rejection(admin.run({ moduleSha256: "0".repeat(64) }).result());
         assert.equal(err.code, Code.NotFound);

@@ -24,6 +24,7 @@ import { ModuleService, ModuleInfoSchema } from "../src/gen/wasmwiz/v1/module_pb
 import { AccountService } from "../src/gen/wasmwiz/v1/account_pb.js";
 import {
   BadRequestSchema,
+  ErrorInfoSchema,
   QuotaFailureSchema,
   ResourceInfoSchema,
   RetryInfoSchema,
@@ -98,6 +99,10 @@ function fakeClient(kind: TransportKind = "grpc", calls: string[] = [], stored =
     service(AccountService, {
       async whoAmI(_req, ctx) {
         const auth = ctx.requestHeader.get("authorization");
+        if (auth === "Bearer small") {
+          calls.push("whoAmI");
+          return { email: "me@x", tier: "small", limits: { tier: "small", maxModuleBytes: BigInt(2 << 20) } };
+        }
         if (auth !== "Bearer good") throw new ConnectError("bad key", Code.Unauthenticated);
         return { email: "me@x", tier: "free" };
       },
@@ -295,5 +300,100 @@ describe("helpers", () => {
       reset: 42,
     });
     assert.equal(parseRateLimit(new Headers()), undefined);
+  });
+});
+
+describe("sizes checked before bytes move", () => {
+  const big = () => paddedModule(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]), 3 << 20);
+
+  for (const kind of ["grpc", "grpc-web"] as TransportKind[]) {
+    it(`a module above the tier is refused without sending it (${kind})`, async () => {
+      const calls: string[] = [];
+      const client = fakeClient(kind, calls).withApiKey("small");
+      const module = big();
+      const refusals = [
+        await client.run({ module }).result().catch((e: unknown) => e),
+        await client.runBatch({ module, cases: [{}] }).result().catch((e: unknown) => e),
+        await client.upload(module).catch((e: unknown) => e),
+      ];
+      for (const e of refusals) {
+        assert.ok(e instanceof WasmWizError, String(e));
+        assert.equal(e.code, Code.InvalidArgument);
+        assert.equal(e.local, true);
+        assert.equal(e.limit?.field, "module");
+        assert.equal(e.limit?.maximum, 2 << 20);
+        assert.match(e.message, /^INVALID_ARGUMENT: module 3 MiB is above the small tier's 2 MiB/);
+      }
+      assert.deepEqual(calls, ["whoAmI"], "one WhoAmI for the client, no module bytes sent");
+    });
+  }
+
+  it("a module up to 1 MiB is sent without asking WhoAmI", async () => {
+    const calls: string[] = [];
+    await fakeClient("grpc", calls).withApiKey("small").run({ module: new Uint8Array([0]) }).result();
+    assert.ok(!calls.includes("whoAmI"), calls.join(","));
+  });
+});
+
+describe("limit errors in the SDK's terms", () => {
+  const limitError = (field: string, requested: number, maximum: number, unit: string, tier: string) =>
+    WasmWizError.from(
+      new ConnectError(`${field} of ${requested} is above the ${tier} tier's maximum of ${maximum}`, Code.InvalidArgument, undefined, [
+        { desc: BadRequestSchema, value: { fieldViolations: [{ field, description: `the maximum is ${maximum}` }] } },
+        {
+          desc: ErrorInfoSchema,
+          value: {
+            reason: "LIMIT_EXCEEDED",
+            domain: "wasmwiz",
+            metadata: { field, requested: String(requested), maximum: String(maximum), unit, tier },
+          },
+        },
+      ]),
+    );
+
+  it("memory names the option and human units, keeping the raw details", () => {
+    const e = limitError("limits.memory_bytes", 2 ** 31, 2 ** 30, "bytes", "pro");
+    assert.equal(e.message, "INVALID_ARGUMENT: limits.memoryBytes 2 GiB is above the pro tier's 1 GiB");
+    assert.equal(e.rawMessage, "limits.memory_bytes of 2147483648 is above the pro tier's maximum of 1073741824");
+    assert.deepEqual(
+      [e.limit?.field, e.limit?.requested, e.limit?.maximum, e.limit?.unit, e.limit?.tier],
+      ["limits.memory_bytes", 2 ** 31, 2 ** 30, "bytes", "pro"],
+    );
+    assert.equal(e.fieldViolations[0]?.field, "limits.memory_bytes");
+    assert.equal(describeError(e).detail, "limits.memoryBytes 2 GiB is above the pro tier's 1 GiB.");
+  });
+
+  it("time, fuel and counts read in their own units", () => {
+    assert.match(limitError("limits.timeout_ms", 60000, 5000, "ms", "free").message, /limits\.timeoutMs 60 s is above the free tier's 5 s$/);
+    assert.match(limitError("limits.fuel", 1e13, 1e12, "fuel", "free").message, /limits\.fuel 10_000_000_000_000 is above the free tier's 1_000_000_000_000$/);
+    assert.match(limitError("args", 301, 256, "count", "free").message, /args 301 items is above the free tier's 256 items/);
+    assert.match(limitError("message", 3 << 19, 1 << 20, "bytes", "").message, /request 1\.5 MiB is above the server's 1 MiB$/);
+  });
+
+  it("stored modules and api keys are quotas, not rate limits", () => {
+    const quota = (subject: string) =>
+      WasmWizError.from(
+        new ConnectError("full", Code.ResourceExhausted, undefined, [
+          { desc: QuotaFailureSchema, value: { violations: [{ subject, description: "full" }] } },
+        ]),
+      );
+    for (const subject of ["stored modules", "stored module bytes", "api keys"]) assert.equal(quota(subject).isQuotaExceeded, true, subject);
+    for (const subject of ["uploads per minute", "concurrent uploads", "executions per minute"]) {
+      assert.equal(quota(subject).isQuotaExceeded, false, subject);
+    }
+    assert.deepEqual(quota("concurrent uploads").quotaSubjects, ["concurrent uploads"]);
+    assert.equal(describeError(quota("api keys")).title, "Too many API keys");
+    assert.equal(describeError(quota("stored modules")).title, "Storage full");
+  });
+
+  it("an idle upload is told apart from the caller's deadline", () => {
+    const idle = WasmWizError.from(
+      new ConnectError("no upload message arrived for 30 s", Code.DeadlineExceeded, undefined, [
+        { desc: ErrorInfoSchema, value: { reason: "UPLOAD_IDLE", domain: "wasmwiz", metadata: { timeout_ms: "30000" } } },
+      ]),
+    );
+    assert.equal(idle.isUploadIdle, true);
+    assert.equal(WasmWizError.from(new ConnectError("deadline", Code.DeadlineExceeded)).isUploadIdle, false);
+    assert.equal(describeError(idle).title, "Upload stalled");
   });
 });

@@ -8,6 +8,7 @@ blocking client.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import time
 import traceback
@@ -446,12 +447,15 @@ async def test_errors_do_not_chain_grpc_internals(aclient: wasmwiz.AsyncClient) 
 
 async def test_error_text_says_each_thing_once(server: Server) -> None:
     async with server.aclient(server.new_key("free")) as client:
-        with pytest.raises(wasmwiz.InvalidArgument) as info:
+        with pytest.raises(wasmwiz.InvalidModule) as info:
+            await client.run(b"\x00asm\x01\x00\x00\x00")
+        with pytest.raises(wasmwiz.InvalidArgument) as limit:
             await client.run(guest("hello"), limits={"memory": "2GiB"})
     text = str(info.value)
     assert info.value.violations
     for violation in info.value.violations:
         assert text.count(violation.description) == 1, text
+    assert str(limit.value).count("2 GiB") == 1, str(limit.value)
 
 
 async def test_errors(server: Server) -> None:
@@ -561,3 +565,44 @@ async def test_local_errors_are_raised_as_themselves(aclient: wasmwiz.AsyncClien
     data = guest("hello").read_bytes() + b"\x00\x07\x06abort!"
     with pytest.raises(KeyboardInterrupt):
         await aclient.upload(data, progress=progress)
+
+
+async def test_whoami_shows_what_the_account_stores(server: Server) -> None:
+    async with server.aclient(server.new_key("free")) as client:
+        before = await client.whoami()
+        assert (before.stored_modules, before.stored_bytes) == (0, 0)
+        info = await client.upload(guest("hello"))
+        after = await client.whoami()
+        assert (after.stored_modules, after.stored_bytes) == (1, info.size)
+        assert after.key_expires_at is None
+
+
+async def test_whoami_shows_the_tiers_storage_upload_and_args_limits(server: Server) -> None:
+    async with server.aclient(server.new_key("free")) as client:
+        limits = (await client.whoami()).limits
+    assert (limits.max_stored_modules, limits.max_stored_bytes) == (50, 64 << 20)
+    assert (limits.uploads_per_minute, limits.max_concurrent_uploads) == (10, 2)
+    assert limits.upload_idle_timeout == 30.0
+    assert (limits.max_args, limits.max_args_bytes, limits.max_api_keys) == (256, 64 << 10, 100)
+
+
+async def test_a_listing_counts_exports_and_details_lists_them(server: Server) -> None:
+    async with server.aclient(server.new_key("free")) as client:
+        info = await client.upload(guest("hello"))
+        [plain] = await client.modules.list()
+        [detailed] = await client.modules.list(details=True)
+    assert plain.exports == ()
+    assert (plain.import_count, plain.export_count) == (len(info.imports), len(info.exports))
+    assert detailed.exports == info.exports
+
+
+async def test_a_self_made_key_names_its_parent_and_expiry(server: Server) -> None:
+    expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    async with server.aclient(server.new_key("free")) as client:
+        me = await client.whoami()
+        new = await client.account.create_key("child", expires_at=expires)
+        listed = {key.key_id: key for key in await client.account.list_keys()}
+    assert new.parent_key_id == me.key_id
+    assert new.expires_at is not None
+    assert abs(new.expires_at.timestamp() - expires.timestamp()) < 1
+    assert listed[new.key_id].parent_key_id == me.key_id

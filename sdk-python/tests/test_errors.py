@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 import wasmwiz
-from conftest import Server, guest, start_server
+from conftest import Server, guest, padded_module, start_server
 
 
 def test_rate_limited_then_retry_honours_retry_after(server: Server) -> None:
@@ -126,3 +126,56 @@ def test_unavailable_when_saturated_then_retry(saturated_server: Server) -> None
     worker.join(30)
     assert outcome == [wasmwiz.Outcome.TIMEOUT]
     client.close()
+
+
+# Replaces the free tier (``admin create-key`` knows only the default tiers).
+_SMALL_TIER = """
+[tiers.free]
+per_minute = 100
+per_day = 1000
+max_module_bytes = 4194304
+max_stdin_bytes = 1048576
+max_memory_bytes = 134217728
+max_fuel = 1000000000000
+max_timeout_ms = 5000
+max_output_bytes = 1048576
+max_concurrent = 2
+max_stored_modules = 1
+upload_idle_timeout_ms = 300
+"""
+
+
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server whose free tier stores one module and ends uploads idle for 0.3 s."""
+    srv = start_server(tmp_path_factory.mktemp("small"), _SMALL_TIER)
+    yield srv
+    srv.process.stop()
+
+
+def test_a_full_module_store_is_a_quota_not_a_rate_limit(small_server: Server) -> None:
+    hello = guest("hello").read_bytes()
+    with small_server.client(small_server.new_key("free"), retry=True) as client:
+        client.upload(hello)
+        with pytest.raises(wasmwiz.QuotaExceeded) as info:
+            client.upload(padded_module(hello, 16))
+    err = info.value
+    assert not isinstance(err, wasmwiz.RateLimited), "waiting does not free storage"
+    assert err.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert [v.subject for v in err.quota_violations] == ["stored modules"]
+
+
+def test_an_upload_left_idle_is_told_apart_from_a_client_deadline(small_server: Server) -> None:
+    module = padded_module(guest("hello").read_bytes(), 256 << 10)
+
+    def stall(done: int, total: int) -> None:
+        if done < total:
+            time.sleep(1.5)  # five times the tier's idle timeout
+
+    with small_server.client(small_server.new_key("free")) as client:
+        with pytest.raises(wasmwiz.UploadIdle) as info:
+            client.upload(module, progress=stall, chunk_size=64 << 10)
+    err = info.value
+    assert isinstance(err, wasmwiz.DeadlineExceeded)
+    assert err.error_info is not None
+    assert err.error_info.metadata["timeout_ms"] == "300"

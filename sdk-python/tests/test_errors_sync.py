@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 import wasmwiz
-from conftest import EMPTY_MODULE, ENV_IMPORT_MODULE, Server, guest
+from conftest import EMPTY_MODULE, ENV_IMPORT_MODULE, Server, guest, padded_module
 
 
 def test_unauthenticated(server: Server) -> None:
@@ -75,6 +75,32 @@ def test_invalid_argument_limit_above_tier(server: Server) -> None:
     fields = {v.field: v.description for v in err.violations}
     assert "limits.fuel" in fields, err.violations
     assert "1000000000000" in fields["limits.fuel"] or "10^12" in fields["limits.fuel"]
+
+
+def test_a_limit_error_names_the_option_in_human_units(server: Server) -> None:
+    with server.client(server.new_key("pro")) as client:
+        with pytest.raises(wasmwiz.InvalidArgument) as info:
+            client.run(guest("hello"), limits={"memory": "2GiB"})
+    err = info.value
+    assert str(err) == "INVALID_ARGUMENT: memory 2 GiB is above the pro tier's 1 GiB"
+    assert err.limit == wasmwiz.LimitExceeded(
+        "limits.memory_bytes", 2 << 30, 1 << 30, "bytes", "pro"
+    )
+    assert [v.field for v in err.violations] == ["limits.memory_bytes"]
+
+
+def test_a_module_above_the_tier_is_refused_before_it_is_sent(server: Server) -> None:
+    module = padded_module(guest("hello").read_bytes(), 11 << 20)
+    with server.client(server.new_key("free")) as client:
+        for call in (client.run, client.upload, client.modules.put):
+            with pytest.raises(wasmwiz.InvalidModule) as info:
+                call(module)
+            err = info.value
+            assert err.rpc_error is None, "raised by the client, not the server"
+            assert err.limit == wasmwiz.LimitExceeded(
+                "module", len(module), 10 << 20, "bytes", "free"
+            )
+            assert "is above the free tier's 10 MiB" in str(err), str(err)
 
 
 def test_not_found(client: wasmwiz.Client) -> None:

@@ -9,6 +9,7 @@ blocking client.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import threading
 import time
@@ -446,12 +447,15 @@ def test_errors_do_not_chain_grpc_internals(client: wasmwiz.Client) -> None:
 
 def test_error_text_says_each_thing_once(server: Server) -> None:
     with server.client(server.new_key("free")) as client:
-        with pytest.raises(wasmwiz.InvalidArgument) as info:
+        with pytest.raises(wasmwiz.InvalidModule) as info:
+            client.run(b"\x00asm\x01\x00\x00\x00")
+        with pytest.raises(wasmwiz.InvalidArgument) as limit:
             client.run(guest("hello"), limits={"memory": "2GiB"})
     text = str(info.value)
     assert info.value.violations
     for violation in info.value.violations:
         assert text.count(violation.description) == 1, text
+    assert str(limit.value).count("2 GiB") == 1, str(limit.value)
 
 
 def test_errors(server: Server) -> None:
@@ -561,3 +565,44 @@ def test_local_errors_are_raised_as_themselves(client: wasmwiz.Client) -> None:
     data = guest("hello").read_bytes() + b"\x00\x07\x06abort!"
     with pytest.raises(KeyboardInterrupt):
         client.upload(data, progress=progress)
+
+
+def test_whoami_shows_what_the_account_stores(server: Server) -> None:
+    with server.client(server.new_key("free")) as client:
+        before = client.whoami()
+        assert (before.stored_modules, before.stored_bytes) == (0, 0)
+        info = client.upload(guest("hello"))
+        after = client.whoami()
+        assert (after.stored_modules, after.stored_bytes) == (1, info.size)
+        assert after.key_expires_at is None
+
+
+def test_whoami_shows_the_tiers_storage_upload_and_args_limits(server: Server) -> None:
+    with server.client(server.new_key("free")) as client:
+        limits = client.whoami().limits
+    assert (limits.max_stored_modules, limits.max_stored_bytes) == (50, 64 << 20)
+    assert (limits.uploads_per_minute, limits.max_concurrent_uploads) == (10, 2)
+    assert limits.upload_idle_timeout == 30.0
+    assert (limits.max_args, limits.max_args_bytes, limits.max_api_keys) == (256, 64 << 10, 100)
+
+
+def test_a_listing_counts_exports_and_details_lists_them(server: Server) -> None:
+    with server.client(server.new_key("free")) as client:
+        info = client.upload(guest("hello"))
+        [plain] = client.modules.list()
+        [detailed] = client.modules.list(details=True)
+    assert plain.exports == ()
+    assert (plain.import_count, plain.export_count) == (len(info.imports), len(info.exports))
+    assert detailed.exports == info.exports
+
+
+def test_a_self_made_key_names_its_parent_and_expiry(server: Server) -> None:
+    expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    with server.client(server.new_key("free")) as client:
+        me = client.whoami()
+        new = client.account.create_key("child", expires_at=expires)
+        listed = {key.key_id: key for key in client.account.list_keys()}
+    assert new.parent_key_id == me.key_id
+    assert new.expires_at is not None
+    assert abs(new.expires_at.timestamp() - expires.timestamp()) < 1
+    assert listed[new.key_id].parent_key_id == me.key_id

@@ -388,3 +388,47 @@ def test_doctests(name: str) -> None:
     module = importlib.import_module(f"wasmwiz.{name}")
     failures, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert failures == 0
+
+
+@pytest.mark.parametrize(
+    ("limit", "said"),
+    [
+        (
+            wasmwiz.LimitExceeded("limits.fuel", 10**13, 10**12, "fuel", "free"),
+            "fuel 10_000_000_000_000 is above the free tier's 1_000_000_000_000",
+        ),
+        (
+            wasmwiz.LimitExceeded("limits.timeout_ms", 60_000, 5_000, "ms", "free"),
+            "timeout 60 s is above the free tier's 5 s",
+        ),
+        (
+            wasmwiz.LimitExceeded("args", 301, 256, "count", "free"),
+            "args 301 items is above the free tier's 256 items "
+            "(args and env together, argv[0] included)",
+        ),
+        (
+            wasmwiz.LimitExceeded("message", 3 << 19, 1 << 20, "bytes", ""),
+            "request 1.5 MiB is above the server's 1 MiB",
+        ),
+    ],
+)
+def test_a_limit_is_worded_with_the_sdk_option_and_human_units(
+    limit: wasmwiz.LimitExceeded, said: str
+) -> None:
+    assert limit.message == said
+
+
+def test_a_limit_from_error_info_replaces_the_servers_wording() -> None:
+    info = wasmwiz.ErrorInfo(
+        "LIMIT_EXCEEDED",
+        "wasmwiz",
+        {
+            "field": "stdin",
+            "requested": "2097152",
+            "maximum": "1048576",
+            "unit": "bytes",
+            "tier": "free",
+        },
+    )
+    err = wasmwiz.InvalidArgument("stdin of 2097152 bytes ...", error_info=info)
+    assert str(err) == "INVALID_ARGUMENT: stdin 2 MiB is above the free tier's 1 MiB"

@@ -1235,3 +1235,233 @@ async fn detailed_listing_pages_are_smaller() {
     assert!(!page.next_page_token.is_empty());
     server.stop().await;
 }
+
+/// The ErrorInfo beside a limit's BadRequest: LIMIT_EXCEEDED with the
+/// numbers as metadata, so clients can word it in their users' terms.
+fn limit_info(status: &tonic::Status) -> std::collections::HashMap<String, String> {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let info = status
+        .get_error_details()
+        .error_info()
+        .cloned()
+        .unwrap_or_else(|| panic!("no ErrorInfo: {status:?}"));
+    assert_eq!(
+        (info.reason.as_str(), info.domain.as_str()),
+        ("LIMIT_EXCEEDED", "wasmwiz")
+    );
+    info.metadata
+}
+
+/// `[field, requested, maximum, unit, tier]` of a limit's ErrorInfo.
+fn limit_figures(status: &tonic::Status) -> [String; 5] {
+    let meta = limit_info(status);
+    ["field", "requested", "maximum", "unit", "tier"].map(|k| meta[k].clone())
+}
+
+fn figures(field: &str, requested: u64, maximum: u64, unit: &str) -> [String; 5] {
+    [
+        field.to_string(),
+        requested.to_string(),
+        maximum.to_string(),
+        unit.to_string(),
+        "free".to_string(),
+    ]
+}
+
+/// A free-tier client refused `limits` on a run of the hello guest.
+async fn refused_limits(limits: v1::Limits) -> tonic::Status {
+    let server = TestServer::start().await;
+    let key = server.create_key("limits@x.io", "free", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let mut req = run_bytes(guest("hello"));
+    req.limits = Some(limits);
+    let status = run(&mut c, req).await.unwrap_err();
+    server.stop().await;
+    status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_above_the_tier_carries_its_figures_in_error_info() {
+    let status = refused_limits(v1::Limits {
+        memory_bytes: 2 << 30,
+        ..Default::default()
+    })
+    .await;
+    assert_bad_request(&status, "limits.memory_bytes");
+    assert_eq!(
+        limit_figures(&status),
+        figures("limits.memory_bytes", 2 << 30, 128 << 20, "bytes")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuel_above_the_tier_carries_its_figures_in_error_info() {
+    let status = refused_limits(v1::Limits {
+        fuel: 1_000_000_000_001,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        limit_figures(&status),
+        figures("limits.fuel", 1_000_000_000_001, 1_000_000_000_000, "fuel")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_above_the_tier_carries_its_figures_in_error_info() {
+    let status = refused_limits(v1::Limits {
+        timeout_ms: 60_000,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        limit_figures(&status),
+        figures("limits.timeout_ms", 60_000, 5_000, "ms")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_above_the_tier_carries_its_figures_in_error_info() {
+    let status = refused_limits(v1::Limits {
+        max_output_bytes: 4 << 20,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        limit_figures(&status),
+        figures("limits.max_output_bytes", 4 << 20, 1 << 20, "bytes")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announced_module_size_above_the_tier_carries_its_figures_in_error_info() {
+    let server = TestServer::start().await;
+    let key = server.create_key("module-size@x.io", "free", false).await;
+    let c = clients(&server, Some(&key)).await;
+    let start = v1::ExecuteRequest {
+        msg: Some(Msg::Start(v1::ExecuteStart {
+            source: Some(v1::execute_start::Source::ModuleSize(19 << 20)),
+            ..Default::default()
+        })),
+    };
+    let status = c
+        .exec
+        .clone()
+        .execute(futures::stream::iter(vec![start]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        limit_figures(&status),
+        figures("module_size", 19 << 20, 10 << 20, "bytes")
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_above_the_tier_carries_its_figures_in_error_info() {
+    let server = TestServer::start().await;
+    let key = server.create_key("stdin-size@x.io", "free", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let mut req = run_bytes(guest("echo"));
+    req.stdin = vec![0; (1 << 20) + 1];
+    let status = run(&mut c, req).await.unwrap_err();
+    assert_eq!(
+        limit_figures(&status),
+        figures("stdin", (1 << 20) + 1, 1 << 20, "bytes")
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_args_carry_the_count_in_error_info() {
+    let server = TestServer::start().await;
+    let key = server.create_key("args-count@x.io", "free", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let req = v1::RunRequest {
+        args: vec!["a".into(); 300],
+        ..run_bytes(guest("hello"))
+    };
+    let status = run(&mut c, req).await.unwrap_err();
+    // argv[0] counts: 300 args are 301 items.
+    assert_eq!(limit_figures(&status), figures("args", 301, 256, "count"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_arg_bytes_carry_the_bytes_in_error_info() {
+    let server = TestServer::start().await;
+    let key = server.create_key("args-bytes@x.io", "free", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let req = v1::RunRequest {
+        program_name: "p".into(),
+        args: vec!["a".repeat(64 << 10)],
+        ..run_bytes(guest("hello"))
+    };
+    let status = run(&mut c, req).await.unwrap_err();
+    // "p\0" + the argument and its NUL.
+    assert_eq!(
+        limit_figures(&status),
+        figures("args", 2 + (64 << 10) + 1, 64 << 10, "bytes")
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_past_the_tiers_cap_carries_its_figures_in_error_info() {
+    let server = TestServer::start_with(Db::Sqlite, |config| {
+        config.tiers.get_mut("free").unwrap().max_module_bytes = 64 << 10;
+    })
+    .await;
+    let free = &server.config.tiers["free"];
+    let cap = free.max_module_bytes
+        + free.max_stdin_bytes
+        + free.max_args_bytes
+        + server.config.message_overhead_bytes as u64;
+    let key = server.create_key("message@x.io", "free", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let status = run(&mut c, run_bytes(padded_hello(cap as usize)))
+        .await
+        .unwrap_err();
+    assert_bad_request(&status, "message");
+    let [field, requested, maximum, unit, tier] = limit_figures(&status);
+    assert_eq!(
+        (field.as_str(), maximum, unit.as_str(), tier.as_str()),
+        ("message", cap.to_string(), "bytes", "free")
+    );
+    assert!(requested.parse::<u64>().unwrap() > cap, "{requested}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_upload_is_told_apart_from_a_client_deadline_by_error_info() {
+    let server = TestServer::start_with(Db::Sqlite, |config| {
+        config.tiers.get_mut("free").unwrap().upload_idle_timeout_ms = 200;
+    })
+    .await;
+    let key = server.create_key("idle@x.io", "free", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let (sender, requests) = tokio::sync::mpsc::channel(1);
+    sender
+        .send(v1::UploadModuleRequest {
+            msg: Some(upload_module_request::Msg::Start(v1::UploadStart {
+                size: 4096,
+                sha256: None,
+            })),
+        })
+        .await
+        .unwrap();
+    // The stream stays open and sends nothing more.
+    let ended = c
+        .modules
+        .upload_module(tokio_stream::wrappers::ReceiverStream::new(requests))
+        .await
+        .unwrap_err();
+    assert_eq!(ended.code(), Code::DeadlineExceeded, "{ended:?}");
+    let info = ended.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(
+        (info.reason.as_str(), info.metadata["timeout_ms"].as_str()),
+        ("UPLOAD_IDLE", "200")
+    );
+    drop(sender);
+    server.stop().await;
+}

@@ -12,6 +12,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { launchBrowser, type Browser } from "../helpers/browser.js";
+import { createClient } from "../../src/node.js";
 import { build } from "esbuild";
 import {
   EXAMPLES_JS_DIR,
@@ -205,6 +206,55 @@ describe("playground", () => {
     assert.equal(await text(page, "#error-title"), "Invalid module");
     assert.match(await text(page, "#error-detail"), /^module: .+/);
     await page.screenshot({ path: join(SHOTS, "playground-invalid-module.png"), fullPage: true });
+    await page.close();
+  });
+
+  it("shows a limit above the tier next to the field, in its units", { timeout: 60_000 }, async () => {
+    const key = await server.createKey("e2e-limit@test.local", "free");
+    const page = await openPlayground(key);
+    await waitText(page, "#key-status", /e2e-limit/);
+    await page.selectOption("#example", "hello");
+    await page.click("#limits-details > summary");
+    await page.fill("#limit-memory", "2048");
+    await page.click("#run-btn");
+    await waitRunDone(page);
+    await page.waitForSelector("#limit-memory-error");
+    assert.equal(await text(page, "#limit-memory-error"), "Memory 2 GiB is above the free tier's 128 MiB.");
+    assert.equal(await page.getAttribute("#limit-memory", "aria-invalid"), "true");
+    assert.match(await page.getAttribute("#limit-memory", "aria-describedby") ?? "", /limit-memory-error/);
+    await page.screenshot({ path: join(SHOTS, "playground-limit-field.png"), fullPage: true });
+
+    await page.fill("#limit-memory", "");
+    await page.click("#run-btn");
+    await waitRunDone(page);
+    assert.equal(await page.$("#limit-memory-error"), null, "the note goes once the run is accepted");
+    assert.equal(await page.getAttribute("#limit-memory", "aria-invalid"), null);
+    await page.close();
+  });
+
+  it("a dropped module above the tier is refused before it is uploaded", { timeout: 120_000 }, async () => {
+    const key = await server.createKey("e2e-module-size@test.local", "free");
+    const page = await openPlayground(key);
+    await waitText(page, "#key-status", /e2e-module-size/);
+    const big = paddedModule(guest("echo"), 11 << 20, "e2e-big");
+    const dataTransfer = await page.evaluateHandle(
+      ({ b64, fileName }) => {
+        const bin = atob(b64);
+        const bytes = new Uint8Array(bin.length);
+        for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], fileName, { type: "application/wasm" }));
+        return dt;
+      },
+      { b64: Buffer.from(big).toString("base64"), fileName: "big.wasm" },
+    );
+    await page.dispatchEvent("#dropzone", "drop", { dataTransfer });
+    await page.waitForSelector("#dropzone-error");
+    assert.match(await text(page, "#dropzone-error"), /^This module 11(\.\d)? MiB is above the free tier's 10 MiB; nothing was uploaded\.$/);
+    assert.equal(await text(page, "#error-title"), "Module too large");
+    assert.match(await text(page, "#module-info"), /Not uploaded/);
+    const me = await createClient({ baseUrl: server.baseUrl, apiKey: key, transport: "grpc-web" }).account.whoAmI();
+    assert.equal(me.storedModules, 0n, "nothing was stored");
     await page.close();
   });
 

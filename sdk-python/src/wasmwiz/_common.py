@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 from google.protobuf import timestamp_pb2
 
 from ._proto import account_pb2, execution_pb2, module_pb2
-from ._types import BatchCase, ModuleInfo
+from ._types import BatchCase, ModuleInfo, TierLimits
 from ._version import __version__
+from .errors import FieldViolation, InvalidModule, LimitExceeded
 from .limits import Limits, LimitsLike
 
 #: Modules up to this size are sent inline with the run request; larger ones
@@ -193,6 +194,37 @@ def resolve_module(module: ModuleLike, inline_limit: int) -> Source:
     raise TypeError(
         "module must be a path, bytes, a sha256 hex string or a ModuleInfo, "
         f"not {type(module).__name__}"
+    )
+
+
+#: Modules up to this size are sent without checking them against the tier
+#: first: every tier takes them, and the check costs one ``WhoAmI``.
+SIZE_CHECK_THRESHOLD = 1024 * 1024
+
+
+def needs_size_check(source: Source) -> bool:
+    """True for module bytes large enough to check against the tier before sending."""
+    return not source.is_reference and source.size > SIZE_CHECK_THRESHOLD
+
+
+def module_too_large(size: int, limits: TierLimits) -> Optional[InvalidModule]:
+    """The error to raise, without sending anything, for a module above the tier's maximum.
+
+    It reads like the server's own refusal (``INVALID_ARGUMENT`` on
+    ``module`` with :class:`~wasmwiz.LimitExceeded`), but ``rpc_error`` is
+    ``None``: no bytes left this machine.
+    """
+    if size <= limits.max_module_bytes:
+        return None
+    limit = LimitExceeded("module", size, limits.max_module_bytes, "bytes", limits.tier)
+    return InvalidModule(
+        f"{limit.message} (checked before uploading)",
+        violations=[
+            FieldViolation(
+                "module", f"the maximum is {limits.max_module_bytes}; this module has {size}"
+            )
+        ],
+        limit=limit,
     )
 
 

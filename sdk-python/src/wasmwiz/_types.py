@@ -484,6 +484,9 @@ class ModuleInfo:
         imports: Its imports.
         exports: Its exports.
         created_at: When this account first stored it.
+        import_count: How many imports it has, when the server says (a
+            listing does, without the import list unless ``details=True``).
+        export_count: How many exports it has, when the server says.
     """
 
     sha256: str
@@ -492,6 +495,8 @@ class ModuleInfo:
     imports: tuple[ModuleImport, ...] = ()
     exports: tuple[ModuleExport, ...] = ()
     created_at: Optional[datetime.datetime] = None
+    import_count: Optional[int] = None
+    export_count: Optional[int] = None
 
     @classmethod
     def _from_proto(cls, msg: module_pb2.ModuleInfo) -> ModuleInfo:
@@ -502,6 +507,8 @@ class ModuleInfo:
             imports=tuple(ModuleImport(i.module, i.name, i.kind) for i in msg.imports),
             exports=tuple(ModuleExport(e.name, e.kind) for e in msg.exports),
             created_at=_optional_timestamp(msg, "created_at", msg.created_at),
+            import_count=msg.import_count if msg.HasField("import_count") else None,
+            export_count=msg.export_count if msg.HasField("export_count") else None,
         )
 
 
@@ -510,7 +517,11 @@ class ModuleInfo:
 
 @dataclasses.dataclass(frozen=True)
 class TierLimits:
-    """A tier's allowances. Sizes in bytes, ``max_timeout`` in seconds."""
+    """A tier's allowances.
+
+    Sizes in bytes, ``max_timeout`` and ``upload_idle_timeout`` in seconds;
+    a ``max_stored_*`` of 0 means no limit.
+    """
 
     tier: str
     per_minute: int
@@ -523,6 +534,14 @@ class TierLimits:
     max_output_bytes: int
     max_concurrent: int
     unmetered: bool
+    max_stored_bytes: int = 0
+    max_stored_modules: int = 0
+    uploads_per_minute: int = 0
+    max_concurrent_uploads: int = 0
+    upload_idle_timeout: float = 0.0
+    max_args: int = 0
+    max_args_bytes: int = 0
+    max_api_keys: int = 0
 
     @classmethod
     def _from_proto(cls, msg: account_pb2.TierLimits) -> TierLimits:
@@ -538,12 +557,28 @@ class TierLimits:
             max_output_bytes=msg.max_output_bytes,
             max_concurrent=msg.max_concurrent,
             unmetered=msg.unmetered,
+            max_stored_bytes=msg.max_stored_bytes,
+            max_stored_modules=msg.max_stored_modules,
+            uploads_per_minute=msg.uploads_per_minute,
+            max_concurrent_uploads=msg.max_concurrent_uploads,
+            upload_idle_timeout=msg.upload_idle_timeout_ms / 1000,
+            max_args=msg.max_args,
+            max_args_bytes=msg.max_args_bytes,
+            max_api_keys=msg.max_api_keys,
         )
 
 
 @dataclasses.dataclass(frozen=True)
 class WhoAmI:
-    """The caller's account (:meth:`Client.whoami`)."""
+    """The caller's account (:meth:`Client.whoami`).
+
+    Attributes:
+        stored_bytes: Bytes of modules the account stores now (against
+            ``limits.max_stored_bytes``).
+        stored_modules: Modules the account stores now (against
+            ``limits.max_stored_modules``).
+        key_expires_at: When the calling key expires (``None``: never).
+    """
 
     email: str
     tier: str
@@ -552,6 +587,9 @@ class WhoAmI:
     remaining_today: int
     key_id: str
     admin: bool
+    stored_bytes: int = 0
+    stored_modules: int = 0
+    key_expires_at: Optional[datetime.datetime] = None
 
     @classmethod
     def _from_proto(cls, msg: account_pb2.WhoAmIResponse) -> WhoAmI:
@@ -563,6 +601,9 @@ class WhoAmI:
             remaining_today=msg.remaining_today,
             key_id=msg.key_id,
             admin=msg.admin,
+            stored_bytes=msg.stored_bytes,
+            stored_modules=msg.stored_modules,
+            key_expires_at=_optional_timestamp(msg, "key_expires_at", msg.key_expires_at),
         )
 
 
@@ -628,7 +669,11 @@ class User:
 
 @dataclasses.dataclass(frozen=True)
 class ApiKey:
-    """An API key's public facts (never its secret)."""
+    """An API key's public facts (never its secret).
+
+    ``parent_key_id`` is the key that created it with ``create_key``
+    (``""``: made by an operator); a child never outlives its parent.
+    """
 
     key_id: str
     email: str
@@ -638,6 +683,7 @@ class ApiKey:
     created_at: Optional[datetime.datetime]
     expires_at: Optional[datetime.datetime]
     revoked_at: Optional[datetime.datetime]
+    parent_key_id: str = ""
 
     @property
     def revoked(self) -> bool:
@@ -655,15 +701,31 @@ class ApiKey:
             created_at=_optional_timestamp(msg, "created_at", msg.created_at),
             expires_at=_optional_timestamp(msg, "expires_at", msg.expires_at),
             revoked_at=_optional_timestamp(msg, "revoked_at", msg.revoked_at),
+            parent_key_id=msg.parent_key_id,
         )
 
 
 @dataclasses.dataclass(frozen=True)
 class NewApiKey:
-    """A freshly created key. ``key`` is the secret: it is shown only once."""
+    """A freshly created key. ``key`` is the secret: it is shown only once.
+
+    ``expires_at`` is when it expires (a child key never outlives the key
+    that made it); ``parent_key_id`` is that key (``""`` for an operator's).
+    """
 
     key: str
     key_id: str
+    expires_at: Optional[datetime.datetime] = None
+    parent_key_id: str = ""
+
+    @classmethod
+    def _from_proto(cls, msg: account_pb2.CreateMyApiKeyResponse) -> NewApiKey:
+        return cls(
+            msg.key,
+            msg.key_id,
+            _optional_timestamp(msg, "expires_at", msg.expires_at),
+            msg.parent_key_id,
+        )
 
     def __repr__(self) -> str:
         # Keep the secret out of logs and tracebacks.

@@ -59,6 +59,7 @@ from ._types import (
     NewApiKey,
     RateLimit,
     Result,
+    TierLimits,
     Usage,
     User,
     WhoAmI,
@@ -374,6 +375,7 @@ class AsyncClient:
         self._chunk_size = chunk_size
         self._stubs_lock = threading.Lock()
         self._stubs_cache: Optional[_Stubs] = None
+        self._tier_limits: Optional[TierLimits] = None
         self.modules = AsyncModules(self)
         self.account = AsyncAccount(self)
         self.admin = AsyncAdmin(self)
@@ -459,9 +461,24 @@ class AsyncClient:
 
         return await self._retrying(attempt)
 
+    async def _check_module_size(self, source: Source, timeout: Optional[float]) -> None:
+        """Refuse a module above the tier's maximum before any of its bytes are sent.
+
+        Only modules above ``SIZE_CHECK_THRESHOLD`` (1 MiB) are checked; the
+        tier's limits come from one ``WhoAmI`` per client, kept for its life.
+        """
+        if not _common.needs_size_check(source):
+            return
+        if self._tier_limits is None:
+            self._tier_limits = (await self.account.whoami(timeout=timeout)).limits
+        refused = _common.module_too_large(source.size, self._tier_limits)
+        if refused is not None:
+            raise refused
+
     async def _runnable(self, module: ModuleLike, timeout: Optional[float]) -> Source:
         """Resolve ``module``; upload it first when it is too big to send inline."""
         source = await _io.run_blocking(_common.resolve_module, module, self._inline_limit)
+        await self._check_module_size(source, timeout)
         if source.is_reference or (source.data is not None and source.size <= self._inline_limit):
             return source
         info = await self._upload_source(source, None, self._chunk_size, timeout)
@@ -573,7 +590,8 @@ class AsyncClient:
             module: A path, the module's bytes, or the sha256 of a module
                 stored before. Modules above ``inline_limit`` (1 MiB) are
                 uploaded first (skipped when the server has them) and run
-                by hash.
+                by hash. Modules above 1 MiB are checked against the tier's
+                ``max_module_bytes`` first, without sending them.
             stdin: The guest's whole stdin (``bytes``; ``str`` is UTF-8
                 encoded), or chunks fed to it while it runs: an iterable of
                 bytes (e.g. a generator; with the asyncio client also an async
@@ -737,6 +755,7 @@ class AsyncClient:
         chunk_size: int,
         timeout: Optional[float],
     ) -> ModuleInfo:
+        await self._check_module_size(source, timeout)
         source = await _io.run_blocking(_common.hash_source, source)
         assert source.sha256 is not None
         try:
@@ -805,7 +824,9 @@ class AsyncModules:
             info = await client.modules.put(Path("hello.wasm").read_bytes())
             await client.run(info.sha256)
         """
-        source = await _io.run_blocking(_common.hash_source, _common.upload_source(module))
+        source = _common.upload_source(module)
+        await self._client._check_module_size(source, timeout)
+        source = await _io.run_blocking(_common.hash_source, source)
         data = b"".join(_common.iter_chunks(source, CHUNK_SIZE))
         request = module_pb2.PutModuleRequest(module=data, sha256=source.sha256)
         response = await self._client._unary(
@@ -834,19 +855,40 @@ class AsyncModules:
         return True
 
     async def list(
-        self, *, limit: Optional[int] = None, page_size: int = 100, timeout: Optional[float] = None
+        self,
+        *,
+        limit: Optional[int] = None,
+        page_size: int = 100,
+        details: bool = False,
+        timeout: Optional[float] = None,
     ) -> builtins.list[ModuleInfo]:
-        """The account's modules, newest first (follows pages up to ``limit``)."""
-        return [info async for info in self.iter(limit=limit, page_size=page_size, timeout=timeout)]
+        """The account's modules, newest first (follows pages up to ``limit``).
+
+        Each has ``import_count`` and ``export_count``; ``details=True`` also
+        fills ``imports`` and ``exports`` (larger pages).
+        """
+        return [
+            info
+            async for info in self.iter(
+                limit=limit, page_size=page_size, details=details, timeout=timeout
+            )
+        ]
 
     async def iter(
-        self, *, limit: Optional[int] = None, page_size: int = 100, timeout: Optional[float] = None
+        self,
+        *,
+        limit: Optional[int] = None,
+        page_size: int = 100,
+        details: bool = False,
+        timeout: Optional[float] = None,
     ) -> AsyncIterator[ModuleInfo]:
-        """Iterate over the account's modules, newest first, page by page."""
+        """Iterate over the account's modules, newest first, page by page (see :meth:`list`)."""
         token = ""
         count = 0
         while True:
-            request = module_pb2.ListModulesRequest(page_size=page_size, page_token=token)
+            request = module_pb2.ListModulesRequest(
+                page_size=page_size, page_token=token, include_details=details
+            )
             response = await self._client._unary(
                 self._client._stubs().modules.ListModules, request, timeout
             )
@@ -912,7 +954,7 @@ class AsyncAccount:
         response = await self._client._unary(
             self._client._stubs().account.CreateMyApiKey, request, timeout
         )
-        return NewApiKey(response.key, response.key_id)
+        return NewApiKey._from_proto(response)
 
     async def list_keys(self, *, timeout: Optional[float] = None) -> list[ApiKey]:
         """The caller's keys (public facts only)."""

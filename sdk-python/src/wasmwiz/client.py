@@ -60,6 +60,7 @@ from ._types import (
     NewApiKey,
     RateLimit,
     Result,
+    TierLimits,
     Usage,
     User,
     WhoAmI,
@@ -372,6 +373,7 @@ class Client:
         self._chunk_size = chunk_size
         self._stubs_lock = threading.Lock()
         self._stubs_cache: Optional[_Stubs] = None
+        self._tier_limits: Optional[TierLimits] = None
         self.modules = Modules(self)
         self.account = Account(self)
         self.admin = Admin(self)
@@ -457,9 +459,24 @@ class Client:
 
         return self._retrying(attempt)
 
+    def _check_module_size(self, source: Source, timeout: Optional[float]) -> None:
+        """Refuse a module above the tier's maximum before any of its bytes are sent.
+
+        Only modules above ``SIZE_CHECK_THRESHOLD`` (1 MiB) are checked; the
+        tier's limits come from one ``WhoAmI`` per client, kept for its life.
+        """
+        if not _common.needs_size_check(source):
+            return
+        if self._tier_limits is None:
+            self._tier_limits = self.account.whoami(timeout=timeout).limits
+        refused = _common.module_too_large(source.size, self._tier_limits)
+        if refused is not None:
+            raise refused
+
     def _runnable(self, module: ModuleLike, timeout: Optional[float]) -> Source:
         """Resolve ``module``; upload it first when it is too big to send inline."""
         source = _io.run_blocking(_common.resolve_module, module, self._inline_limit)
+        self._check_module_size(source, timeout)
         if source.is_reference or (source.data is not None and source.size <= self._inline_limit):
             return source
         info = self._upload_source(source, None, self._chunk_size, timeout)
@@ -571,7 +588,8 @@ class Client:
             module: A path, the module's bytes, or the sha256 of a module
                 stored before. Modules above ``inline_limit`` (1 MiB) are
                 uploaded first (skipped when the server has them) and run
-                by hash.
+                by hash. Modules above 1 MiB are checked against the tier's
+                ``max_module_bytes`` first, without sending them.
             stdin: The guest's whole stdin (``bytes``; ``str`` is UTF-8
                 encoded), or chunks fed to it while it runs: an iterable of
                 bytes (e.g. a generator) or a binary file. Fed stdin uses the bidirectional
@@ -734,6 +752,7 @@ class Client:
         chunk_size: int,
         timeout: Optional[float],
     ) -> ModuleInfo:
+        self._check_module_size(source, timeout)
         source = _io.run_blocking(_common.hash_source, source)
         assert source.sha256 is not None
         try:
@@ -802,7 +821,9 @@ class Modules:
             info = client.modules.put(Path("hello.wasm").read_bytes())
             client.run(info.sha256)
         """
-        source = _io.run_blocking(_common.hash_source, _common.upload_source(module))
+        source = _common.upload_source(module)
+        self._client._check_module_size(source, timeout)
+        source = _io.run_blocking(_common.hash_source, source)
         data = b"".join(_common.iter_chunks(source, CHUNK_SIZE))
         request = module_pb2.PutModuleRequest(module=data, sha256=source.sha256)
         response = self._client._unary(self._client._stubs().modules.PutModule, request, timeout)
@@ -827,19 +848,40 @@ class Modules:
         return True
 
     def list(
-        self, *, limit: Optional[int] = None, page_size: int = 100, timeout: Optional[float] = None
+        self,
+        *,
+        limit: Optional[int] = None,
+        page_size: int = 100,
+        details: bool = False,
+        timeout: Optional[float] = None,
     ) -> builtins.list[ModuleInfo]:
-        """The account's modules, newest first (follows pages up to ``limit``)."""
-        return [info for info in self.iter(limit=limit, page_size=page_size, timeout=timeout)]
+        """The account's modules, newest first (follows pages up to ``limit``).
+
+        Each has ``import_count`` and ``export_count``; ``details=True`` also
+        fills ``imports`` and ``exports`` (larger pages).
+        """
+        return [
+            info
+            for info in self.iter(
+                limit=limit, page_size=page_size, details=details, timeout=timeout
+            )
+        ]
 
     def iter(
-        self, *, limit: Optional[int] = None, page_size: int = 100, timeout: Optional[float] = None
+        self,
+        *,
+        limit: Optional[int] = None,
+        page_size: int = 100,
+        details: bool = False,
+        timeout: Optional[float] = None,
     ) -> Iterator[ModuleInfo]:
-        """Iterate over the account's modules, newest first, page by page."""
+        """Iterate over the account's modules, newest first, page by page (see :meth:`list`)."""
         token = ""
         count = 0
         while True:
-            request = module_pb2.ListModulesRequest(page_size=page_size, page_token=token)
+            request = module_pb2.ListModulesRequest(
+                page_size=page_size, page_token=token, include_details=details
+            )
             response = self._client._unary(
                 self._client._stubs().modules.ListModules, request, timeout
             )
@@ -905,7 +947,7 @@ class Account:
         response = self._client._unary(
             self._client._stubs().account.CreateMyApiKey, request, timeout
         )
-        return NewApiKey(response.key, response.key_id)
+        return NewApiKey._from_proto(response)
 
     def list_keys(self, *, timeout: Optional[float] = None) -> list[ApiKey]:
         """The caller's keys (public facts only)."""

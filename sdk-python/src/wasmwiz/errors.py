@@ -11,14 +11,21 @@ gRPC status            exception                    extra attributes
 UNAUTHENTICATED        :class:`Unauthenticated`
   (no key at all)      :class:`MissingApiKey`       raised before any call
 PERMISSION_DENIED      :class:`PermissionDenied`    ``error_info``
-INVALID_ARGUMENT       :class:`InvalidArgument`     ``violations``
-  (about the module)   :class:`InvalidModule`       ``violations``
+INVALID_ARGUMENT       :class:`InvalidArgument`     ``violations``, ``limit``
+  (about the module)   :class:`InvalidModule`       ``violations``, ``limit``
 NOT_FOUND              :class:`NotFound`            ``resource``
 RESOURCE_EXHAUSTED     :class:`RateLimited`         ``retry_after``, ``quota_violations``
+  (stored, api keys)   :class:`QuotaExceeded`       ``quota_violations``
 UNAVAILABLE            :class:`Unavailable`         ``retry_after``
 DEADLINE_EXCEEDED      :class:`DeadlineExceeded`
+  (idle upload)        :class:`UploadIdle`          ``error_info``
 anything else          :class:`WasmWizError`
 =====================  ===========================  ==========================
+
+A request past one of the tier's maxima (memory, fuel, timeout, output,
+module, stdin, args and env, the whole message) has ``limit``, a
+:class:`LimitExceeded` with the figures, and ``str()`` words it with the
+option you set, in human units: ``memory 2 GiB is above the pro tier's 1 GiB``.
 
 What the *guest* does (exit codes, traps, running out of fuel) is not an
 error: it is reported in :class:`wasmwiz.Result`.
@@ -50,14 +57,17 @@ __all__ = [
     "FieldViolation",
     "InvalidArgument",
     "InvalidModule",
+    "LimitExceeded",
     "MissingApiKey",
     "NotFound",
     "PermissionDenied",
+    "QuotaExceeded",
     "QuotaViolation",
     "RateLimited",
     "ResourceInfo",
     "Unauthenticated",
     "Unavailable",
+    "UploadIdle",
     "WasmWizError",
     "from_rpc_error",
 ]
@@ -123,6 +133,111 @@ class ErrorInfo:
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
+#: The ErrorInfo reason of a request past its tier's maximum.
+LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+#: The ErrorInfo reason of an upload the server abandoned for idling.
+UPLOAD_IDLE = "UPLOAD_IDLE"
+
+#: QuotaFailure subjects that waiting does not cure: something must be
+#: deleted or revoked first.
+_STANDING_QUOTAS = ("stored modules", "stored module bytes", "api keys")
+
+#: API fields as the Python SDK's arguments name them.
+_OPTION_NAMES = {
+    "limits.memory_bytes": "memory",
+    "limits.fuel": "fuel",
+    "limits.timeout_ms": "timeout",
+    "limits.max_output_bytes": "max_output",
+    "module_size": "module",
+    "size": "module",
+    "message": "request",
+}
+
+
+def human_size(size: int) -> str:
+    """``2 GiB``, ``1.5 MiB``, ``512 bytes``: the units a person reads.
+
+    >>> human_size(2 << 30), human_size(3 << 19), human_size(10)
+    ('2 GiB', '1.5 MiB', '10 bytes')
+    """
+    for shift, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB")):
+        if size >= 1 << shift:
+            value = size / (1 << shift)
+            text = f"{value:.1f}".removesuffix(".0")
+            return f"{text} {unit}"
+    return f"{size} bytes"
+
+
+def _amount(value: int, unit: str) -> str:
+    if unit == "bytes":
+        return human_size(value)
+    if unit == "ms":
+        return f"{value / 1000:g} s"
+    if unit == "fuel":
+        return f"{value:_}"
+    if unit == "count":
+        return f"{value} items"
+    return f"{value} {unit}"
+
+
+@dataclasses.dataclass(frozen=True)
+class LimitExceeded:
+    """A request past one of its tier's maxima (the server's ``LIMIT_EXCEEDED`` ErrorInfo).
+
+    Attributes:
+        field: The API field (``limits.memory_bytes``, ``stdin``, ``module``,
+            ``args``, ``env``, ``message``, ``cases[2].stdin``, ...).
+        requested: What the request asked for, in ``unit``.
+        maximum: The tier's maximum, in ``unit``.
+        unit: ``"bytes"``, ``"fuel"``, ``"ms"`` or ``"count"``.
+        tier: The tier whose maximum it is (``""`` when it is the server's).
+
+    Example:
+        >>> LimitExceeded("limits.memory_bytes", 2 << 30, 1 << 30, "bytes", "pro").message
+        "memory 2 GiB is above the pro tier's 1 GiB"
+    """
+
+    field: str
+    requested: int
+    maximum: int
+    unit: str
+    tier: str = ""
+
+    @property
+    def option(self) -> str:
+        """The SDK argument that set the field (``limits={"memory": ...}``: ``memory``)."""
+        return _OPTION_NAMES.get(self.field, self.field)
+
+    @property
+    def message(self) -> str:
+        """The refusal in the caller's terms and human units."""
+        whose = f"the {self.tier} tier's" if self.tier else "the server's"
+        text = (
+            f"{self.option} {_amount(self.requested, self.unit)} is above "
+            f"{whose} {_amount(self.maximum, self.unit)}"
+        )
+        if self.field in ("args", "env") or self.field.endswith(".args"):
+            text += " (args and env together, argv[0] included)"
+        return text
+
+    @classmethod
+    def from_error_info(cls, info: Optional[ErrorInfo]) -> Optional[LimitExceeded]:
+        """The limit an ErrorInfo describes, or ``None`` when it is not one."""
+        if info is None or info.reason != LIMIT_EXCEEDED:
+            return None
+        meta = info.metadata
+        try:
+            return cls(
+                meta["field"],
+                int(meta["requested"]),
+                int(meta["maximum"]),
+                meta.get("unit", ""),
+                meta.get("tier", ""),
+            )
+        except (KeyError, ValueError):
+            return None
+
+
 class WasmWizError(Exception):
     """A call to the WasmWiz server failed.
 
@@ -137,6 +252,8 @@ class WasmWizError(Exception):
         quota_violations: Exhausted quotas (``google.rpc.QuotaFailure``).
         resource: The resource the error is about (``google.rpc.ResourceInfo``).
         error_info: Machine-readable reason (``google.rpc.ErrorInfo``).
+        limit: The tier maximum the request passed (:class:`LimitExceeded`),
+            if that is why it was refused.
         metadata: The call's trailing metadata, as (key, value) pairs.
         rpc_error: The ``grpc.RpcError`` this was made from, if any. It is
             kept here rather than chained (``raise ... from None``): grpc's
@@ -166,6 +283,7 @@ class WasmWizError(Exception):
         error_info: Optional[ErrorInfo] = None,
         metadata: Iterable[tuple[str, Union[str, bytes]]] = (),
         rpc_error: Optional[BaseException] = None,
+        limit: Optional[LimitExceeded] = None,
     ) -> None:
         self.code: grpc.StatusCode = code if code is not None else self.default_code
         self.details: str = details
@@ -176,14 +294,19 @@ class WasmWizError(Exception):
         self.error_info: Optional[ErrorInfo] = error_info
         self.metadata: tuple[tuple[str, Union[str, bytes]], ...] = tuple(metadata)
         self.rpc_error: Optional[BaseException] = rpc_error
+        self.limit: Optional[LimitExceeded] = limit or LimitExceeded.from_error_info(error_info)
         super().__init__(self._describe())
 
     def _describe(self) -> str:
         """``CODE: details``, plus the violations and the retry delay the details do not say.
 
         The server's message often is the violation itself; repeating it
-        would make ``str()`` say everything twice.
+        would make ``str()`` say everything twice. A limit is worded in the
+        caller's terms instead of the server's.
         """
+        if self.limit is not None:
+            said = self.limit.message
+            return f"{self.code.name}: {self.details if said in self.details else said}"
         text = f"{self.code.name}: {self.details}" if self.details else self.code.name
         extra = [
             f"{v.field}: {v.description}"
@@ -279,6 +402,18 @@ class RateLimited(WasmWizError):
     default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class QuotaExceeded(WasmWizError):
+    """A standing allowance is used up: stored modules or bytes, or live API keys.
+
+    Waiting does not help (so it is not a :class:`RateLimited` and is never
+    retried): delete modules or revoke a key first. ``quota_violations``
+    names it (``stored modules``, ``stored module bytes``, ``api keys``).
+    Uploads per minute and concurrent uploads are :class:`RateLimited`.
+    """
+
+    default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class Unavailable(WasmWizError):
     """The server is saturated, draining, or could not be reached.
 
@@ -292,6 +427,14 @@ class DeadlineExceeded(WasmWizError):
     """The call's client-side deadline (``timeout``) passed."""
 
     default_code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class UploadIdle(DeadlineExceeded):
+    """The server abandoned an upload that sent nothing for a while.
+
+    The while is the tier's ``upload_idle_timeout`` (see
+    :class:`wasmwiz.TierLimits`); the ``error_info`` metadata has ``timeout_ms``.
+    """
 
 
 _BY_CODE: dict[grpc.StatusCode, type[WasmWizError]] = {
@@ -410,6 +553,10 @@ def from_rpc_error(err: BaseException) -> WasmWizError:
         retry_after = header_retry_after
 
     cls = _BY_CODE.get(code, WasmWizError)
+    if cls is RateLimited and any(v.subject in _STANDING_QUOTAS for v in quota):
+        cls = QuotaExceeded
+    if cls is DeadlineExceeded and error_info is not None and error_info.reason == UPLOAD_IDLE:
+        cls = UploadIdle
     if cls is InvalidArgument and any(
         v.field == f or v.field.startswith(f + ".") for v in violations for f in _MODULE_FIELDS
     ):

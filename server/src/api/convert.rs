@@ -6,7 +6,7 @@ use std::{collections::HashMap, time::Duration};
 
 use wasmwiz_proto::v1;
 
-use super::errors::ApiError;
+use super::errors::{AboveTierMax, ApiError, Unit};
 use crate::config::Tier;
 
 /// Limits with tier defaults filled in and maxima enforced.
@@ -19,27 +19,42 @@ pub struct EffectiveLimits {
 }
 
 impl EffectiveLimits {
-    pub fn resolve(requested: Option<&v1::Limits>, tier: &Tier) -> Result<Self, ApiError> {
-        let pick = |field: &str, value: u64, max: u64| -> Result<u64, ApiError> {
+    /// `tier_name` is for the error: clients say whose maximum it is.
+    pub fn resolve(
+        requested: Option<&v1::Limits>,
+        tier: &Tier,
+        tier_name: &str,
+    ) -> Result<Self, ApiError> {
+        let pick = |field: &str, value: u64, max: u64, unit: Unit| -> Result<u64, ApiError> {
             match value {
                 0 => Ok(max),
-                v if v > max => Err(ApiError::AboveTierMax {
+                v if v > max => Err(AboveTierMax {
                     field: format!("limits.{field}"),
                     requested: v,
                     max,
-                }),
+                    unit,
+                    tier: tier_name.to_string(),
+                    counting: None,
+                }
+                .into()),
                 v => Ok(v),
             }
         };
         let r = requested.cloned().unwrap_or_default();
         Ok(Self {
-            fuel: pick("fuel", r.fuel, tier.max_fuel)?,
-            memory_bytes: pick("memory_bytes", r.memory_bytes, tier.max_memory_bytes)?,
-            timeout_ms: pick("timeout_ms", r.timeout_ms, tier.max_timeout_ms)?,
+            fuel: pick("fuel", r.fuel, tier.max_fuel, Unit::Fuel)?,
+            memory_bytes: pick(
+                "memory_bytes",
+                r.memory_bytes,
+                tier.max_memory_bytes,
+                Unit::Bytes,
+            )?,
+            timeout_ms: pick("timeout_ms", r.timeout_ms, tier.max_timeout_ms, Unit::Ms)?,
             max_output_bytes: pick(
                 "max_output_bytes",
                 r.max_output_bytes,
                 tier.max_output_bytes,
+                Unit::Bytes,
             )?,
         })
     }
@@ -71,14 +86,18 @@ pub fn sha256_field(field: &str, value: &str) -> Result<String, ApiError> {
     }
 }
 
-/// Size checks against the tier.
-pub fn check_size(field: &str, size: u64, max: u64) -> Result<(), ApiError> {
+/// Size checks against the tier named `tier_name`.
+pub fn check_size(field: &str, size: u64, max: u64, tier_name: &str) -> Result<(), ApiError> {
     if size > max {
-        return Err(ApiError::AboveTierMax {
+        return Err(AboveTierMax {
             field: field.to_string(),
             requested: size,
             max,
-        });
+            unit: Unit::Bytes,
+            tier: tier_name.to_string(),
+            counting: None,
+        }
+        .into());
     }
     Ok(())
 }
@@ -153,26 +172,36 @@ impl CommandLine {
     /// `max_args_bytes` (args and env together, since WASI copies both into
     /// the guest alike). The violation names `args_field` when the args
     /// alone pass the limit, `env` otherwise.
-    pub fn within(self, tier: &Tier, args_field: &str) -> Result<Self, ApiError> {
+    pub fn within(self, tier: &Tier, tier_name: &str, args_field: &str) -> Result<Self, ApiError> {
         let args_only = CommandLine {
             env: Vec::new(),
             ..self.clone()
         };
-        let max_items = tier.max_args as usize;
-        if self.items() > max_items {
-            let field = if args_only.items() > max_items {
+        let above = |field: &str, requested, max, unit, counting| {
+            Err(AboveTierMax {
+                field: field.to_string(),
+                requested,
+                max,
+                unit,
+                tier: tier_name.to_string(),
+                counting: Some(counting),
+            }
+            .into())
+        };
+        let max_items = u64::from(tier.max_args);
+        if self.items() as u64 > max_items {
+            let field = if args_only.items() as u64 > max_items {
                 args_field
             } else {
                 "env"
             };
-            return Err(ApiError::invalid(
+            return above(
                 field,
-                format!(
-                    "args and env together may hold at most {max_items} items (program_name \
-                     included); this request has {}",
-                    self.items()
-                ),
-            ));
+                self.items() as u64,
+                max_items,
+                Unit::Count,
+                "args and env together (program_name included)",
+            );
         }
         if self.bytes() > tier.max_args_bytes {
             let field = if args_only.bytes() > tier.max_args_bytes {
@@ -180,15 +209,13 @@ impl CommandLine {
             } else {
                 "env"
             };
-            return Err(ApiError::invalid(
+            return above(
                 field,
-                format!(
-                    "args and env together may hold at most {} bytes (each counted with its NUL, \
-                     env as NAME=value); this request has {}",
-                    tier.max_args_bytes,
-                    self.bytes()
-                ),
-            ));
+                self.bytes(),
+                tier.max_args_bytes,
+                Unit::Bytes,
+                "args and env together (each counted with its NUL, env as NAME=value)",
+            );
         }
         Ok(self)
     }
@@ -203,7 +230,7 @@ mod tests {
     fn zero_means_the_tier_maximum_and_above_is_refused() {
         let tiers = default_tiers();
         let free = &tiers["free"];
-        let limits = EffectiveLimits::resolve(None, free).unwrap();
+        let limits = EffectiveLimits::resolve(None, free, "free").unwrap();
         assert_eq!(limits.fuel, free.max_fuel);
         let err = EffectiveLimits::resolve(
             Some(&v1::Limits {
@@ -211,10 +238,11 @@ mod tests {
                 ..Default::default()
             }),
             free,
+            "free",
         )
         .unwrap_err();
         assert!(
-            matches!(err, ApiError::AboveTierMax { ref field, .. } if field == "limits.memory_bytes")
+            matches!(err, ApiError::AboveTierMax(ref above) if above.field == "limits.memory_bytes")
         );
     }
 
@@ -238,25 +266,34 @@ mod tests {
         let free = default_tiers()["free"].clone();
         let n = free.max_args as usize;
         let on = |result: Result<CommandLine, ApiError>| match result.unwrap_err() {
-            ApiError::InvalidArgument { field, .. } => field,
+            ApiError::AboveTierMax(above) => above.field,
             other => panic!("{other:?}"),
         };
-        assert_eq!(on(command_line(n, 0, 1).within(&free, "args")), "args");
         assert_eq!(
-            on(command_line(n / 2, n / 2, 1).within(&free, "args")),
+            on(command_line(n, 0, 1).within(&free, "free", "args")),
+            "args"
+        );
+        assert_eq!(
+            on(command_line(n / 2, n / 2, 1).within(&free, "free", "args")),
             "env"
         );
-        assert!(command_line(n - 1, 0, 1).within(&free, "args").is_ok());
+        assert!(command_line(n - 1, 0, 1)
+            .within(&free, "free", "args")
+            .is_ok());
     }
 
     #[test]
     fn too_many_arg_bytes_are_refused_with_the_maximum() {
         let free = default_tiers()["free"].clone();
         let big = free.max_args_bytes as usize;
-        let err = command_line(1, 0, big).within(&free, "args").unwrap_err();
+        let err = command_line(1, 0, big)
+            .within(&free, "free", "args")
+            .unwrap_err();
         assert!(err.to_string().contains(&free.max_args_bytes.to_string()));
-        let err = command_line(0, 1, big).within(&free, "args").unwrap_err();
-        assert!(matches!(err, ApiError::InvalidArgument { ref field, .. } if field == "env"));
+        let err = command_line(0, 1, big)
+            .within(&free, "free", "args")
+            .unwrap_err();
+        assert!(matches!(err, ApiError::AboveTierMax(ref above) if above.field == "env"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! details (DESIGN.md, error table). Unexpected errors become INTERNAL
 //! without leaking internals (they are logged instead).
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// Bytes in the units a person reads (exact below 1 KiB).
-fn human_bytes(bytes: u64) -> String {
+pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (size, unit) in UNITS {
         if bytes >= size {
@@ -27,6 +27,118 @@ fn human_bytes(bytes: u64) -> String {
         }
     }
     format!("{bytes} bytes")
+}
+
+/// What a tier limit counts, for the message and ErrorInfo's `unit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    Fuel,
+    Ms,
+    Count,
+}
+
+impl Unit {
+    /// The name clients see in ErrorInfo metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Bytes => "bytes",
+            Unit::Fuel => "fuel",
+            Unit::Ms => "ms",
+            Unit::Count => "count",
+        }
+    }
+
+    /// `value` with its unit, plus the human form when it reads differently
+    /// ("2147483648 bytes (2 GiB)"): the exact figure stays for scripts.
+    fn amount(self, value: u64) -> String {
+        match self {
+            Unit::Bytes if value >= 1 << 10 => format!("{value} bytes ({})", human_bytes(value)),
+            Unit::Bytes => format!("{value} bytes"),
+            Unit::Fuel => format!("{value} fuel"),
+            Unit::Ms => format!("{value} ms"),
+            Unit::Count => format!("{value} items"),
+        }
+    }
+}
+
+/// The reason of the ErrorInfo that sits beside a limit's BadRequest.
+pub const LIMIT_EXCEEDED: &str = "LIMIT_EXCEEDED";
+/// The reason of the ErrorInfo of an upload abandoned for idling, so
+/// clients tell it from their own deadline.
+pub const UPLOAD_IDLE: &str = "UPLOAD_IDLE";
+/// The domain of this service's ErrorInfo reasons.
+pub const ERROR_DOMAIN: &str = "wasmwiz";
+
+/// ErrorInfo metadata of a limit, so clients can word it in their own terms
+/// (the flag or option the user set, human units).
+pub fn limit_metadata(
+    field: &str,
+    requested: u64,
+    maximum: u64,
+    unit: Unit,
+    tier: &str,
+) -> HashMap<String, String> {
+    HashMap::from([
+        ("field".to_string(), field.to_string()),
+        ("requested".to_string(), requested.to_string()),
+        ("maximum".to_string(), maximum.to_string()),
+        ("unit".to_string(), unit.as_str().to_string()),
+        ("tier".to_string(), tier.to_string()),
+    ])
+}
+
+/// A request past one of its tier's maxima.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AboveTierMax {
+    /// The API field, as the BadRequest names it (`limits.memory_bytes`).
+    pub field: String,
+    pub requested: u64,
+    pub max: u64,
+    pub unit: Unit,
+    pub tier: String,
+    /// What is counted when the field alone does not say it.
+    pub counting: Option<&'static str>,
+}
+
+impl std::fmt::Display for AboveTierMax {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} is above the {} tier's maximum of {}",
+            self.field,
+            self.unit.amount(self.requested),
+            self.tier,
+            self.unit.amount(self.max)
+        )?;
+        if let Some(counting) = self.counting {
+            write!(f, " for {counting}")?;
+        }
+        Ok(())
+    }
+}
+
+impl AboveTierMax {
+    fn status(&self, message: String) -> Status {
+        let description = match self.counting {
+            Some(counting) => format!(
+                "{counting} may hold at most {}; this request has {}",
+                self.unit.amount(self.max),
+                self.requested
+            ),
+            None => format!(
+                "the maximum is {}; this request has {}",
+                self.max, self.requested
+            ),
+        };
+        let mut details = ErrorDetails::with_bad_request_violation(self.field.clone(), description);
+        details.set_error_info(
+            LIMIT_EXCEEDED,
+            ERROR_DOMAIN,
+            limit_metadata(&self.field, self.requested, self.max, self.unit, &self.tier),
+        );
+        Status::with_error_details(Code::InvalidArgument, message, details)
+    }
 }
 
 /// "storing 3 MiB more would pass this account's storage quota of …".
@@ -56,12 +168,8 @@ pub enum ApiError {
     InvalidArgument { field: String, description: String },
     #[error("{0}")]
     InvalidModule(#[from] ModuleError),
-    #[error("{field} of {requested} is above this tier's maximum of {max}")]
-    AboveTierMax {
-        field: String,
-        requested: u64,
-        max: u64,
-    },
+    #[error("{0}")]
+    AboveTierMax(Box<AboveTierMax>),
     #[error("{resource_type} {name} not found")]
     NotFound {
         resource_type: &'static str,
@@ -89,6 +197,12 @@ pub enum ApiError {
     Draining,
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<AboveTierMax> for ApiError {
+    fn from(above: AboveTierMax) -> Self {
+        ApiError::AboveTierMax(Box::new(above))
+    }
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -154,11 +268,7 @@ impl From<ApiError> for Status {
                 message,
                 ErrorDetails::with_bad_request_violation("module", e.to_string()),
             ),
-            ApiError::AboveTierMax { field, max, .. } => Status::with_error_details(
-                Code::InvalidArgument,
-                message,
-                ErrorDetails::with_bad_request_violation(field, format!("the maximum is {max}")),
-            ),
+            ApiError::AboveTierMax(above) => above.status(message),
             ApiError::NotFound {
                 resource_type,
                 name,
@@ -231,7 +341,15 @@ impl From<ApiError> for Status {
                     ErrorDetails::with_quota_failure_violation(subject, limit.to_string());
                 retry_status(Code::ResourceExhausted, message, &mut details, retry_after)
             }
-            ApiError::UploadIdle { .. } => Status::deadline_exceeded(message),
+            ApiError::UploadIdle { timeout_ms } => Status::with_error_details(
+                Code::DeadlineExceeded,
+                message,
+                ErrorDetails::with_error_info(
+                    UPLOAD_IDLE,
+                    ERROR_DOMAIN,
+                    [("timeout_ms".to_string(), timeout_ms.to_string())],
+                ),
+            ),
             ApiError::TooManyKeys(_) => Status::with_error_details(
                 Code::ResourceExhausted,
                 message.clone(),

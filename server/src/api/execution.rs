@@ -61,11 +61,11 @@ impl ClientStdin {
     }
 
     /// Forwards the rest of `incoming` to the guest, up to `max` bytes.
-    fn streamed(incoming: Streaming<v1::ExecuteRequest>, max: u64) -> Self {
+    fn streamed(incoming: Streaming<v1::ExecuteRequest>, max: u64, tier_name: String) -> Self {
         let (chunks, source) = mpsc::channel::<Bytes>(8);
         let (refuse, refused) = oneshot::channel();
         tokio::spawn(async move {
-            if let Err(error) = forward_stdin(incoming, &chunks, max).await {
+            if let Err(error) = forward_stdin(incoming, &chunks, max, &tier_name).await {
                 let _ = refuse.send(error);
                 // No end of file for a refused stream: the guest must not run
                 // on to success. It waits for stdin until the refusal stops
@@ -449,12 +449,26 @@ impl ExecutionService for ExecutionApi {
         let caller = self.state.caller(&request).await?;
         let tier = self.state.tier(&caller)?.clone();
         let req = request.into_inner();
-        let limits = EffectiveLimits::resolve(req.limits.as_ref(), &tier)?;
-        check_size("stdin", req.stdin.len() as u64, tier.max_stdin_bytes)?;
-        let cmd = CommandLine::new(req.program_name, req.args, req.env)?.within(&tier, "args")?;
+        let limits = EffectiveLimits::resolve(req.limits.as_ref(), &tier, &caller.tier)?;
+        check_size(
+            "stdin",
+            req.stdin.len() as u64,
+            tier.max_stdin_bytes,
+            &caller.tier,
+        )?;
+        let cmd = CommandLine::new(req.program_name, req.args, req.env)?.within(
+            &tier,
+            &caller.tier,
+            "args",
+        )?;
         let source = match req.source {
             Some(v1::run_request::Source::Module(bytes)) => {
-                check_size("module", bytes.len() as u64, tier.max_module_bytes)?;
+                check_size(
+                    "module",
+                    bytes.len() as u64,
+                    tier.max_module_bytes,
+                    &caller.tier,
+                )?;
                 Source::Bytes(Bytes::from(bytes))
             }
             Some(v1::run_request::Source::ModuleSha256(sha)) => {
@@ -500,12 +514,20 @@ impl ExecutionService for ExecutionApi {
                 return Err(ApiError::invalid("start", "the first message must be `start`").into())
             }
         };
-        let limits = EffectiveLimits::resolve(start.limits.as_ref(), &tier)?;
-        check_size("stdin", start.stdin.len() as u64, tier.max_stdin_bytes)?;
-        let cmd =
-            CommandLine::new(start.program_name, start.args, start.env)?.within(&tier, "args")?;
+        let limits = EffectiveLimits::resolve(start.limits.as_ref(), &tier, &caller.tier)?;
+        check_size(
+            "stdin",
+            start.stdin.len() as u64,
+            tier.max_stdin_bytes,
+            &caller.tier,
+        )?;
+        let cmd = CommandLine::new(start.program_name, start.args, start.env)?.within(
+            &tier,
+            &caller.tier,
+            "args",
+        )?;
         if let Some(v1::execute_start::Source::ModuleSize(size)) = start.source {
-            check_size("module_size", size, tier.max_module_bytes)?;
+            check_size("module_size", size, tier.max_module_bytes, &caller.tier)?;
         }
         let allowance = self.allow(&caller, &tier, false).await?;
         // An incomplete module drops (and so gives back) the allowance.
@@ -514,7 +536,7 @@ impl ExecutionService for ExecutionApi {
             .resolve_allowed(&caller, source, start.keep_module, allowance)
             .await?;
         let stdin = if start.stream_stdin {
-            ClientStdin::streamed(incoming, tier.max_stdin_bytes)
+            ClientStdin::streamed(incoming, tier.max_stdin_bytes, caller.tier.clone())
         } else {
             ClientStdin::bytes(start.stdin)
         };
@@ -538,7 +560,7 @@ impl ExecutionService for ExecutionApi {
         let caller = self.state.caller(&request).await?;
         let tier = self.state.tier(&caller)?.clone();
         let req = request.into_inner();
-        let limits = EffectiveLimits::resolve(req.limits.as_ref(), &tier)?;
+        let limits = EffectiveLimits::resolve(req.limits.as_ref(), &tier, &caller.tier)?;
         if req.cases.is_empty() {
             return Err(ApiError::invalid("cases", "give at least one case").into());
         }
@@ -548,15 +570,21 @@ impl ExecutionService for ExecutionApi {
                 &format!("cases[{i}].stdin"),
                 case.stdin.len() as u64,
                 tier.max_stdin_bytes,
+                &caller.tier,
             )?;
             commands.push(
                 CommandLine::new(req.program_name.clone(), case.args.clone(), req.env.clone())?
-                    .within(&tier, &format!("cases[{i}].args"))?,
+                    .within(&tier, &caller.tier, &format!("cases[{i}].args"))?,
             );
         }
         let source = match req.source {
             Some(v1::run_batch_request::Source::Module(bytes)) => {
-                check_size("module", bytes.len() as u64, tier.max_module_bytes)?;
+                check_size(
+                    "module",
+                    bytes.len() as u64,
+                    tier.max_module_bytes,
+                    &caller.tier,
+                )?;
                 Source::Bytes(Bytes::from(bytes))
             }
             Some(v1::run_batch_request::Source::ModuleSha256(sha)) => {
@@ -714,13 +742,14 @@ async fn forward_stdin(
     mut incoming: Streaming<v1::ExecuteRequest>,
     tx: &mpsc::Sender<Bytes>,
     max: u64,
+    tier_name: &str,
 ) -> Result<(), ApiError> {
     let mut total = 0u64;
     while let Ok(Some(message)) = incoming.message().await {
         match message.msg {
             Some(Msg::StdinChunk(chunk)) => {
                 total += chunk.len() as u64;
-                check_size("stdin", total, max)?;
+                check_size("stdin", total, max, tier_name)?;
                 if tx.send(Bytes::from(chunk)).await.is_err() {
                     // The guest has ended; what it did not read is not an error.
                     return Ok(());

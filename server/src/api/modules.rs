@@ -210,7 +210,7 @@ impl ModuleService for ModuleApi {
                 return Err(ApiError::invalid("start", "the first message must be `start`").into())
             }
         };
-        check_size("size", start.size, tier.max_module_bytes)?;
+        check_size("size", start.size, tier.max_module_bytes, &caller.tier)?;
         self.precheck_quota(&caller, &tier, &start).await?;
         let mut module = ChunkBuffer::new(start.size);
         while let Some(message) = next_within(&mut incoming, idle).await? {
@@ -244,7 +244,12 @@ impl ModuleService for ModuleApi {
             .await
             .map_err(ApiError::from)?;
         let req = request.into_inner();
-        check_size("module", req.module.len() as u64, tier.max_module_bytes)?;
+        check_size(
+            "module",
+            req.module.len() as u64,
+            tier.max_module_bytes,
+            &caller.tier,
+        )?;
         self.state
             .metrics
             .uploaded_bytes

@@ -95,6 +95,7 @@ pub fn anonymous_limit(config: &Config) -> MessageLimit {
         timeout: Duration::from_secs(config.message_timeout_secs),
         min_bytes_per_sec: config.message_min_bytes_per_sec,
         whose: "the maximum of an unauthenticated call".into(),
+        tier: "".into(),
     }
 }
 
@@ -107,6 +108,7 @@ fn caller_limit(state: &AppState, caller: &Caller, carries_modules: bool) -> Mes
             timeout,
             min_bytes_per_sec: config.message_min_bytes_per_sec,
             whose: "the maximum of an account or admin call".into(),
+            tier: "".into(),
         };
     }
     match config.tier(&caller.tier) {
@@ -123,6 +125,7 @@ fn caller_limit(state: &AppState, caller: &Caller, carries_modules: bool) -> Mes
                 config.message_overhead_bytes
             )
             .into(),
+            tier: caller.tier.as_str().into(),
         },
         // The handler reports the unknown tier; bound the message anyway.
         None => MessageLimit {
@@ -130,6 +133,7 @@ fn caller_limit(state: &AppState, caller: &Caller, carries_modules: bool) -> Mes
             timeout,
             min_bytes_per_sec: config.message_min_bytes_per_sec,
             whose: "the server's maximum".into(),
+            tier: caller.tier.as_str().into(),
         },
     }
 }

@@ -24,6 +24,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::BoxError;
+use crate::api::errors::{limit_metadata, Unit, ERROR_DOMAIN, LIMIT_EXCEEDED};
 
 /// Length of the gRPC message prefix: a compression flag and a u32 length.
 const PREFIX_LEN: usize = 5;
@@ -40,6 +41,9 @@ pub struct MessageLimit {
     pub min_bytes_per_sec: u64,
     /// Whose limit it is, for the error (e.g. "the free tier's maximum").
     pub whose: Arc<str>,
+    /// The tier whose limit it is, for the error's ErrorInfo; empty for
+    /// limits that are not a tier's (unauthenticated or account calls).
+    pub tier: Arc<str>,
 }
 
 impl MessageLimit {
@@ -48,11 +52,13 @@ impl MessageLimit {
             "a request message of {declared} bytes is above {} of {} bytes per message",
             self.whose, self.max_bytes
         );
-        Status::with_error_details(
-            Code::InvalidArgument,
-            description.clone(),
-            ErrorDetails::with_bad_request_violation("message", description),
-        )
+        let mut details = ErrorDetails::with_bad_request_violation("message", description.clone());
+        details.set_error_info(
+            LIMIT_EXCEEDED,
+            ERROR_DOMAIN,
+            limit_metadata("message", declared, self.max_bytes, Unit::Bytes, &self.tier),
+        );
+        Status::with_error_details(Code::InvalidArgument, description, details)
     }
 
     /// The time a message of `declared` bytes may take.
@@ -289,6 +295,7 @@ mod tests {
             timeout,
             min_bytes_per_sec: 0,
             whose: "test".into(),
+            tier: "".into(),
         };
         (tx, MessageLimitBody::new(inner, limit))
     }
@@ -345,6 +352,7 @@ mod tests {
             timeout: Duration::from_secs(30),
             min_bytes_per_sec: 1 << 20,
             whose: "test".into(),
+            tier: "".into(),
         };
         assert_eq!(limit.time_for(0), Duration::from_secs(30));
         assert_eq!(limit.time_for(100 << 20), Duration::from_secs(130));
