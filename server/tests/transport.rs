@@ -186,6 +186,60 @@ async fn an_unauthenticated_huge_message_is_refused_over_grpc_web_without_readin
     );
 }
 
+/// Reads one HTTP/1.1 response head from `tcp`.
+async fn read_head(tcp: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(PATIENCE, tcp.read(&mut byte))
+            .await
+            .expect("the server answers")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before answering: {}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).to_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_small_grpc_web_request_leaves_its_connection_usable() {
+    let server = TestServer::start().await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    let message = prefix(3)
+        .to_vec()
+        .into_iter()
+        .chain([1u8, 2, 3])
+        .collect::<Vec<_>>();
+    let head = format!(
+        "POST /wasmwiz.v1.AccountService/WhoAmI HTTP/1.1\r\nhost: x\r\n\
+         content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n\
+         content-length: {}\r\n\r\n",
+        message.len()
+    );
+    // Headers first and the body a moment later, as Node's HTTP client may
+    // send them: the server must not answer and close in between (the
+    // client would get EPIPE instead of the answer). The pause is well
+    // inside the time the server gives a refused body to arrive.
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tcp.write_all(&message).await.unwrap();
+    let answer = read_head(&mut tcp).await;
+    assert!(answer.contains("grpc-status: 16"), "{answer}");
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let next = read_head(&mut tcp).await;
+    assert!(
+        next.starts_with("http/1.1 200"),
+        "the connection was closed after the refusal: {next}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anonymous_message_past_its_cap_is_refused_by_its_declared_length() {
     let server = TestServer::start().await;

@@ -19,7 +19,7 @@ use http::{HeaderMap, Request, Response};
 use tonic::{body::Body, server::NamedService, Status};
 use tower::Service;
 
-use super::{MessageLimit, MessageLimitBody};
+use super::{connection::DeclaredBodyLength, MessageLimit, MessageLimitBody};
 use crate::{api::AppState, auth::Caller, config::Config};
 
 /// How a guarded service's requests are checked.
@@ -138,6 +138,29 @@ fn caller_limit(state: &AppState, caller: &Caller, carries_modules: bool) -> Mes
     }
 }
 
+/// Bytes of a refused request's body read (and discarded) before answering.
+pub const REFUSED_BODY_DISCARD_BYTES: usize = 64 * 1024;
+/// How long a refused request's body may take to arrive before answering.
+const REFUSED_BODY_DISCARD_TIME: Duration = Duration::from_secs(2);
+
+/// Reads and discards `body` up to [`REFUSED_BODY_DISCARD_BYTES`] within
+/// [`REFUSED_BODY_DISCARD_TIME`]; nothing is kept.
+async fn discard_small_body(mut body: Body) {
+    use http_body_util::BodyExt;
+    let mut seen = 0usize;
+    let _ = tokio::time::timeout(REFUSED_BODY_DISCARD_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen += data.len();
+                if seen > REFUSED_BODY_DISCARD_BYTES {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+}
+
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Status> {
     let unauthenticated = || Status::unauthenticated("missing or invalid API key");
     let key = presented_key(headers).ok_or_else(unauthenticated)?;
@@ -182,8 +205,18 @@ where
                             request.extensions_mut().insert(caller);
                             limit
                         }
-                        // Trailers-only; the unread body is dropped with the stream.
-                        Err(status) => return Ok(status.into_http()),
+                        // Trailers-only. A small HTTP/1.1 body is read and
+                        // discarded first: a client still writing it would
+                        // otherwise see the connection close (EPIPE) instead
+                        // of the answer. Any other body is dropped unread.
+                        Err(status) => {
+                            let declared =
+                                request.extensions().get::<DeclaredBodyLength>().copied();
+                            if declared.is_some_and(|d| d.0 <= REFUSED_BODY_DISCARD_BYTES as u64) {
+                                discard_small_body(request.into_body()).await;
+                            }
+                            return Ok(status.into_http());
+                        }
                     }
                 }
             };

@@ -199,6 +199,24 @@ impl HttpBody for CountedBody {
     }
 }
 
+/// The `content-length` an HTTP/1.1 request declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeclaredBodyLength(pub u64);
+
+fn declared_body_length<B>(request: &Request<B>) -> Option<DeclaredBodyLength> {
+    if request.version() >= http::Version::HTTP_2 {
+        return None;
+    }
+    request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+        .map(DeclaredBodyLength)
+}
+
 /// The service of one connection: counts body bytes and open requests.
 #[derive(Clone)]
 struct ConnectionService {
@@ -216,9 +234,14 @@ impl Service<Request<Incoming>> for ConnectionService {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
         let open = self.activity.begin();
         let counter = self.body_bytes.clone();
+        // tonic-web drops `content-length` when it translates grpc-web; the
+        // guard still needs it to answer a refused HTTP/1.1 request cleanly.
+        if let Some(length) = declared_body_length(&request) {
+            request.extensions_mut().insert(length);
+        }
         let request = request.map(|inner| Body::new(CountedBody { inner, counter }));
         let response = self.inner.call(request);
         Box::pin(async move {
