@@ -241,6 +241,36 @@ async fn a_refused_small_grpc_web_request_leaves_its_connection_usable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_chunked_grpc_web_request_leaves_its_connection_usable() {
+    let server = TestServer::start().await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    // Node's HTTP client sends a streamed body chunked, without a length.
+    tcp.write_all(
+        b"POST /wasmwiz.v1.AccountService/WhoAmI HTTP/1.1\r\nhost: x\r\n\
+          content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n\
+          transfer-encoding: chunked\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    tcp.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut chunk = b"5\r\n".to_vec();
+    chunk.extend_from_slice(&prefix(0));
+    chunk.extend_from_slice(b"\r\n0\r\n\r\n");
+    tcp.write_all(&chunk).await.unwrap();
+    let answer = read_head(&mut tcp).await;
+    assert!(answer.contains("grpc-status: 16"), "{answer}");
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let next = read_head(&mut tcp).await;
+    assert!(
+        next.starts_with("http/1.1 200"),
+        "the connection was closed after the refusal: {next}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anonymous_message_past_its_cap_is_refused_by_its_declared_length() {
     let server = TestServer::start().await;
     let (mut client, _driver) = h2_connect(server.addr).await;

@@ -19,7 +19,7 @@ use http::{HeaderMap, Request, Response};
 use tonic::{body::Body, server::NamedService, Status};
 use tower::Service;
 
-use super::{connection::DeclaredBodyLength, MessageLimit, MessageLimitBody};
+use super::{connection::Http1Body, MessageLimit, MessageLimitBody};
 use crate::{api::AppState, auth::Caller, config::Config};
 
 /// How a guarded service's requests are checked.
@@ -205,14 +205,18 @@ where
                             request.extensions_mut().insert(caller);
                             limit
                         }
-                        // Trailers-only. A small HTTP/1.1 body is read and
-                        // discarded first: a client still writing it would
-                        // otherwise see the connection close (EPIPE) instead
-                        // of the answer. Any other body is dropped unread.
+                        // Trailers-only. An HTTP/1.1 body (declared small, or
+                        // chunked) is read and discarded first, up to a cap:
+                        // otherwise hyper closes the connection and a client
+                        // still writing, or reusing it, gets EPIPE instead of
+                        // the answer. A body declared larger is dropped unread.
                         Err(status) => {
-                            let declared =
-                                request.extensions().get::<DeclaredBodyLength>().copied();
-                            if declared.is_some_and(|d| d.0 <= REFUSED_BODY_DISCARD_BYTES as u64) {
+                            let small_http1 =
+                                request.extensions().get::<Http1Body>().is_some_and(|b| {
+                                    b.declared
+                                        .is_none_or(|d| d <= REFUSED_BODY_DISCARD_BYTES as u64)
+                                });
+                            if small_http1 {
                                 discard_small_body(request.into_body()).await;
                             }
                             return Ok(status.into_http());

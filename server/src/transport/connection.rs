@@ -199,22 +199,23 @@ impl HttpBody for CountedBody {
     }
 }
 
-/// The `content-length` an HTTP/1.1 request declared.
+/// Marks an HTTP/1.x request, with the `content-length` it declared (none
+/// when chunked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeclaredBodyLength(pub u64);
+pub struct Http1Body {
+    pub declared: Option<u64>,
+}
 
-fn declared_body_length<B>(request: &Request<B>) -> Option<DeclaredBodyLength> {
+fn http1_body<B>(request: &Request<B>) -> Option<Http1Body> {
     if request.version() >= http::Version::HTTP_2 {
         return None;
     }
-    request
+    let declared = request
         .headers()
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-        .map(DeclaredBodyLength)
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    Some(Http1Body { declared })
 }
 
 /// The service of one connection: counts body bytes and open requests.
@@ -239,8 +240,8 @@ impl Service<Request<Incoming>> for ConnectionService {
         let counter = self.body_bytes.clone();
         // tonic-web drops `content-length` when it translates grpc-web; the
         // guard still needs it to answer a refused HTTP/1.1 request cleanly.
-        if let Some(length) = declared_body_length(&request) {
-            request.extensions_mut().insert(length);
+        if let Some(body) = http1_body(&request) {
+            request.extensions_mut().insert(body);
         }
         let request = request.map(|inner| Body::new(CountedBody { inner, counter }));
         let response = self.inner.call(request);
