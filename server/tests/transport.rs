@@ -271,6 +271,28 @@ async fn a_refused_chunked_grpc_web_request_leaves_its_connection_usable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http1_answer_before_the_body_is_read_says_the_connection_closes() {
+    let server = TestServer::start().await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    let declared = MIB;
+    tcp.write_all(
+        format!(
+            "POST /wasmwiz.v1.ExecutionService/Run HTTP/1.1\r\nhost: x\r\n\
+             content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n\
+             content-length: {}\r\n\r\n",
+            declared as u64 + 5
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tcp.write_all(&prefix(declared)).await.unwrap();
+    let answer = read_head(&mut tcp).await;
+    assert!(answer.contains("grpc-status: 16"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anonymous_message_past_its_cap_is_refused_by_its_declared_length() {
     let server = TestServer::start().await;
     let (mut client, _driver) = h2_connect(server.addr).await;

@@ -10,7 +10,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     task::{Context, Poll},
@@ -171,6 +171,8 @@ impl HttpBody for TrackedBody {
 struct CountedBody {
     inner: Incoming,
     counter: prometheus::IntCounter,
+    /// Set once the body has been read to its end.
+    finished: Arc<AtomicBool>,
 }
 
 impl HttpBody for CountedBody {
@@ -182,10 +184,17 @@ impl HttpBody for CountedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.counter.inc_by(data.len() as u64);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.counter.inc_by(data.len() as u64);
+                }
+                if self.inner.is_end_stream() {
+                    self.finished.store(true, Ordering::Relaxed);
+                }
             }
+            Poll::Ready(None) => self.finished.store(true, Ordering::Relaxed),
+            _ => {}
         }
         polled
     }
@@ -240,13 +249,30 @@ impl Service<Request<Incoming>> for ConnectionService {
         let counter = self.body_bytes.clone();
         // tonic-web drops `content-length` when it translates grpc-web; the
         // guard still needs it to answer a refused HTTP/1.1 request cleanly.
-        if let Some(body) = http1_body(&request) {
+        let http1 = http1_body(&request);
+        if let Some(body) = http1 {
             request.extensions_mut().insert(body);
         }
-        let request = request.map(|inner| Body::new(CountedBody { inner, counter }));
+        let finished = Arc::new(AtomicBool::new(request.body().is_end_stream()));
+        let request = request.map(|inner| {
+            Body::new(CountedBody {
+                inner,
+                counter,
+                finished: finished.clone(),
+            })
+        });
         let response = self.inner.call(request);
         Box::pin(async move {
-            let response = response.await?;
+            let mut response = response.await?;
+            // An HTTP/1.1 answer given before its request body was read to
+            // the end closes the connection: say so, so the client does not
+            // reuse it and fail its next request with a broken pipe.
+            if http1.is_some() && !finished.load(Ordering::Relaxed) {
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             Ok(response.map(|inner| TrackedBody { inner, _open: open }))
         })
     }
