@@ -1,6 +1,6 @@
 //! The gRPC API against a real server on 127.0.0.1:0, on SQLite and
-//! PostgreSQL: every RPC, the error table, big uploads, streamed stdin,
-//! grpc-web, concurrency and graceful shutdown.
+//! PostgreSQL: every RPC, the error table (one test per row), big uploads,
+//! streamed stdin, grpc-web, concurrency and graceful shutdown.
 
 mod support;
 
@@ -12,39 +12,95 @@ use tonic::Code;
 use tonic_types::StatusExt;
 use wasmwiz_proto::v1::{self, execute_request::Msg, upload_module_request};
 
+// Every RPC, one behaviour per test.
 on_both_databases!(
-    every_rpc_round_trips,
-    error_table,
+    upload_module_in_chunks_describes_the_module,
+    an_uploaded_module_is_got_and_listed,
+    run_by_sha_streams_started_then_output_then_finished,
+    run_with_inline_bytes_passes_args_env_and_program_name,
+    matching_expected_stdout_is_accepted,
+    differing_expected_stdout_is_a_wrong_answer,
+    execute_with_module_chunks_and_stdin_runs_the_module,
+    execute_with_keep_module_stores_the_module,
+    run_batch_gives_each_case_its_verdict,
+    put_module_of_a_stored_module_reports_it_already_existed,
+    a_deleted_module_is_not_found,
+    who_am_i_describes_the_caller,
+    get_usage_counts_the_callers_executions_and_days,
+    an_own_key_is_listed_and_authenticates,
+    an_own_key_can_be_revoked,
+    admin_create_user_gives_the_tier,
+    admin_create_user_of_an_existing_email_already_exists,
+    admin_set_tier_changes_the_users_tier,
+    admin_create_api_key_returns_a_key_of_the_users_tier,
+    admin_revoke_api_key_succeeds,
+    admin_get_usage_counts_everyone_or_one_user,
+);
+
+// The error table, one test per row.
+on_both_databases!(
+    bytes_that_are_not_wasm_are_a_bad_module,
+    a_foreign_import_is_a_bad_module_that_names_it,
+    a_module_without_start_is_a_bad_module,
+    memory_past_the_tier_is_a_bad_request_naming_the_maximum,
+    a_module_past_the_tier_is_a_bad_request,
+    stdin_past_the_tier_is_a_bad_request,
+    an_unknown_sha_is_not_found_with_resource_info,
+    a_malformed_sha_is_a_bad_request,
+    no_key_is_unauthenticated,
+    a_malformed_key_is_unauthenticated,
+    an_unknown_key_is_unauthenticated,
+    a_revoked_key_is_unauthenticated,
+    a_non_admin_calling_admin_is_permission_denied_with_error_info,
+    rate_limit_headers_count_down_the_minute,
+    past_the_rate_limit_is_resource_exhausted_with_retry_details,
+    a_rate_limited_key_runs_again_after_retry_after,
+    past_the_bounded_queue_is_unavailable_with_retry_info,
+);
+
+on_both_databases!(
     big_upload_then_run_by_sha,
     sigterm_lets_running_executions_finish
 );
 
-async fn every_rpc_round_trips(db: Db) {
-    let server = TestServer::start_with(db, |_| {}).await;
-    let mut c = clients(&server, Some(&server.admin_key)).await;
+/// Uploads hello in 1000-byte chunks, as the admin.
+async fn upload_hello(c: &mut Clients) -> v1::ModuleInfo {
     let hello = guest("hello");
-
-    // UploadModule in chunks, then GetModule / ListModules.
-    let chunks: Vec<_> = hello
-        .chunks(1000)
-        .map(|c| v1::UploadModuleRequest {
-            msg: Some(upload_module_request::Msg::Chunk(c.to_vec())),
-        })
-        .collect();
     let start = v1::UploadModuleRequest {
         msg: Some(upload_module_request::Msg::Start(v1::UploadStart {
             size: hello.len() as u64,
             sha256: None,
         })),
     };
-    let info = c
-        .modules
+    let chunks: Vec<_> = hello
+        .chunks(1000)
+        .map(|c| v1::UploadModuleRequest {
+            msg: Some(upload_module_request::Msg::Chunk(c.to_vec())),
+        })
+        .collect();
+    c.modules
         .upload_module(futures::stream::iter(std::iter::once(start).chain(chunks)))
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+}
+
+/// A server and clients with its admin key.
+async fn admin_server(db: Db) -> (TestServer, Clients) {
+    let server = TestServer::start_with(db, |_| {}).await;
+    let c = clients(&server, Some(&server.admin_key)).await;
+    (server, c)
+}
+
+async fn upload_module_in_chunks_describes_the_module(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    let info = upload_hello(&mut c).await;
     assert!(!info.already_existed);
-    assert_eq!(info.size, hello.len() as u64);
+    assert_eq!(info.size, guest("hello").len() as u64);
+    assert_eq!(
+        info.sha256,
+        wasmwiz_server::engine::sha256_hex(&guest("hello"))
+    );
     assert!(info
         .imports
         .iter()
@@ -53,11 +109,16 @@ async fn every_rpc_round_trips(db: Db) {
         .exports
         .iter()
         .any(|e| e.name == "_start" && e.kind == "func"));
-    let sha = info.sha256.clone();
+    server.stop().await;
+}
+
+async fn an_uploaded_module_is_got_and_listed(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    let info = upload_hello(&mut c).await;
     let got = c
         .modules
         .get_module(v1::GetModuleRequest {
-            sha256: sha.clone(),
+            sha256: info.sha256.clone(),
         })
         .await
         .unwrap()
@@ -74,10 +135,14 @@ async fn every_rpc_round_trips(db: Db) {
             .iter()
             .map(|m| m.sha256.as_str())
             .collect::<Vec<_>>(),
-        [sha.as_str()]
+        [info.sha256.as_str()]
     );
+    server.stop().await;
+}
 
-    // Run by sha: started first, then output, then finished.
+async fn run_by_sha_streams_started_then_output_then_finished(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    let sha = upload_hello(&mut c).await.sha256;
     let r = run(&mut c, run_sha(&sha)).await.unwrap();
     assert_eq!(r.events.first(), Some(&"started"));
     assert_eq!(r.events.last(), Some(&"finished"));
@@ -88,8 +153,11 @@ async fn every_rpc_round_trips(db: Db) {
     assert!(started.cache_hit);
     assert!(!started.execution_id.is_empty());
     assert!(started.limits.unwrap().fuel > 0);
+    server.stop().await;
+}
 
-    // Run with inline bytes, args, env, expected stdout (accepted and wrong answer).
+async fn run_with_inline_bytes_passes_args_env_and_program_name(db: Db) {
+    let (server, mut c) = admin_server(db).await;
     let mut req = run_bytes(guest("argsenv"));
     req.args = vec!["x".into()];
     req.env.insert("K".into(), "V".into());
@@ -99,33 +167,48 @@ async fn every_rpc_round_trips(db: Db) {
         String::from_utf8(r.stdout).unwrap(),
         "argv[0]=prog\nargv[1]=x\nenv:K=V\n"
     );
-    let mut req = run_sha(&sha);
-    req.expected_stdout = Some(b"Hello, WasmWiz!\n".to_vec());
+    server.stop().await;
+}
+
+/// The verdict of running hello against `expected` stdout.
+async fn verdict_of_hello(db: Db, expected: &[u8]) -> v1::Verdict {
+    let (server, mut c) = admin_server(db).await;
+    let mut req = run_bytes(guest("hello"));
+    req.expected_stdout = Some(expected.to_vec());
+    let verdict = run(&mut c, req).await.unwrap().finished.unwrap().verdict();
+    server.stop().await;
+    verdict
+}
+
+async fn matching_expected_stdout_is_accepted(db: Db) {
     assert_eq!(
-        run(&mut c, req).await.unwrap().finished.unwrap().verdict(),
+        verdict_of_hello(db, b"Hello, WasmWiz!\n").await,
         v1::Verdict::Accepted
     );
-    let mut req = run_sha(&sha);
-    req.expected_stdout = Some(b"Hello\n".to_vec());
+}
+
+async fn differing_expected_stdout_is_a_wrong_answer(db: Db) {
     assert_eq!(
-        run(&mut c, req).await.unwrap().finished.unwrap().verdict(),
+        verdict_of_hello(db, b"Hello\n").await,
         v1::Verdict::WrongAnswer
     );
+}
 
-    // Execute with inline module chunks and whole stdin.
+/// Executes echo sent in 300-byte chunks with stdin "ping".
+async fn execute_echo_in_chunks(c: &mut Clients, keep_module: bool) -> Collected {
     let echo = guest("echo");
     let mut msgs = vec![v1::ExecuteRequest {
         msg: Some(Msg::Start(v1::ExecuteStart {
             source: Some(v1::execute_start::Source::ModuleSize(echo.len() as u64)),
             stdin: b"ping".to_vec(),
-            keep_module: true,
+            keep_module,
             ..Default::default()
         })),
     }];
     msgs.extend(echo.chunks(300).map(|c| v1::ExecuteRequest {
         msg: Some(Msg::ModuleChunk(c.to_vec())),
     }));
-    let r = collect(
+    collect(
         c.exec
             .execute(futures::stream::iter(msgs))
             .await
@@ -133,8 +216,20 @@ async fn every_rpc_round_trips(db: Db) {
             .into_inner(),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+async fn execute_with_module_chunks_and_stdin_runs_the_module(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    let r = execute_echo_in_chunks(&mut c, false).await;
     assert_eq!(r.stdout, b"ping");
+    assert_eq!(r.outcome(), v1::Outcome::Success);
+    server.stop().await;
+}
+
+async fn execute_with_keep_module_stores_the_module(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    let r = execute_echo_in_chunks(&mut c, true).await;
     let echo_sha = r.started.unwrap().module_sha256;
     assert!(
         c.modules
@@ -143,9 +238,12 @@ async fn every_rpc_round_trips(db: Db) {
             .is_ok(),
         "keep_module stored it"
     );
+    server.stop().await;
+}
 
-    // RunBatch: verdicts per case.
-    let cases = [("10\n", "55\n"), ("20\n", "6765\n"), ("5\n", "6\n")]
+/// Runs fib once per `(stdin, expected stdout)` case; its verdicts by case.
+async fn fib_batch(c: &mut Clients, cases: &[(&str, &str)]) -> Vec<Option<v1::Verdict>> {
+    let batch = cases
         .iter()
         .map(|(stdin, out)| v1::BatchCase {
             stdin: stdin.as_bytes().to_vec(),
@@ -158,16 +256,26 @@ async fn every_rpc_round_trips(db: Db) {
         .exec
         .run_batch(v1::RunBatchRequest {
             source: Some(v1::run_batch_request::Source::Module(guest("fib"))),
-            cases,
+            cases: batch,
             ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
-    let mut verdicts = vec![None; 3];
+    let mut verdicts = vec![None; cases.len()];
     while let Some(e) = events.message().await.unwrap() {
         verdicts[e.case_index as usize] = Some(e.finished.unwrap().verdict());
     }
+    verdicts
+}
+
+async fn run_batch_gives_each_case_its_verdict(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    let verdicts = fib_batch(
+        &mut c,
+        &[("10\n", "55\n"), ("20\n", "6765\n"), ("5\n", "6\n")],
+    )
+    .await;
     assert_eq!(
         verdicts,
         [
@@ -176,18 +284,28 @@ async fn every_rpc_round_trips(db: Db) {
             Some(v1::Verdict::WrongAnswer)
         ]
     );
+    server.stop().await;
+}
 
-    // PutModule (dedup), DeleteModule.
+async fn put_module_of_a_stored_module_reports_it_already_existed(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    let sha = upload_hello(&mut c).await.sha256;
     let put = c
         .modules
         .put_module(v1::PutModuleRequest {
-            module: hello.clone(),
-            sha256: Some(sha.clone()),
+            module: guest("hello"),
+            sha256: Some(sha),
         })
         .await
         .unwrap()
         .into_inner();
     assert!(put.already_existed);
+    server.stop().await;
+}
+
+async fn a_deleted_module_is_not_found(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    let sha = upload_hello(&mut c).await.sha256;
     c.modules
         .delete_module(v1::DeleteModuleRequest {
             sha256: sha.clone(),
@@ -196,8 +314,11 @@ async fn every_rpc_round_trips(db: Db) {
         .unwrap();
     let gone = run(&mut c, run_sha(&sha)).await.unwrap_err();
     assert_eq!(gone.code(), Code::NotFound);
+    server.stop().await;
+}
 
-    // Account: WhoAmI, GetUsage, own keys.
+async fn who_am_i_describes_the_caller(db: Db) {
+    let (server, mut c) = admin_server(db).await;
     let me = c
         .account
         .who_am_i(v1::WhoAmIRequest {})
@@ -209,25 +330,41 @@ async fn every_rpc_round_trips(db: Db) {
         ("admin@test.local", "unlimited", true)
     );
     assert!(me.limits.unwrap().unmetered);
+    server.stop().await;
+}
+
+async fn get_usage_counts_the_callers_executions_and_days(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    run(&mut c, run_bytes(guest("hello"))).await.unwrap();
+    // Each case of a batch is an execution.
+    fib_batch(&mut c, &[("10\n", "55\n"), ("5\n", "5\n")]).await;
     let usage = c
         .account
         .get_usage(v1::GetUsageRequest::default())
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(usage.executions, 8, "{usage:?}");
+    assert_eq!(usage.executions, 3, "{usage:?}");
     assert_eq!(usage.daily.len(), 30);
-    assert_eq!(usage.daily.last().unwrap().executions, 8);
+    assert_eq!(usage.daily.last().unwrap().executions, 3);
     assert!(usage.fuel_consumed > 0);
-    let mine = c
-        .account
+    server.stop().await;
+}
+
+async fn create_my_key(c: &mut Clients) -> v1::CreateMyApiKeyResponse {
+    c.account
         .create_my_api_key(v1::CreateMyApiKeyRequest {
             label: "ci".into(),
             expires_at: None,
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+}
+
+async fn an_own_key_is_listed_and_authenticates(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    let mine = create_my_key(&mut c).await;
     let listed = c
         .account
         .list_my_api_keys(v1::ListMyApiKeysRequest {})
@@ -240,34 +377,49 @@ async fn every_rpc_round_trips(db: Db) {
         .any(|k| k.key_id == mine.key_id && k.label == "ci"));
     let mut other = clients(&server, Some(&mine.key)).await;
     assert!(other.account.who_am_i(v1::WhoAmIRequest {}).await.is_ok());
+    server.stop().await;
+}
+
+async fn an_own_key_can_be_revoked(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    let mine = create_my_key(&mut c).await;
     c.account
         .revoke_my_api_key(v1::RevokeMyApiKeyRequest {
-            key_id: mine.key_id.clone(),
+            key_id: mine.key_id,
         })
         .await
         .unwrap();
+    server.stop().await;
+}
 
-    // Admin: users, tiers, keys, usage.
-    let user = c
-        .admin
+/// Creates `u@x.io` on `tier` as the admin.
+async fn create_user(c: &mut Clients, tier: &str) -> Result<v1::User, tonic::Status> {
+    c.admin
         .create_user(v1::CreateUserRequest {
             email: "u@x.io".into(),
-            tier: "basic".into(),
+            tier: tier.into(),
         })
         .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap();
-    assert_eq!(user.tier, "basic");
-    let dup = c
-        .admin
-        .create_user(v1::CreateUserRequest {
-            email: "u@x.io".into(),
-            tier: String::new(),
-        })
-        .await;
+        .map(|r| r.into_inner().user.unwrap())
+}
+
+async fn admin_create_user_gives_the_tier(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    assert_eq!(create_user(&mut c, "basic").await.unwrap().tier, "basic");
+    server.stop().await;
+}
+
+async fn admin_create_user_of_an_existing_email_already_exists(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    create_user(&mut c, "basic").await.unwrap();
+    let dup = create_user(&mut c, "").await;
     assert_eq!(dup.unwrap_err().code(), Code::AlreadyExists);
+    server.stop().await;
+}
+
+async fn admin_set_tier_changes_the_users_tier(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    create_user(&mut c, "basic").await.unwrap();
     let set = c
         .admin
         .set_tier(v1::SetTierRequest {
@@ -277,15 +429,25 @@ async fn every_rpc_round_trips(db: Db) {
         .await
         .unwrap();
     assert_eq!(set.into_inner().user.unwrap().tier, "pro");
-    let key = c
-        .admin
+    server.stop().await;
+}
+
+/// Creates an API key for `u@x.io` as the admin.
+async fn create_users_key(c: &mut Clients) -> v1::CreateApiKeyResponse {
+    c.admin
         .create_api_key(v1::CreateApiKeyRequest {
             email: "u@x.io".into(),
             ..Default::default()
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+}
+
+async fn admin_create_api_key_returns_a_key_of_the_users_tier(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    create_user(&mut c, "pro").await.unwrap();
+    let key = create_users_key(&mut c).await;
     assert!(key.key.starts_with(&format!("wwz_{}_", key.key_id)));
     let keys = c
         .admin
@@ -296,20 +458,38 @@ async fn every_rpc_round_trips(db: Db) {
         .unwrap()
         .into_inner();
     assert_eq!(keys.keys.len(), 1);
+    assert_eq!(keys.keys[0].key_id, key.key_id);
     assert_eq!(keys.keys[0].tier, "pro");
+    server.stop().await;
+}
+
+async fn admin_revoke_api_key_succeeds(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    create_user(&mut c, "pro").await.unwrap();
+    let key = create_users_key(&mut c).await;
     c.admin
         .revoke_api_key(v1::RevokeApiKeyRequest {
             key_id: key.key_id.clone(),
         })
         .await
         .unwrap();
+    server.stop().await;
+}
+
+async fn admin_get_usage_counts_everyone_or_one_user(db: Db) {
+    let (server, mut c) = admin_server(db).await;
+    run(&mut c, run_bytes(guest("hello"))).await.unwrap();
+    run(&mut c, run_bytes(guest("hello"))).await.unwrap();
+    let theirs = server.create_key("u@x.io", "pro", false).await;
+    let mut uc = clients(&server, Some(&theirs)).await;
+    run(&mut uc, run_bytes(guest("hello"))).await.unwrap();
     let all = c
         .admin
         .get_usage(v1::GetUsageRequest::default())
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(all.executions, 8);
+    assert_eq!(all.executions, 3);
     let theirs = c
         .admin
         .get_usage(v1::GetUsageRequest {
@@ -319,41 +499,59 @@ async fn every_rpc_round_trips(db: Db) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((theirs.executions, theirs.daily.len()), (0, 7));
+    assert_eq!((theirs.executions, theirs.daily.len()), (1, 7));
     server.stop().await;
 }
 
-async fn error_table(db: Db) {
-    let server = TestServer::start_with(db, |_| {}).await;
-    let mut c = clients(&server, Some(&server.admin_key)).await;
+/// The status of running `module` as the admin.
+async fn admin_run_refused(db: Db, request: v1::RunRequest) -> tonic::Status {
+    let (server, mut c) = admin_server(db).await;
+    let status = run(&mut c, request).await.unwrap_err();
+    server.stop().await;
+    status
+}
 
-    let status = run(&mut c, run_bytes(b"definitely not wasm".to_vec()))
-        .await
-        .unwrap_err();
+/// The status of running `request` on the free tier.
+async fn free_run_refused(db: Db, request: v1::RunRequest) -> tonic::Status {
+    let server = TestServer::start_with(db, |_| {}).await;
+    let free = server.create_key("free@x.io", "free", false).await;
+    let mut fc = clients(&server, Some(&free)).await;
+    let status = run(&mut fc, request).await.unwrap_err();
+    server.stop().await;
+    status
+}
+
+async fn bytes_that_are_not_wasm_are_a_bad_module(db: Db) {
+    let status = admin_run_refused(db, run_bytes(b"definitely not wasm".to_vec())).await;
     assert_bad_request(&status, "module");
     assert!(
         status.message().contains("not a WebAssembly"),
         "{}",
         status.message()
     );
+}
+
+async fn a_foreign_import_is_a_bad_module_that_names_it(db: Db) {
     let foreign = wat::parse_str(r#"(module (import "env" "f" (func)) (memory (export "memory") 1) (func (export "_start")))"#).unwrap();
-    let status = run(&mut c, run_bytes(foreign)).await.unwrap_err();
+    let status = admin_run_refused(db, run_bytes(foreign)).await;
     assert_bad_request(&status, "module");
     assert!(status.message().contains("env::f"), "{}", status.message());
-    let no_start = wat::parse_str(r#"(module (memory (export "memory") 1))"#).unwrap();
-    assert_bad_request(
-        &run(&mut c, run_bytes(no_start)).await.unwrap_err(),
-        "module",
-    );
+}
 
-    let free = server.create_key("free@x.io", "free", false).await;
-    let mut fc = clients(&server, Some(&free)).await;
+async fn a_module_without_start_is_a_bad_module(db: Db) {
+    let no_start = wat::parse_str(r#"(module (memory (export "memory") 1))"#).unwrap();
+    let status = admin_run_refused(db, run_bytes(no_start)).await;
+    assert_bad_request(&status, "module");
+    assert!(status.message().contains("_start"), "{}", status.message());
+}
+
+async fn memory_past_the_tier_is_a_bad_request_naming_the_maximum(db: Db) {
     let mut req = run_bytes(guest("hello"));
     req.limits = Some(v1::Limits {
         memory_bytes: 1 << 40,
         ..Default::default()
     });
-    let status = run(&mut fc, req).await.unwrap_err();
+    let status = free_run_refused(db, req).await;
     assert_bad_request(&status, "limits.memory_bytes");
     let description = status
         .get_error_details()
@@ -366,15 +564,21 @@ async fn error_table(db: Db) {
         description.contains(&(128u64 << 20).to_string()),
         "names the maximum: {description}"
     );
-    let status = run(&mut fc, run_bytes(padded_hello(11 << 20)))
-        .await
-        .unwrap_err();
+}
+
+async fn a_module_past_the_tier_is_a_bad_request(db: Db) {
+    let status = free_run_refused(db, run_bytes(padded_hello(11 << 20))).await;
     assert_bad_request(&status, "module");
+}
+
+async fn stdin_past_the_tier_is_a_bad_request(db: Db) {
     let mut req = run_bytes(guest("echo"));
     req.stdin = vec![0; 2 << 20];
-    assert_bad_request(&run(&mut fc, req).await.unwrap_err(), "stdin");
+    assert_bad_request(&free_run_refused(db, req).await, "stdin");
+}
 
-    let status = run(&mut c, run_sha(&"ab".repeat(32))).await.unwrap_err();
+async fn an_unknown_sha_is_not_found_with_resource_info(db: Db) {
+    let status = admin_run_refused(db, run_sha(&"ab".repeat(32))).await;
     assert_eq!(status.code(), Code::NotFound);
     let info = status
         .get_error_details()
@@ -385,39 +589,76 @@ async fn error_table(db: Db) {
         (info.resource_type.as_str(), info.resource_name),
         ("module", "ab".repeat(32))
     );
+}
+
+async fn a_malformed_sha_is_a_bad_request(db: Db) {
     assert_bad_request(
-        &run(&mut c, run_sha("xyz")).await.unwrap_err(),
+        &admin_run_refused(db, run_sha("xyz")).await,
         "module_sha256",
     );
+}
 
-    let malformed = "wwz_nope";
-    let unknown = format!("wwz_{}_{}", "0".repeat(16), "0".repeat(64));
-    let revoked = server.create_key("gone@x.io", "free", false).await;
-    let revoked_id = revoked.split('_').nth(1).unwrap().to_string();
-    c.admin
-        .revoke_api_key(v1::RevokeApiKeyRequest { key_id: revoked_id })
-        .await
-        .unwrap();
-    for key in [
-        None,
-        Some(malformed),
-        Some(unknown.as_str()),
-        Some(revoked.as_str()),
-    ] {
-        let mut anon = clients(&server, key).await;
-        let status = run(&mut anon, run_bytes(guest("hello"))).await.unwrap_err();
-        assert_eq!(status.code(), Code::Unauthenticated, "{key:?}");
-        assert_eq!(status.message(), "missing or invalid API key");
-        assert_eq!(
-            anon.account
-                .who_am_i(v1::WhoAmIRequest {})
+/// A key the server must refuse.
+enum BadKey {
+    Missing,
+    Malformed,
+    Unknown,
+    Revoked,
+}
+
+/// Asserts that Run and WhoAmI with `bad` are UNAUTHENTICATED, in one
+/// message for every way a key can be bad.
+async fn assert_unauthenticated(db: Db, bad: BadKey) {
+    let (server, mut c) = admin_server(db).await;
+    let key = match bad {
+        BadKey::Missing => None,
+        BadKey::Malformed => Some("wwz_nope".to_string()),
+        BadKey::Unknown => Some(format!("wwz_{}_{}", "0".repeat(16), "0".repeat(64))),
+        BadKey::Revoked => {
+            let revoked = server.create_key("gone@x.io", "free", false).await;
+            let key_id = revoked.split('_').nth(1).unwrap().to_string();
+            c.admin
+                .revoke_api_key(v1::RevokeApiKeyRequest { key_id })
                 .await
-                .unwrap_err()
-                .code(),
-            Code::Unauthenticated
-        );
-    }
+                .unwrap();
+            Some(revoked)
+        }
+    };
+    let mut anon = clients(&server, key.as_deref()).await;
+    let status = run(&mut anon, run_bytes(guest("hello"))).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.message(), "missing or invalid API key");
+    assert_eq!(
+        anon.account
+            .who_am_i(v1::WhoAmIRequest {})
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    server.stop().await;
+}
 
+async fn no_key_is_unauthenticated(db: Db) {
+    assert_unauthenticated(db, BadKey::Missing).await;
+}
+
+async fn a_malformed_key_is_unauthenticated(db: Db) {
+    assert_unauthenticated(db, BadKey::Malformed).await;
+}
+
+async fn an_unknown_key_is_unauthenticated(db: Db) {
+    assert_unauthenticated(db, BadKey::Unknown).await;
+}
+
+async fn a_revoked_key_is_unauthenticated(db: Db) {
+    assert_unauthenticated(db, BadKey::Revoked).await;
+}
+
+async fn a_non_admin_calling_admin_is_permission_denied_with_error_info(db: Db) {
+    let server = TestServer::start_with(db, |_| {}).await;
+    let free = server.create_key("free@x.io", "free", false).await;
+    let mut fc = clients(&server, Some(&free)).await;
     let status = fc
         .admin
         .list_api_keys(v1::ListApiKeysRequest::default())
@@ -425,9 +666,19 @@ async fn error_table(db: Db) {
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
     assert!(status.get_error_details().error_info().is_some());
+    server.stop().await;
+}
 
-    // Rate limit: the free tier's 11th execution within a minute.
-    for i in 0..10 {
+/// The free tier's per-minute allowance.
+const FREE_PER_MINUTE: u32 = 10;
+
+/// Uses up the free tier's minute, asserting the rate-limit headers on each
+/// allowed run; returns the server and the free key's clients.
+async fn use_up_the_free_minute(db: Db) -> (TestServer, Clients) {
+    let server = TestServer::start_with(db, |_| {}).await;
+    let free = server.create_key("free@x.io", "free", false).await;
+    let mut fc = clients(&server, Some(&free)).await;
+    for i in 0..FREE_PER_MINUTE {
         let r = fc.exec.run(run_bytes(guest("hello"))).await.unwrap();
         let remaining = r
             .metadata()
@@ -436,12 +687,19 @@ async fn error_table(db: Db) {
             .to_str()
             .unwrap()
             .to_string();
-        assert_eq!(r.metadata().get("ratelimit-limit").unwrap(), "10");
-        assert_eq!(remaining, (9 - i).to_string());
+        assert_eq!(
+            r.metadata().get("ratelimit-limit").unwrap(),
+            FREE_PER_MINUTE.to_string().as_str()
+        );
+        assert_eq!(remaining, (FREE_PER_MINUTE - 1 - i).to_string());
         assert!(r.metadata().get("ratelimit-reset").is_some());
         collect(r.into_inner()).await.unwrap();
     }
-    let status = run(&mut fc, run_bytes(guest("hello"))).await.unwrap_err();
+    (server, fc)
+}
+
+/// Asserts `status` is the rate limit's refusal; returns its retry-after.
+fn assert_rate_limited(status: &tonic::Status) -> u64 {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     let details = status.get_error_details();
     let retry = details
@@ -463,13 +721,34 @@ async fn error_table(db: Db) {
         .unwrap();
     assert!((1..=6).contains(&retry_after));
     assert_eq!(status.metadata().get("ratelimit-remaining").unwrap(), "0");
+    retry_after
+}
+
+async fn rate_limit_headers_count_down_the_minute(db: Db) {
+    let (server, _fc) = use_up_the_free_minute(db).await;
+    server.stop().await;
+}
+
+async fn past_the_rate_limit_is_resource_exhausted_with_retry_details(db: Db) {
+    let (server, mut fc) = use_up_the_free_minute(db).await;
+    let status = run(&mut fc, run_bytes(guest("hello"))).await.unwrap_err();
+    assert_rate_limited(&status);
+    server.stop().await;
+}
+
+async fn a_rate_limited_key_runs_again_after_retry_after(db: Db) {
+    let (server, mut fc) = use_up_the_free_minute(db).await;
+    let status = run(&mut fc, run_bytes(guest("hello"))).await.unwrap_err();
+    let retry_after = assert_rate_limited(&status);
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
     let r = run(&mut fc, run_bytes(guest("hello")))
         .await
         .expect("allowed again after retry-after");
     assert_eq!(r.outcome(), v1::Outcome::Success);
+    server.stop().await;
+}
 
-    // Saturated past the bounded queue: UNAVAILABLE with RetryInfo.
+async fn past_the_bounded_queue_is_unavailable_with_retry_info(db: Db) {
     let busy = TestServer::start_with(db, |c| {
         c.sandbox.max_running = 1;
         c.sandbox.max_queue = 0;
@@ -488,7 +767,6 @@ async fn error_table(db: Db) {
     assert!(status.get_error_details().retry_info().is_some());
     drop(running);
     busy.stop().await;
-    server.stop().await;
 }
 
 async fn big_upload_then_run_by_sha(db: Db) {

@@ -327,38 +327,66 @@ async fn recursion_is_a_stack_overflow_trap() {
     }
 }
 
-#[tokio::test]
-async fn memory_limits_end_the_run() {
-    for name in [
-        "grow_loop",
-        "huge_initial_memory",
-        "huge_table",
-        "many_tables",
-        "many_memories",
-    ] {
-        let r = run_then_healthy(&wat(name), Opts::default()).await;
-        assert_eq!(
-            r.report.outcome,
-            Outcome::MemoryLimit,
-            "{name}: {}",
-            r.report.message
-        );
-    }
-    let r = run_then_healthy(
-        &guest("memhog"),
-        Opts {
-            args: vec!["64".into()],
-            memory: 16 << 20,
-            ..Opts::default()
-        },
-    )
-    .await;
+/// Runs `bytes` and asserts it ended with MEMORY_LIMIT, saying `mentions`,
+/// and left the sandbox healthy.
+async fn assert_memory_limit(bytes: &[u8], o: Opts, mentions: &str) {
+    let r = run_then_healthy(bytes, o).await;
     assert_eq!(
         r.report.outcome,
         Outcome::MemoryLimit,
         "{}",
         r.report.message
     );
+    assert!(r.report.message.contains(mentions), "{}", r.report.message);
+}
+
+#[tokio::test]
+async fn memory_grown_past_the_limit_ends_the_run() {
+    assert_memory_limit(&wat("grow_loop"), Opts::default(), "linear memory").await;
+}
+
+#[tokio::test]
+async fn an_initial_memory_past_the_limit_ends_the_run() {
+    assert_memory_limit(
+        &wat("huge_initial_memory"),
+        Opts::default(),
+        "linear memory",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_table_past_the_element_limit_ends_the_run() {
+    assert_memory_limit(&wat("huge_table"), Opts::default(), "a table").await;
+}
+
+#[tokio::test]
+async fn more_tables_than_a_guest_may_have_end_the_run() {
+    assert_memory_limit(&wat("many_tables"), Opts::default(), "more tables").await;
+}
+
+#[tokio::test]
+async fn more_memories_than_a_guest_may_have_end_the_run() {
+    assert_memory_limit(
+        &wat("many_memories"),
+        Opts::default(),
+        "more linear memories",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_rust_guest_allocating_past_its_limit_ends_the_run() {
+    let o = Opts {
+        args: vec!["64".into()],
+        memory: 16 << 20,
+        ..Opts::default()
+    };
+    assert_memory_limit(&guest("memhog"), o, "linear memory").await;
+}
+
+#[tokio::test]
+async fn a_rust_guest_within_its_limit_succeeds_and_reports_its_peak() {
     let r = run(
         &guest("memhog"),
         Opts {
@@ -369,6 +397,24 @@ async fn memory_limits_end_the_run() {
     .await;
     assert_eq!(r.report.outcome, Outcome::Success);
     assert!(r.report.memory_peak_bytes >= 8 << 20);
+}
+
+/// An active element segment past its table's end is an instantiation
+/// failure in wasmi, but a trap to the spec, and not a limit.
+#[tokio::test]
+async fn an_element_segment_past_its_table_is_a_table_out_of_bounds_trap() {
+    let bytes = wat::parse_str(
+        r#"(module
+             (memory (export "memory") 1)
+             (table 1 funcref)
+             (func $f)
+             (elem (i32.const 1) $f)
+             (func (export "_start")))"#,
+    )
+    .unwrap();
+    let r = run_then_healthy(&bytes, Opts::default()).await;
+    assert_eq!(r.report.outcome, Outcome::Trap, "{}", r.report.message);
+    assert_eq!(r.report.trap_kind, "table_out_of_bounds");
 }
 
 #[tokio::test]
@@ -476,6 +522,22 @@ async fn invalid_modules_are_refused_before_running() {
         sb.compile(&wat("unknown_wasi_import")).err(),
         Some(ModuleError::UnknownWasiImport {
             name: "teleport".into()
+        })
+    );
+    // The unknown import is named when known ones come before it.
+    let after_known = wat::parse_str(
+        r#"(module
+             (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+             (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+             (import "wasi_snapshot_preview1" "fork" (func))
+             (memory (export "memory") 1)
+             (func (export "_start")))"#,
+    )
+    .unwrap();
+    assert_eq!(
+        sb.compile(&after_known).err(),
+        Some(ModuleError::UnknownWasiImport {
+            name: "fork".into()
         })
     );
     // Exception handling is a proposal wasmi does not run: named in the error.

@@ -154,13 +154,21 @@ impl Sandbox {
     fn check_wasi_imports(&self, module: &wasmi::Module) -> Result<(), ModuleError> {
         let mut store = wasmi::Store::new(&self.engine, run::placeholder_host_state());
         let mut externals = Vec::new();
-        if let Err(error) =
-            wasmi_wasi::add_to_externals(&mut store, module, &mut externals, |s: &mut HostState| {
-                &mut s.wasi
-            })
-        {
-            let text = error.to_string();
-            let name = text.rsplit("::").next().unwrap_or(&text).to_string();
+        let linked = wasmi_wasi::add_to_externals(
+            &mut store,
+            module,
+            &mut externals,
+            |s: &mut HostState| &mut s.wasi,
+        );
+        if linked.is_err() {
+            // It links imports in order and stops at the first it does not
+            // define, so that one is the import after the last it linked.
+            // (Its error type keeps the name private.)
+            let name = module
+                .imports()
+                .nth(externals.len())
+                .map(|import| import.name().to_string())
+                .unwrap_or_default();
             return Err(ModuleError::UnknownWasiImport { name });
         }
         for (import, external) in module.imports().zip(&externals) {

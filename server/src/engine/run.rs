@@ -55,6 +55,10 @@ struct GuestLimiter {
 
 /// Tables a guest may have (WASI programs use one).
 const MAX_TABLES: usize = 4;
+/// Linear memories a guest may have (WASI preview1 knows only `memory`).
+const MAX_MEMORIES: usize = 1;
+/// Instances per store: the guest's module alone.
+const MAX_INSTANCES: usize = 1;
 /// Elements per table.
 const MAX_TABLE_ELEMENTS: u64 = 1_000_000;
 
@@ -103,13 +107,13 @@ impl ResourceLimiter for GuestLimiter {
     }
 
     fn instances(&self) -> usize {
-        1
+        MAX_INSTANCES
     }
     fn tables(&self) -> usize {
         MAX_TABLES
     }
     fn memories(&self) -> usize {
-        1
+        MAX_MEMORIES
     }
 }
 
@@ -656,13 +660,38 @@ impl Execution {
             let kind = trap_kind_name(code);
             return Ending::trap(kind, format!("wasm trap: {}", kind.replace('_', " ")));
         }
-        let text = error.to_string();
-        if matches!(error.kind(), wasmi::errors::ErrorKind::Instantiation(_))
-            || text.contains("limit")
-        {
-            return Ending::stopped(Outcome::MemoryLimit, text.trim().to_string());
+        if let wasmi::errors::ErrorKind::Instantiation(error) = error.kind() {
+            return instantiation_ending(error);
         }
-        Ending::trap("host_error", text.trim().to_string())
+        Ending::trap("host_error", error.to_string().trim().to_string())
+    }
+}
+
+/// Maps a failed instantiation to an ending by its kind. Memory and table
+/// sizes past the guest's limits were already recorded by [`GuestLimiter`];
+/// what is left is the count of instances, tables and memories (checked by
+/// wasmi against the limiter), an allocation the host could not make, and
+/// an element segment that does not fit its table (a trap, per the spec).
+fn instantiation_ending(error: &wasmi::errors::InstantiationError) -> Ending {
+    use wasmi::errors::InstantiationError as E;
+    let too_many = |what: &str, most: usize| {
+        Ending::stopped(
+            Outcome::MemoryLimit,
+            format!("the module has more {what} than the {most} a guest may have"),
+        )
+    };
+    match error {
+        E::TooManyTables => too_many("tables", MAX_TABLES),
+        E::TooManyMemories => too_many("linear memories", MAX_MEMORIES),
+        E::TooManyInstances => too_many("instances", MAX_INSTANCES),
+        E::FailedToInstantiateMemory(_) | E::FailedToInstantiateTable(_) => {
+            Ending::stopped(Outcome::MemoryLimit, error.to_string())
+        }
+        E::ElementSegmentDoesNotFit { .. } => {
+            let kind = trap_kind_name(wasmi::TrapCode::TableOutOfBounds);
+            Ending::trap(kind, format!("wasm trap: {}", kind.replace('_', " ")))
+        }
+        _ => Ending::trap("host_error", error.to_string()),
     }
 }
 
