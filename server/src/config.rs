@@ -1,109 +1,357 @@
-//! One configuration struct for flags, environment and an optional TOML
-//! file. Every field has a documented default; `wasmwiz-server serve` works
-//! with none given (SQLite in `./wasmwiz-data`, in-process limits).
+//! The server's settings, each declared once: the field is the TOML key
+//! (`[sandbox]` fields under `sandbox.`), its `#[arg]` is the flag and the
+//! environment variable, its doc comment is the help text and the README's
+//! description, and [`Config::default`] is the only place its default is
+//! written. Layers, lowest first: defaults, the TOML file, environment,
+//! flags. `wasmwiz-server serve` works with none given (SQLite in
+//! `./wasmwiz-data`, in-process limits).
 
-use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::LazyLock, time::Duration};
 
-use serde::Deserialize;
+use clap::{ArgAction, Args};
+use serde::{Deserialize, Serialize};
 
 use crate::engine::SandboxConfig;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
-const GIB: u64 = 1024 * MIB;
 
-/// Server configuration. TOML keys are the field names.
-#[derive(Debug, Clone, Deserialize)]
+/// The default tiers, shipped with the binary (`wasmwiz-server config
+/// defaults` prints them with the rest).
+const DEFAULT_TIERS_TOML: &str = include_str!("../config/tiers.toml");
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("tls_cert and tls_key must be given together")]
+    TlsHalfConfigured,
+    #[error(
+        "a `pepper` of at least 16 characters is required with PostgreSQL or in production \
+         (set WASMWIZ_PEPPER or `pepper` in the config file); keys are hashed with it"
+    )]
+    PepperRequired,
+    #[error("`{0}` must be positive")]
+    NotPositive(&'static str),
+    #[error("tier `{tier}`: `{key}` must be positive")]
+    TierNotPositive { tier: String, key: &'static str },
+    #[error("tier `{tier}`: `{key}` must be positive unless the tier is unmetered")]
+    TierMeteredZero { tier: String, key: &'static str },
+}
+
+/// Server configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Address to listen on for gRPC, grpc-web and HTTP. Default 127.0.0.1:8080.
+    /// Address to listen on for gRPC, grpc-web and HTTP.
+    #[arg(
+        id = "listen",
+        long = "listen",
+        env = "WASMWIZ_LISTEN",
+        global = true,
+        required = false
+    )]
     pub listen: SocketAddr,
-    /// Directory for the embedded SQLite database and the generated key
-    /// pepper. Default `./wasmwiz-data`.
+    /// Directory for the embedded SQLite database and the generated key pepper.
+    #[arg(
+        id = "data_dir",
+        long = "data-dir",
+        env = "WASMWIZ_DATA_DIR",
+        global = true,
+        required = false
+    )]
     pub data_dir: PathBuf,
-    /// `sqlite://…` or `postgres://…`; default: SQLite file in `data_dir`.
+    /// `sqlite://…` or `postgres://…`; none: the SQLite file in `data_dir`.
+    #[arg(
+        id = "database_url",
+        long = "database-url",
+        env = "DATABASE_URL",
+        global = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
-    /// Redis URL for rate limits shared by several replicas; default: in-process.
+    /// Redis URL for rate limits shared by several replicas; none: in-process limiters.
+    #[arg(id = "redis_url", long = "redis-url", env = "REDIS_URL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
-    /// Secret for hashing API keys (HMAC-SHA256), hex or text. Default: generated
-    /// once into `data_dir/pepper`; required with PostgreSQL or `production`.
+    /// Secret for hashing API keys (HMAC-SHA256), hex or text; none: generated
+    /// once into `data_dir/pepper`. Required with PostgreSQL or `production`.
+    #[arg(
+        id = "pepper",
+        long = "pepper",
+        env = "WASMWIZ_PEPPER",
+        global = true,
+        hide_env_values = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pepper: Option<String>,
     /// Production mode: JSON logs, and a configured `pepper` is mandatory.
+    #[arg(
+        id = "production",
+        long = "production",
+        env = "WASMWIZ_PRODUCTION",
+        global = true,
+        required = false,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
     pub production: bool,
-    /// PEM certificate chain and private key for TLS (both or neither).
+    /// PEM certificate chain for TLS (with `tls_key`).
+    #[arg(
+        id = "tls_cert",
+        long = "tls-cert",
+        env = "WASMWIZ_TLS_CERT",
+        global = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS (with `tls_cert`).
+    #[arg(
+        id = "tls_key",
+        long = "tls-key",
+        env = "WASMWIZ_TLS_KEY",
+        global = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
-    /// Origins allowed by CORS for grpc-web; `["*"]` (the default) allows any
-    /// origin, which is safe here because auth is a bearer header, not a cookie.
+    /// Origins allowed by CORS for grpc-web; `*` allows any origin, which is
+    /// safe here because auth is a bearer header, not a cookie.
+    #[arg(
+        id = "cors_origins",
+        long = "cors-origins",
+        env = "WASMWIZ_CORS_ORIGINS",
+        global = true,
+        required = false,
+        value_delimiter = ','
+    )]
     pub cors_origins: Vec<String>,
-    /// Seconds running executions get to finish after SIGTERM. Default 30.
+    /// Seconds running executions get to finish after SIGTERM.
+    #[arg(
+        id = "shutdown_grace_secs",
+        long = "shutdown-grace-secs",
+        env = "WASMWIZ_SHUTDOWN_GRACE_SECS",
+        global = true,
+        required = false
+    )]
     pub shutdown_grace_secs: u64,
-    /// Days usage records are kept. Default 30.
+    /// Days usage records are kept.
+    #[arg(
+        id = "usage_retention_days",
+        long = "usage-retention-days",
+        env = "WASMWIZ_USAGE_RETENTION_DAYS",
+        global = true,
+        required = false
+    )]
     pub usage_retention_days: u32,
-    /// Seconds an authenticated key stays cached (bounds how long a revoked
-    /// key keeps working). Default 2.
+    /// Seconds an authenticated key stays cached (bounds how long a revoked key keeps working).
+    #[arg(
+        id = "key_cache_secs",
+        long = "key-cache-secs",
+        env = "WASMWIZ_KEY_CACHE_SECS",
+        global = true,
+        required = false
+    )]
     pub key_cache_secs: u64,
-    /// HTTP/2 streams open at once on one connection. Default 100.
+    /// HTTP/2 streams open at once on one connection.
+    #[arg(
+        id = "max_concurrent_streams",
+        long = "max-concurrent-streams",
+        env = "WASMWIZ_MAX_CONCURRENT_STREAMS",
+        global = true,
+        required = false
+    )]
     pub max_concurrent_streams: u32,
-    /// Connections open at once from one IP address. Default 64.
+    /// Connections open at once from one IP address.
+    #[arg(
+        id = "max_connections_per_ip",
+        long = "max-connections-per-ip",
+        env = "WASMWIZ_MAX_CONNECTIONS_PER_IP",
+        global = true,
+        required = false
+    )]
     pub max_connections_per_ip: usize,
-    /// Connections open at once in total; 0 (the default) derives the cap
-    /// from the process's file-descriptor limit (see `transport::fd_limit`).
+    /// Connections open at once in total; 0: derived from the process's
+    /// file-descriptor limit.
+    #[arg(
+        id = "max_connections",
+        long = "max-connections",
+        env = "WASMWIZ_MAX_CONNECTIONS",
+        global = true,
+        required = false
+    )]
     pub max_connections: usize,
-    /// Seconds a new connection has to finish TLS and send the headers of
-    /// its first request (HTTP/2 preface included). Default 10.
+    /// Seconds a new connection has to finish TLS and send the headers of its
+    /// first request (HTTP/2 preface included).
+    #[arg(
+        id = "handshake_timeout_secs",
+        long = "handshake-timeout-secs",
+        env = "WASMWIZ_HANDSHAKE_TIMEOUT_SECS",
+        global = true,
+        required = false
+    )]
     pub handshake_timeout_secs: u64,
-    /// Seconds a connection with no open request (stream) is kept. Default 300.
+    /// Seconds a connection with no open request (stream) is kept.
+    #[arg(
+        id = "idle_timeout_secs",
+        long = "idle-timeout-secs",
+        env = "WASMWIZ_IDLE_TIMEOUT_SECS",
+        global = true,
+        required = false
+    )]
     pub idle_timeout_secs: u64,
-    /// Seconds one request message may take to arrive once its first byte
-    /// has (streams may be quiet between messages). Default 30.
+    /// Seconds one request message may take to arrive once its first byte has
+    /// (streams may be quiet between messages).
+    #[arg(
+        id = "message_timeout_secs",
+        long = "message-timeout-secs",
+        env = "WASMWIZ_MESSAGE_TIMEOUT_SECS",
+        global = true,
+        required = false
+    )]
     pub message_timeout_secs: u64,
     /// A message also gets one second per this many bytes it declares, so a
-    /// large upload on a slow link is not cut; 0: no allowance. Default 1 MiB.
+    /// large upload on a slow link is not cut; 0: no allowance.
+    #[arg(
+        id = "message_min_bytes_per_sec",
+        long = "message-min-bytes-per-sec",
+        env = "WASMWIZ_MESSAGE_MIN_BYTES_PER_SEC",
+        global = true,
+        required = false
+    )]
     pub message_min_bytes_per_sec: u64,
     /// Largest request message of an unauthenticated call (health,
-    /// reflection), and the body cap of the HTTP routes, bytes. Default 64 KiB.
+    /// reflection), and the body cap of the HTTP routes, bytes.
+    #[arg(
+        id = "anonymous_message_bytes",
+        long = "anonymous-message-bytes",
+        env = "WASMWIZ_ANONYMOUS_MESSAGE_BYTES",
+        global = true,
+        required = false
+    )]
     pub anonymous_message_bytes: usize,
     /// Bytes an authenticated message may carry beyond its tier's
     /// `max_module_bytes + max_stdin_bytes` (arguments, environment, fields).
-    /// Default 1 MiB.
+    #[arg(
+        id = "message_overhead_bytes",
+        long = "message-overhead-bytes",
+        env = "WASMWIZ_MESSAGE_OVERHEAD_BYTES",
+        global = true,
+        required = false
+    )]
     pub message_overhead_bytes: usize,
     /// Execution engine resources.
+    #[command(flatten)]
     pub sandbox: SandboxSettings,
-    /// Tiers by name; defaults: free, basic, pro, unlimited (DESIGN.md).
+    /// Tiers by name (TOML only: `[tiers.NAME]`).
+    #[arg(skip)]
     pub tiers: BTreeMap<String, Tier>,
 }
 
-/// Server-wide sandbox resources.
-#[derive(Debug, Clone, Deserialize)]
+/// Server-wide sandbox resources (`[sandbox]`).
+#[derive(Debug, Clone, Serialize, Deserialize, Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct SandboxSettings {
-    /// Worker threads for guest code. Default: number of cores.
+    /// Worker threads for guest code; 0: the number of cores.
+    #[arg(
+        id = "sandbox.workers",
+        long = "sandbox-workers",
+        env = "WASMWIZ_SANDBOX_WORKERS",
+        global = true,
+        required = false
+    )]
     pub workers: usize,
-    /// Executions running at once. Default 64.
+    /// Executions running at once.
+    #[arg(
+        id = "sandbox.max_running",
+        long = "sandbox-max-running",
+        env = "WASMWIZ_SANDBOX_MAX_RUNNING",
+        global = true,
+        required = false
+    )]
     pub max_running: usize,
-    /// Sum of running executions' memory limits, MiB. Default 8192.
+    /// Sum of running executions' memory limits, MiB.
+    #[arg(
+        id = "sandbox.memory_budget_mib",
+        long = "sandbox-memory-budget-mib",
+        env = "WASMWIZ_SANDBOX_MEMORY_BUDGET_MIB",
+        global = true,
+        required = false
+    )]
     pub memory_budget_mib: u64,
-    /// Executions allowed to wait for a slot. Default 256.
+    /// Executions allowed to wait for a slot.
+    #[arg(
+        id = "sandbox.max_queue",
+        long = "sandbox-max-queue",
+        env = "WASMWIZ_SANDBOX_MAX_QUEUE",
+        global = true,
+        required = false
+    )]
     pub max_queue: usize,
-    /// Milliseconds one may wait before UNAVAILABLE. Default 10000.
+    /// Milliseconds one may wait for a slot before UNAVAILABLE.
+    #[arg(
+        id = "sandbox.max_queue_wait_ms",
+        long = "sandbox-max-queue-wait-ms",
+        env = "WASMWIZ_SANDBOX_MAX_QUEUE_WAIT_MS",
+        global = true,
+        required = false
+    )]
     pub max_queue_wait_ms: u64,
-    /// Percent of `memory_budget_mib` one user may hold at once. Default 25
-    /// (2 GiB of the default 8 GiB: the largest default tier's 1 GiB fits).
+    /// Percent of `memory_budget_mib` one user may hold at once (the default
+    /// 25 of 8 GiB fits the largest default tier's 1 GiB).
+    #[arg(
+        id = "sandbox.tenant_memory_share_percent",
+        long = "sandbox-tenant-memory-share-percent",
+        env = "WASMWIZ_SANDBOX_TENANT_MEMORY_SHARE_PERCENT",
+        global = true,
+        required = false
+    )]
     pub tenant_memory_share_percent: u32,
-    /// Percent of `max_running` one user may hold at once. Default 25 (16
-    /// of 64). A tier's `max_concurrent` above this share waits in the
-    /// queue for the rest.
+    /// Percent of `max_running` one user may hold at once; a tier's
+    /// `max_concurrent` above this share waits in the queue for the rest.
+    #[arg(
+        id = "sandbox.tenant_running_share_percent",
+        long = "sandbox-tenant-running-share-percent",
+        env = "WASMWIZ_SANDBOX_TENANT_RUNNING_SHARE_PERCENT",
+        global = true,
+        required = false
+    )]
     pub tenant_running_share_percent: u32,
-    /// Compiled-module cache size, MiB of module bytes. Default 512.
+    /// Compiled-module cache size, MiB of estimated compiled size.
+    #[arg(
+        id = "sandbox.module_cache_mib",
+        long = "sandbox-module-cache-mib",
+        env = "WASMWIZ_SANDBOX_MODULE_CACHE_MIB",
+        global = true,
+        required = false
+    )]
     pub module_cache_mib: u64,
+    /// Fuel of an execution's first slice, run inline on the async thread
+    /// (tiny programs finish without a thread hop; it also bounds the host
+    /// work done there).
+    #[arg(
+        id = "sandbox.inline_slice_fuel",
+        long = "sandbox-inline-slice-fuel",
+        env = "WASMWIZ_SANDBOX_INLINE_SLICE_FUEL",
+        global = true,
+        required = false
+    )]
+    pub inline_slice_fuel: u64,
+    /// Fuel per slice on a worker: bounds how late a timeout or cancel lands.
+    /// Also the most a start section may use (it cannot be paused).
+    #[arg(
+        id = "sandbox.slice_fuel",
+        long = "sandbox-slice-fuel",
+        env = "WASMWIZ_SANDBOX_SLICE_FUEL",
+        global = true,
+        required = false
+    )]
+    pub slice_fuel: u64,
 }
 
 /// One tier's allowances. Limits requested as 0 get the maximum.
-///
-/// Fields added after the first release have serde defaults (the `free`
-/// tier's values) so operators' existing `[tiers.NAME]` tables keep parsing.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
     /// Executions per minute (ignored when `unmetered`).
@@ -119,98 +367,67 @@ pub struct Tier {
     /// Executions of one user at once.
     pub max_concurrent: u32,
     /// No rate limit or quota.
-    #[serde(default)]
     pub unmetered: bool,
     /// Bytes of modules one account may keep stored; 0 = no limit.
-    #[serde(default = "tier_defaults::max_stored_bytes")]
     pub max_stored_bytes: u64,
     /// Modules one account may keep stored; 0 = no limit.
-    #[serde(default = "tier_defaults::max_stored_modules")]
     pub max_stored_modules: u64,
     /// Uploads (UploadModule, PutModule, runs with `keep_module`) per
     /// minute, a budget of their own (ignored when `unmetered`).
-    #[serde(default = "tier_defaults::uploads_per_minute")]
     pub uploads_per_minute: u64,
     /// Uploads of one user in progress at once.
-    #[serde(default = "tier_defaults::max_concurrent_uploads")]
     pub max_concurrent_uploads: u32,
     /// An upload stream that sends no message for this long is ended.
-    #[serde(default = "tier_defaults::upload_idle_timeout_ms")]
     pub upload_idle_timeout_ms: u64,
     /// Items of args and env together (program_name included).
-    #[serde(default = "tier_defaults::max_args")]
     pub max_args: u32,
     /// Bytes of args and env together as the guest sees them (`arg\0`,
     /// `NAME=value\0`).
-    #[serde(default = "tier_defaults::max_args_bytes")]
     pub max_args_bytes: u64,
     /// Live API keys per account that self-service `CreateMyApiKey` may
     /// reach (operators' `CreateApiKey` is not capped).
-    #[serde(default = "tier_defaults::max_api_keys")]
     pub max_api_keys: u32,
 }
 
-/// Defaults of the fields added to [`Tier`] later: the `free` tier's.
-mod tier_defaults {
-    use super::{KIB, MIB};
+/// The built-in tiers, parsed once.
+static DEFAULT_TIERS: LazyLock<BTreeMap<String, Tier>> = LazyLock::new(|| {
+    toml::from_str(DEFAULT_TIERS_TOML).expect("the built-in tiers.toml is a complete tier table")
+});
 
-    pub fn max_stored_bytes() -> u64 {
-        64 * MIB
-    }
-    pub fn max_stored_modules() -> u64 {
-        50
-    }
-    pub fn uploads_per_minute() -> u64 {
-        10
-    }
-    pub fn max_concurrent_uploads() -> u32 {
-        2
-    }
-    pub fn upload_idle_timeout_ms() -> u64 {
-        30_000
-    }
-    pub fn max_args() -> u32 {
-        256
-    }
-    pub fn max_args_bytes() -> u64 {
-        64 * KIB
-    }
-    pub fn max_api_keys() -> u32 {
-        100
-    }
-}
-
-/// Storage, upload, command-line and key allowances of one default tier.
-struct TierExtras {
-    stored_bytes: u64,
-    stored_modules: u64,
-    uploads_per_minute: u64,
-    concurrent_uploads: u32,
-    args: u32,
-    args_bytes: u64,
-    api_keys: u32,
+/// The default tiers: free, basic, pro, unlimited.
+pub fn default_tiers() -> BTreeMap<String, Tier> {
+    DEFAULT_TIERS.clone()
 }
 
 impl Default for SandboxSettings {
     fn default() -> Self {
-        let defaults = SandboxConfig::default();
+        let engine = SandboxConfig::default();
         Self {
-            workers: defaults.workers,
-            max_running: defaults.max_running,
-            memory_budget_mib: defaults.memory_budget_bytes / MIB,
-            max_queue: defaults.max_queue,
-            max_queue_wait_ms: defaults.max_queue_wait.as_millis() as u64,
-            tenant_memory_share_percent: defaults.tenant_memory_share_percent,
-            tenant_running_share_percent: defaults.tenant_running_share_percent,
-            module_cache_mib: defaults.module_cache_bytes / MIB,
+            // The engine's default is the core count of this machine; 0
+            // says so without writing a machine's figure into the config.
+            workers: 0,
+            max_running: engine.max_running,
+            memory_budget_mib: engine.memory_budget_bytes / MIB,
+            max_queue: engine.max_queue,
+            max_queue_wait_ms: engine.max_queue_wait.as_millis() as u64,
+            tenant_memory_share_percent: engine.tenant_memory_share_percent,
+            tenant_running_share_percent: engine.tenant_running_share_percent,
+            module_cache_mib: engine.module_cache_bytes / MIB,
+            inline_slice_fuel: engine.inline_slice_fuel,
+            slice_fuel: engine.slice_fuel,
         }
     }
 }
 
 impl SandboxSettings {
     pub fn to_sandbox_config(&self) -> SandboxConfig {
+        let engine = SandboxConfig::default();
         SandboxConfig {
-            workers: self.workers,
+            workers: if self.workers == 0 {
+                engine.workers
+            } else {
+                self.workers
+            },
             max_running: self.max_running,
             memory_budget_bytes: self.memory_budget_mib * MIB,
             max_queue: self.max_queue,
@@ -218,141 +435,10 @@ impl SandboxSettings {
             tenant_memory_share_percent: self.tenant_memory_share_percent,
             tenant_running_share_percent: self.tenant_running_share_percent,
             module_cache_bytes: self.module_cache_mib * MIB,
-            ..SandboxConfig::default()
+            inline_slice_fuel: self.inline_slice_fuel,
+            slice_fuel: self.slice_fuel,
         }
     }
-}
-
-/// The default tiers: free, basic, pro, unlimited.
-pub fn default_tiers() -> BTreeMap<String, Tier> {
-    let tier = |per_minute,
-                per_day,
-                module,
-                stdin,
-                memory,
-                fuel,
-                timeout_s: u64,
-                output,
-                concurrent,
-                unmetered,
-                extras: TierExtras| Tier {
-        per_minute,
-        per_day,
-        max_module_bytes: module,
-        max_stdin_bytes: stdin,
-        max_memory_bytes: memory,
-        max_fuel: fuel,
-        max_timeout_ms: timeout_s * 1000,
-        max_output_bytes: output,
-        max_concurrent: concurrent,
-        unmetered,
-        max_stored_bytes: extras.stored_bytes,
-        max_stored_modules: extras.stored_modules,
-        uploads_per_minute: extras.uploads_per_minute,
-        max_concurrent_uploads: extras.concurrent_uploads,
-        upload_idle_timeout_ms: tier_defaults::upload_idle_timeout_ms(),
-        max_args: extras.args,
-        max_args_bytes: extras.args_bytes,
-        max_api_keys: extras.api_keys,
-    };
-    BTreeMap::from([
-        (
-            "free".into(),
-            tier(
-                10,
-                500,
-                10 * MIB,
-                MIB,
-                128 * MIB,
-                1_000_000_000_000,
-                5,
-                MIB,
-                2,
-                false,
-                TierExtras {
-                    stored_bytes: 64 * MIB,
-                    stored_modules: 50,
-                    uploads_per_minute: 10,
-                    concurrent_uploads: 2,
-                    args: 256,
-                    args_bytes: 64 * KIB,
-                    api_keys: 100,
-                },
-            ),
-        ),
-        (
-            "basic".into(),
-            tier(
-                100,
-                10_000,
-                50 * MIB,
-                16 * MIB,
-                256 * MIB,
-                10_000_000_000_000,
-                30,
-                16 * MIB,
-                8,
-                false,
-                TierExtras {
-                    stored_bytes: GIB,
-                    stored_modules: 500,
-                    uploads_per_minute: 100,
-                    concurrent_uploads: 4,
-                    args: 1024,
-                    args_bytes: 256 * KIB,
-                    api_keys: 100,
-                },
-            ),
-        ),
-        (
-            "pro".into(),
-            tier(
-                500,
-                50_000,
-                256 * MIB,
-                256 * MIB,
-                GIB,
-                100_000_000_000_000,
-                120,
-                256 * MIB,
-                32,
-                false,
-                TierExtras {
-                    stored_bytes: 16 * GIB,
-                    stored_modules: 5000,
-                    uploads_per_minute: 500,
-                    concurrent_uploads: 8,
-                    args: 4096,
-                    args_bytes: MIB,
-                    api_keys: 100,
-                },
-            ),
-        ),
-        (
-            "unlimited".into(),
-            tier(
-                0,
-                0,
-                256 * MIB,
-                256 * MIB,
-                GIB,
-                100_000_000_000_000,
-                120,
-                256 * MIB,
-                256,
-                true,
-                TierExtras {
-                    stored_bytes: 0,
-                    stored_modules: 0,
-                    uploads_per_minute: 0,
-                    concurrent_uploads: 64,
-                    args: 4096,
-                    args_bytes: MIB,
-                    api_keys: 1000,
-                },
-            ),
-        ),
-    ])
 }
 
 impl Default for Config {
@@ -386,14 +472,34 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Parses a TOML file over the defaults. Tiers given in the file are
-    /// added to (or replace same-named) default tiers.
-    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
-        let mut config: Config = toml::from_str(text)?;
-        let mut tiers = default_tiers();
-        tiers.extend(std::mem::take(&mut config.tiers));
-        config.tiers = tiers;
-        Ok(config)
+    /// Parses a TOML file over the defaults. A `[tiers.NAME]` table changes
+    /// the keys it gives of the default tier `NAME`, or adds a tier whose
+    /// left-out keys take the `free` tier's values.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let mut file: toml::Table = toml::from_str(text)?;
+        if let Some(given) = file.remove("tiers") {
+            let given: BTreeMap<String, toml::Table> = given.try_into()?;
+            let mut tiers = tier_tables(&DEFAULT_TIERS);
+            for (name, keys) in given {
+                let mut tier = tiers
+                    .get(&name)
+                    .or_else(|| tiers.get("free"))
+                    .cloned()
+                    .unwrap_or_default();
+                tier.extend(keys);
+                tiers.insert(name, tier);
+            }
+            file.insert(
+                "tiers".into(),
+                toml::Value::try_from(tiers).map_err(de_error)?,
+            );
+        }
+        Ok(file.try_into()?)
+    }
+
+    /// The complete default configuration as a TOML file.
+    pub fn defaults_toml() -> String {
+        toml::to_string(&Config::default()).expect("the configuration serializes to TOML")
     }
 
     /// The database URL in force (the SQLite file by default).
@@ -409,55 +515,95 @@ impl Config {
     }
 
     /// Checks what cannot be checked by types.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
-            anyhow::bail!("tls_cert and tls_key must be given together");
+            return Err(ConfigError::TlsHalfConfigured);
         }
         let uses_postgres = self.database_url().starts_with("postgres");
         if (self.production || uses_postgres) && self.pepper.as_deref().unwrap_or("").len() < 16 {
-            anyhow::bail!(
-                "a `pepper` of at least 16 characters is required with PostgreSQL or in production \
-                 (set WASMWIZ_PEPPER or `pepper` in the config file); keys are hashed with it"
-            );
+            return Err(ConfigError::PepperRequired);
         }
-        if self.max_concurrent_streams == 0
-            || self.max_connections_per_ip == 0
-            || self.handshake_timeout_secs == 0
-            || self.idle_timeout_secs == 0
-            || self.message_timeout_secs == 0
-        {
-            anyhow::bail!(
-                "max_concurrent_streams, max_connections_per_ip, handshake_timeout_secs, \
-                 idle_timeout_secs and message_timeout_secs must be positive"
-            );
+        let positive = [
+            ("max_concurrent_streams", self.max_concurrent_streams as u64),
+            ("max_connections_per_ip", self.max_connections_per_ip as u64),
+            ("handshake_timeout_secs", self.handshake_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("message_timeout_secs", self.message_timeout_secs),
+            ("sandbox.inline_slice_fuel", self.sandbox.inline_slice_fuel),
+            ("sandbox.slice_fuel", self.sandbox.slice_fuel),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::NotPositive(key));
         }
         for (name, tier) in &self.tiers {
-            if tier.max_fuel == 0 || tier.max_timeout_ms == 0 || tier.max_memory_bytes == 0 {
-                anyhow::bail!(
-                    "tier `{name}`: max_fuel, max_timeout_ms and max_memory_bytes must be positive"
-                );
-            }
-            if !tier.unmetered
-                && (tier.per_minute == 0 || tier.per_day == 0 || tier.uploads_per_minute == 0)
-            {
-                anyhow::bail!(
-                    "tier `{name}`: per_minute, per_day and uploads_per_minute must be positive \
-                     unless unmetered"
-                );
-            }
-            if tier.max_concurrent_uploads == 0 || tier.upload_idle_timeout_ms == 0 {
-                anyhow::bail!(
-                    "tier `{name}`: max_concurrent_uploads and upload_idle_timeout_ms must be positive"
-                );
-            }
+            tier.validate().map_err(|(key, metered)| match metered {
+                false => ConfigError::TierNotPositive {
+                    tier: name.clone(),
+                    key,
+                },
+                true => ConfigError::TierMeteredZero {
+                    tier: name.clone(),
+                    key,
+                },
+            })?;
         }
         Ok(())
     }
 }
 
+impl Tier {
+    /// The first key that must not be 0, and whether only metered tiers need it.
+    fn validate(&self) -> Result<(), (&'static str, bool)> {
+        let always = [
+            ("max_fuel", self.max_fuel),
+            ("max_timeout_ms", self.max_timeout_ms),
+            ("max_memory_bytes", self.max_memory_bytes),
+            (
+                "max_concurrent_uploads",
+                u64::from(self.max_concurrent_uploads),
+            ),
+            ("upload_idle_timeout_ms", self.upload_idle_timeout_ms),
+        ];
+        if let Some((key, _)) = always.iter().find(|(_, v)| *v == 0) {
+            return Err((key, false));
+        }
+        let metered = [
+            ("per_minute", self.per_minute),
+            ("per_day", self.per_day),
+            ("uploads_per_minute", self.uploads_per_minute),
+        ];
+        match metered.iter().find(|(_, v)| *v == 0) {
+            Some((key, _)) if !self.unmetered => Err((key, true)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Tiers as TOML tables, to merge a file's keys into.
+fn tier_tables(tiers: &BTreeMap<String, Tier>) -> BTreeMap<String, toml::Table> {
+    tiers
+        .iter()
+        .map(|(name, tier)| {
+            let table = toml::Table::try_from(tier).expect("a tier serializes to a table");
+            (name.clone(), table)
+        })
+        .collect()
+}
+
+fn de_error(error: impl std::fmt::Display) -> toml::de::Error {
+    <toml::de::Error as serde::de::Error>::custom(error)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_error(text: &str) -> String {
+        match Config::from_toml(text) {
+            Err(ConfigError::Toml(error)) => error.to_string(),
+            other => panic!("expected a TOML error, got {other:?}"),
+        }
+    }
 
     #[test]
     fn defaults_parse_and_match_the_design() {
@@ -474,38 +620,95 @@ mod tests {
     }
 
     #[test]
-    fn a_file_overrides_fields_and_adds_tiers() {
+    fn a_file_overrides_top_level_and_sandbox_keys() {
         let config = Config::from_toml(
-            r#"
-            listen = "0.0.0.0:9000"
-            shutdown_grace_secs = 5
-            [sandbox]
-            workers = 3
-            [tiers.team]
-            per_minute = 50
-            per_day = 100
-            max_module_bytes = 1000
-            max_stdin_bytes = 1000
-            max_memory_bytes = 65536
-            max_fuel = 1000
-            max_timeout_ms = 1000
-            max_output_bytes = 1000
-            max_concurrent = 1
-            "#,
+            "listen = \"0.0.0.0:9000\"\nshutdown_grace_secs = 5\n[sandbox]\nworkers = 3\nslice_fuel = 7\n",
         )
         .unwrap();
         assert_eq!(config.listen.port(), 9000);
-        assert_eq!(config.sandbox.workers, 3);
+        assert_eq!(config.shutdown_grace_secs, 5);
+        assert_eq!((config.sandbox.workers, config.sandbox.slice_fuel), (3, 7));
+        assert_eq!(config.sandbox.to_sandbox_config().slice_fuel, 7);
+    }
+
+    #[test]
+    fn a_new_tier_takes_the_free_tiers_values_for_keys_it_leaves_out() {
+        let config = Config::from_toml("[tiers.team]\nper_day = 100\n").unwrap();
         let team = config.tier("team").unwrap();
-        assert_eq!(team.per_day, 100);
-        // Fields the file leaves out get the free tier's values.
-        let free = config.tier("free").unwrap();
         assert_eq!(
-            (team.max_stored_bytes, team.max_args, team.max_api_keys),
-            (free.max_stored_bytes, free.max_args, free.max_api_keys)
+            team,
+            &Tier {
+                per_day: 100,
+                ..default_tiers()["free"].clone()
+            }
         );
-        assert!(config.tier("free").is_some());
-        assert!(Config::from_toml("no_such_key = 1").is_err());
+        assert!(config.tier("free").is_some(), "default tiers stay");
+    }
+
+    #[test]
+    fn a_default_tier_is_changed_key_by_key() {
+        let config = Config::from_toml("[tiers.pro]\nper_minute = 7\n").unwrap();
+        assert_eq!(
+            config.tier("pro").unwrap(),
+            &Tier {
+                per_minute: 7,
+                ..default_tiers()["pro"].clone()
+            }
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        assert!(
+            parse_error("no_such_key = 1").contains("unknown field `no_such_key`"),
+            "{}",
+            parse_error("no_such_key = 1")
+        );
+    }
+
+    #[test]
+    fn an_unknown_sandbox_key_is_named() {
+        let error = parse_error("[sandbox]\nworker = 1\n");
+        assert!(error.contains("unknown field `worker`"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_tier_key_is_named() {
+        let error = parse_error("[tiers.team]\nper_week = 1\n");
+        assert!(error.contains("unknown field `per_week`"), "{error}");
+    }
+
+    #[test]
+    fn a_tier_value_of_the_wrong_type_is_refused() {
+        let error = parse_error("[tiers.team]\nper_minute = \"ten\"\n");
+        assert!(error.contains("expected u64"), "{error}");
+        assert!(error.contains("tiers.team.per_minute"), "{error}");
+    }
+
+    #[test]
+    fn a_metered_tier_without_a_per_minute_rate_is_refused() {
+        let config = Config::from_toml("[tiers.team]\nper_minute = 0\n").unwrap();
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::TierMeteredZero { ref tier, key: "per_minute" }) if tier == "team"
+        ));
+    }
+
+    #[test]
+    fn an_unmetered_tier_may_have_no_rates() {
+        let config =
+            Config::from_toml("[tiers.team]\nunmetered = true\nper_minute = 0\nper_day = 0\n")
+                .unwrap();
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn a_tier_without_fuel_is_refused() {
+        let config = Config::from_toml("[tiers.team]\nmax_fuel = 0\n").unwrap();
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::TierNotPositive { ref tier, key: "max_fuel" }) if tier == "team"
+        ));
     }
 
     #[test]
@@ -514,6 +717,82 @@ mod tests {
             database_url: Some("postgres://localhost/x".into()),
             ..Config::default()
         };
-        assert!(config.validate().is_err());
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::PepperRequired)
+        ));
+    }
+
+    #[test]
+    fn production_requires_a_pepper() {
+        let config = Config {
+            production: true,
+            ..Config::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::PepperRequired)
+        ));
+    }
+
+    #[test]
+    fn a_short_pepper_is_refused_in_production() {
+        let config = Config {
+            production: true,
+            pepper: Some("too-short".into()),
+            ..Config::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::PepperRequired)
+        ));
+    }
+
+    #[test]
+    fn tls_needs_both_certificate_and_key() {
+        let config = Config {
+            tls_cert: Some("cert.pem".into()),
+            ..Config::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::TlsHalfConfigured)
+        ));
+    }
+
+    #[test]
+    fn a_zero_slice_fuel_is_refused() {
+        let config = Config::from_toml("[sandbox]\nslice_fuel = 0\n").unwrap();
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::NotPositive("sandbox.slice_fuel"))
+        ));
+    }
+
+    #[test]
+    fn a_zero_stream_cap_is_refused() {
+        let config = Config::from_toml("max_concurrent_streams = 0").unwrap();
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::NotPositive("max_concurrent_streams"))
+        ));
+    }
+
+    #[test]
+    fn the_printed_defaults_parse_back_to_the_defaults() {
+        let printed = Config::defaults_toml();
+        let parsed = Config::from_toml(&printed).unwrap();
+        assert_eq!(toml::to_string(&parsed).unwrap(), printed);
+        assert_eq!(parsed.tiers, default_tiers());
+    }
+
+    #[test]
+    fn the_printed_defaults_include_the_tiers_and_sandbox() {
+        let printed = Config::defaults_toml();
+        for table in ["[sandbox]", "[tiers.free]", "[tiers.unlimited]"] {
+            assert!(printed.contains(table), "no {table} in:\n{printed}");
+        }
+        assert!(printed.contains("inline_slice_fuel = 50000"), "{printed}");
+        assert!(printed.contains("slice_fuel = 20000000"), "{printed}");
     }
 }

@@ -1,4 +1,5 @@
-//! `wasmwiz-server`: `serve` (the default) and `admin create-key`.
+//! `wasmwiz-server`: `serve` (the default), `admin create-key` and
+//! `config defaults`.
 
 use std::{
     io::{ErrorKind, IsTerminal},
@@ -6,7 +7,7 @@ use std::{
     path::PathBuf,
 };
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use wasmwiz_server::{server, Config};
 
 /// mimalloc: a request allocates and frees many small buffers across
@@ -19,13 +20,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "wasmwiz-server",
     version,
-    about = "Runs untrusted WebAssembly for many tenants over gRPC"
+    about = "Runs untrusted WebAssembly for many tenants over gRPC",
+    after_help = "Every setting is also a key of the TOML file (--config); \
+                  `wasmwiz-server config defaults` prints them all."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    #[command(flatten)]
-    common: Common,
+    /// TOML configuration file (layered: defaults < file < environment < flags).
+    #[arg(long, env = "WASMWIZ_CONFIG", global = true)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -36,6 +40,11 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
 }
 
@@ -56,52 +65,27 @@ enum AdminCommand {
     },
 }
 
-#[derive(Args)]
-struct Common {
-    /// Address to listen on.
-    #[arg(long, env = "WASMWIZ_LISTEN", global = true)]
-    listen: Option<SocketAddr>,
-    /// Data directory (SQLite file, key pepper).
-    #[arg(long, env = "WASMWIZ_DATA_DIR", global = true)]
-    data_dir: Option<PathBuf>,
-    /// sqlite://… or postgres://…
-    #[arg(long, env = "DATABASE_URL", global = true)]
-    database_url: Option<String>,
-    /// Redis for rate limits shared by replicas.
-    #[arg(long, env = "REDIS_URL", global = true)]
-    redis_url: Option<String>,
-    /// TOML configuration file.
-    #[arg(long, env = "WASMWIZ_CONFIG", global = true)]
-    config: Option<PathBuf>,
-    /// Secret for hashing API keys.
-    #[arg(long, env = "WASMWIZ_PEPPER", global = true, hide_env_values = true)]
-    pepper: Option<String>,
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the complete default configuration (tiers included) as TOML.
+    Defaults,
 }
 
-impl Common {
-    fn load(&self) -> anyhow::Result<Config> {
-        let mut config = match &self.config {
-            Some(path) => Config::from_toml(&std::fs::read_to_string(path)?)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-            None => Config::default(),
-        };
-        if let Some(listen) = self.listen {
-            config.listen = listen;
-        }
-        if let Some(dir) = &self.data_dir {
-            config.data_dir = dir.clone();
-        }
-        if let Some(url) = &self.database_url {
-            config.database_url = Some(url.clone());
-        }
-        if let Some(url) = &self.redis_url {
-            config.redis_url = Some(url.clone());
-        }
-        if let Some(pepper) = &self.pepper {
-            config.pepper = Some(pepper.clone());
-        }
-        Ok(config)
-    }
+/// Parses the command line, and layers the configuration: defaults, the
+/// TOML file, then the environment and flags (clap gives flags precedence
+/// over the environment, and reports only settings that were given).
+fn parse() -> anyhow::Result<(Option<Command>, Config)> {
+    let matches = Config::augment_args(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let mut config = match &cli.config {
+        Some(path) => Config::from_toml(&std::fs::read_to_string(path)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        None => Config::default(),
+    };
+    config
+        .update_from_arg_matches(&matches)
+        .unwrap_or_else(|e| e.exit());
+    Ok((cli.command, config))
 }
 
 fn init_logging(json: bool) {
@@ -146,6 +130,30 @@ async fn shutdown_signal() {
     }
 }
 
+/// Serves until SIGTERM/SIGINT. On an empty database it first mints an
+/// admin key and prints it (once); on existing data it says how to make one.
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = bind(config.listen).await?;
+    let store = server::open_store(&config).await?;
+    if store.has_no_keys().await? {
+        let auth = server::authenticator(&config, &store)?;
+        let user = store
+            .ensure_user("admin@localhost", "unlimited", true)
+            .await?;
+        let minted = auth.mint(&user.id, true, "first start", None).await?;
+        println!("First start: created an admin API key (shown once, keep it safe):");
+        println!("{}", minted.key);
+    } else {
+        println!(
+            "Existing data: to make a new admin key, run \
+             `wasmwiz-server admin create-key --email you@example.com --tier unlimited --admin` \
+             with the same --data-dir or --database-url"
+        );
+    }
+    store.close().await;
+    server::serve(listener, config, shutdown_signal()).await
+}
+
 async fn create_key(
     config: Config,
     email: String,
@@ -172,8 +180,16 @@ async fn create_key(
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let config = cli.common.load()?;
+    let (command, config) = parse()?;
+    let command = command.unwrap_or(Command::Serve);
+    if let Command::Config {
+        command: ConfigCommand::Defaults,
+    } = command
+    {
+        print!("{}", Config::defaults_toml());
+        return Ok(());
+    }
+    config.validate()?;
     init_logging(config.production);
     wasmwiz_server::transport::raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -182,12 +198,8 @@ fn main() -> anyhow::Result<()> {
         .thread_stack_size(8 * 1024 * 1024)
         .build()?;
     runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => {
-                config.validate()?;
-                let listener = bind(config.listen).await?;
-                server::run(listener, config, shutdown_signal()).await
-            }
+        match command {
+            Command::Serve => serve(config).await,
             Command::Admin {
                 command:
                     AdminCommand::CreateKey {
@@ -197,6 +209,7 @@ fn main() -> anyhow::Result<()> {
                         label,
                     },
             } => create_key(config, email, tier, admin, label).await,
+            Command::Config { .. } => unreachable!("handled before the runtime starts"),
         }
     })
 }

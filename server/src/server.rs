@@ -1,13 +1,17 @@
 //! Wiring: store, sandbox, services, HTTP routes and the listener, with
 //! bounded graceful shutdown.
+//!
+//! [`run`] reads top to bottom: open the state, build the [`routes`], start
+//! the [`Background`] tasks, serve until the [`Drain`] has run its course.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
 use http::{header::HeaderName, HeaderValue, Method};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
-use tower::{Layer, ServiceExt};
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
+use tonic::{server::NamedService, service::Routes};
+use tonic_health::{server::HealthReporter, ServingStatus};
+use tower::{Layer, Service, ServiceExt};
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -157,15 +161,24 @@ pub fn authenticator(config: &Config, store: &Store) -> anyhow::Result<Authentic
     ))
 }
 
-/// Runs the server on `listener` until `shutdown` resolves, then drains:
-/// NOT_SERVING, no new executions, running ones get `shutdown_grace_secs`,
-/// then are cancelled.
+/// Runs the server on `listener` until `shutdown` resolves, then drains
+/// (see [`Drain`]). Validates `config` first.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    serve(listener, config, shutdown).await
+}
+
+/// [`run`] for a configuration the caller has already validated (the
+/// binary validates once, before it touches the database).
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(transport::tls::acceptor(cert, key)?),
         _ => None,
@@ -174,145 +187,23 @@ pub async fn run(
     let auth = authenticator(&config, &store)?;
     let sandbox = Arc::new(Sandbox::new(config.sandbox.to_sandbox_config())?);
     let state = Arc::new(AppState::new(config.clone(), store.clone(), sandbox, auth)?);
-    let heartbeat = state.limits.spawn_heartbeat();
-    let addr = listener.local_addr()?;
-    let scheme = if config.tls_cert.is_some() {
-        "https"
-    } else {
-        "http"
-    };
 
-    if store.has_no_keys().await? {
-        let user = store
-            .ensure_user("admin@localhost", "unlimited", true)
-            .await?;
-        let minted = state.auth.mint(&user.id, true, "first start", None).await?;
-        println!("First start: created an admin API key (shown once, keep it safe):");
-        println!("{}", minted.key);
-    }
+    let services = routes(&state)?;
+    services.report(ServingStatus::Serving).await;
+    let background = Background::start(&state, &store);
+    let drain = Drain::new(state.clone(), services.clone_reporting());
+
+    let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!("WasmWiz listening on {scheme}://{addr} (gRPC, grpc-web)");
     println!("Playground: {scheme}://{addr}/");
-
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<ExecutionServiceServer<ExecutionApi>>()
-        .await;
-    health.set_serving::<ModuleServiceServer<ModuleApi>>().await;
-    health
-        .set_serving::<AccountServiceServer<AccountApi>>()
-        .await;
-    health.set_serving::<AdminServiceServer<AdminApi>>().await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(wasmwiz_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(wasmwiz_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
-
-    let max = transport::auth_layer::largest_message_bytes(&config);
-    let anonymous = || MessagePolicy::Anonymous(transport::auth_layer::anonymous_limit(&config));
-    let authenticated = |carries_modules| MessagePolicy::Authenticated {
-        state: state.clone(),
-        carries_modules,
-    };
-    // grpc-web is enabled per gRPC service, so plain HTTP/1.1 requests
-    // (playground, health, metrics) reach the web routes untranslated. The
-    // guard sits inside it: it sees gRPC framing on both protocols.
-    let grpc_web = tonic_web::GrpcWebLayer::new();
-    let routes = Routes::from(
-        web::router(state.clone()).layer(tower::util::MapRequestLayer::new(capped_web_body(
-            config.anonymous_message_bytes,
-        ))),
-    )
-    .add_service(grpc_web.layer(Guarded::new(health_service, anonymous())))
-    .add_service(grpc_web.layer(Guarded::new(reflection_v1, anonymous())))
-    .add_service(grpc_web.layer(Guarded::new(reflection_v1alpha, anonymous())))
-    .add_service(
-        grpc_web.layer(Guarded::new(
-            ExecutionServiceServer::new(ExecutionApi {
-                state: state.clone(),
-            })
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(encoding_max(&config)),
-            authenticated(true),
-        )),
-    )
-    .add_service(
-        grpc_web.layer(Guarded::new(
-            ModuleServiceServer::new(ModuleApi {
-                state: state.clone(),
-            })
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(encoding_max(&config)),
-            authenticated(true),
-        )),
-    )
-    .add_service(grpc_web.layer(Guarded::new(
-        AccountServiceServer::new(AccountApi {
-            state: state.clone(),
-        }),
-        authenticated(false),
-    )))
-    .add_service(grpc_web.layer(Guarded::new(
-        AdminServiceServer::new(AdminApi {
-            state: state.clone(),
-        }),
-        authenticated(false),
-    )))
-    .prepare();
-
-    let housekeeping = tokio::spawn(housekeeping(state.clone()));
-    let checkpointer = store.spawn_checkpointer();
-
-    let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let drain_state = state.clone();
-    let stop_accepting = CancellationToken::new();
-    let force_close = CancellationToken::new();
-    let drain = {
-        let stop_accepting = stop_accepting.clone();
-        let force_close = force_close.clone();
-        async move {
-            shutdown.await;
-            tracing::info!("shutting down: draining");
-            drain_state.start_draining();
-            health
-                .set_not_serving::<ExecutionServiceServer<ExecutionApi>>()
-                .await;
-            health
-                .set_not_serving::<ModuleServiceServer<ModuleApi>>()
-                .await;
-            health
-                .set_not_serving::<AccountServiceServer<AccountApi>>()
-                .await;
-            health
-                .set_not_serving::<AdminServiceServer<AdminApi>>()
-                .await;
-            health
-                .set_service_status("", tonic_health::ServingStatus::NotServing)
-                .await;
-            // No new connections; open ones finish their requests (GOAWAY).
-            stop_accepting.cancel();
-            let hard_stop = drain_state.hard_stop.clone();
-            tokio::time::sleep(grace).await;
-            tracing::warn!("grace period over: cancelling running executions");
-            hard_stop.cancel();
-            // Connections that outlive the grace period (e.g. health Watch
-            // streams) must not keep the process alive: cap the whole drain.
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            tracing::warn!("connections still open after the grace period: closing them");
-            force_close.cancel();
-        }
-    };
-    let drain = tokio::spawn(drain);
 
     let service = tower::ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(cors(&config.cors_origins))
-        .service(routes)
+        .service(services.routes)
         .map_response(|response: http::Response<_>| response.map(tonic::body::Body::new));
     let max_connections = transport::fd_limit::connection_cap(config.max_connections);
     tracing::info!(
@@ -330,20 +221,234 @@ pub async fn run(
         tls,
         metrics: transport_metrics,
     };
+    let (stop_accepting, force_close) = drain.signals();
+    // Detached: its grace timer still cancels executions that outlive
+    // their connections after the listener has returned.
+    tokio::spawn(drain.run(shutdown));
     transport::serve(listener, serving, stop_accepting, force_close).await;
-    // The drain task ends on its own: its grace timer still cancels
-    // executions that outlive their connections.
-    drop(drain);
-    housekeeping.abort();
-    if let Some(checkpointer) = checkpointer {
-        checkpointer.abort();
-    }
-    if let Some(heartbeat) = heartbeat {
-        heartbeat.abort();
-    }
+    background.stop().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The routed gRPC services with the HTTP routes under them, and the names
+/// of the services (what health reports on and reflection lists).
+pub struct Services {
+    pub routes: Routes,
+    pub names: Vec<&'static str>,
+    health: HealthReporter,
+}
+
+impl Services {
+    /// Sets every routed service, and the server as a whole (`""`), to `status`.
+    async fn report(&self, status: ServingStatus) {
+        for name in self.names.iter().copied().chain([""]) {
+            self.health.set_service_status(name, status).await;
+        }
+    }
+
+    /// What the drain needs to turn health to NOT_SERVING.
+    fn clone_reporting(&self) -> Reporting {
+        Reporting {
+            names: self.names.clone(),
+            health: self.health.clone(),
+        }
+    }
+}
+
+/// The health half of [`Services`], kept by the [`Drain`].
+struct Reporting {
+    names: Vec<&'static str>,
+    health: HealthReporter,
+}
+
+/// Collects services into [`Routes`], each behind grpc-web and its message
+/// guard, remembering its name.
+struct RouteList {
+    routes: Routes,
+    names: Vec<&'static str>,
+}
+
+impl RouteList {
+    fn add<S>(mut self, service: S) -> Self
+    where
+        S: Service<http::Request<tonic::body::Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes = self.routes.add_service(service);
+        self
+    }
+}
+
+/// Every service of the server, written once: the application services,
+/// health and reflection (listing exactly what is routed), over the HTTP
+/// routes (playground, probes, metrics).
+pub fn routes(state: &Arc<AppState>) -> anyhow::Result<Services> {
+    let config = &state.config;
+    let max = transport::auth_layer::largest_message_bytes(config);
+    let encoding = encoding_max(config);
+    let anonymous = || MessagePolicy::Anonymous(transport::auth_layer::anonymous_limit(config));
+    let authenticated = |carries_modules| MessagePolicy::Authenticated {
+        state: state.clone(),
+        carries_modules,
+    };
+    // grpc-web is enabled per gRPC service, so plain HTTP/1.1 requests
+    // (playground, health, metrics) reach the web routes untranslated. The
+    // guard sits inside it: it sees gRPC framing on both protocols.
+    let grpc_web = tonic_web::GrpcWebLayer::new();
+    let web = web::router(state.clone()).layer(tower::util::MapRequestLayer::new(capped_web_body(
+        config.anonymous_message_bytes,
+    )));
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let list = RouteList {
+        routes: Routes::from(web),
+        names: Vec::new(),
+    }
+    .add(
+        grpc_web.layer(Guarded::new(
+            ExecutionServiceServer::new(ExecutionApi {
+                state: state.clone(),
+            })
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(encoding),
+            authenticated(true),
+        )),
+    )
+    .add(
+        grpc_web.layer(Guarded::new(
+            ModuleServiceServer::new(ModuleApi {
+                state: state.clone(),
+            })
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(encoding),
+            authenticated(true),
+        )),
+    )
+    .add(grpc_web.layer(Guarded::new(
+        AccountServiceServer::new(AccountApi {
+            state: state.clone(),
+        }),
+        authenticated(false),
+    )))
+    .add(grpc_web.layer(Guarded::new(
+        AdminServiceServer::new(AdminApi {
+            state: state.clone(),
+        }),
+        authenticated(false),
+    )))
+    .add(grpc_web.layer(Guarded::new(health_service, anonymous())));
+    let reflection = |names: &[&'static str]| {
+        names
+            .iter()
+            .chain(&[
+                tonic_reflection::pb::v1::server_reflection_server::SERVICE_NAME,
+                tonic_reflection::pb::v1alpha::server_reflection_server::SERVICE_NAME,
+            ])
+            .fold(
+                tonic_reflection::server::Builder::configure()
+                    .register_encoded_file_descriptor_set(wasmwiz_proto::FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+                |builder, name| builder.with_service_name(*name),
+            )
+    };
+    let reflection_v1 = reflection(&list.names).build_v1()?;
+    let reflection_v1alpha = reflection(&list.names).build_v1alpha()?;
+    let list = list
+        .add(grpc_web.layer(Guarded::new(reflection_v1, anonymous())))
+        .add(grpc_web.layer(Guarded::new(reflection_v1alpha, anonymous())));
+    Ok(Services {
+        routes: list.routes.prepare(),
+        names: list.names,
+        health,
+    })
+}
+
+/// How the server stops once `shutdown` resolves: health turns
+/// NOT_SERVING and new executions are refused; the listener stops
+/// accepting (open connections get GOAWAY and finish their requests);
+/// after `shutdown_grace_secs` running executions are cancelled; and
+/// [`Drain::FINAL_DEADLINE`] later, connections still open are closed.
+struct Drain {
+    state: Arc<AppState>,
+    reporting: Reporting,
+    grace: Duration,
+    stop_accepting: CancellationToken,
+    force_close: CancellationToken,
+}
+
+impl Drain {
+    /// How long connections may outlive the grace period (e.g. health
+    /// Watch streams) before they are closed, so none keeps the process alive.
+    const FINAL_DEADLINE: Duration = Duration::from_secs(5);
+
+    fn new(state: Arc<AppState>, reporting: Reporting) -> Self {
+        Self {
+            grace: Duration::from_secs(state.config.shutdown_grace_secs),
+            state,
+            reporting,
+            stop_accepting: CancellationToken::new(),
+            force_close: CancellationToken::new(),
+        }
+    }
+
+    /// The transport's signals: stop accepting, and close what is still open.
+    fn signals(&self) -> (CancellationToken, CancellationToken) {
+        (self.stop_accepting.clone(), self.force_close.clone())
+    }
+
+    async fn run(self, shutdown: impl Future<Output = ()>) {
+        shutdown.await;
+        tracing::info!("shutting down: draining");
+        self.state.start_draining();
+        for name in self.reporting.names.iter().copied().chain([""]) {
+            self.reporting
+                .health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        self.stop_accepting.cancel();
+        tokio::time::sleep(self.grace).await;
+        tracing::warn!("grace period over: cancelling running executions");
+        self.state.hard_stop.cancel();
+        tokio::time::sleep(Self::FINAL_DEADLINE).await;
+        tracing::warn!("connections still open after the grace period: closing them");
+        self.force_close.cancel();
+    }
+}
+
+/// The server's background tasks (usage retention, the SQLite checkpointer,
+/// the Redis heartbeat), stopped together when serving ends.
+struct Background(JoinSet<()>);
+
+impl Background {
+    fn start(state: &Arc<AppState>, store: &Store) -> Self {
+        let mut tasks = JoinSet::new();
+        tasks.spawn(housekeeping(state.clone()));
+        for task in [store.spawn_checkpointer(), state.limits.spawn_heartbeat()]
+            .into_iter()
+            .flatten()
+        {
+            // Dropping the guard (when the set aborts it) aborts the task.
+            let task = AbortOnDropHandle::new(task);
+            tasks.spawn(async move {
+                let _ = task.await;
+            });
+        }
+        Self(tasks)
+    }
+
+    /// Aborts every task and waits until they are gone.
+    async fn stop(mut self) {
+        self.0.shutdown().await;
+    }
 }
 
 /// Retention cleanup and stale-row sweeping, hourly.
