@@ -12,9 +12,10 @@
 //! - [`config`]: flags, environment and TOML in one struct.
 //! - [`server`]: [`run`] wires it all onto one listener.
 //!
-//! A request flows: auth → validation → module (cache or compile) → rate
-//! limit and quota → admission → durable usage row → sandbox (output
-//! streamed as produced) → usage finalized → `finished` sent.
+//! A request flows: auth (from the headers, before the body) → validation
+//! → rate limit and quota (a guard, refunded unless admitted) → module
+//! (cache or compile) → admission (fair shares) → durable usage row →
+//! sandbox (output streamed as produced) → usage finalized → `finished` sent.
 
 pub mod api;
 pub mod auth;

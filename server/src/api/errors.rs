@@ -1,5 +1,5 @@
 //! The one table from domain errors to gRPC statuses with google.rpc
-//! details (DESIGN.md, error table). Unexpected errors become INTERNAL
+//! details (the error table in README, "API in one minute"). Unexpected errors become INTERNAL
 //! without leaking internals (they are logged instead).
 
 use std::{collections::HashMap, time::Duration};

@@ -1,5 +1,6 @@
-//! What an execution reports when it ends: the outcome taxonomy of DESIGN.md
-//! ("Outcome" and `Finished`), independent of protobuf.
+//! What an execution reports when it ends: the outcome taxonomy of the API
+//! (`Outcome` and `Finished`, see README "API in one minute"), independent
+//! of protobuf.
 
 use std::time::Duration;
 

@@ -2,7 +2,8 @@
 //!
 //! One code path serves both databases through sqlx's `Any` driver (SQL is
 //! written in the dialect both accept: `$n` placeholders, `ON CONFLICT`,
-//! BIGINT columns); each database has its own migrations under
+//! BIGINT columns; the usage writer's multi-row upsert is the exception: it
+//! is built per backend, with `?` on SQLite); each database has its own migrations under
 //! `migrations/`. SQLite (one file in the data dir, WAL mode) is the
 //! embedded default; `postgres://` URLs select PostgreSQL.
 

@@ -37,7 +37,8 @@ pub struct UsageWriter {
     queue: mpsc::Sender<(UsageRow, Ack)>,
 }
 
-/// Writes taken into one transaction at most.
+/// Writes taken into one batch at most (one statement, or one transaction
+/// when the batch needs more than one statement).
 const MAX_BATCH: usize = 1024;
 /// Rows per statement (15 parameters each, under SQLite's 32766).
 const ROWS_PER_STATEMENT: usize = 500;
@@ -128,7 +129,8 @@ impl Committed {
 const COLUMNS: &str = "id, user_id, key_id, module_sha256, day, started_at, finished_at, outcome, \
      exit_code, fuel_consumed, duration_us, memory_peak_bytes, stdin_bytes, stdout_bytes, stderr_bytes";
 
-/// Writes the latest state of each row, in one transaction. A finished row
+/// Writes the latest state of each row: one autocommit statement, or one
+/// transaction when the rows need more than one statement. A finished row
 /// never goes back to running, and rows marked aborted stay so.
 async fn upsert_usage(
     conn: &mut AnyConnection,
