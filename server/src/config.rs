@@ -148,6 +148,9 @@ pub struct Tier {
     /// reach (operators' `CreateApiKey` is not capped).
     #[serde(default = "tier_defaults::max_api_keys")]
     pub max_api_keys: u32,
+    /// Cases in one `RunBatch` request.
+    #[serde(default = "tier_defaults::max_batch_cases")]
+    pub max_batch_cases: u32,
 }
 
 /// Defaults of the fields added to [`Tier`] later: the `free` tier's.
@@ -178,6 +181,9 @@ mod tier_defaults {
     pub fn max_api_keys() -> u32 {
         100
     }
+    pub fn max_batch_cases() -> u32 {
+        100
+    }
 }
 
 /// Storage, upload, command-line and key allowances of one default tier.
@@ -189,6 +195,7 @@ struct TierExtras {
     args: u32,
     args_bytes: u64,
     api_keys: u32,
+    batch_cases: u32,
 }
 
 impl Default for SandboxSettings {
@@ -254,6 +261,7 @@ pub fn default_tiers() -> BTreeMap<String, Tier> {
         max_args: extras.args,
         max_args_bytes: extras.args_bytes,
         max_api_keys: extras.api_keys,
+        max_batch_cases: extras.batch_cases,
     };
     BTreeMap::from([
         (
@@ -277,6 +285,7 @@ pub fn default_tiers() -> BTreeMap<String, Tier> {
                     args: 256,
                     args_bytes: 64 * KIB,
                     api_keys: 100,
+                    batch_cases: 100,
                 },
             ),
         ),
@@ -301,6 +310,7 @@ pub fn default_tiers() -> BTreeMap<String, Tier> {
                     args: 1024,
                     args_bytes: 256 * KIB,
                     api_keys: 100,
+                    batch_cases: 1000,
                 },
             ),
         ),
@@ -325,6 +335,7 @@ pub fn default_tiers() -> BTreeMap<String, Tier> {
                     args: 4096,
                     args_bytes: MIB,
                     api_keys: 100,
+                    batch_cases: 10_000,
                 },
             ),
         ),
@@ -349,6 +360,7 @@ pub fn default_tiers() -> BTreeMap<String, Tier> {
                     args: 4096,
                     args_bytes: MIB,
                     api_keys: 1000,
+                    batch_cases: 10_000,
                 },
             ),
         ),

@@ -405,7 +405,13 @@ mod tests {
     async fn trusted_runs_are_bounded_by_the_server_not_by_a_share() {
         let admission = admission(8, 8 * GIB, Duration::from_millis(50));
         let held: Vec<_> = (0..8)
-            .map(|_| admission.admit_trusted(GIB).now_or_never().unwrap().unwrap())
+            .map(|_| {
+                admission
+                    .admit_trusted(GIB)
+                    .now_or_never()
+                    .unwrap()
+                    .unwrap()
+            })
             .collect();
         assert!(
             admission.admit_trusted(MIB).await.is_err(),

@@ -54,7 +54,8 @@ impl UploadLimiters {
             .map(|(name, t)| {
                 let n = u32::try_from(t.uploads_per_minute.max(1)).unwrap_or(u32::MAX);
                 let quota = Quota::per_minute(NonZeroU32::new(n).expect("at least 1"));
-                let limiter = RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>();
+                let limiter =
+                    RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>();
                 (name.clone(), Arc::new(limiter))
             })
             .collect();
