@@ -387,6 +387,8 @@ pub struct Tier {
     /// Live API keys per account that self-service `CreateMyApiKey` may
     /// reach (operators' `CreateApiKey` is not capped).
     pub max_api_keys: u32,
+    /// Cases in one `RunBatch` request.
+    pub max_batch_cases: u32,
 }
 
 /// The built-in tiers, parsed once.

@@ -21,6 +21,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod engine;
+pub mod exec;
 pub mod limits;
 pub mod metrics;
 pub mod server;

@@ -1743,3 +1743,79 @@ async fn an_idle_upload_is_told_apart_from_a_client_deadline_by_error_info() {
     drop(sender);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_batch_refuses_more_cases_than_the_tier_allows() {
+    let server = TestServer::start().await;
+    let key = server.create_key("batch-size@x.io", "free", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let max = wasmwiz_server::config::default_tiers()["free"].max_batch_cases as usize;
+    let refused = c
+        .exec
+        .run_batch(v1::RunBatchRequest {
+            source: Some(v1::run_batch_request::Source::Module(guest("hello"))),
+            cases: vec![v1::BatchCase::default(); max + 1],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(violation(&refused, "cases").contains(&format!("maximum of {max}")));
+    server.stop().await;
+}
+
+/// This account's usage rows by outcome.
+async fn outcomes(c: &mut Clients) -> std::collections::HashMap<String, u64> {
+    c.account
+        .get_usage(v1::GetUsageRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .by_outcome
+}
+
+/// Polls `outcomes` until `done` holds (bounded, so a regression fails
+/// instead of hanging).
+async fn until_outcomes(
+    c: &mut Clients,
+    done: impl Fn(&std::collections::HashMap<String, u64>) -> bool,
+) -> std::collections::HashMap<String, u64> {
+    for _ in 0..2000 {
+        let now = outcomes(c).await;
+        if done(&now) {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "usage never reached the expected state: {:?}",
+        outcomes(c).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_batch_cancels_its_running_cases_and_starts_no_more() {
+    let server = TestServer::start().await;
+    // Free: two at once, so the third case waits for a slot.
+    let key = server.create_key("batch-drop@x.io", "free", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let batch = c
+        .exec
+        .run_batch(v1::RunBatchRequest {
+            source: Some(v1::run_batch_request::Source::Module(guest("loop"))),
+            cases: vec![v1::BatchCase::default(); 3],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    until_outcomes(&mut c, |o| o.get("RUNNING") == Some(&2)).await;
+    drop(batch);
+    let ended = until_outcomes(&mut c, |o| !o.contains_key("RUNNING")).await;
+    // Left alone, the cases would end at the tier's timeout and the third
+    // would start.
+    assert_eq!(
+        ended,
+        std::collections::HashMap::from([("OUTCOME_CANCELLED".to_string(), 2)])
+    );
+    server.stop().await;
+}

@@ -3,15 +3,18 @@
 
 use std::path::Path;
 
-use wasmwiz_server::store::{sqlite_url, Store, UsageRow, UsageWriter};
+use wasmwiz_server::{
+    exec::UsageRecord,
+    store::{sqlite_url, Store, UsageWriter},
+};
 
 mod support;
 use support::{clients, collect, guest, padded_hello, run_bytes};
 use wasmwiz_proto::v1;
 use wasmwiz_server::testing::{Db, TestServer};
 
-fn row(tag: &str, i: usize) -> UsageRow {
-    UsageRow {
+fn row(tag: &str, i: usize) -> UsageRecord {
+    UsageRecord {
         id: format!("{tag}-{i:08}"),
         user_id: "user".into(),
         key_id: "key".into(),

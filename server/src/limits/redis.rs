@@ -446,7 +446,7 @@ mod tests {
             return;
         };
         let day = "2026-01-01";
-        let row = crate::store::UsageRow {
+        let row = crate::exec::UsageRecord {
             id: uuid::Uuid::new_v4().to_string(),
             user_id: "u".into(),
             key_id: "k".into(),

@@ -23,7 +23,7 @@ use sqlx::{
 pub use self::{
     modules::{ModuleCounts, ModuleRow, OverQuota, PutModule, StorageQuota, StorageUsage},
     usage::{DailyUsage, UsageSummary},
-    usage_writer::{Committed, UsageRow, UsageWriter},
+    usage_writer::{Committed, UsageWriter},
     users::{KeyRecord, KeyRefused, NewKey, TooManyKeys, UserRow},
 };
 

@@ -14,27 +14,14 @@ use tokio::sync::{mpsc, oneshot};
 use sqlx::{pool::PoolConnection, Any, AnyConnection, Connection};
 
 use super::{usage::RUNNING, Backend, Store};
-use crate::engine::Report;
-
-/// A usage row as of one write: the admission (no report yet) or the end.
-#[derive(Clone)]
-pub struct UsageRow {
-    pub id: String,
-    pub user_id: String,
-    pub key_id: String,
-    pub module_sha256: String,
-    pub day: String,
-    pub started_at: i64,
-    /// `(finished_at, report)` once the execution ended.
-    pub end: Option<(i64, Box<Report>)>,
-}
+use crate::exec::UsageRecord;
 
 type Ack = oneshot::Sender<Result<(), String>>;
 
 /// Handle to the writer task (cheap to clone).
 #[derive(Clone)]
 pub struct UsageWriter {
-    queue: mpsc::Sender<(UsageRow, Ack)>,
+    queue: mpsc::Sender<(UsageRecord, Ack)>,
 }
 
 /// Writes taken into one batch at most (one statement, or one transaction
@@ -46,7 +33,7 @@ const ROWS_PER_STATEMENT: usize = 500;
 impl UsageWriter {
     /// Starts the writer task; it ends when every handle is dropped.
     pub fn spawn(store: Store) -> Self {
-        let (queue, mut rx) = mpsc::channel::<(UsageRow, Ack)>(4096);
+        let (queue, mut rx) = mpsc::channel::<(UsageRecord, Ack)>(4096);
         tokio::spawn(async move {
             // One connection kept for the writer: no pool checkout (and its
             // liveness ping) per batch, and on SQLite its page cache stays
@@ -101,7 +88,7 @@ impl UsageWriter {
 
     /// Queues `row` (in order with every other write) and returns a handle
     /// that resolves once it is committed.
-    pub async fn enqueue(&self, row: UsageRow) -> anyhow::Result<Committed> {
+    pub async fn enqueue(&self, row: UsageRecord) -> anyhow::Result<Committed> {
         let (ack, done) = oneshot::channel();
         self.queue
             .send((row, ack))
@@ -135,9 +122,9 @@ const COLUMNS: &str = "id, user_id, key_id, module_sha256, day, started_at, fini
 async fn upsert_usage(
     conn: &mut AnyConnection,
     backend: Backend,
-    writes: Vec<UsageRow>,
+    writes: Vec<UsageRecord>,
 ) -> sqlx::Result<()> {
-    let mut latest: Vec<UsageRow> = Vec::with_capacity(writes.len());
+    let mut latest: Vec<UsageRecord> = Vec::with_capacity(writes.len());
     let mut index: HashMap<String, usize> = HashMap::with_capacity(writes.len());
     for row in writes {
         match index.get(&row.id) {
@@ -168,7 +155,7 @@ async fn upsert_usage(
 /// name up, which costs more than the rest of the statement's binding.
 fn upsert_statement(
     backend: Backend,
-    rows: &[UsageRow],
+    rows: &[UsageRecord],
 ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
     let placeholders: Vec<String> = (0..rows.len())
         .map(|r| {
@@ -192,7 +179,7 @@ fn upsert_statement(
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for row in rows {
-        let report = row.end.as_ref().map(|(_, r)| r);
+        let end = row.end.as_ref();
         query = query
             .bind(row.id.clone())
             .bind(row.user_id.clone())
@@ -200,15 +187,15 @@ fn upsert_statement(
             .bind(row.module_sha256.clone())
             .bind(row.day.clone())
             .bind(row.started_at)
-            .bind(row.end.as_ref().map(|(t, _)| *t))
-            .bind(report.map_or(RUNNING, |r| r.outcome.as_str()))
-            .bind(report.map(|r| i64::from(r.exit_code)))
-            .bind(report.map_or(0, |r| r.fuel_consumed as i64))
-            .bind(report.map_or(0, |r| r.duration.as_micros() as i64))
-            .bind(report.map_or(0, |r| r.memory_peak_bytes as i64))
-            .bind(report.map_or(0, |r| r.stdin_bytes as i64))
-            .bind(report.map_or(0, |r| r.stdout_bytes as i64))
-            .bind(report.map_or(0, |r| r.stderr_bytes as i64));
+            .bind(end.map(|e| e.finished_at))
+            .bind(end.map_or(RUNNING, |e| e.outcome))
+            .bind(end.map(|e| i64::from(e.exit_code)))
+            .bind(end.map_or(0, |e| e.fuel_consumed as i64))
+            .bind(end.map_or(0, |e| e.duration_us as i64))
+            .bind(end.map_or(0, |e| e.memory_peak_bytes as i64))
+            .bind(end.map_or(0, |e| e.stdin_bytes as i64))
+            .bind(end.map_or(0, |e| e.stdout_bytes as i64))
+            .bind(end.map_or(0, |e| e.stderr_bytes as i64));
     }
     query
 }

@@ -1,0 +1,355 @@
+//! One execution's life: admit (rate, quota, concurrency, then the
+//! sandbox's slots and memory) → record (the admission row, durable before
+//! `started`) → run → finish → record (the final row, durable before
+//! `finished`). Metrics and both usage rows are written here, so no
+//! handler can skip or repeat them.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{stream, Stream, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+use wasmwiz_proto::v1::Verdict;
+
+use super::{
+    client::ClientStdin,
+    record::{UsageEnd, UsageRecord},
+    spec::{ModuleSource, RunSpec},
+    verdict::VerdictTracker,
+};
+use crate::{
+    api::{convert::CommandLine, convert::EffectiveLimits, errors::ApiError, AppState, Resolved},
+    auth::Caller,
+    config::Tier,
+    engine::{Job, OutputChunk, Report, Stream as OutStream},
+    limits::{utc_day, Allowance, LimitError, RateHeaders},
+    store::now_ms,
+};
+
+/// What an execution tells its client, in order: output as produced, then
+/// how it ended.
+pub enum ExecEvent {
+    Stdout(Bytes),
+    Stderr(Bytes),
+    Finished(Finished),
+}
+
+/// How an execution ended (both usage rows are durable by then).
+pub struct Finished {
+    pub report: Report,
+    pub verdict: Verdict,
+}
+
+/// An execution that has begun and is on record.
+pub struct Execution {
+    pub execution_id: String,
+    pub module_sha256: String,
+    pub cache_hit: bool,
+    pub limits: EffectiveLimits,
+    /// The caller's rate-limit state after this admission.
+    pub headers: Option<RateHeaders>,
+    pub(super) running: Running,
+    pub(super) expected: Option<Bytes>,
+}
+
+impl Execution {
+    /// Output as produced, then [`ExecEvent::Finished`] (or the error that
+    /// ended the execution).
+    pub fn events(self) -> impl Stream<Item = Result<ExecEvent, Status>> + Send {
+        let tracker = Arc::new(parking_lot::Mutex::new(VerdictTracker::new(self.expected)));
+        let feed = tracker.clone();
+        let output = ReceiverStream::new(self.running.output).map(move |chunk| {
+            Ok(match chunk.stream {
+                OutStream::Stdout => {
+                    feed.lock().feed(&chunk.data);
+                    ExecEvent::Stdout(chunk.data)
+                }
+                OutStream::Stderr => ExecEvent::Stderr(chunk.data),
+            })
+        });
+        let report = self.running.report;
+        let last = stream::once(async move {
+            let report = finished(report).await?;
+            let verdict = tracker.lock().verdict();
+            Ok(ExecEvent::Finished(Finished { report, verdict }))
+        });
+        output.chain(last)
+    }
+}
+
+/// Admits and starts one execution; returns once its admission row is
+/// durable, so an execution a client saw begin is on record even if the
+/// server dies. A fast run's final row usually shares that commit.
+pub async fn start(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    mut spec: RunSpec,
+) -> Result<Execution, Status> {
+    let tier = state.tier(caller)?;
+    let allowance = allow(state, caller, tier, false).await?;
+    // An incomplete or unknown module drops (and so gives back) the allowance.
+    let source = spec.take_source().await?;
+    let resolved = resolve(state, caller, source, spec.keep_module).await?;
+    let stdin = spec.take_stdin()?;
+    let headers = allowance.headers;
+    let limits = spec.limits;
+    let mut running = launch(
+        state,
+        Launch {
+            caller: caller.clone(),
+            resolved: resolved.clone(),
+            cmd: spec.cmd,
+            limits,
+            seed: spec.seed,
+            stdin,
+            allowance,
+        },
+        state.hard_stop.child_token(),
+    )
+    .await?;
+    let admitted = match (&mut running.admitted).await {
+        Ok(admitted) => admitted,
+        Err(_) => Err("the execution ended before its admission was recorded".into()),
+    };
+    if let Err(error) = admitted {
+        return Err(ApiError::Internal(anyhow::anyhow!(error)).into());
+    }
+    Ok(Execution {
+        execution_id: running.execution_id.clone(),
+        module_sha256: resolved.module.sha256.clone(),
+        cache_hit: resolved.cache_hit,
+        limits,
+        headers,
+        running,
+        expected: spec.expected,
+    })
+}
+
+/// Rate limits, quota and per-user concurrency for one execution; a
+/// refusal is counted by reason.
+pub(super) async fn allow(
+    state: &AppState,
+    caller: &Caller,
+    tier: &Tier,
+    wait: bool,
+) -> Result<Allowance, ApiError> {
+    match state
+        .limits
+        .admit(&caller.user_id, &caller.tier, tier, wait)
+        .await?
+    {
+        Ok(allowance) => Ok(allowance),
+        Err(refusal) => {
+            let reason = match refusal {
+                LimitError::PerMinute { .. } => "per_minute",
+                LimitError::Daily { .. } => "per_day",
+                LimitError::Concurrency { .. } => "concurrency",
+            };
+            state
+                .metrics
+                .rate_limited
+                .with_label_values(&[reason])
+                .inc();
+            Err(refusal.into())
+        }
+    }
+}
+
+/// The module to run (compiled or cached). Runs after the rate limit, so a
+/// refused caller costs no compilation.
+pub(super) async fn resolve(
+    state: &AppState,
+    caller: &Caller,
+    source: ModuleSource,
+    keep: bool,
+) -> Result<Resolved, Status> {
+    Ok(match source {
+        ModuleSource::Inline(bytes) => {
+            state.metrics.uploaded_bytes.inc_by(bytes.len() as u64);
+            state.module_from_bytes(caller, bytes, keep).await?
+        }
+        ModuleSource::Stored(sha) => state.module_by_sha(caller, &sha).await?,
+        ModuleSource::Streamed(_) => {
+            return Err(Status::internal("a streamed module must be received first"))
+        }
+    })
+}
+
+/// Everything needed to start one allowed execution.
+pub(super) struct Launch {
+    pub caller: Caller,
+    pub resolved: Resolved,
+    pub cmd: CommandLine,
+    pub limits: EffectiveLimits,
+    pub seed: u64,
+    pub stdin: ClientStdin,
+    pub allowance: Allowance,
+}
+
+/// A running execution: its id, output and (durably recorded) report.
+pub(super) struct Running {
+    pub execution_id: String,
+    /// The admission row's commit (and with it the charge confirmed, or
+    /// given back when it failed).
+    pub admitted: oneshot::Receiver<Result<(), String>>,
+    pub output: mpsc::Receiver<OutputChunk>,
+    pub report: oneshot::Receiver<Result<Report, ApiError>>,
+}
+
+/// The report once the final row is durable, or what ended the execution.
+pub(super) async fn finished(
+    report: oneshot::Receiver<Result<Report, ApiError>>,
+) -> Result<Report, Status> {
+    match report.await {
+        Ok(Ok(report)) => Ok(report),
+        Ok(Err(error)) => Err(error.into()),
+        Err(_) => Err(Status::internal("the execution ended unexpectedly")),
+    }
+}
+
+/// Server admission, the durable usage row, then the execution itself,
+/// stopped early when `cancel` fires. The allowance is confirmed (charged)
+/// once the admission row commits; every earlier return drops it
+/// unconfirmed, which gives it back.
+pub(super) async fn launch(
+    state: &Arc<AppState>,
+    launch: Launch,
+    cancel: CancellationToken,
+) -> Result<Running, ApiError> {
+    let state = state.clone();
+    if state.is_draining() {
+        return Err(ApiError::Draining);
+    }
+    // The operator's unmetered tiers are trusted: no per-tenant share.
+    let trusted = state.tier(&launch.caller)?.unmetered;
+    let tenant = (!trusted).then_some(launch.caller.user_id.as_str());
+    let permit = state
+        .sandbox
+        .admit(tenant, &launch.resolved.module, launch.limits.memory_bytes)
+        .await?;
+    let execution_id = uuid::Uuid::now_v7().to_string();
+    let module = launch.resolved.module.clone();
+    // The admission row is queued now and committed while the guest
+    // starts; `started` waits for that commit. The final row is queued
+    // after it, so `finished` (sent once that one commits) implies both
+    // are durable.
+    let row = UsageRecord {
+        id: execution_id.clone(),
+        user_id: launch.caller.user_id.clone(),
+        key_id: launch.caller.key_id.clone(),
+        module_sha256: module.sha256.clone(),
+        day: utc_day(),
+        started_at: now_ms(),
+        end: None,
+    };
+    let begun = state.usage.enqueue(row.clone()).await?;
+    let (admitted_tx, admitted) = oneshot::channel();
+    let job = Job {
+        module,
+        program_name: launch.cmd.program_name,
+        args: launch.cmd.args,
+        env: launch.cmd.env,
+        random_seed: launch.seed,
+        stdin: launch.stdin.source,
+        fuel: launch.limits.fuel,
+        memory_bytes: launch.limits.memory_bytes,
+        timeout: launch.limits.timeout(),
+        max_output_bytes: launch.limits.max_output_bytes,
+    };
+    let (out_tx, out_rx) = mpsc::channel(16);
+    let (report_tx, report_rx) = oneshot::channel();
+    let tier_name = launch.caller.tier.clone();
+    let mut allowance = launch.allowance;
+    let refused = launch.stdin.refused;
+    let span = tracing::Span::current();
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            state.metrics.running.inc();
+            // Charged once on record; a run whose admission row cannot
+            // be written is stopped and costs the caller nothing.
+            let on_record = async {
+                let committed = begun.wait().await;
+                match &committed {
+                    Ok(()) => {
+                        allowance.confirm();
+                        state.mark_seen(&row.user_id, &row.module_sha256);
+                    }
+                    Err(_) => {
+                        allowance.give_back();
+                        cancel.cancel();
+                    }
+                }
+                let _ =
+                    admitted_tx.send(committed.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
+                committed
+            };
+            let execution = state.sandbox.execute(job, out_tx, cancel.clone());
+            let run = async {
+                match refused {
+                    None => (execution.await, None),
+                    Some(mut refused) => {
+                        tokio::pin!(execution);
+                        tokio::select! {
+                            biased;
+                            Ok(error) = &mut refused => {
+                                cancel.cancel();
+                                (execution.await, Some(error))
+                            }
+                            report = &mut execution => (report, refused.try_recv().ok()),
+                        }
+                    }
+                }
+            };
+            let ((report, refusal), on_record) = tokio::join!(run, on_record);
+            state.metrics.running.dec();
+            observe(&state, &tier_name, &report);
+            tracing::debug!(execution_id = %row.id, outcome = report.outcome.as_str(), "execution finished");
+            let finish = UsageRecord {
+                end: Some(UsageEnd::from_report(now_ms(), &report)),
+                ..row
+            };
+            // Queued behind the admission row, often in the same commit.
+            let recorded = match (on_record, state.usage.enqueue(finish).await) {
+                (Ok(()), Ok(finished)) => finished.wait().await,
+                (Err(error), _) | (_, Err(error)) => Err(error),
+            };
+            let answer = match (recorded, refusal) {
+                (Err(error), _) => Err(ApiError::from(error)),
+                (Ok(()), Some(refusal)) => Err(refusal),
+                (Ok(()), None) => Ok(report),
+            };
+            // A client that saw `finished` may start its next run at
+            // once: its slots are free by then.
+            drop(permit);
+            drop(allowance);
+            let _ = report_tx.send(answer);
+        },
+        span,
+    ));
+    Ok(Running {
+        execution_id,
+        admitted,
+        output: out_rx,
+        report: report_rx,
+    })
+}
+
+/// The finished execution's outcome, duration and fuel, per tier.
+fn observe(state: &AppState, tier_name: &str, report: &Report) {
+    let metrics = &state.metrics;
+    metrics
+        .executions
+        .with_label_values(&[report.outcome.as_str(), tier_name])
+        .inc();
+    metrics
+        .duration_seconds
+        .with_label_values(&[tier_name])
+        .observe(report.duration.as_secs_f64());
+    metrics
+        .fuel
+        .with_label_values(&[tier_name])
+        .observe(report.fuel_consumed as f64);
+}

@@ -1,0 +1,18 @@
+//! Executions below the API: a request becomes a [`RunSpec`] (or a
+//! [`BatchSpec`]) by conversion, and [`lifecycle`] owns what follows —
+//! admit → record → run → finish → record — so the gRPC handlers only
+//! authenticate, convert, call and map events to the wire.
+
+pub mod batch;
+pub mod client;
+pub mod lifecycle;
+pub mod record;
+pub mod spec;
+mod verdict;
+
+pub use self::{
+    batch::{Batch, BatchSpec, CaseResult},
+    lifecycle::{ExecEvent, Execution, Finished},
+    record::{UsageEnd, UsageRecord},
+    spec::{NamedTier, RunSpec},
+};

@@ -1,0 +1,211 @@
+//! Requests become a [`RunSpec`] by conversion, so every execution —
+//! `Run`, `Execute` or one case of `RunBatch` — is validated the same way
+//! before the lifecycle sees it.
+
+use bytes::Bytes;
+use tonic::Status;
+use wasmwiz_proto::v1;
+
+use super::client::{receive_module, ClientStdin, ClientStream};
+use crate::{
+    api::{
+        convert::{check_size, sha256_field, CommandLine, EffectiveLimits},
+        errors::ApiError,
+    },
+    config::Tier,
+};
+
+/// Where the module to run comes from, as the request gave it.
+pub enum ModuleSource {
+    /// Bytes in the request.
+    Inline(Bytes),
+    /// A module the caller stored, by sha256.
+    Stored(String),
+    /// `size` bytes that follow `start` on the client's stream; read only
+    /// once the caller is admitted, so a refused caller uploads nothing.
+    Streamed(u64),
+}
+
+/// A request's `oneof source` in the shape `Run` and `RunBatch` share.
+pub enum GivenSource {
+    Module(Vec<u8>),
+    Sha256(String),
+}
+
+impl From<v1::run_request::Source> for GivenSource {
+    fn from(source: v1::run_request::Source) -> Self {
+        match source {
+            v1::run_request::Source::Module(bytes) => Self::Module(bytes),
+            v1::run_request::Source::ModuleSha256(sha) => Self::Sha256(sha),
+        }
+    }
+}
+
+impl From<v1::run_batch_request::Source> for GivenSource {
+    fn from(source: v1::run_batch_request::Source) -> Self {
+        match source {
+            v1::run_batch_request::Source::Module(bytes) => Self::Module(bytes),
+            v1::run_batch_request::Source::ModuleSha256(sha) => Self::Sha256(sha),
+        }
+    }
+}
+
+/// The caller's tier with its name (errors name the tier in the user's terms).
+#[derive(Clone, Copy)]
+pub struct NamedTier<'a> {
+    pub name: &'a str,
+    pub tier: &'a Tier,
+}
+
+impl ModuleSource {
+    /// Checks inline bytes against the tier and a sha256's shape.
+    pub fn given(source: Option<GivenSource>, tier: NamedTier<'_>) -> Result<Self, ApiError> {
+        match source {
+            Some(GivenSource::Module(bytes)) => {
+                check_size(
+                    "module",
+                    bytes.len() as u64,
+                    tier.tier.max_module_bytes,
+                    tier.name,
+                )?;
+                Ok(Self::Inline(Bytes::from(bytes)))
+            }
+            Some(GivenSource::Sha256(sha)) => {
+                Ok(Self::Stored(sha256_field("module_sha256", &sha)?))
+            }
+            None => Err(ApiError::invalid(
+                "source",
+                "give `module` bytes or a `module_sha256`",
+            )),
+        }
+    }
+}
+
+/// The guest's stdin, as the request gave it.
+pub enum StdinSpec {
+    Bytes(Bytes),
+    /// `stdin_chunk`s on the client's stream, up to the tier's maximum.
+    Streamed {
+        max: u64,
+        tier_name: String,
+    },
+}
+
+/// One execution, validated against the caller's tier.
+pub struct RunSpec {
+    pub source: ModuleSource,
+    /// Store the module for the caller (inline or streamed bytes only).
+    pub keep_module: bool,
+    pub cmd: CommandLine,
+    pub limits: EffectiveLimits,
+    pub seed: u64,
+    pub stdin: StdinSpec,
+    /// Bytes stdout must equal for an ACCEPTED verdict.
+    pub expected: Option<Bytes>,
+    /// The rest of an `Execute` client's stream (module chunks, then stdin).
+    pub client: Option<ClientStream>,
+}
+
+impl RunSpec {
+    /// The module's bytes or sha256, reading a streamed module from the
+    /// client now (the caller has been admitted).
+    pub async fn take_source(&mut self) -> Result<ModuleSource, Status> {
+        match std::mem::replace(&mut self.source, ModuleSource::Streamed(0)) {
+            ModuleSource::Streamed(size) => {
+                let client = self.client.as_mut().ok_or_else(|| {
+                    Status::internal("a streamed module needs the client's stream")
+                })?;
+                Ok(ModuleSource::Inline(receive_module(size, client).await?))
+            }
+            ready => Ok(ready),
+        }
+    }
+
+    /// The guest's stdin, streaming from the client's rest when asked to.
+    pub fn take_stdin(&mut self) -> Result<ClientStdin, Status> {
+        match std::mem::replace(&mut self.stdin, StdinSpec::Bytes(Bytes::new())) {
+            StdinSpec::Bytes(bytes) => Ok(ClientStdin::bytes(bytes)),
+            StdinSpec::Streamed { max, tier_name } => {
+                let client = self
+                    .client
+                    .take()
+                    .ok_or_else(|| Status::internal("streamed stdin needs the client's stream"))?;
+                Ok(ClientStdin::streamed(client, max, tier_name))
+            }
+        }
+    }
+}
+
+impl TryFrom<(v1::RunRequest, NamedTier<'_>)> for RunSpec {
+    type Error = ApiError;
+
+    fn try_from((req, named): (v1::RunRequest, NamedTier<'_>)) -> Result<Self, ApiError> {
+        let (tier, name) = (named.tier, named.name);
+        let limits = EffectiveLimits::resolve(req.limits.as_ref(), tier, name)?;
+        check_size("stdin", req.stdin.len() as u64, tier.max_stdin_bytes, name)?;
+        let cmd =
+            CommandLine::new(req.program_name, req.args, req.env)?.within(tier, name, "args")?;
+        Ok(Self {
+            source: ModuleSource::given(req.source.map(GivenSource::from), named)?,
+            keep_module: req.keep_module,
+            cmd,
+            limits,
+            seed: req.random_seed,
+            stdin: StdinSpec::Bytes(Bytes::from(req.stdin)),
+            expected: req.expected_stdout.map(Bytes::from),
+            client: None,
+        })
+    }
+}
+
+impl TryFrom<(v1::ExecuteStart, ClientStream, NamedTier<'_>)> for RunSpec {
+    type Error = ApiError;
+
+    fn try_from(
+        (start, client, named): (v1::ExecuteStart, ClientStream, NamedTier<'_>),
+    ) -> Result<Self, ApiError> {
+        let (tier, name) = (named.tier, named.name);
+        let limits = EffectiveLimits::resolve(start.limits.as_ref(), tier, name)?;
+        check_size(
+            "stdin",
+            start.stdin.len() as u64,
+            tier.max_stdin_bytes,
+            name,
+        )?;
+        let cmd = CommandLine::new(start.program_name, start.args, start.env)?
+            .within(tier, name, "args")?;
+        let source = match start.source {
+            Some(v1::execute_start::Source::ModuleSize(size)) => {
+                check_size("module_size", size, tier.max_module_bytes, name)?;
+                ModuleSource::Streamed(size)
+            }
+            Some(v1::execute_start::Source::ModuleSha256(sha)) => {
+                ModuleSource::Stored(sha256_field("module_sha256", &sha)?)
+            }
+            None => {
+                return Err(ApiError::invalid(
+                    "source",
+                    "give `module_size` or a `module_sha256`",
+                ))
+            }
+        };
+        let stdin = if start.stream_stdin {
+            StdinSpec::Streamed {
+                max: tier.max_stdin_bytes,
+                tier_name: name.to_string(),
+            }
+        } else {
+            StdinSpec::Bytes(Bytes::from(start.stdin))
+        };
+        Ok(Self {
+            source,
+            keep_module: start.keep_module,
+            cmd,
+            limits,
+            seed: start.random_seed,
+            stdin,
+            expected: start.expected_stdout.map(Bytes::from),
+            client: Some(client),
+        })
+    }
+}
