@@ -3,6 +3,9 @@
 //!
 //! # Layout
 //! - [`engine`]: the sandbox (wasmi, fuel slices, virtual WASI, admission).
+//! - [`exec`]: an execution's life (admit → record → run → finish →
+//!   record) and batches, from a `RunSpec` built by conversion.
+//! - [`transport`]: the accept loop, connection limits, auth before the body.
 //! - [`api`]: one thin file per gRPC service, validation by conversion
 //!   ([`api::convert`]) and the one error table ([`api::errors`]).
 //! - [`auth`]: API keys (HMAC under a pepper, constant-time checks, cache).
