@@ -23,6 +23,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod config_reference;
 pub mod engine;
 pub mod exec;
 pub mod limits;

@@ -1,5 +1,5 @@
-//! `wasmwiz-server`: `serve` (the default), `admin create-key` and
-//! `config defaults`.
+//! `wasmwiz-server`: `serve` (the default), `admin create-key`, and
+//! `config defaults` / `config reference`.
 
 use std::{
     io::{ErrorKind, IsTerminal},
@@ -69,6 +69,8 @@ enum AdminCommand {
 enum ConfigCommand {
     /// Print the complete default configuration (tiers included) as TOML.
     Defaults,
+    /// Print the reference table of every setting (README's, as Markdown).
+    Reference,
 }
 
 /// Parses the command line, and layers the configuration: defaults, the
@@ -182,11 +184,13 @@ async fn create_key(
 fn main() -> anyhow::Result<()> {
     let (command, config) = parse()?;
     let command = command.unwrap_or(Command::Serve);
-    if let Command::Config {
-        command: ConfigCommand::Defaults,
-    } = command
-    {
-        print!("{}", Config::defaults_toml());
+    if let Command::Config { command } = command {
+        match command {
+            ConfigCommand::Defaults => print!("{}", Config::defaults_toml()),
+            ConfigCommand::Reference => {
+                print!("{}", wasmwiz_server::config_reference::reference_table())
+            }
+        }
         return Ok(());
     }
     config.validate()?;

@@ -244,22 +244,33 @@ impl AccountService for AccountApi {
         let key_id = request.get_ref().key_id.clone();
         let revoked = self
             .state
-            .store
             .revoke_key(&key_id, Some(&caller.user_id))
-            .await
-            .map_err(ApiError::from)?;
+            .await?;
+        tracing::info!(%key_id, below = revoked - 1, by = %caller.key_id, "key revoked (self-service)");
+        Ok(self.state.respond(&caller, v1::RevokeMyApiKeyResponse {}))
+    }
+}
+
+impl AppState {
+    /// Revokes key `key_id` and every key created below it (only among
+    /// `owner`'s keys when given), and drops them from the auth cache at
+    /// once. Returns how many were revoked; an unknown key is NOT_FOUND.
+    pub(super) async fn revoke_key(
+        &self,
+        key_id: &str,
+        owner: Option<&str>,
+    ) -> Result<usize, ApiError> {
+        let revoked = self.store.revoke_key(key_id, owner).await?;
         if revoked.is_empty() {
             return Err(ApiError::NotFound {
                 resource_type: "api key",
-                name: key_id,
-            }
-            .into());
+                name: key_id.to_string(),
+            });
         }
         for id in &revoked {
-            self.state.auth.forget(id).await;
+            self.auth.forget(id).await;
         }
-        tracing::info!(%key_id, below = revoked.len() - 1, by = %caller.key_id, "key revoked (self-service)");
-        Ok(self.state.respond(&caller, v1::RevokeMyApiKeyResponse {}))
+        Ok(revoked.len())
     }
 }
 

@@ -174,23 +174,8 @@ impl AdminService for AdminApi {
     ) -> Result<Response<v1::RevokeApiKeyResponse>, Status> {
         let caller = self.admin(&request).await?;
         let key_id = request.get_ref().key_id.clone();
-        let revoked = self
-            .state
-            .store
-            .revoke_key(&key_id, None)
-            .await
-            .map_err(ApiError::from)?;
-        if revoked.is_empty() {
-            return Err(ApiError::NotFound {
-                resource_type: "api key",
-                name: key_id,
-            }
-            .into());
-        }
-        for id in &revoked {
-            self.state.auth.forget(id).await;
-        }
-        tracing::info!(%key_id, below = revoked.len() - 1, by = %caller.key_id, "key revoked by admin");
+        let revoked = self.state.revoke_key(&key_id, None).await?;
+        tracing::info!(%key_id, below = revoked - 1, by = %caller.key_id, "key revoked by admin");
         Ok(Response::new(v1::RevokeApiKeyResponse {}))
     }
 

@@ -304,6 +304,9 @@ impl From<ApiError> for Status {
                     LimitError::Concurrency { headers, .. } => {
                         ("concurrent executions", Duration::from_secs(1), *headers)
                     }
+                    LimitError::DailyTooSmallForBatch { retry_after, .. } => {
+                        ("executions per day", *retry_after, None)
+                    }
                 };
                 let mut details =
                     ErrorDetails::with_quota_failure_violation(subject, limit.to_string());

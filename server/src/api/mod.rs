@@ -69,7 +69,6 @@ impl AppState {
         let metrics = Metrics::new();
         let limits = Limits::new(
             store.clone(),
-            &config.tiers,
             config.redis_url.as_deref(),
             LimitMetrics {
                 fallback_active: metrics.redis_fallback_active.clone(),

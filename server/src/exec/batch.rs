@@ -1,5 +1,6 @@
 //! `RunBatch`: one module, many cases, run up to the tier's concurrency at
-//! once and reported as each ends. A batch lives only as long as its
+//! once, paced within the caller's per-minute rate, and reported as each
+//! ends. A batch larger than what is left of today's quota is refused whole. A batch lives only as long as its
 //! response stream: once the client goes away, the running cases are
 //! cancelled and no further case starts.
 
@@ -26,8 +27,9 @@ use crate::{
         AppState, Resolved,
     },
     auth::Caller,
+    config::Tier,
     engine::Stream as OutStream,
-    limits::RateHeaders,
+    limits::{Allowance, LimitError, RateHeaders},
 };
 
 /// One case of a batch: its own args and stdin, the batch's module.
@@ -113,7 +115,9 @@ pub struct Batch {
 }
 
 /// Admits the first case before answering (so limits show as an error
-/// status), then runs the cases in the background.
+/// status) and checks that today's quota covers every case (a batch is
+/// refused whole rather than cut short by the quota), then runs the cases
+/// in the background.
 pub async fn start(
     state: &Arc<AppState>,
     caller: &Caller,
@@ -121,6 +125,7 @@ pub async fn start(
 ) -> Result<Batch, Status> {
     let tier = state.tier(caller)?.clone();
     let first = allow(state, caller, &tier, true).await?;
+    check_daily_quota_covers(state, caller, &tier, spec.cases.len() as u64).await?;
     let resolved = Arc::new(resolve(state, caller, spec.source, false).await?);
     let headers = first.headers;
     let (tx, rx) = mpsc::channel::<Result<CaseResult, Status>>(16);
@@ -148,6 +153,30 @@ pub async fn start(
     })
 }
 
+/// Refuses the batch whole when today's quota has fewer executions left
+/// than it has cases (the first case's allowance, already taken, counts as
+/// left: it is given back with the refusal).
+async fn check_daily_quota_covers(
+    state: &AppState,
+    caller: &Caller,
+    tier: &Tier,
+    cases: u64,
+) -> Result<(), ApiError> {
+    if tier.unmetered || cases <= 1 {
+        return Ok(());
+    }
+    let remaining = state
+        .limits
+        .remaining_today(&caller.user_id, tier)
+        .await
+        .map_err(ApiError::Internal)?
+        + 1;
+    if remaining < cases {
+        return Err(LimitError::daily_too_small_for_batch(cases, remaining, tier).into());
+    }
+    Ok(())
+}
+
 /// Starts the cases in order as slots and allowances allow.
 struct Scheduler {
     state: Arc<AppState>,
@@ -161,12 +190,7 @@ struct Scheduler {
 }
 
 impl Scheduler {
-    async fn run(
-        self,
-        cases: Vec<CaseSpec>,
-        first: crate::limits::Allowance,
-        tier: crate::config::Tier,
-    ) {
+    async fn run(self, cases: Vec<CaseSpec>, first: Allowance, tier: Tier) {
         let mut first = Some(first);
         let mut running = FuturesUnordered::new();
         for (index, case) in cases.into_iter().enumerate() {
@@ -178,16 +202,9 @@ impl Scheduler {
             };
             let allowance = match first.take() {
                 Some(allowance) => allowance,
-                None => tokio::select! {
-                    biased;
-                    () = self.stop.cancelled() => break,
-                    allowed = allow(&self.state, &self.caller, &tier, true) => match allowed {
-                        Ok(allowance) => allowance,
-                        Err(error) => {
-                            let _ = self.tx.send(Err(error.into())).await;
-                            break;
-                        }
-                    },
+                None => match self.paced_allowance(&tier).await {
+                    Some(allowance) => allowance,
+                    None => break,
                 },
             };
             let launched = launch(
@@ -218,6 +235,37 @@ impl Scheduler {
             }));
         }
         while running.next().await.is_some() {}
+    }
+
+    /// The next case's allowance. Past the per-minute rate the batch waits
+    /// for the next cell instead of failing: the server paces the cases
+    /// within the caller's allowance, so a batch larger than a minute's rate
+    /// runs whole. Any other refusal (today's quota used up meanwhile by
+    /// other calls) ends the batch after the cases that ran. `None`: stop.
+    async fn paced_allowance(&self, tier: &Tier) -> Option<Allowance> {
+        loop {
+            let refused = tokio::select! {
+                biased;
+                () = self.stop.cancelled() => return None,
+                allowed = allow(&self.state, &self.caller, tier, true) => match allowed {
+                    Ok(allowance) => return Some(allowance),
+                    Err(refused) => refused,
+                },
+            };
+            match refused {
+                ApiError::Limited(LimitError::PerMinute { retry_after, .. }) => {
+                    tokio::select! {
+                        biased;
+                        () = self.stop.cancelled() => return None,
+                        () = tokio::time::sleep(retry_after) => {}
+                    }
+                }
+                error => {
+                    let _ = self.tx.send(Err(error.into())).await;
+                    return None;
+                }
+            }
+        }
     }
 }
 

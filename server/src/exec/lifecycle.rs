@@ -25,7 +25,7 @@ use crate::{
     auth::Caller,
     config::Tier,
     engine::{Job, OutputChunk, Report, Stream as OutStream},
-    limits::{utc_day, Allowance, LimitError, RateHeaders},
+    limits::{utc_day, AdmitError, Allowance, LimitError, RateHeaders},
     store::now_ms,
 };
 
@@ -136,17 +136,15 @@ pub(super) async fn allow(
     tier: &Tier,
     wait: bool,
 ) -> Result<Allowance, ApiError> {
-    match state
-        .limits
-        .admit(&caller.user_id, &caller.tier, tier, wait)
-        .await?
-    {
+    match state.limits.admit(&caller.user_id, tier, wait).await {
         Ok(allowance) => Ok(allowance),
-        Err(refusal) => {
+        Err(AdmitError::Counter(error)) => Err(ApiError::Internal(error)),
+        Err(AdmitError::Refused(refusal)) => {
             let reason = match refusal {
                 LimitError::PerMinute { .. } => "per_minute",
                 LimitError::Daily { .. } => "per_day",
                 LimitError::Concurrency { .. } => "concurrency",
+                LimitError::DailyTooSmallForBatch { .. } => "per_day",
             };
             state
                 .metrics

@@ -16,7 +16,6 @@ mod redis;
 mod uploads;
 
 use std::{
-    collections::BTreeMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -62,6 +61,38 @@ pub enum LimitError {
         limit: u32,
         headers: Option<RateHeaders>,
     },
+    /// A batch needs more executions than are left of today's quota; it is
+    /// refused whole, so no case runs.
+    #[error("this batch has {needed} cases but only {remaining} of today's {limit} executions are left; it resets at 00:00 UTC (in {} s)", retry_after.as_secs())]
+    DailyTooSmallForBatch {
+        needed: u64,
+        remaining: u64,
+        limit: u64,
+        retry_after: Duration,
+    },
+}
+
+impl LimitError {
+    /// A batch of `needed` cases with `remaining` executions left today.
+    pub fn daily_too_small_for_batch(needed: u64, remaining: u64, tier: &Tier) -> Self {
+        LimitError::DailyTooSmallForBatch {
+            needed,
+            remaining,
+            limit: tier.per_day,
+            retry_after: retry_secs(until_utc_midnight()),
+        }
+    }
+}
+
+/// Why [`Limits::admit`] gave no allowance.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    /// A limit refused the execution: the caller's answer.
+    #[error(transparent)]
+    Refused(LimitError),
+    /// The daily counter could not be read or written: the server's fault.
+    #[error("{0:#}")]
+    Counter(anyhow::Error),
 }
 
 /// Metrics the limiter reports into.
@@ -127,11 +158,10 @@ fn retry_secs(d: Duration) -> Duration {
 const HEARTBEAT: Duration = Duration::from_secs(3);
 
 impl Limits {
-    /// In-process limits, or shared ones when `redis_url` is given. The
-    /// limits follow each call's [`Tier`], so `_tiers` is not needed here.
+    /// In-process limits, or shared ones when `redis_url` is given. Limits
+    /// follow each call's [`Tier`], so no tier table is kept here.
     pub fn new(
         store: Store,
-        _tiers: &BTreeMap<String, Tier>,
         redis_url: Option<&str>,
         metrics: LimitMetrics,
     ) -> anyhow::Result<Self> {
@@ -216,10 +246,9 @@ impl Limits {
     pub async fn admit(
         &self,
         user_id: &str,
-        _tier_name: &str,
         tier: &Tier,
         wait_for_slot: bool,
-    ) -> anyhow::Result<Result<Allowance, LimitError>> {
+    ) -> Result<Allowance, AdmitError> {
         let mut headers = None;
         let mut charge = Charge::default();
         if !tier.unmetered {
@@ -235,7 +264,7 @@ impl Limits {
                 Minute::Refused { retry_after } => {
                     self.last_remaining
                         .insert(user_id.to_string(), (0, Instant::now()));
-                    return Ok(Err(LimitError::PerMinute {
+                    return Err(AdmitError::Refused(LimitError::PerMinute {
                         limit: tier.per_minute,
                         retry_after: retry_secs(retry_after),
                         headers: Self::headers_for(tier, 0),
@@ -248,11 +277,12 @@ impl Limits {
             match self
                 .backend
                 .take_day(user_id, &utc_day(), tier.per_day)
-                .await?
+                .await
+                .map_err(|error| AdmitError::Counter(error.into()))?
             {
                 Some(counted) => charge.take(counted),
                 None => {
-                    return Ok(Err(LimitError::Daily {
+                    return Err(AdmitError::Refused(LimitError::Daily {
                         limit: tier.per_day,
                         retry_after: retry_secs(until_utc_midnight()),
                         headers,
@@ -273,13 +303,13 @@ impl Limits {
             )
             .await;
         match slot {
-            Some(slot) => Ok(Ok(Allowance {
+            Some(slot) => Ok(Allowance {
                 headers,
                 charge,
                 _slot: slot,
-            })),
+            }),
             // `charge` is dropped unconfirmed: the refusal costs nothing.
-            None => Ok(Err(LimitError::Concurrency {
+            None => Err(AdmitError::Refused(LimitError::Concurrency {
                 limit: tier.max_concurrent,
                 headers,
             })),
@@ -314,10 +344,9 @@ mod tests {
         }
     }
 
-    /// Limits over a fresh SQLite store, with one tier `t`, in process or
-    /// with Redis at `redis_url`.
+    /// Limits over a fresh SQLite store, in process or with Redis at
+    /// `redis_url`.
     async fn limits_with(
-        t: &Tier,
         redis_url: Option<&str>,
         metrics: LimitMetrics,
     ) -> (Limits, tempfile::TempDir) {
@@ -325,13 +354,12 @@ mod tests {
         let store = Store::connect(&crate::store::sqlite_url(dir.path()))
             .await
             .unwrap();
-        let tiers = BTreeMap::from([("t".to_string(), t.clone())]);
-        (Limits::new(store, &tiers, redis_url, metrics).unwrap(), dir)
+        (Limits::new(store, redis_url, metrics).unwrap(), dir)
     }
 
-    /// In-process limits with one tier `t`.
-    async fn limits(t: &Tier) -> (Limits, tempfile::TempDir) {
-        limits_with(t, None, metrics()).await
+    /// In-process limits.
+    async fn limits() -> (Limits, tempfile::TempDir) {
+        limits_with(None, metrics()).await
     }
 
     /// A Redis URL nothing answers at (a port bound, then freed).
@@ -341,13 +369,17 @@ mod tests {
     }
 
     async fn admit(limits: &Limits, t: &Tier) -> Result<Allowance, LimitError> {
-        limits.admit("u", "t", t, false).await.unwrap()
+        match limits.admit("u", t, false).await {
+            Ok(allowance) => Ok(allowance),
+            Err(AdmitError::Refused(refusal)) => Err(refusal),
+            Err(AdmitError::Counter(error)) => panic!("counter failed: {error:#}"),
+        }
     }
 
     #[tokio::test]
     async fn a_concurrency_refusal_gives_the_minute_and_the_day_back() {
         let t = tier(3, 100, 1);
-        let (limits, _dir) = limits(&t).await;
+        let (limits, _dir) = limits().await;
         let mut running = admit(&limits, &t).await.unwrap();
         running.confirm();
         for _ in 0..5 {
@@ -371,7 +403,7 @@ mod tests {
     #[tokio::test]
     async fn an_unconfirmed_allowance_costs_nothing() {
         let t = tier(2, 100, 4);
-        let (limits, _dir) = limits(&t).await;
+        let (limits, _dir) = limits().await;
         for _ in 0..5 {
             drop(admit(&limits, &t).await.unwrap());
         }
@@ -390,7 +422,7 @@ mod tests {
     #[tokio::test]
     async fn a_daily_refusal_gives_the_minute_back() {
         let t = tier(2, 1, 4);
-        let (limits, _dir) = limits(&t).await;
+        let (limits, _dir) = limits().await;
         let mut first = admit(&limits, &t).await.unwrap();
         first.confirm();
         // Each refusal takes the last minute cell and gives it back: had it
@@ -408,7 +440,7 @@ mod tests {
         let t = tier(3, 100, 1);
         let metrics = metrics();
         let url = closed_redis_url();
-        let (limits, _dir) = limits_with(&t, Some(&url), metrics.clone()).await;
+        let (limits, _dir) = limits_with(Some(&url), metrics.clone()).await;
         let allowance = admit(&limits, &t).await.expect("admitted locally");
         assert_eq!(allowance.headers.unwrap().remaining, 2);
         assert_eq!(metrics.fallback_active.get(), 1);
@@ -423,7 +455,7 @@ mod tests {
     async fn uploads_do_not_spend_the_execution_minute() {
         let mut t = tier(1, 100, 1);
         t.uploads_per_minute = 1;
-        let (limits, _dir) = limits(&t).await;
+        let (limits, _dir) = limits().await;
         drop(limits.admit_upload("u", "t", &t).await.unwrap());
         let mut run = admit(&limits, &t)
             .await
@@ -435,7 +467,7 @@ mod tests {
     async fn an_upload_past_its_minute_is_refused() {
         let mut t = tier(10, 100, 1);
         t.uploads_per_minute = 1;
-        let (limits, _dir) = limits(&t).await;
+        let (limits, _dir) = limits().await;
         drop(limits.admit_upload("u", "t", &t).await.unwrap());
         assert!(matches!(
             limits.admit_upload("u", "t", &t).await.err(),
@@ -448,7 +480,7 @@ mod tests {
         let mut t = tier(10, 100, 1);
         t.uploads_per_minute = 2;
         t.max_concurrent_uploads = 1;
-        let (limits, _dir) = limits(&t).await;
+        let (limits, _dir) = limits().await;
         let held = limits.admit_upload("u", "t", &t).await.unwrap();
         for _ in 0..3 {
             assert!(matches!(
