@@ -388,10 +388,14 @@ pub fn failure(cli: &Cli, error: &Error) -> Failure {
                     m.push_str(&format!(" ({})", subjects.join(", ")));
                 }
                 match e.retry_after() {
-                    Some(wait) if cli.retry => m.push_str(&format!(
+                    Some(wait) if cli.retry && wait > cli.max_wait => m.push_str(&format!(
                         "; the server asks to wait {}, more than --max-wait {}",
                         format_duration(wait),
                         format_duration(cli.max_wait)
+                    )),
+                    Some(wait) if cli.retry => m.push_str(&format!(
+                        "; the server asks to wait {}",
+                        format_duration(wait)
                     )),
                     Some(wait) => m.push_str(&format!(
                         "; try again in {} (or pass --retry to wait automatically)",
