@@ -456,13 +456,18 @@ fn speaks_no_tls(reason: &str) -> bool {
     reason.contains("InvalidContentType") || reason.contains("corrupt message")
 }
 
-/// Plaintext HTTP/2 answered with bytes that are not HTTP/2: a TLS server
-/// replies to the connection preface with a TLS alert.
+/// A TLS server answers a plaintext HTTP/2 preface with a TLS alert and
+/// closes: the client sees an h2 protocol error, or, when the close wins the
+/// race, its request cancelled before any response ("operation was
+/// canceled"). The server itself never answers CANCELLED to these calls.
 fn expects_tls(error: &wasmwiz::ApiError) -> bool {
-    matches!(
+    let protocol_error = matches!(
         error.code(),
         Code::Internal | Code::Unavailable | Code::Unknown
-    ) && error.message().contains("h2 protocol error")
+    ) && error.message().contains("h2 protocol error");
+    let closed_before_answering =
+        error.code() == Code::Cancelled && error.message().contains("operation was canceled");
+    protocol_error || closed_before_answering
 }
 
 /// "Connection refused (os error 111)" → "connection refused".
