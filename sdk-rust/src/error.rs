@@ -99,10 +99,16 @@ impl Error {
         self.api().and_then(ApiError::retry_after)
     }
 
-    /// True for errors worth retrying: RESOURCE_EXHAUSTED and UNAVAILABLE
-    /// (including connection failures).
+    /// True for errors worth retrying: UNAVAILABLE (including connection
+    /// failures), and RESOURCE_EXHAUSTED when the server says when to come
+    /// back (rate limits, quotas, concurrency). A full storage quota or key
+    /// limit says no such thing: waiting would not free it.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.code(), Code::ResourceExhausted | Code::Unavailable)
+        match self.code() {
+            Code::Unavailable => true,
+            Code::ResourceExhausted => self.retry_after().is_some(),
+            _ => false,
+        }
     }
 
     /// True when the server could not be reached at all (connection refused,
@@ -190,6 +196,23 @@ impl ApiError {
             .unwrap_or_default()
     }
 
+    /// The numbers of a refused limit (the ErrorInfo `LIMIT_EXCEEDED`
+    /// beside a BadRequest), so a client can word it in its own terms.
+    pub fn limit_exceeded(&self) -> Option<LimitExceeded> {
+        let info = self.details.error_info()?;
+        if info.reason != "LIMIT_EXCEEDED" {
+            return None;
+        }
+        let number = |key: &str| info.metadata.get(key)?.parse::<u64>().ok();
+        Some(LimitExceeded {
+            field: info.metadata.get("field")?.clone(),
+            requested: number("requested")?,
+            maximum: number("maximum")?,
+            unit: info.metadata.get("unit").cloned().unwrap_or_default(),
+            tier: info.metadata.get("tier").cloned().unwrap_or_default(),
+        })
+    }
+
     /// BadRequest violations (INVALID_ARGUMENT): which field, and why.
     pub fn field_violations(&self) -> &[FieldViolation] {
         self.details
@@ -234,6 +257,22 @@ impl ApiError {
         }
         Some(source.to_string())
     }
+}
+
+/// A request value above its tier's maximum, as the server's ErrorInfo
+/// metadata gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitExceeded {
+    /// The request field, e.g. `limits.memory_bytes` or `cases[3].stdin`.
+    pub field: String,
+    /// The value asked for, in `unit`.
+    pub requested: u64,
+    /// The tier's maximum, in `unit`.
+    pub maximum: u64,
+    /// `bytes`, `fuel`, `ms` or `count`.
+    pub unit: String,
+    /// The caller's tier.
+    pub tier: String,
 }
 
 impl fmt::Debug for ApiError {

@@ -67,7 +67,7 @@ pub use batch::{
     junit_report, junit_xml, xml_escape, Batch, BatchOutput, BatchStream, Case, CaseResult, NotRun,
 };
 pub use client::{Client, ClientBuilder};
-pub use error::{code_name, ApiError, Error, RateLimit, Result};
+pub use error::{code_name, ApiError, Error, LimitExceeded, RateLimit, Result};
 pub use modules::{Module, Upload};
 pub use retry::RetryPolicy;
 pub use run::{Run, RunStream};

@@ -377,6 +377,11 @@ pub fn failure(cli: &Cli, error: &Error) -> Failure {
                     format!("permission denied: {}", e.message())
                 },
             ),
+            // Storage and key quotas: no wait frees them, so no retry hint.
+            Code::ResourceExhausted if e.retry_after().is_none() => (
+                exit::RATE_LIMITED,
+                format!("quota exceeded: {}", e.message()),
+            ),
             Code::ResourceExhausted => {
                 let mut m = String::from("rate limited");
                 let subjects: Vec<&str> = e
@@ -416,6 +421,16 @@ pub fn failure(cli: &Cli, error: &Error) -> Failure {
                     )
                 ),
             ),
+            // The server gave up on an upload that stalled: the link or this
+            // machine paused, not the server being down.
+            Code::DeadlineExceeded if e.reason() == Some("UPLOAD_IDLE") => (
+                exit::CONNECTION,
+                format!(
+                    "upload abandoned by the server: {}\nhint: the upload paused too long \
+                     between chunks; check the network and try again",
+                    e.message()
+                ),
+            ),
             Code::Unavailable | Code::DeadlineExceeded => {
                 let mut m = format!("server unavailable: {}", e.message());
                 if let Some(wait) = e.retry_after() {
@@ -425,6 +440,14 @@ pub fn failure(cli: &Cli, error: &Error) -> Failure {
                     ));
                 }
                 (exit::CONNECTION, m)
+            }
+            // A tier limit: the flag the user set, in human units.
+            Code::InvalidArgument if e.limit_exceeded().is_some() => {
+                let limit = e.limit_exceeded().expect("checked by the guard");
+                (
+                    exit::USAGE,
+                    format!("request refused: {}", cli::limit_words::describe(&limit)),
+                )
             }
             Code::InvalidArgument
             | Code::NotFound
