@@ -88,6 +88,7 @@ fn job(sb: &Sandbox, module: Arc<wasmwiz_server::engine::CompiledModule>, args: 
         memory_bytes: 1 << 30,
         timeout: Duration::from_secs(600),
         max_output_bytes: 1 << 30,
+        fs: None,
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Job {
     pub memory_bytes: u64,
     pub timeout: Duration,
     pub max_output_bytes: u64,
+    /// The guest's in-memory filesystem; `None` gives it no preopens.
+    pub fs: Option<super::vfs::FsSpec>,
 }
 
 /// Streamed stdin buffered ahead of the guest's reads, at most.
@@ -328,5 +330,6 @@ fn finish(
         stderr_bytes,
         output_truncated: output.truncated(),
         stdin_bytes: stdin.total(),
+        files: Vec::new(),
     }
 }
