@@ -41,6 +41,9 @@ impl Content {
     pub fn len(&self) -> u64 {
         self.as_slice().len() as u64
     }
+    pub fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
     fn make_mut(&mut self) -> &mut Vec<u8> {
         if let Content::Shared(bytes) = self {
             *self = Content::Owned(bytes.to_vec());
