@@ -255,6 +255,27 @@ async fn append_writes_at_the_end() {
 }
 
 #[tokio::test]
+async fn pwrite_on_an_append_fd_appends_as_on_linux() {
+    let lines = probe(
+        vec![file("f", "hello")],
+        "open f 0 1 3 0  pwrite 4 0 X  pread 4 10 0",
+    )
+    .await;
+    assert_eq!(lines[2], "pread: data=helloX");
+}
+
+#[tokio::test]
+async fn set_size_on_a_file_not_opened_for_writing_is_einval() {
+    let lines = probe(
+        vec![file("f", "abc")],
+        "open f 0 0 1 0  truncate 4 1  fstat 4",
+    )
+    .await;
+    assert_eq!(lines[1], errno("truncate", EINVAL));
+    assert!(lines[2].starts_with("fstat: type=4 size=3 "), "{lines:?}");
+}
+
+#[tokio::test]
 async fn truncate_on_open_empties_the_file() {
     let lines = probe(vec![file("f", "old contents")], "open f 8 0 3 0  fstat 4").await;
     assert!(lines[1].starts_with("fstat: type=4 size=0 "), "{lines:?}");
