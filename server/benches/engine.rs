@@ -364,7 +364,7 @@ fn main() {
     // Filesystem call rate: fuel per second of a guest doing nothing but
     // path_filestat_get on an 8-segment path (compare with hash's rate).
     let probe = sb.compile(&guest("fsprobe")).unwrap();
-    let deep = vec!["d"; 8].join("/");
+    let deep = ["d"; 8].join("/");
     let spin_job = || {
         let mut job = job(&sb, probe.clone(), &["spin", "20000", &deep]);
         job.fs = Some(FsSpec {
