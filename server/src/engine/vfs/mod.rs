@@ -46,7 +46,8 @@ pub struct FsSpec {
     pub entries: Vec<FsInput>,
     /// Glob patterns of files to send back after the run.
     pub collect: Vec<String>,
-    /// Total bytes of file contents the tree may hold, input included.
+    /// Total bytes of file contents (and symlink targets) the tree may
+    /// hold, input included.
     pub max_bytes: u64,
     /// Entries (files, directories, symlinks) the tree may hold.
     pub max_entries: u64,
@@ -76,8 +77,8 @@ pub enum TreeError {
         pattern: String,
         reason: String,
     },
-    /// The tree's file contents exceed `max_bytes`.
-    #[error("the input files hold {requested} bytes; the limit is {maximum}")]
+    /// The tree's file contents plus symlink targets exceed `max_bytes`.
+    #[error("the input files and symlink targets hold {requested} bytes; the limit is {maximum}")]
     TooManyBytes { requested: u64, maximum: u64 },
     /// The tree has more entries than `max_entries`.
     #[error("the input tree has {requested} entries; the limit is {maximum}")]
@@ -87,7 +88,9 @@ pub enum TreeError {
 /// Checks an input tree without building it: paths, duplicates, a file
 /// used as a directory, glob patterns, and the byte and entry limits
 /// (implicit parent directories count as entries).
-/// Linear in the entries' total path bytes.
+/// One pass: each entry costs its path's bytes, and each implicit parent
+/// it is the first to need its own (stopping at the first known parent);
+/// it stops at the first error, or once past the entry or byte limit.
 pub fn validate(spec: &FsSpec) -> Result<(), TreeError> {
     validate::validate(spec)
 }
