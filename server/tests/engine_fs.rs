@@ -918,3 +918,33 @@ async fn a_filesystem_is_built_and_collected_off_the_runtime_threads() {
     assert!(built[0].starts_with("wasmwiz-worker-"), "{built:?}");
     assert!(collected[0].starts_with("wasmwiz-worker-"), "{collected:?}");
 }
+
+#[tokio::test]
+async fn an_execution_with_a_big_tree_is_dropped_on_a_worker() {
+    let spec = fs(vec![file("big", vec![0u8; 17 << 20])]);
+    let trace = ThreadTrace::default();
+    let sb = sandbox();
+    let args = vec!["prestat".into(), "3".into()];
+    let r = run_on(
+        &sb,
+        "fsprobe",
+        Opts {
+            args,
+            fs: Some(spec),
+            ..Opts::default()
+        },
+        Some(trace.clone()),
+    )
+    .await;
+    assert_eq!(r.report.outcome, Outcome::Success);
+    // The drop is spawned: wait for it.
+    for _ in 0..100 {
+        if !trace.threads_of("drop").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dropped = trace.threads_of("drop");
+    assert_eq!(dropped.len(), 1, "{:?}", trace.events());
+    assert!(dropped[0].starts_with("wasmwiz-worker-"), "{dropped:?}");
+}

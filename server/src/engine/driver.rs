@@ -54,8 +54,11 @@ pub struct Job {
 
 /// Streamed stdin buffered ahead of the guest's reads, at most.
 const STDIN_READ_AHEAD: u64 = 1024 * 1024;
-/// Executions whose memory grew past this are dropped on a worker.
+/// Executions whose memory (or filesystem) grew past this are dropped on
+/// a worker.
 const DROP_INLINE_MAX_MEMORY: u64 = 16 * 1024 * 1024;
+/// Executions whose filesystem has more entries are dropped on a worker.
+const DROP_INLINE_MAX_ENTRIES: u64 = 4096;
 /// Args plus env strings, and their bytes, at most for the guest's WASI
 /// context to be built on an async runtime thread (it copies them all).
 const INLINE_MAX_STRINGS: usize = 256;
@@ -249,10 +252,16 @@ impl Sandbox {
                     })
                     .await;
                 add_files(&mut report, files, job.max_output_bytes);
+                report.duration = started.elapsed();
             }
         }
-        if exec.memory_peak() > DROP_INLINE_MAX_MEMORY {
-            // Unmapping a large touched memory takes milliseconds: not here.
+        let big_tree = exec.filesystem().is_some_and(|fs| {
+            let tree = fs.lock();
+            tree.bytes() > DROP_INLINE_MAX_MEMORY || tree.entries() > DROP_INLINE_MAX_ENTRIES
+        });
+        if exec.memory_peak() > DROP_INLINE_MAX_MEMORY || big_tree {
+            // Unmapping a large touched memory or freeing a big tree takes
+            // milliseconds: not here.
             self.pool.spawn(move || drop(exec));
         }
         report
