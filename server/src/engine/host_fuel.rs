@@ -356,4 +356,13 @@ mod tests {
         assert_eq!(meter.pay(50, 51), Err(Shortfall::Defer));
         assert_eq!(meter.end_slice(), 0);
     }
+
+    #[test]
+    fn paying_after_the_work_overdraws_even_inline_and_never_defers() {
+        let mut meter = HostMeter::default();
+        meter.begin_slice(100, true);
+        assert_eq!(meter.pay_after(50, 120), Ok(0));
+        assert_eq!(meter.pay_after(0, 31), Err(Shortfall::OutOfFuel));
+        assert_eq!(meter.end_slice(), 100);
+    }
 }
