@@ -3,8 +3,11 @@
 //! the files collected from it after the run. Nothing here touches the
 //! host's filesystem.
 //!
-//! This file holds the types the rest of the server uses; the tree and its
-//! WASI preview1 implementation live in the submodules.
+//! This file holds the types the rest of the server uses and [`Fs`], the
+//! shared handle. The submodules: `validate` (the request's tree),
+//! `tree` (nodes, limits, every operation), `dir` and `file` (wasi-common's
+//! `WasiDir` and `WasiFile` over the tree), `collect` (files sent back),
+//! `limits` (the bounds).
 
 use std::sync::Arc;
 
@@ -136,5 +139,6 @@ impl Fs {
 pub fn cut_files(files: &mut Vec<CollectedFile>, room: u64) -> bool {
     collect::cut_to(files, room)
 }
+
 #[cfg(test)]
 mod tests;
