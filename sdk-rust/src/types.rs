@@ -31,8 +31,10 @@ pub struct Limits {
     pub memory_bytes: Option<u64>,
     /// Wall-clock timeout (millisecond precision).
     pub timeout: Option<Duration>,
-    /// stdout + stderr bytes.
+    /// stdout + stderr bytes (collected files count too).
     pub max_output_bytes: Option<u64>,
+    /// Bytes of file contents the guest's filesystem may hold, input included.
+    pub fs_bytes: Option<u64>,
 }
 
 impl Limits {
@@ -65,6 +67,12 @@ impl Limits {
         self
     }
 
+    /// Sets the filesystem size limit in bytes.
+    pub fn fs_bytes(mut self, bytes: u64) -> Self {
+        self.fs_bytes = Some(bytes);
+        self
+    }
+
     pub(crate) fn to_proto(self) -> proto::Limits {
         proto::Limits {
             fuel: self.fuel.unwrap_or(0),
@@ -74,6 +82,7 @@ impl Limits {
                 .map(|t| (t.as_millis() as u64).max(1))
                 .unwrap_or(0),
             max_output_bytes: self.max_output_bytes.unwrap_or(0),
+            fs_bytes: self.fs_bytes.unwrap_or(0),
         }
     }
 
@@ -84,6 +93,7 @@ impl Limits {
             memory_bytes: some(p.memory_bytes),
             timeout: some(p.timeout_ms).map(Duration::from_millis),
             max_output_bytes: some(p.max_output_bytes),
+            fs_bytes: some(p.fs_bytes),
         }
     }
 }

@@ -79,6 +79,7 @@ fn job(sb: &Sandbox, bytes: &[u8], o: Opts) -> Job {
         memory_bytes: o.memory,
         timeout: o.timeout,
         max_output_bytes: o.output,
+        fs: None,
     }
 }
 

@@ -69,6 +69,8 @@ impl EffectiveLimits {
             memory_bytes: self.memory_bytes,
             timeout_ms: self.timeout_ms,
             max_output_bytes: self.max_output_bytes,
+            // Filled in with the filesystem limits.
+            fs_bytes: 0,
         }
     }
 }

@@ -77,6 +77,7 @@ fn case_proto(case: CaseResult) -> v1::BatchEvent {
         name: case.name,
         execution_id: case.execution_id,
         module_sha256: case.module_sha256,
+        file: None,
     }
 }
 

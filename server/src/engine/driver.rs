@@ -23,6 +23,7 @@ use super::{
     outcome::{Outcome, Report},
     run::{cancelled_ending, timeout_ending, Ending, Execution, Setup, Step},
     trace::ThreadTrace,
+    vfs::{cut_files, CollectedFile, Fs},
     wasi::{build_ctx, WasiSetup},
     CompiledModule, Sandbox,
 };
@@ -47,12 +48,17 @@ pub struct Job {
     pub memory_bytes: u64,
     pub timeout: Duration,
     pub max_output_bytes: u64,
+    /// The guest's in-memory filesystem; `None` gives it no preopens.
+    pub fs: Option<super::vfs::FsSpec>,
 }
 
 /// Streamed stdin buffered ahead of the guest's reads, at most.
 const STDIN_READ_AHEAD: u64 = 1024 * 1024;
-/// Executions whose memory grew past this are dropped on a worker.
+/// Executions whose memory (or filesystem) grew past this are dropped on
+/// a worker.
 const DROP_INLINE_MAX_MEMORY: u64 = 16 * 1024 * 1024;
+/// Executions whose filesystem has more entries are dropped on a worker.
+const DROP_INLINE_MAX_ENTRIES: u64 = 4096;
 /// Args plus env strings, and their bytes, at most for the guest's WASI
 /// context to be built on an async runtime thread (it copies them all).
 const INLINE_MAX_STRINGS: usize = 256;
@@ -100,10 +106,20 @@ impl Sandbox {
             StdinSource::Stream(rx) => (StdinBuffer::default(), Some(rx)),
         };
         let stop_flag = Arc::new(AtomicBool::new(false));
+        let trace_for_collect = trace.clone();
         // Inline only when everything before the first instruction is
-        // provably cheap: a small world (args, env) and a module with no
-        // start section and small segments and tables.
-        let inline = job.module.instantiates_inline() && world_is_small(&job.args, &job.env);
+        // provably cheap: a small world (args, env), no filesystem (building
+        // it copies the request's tree, and its calls may do work priced
+        // after the fact) and a module with no start section and small
+        // segments and tables.
+        let fs_spec = job.fs;
+        let collect_patterns = fs_spec
+            .as_ref()
+            .map(|spec| spec.collect.clone())
+            .unwrap_or_default();
+        let inline = fs_spec.is_none()
+            && job.module.instantiates_inline()
+            && world_is_small(&job.args, &job.env);
         let prepare = {
             let (output, stdin, stop_flag) = (output.clone(), stdin.clone(), stop_flag.clone());
             let (fuel, memory_bytes, timeout) = (job.fuel.max(1), job.memory_bytes, job.timeout);
@@ -116,8 +132,22 @@ impl Sandbox {
                 stdin: Box::new(ReadPipe::new(stdin.reader())),
                 stdout: Box::new(WritePipe::new(output.writer(Stream::Stdout))),
                 stderr: Box::new(WritePipe::new(output.writer(Stream::Stderr))),
+                fs: None,
             };
             move || -> Result<Setup, Ending> {
+                let mut world = world;
+                let fs = match fs_spec {
+                    Some(spec) => {
+                        if let Some(trace) = &trace {
+                            trace.record("fs_build");
+                        }
+                        Some(Fs::build(&spec).map_err(|error| {
+                            Ending::stopped(Outcome::Trap, format!("invalid filesystem: {error}"))
+                        })?)
+                    }
+                    None => None,
+                };
+                world.fs = fs.clone();
                 let wasi = build_ctx(world).map_err(|error| {
                     Ending::stopped(Outcome::Trap, format!("invalid args or env: {error}"))
                 })?;
@@ -132,6 +162,7 @@ impl Sandbox {
                     timeout,
                     cancelled: stop_flag,
                     trace,
+                    fs,
                 })
             }
         };
@@ -207,9 +238,30 @@ impl Sandbox {
             // Whatever the interpreter left half-done for this module stays out of the cache.
             self.cache_remove(&job.module.sha256);
         }
-        let report = finish(ending, Some(&exec), &output, &stdin, started);
-        if exec.memory_peak() > DROP_INLINE_MAX_MEMORY {
-            // Unmapping a large touched memory takes milliseconds: not here.
+        let mut report = finish(ending, Some(&exec), &output, &stdin, started);
+        if let Some(fs) = exec.filesystem() {
+            if report.outcome != Outcome::Cancelled && !collect_patterns.is_empty() {
+                let trace = trace_for_collect;
+                let files = self
+                    .pool
+                    .run(move || {
+                        if let Some(trace) = &trace {
+                            trace.record("fs_collect");
+                        }
+                        fs.collect(&collect_patterns)
+                    })
+                    .await;
+                add_files(&mut report, files, job.max_output_bytes);
+                report.duration = started.elapsed();
+            }
+        }
+        let big_tree = exec.filesystem().is_some_and(|fs| {
+            let tree = fs.lock();
+            tree.bytes() > DROP_INLINE_MAX_MEMORY || tree.entries() > DROP_INLINE_MAX_ENTRIES
+        });
+        if exec.memory_peak() > DROP_INLINE_MAX_MEMORY || big_tree {
+            // Unmapping a large touched memory or freeing a big tree takes
+            // milliseconds: not here.
             self.pool.spawn(move || drop(exec));
         }
         report
@@ -300,6 +352,23 @@ async fn wait_for_stdin(
     Ok(())
 }
 
+/// Puts the collected files in the report; their bytes count towards the
+/// output limit after stdout and stderr: past it they are cut at exactly
+/// the limit and a run that had ended normally becomes `OutputLimit`.
+fn add_files(report: &mut Report, mut files: Vec<CollectedFile>, max_output_bytes: u64) {
+    let room = max_output_bytes.saturating_sub(report.stdout_bytes + report.stderr_bytes);
+    if cut_files(&mut files, room) {
+        report.output_truncated = true;
+        if matches!(report.outcome, Outcome::Success | Outcome::ExitNonzero) {
+            report.outcome = Outcome::OutputLimit;
+            report.message =
+                "the collected files exceeded max_output_bytes (after stdout and stderr); they were cut at the limit"
+                    .to_string();
+        }
+    }
+    report.files = files;
+}
+
 fn cancelled() -> Ending {
     cancelled_ending()
 }
@@ -328,5 +397,6 @@ fn finish(
         stderr_bytes,
         output_truncated: output.truncated(),
         stdin_bytes: stdin.total(),
+        files: Vec::new(),
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`compile`]: validation (WASI-only imports, `_start`), compiled-module cache.
-//! - [`wasi`]: the guest's world: virtual clocks, seeded RNG, no files or sockets.
+//! - [`wasi`]: the guest's world: virtual clocks, seeded RNG, no sockets.
+//! - [`vfs`]: the per-execution in-memory filesystem (only when asked for).
 //! - [`io`]: non-blocking stdout/stderr and stdin buffers shared with the driver.
 //! - [`run`]: one execution as a resumable state machine over fuel slices.
 //! - [`host_calls`], [`host_fuel`]: every WASI import, charging fuel for its work.
@@ -30,6 +31,7 @@ pub mod pool;
 pub mod run;
 pub mod shape;
 pub mod trace;
+pub mod vfs;
 pub mod wasi;
 
 use std::{sync::Arc, time::Duration};

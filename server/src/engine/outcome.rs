@@ -59,6 +59,8 @@ pub struct Report {
     pub output_truncated: bool,
     /// Bytes of stdin the guest was given (streamed stdin: received).
     pub stdin_bytes: u64,
+    /// Collected files, in path order (empty without a filesystem).
+    pub files: Vec<super::vfs::CollectedFile>,
 }
 
 /// snake_case name of a wasmi trap code, as reported in `Finished.trap_kind`.

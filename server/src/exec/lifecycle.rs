@@ -256,6 +256,7 @@ pub(super) async fn launch(
         memory_bytes: launch.limits.memory_bytes,
         timeout: launch.limits.timeout(),
         max_output_bytes: launch.limits.max_output_bytes,
+        fs: None,
     };
     let (out_tx, out_rx) = mpsc::channel(16);
     let (report_tx, report_rx) = oneshot::channel();

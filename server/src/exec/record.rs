@@ -72,6 +72,7 @@ mod tests {
             stderr_bytes: 1,
             output_truncated: false,
             stdin_bytes: 5,
+            files: Vec::new(),
         };
         assert_eq!(
             UsageEnd::from_report(42, &report),
