@@ -117,7 +117,7 @@ impl ClientStdin {
                 "stdin messages need `start.stream_stdin`; without it stdin is `start.stdin`",
             ));
         }
-        let (refuse, refused) = oneshot::channel();
+        let (mut refuse, refused) = oneshot::channel();
         tokio::spawn(async move {
             let watch = async {
                 while let Ok(Some(message)) = incoming.message().await {
