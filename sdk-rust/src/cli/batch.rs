@@ -201,6 +201,7 @@ fn load(path: &Path) -> CliResult<Loaded> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut cases = Vec::with_capacity(suite.cases.len());
     for (i, c) in suite.cases.into_iter().enumerate() {
+        let fs = case_fs(dir, &c)?;
         let stdin = match (c.stdin, c.stdin_file) {
             (Some(_), Some(_)) => {
                 return Err(Failure::usage(format!(
@@ -223,7 +224,6 @@ fn load(path: &Path) -> CliResult<Loaded> {
             (None, Some(f)) => Some(read_relative(dir, &f)?),
             (None, None) => None,
         };
-        let fs = case_fs(dir, &c)?;
         let mut case = Case::new(c.name.unwrap_or_else(|| format!("case {i}")))
             .stdin(stdin)
             .args(c.args);
