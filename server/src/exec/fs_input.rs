@@ -12,10 +12,10 @@ use crate::{
     engine::vfs::{self, FsInput, FsInputKind, FsSpec, TreeError},
 };
 
-/// Longest path or symlink target an entry may have (Linux's `PATH_MAX`).
-/// Bounds what the server keeps per entry beyond the file bytes, which the
-/// tree's byte limit counts.
-pub const MAX_PATH_BYTES: usize = 4096;
+/// Longest path or symlink target an entry may have: the engine's limit,
+/// checked here too so a streamed entry is refused as it arrives (it bounds
+/// what the server keeps per entry beyond the bytes the tree limit counts).
+pub use crate::engine::vfs::limits::MAX_PATH_BYTES;
 
 /// Where an entry or pattern of a tree came from: the request list's name
 /// (`fs.entries`, `cases[3].fs.collect`, `fs_chunk`) and its index there.
@@ -96,14 +96,16 @@ impl FsRequest {
         self.entry_origins.push(origin);
     }
 
-    /// Bytes of file contents the tree holds.
+    /// Bytes the tree holds as the engine counts them: file contents and
+    /// symlink targets.
     pub fn file_bytes(&self) -> u64 {
         self.spec
             .entries
             .iter()
             .map(|entry| match &entry.kind {
                 FsInputKind::File(bytes) => bytes.len() as u64,
-                _ => 0,
+                FsInputKind::Symlink(target) => target.len() as u64,
+                FsInputKind::Directory => 0,
             })
             .sum()
     }
@@ -308,8 +310,10 @@ impl StreamedTree {
             (&self.open, &chunk.kind),
             (Some((path, _)), Some(Kind::File(_))) if *path == chunk.path
         );
+        // Symlink targets count as the engine counts them: tree bytes.
         let data_len = match &chunk.kind {
             Some(Kind::File(data)) => data.len() as u64,
+            Some(Kind::Symlink(target)) => target.len() as u64,
             _ => 0,
         };
         self.bytes += data_len;
