@@ -36,6 +36,7 @@ on_both_databases!(
     collected_files_count_towards_max_output_bytes,
     inline_files_past_the_message_cap_are_refused_naming_message,
     a_run_carries_files_up_to_the_tiers_fs_bytes_inline,
+    a_case_entry_that_conflicts_with_the_shared_tree_is_refused_naming_it,
 );
 
 const MIB: usize = 1 << 20;
@@ -435,4 +436,27 @@ async fn a_run_carries_files_up_to_the_tiers_fs_bytes_inline(db: Db) {
     );
     let r = free_run(db, request).await.unwrap();
     assert_eq!(r.outcome(), v1::Outcome::Success, "{:?}", r.finished);
+}
+
+async fn a_case_entry_that_conflicts_with_the_shared_tree_is_refused_naming_it(db: Db) {
+    // Fine on its own, but the shared tree has a file at `a`.
+    let request = v1::RunBatchRequest {
+        source: Some(v1::run_batch_request::Source::Module(wat("fs_cat"))),
+        fs: Some(fs(vec![file("a", "file")], &[])),
+        cases: vec![v1::BatchCase {
+            fs: Some(fs(vec![file("b", ""), file("a/inner", "x")], &[])),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let (server, mut c) = admin_server(db).await;
+    let status = async {
+        let mut stream = c.exec.run_batch(request).await?.into_inner();
+        while stream.message().await?.is_some() {}
+        Ok::<_, Status>(())
+    }
+    .await
+    .unwrap_err();
+    server.stop().await;
+    assert_bad_request(&status, "cases[0].fs.entries[1]");
 }
