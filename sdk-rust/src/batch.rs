@@ -327,31 +327,28 @@ impl Batch {
                     // A case's file pieces come before its `finished` event.
                     let events = response
                         .into_inner()
-                        .scan(
-                            HashMap::<u32, Reassembly>::new(),
-                            move |pieces, event| {
-                                let item = match event.map_err(Error::from) {
-                                    Err(error) => Some(Err(error)),
-                                    Ok(event) => match &event.file {
-                                        Some(piece) => {
-                                            pieces
-                                                .entry(event.case_index)
-                                                .or_default()
-                                                .push(piece.path.clone(), &piece_data(piece));
-                                            None
-                                        }
-                                        None => {
-                                            let files = pieces
-                                                .remove(&event.case_index)
-                                                .unwrap_or_default()
-                                                .finish();
-                                            Some(case_result(event, &expected, files))
-                                        }
-                                    },
-                                };
-                                futures::future::ready(Some(item))
-                            },
-                        )
+                        .scan(HashMap::<u32, Reassembly>::new(), move |pieces, event| {
+                            let item = match event.map_err(Error::from) {
+                                Err(error) => Some(Err(error)),
+                                Ok(event) => match &event.file {
+                                    Some(piece) => {
+                                        pieces
+                                            .entry(event.case_index)
+                                            .or_default()
+                                            .push(piece.path.clone(), &piece_data(piece));
+                                        None
+                                    }
+                                    None => {
+                                        let files = pieces
+                                            .remove(&event.case_index)
+                                            .unwrap_or_default()
+                                            .finish();
+                                        Some(case_result(event, &expected, files))
+                                    }
+                                },
+                            };
+                            futures::future::ready(Some(item))
+                        })
                         .filter_map(futures::future::ready)
                         .boxed();
                     return Ok(BatchStream {

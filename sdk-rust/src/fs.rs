@@ -133,21 +133,23 @@ impl Filesystem {
     /// The entries as `fs_chunk`s: files in pieces of at most `piece`
     /// bytes (an empty file is one empty chunk).
     pub(crate) fn chunks(&self, piece: usize) -> impl Iterator<Item = proto::FsEntry> + '_ {
-        self.entries.iter().flat_map(move |entry| match &entry.kind {
-            FsKind::File(contents) => {
-                let len = contents.len();
-                let count = len.div_ceil(piece).max(1);
-                (0..count)
-                    .map(|i| proto::FsEntry {
-                        path: entry.path.clone(),
-                        kind: Some(proto::fs_entry::Kind::File(
-                            contents.slice(i * piece..((i + 1) * piece).min(len)),
-                        )),
-                    })
-                    .collect::<Vec<_>>()
-            }
-            _ => vec![entry.to_proto()],
-        })
+        self.entries
+            .iter()
+            .flat_map(move |entry| match &entry.kind {
+                FsKind::File(contents) => {
+                    let len = contents.len();
+                    let count = len.div_ceil(piece).max(1);
+                    (0..count)
+                        .map(|i| proto::FsEntry {
+                            path: entry.path.clone(),
+                            kind: Some(proto::fs_entry::Kind::File(
+                                contents.slice(i * piece..((i + 1) * piece).min(len)),
+                            )),
+                        })
+                        .collect::<Vec<_>>()
+                }
+                _ => vec![entry.to_proto()],
+            })
     }
 }
 

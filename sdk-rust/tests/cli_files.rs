@@ -29,7 +29,13 @@ async fn run_mounts_a_directory_and_writes_collected_files_to_the_out_dir() {
     let mount = format!("input={}", input.path().display());
     let out_dir = out.path().display().to_string();
     let args = [
-        "run", "--mount", &mount, "--collect", "out/*", "--out-dir", &out_dir,
+        "run",
+        "--mount",
+        &mount,
+        "--collect",
+        "out/*",
+        "--out-dir",
+        &out_dir,
         &g("fsreport.wasm"),
     ];
     let result = cli(&server.url, Some(&server.admin_key), &args, None).await;
@@ -48,8 +54,16 @@ async fn a_file_flag_puts_the_file_at_its_base_name() {
     std::fs::write(&data, "payload").unwrap();
     let (file, out_dir) = (data.display().to_string(), out.path().display().to_string());
     let args = [
-        "run", "--file", &file, "--collect", "*.copy", "--out-dir", &out_dir,
-        &g("fscopy.wasm"), "data.txt", "data.copy",
+        "run",
+        "--file",
+        &file,
+        "--collect",
+        "*.copy",
+        "--out-dir",
+        &out_dir,
+        &g("fscopy.wasm"),
+        "data.txt",
+        "data.copy",
     ];
     let result = cli(&server.url, Some(&server.admin_key), &args, None).await;
     assert_eq!(result.code, 0, "{result:?}");
@@ -63,9 +77,20 @@ async fn a_file_flag_with_a_guest_path_puts_it_there() {
     let data = local.path().join("data.txt");
     std::fs::write(&data, "payload").unwrap();
     let file = format!("deep/in.txt={}", data.display());
-    let args = ["run", "--file", &file, &g("fscopy.wasm"), "deep/in.txt", "x"];
+    let args = [
+        "run",
+        "--file",
+        &file,
+        &g("fscopy.wasm"),
+        "deep/in.txt",
+        "x",
+    ];
     let result = cli(&server.url, Some(&server.admin_key), &args, None).await;
-    assert_eq!((result.code, result.stdout.as_str()), (0, "copied 7 bytes\n"), "{result:?}");
+    assert_eq!(
+        (result.code, result.stdout.as_str()),
+        (0, "copied 7 bytes\n"),
+        "{result:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -76,9 +101,20 @@ async fn a_dir_flag_puts_the_directory_at_its_base_name() {
     std::fs::create_dir(&fixtures).unwrap();
     std::fs::write(fixtures.join("in.txt"), "abc").unwrap();
     let dir = format!("{}/", fixtures.display());
-    let args = ["run", "--dir", &dir, &g("fscopy.wasm"), "fixtures/in.txt", "x"];
+    let args = [
+        "run",
+        "--dir",
+        &dir,
+        &g("fscopy.wasm"),
+        "fixtures/in.txt",
+        "x",
+    ];
     let result = cli(&server.url, Some(&server.admin_key), &args, None).await;
-    assert_eq!((result.code, result.stdout.as_str()), (0, "copied 3 bytes\n"), "{result:?}");
+    assert_eq!(
+        (result.code, result.stdout.as_str()),
+        (0, "copied 3 bytes\n"),
+        "{result:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -22,7 +22,12 @@ async fn a_file_larger_than_one_piece_goes_in_and_comes_back_whole() {
         .output()
         .await
         .unwrap();
-    assert_eq!(output.outcome, Outcome::Success, "{}", output.stderr_lossy());
+    assert_eq!(
+        output.outcome,
+        Outcome::Success,
+        "{}",
+        output.stderr_lossy()
+    );
     assert_eq!(output.files.len(), 1);
     assert_eq!(output.files[0].path, "out/copy.bin");
     assert_eq!(output.files[0].contents, data);
@@ -58,8 +63,16 @@ async fn a_local_directory_is_what_the_guest_reads() {
         .output()
         .await
         .unwrap();
-    assert_eq!(output.outcome, Outcome::Success, "{}", output.stderr_lossy());
-    assert_eq!(output.files[0].contents, "a.txt 1 1\nb.txt 2 3\ntotal 3 4\n");
+    assert_eq!(
+        output.outcome,
+        Outcome::Success,
+        "{}",
+        output.stderr_lossy()
+    );
+    assert_eq!(
+        output.files[0].contents,
+        "a.txt 1 1\nb.txt 2 3\ntotal 3 4\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -122,7 +122,9 @@ async fn collected_files_come_back_before_finished(db: Db) {
 }
 
 async fn without_fs_the_guest_has_no_preopen(db: Db) {
-    let r = admin_run(db, run_with("fs_prestat", None, b"")).await.unwrap();
+    let r = admin_run(db, run_with("fs_prestat", None, b""))
+        .await
+        .unwrap();
     assert_eq!(r.finished.unwrap().exit_code, 8, "EBADF");
 }
 
@@ -134,11 +136,7 @@ async fn an_empty_fs_gives_the_guest_its_preopen(db: Db) {
 
 /// The refusal of a tree whose entry 1 is `bad` (entry 0 is fine).
 async fn refused_entry(db: Db, bad: v1::FsEntry, before: &str) -> Status {
-    let request = run_with(
-        "fs_cat",
-        Some(fs(vec![file(before, "ok"), bad], &[])),
-        b"",
-    );
+    let request = run_with("fs_cat", Some(fs(vec![file(before, "ok"), bad], &[])), b"");
     admin_run(db, request).await.unwrap_err()
 }
 
@@ -174,7 +172,10 @@ async fn an_entry_without_a_kind_is_refused_naming_it(db: Db) {
 async fn a_tree_over_fs_bytes_is_refused_on_fs(db: Db) {
     let mut request = run_with(
         "fs_cat",
-        Some(fs(vec![file("a", vec![0u8; 6]), file("b", vec![0u8; 5])], &[])),
+        Some(fs(
+            vec![file("a", vec![0u8; 6]), file("b", vec![0u8; 5])],
+            &[],
+        )),
         b"",
     );
     request.limits = Some(v1::Limits {
@@ -184,7 +185,10 @@ async fn a_tree_over_fs_bytes_is_refused_on_fs(db: Db) {
     let status = free_run(db, request).await.unwrap_err();
     assert_bad_request(&status, "fs");
     let info = limit_exceeded(&status);
-    assert_eq!((info["requested"].as_str(), info["maximum"].as_str()), ("11", "10"));
+    assert_eq!(
+        (info["requested"].as_str(), info["maximum"].as_str()),
+        ("11", "10")
+    );
 }
 
 async fn fs_bytes_above_the_tier_maximum_is_refused(db: Db) {
@@ -201,7 +205,9 @@ async fn fs_bytes_above_the_tier_maximum_is_refused(db: Db) {
 
 async fn started_shows_the_effective_fs_bytes(db: Db) {
     let max = wasmwiz_server::config::default_tiers()["free"].max_fs_bytes;
-    let r = free_run(db, run_with("fs_prestat", None, b"")).await.unwrap();
+    let r = free_run(db, run_with("fs_prestat", None, b""))
+        .await
+        .unwrap();
     assert_eq!(r.started.unwrap().limits.unwrap().fs_bytes, max);
 }
 

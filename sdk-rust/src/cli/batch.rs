@@ -136,7 +136,9 @@ fn case_fs(dir: &Path, c: &CaseFile) -> CliResult<Option<Filesystem>> {
     let mut fs = Filesystem::new();
     if let Some(local) = &c.dir {
         let local = dir.join(local);
-        fs = fs.local_dir("", &local).map_err(|e| unreadable(&local, e))?;
+        fs = fs
+            .local_dir("", &local)
+            .map_err(|e| unreadable(&local, e))?;
     }
     for (guest, local) in &c.files {
         let local = dir.join(local);

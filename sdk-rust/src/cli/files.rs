@@ -71,9 +71,9 @@ impl FsArgs {
             fs = fs.local_dir(&guest, dir).map_err(|e| unreadable(dir, e))?;
         }
         for mount in &self.mounts {
-            let (guest, local) = mount.split_once('=').ok_or_else(|| {
-                Failure::usage(format!("--mount {mount}: expected GUEST=LOCAL"))
-            })?;
+            let (guest, local) = mount
+                .split_once('=')
+                .ok_or_else(|| Failure::usage(format!("--mount {mount}: expected GUEST=LOCAL")))?;
             fs = fs
                 .local_dir(guest, local)
                 .map_err(|e| unreadable(Path::new(local), e))?;
@@ -108,7 +108,9 @@ pub fn destination(out_dir: &Path, path: &str) -> CliResult<PathBuf> {
     let relative = Path::new(path);
     let plain = !path.is_empty()
         && !path.contains('\\')
-        && path.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
+        && path
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..")
         && relative
             .components()
             .all(|c| matches!(c, Component::Normal(_)));

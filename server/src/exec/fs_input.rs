@@ -69,10 +69,13 @@ impl FsRequest {
         let entries = tree.list(format!("{field}.entries"));
         for (index, entry) in fs.entries.into_iter().enumerate() {
             let input = entry_input(entry, || format!("{field}.entries[{index}]"))?;
-            tree.push_entry(input, Origin {
-                list: entries,
-                index,
-            });
+            tree.push_entry(
+                input,
+                Origin {
+                    list: entries,
+                    index,
+                },
+            );
         }
         let collect = tree.list(format!("{field}.collect"));
         for (index, pattern) in fs.collect.into_iter().enumerate() {
@@ -319,12 +322,9 @@ impl StreamedTree {
         self.bytes += data_len;
         let (max_bytes, max_entries) = (self.tree.spec.max_bytes, self.tree.spec.max_entries);
         if self.bytes > max_bytes {
-            return Err(self.tree.too_big(
-                self.bytes,
-                max_bytes,
-                Unit::Bytes,
-                &self.tier_name,
-            ));
+            return Err(self
+                .tree
+                .too_big(self.bytes, max_bytes, Unit::Bytes, &self.tier_name));
         }
         if appends {
             if let (Some((_, contents)), Some(Kind::File(data))) = (&mut self.open, &chunk.kind) {
@@ -345,12 +345,9 @@ impl StreamedTree {
         }
         self.entries += 1;
         if self.entries > max_entries {
-            return Err(self.tree.too_big(
-                self.entries,
-                max_entries,
-                Unit::Count,
-                &self.tier_name,
-            ));
+            return Err(self
+                .tree
+                .too_big(self.entries, max_entries, Unit::Count, &self.tier_name));
         }
         let input = entry_input(chunk, || STREAMED.to_string())?;
         self.seen.insert(path.clone());
@@ -435,10 +432,13 @@ mod tests {
     fn an_entry_without_a_kind_is_refused_by_its_index() {
         let error = FsRequest::from_proto(
             v1::Filesystem {
-                entries: vec![file("a", b""), v1::FsEntry {
-                    path: "b".into(),
-                    kind: None,
-                }],
+                entries: vec![
+                    file("a", b""),
+                    v1::FsEntry {
+                        path: "b".into(),
+                        kind: None,
+                    },
+                ],
                 collect: vec![],
             },
             "fs",
@@ -467,10 +467,23 @@ mod tests {
 
     #[test]
     fn a_case_replaces_shared_entries_by_path_and_adds_the_rest() {
-        let shared = tree(vec![file("a", b"shared"), file("b", b"b")], &["out/*"], "fs");
-        let case = tree(vec![file("a", b"case"), file("c", b"c")], &["*.txt"], "cases[1].fs");
+        let shared = tree(
+            vec![file("a", b"shared"), file("b", b"b")],
+            &["out/*"],
+            "fs",
+        );
+        let case = tree(
+            vec![file("a", b"case"), file("c", b"c")],
+            &["*.txt"],
+            "cases[1].fs",
+        );
         let layered = shared.layered(&case);
-        let paths: Vec<&str> = layered.spec.entries.iter().map(|e| e.path.as_str()).collect();
+        let paths: Vec<&str> = layered
+            .spec
+            .entries
+            .iter()
+            .map(|e| e.path.as_str())
+            .collect();
         assert_eq!(paths, ["a", "b", "c"]);
         assert_eq!(contents(&layered, "a").unwrap(), "case");
         assert_eq!(layered.spec.collect, ["out/*", "*.txt"]);
