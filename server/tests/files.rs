@@ -37,6 +37,9 @@ on_both_databases!(
     inline_files_past_the_message_cap_are_refused_naming_message,
     a_run_carries_files_up_to_the_tiers_fs_bytes_inline,
     a_case_entry_that_conflicts_with_the_shared_tree_is_refused_naming_it,
+    the_first_stdin_message_ends_the_entries_and_reaches_the_guest,
+    closing_the_client_side_ends_the_entries,
+    a_quiet_stream_of_entries_is_abandoned_after_the_upload_idle_timeout,
 );
 
 const MIB: usize = 1 << 20;
@@ -465,4 +468,59 @@ async fn a_case_entry_that_conflicts_with_the_shared_tree_is_refused_naming_it(d
     .unwrap_err();
     server.stop().await;
     assert_bad_request(&status, "cases[0].fs.entries[1]");
+}
+
+async fn the_first_stdin_message_ends_the_entries_and_reaches_the_guest(db: Db) {
+    let messages = execute_messages(
+        "fs_write",
+        Some(fs(vec![], &["out/**"])),
+        true,
+        None,
+        vec![
+            Msg::FsChunk(file("unrelated.txt", "x")),
+            Msg::StdinChunk(b"from stdin".to_vec()),
+            Msg::StdinEof(true),
+        ],
+    );
+    let r = execute(db, messages).await.unwrap();
+    assert_eq!(
+        r.files(),
+        [("out/data.bin".to_string(), b"from stdin".to_vec())]
+    );
+}
+
+async fn closing_the_client_side_ends_the_entries(db: Db) {
+    // No `fs_eof`: the request stream simply ends after the last chunk.
+    let messages = execute_messages(
+        "fs_cat",
+        Some(fs(vec![], &[])),
+        false,
+        None,
+        vec![Msg::FsChunk(file("in.txt", "last"))],
+    );
+    let r = execute(db, messages).await.unwrap();
+    assert_eq!(r.stdout, b"last");
+}
+
+async fn a_quiet_stream_of_entries_is_abandoned_after_the_upload_idle_timeout(db: Db) {
+    let server = TestServer::start_with(db, |config| {
+        config.tiers.get_mut("free").unwrap().upload_idle_timeout_ms = 200;
+    })
+    .await;
+    let key = server.create_key("idle@files.test", "free", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    for message in execute_messages("fs_cat", Some(fs(vec![], &[])), false, None, vec![]) {
+        tx.send(message).await.unwrap();
+    }
+    // `tx` stays open and silent: no fs_eof, no close.
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let status = c.exec.execute(stream).await.unwrap_err();
+    drop(tx);
+    server.stop().await;
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(
+        status.get_error_details().error_info().unwrap().reason,
+        "UPLOAD_IDLE"
+    );
 }
