@@ -40,6 +40,7 @@ on_both_databases!(
     the_first_stdin_message_ends_the_entries_and_reaches_the_guest,
     closing_the_client_side_ends_the_entries,
     a_quiet_stream_of_entries_is_abandoned_after_the_upload_idle_timeout,
+    an_fs_chunk_after_the_entries_ended_stops_the_run,
 );
 
 const MIB: usize = 1 << 20;
@@ -523,4 +524,24 @@ async fn a_quiet_stream_of_entries_is_abandoned_after_the_upload_idle_timeout(db
         status.get_error_details().error_info().unwrap().reason,
         "UPLOAD_IDLE"
     );
+}
+
+async fn an_fs_chunk_after_the_entries_ended_stops_the_run(db: Db) {
+    // The guest loops until stopped; stdin is not streamed, so the late
+    // chunk is only seen by the server watching the rest of the stream.
+    let limits = v1::Limits {
+        timeout_ms: 20_000,
+        ..Default::default()
+    };
+    let messages = execute_messages(
+        "infinite_loop",
+        Some(fs(vec![], &[])),
+        false,
+        Some(limits),
+        vec![Msg::FsEof(true), Msg::FsChunk(file("late.txt", "x"))],
+    );
+    let started = std::time::Instant::now();
+    let status = execute(db, messages).await.unwrap_err();
+    assert_bad_request(&status, "fs_chunk");
+    assert!(started.elapsed().as_secs() < 10, "stopped, not timed out");
 }

@@ -110,6 +110,7 @@ impl ClientStdin {
         bytes: Bytes,
         mut incoming: ClientStream,
         pending: Option<Msg>,
+        fs_given: bool,
     ) -> Result<Self, ApiError> {
         if pending.is_some() {
             return Err(ApiError::invalid(
@@ -122,7 +123,7 @@ impl ClientStdin {
             let watch = async {
                 while let Ok(Some(message)) = incoming.message().await {
                     if let Some(Msg::FsChunk(_) | Msg::FsEof(_)) = message.msg {
-                        return Some(misplaced_fs(false));
+                        return Some(misplaced_fs(fs_given));
                     }
                 }
                 None

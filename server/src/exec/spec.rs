@@ -187,7 +187,9 @@ impl RunSpec {
         match std::mem::replace(&mut self.stdin, StdinSpec::Bytes(Bytes::new())) {
             StdinSpec::Bytes(bytes) => match self.client.take() {
                 None => Ok(ClientStdin::bytes(bytes)),
-                Some(client) => Ok(ClientStdin::bytes_watching(bytes, client, pending)?),
+                Some(client) => Ok(ClientStdin::bytes_watching(
+                    bytes, client, pending, fs_given,
+                )?),
             },
             StdinSpec::Streamed { max, tier_name } => {
                 let client = self
