@@ -102,8 +102,8 @@ impl ClientStdin {
         }
     }
 
-    /// Stdin given whole in `start`, while the rest of the client's stream
-    /// is watched: stdin messages are not expected (refused when one ended
+    /// Stdin given whole in `start`, while the client's next message is
+    /// watched for: stdin messages are not expected (refused when one ended
     /// the filesystem entries), and a misplaced `fs_chunk` stops the run.
     /// Other messages are ignored, as they always were.
     pub fn bytes_watching(
@@ -120,13 +120,17 @@ impl ClientStdin {
         }
         let (mut refuse, refused) = oneshot::channel();
         tokio::spawn(async move {
+            // The first message decides: a misplaced `fs_chunk` is refused;
+            // anything else ends the watch and the stream is dropped unread,
+            // as it always was, so a client cannot make the server read
+            // messages it never uses.
             let watch = async {
-                while let Ok(Some(message)) = incoming.message().await {
-                    if let Some(Msg::FsChunk(_) | Msg::FsEof(_)) = message.msg {
-                        return Some(misplaced_fs(fs_given));
-                    }
+                match incoming.message().await {
+                    Ok(Some(v1::ExecuteRequest {
+                        msg: Some(Msg::FsChunk(_) | Msg::FsEof(_)),
+                    })) => Some(misplaced_fs(fs_given)),
+                    _ => None,
                 }
-                None
             };
             tokio::select! {
                 // The run ended: nothing more to watch for.
