@@ -75,17 +75,29 @@ impl BatchSpec {
 }
 
 /// The tree a case starts from: the batch's, with the case's entries laid
-/// over it (checked again, since the two together may conflict).
+/// over it (checked again, since the two together may conflict). Copying
+/// and layering a shared tree of tens of thousands of entries is done on a
+/// blocking thread, as checking it is.
 async fn case_tree(
-    shared: Option<&FsRequest>,
+    shared: Option<&Arc<FsRequest>>,
     own: Option<FsRequest>,
     tier_name: &str,
 ) -> Result<Option<FsSpec>, ApiError> {
-    Ok(match (shared, own) {
+    let copy_failed = |e| ApiError::Internal(anyhow::anyhow!("copying a case's tree failed: {e}"));
+    Ok(match (shared.cloned(), own) {
         (None, None) => None,
-        (Some(shared), None) => Some(shared.spec.clone()),
         (None, Some(own)) => Some(own.spec),
-        (Some(shared), Some(own)) => Some(shared.layered(&own).checked(tier_name).await?.spec),
+        (Some(shared), None) => Some(
+            tokio::task::spawn_blocking(move || shared.spec.clone())
+                .await
+                .map_err(copy_failed)?,
+        ),
+        (Some(shared), Some(own)) => {
+            let layered = tokio::task::spawn_blocking(move || shared.layered(&own))
+                .await
+                .map_err(copy_failed)?;
+            Some(layered.checked(tier_name).await?.spec)
+        }
     })
 }
 
@@ -181,7 +193,7 @@ pub async fn start(
         resolved,
         limits: spec.limits,
         seed: spec.seed,
-        fs: spec.fs,
+        fs: spec.fs.map(Arc::new),
         tier_name: spec.tier_name,
         slots: Arc::new(Semaphore::new(tier.max_concurrent.max(1) as usize)),
         stop: stop.clone(),
@@ -206,7 +218,7 @@ struct Scheduler {
     resolved: Arc<Resolved>,
     limits: EffectiveLimits,
     seed: u64,
-    fs: Option<FsRequest>,
+    fs: Option<Arc<FsRequest>>,
     tier_name: String,
     slots: Arc<Semaphore>,
     stop: CancellationToken,
