@@ -151,3 +151,28 @@ async fn batch_cases_take_their_own_dir_and_write_files_under_their_name() {
         "a.txt 1 2\ntotal 1 2\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_json_lists_the_collected_files() {
+    let server = TestServer::start().await;
+    let (input, out) = (texts(), tempfile::tempdir().unwrap());
+    let mount = format!("input={}", input.path().display());
+    let out_dir = out.path().display().to_string();
+    let args = [
+        "run",
+        "--json",
+        "--mount",
+        &mount,
+        "--collect",
+        "out/*",
+        "--out-dir",
+        &out_dir,
+        &g("fsreport.wasm"),
+    ];
+    let result = cli(&server.url, Some(&server.admin_key), &args, None).await;
+    let json: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
+    assert_eq!(
+        json["files"],
+        serde_json::json!([{"path": "out/report.txt", "bytes": 30}])
+    );
+}
