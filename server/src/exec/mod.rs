@@ -5,6 +5,8 @@
 
 pub mod batch;
 pub mod client;
+pub mod fs_input;
+pub mod fs_output;
 pub mod lifecycle;
 pub mod record;
 pub mod spec;
