@@ -148,6 +148,8 @@ _OPTION_NAMES = {
     "limits.fuel": "fuel",
     "limits.timeout_ms": "timeout",
     "limits.max_output_bytes": "max_output",
+    "limits.fs_bytes": "fs_bytes",
+    "fs": "files",
     "module_size": "module",
     "size": "module",
     "message": "request",
