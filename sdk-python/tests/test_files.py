@@ -84,9 +84,10 @@ def test_files_over_fs_bytes_are_refused_before_sending() -> None:
     err = caught.value
     assert err.rpc_error is None
     assert err.violations[0].field == "fs"
-    assert err.violations[0].description == "the files are 1.2 KiB, above fs_bytes 1 KiB"
+    assert err.violations[0].description == "the files hold 1.2 KiB, above fs_bytes 1 KiB"
+    assert err.limit == wasmwiz.LimitExceeded("fs", 1200, 1024, "bytes")
     assert str(err) == (
-        "INVALID_ARGUMENT: the files are 1.2 KiB, above fs_bytes 1 KiB (checked before uploading)"
+        "INVALID_ARGUMENT: the files hold 1.2 KiB, above fs_bytes 1 KiB (checked before uploading)"
     )
 
 
@@ -276,3 +277,20 @@ def test_batch_files_stay_with_their_case_when_cases_interleave() -> None:
     assert first.files == {"out": b"one-more"}
     assert second.files == {"out": b"zero"}
     assert third.files == {}
+
+
+@pytest.mark.parametrize(
+    ("limit", "said"),
+    [
+        (
+            wasmwiz.LimitExceeded("fs", 20 * MiB, 16 * MiB, "bytes", "free"),
+            "the files hold 20 MiB, above fs_bytes 16 MiB",
+        ),
+        (
+            wasmwiz.LimitExceeded("cases[2].fs", 5000, 4096, "count", "free"),
+            "the files are 5000 entries (parent directories included), above the free tier's 4096",
+        ),
+    ],
+)
+def test_a_server_refused_tree_is_worded_in_files(limit: wasmwiz.LimitExceeded, said: str) -> None:
+    assert limit.message == said

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ._proto import execution_pb2
-from .errors import FieldViolation, InvalidArgument, human_size
+from .errors import FieldViolation, InvalidArgument, LimitExceeded, human_size
 
 __all__ = ["FileData", "FilesLike", "Filesystem", "files_from_dir"]
 
@@ -311,14 +311,17 @@ def check_collect(collect: Sequence[str]) -> list[str]:
 def check_total(total: int, maximum: Optional[int], field: str = "fs") -> None:
     """Refuse input files past ``limits.fs_bytes`` before any of them is sent.
 
-    Worded like the SDK's other size checks; ``rpc_error`` is ``None``: no
+    It reads like the server's own refusal (``INVALID_ARGUMENT`` on ``fs``
+    with :class:`~wasmwiz.LimitExceeded`), but ``rpc_error`` is ``None``: no
     bytes left this machine.
     """
     if maximum is None or total <= maximum:
         return
-    said = f"the files are {human_size(total)}, above fs_bytes {human_size(maximum)}"
+    limit = LimitExceeded(field, total, maximum, "bytes")
     raise InvalidArgument(
-        f"{said} (checked before uploading)", violations=[FieldViolation(field, said)]
+        f"{limit.message} (checked before uploading)",
+        violations=[FieldViolation(field, limit.message)],
+        limit=limit,
     )
 
 
