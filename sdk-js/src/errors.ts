@@ -437,8 +437,9 @@ export function describeError(error: unknown): { title: string; detail: string }
     case Code.InvalidArgument: {
       if (e.limit) {
         const isModule = e.limit.option === "module";
+        const isFiles = e.limit.field === "fs" || e.limit.field.endsWith(".fs");
         return {
-          title: isModule ? "Module too large" : "Above this tier's limit",
+          title: isModule ? "Module too large" : isFiles ? "Files too large" : "Above this tier's limit",
           detail: sentence(e.local ? `${e.limit.message} (checked before uploading)` : e.limit.message),
         };
       }
