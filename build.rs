@@ -26,6 +26,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // `Bytes` fields take them without a copy.
         .bytes(".wasmwiz.v1.ExecuteEvent")
         .bytes(".wasmwiz.v1.BatchEvent")
+        // File contents: a batch's shared tree is given to every case, and
+        // collected files go out in slices, both without copies.
+        .bytes(".wasmwiz.v1.FsEntry")
         .compile_fds(fds)?;
     Ok(())
 }

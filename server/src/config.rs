@@ -389,6 +389,11 @@ pub struct Tier {
     pub max_api_keys: u32,
     /// Cases in one `RunBatch` request.
     pub max_batch_cases: u32,
+    /// Bytes of file contents the guest's in-memory filesystem may hold,
+    /// input included (default and maximum of `limits.fs_bytes`).
+    pub max_fs_bytes: u64,
+    /// Entries (files, directories, symlinks) that filesystem may hold.
+    pub max_fs_entries: u64,
 }
 
 /// The built-in tiers, parsed once.
@@ -565,6 +570,8 @@ impl Tier {
                 u64::from(self.max_concurrent_uploads),
             ),
             ("upload_idle_timeout_ms", self.upload_idle_timeout_ms),
+            ("max_fs_bytes", self.max_fs_bytes),
+            ("max_fs_entries", self.max_fs_entries),
         ];
         if let Some((key, _)) = always.iter().find(|(_, v)| *v == 0) {
             return Err((key, false));

@@ -16,6 +16,9 @@ pub struct EffectiveLimits {
     pub memory_bytes: u64,
     pub timeout_ms: u64,
     pub max_output_bytes: u64,
+    /// Bytes of file contents the guest's filesystem may hold (used only
+    /// when the request gives it one).
+    pub fs_bytes: u64,
 }
 
 impl EffectiveLimits {
@@ -56,6 +59,7 @@ impl EffectiveLimits {
                 tier.max_output_bytes,
                 Unit::Bytes,
             )?,
+            fs_bytes: pick("fs_bytes", r.fs_bytes, tier.max_fs_bytes, Unit::Bytes)?,
         })
     }
 
@@ -69,8 +73,7 @@ impl EffectiveLimits {
             memory_bytes: self.memory_bytes,
             timeout_ms: self.timeout_ms,
             max_output_bytes: self.max_output_bytes,
-            // Filled in with the filesystem limits.
-            fs_bytes: 0,
+            fs_bytes: self.fs_bytes,
         }
     }
 }
@@ -245,6 +248,30 @@ mod tests {
         .unwrap_err();
         assert!(
             matches!(err, ApiError::AboveTierMax(ref above) if above.field == "limits.memory_bytes")
+        );
+    }
+
+    #[test]
+    fn fs_bytes_defaults_to_the_tier_maximum_and_shows_in_the_proto() {
+        let free = &default_tiers()["free"];
+        let limits = EffectiveLimits::resolve(None, free, "free").unwrap();
+        assert_eq!(limits.to_proto().fs_bytes, free.max_fs_bytes);
+    }
+
+    #[test]
+    fn fs_bytes_above_the_tier_maximum_is_refused_naming_the_field() {
+        let free = &default_tiers()["free"];
+        let err = EffectiveLimits::resolve(
+            Some(&v1::Limits {
+                fs_bytes: free.max_fs_bytes + 1,
+                ..Default::default()
+            }),
+            free,
+            "free",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ApiError::AboveTierMax(ref above) if above.field == "limits.fs_bytes")
         );
     }
 

@@ -141,6 +141,51 @@ impl AboveTierMax {
     }
 }
 
+/// An input tree (`fs`) past its byte or entry limit. Not an
+/// [`AboveTierMax`]: the byte limit in force may be the request's own
+/// `limits.fs_bytes`, below the tier's maximum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeTooBig {
+    pub requested: u64,
+    pub maximum: u64,
+    /// Bytes of file contents, or entries (a count).
+    pub unit: Unit,
+    pub tier: String,
+}
+
+impl std::fmt::Display for TreeTooBig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.unit {
+            Unit::Count => write!(
+                f,
+                "the input tree (fs) has {} entries, implicit parent directories included; \
+                 the {} tier allows {}",
+                self.requested, self.tier, self.maximum
+            ),
+            _ => write!(
+                f,
+                "the input files (fs) hold {}; the limit is {} (limits.fs_bytes); send \
+                 fewer or smaller files, or raise limits.fs_bytes up to the {} tier's maximum",
+                self.unit.amount(self.requested),
+                self.unit.amount(self.maximum),
+                self.tier
+            ),
+        }
+    }
+}
+
+impl TreeTooBig {
+    fn status(&self, message: String) -> Status {
+        let mut details = ErrorDetails::with_bad_request_violation("fs", message.clone());
+        details.set_error_info(
+            LIMIT_EXCEEDED,
+            ERROR_DOMAIN,
+            limit_metadata("fs", self.requested, self.maximum, self.unit, &self.tier),
+        );
+        Status::with_error_details(Code::InvalidArgument, message, details)
+    }
+}
+
 /// "storing 3 MiB more would pass this account's storage quota of …".
 fn over_quota_message(over: &OverQuota) -> String {
     let limit = |max: u64, unit: &dyn Fn(u64) -> String| {
@@ -170,6 +215,8 @@ pub enum ApiError {
     InvalidModule(#[from] ModuleError),
     #[error("{0}")]
     AboveTierMax(Box<AboveTierMax>),
+    #[error("{0}")]
+    TreeTooBig(Box<TreeTooBig>),
     #[error("{resource_type} {name} not found")]
     NotFound {
         resource_type: &'static str,
@@ -269,6 +316,7 @@ impl From<ApiError> for Status {
                 ErrorDetails::with_bad_request_violation("module", e.to_string()),
             ),
             ApiError::AboveTierMax(above) => above.status(message),
+            ApiError::TreeTooBig(big) => big.status(message),
             ApiError::NotFound {
                 resource_type,
                 name,

@@ -17,7 +17,11 @@ use super::{
 use crate::{
     auth::Caller,
     engine::{Outcome, Report},
-    exec::{self, BatchSpec, CaseResult, ExecEvent, Execution, Finished, NamedTier, RunSpec},
+    exec::{
+        self,
+        fs_output::{pieces, FilePiece},
+        BatchSpec, CaseResult, ExecEvent, Execution, Finished, NamedTier, RunSpec,
+    },
     limits::RateHeaders,
 };
 
@@ -63,13 +67,33 @@ fn event_proto(event: ExecEvent) -> v1::ExecuteEvent {
     let event = match event {
         ExecEvent::Stdout(data) => Event::Stdout(data),
         ExecEvent::Stderr(data) => Event::Stderr(data),
+        ExecEvent::File(piece) => Event::File(file_proto(piece)),
         ExecEvent::Finished(finished) => Event::Finished(finished_proto(&finished)),
     };
     v1::ExecuteEvent { event: Some(event) }
 }
 
-fn case_proto(case: CaseResult) -> v1::BatchEvent {
-    v1::BatchEvent {
+fn file_proto(piece: FilePiece) -> v1::FsEntry {
+    v1::FsEntry {
+        path: piece.path,
+        kind: Some(v1::fs_entry::Kind::File(piece.data)),
+    }
+}
+
+/// A case's events: its collected files in pieces (each naming the case),
+/// then the event with `finished`.
+fn case_proto(mut case: CaseResult) -> Vec<v1::BatchEvent> {
+    let files = std::mem::take(&mut case.files);
+    let mut events: Vec<v1::BatchEvent> = pieces(files)
+        .map(|piece| v1::BatchEvent {
+            case_index: case.index,
+            name: case.name.clone(),
+            execution_id: case.execution_id.clone(),
+            file: Some(file_proto(piece)),
+            ..Default::default()
+        })
+        .collect();
+    events.push(v1::BatchEvent {
         case_index: case.index,
         finished: Some(finished_proto(&case.finished)),
         stdout: case.stdout,
@@ -77,7 +101,9 @@ fn case_proto(case: CaseResult) -> v1::BatchEvent {
         name: case.name,
         execution_id: case.execution_id,
         module_sha256: case.module_sha256,
-    }
+        file: None,
+    });
+    events
 }
 
 /// `started` (the admission row is durable by then), output as produced,
@@ -148,7 +174,12 @@ impl ExecutionService for ExecutionApi {
         let caller = self.state.caller(&request).await?;
         let spec = BatchSpec::try_from((request.into_inner(), named_tier(&self.state, &caller)?))?;
         let batch = exec::batch::start(&self.state, &caller, spec).await?;
-        let events = batch.results.map(|case| case.map(case_proto));
+        let events = batch.results.flat_map(|case| {
+            stream::iter(match case {
+                Ok(case) => case_proto(case).into_iter().map(Ok).collect(),
+                Err(status) => vec![Err(status)],
+            })
+        });
         Ok(with_headers(Box::pin(events), batch.headers))
     }
 }

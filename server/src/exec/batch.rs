@@ -15,8 +15,9 @@ use wasmwiz_proto::v1;
 
 use super::{
     client::ClientStdin,
+    fs_input::FsRequest,
     lifecycle::{allow, finished, launch, resolve, Finished, Launch, Running},
-    spec::{GivenSource, ModuleSource, NamedTier},
+    spec::{given_fs, GivenSource, ModuleSource, NamedTier},
     verdict::VerdictTracker,
 };
 use crate::{
@@ -26,7 +27,10 @@ use crate::{
         AppState, Resolved,
     },
     auth::Caller,
-    engine::Stream as OutStream,
+    engine::{
+        vfs::{CollectedFile, FsSpec},
+        Stream as OutStream,
+    },
     limits::RateHeaders,
 };
 
@@ -36,6 +40,8 @@ pub struct CaseSpec {
     pub cmd: CommandLine,
     pub stdin: Bytes,
     pub expected: Option<Bytes>,
+    /// The case's own `fs` (laid over the batch's tree when it has one).
+    pub fs: Option<FsRequest>,
 }
 
 /// A validated batch.
@@ -43,7 +49,44 @@ pub struct BatchSpec {
     pub source: ModuleSource,
     pub limits: EffectiveLimits,
     pub seed: u64,
+    /// The tree every case starts from.
+    pub fs: Option<FsRequest>,
     pub cases: Vec<CaseSpec>,
+    pub tier_name: String,
+}
+
+impl BatchSpec {
+    /// Checks the shared tree and each case's own entries on their own
+    /// (before admission, so a refused tree costs nothing). A case's
+    /// entries laid over the shared tree are checked again when the case
+    /// starts, where the combined tree exists (building every case's tree
+    /// up front would hold them all at once).
+    pub async fn check_trees(&mut self) -> Result<(), ApiError> {
+        if let Some(fs) = self.fs.take() {
+            self.fs = Some(fs.checked(&self.tier_name).await?);
+        }
+        for case in &mut self.cases {
+            if let Some(fs) = case.fs.take() {
+                case.fs = Some(fs.checked(&self.tier_name).await?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The tree a case starts from: the batch's, with the case's entries laid
+/// over it (checked again, since the two together may conflict).
+async fn case_tree(
+    shared: Option<&FsRequest>,
+    own: Option<FsRequest>,
+    tier_name: &str,
+) -> Result<Option<FsSpec>, ApiError> {
+    Ok(match (shared, own) {
+        (None, None) => None,
+        (Some(shared), None) => Some(shared.spec.clone()),
+        (None, Some(own)) => Some(own.spec),
+        (Some(shared), Some(own)) => Some(shared.layered(&own).checked(tier_name).await?.spec),
+    })
 }
 
 impl TryFrom<(v1::RunBatchRequest, NamedTier<'_>)> for BatchSpec {
@@ -80,13 +123,16 @@ impl TryFrom<(v1::RunBatchRequest, NamedTier<'_>)> for BatchSpec {
                 cmd,
                 stdin: Bytes::from(case.stdin),
                 expected: case.expected_stdout.map(Bytes::from),
+                fs: given_fs(case.fs, &format!("cases[{i}].fs"), &limits, tier)?,
             });
         }
         Ok(Self {
             source: ModuleSource::given(req.source.map(GivenSource::from), named)?,
             limits,
             seed: req.random_seed,
+            fs: given_fs(req.fs, "fs", &limits, tier)?,
             cases,
+            tier_name: name.to_string(),
         })
     }
 }
@@ -99,6 +145,8 @@ pub struct CaseResult {
     pub module_sha256: String,
     pub stdout: Bytes,
     pub stderr: Bytes,
+    /// Collected files, in path order.
+    pub files: Vec<CollectedFile>,
     pub finished: Finished,
 }
 
@@ -117,9 +165,10 @@ pub struct Batch {
 pub async fn start(
     state: &Arc<AppState>,
     caller: &Caller,
-    spec: BatchSpec,
+    mut spec: BatchSpec,
 ) -> Result<Batch, Status> {
     let tier = state.tier(caller)?.clone();
+    spec.check_trees().await?;
     let first = allow(state, caller, &tier, true).await?;
     let resolved = Arc::new(resolve(state, caller, spec.source, false).await?);
     let headers = first.headers;
@@ -132,6 +181,8 @@ pub async fn start(
         resolved,
         limits: spec.limits,
         seed: spec.seed,
+        fs: spec.fs,
+        tier_name: spec.tier_name,
         slots: Arc::new(Semaphore::new(tier.max_concurrent.max(1) as usize)),
         stop: stop.clone(),
         tx,
@@ -155,6 +206,8 @@ struct Scheduler {
     resolved: Arc<Resolved>,
     limits: EffectiveLimits,
     seed: u64,
+    fs: Option<FsRequest>,
+    tier_name: String,
     slots: Arc<Semaphore>,
     stop: CancellationToken,
     tx: mpsc::Sender<Result<CaseResult, Status>>,
@@ -169,7 +222,14 @@ impl Scheduler {
     ) {
         let mut first = Some(first);
         let mut running = FuturesUnordered::new();
-        for (index, case) in cases.into_iter().enumerate() {
+        for (index, mut case) in cases.into_iter().enumerate() {
+            let fs = match case_tree(self.fs.as_ref(), case.fs.take(), &self.tier_name).await {
+                Ok(fs) => fs,
+                Err(error) => {
+                    let _ = self.tx.send(Err(error.into())).await;
+                    break;
+                }
+            };
             // Waiting for a slot or an allowance ends with the batch.
             let slot = tokio::select! {
                 biased;
@@ -199,6 +259,7 @@ impl Scheduler {
                     limits: self.limits,
                     seed: self.seed,
                     stdin: ClientStdin::bytes(case.stdin),
+                    fs,
                     allowance,
                 },
                 self.stop.child_token(),
@@ -236,7 +297,8 @@ async fn collect(
             OutStream::Stderr => stderr.extend_from_slice(&chunk.data),
         }
     }
-    let report = finished(running.report).await?;
+    let mut report = finished(running.report).await?;
+    let files = std::mem::take(&mut report.files);
     let mut tracker = VerdictTracker::new(expected);
     tracker.feed(&stdout);
     Ok(CaseResult {
@@ -246,6 +308,7 @@ async fn collect(
         module_sha256,
         stdout: stdout.into(),
         stderr: stderr.into(),
+        files,
         finished: Finished {
             report,
             verdict: tracker.verdict(),

@@ -1,12 +1,17 @@
 //! What an `Execute` client streams after `start`: the module's chunks,
-//! then (when it asked to stream stdin) the guest's stdin.
+//! then (when `start.fs` is set) filesystem entries, then (when it asked to
+//! stream stdin) the guest's stdin.
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Status, Streaming};
 use wasmwiz_proto::v1::{self, execute_request::Msg};
 
-use crate::{api::convert::check_size, api::errors::ApiError, engine::StdinSource};
+use super::fs_input::{FsRequest, StreamedTree};
+use crate::{
+    api::{convert::check_size, errors::ApiError, upload::next_within},
+    engine::StdinSource,
+};
 
 /// The client's request stream after its `start` message.
 pub type ClientStream = Streaming<v1::ExecuteRequest>;
@@ -36,6 +41,51 @@ pub async fn receive_module(size: u64, incoming: &mut ClientStream) -> Result<By
     Ok(module.freeze())
 }
 
+/// Reads `fs_chunk`s into `tree` until `fs_eof`, the first stdin message
+/// (returned, for the stdin that follows) or the end of the client's
+/// stream. A stream quiet for `idle` is abandoned, as uploads are; limits
+/// are checked as each chunk arrives.
+pub async fn receive_fs(
+    tree: FsRequest,
+    incoming: &mut ClientStream,
+    idle: std::time::Duration,
+    tier_name: &str,
+) -> Result<(FsRequest, Option<Msg>), Status> {
+    let mut streamed = StreamedTree::new(tree, tier_name);
+    loop {
+        let message = next_within(incoming, idle).await?;
+        match message.and_then(|m| m.msg) {
+            Some(Msg::FsChunk(chunk)) => streamed.push(chunk)?,
+            Some(Msg::FsEof(_)) | None => return Ok((streamed.finish(), None)),
+            Some(stdin @ (Msg::StdinChunk(_) | Msg::StdinEof(_))) => {
+                return Ok((streamed.finish(), Some(stdin)))
+            }
+            Some(Msg::Start(_)) => {
+                return Err(ApiError::invalid("msg", "a second `start` is not allowed").into())
+            }
+            Some(Msg::ModuleChunk(_)) => {
+                return Err(ApiError::invalid(
+                    "module_chunk",
+                    "a `module_chunk` after the whole module; send `fs_chunk`s after the module",
+                )
+                .into())
+            }
+        }
+    }
+}
+
+/// The refusal of `fs_chunk`/`fs_eof` where no entries are expected.
+fn misplaced_fs(fs_given: bool) -> ApiError {
+    ApiError::invalid(
+        "fs_chunk",
+        if fs_given {
+            "`fs_chunk` and `fs_eof` come right after the module, before any stdin"
+        } else {
+            "`fs_chunk` needs a filesystem: set `start.fs` (even empty) to send entries"
+        },
+    )
+}
+
 /// The guest's stdin as the client gives it. A streamed stdin comes with the
 /// error that stops the run if the client breaks the rules mid-stream (too
 /// much stdin, or a message that is not stdin).
@@ -52,12 +102,65 @@ impl ClientStdin {
         }
     }
 
-    /// Forwards the rest of `incoming` to the guest, up to `max` bytes.
-    pub fn streamed(incoming: ClientStream, max: u64, tier_name: String) -> Self {
+    /// Stdin given whole in `start`, while the rest of the client's stream
+    /// is watched: stdin messages are not expected (refused when one ended
+    /// the filesystem entries), and a misplaced `fs_chunk` stops the run.
+    /// Other messages are ignored, as they always were.
+    pub fn bytes_watching(
+        bytes: Bytes,
+        mut incoming: ClientStream,
+        pending: Option<Msg>,
+    ) -> Result<Self, ApiError> {
+        if pending.is_some() {
+            return Err(ApiError::invalid(
+                "msg",
+                "stdin messages need `start.stream_stdin`; without it stdin is `start.stdin`",
+            ));
+        }
+        let (mut refuse, refused) = oneshot::channel();
+        tokio::spawn(async move {
+            let watch = async {
+                while let Ok(Some(message)) = incoming.message().await {
+                    if let Some(Msg::FsChunk(_) | Msg::FsEof(_)) = message.msg {
+                        return Some(misplaced_fs(false));
+                    }
+                }
+                None
+            };
+            tokio::select! {
+                // The run ended: nothing more to watch for.
+                () = refuse.closed() => {}
+                refusal = watch => {
+                    if let Some(error) = refusal {
+                        let _ = refuse.send(error);
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            source: StdinSource::Bytes(bytes),
+            refused: Some(refused),
+        })
+    }
+
+    /// Forwards the rest of `incoming` to the guest, up to `max` bytes,
+    /// starting with `first` when the filesystem entries ended with it.
+    pub fn streamed(
+        incoming: ClientStream,
+        max: u64,
+        tier_name: String,
+        first: Option<Msg>,
+        fs_given: bool,
+    ) -> Self {
         let (chunks, source) = mpsc::channel::<Bytes>(8);
         let (refuse, refused) = oneshot::channel();
         tokio::spawn(async move {
-            if let Err(error) = forward_stdin(incoming, &chunks, max, &tier_name).await {
+            let rules = StdinRules {
+                max,
+                tier_name: &tier_name,
+                fs_given,
+            };
+            if let Err(error) = forward_stdin(incoming, first, &chunks, rules).await {
                 let _ = refuse.send(error);
                 // No end of file for a refused stream: the guest must not run
                 // on to success. It waits for stdin until the refusal stops
@@ -72,28 +175,45 @@ impl ClientStdin {
     }
 }
 
+/// What streamed stdin is held to.
+struct StdinRules<'a> {
+    max: u64,
+    tier_name: &'a str,
+    /// `start.fs` was set (so a late `fs_chunk` is misplaced, not unasked).
+    fs_given: bool,
+}
+
 /// Feeds the client's `stdin_chunk`s to the guest until `stdin_eof` or the
 /// end of the client's stream (both are end of file for the guest). Stdin
 /// past the tier's size, or any other message, is the client's error: the
 /// run stops and the call ends with it.
 async fn forward_stdin(
     mut incoming: ClientStream,
+    first: Option<Msg>,
     tx: &mpsc::Sender<Bytes>,
-    max: u64,
-    tier_name: &str,
+    rules: StdinRules<'_>,
 ) -> Result<(), ApiError> {
     let mut total = 0u64;
-    while let Ok(Some(message)) = incoming.message().await {
+    let mut first = first.map(|msg| v1::ExecuteRequest { msg: Some(msg) });
+    loop {
+        let message = match first.take() {
+            Some(message) => message,
+            None => match incoming.message().await {
+                Ok(Some(message)) => message,
+                _ => break,
+            },
+        };
         match message.msg {
             Some(Msg::StdinChunk(chunk)) => {
                 total += chunk.len() as u64;
-                check_size("stdin", total, max, tier_name)?;
+                check_size("stdin", total, rules.max, rules.tier_name)?;
                 if tx.send(Bytes::from(chunk)).await.is_err() {
                     // The guest has ended; what it did not read is not an error.
                     return Ok(());
                 }
             }
             Some(Msg::StdinEof(_)) => return Ok(()),
+            Some(Msg::FsChunk(_) | Msg::FsEof(_)) => return Err(misplaced_fs(rules.fs_given)),
             other => {
                 let got = match other {
                     Some(Msg::Start(_)) => "a second `start`",

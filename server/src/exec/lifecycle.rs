@@ -16,6 +16,7 @@ use wasmwiz_proto::v1::Verdict;
 
 use super::{
     client::ClientStdin,
+    fs_output::{pieces, FilePiece},
     record::{UsageEnd, UsageRecord},
     spec::{ModuleSource, RunSpec},
     verdict::VerdictTracker,
@@ -24,16 +25,17 @@ use crate::{
     api::{convert::CommandLine, convert::EffectiveLimits, errors::ApiError, AppState, Resolved},
     auth::Caller,
     config::Tier,
-    engine::{Job, OutputChunk, Report, Stream as OutStream},
+    engine::{vfs::FsSpec, Job, OutputChunk, Report, Stream as OutStream},
     limits::{utc_day, Allowance, LimitError, RateHeaders},
     store::now_ms,
 };
 
-/// What an execution tells its client, in order: output as produced, then
-/// how it ended.
+/// What an execution tells its client, in order: output as produced, the
+/// collected files in pieces, then how it ended.
 pub enum ExecEvent {
     Stdout(Bytes),
     Stderr(Bytes),
+    File(FilePiece),
     Finished(Finished),
 }
 
@@ -72,9 +74,19 @@ impl Execution {
         });
         let report = self.running.report;
         let last = stream::once(async move {
-            let report = finished(report).await?;
+            let mut report = finished(report).await?;
+            let files = std::mem::take(&mut report.files);
             let verdict = tracker.lock().verdict();
-            Ok(ExecEvent::Finished(Finished { report, verdict }))
+            Ok::<_, Status>((files, Finished { report, verdict }))
+        })
+        .flat_map(|ended| match ended {
+            Ok((files, finished)) => stream::iter(
+                pieces(files)
+                    .map(|piece| Ok(ExecEvent::File(piece)))
+                    .chain(std::iter::once(Ok(ExecEvent::Finished(finished))))
+                    .collect::<Vec<_>>(),
+            ),
+            Err(status) => stream::iter(vec![Err(status)]),
         });
         output.chain(last)
     }
@@ -89,9 +101,12 @@ pub async fn start(
     mut spec: RunSpec,
 ) -> Result<Execution, Status> {
     let tier = state.tier(caller)?;
+    spec.check_fs().await?;
     let allowance = allow(state, caller, tier, false).await?;
-    // An incomplete or unknown module drops (and so gives back) the allowance.
+    // An incomplete or unknown module, or a refused streamed tree, drops
+    // (and so gives back) the allowance.
     let source = spec.take_source().await?;
+    let fs = spec.take_fs().await?;
     let resolved = resolve(state, caller, source, spec.keep_module).await?;
     let stdin = spec.take_stdin()?;
     let headers = allowance.headers;
@@ -105,6 +120,7 @@ pub async fn start(
             limits,
             seed: spec.seed,
             stdin,
+            fs,
             allowance,
         },
         state.hard_stop.child_token(),
@@ -186,6 +202,8 @@ pub(super) struct Launch {
     pub limits: EffectiveLimits,
     pub seed: u64,
     pub stdin: ClientStdin,
+    /// The guest's filesystem (validated); `None`: no preopens.
+    pub fs: Option<FsSpec>,
     pub allowance: Allowance,
 }
 
@@ -258,7 +276,7 @@ pub(super) async fn launch(
         memory_bytes: launch.limits.memory_bytes,
         timeout: launch.limits.timeout(),
         max_output_bytes: launch.limits.max_output_bytes,
-        fs: None,
+        fs: launch.fs,
     };
     let (out_tx, out_rx) = mpsc::channel(16);
     let (report_tx, report_rx) = oneshot::channel();

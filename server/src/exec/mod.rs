@@ -8,6 +8,8 @@ pub mod client;
 pub mod lifecycle;
 pub mod record;
 pub mod spec;
+pub mod fs_input;
+pub mod fs_output;
 mod verdict;
 
 pub use self::{

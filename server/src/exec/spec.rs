@@ -6,7 +6,10 @@ use bytes::Bytes;
 use tonic::Status;
 use wasmwiz_proto::v1;
 
-use super::client::{receive_module, ClientStdin, ClientStream};
+use super::{
+    client::{receive_fs, receive_module, ClientStdin, ClientStream},
+    fs_input::{FsRequest, TreeLimits},
+};
 use crate::{
     api::{
         convert::{check_size, sha256_field, CommandLine, EffectiveLimits},
@@ -102,8 +105,37 @@ pub struct RunSpec {
     pub stdin: StdinSpec,
     /// Bytes stdout must equal for an ACCEPTED verdict.
     pub expected: Option<Bytes>,
-    /// The rest of an `Execute` client's stream (module chunks, then stdin).
+    /// The guest's filesystem; `None` gives it no preopens.
+    pub fs: Option<FsRequest>,
+    /// More entries follow on the client's stream as `fs_chunk`s.
+    pub streams_fs: bool,
+    /// The client's message that ended its `fs_chunk`s, when it was stdin.
+    pending: Option<v1::execute_request::Msg>,
+    /// The tier's name and upload idle timeout, for what streams in.
+    tier_name: String,
+    idle: std::time::Duration,
+    /// The rest of an `Execute` client's stream (module chunks, then
+    /// filesystem entries, then stdin).
     pub client: Option<ClientStream>,
+}
+
+/// The byte and entry limits of a request's tree.
+pub fn tree_limits(limits: &EffectiveLimits, tier: &Tier) -> TreeLimits {
+    TreeLimits {
+        max_bytes: limits.fs_bytes,
+        max_entries: tier.max_fs_entries,
+    }
+}
+
+/// A request's optional `fs` as a tree (absent: no filesystem).
+pub fn given_fs(
+    fs: Option<v1::Filesystem>,
+    field: &str,
+    limits: &EffectiveLimits,
+    tier: &Tier,
+) -> Result<Option<FsRequest>, ApiError> {
+    fs.map(|fs| FsRequest::from_proto(fs, field, tree_limits(limits, tier)))
+        .transpose()
 }
 
 impl RunSpec {
@@ -121,16 +153,50 @@ impl RunSpec {
         }
     }
 
+    /// Checks the tree the request gave (before admission, so a refused
+    /// tree costs no allowance).
+    pub async fn check_fs(&mut self) -> Result<(), ApiError> {
+        if let Some(fs) = self.fs.take() {
+            self.fs = Some(fs.checked(&self.tier_name).await?);
+        }
+        Ok(())
+    }
+
+    /// The guest's filesystem, reading streamed entries from the client now
+    /// (the caller has been admitted and the module received).
+    pub async fn take_fs(&mut self) -> Result<Option<crate::engine::vfs::FsSpec>, Status> {
+        let Some(mut fs) = self.fs.take() else {
+            return Ok(None);
+        };
+        if self.streams_fs {
+            let client = self
+                .client
+                .as_mut()
+                .ok_or_else(|| Status::internal("streamed entries need the client's stream"))?;
+            let (tree, pending) = receive_fs(fs, client, self.idle, &self.tier_name).await?;
+            self.pending = pending;
+            fs = tree.checked(&self.tier_name).await?;
+        }
+        Ok(Some(fs.spec))
+    }
+
     /// The guest's stdin, streaming from the client's rest when asked to.
     pub fn take_stdin(&mut self) -> Result<ClientStdin, Status> {
+        let pending = self.pending.take();
+        let fs_given = self.streams_fs;
         match std::mem::replace(&mut self.stdin, StdinSpec::Bytes(Bytes::new())) {
-            StdinSpec::Bytes(bytes) => Ok(ClientStdin::bytes(bytes)),
+            StdinSpec::Bytes(bytes) => match self.client.take() {
+                None => Ok(ClientStdin::bytes(bytes)),
+                Some(client) => Ok(ClientStdin::bytes_watching(bytes, client, pending)?),
+            },
             StdinSpec::Streamed { max, tier_name } => {
                 let client = self
                     .client
                     .take()
                     .ok_or_else(|| Status::internal("streamed stdin needs the client's stream"))?;
-                Ok(ClientStdin::streamed(client, max, tier_name))
+                Ok(ClientStdin::streamed(
+                    client, max, tier_name, pending, fs_given,
+                ))
             }
         }
     }
@@ -145,6 +211,7 @@ impl TryFrom<(v1::RunRequest, NamedTier<'_>)> for RunSpec {
         check_size("stdin", req.stdin.len() as u64, tier.max_stdin_bytes, name)?;
         let cmd =
             CommandLine::new(req.program_name, req.args, req.env)?.within(tier, name, "args")?;
+        let fs = given_fs(req.fs, "fs", &limits, tier)?;
         Ok(Self {
             source: ModuleSource::given(req.source.map(GivenSource::from), named)?,
             keep_module: req.keep_module,
@@ -153,6 +220,11 @@ impl TryFrom<(v1::RunRequest, NamedTier<'_>)> for RunSpec {
             seed: req.random_seed,
             stdin: StdinSpec::Bytes(Bytes::from(req.stdin)),
             expected: req.expected_stdout.map(Bytes::from),
+            fs,
+            streams_fs: false,
+            pending: None,
+            tier_name: name.to_string(),
+            idle: std::time::Duration::from_millis(tier.upload_idle_timeout_ms),
             client: None,
         })
     }
@@ -197,6 +269,7 @@ impl TryFrom<(v1::ExecuteStart, ClientStream, NamedTier<'_>)> for RunSpec {
         } else {
             StdinSpec::Bytes(Bytes::from(start.stdin))
         };
+        let fs = given_fs(start.fs, "fs", &limits, tier)?;
         Ok(Self {
             source,
             keep_module: start.keep_module,
@@ -205,6 +278,11 @@ impl TryFrom<(v1::ExecuteStart, ClientStream, NamedTier<'_>)> for RunSpec {
             seed: start.random_seed,
             stdin,
             expected: start.expected_stdout.map(Bytes::from),
+            streams_fs: fs.is_some(),
+            fs,
+            pending: None,
+            tier_name: name.to_string(),
+            idle: std::time::Duration::from_millis(tier.upload_idle_timeout_ms),
             client: Some(client),
         })
     }

@@ -66,13 +66,25 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Bytes one message of `tier` may declare: its module, stdin, args and env
-/// in one message (browsers have only unary `Run`/`PutModule`) plus the
-/// overhead.
+/// Most bytes of input files one message may carry inline, whatever the
+/// tier's `max_fs_bytes`: larger trees go through `Execute`'s `fs_chunk`s,
+/// so no tier's single message (buffered whole before it is decoded) grows
+/// by more than this.
+pub const INLINE_FS_MAX_BYTES: u64 = 64 << 20;
+
+/// Bytes of input files a `Run` or `RunBatch` of `tier` may carry inline.
+pub fn inline_fs_bytes(tier: &crate::config::Tier) -> u64 {
+    tier.max_fs_bytes.min(INLINE_FS_MAX_BYTES)
+}
+
+/// Bytes one message of `tier` may declare: its module, stdin, args and
+/// env, and an inline input tree, in one message (browsers have only unary
+/// `Run`/`PutModule`) plus the overhead.
 pub fn tier_message_bytes(config: &Config, tier: &crate::config::Tier) -> u64 {
     tier.max_module_bytes
         + tier.max_stdin_bytes
         + tier.max_args_bytes
+        + inline_fs_bytes(tier)
         + config.message_overhead_bytes as u64
 }
 
@@ -117,11 +129,12 @@ fn caller_limit(state: &AppState, caller: &Caller, carries_modules: bool) -> Mes
             timeout,
             min_bytes_per_sec: config.message_min_bytes_per_sec,
             whose: format!(
-                "the {} tier's maximum (module {} + stdin {} + args and env {} + {} for other fields)",
+                "the {} tier's maximum (module {} + stdin {} + args and env {} + inline files {} + {} for other fields; send larger file trees with Execute's fs_chunk messages)",
                 caller.tier,
                 tier.max_module_bytes,
                 tier.max_stdin_bytes,
                 tier.max_args_bytes,
+                inline_fs_bytes(tier),
                 config.message_overhead_bytes
             )
             .into(),
@@ -227,5 +240,35 @@ where
             let request = request.map(|body| Body::new(MessageLimitBody::new(body, limit)));
             inner.call(request).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room_for_files(config: &Config, tier: &str) -> u64 {
+        let tier = &config.tiers[tier];
+        tier_message_bytes(config, tier)
+            - tier.max_module_bytes
+            - tier.max_stdin_bytes
+            - tier.max_args_bytes
+            - config.message_overhead_bytes as u64
+    }
+
+    #[test]
+    fn a_message_has_room_for_the_tiers_whole_tree_when_it_is_small() {
+        let config = Config::default();
+        assert_eq!(
+            room_for_files(&config, "free"),
+            config.tiers["free"].max_fs_bytes
+        );
+    }
+
+    #[test]
+    fn inline_files_are_capped_at_64_mib_whatever_the_tier_allows() {
+        let config = Config::default();
+        assert!(config.tiers["pro"].max_fs_bytes > INLINE_FS_MAX_BYTES);
+        assert_eq!(room_for_files(&config, "pro"), INLINE_FS_MAX_BYTES);
     }
 }

@@ -95,12 +95,26 @@ pub struct Collected {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub finished: Option<v1::Finished>,
+    /// Collected-file pieces as they came: (path, bytes).
+    pub file_pieces: Vec<(String, Vec<u8>)>,
     pub events: Vec<&'static str>,
 }
 
 impl Collected {
     pub fn outcome(&self) -> v1::Outcome {
         self.finished.as_ref().unwrap().outcome()
+    }
+
+    /// Collected files reassembled from their pieces, in arrival order.
+    pub fn files(&self) -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        for (path, data) in &self.file_pieces {
+            match files.last_mut() {
+                Some((last, contents)) if last == path => contents.extend_from_slice(data),
+                _ => files.push((path.clone(), data.clone())),
+            }
+        }
+        files
     }
 }
 
@@ -123,6 +137,14 @@ pub async fn collect(mut stream: tonic::Streaming<v1::ExecuteEvent>) -> Result<C
             Event::Finished(f) => {
                 out.events.push("finished");
                 out.finished = Some(f);
+            }
+            Event::File(entry) => {
+                out.events.push("file");
+                let data = match entry.kind {
+                    Some(v1::fs_entry::Kind::File(data)) => data.to_vec(),
+                    other => panic!("a collected file must be a file: {other:?}"),
+                };
+                out.file_pieces.push((entry.path, data));
             }
         }
     }
