@@ -23,6 +23,7 @@ use super::{
     outcome::{Outcome, Report},
     run::{cancelled_ending, timeout_ending, Ending, Execution, Setup, Step},
     trace::ThreadTrace,
+    vfs::{cut_files, CollectedFile, Fs},
     wasi::{build_ctx, WasiSetup},
     CompiledModule, Sandbox,
 };
@@ -102,10 +103,20 @@ impl Sandbox {
             StdinSource::Stream(rx) => (StdinBuffer::default(), Some(rx)),
         };
         let stop_flag = Arc::new(AtomicBool::new(false));
+        let trace_for_collect = trace.clone();
         // Inline only when everything before the first instruction is
-        // provably cheap: a small world (args, env) and a module with no
-        // start section and small segments and tables.
-        let inline = job.module.instantiates_inline() && world_is_small(&job.args, &job.env);
+        // provably cheap: a small world (args, env), no filesystem (building
+        // it copies the request's tree, and its calls may do work priced
+        // after the fact) and a module with no start section and small
+        // segments and tables.
+        let fs_spec = job.fs;
+        let collect_patterns = fs_spec
+            .as_ref()
+            .map(|spec| spec.collect.clone())
+            .unwrap_or_default();
+        let inline = fs_spec.is_none()
+            && job.module.instantiates_inline()
+            && world_is_small(&job.args, &job.env);
         let prepare = {
             let (output, stdin, stop_flag) = (output.clone(), stdin.clone(), stop_flag.clone());
             let (fuel, memory_bytes, timeout) = (job.fuel.max(1), job.memory_bytes, job.timeout);
@@ -118,8 +129,22 @@ impl Sandbox {
                 stdin: Box::new(ReadPipe::new(stdin.reader())),
                 stdout: Box::new(WritePipe::new(output.writer(Stream::Stdout))),
                 stderr: Box::new(WritePipe::new(output.writer(Stream::Stderr))),
+                fs: None,
             };
             move || -> Result<Setup, Ending> {
+                let mut world = world;
+                let fs = match fs_spec {
+                    Some(spec) => {
+                        if let Some(trace) = &trace {
+                            trace.record("fs_build");
+                        }
+                        Some(Fs::build(&spec).map_err(|error| {
+                            Ending::stopped(Outcome::Trap, format!("invalid filesystem: {error}"))
+                        })?)
+                    }
+                    None => None,
+                };
+                world.fs = fs.clone();
                 let wasi = build_ctx(world).map_err(|error| {
                     Ending::stopped(Outcome::Trap, format!("invalid args or env: {error}"))
                 })?;
@@ -134,6 +159,7 @@ impl Sandbox {
                     timeout,
                     cancelled: stop_flag,
                     trace,
+                    fs,
                 })
             }
         };
@@ -209,7 +235,22 @@ impl Sandbox {
             // Whatever the interpreter left half-done for this module stays out of the cache.
             self.cache_remove(&job.module.sha256);
         }
-        let report = finish(ending, Some(&exec), &output, &stdin, started);
+        let mut report = finish(ending, Some(&exec), &output, &stdin, started);
+        if let Some(fs) = exec.filesystem() {
+            if report.outcome != Outcome::Cancelled && !collect_patterns.is_empty() {
+                let trace = trace_for_collect;
+                let files = self
+                    .pool
+                    .run(move || {
+                        if let Some(trace) = &trace {
+                            trace.record("fs_collect");
+                        }
+                        fs.collect(&collect_patterns)
+                    })
+                    .await;
+                add_files(&mut report, files, job.max_output_bytes);
+            }
+        }
         if exec.memory_peak() > DROP_INLINE_MAX_MEMORY {
             // Unmapping a large touched memory takes milliseconds: not here.
             self.pool.spawn(move || drop(exec));
@@ -300,6 +341,23 @@ async fn wait_for_stdin(
         },
     }
     Ok(())
+}
+
+/// Puts the collected files in the report; their bytes count towards the
+/// output limit after stdout and stderr: past it they are cut at exactly
+/// the limit and a run that had ended normally becomes `OutputLimit`.
+fn add_files(report: &mut Report, mut files: Vec<CollectedFile>, max_output_bytes: u64) {
+    let room = max_output_bytes.saturating_sub(report.stdout_bytes + report.stderr_bytes);
+    if cut_files(&mut files, room) {
+        report.output_truncated = true;
+        if matches!(report.outcome, Outcome::Success | Outcome::ExitNonzero) {
+            report.outcome = Outcome::OutputLimit;
+            report.message =
+                "the collected files exceeded max_output_bytes (after stdout and stderr); they were cut at the limit"
+                    .to_string();
+        }
+    }
+    report.files = files;
 }
 
 fn cancelled() -> Ending {

@@ -113,6 +113,25 @@ fn charge(
     }
 }
 
+/// Pays for the filesystem work the call just did (components walked,
+/// entries skipped, bytes zeroed), which its arguments could not price.
+fn settle_fs(caller: &mut Caller<'_, HostState>) -> Result<(), wasmi::Error> {
+    let Some(owed) = caller.data().fs.as_ref().map(|fs| fs.take_fuel()) else {
+        return Ok(());
+    };
+    if owed == 0 {
+        return Ok(());
+    }
+    let fuel = caller.get_fuel()?;
+    match caller.data_mut().meter.pay_after(fuel, owed) {
+        Ok(left) => {
+            caller.set_fuel(left)?;
+            Ok(())
+        }
+        Err(_) => Err(wasmi::Error::host(Interrupt::OutOfFuel)),
+    }
+}
+
 macro_rules! wasi_functions {
     ($( fn $name:ident($($arg:ident : $ty:ty),* $(,)?) -> $ret:tt; )*) => {
         /// wasi-common's implementation of each function, unmetered (with
@@ -134,8 +153,9 @@ macro_rules! wasi_functions {
                         &mut state.wasi,
                         &mut memory,
                         $($arg),*
-                    ))?;
-                    result.map(<$ret>::from).map_err(wasi_error)
+                    ));
+                    settle_fs(caller)?;
+                    result?.map(<$ret>::from).map_err(wasi_error)
                 }
             )*
         }

@@ -238,6 +238,22 @@ impl HostMeter {
         Ok(0)
     }
 
+    /// Pays `cost` for work a call has already done (the filesystem's
+    /// walks and fills): like [`HostMeter::pay`], but never deferred, since
+    /// the work cannot be undone; bounded per call by the tree's limits.
+    pub fn pay_after(&mut self, fuel: u64, cost: u64) -> Result<u64, Shortfall> {
+        if cost <= fuel {
+            return Ok(fuel - cost);
+        }
+        let need = cost - fuel;
+        if need > self.reserve - self.overdraft {
+            self.overdraft = self.reserve;
+            return Err(Shortfall::OutOfFuel);
+        }
+        self.overdraft += need;
+        Ok(0)
+    }
+
     /// Fuel a call may draw beyond the slice (none on the inline slice).
     pub fn available(&self) -> u64 {
         if self.inline {

@@ -43,6 +43,8 @@ pub struct HostState {
     pub(super) args_sizes: (u64, u64),
     pub(super) env_sizes: (u64, u64),
     pub(super) trace: Option<ThreadTrace>,
+    /// The guest's in-memory filesystem, whose work host calls pay for.
+    pub(super) fs: Option<super::vfs::Fs>,
 }
 
 /// Memory, table and instance limits, recording the peak and what was hit.
@@ -308,6 +310,8 @@ pub struct Setup {
     /// Set by the driver when the execution is cancelled.
     pub cancelled: Arc<AtomicBool>,
     pub trace: Option<ThreadTrace>,
+    /// The filesystem the WASI context preopens, if any.
+    pub fs: Option<super::vfs::Fs>,
 }
 
 /// A live execution between slices.
@@ -353,6 +357,7 @@ impl Execution {
             memory: None,
             meter: HostMeter::new(setup.deadline, setup.cancelled),
             trace: setup.trace,
+            fs: setup.fs,
         };
         let mut store = Store::new(linker.engine(), state);
         store.limiter(|s| &mut s.limiter);
@@ -404,6 +409,11 @@ impl Execution {
     /// Fuel consumed so far.
     pub fn fuel_consumed(&self) -> u64 {
         self.consumed
+    }
+
+    /// The guest's filesystem, if it has one.
+    pub fn filesystem(&self) -> Option<super::vfs::Fs> {
+        self.store.data().fs.clone()
     }
 
     /// Largest linear memory reached, in bytes.
@@ -722,6 +732,7 @@ pub fn placeholder_host_state() -> HostState {
         stdin: Box::new(ReadPipe::new(std::io::empty())),
         stdout: Box::new(WritePipe::new(std::io::sink())),
         stderr: Box::new(WritePipe::new(std::io::sink())),
+        fs: None,
     })
     .expect("empty args and env are valid");
     HostState {
@@ -740,6 +751,7 @@ pub fn placeholder_host_state() -> HostState {
         args_sizes: (0, 0),
         env_sizes: (0, 0),
         trace: None,
+        fs: None,
     }
 }
 

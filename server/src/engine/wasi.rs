@@ -1,5 +1,6 @@
-//! The guest's WASI world, deny-by-default: no preopened directories, no
-//! sockets, no host clock or entropy. Time is virtual and deterministic; the
+//! The guest's WASI world, deny-by-default: no host directories, no
+//! sockets, no host clock or entropy. A request's in-memory filesystem (see
+//! `vfs`) is the only preopen: fd 3, named `/`. Time is virtual and deterministic; the
 //! RNG is seeded by the request. Every preview1 import still links, so real
 //! programs instantiate and get error codes instead of crashes.
 
@@ -24,12 +25,21 @@ pub const VIRTUAL_EPOCH_UNIX_SECS: u64 = 1_704_067_200;
 pub const CLOCK_STEP_NANOS: u64 = 1_000;
 
 /// Nanoseconds of virtual time elapsed since the guest started.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct VirtualTime(Arc<AtomicU64>);
 
 impl VirtualTime {
+    /// The current virtual time, without advancing it (file timestamps).
+    pub fn now_nanos(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
     fn tick(&self) -> u64 {
         self.0.fetch_add(CLOCK_STEP_NANOS, Ordering::Relaxed) + CLOCK_STEP_NANOS
+    }
+    /// Moves the clock on by `nanos` (tests of timestamps).
+    #[cfg(test)]
+    pub fn advance_for_test(&self, nanos: u64) {
+        self.0.fetch_add(nanos, Ordering::Relaxed);
     }
     fn advance(&self, by: Duration) {
         let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
@@ -112,6 +122,8 @@ pub struct WasiSetup {
     pub stdin: Box<dyn WasiFile>,
     pub stdout: Box<dyn WasiFile>,
     pub stderr: Box<dyn WasiFile>,
+    /// The in-memory filesystem, preopened as `/` (fd 3).
+    pub fs: Option<super::vfs::Fs>,
 }
 
 /// Builds the guest's WASI context from exactly what the request gives.
@@ -124,6 +136,9 @@ pub fn build_ctx(setup: WasiSetup) -> Result<WasiCtx, wasmi_wasi::wasi_common::S
             base: std::time::Instant::now(),
         });
     let rng = cap_rand::rngs::StdRng::seed_from_u64(setup.random_seed);
+    if let Some(fs) = &setup.fs {
+        fs.lock().set_clock(time.clone());
+    }
     let mut ctx = WasiCtx::new(
         Box::new(rng),
         clocks,
@@ -140,5 +155,10 @@ pub fn build_ctx(setup: WasiSetup) -> Result<WasiCtx, wasmi_wasi::wasi_common::S
     ctx.set_stdin(setup.stdin);
     ctx.set_stdout(setup.stdout);
     ctx.set_stderr(setup.stderr);
+    if let Some(fs) = setup.fs {
+        // The table is empty above stdio, so this is fd 3.
+        ctx.push_preopened_dir(Box::new(fs.root()), "/")
+            .expect("a fresh table has room for the preopen");
+    }
     Ok(ctx)
 }

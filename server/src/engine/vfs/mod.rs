@@ -6,7 +6,19 @@
 //! This file holds the types the rest of the server uses; the tree and its
 //! WASI preview1 implementation live in the submodules.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
+use parking_lot::{Mutex, MutexGuard};
+
+mod collect;
+mod dir;
+mod file;
+pub mod limits;
+pub mod tree;
+mod validate;
+
+pub use self::{dir::VDir, file::VFile};
 
 /// One entry of the input tree, as the request gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +87,51 @@ pub enum TreeError {
 /// Checks an input tree without building it: paths, duplicates, a file
 /// used as a directory, glob patterns, and the byte and entry limits
 /// (implicit parent directories count as entries).
-pub fn validate(_spec: &FsSpec) -> Result<(), TreeError> {
-    // Filled in with the tree implementation.
-    Ok(())
+/// Linear in the entries' total path bytes.
+pub fn validate(spec: &FsSpec) -> Result<(), TreeError> {
+    validate::validate(spec)
 }
+
+/// One execution's filesystem, shared by the guest's handles and the host
+/// (which pays the fuel the tree's work owes and collects files after).
+#[derive(Clone, Debug)]
+pub struct Fs(Arc<Mutex<tree::Tree>>);
+
+impl Fs {
+    /// Builds the tree a request gives (validating it first).
+    pub fn build(spec: &FsSpec) -> Result<Self, TreeError> {
+        Ok(Self(Arc::new(Mutex::new(tree::Tree::build(spec)?))))
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, tree::Tree> {
+        self.0.lock()
+    }
+
+    /// Whether both handles are the same filesystem.
+    pub fn same(&self, other: &Fs) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The guest's root directory handle (its preopen).
+    pub fn root(&self) -> VDir {
+        VDir::new(self.clone(), tree::ROOT)
+    }
+
+    /// Fuel owed for the tree's work since the last call.
+    pub fn take_fuel(&self) -> u64 {
+        self.lock().take_fuel()
+    }
+
+    /// The files to send back after the run, in path order.
+    pub fn collect(&self, patterns: &[String]) -> Vec<CollectedFile> {
+        collect::collect(&mut self.lock(), patterns)
+    }
+}
+
+/// Keeps at most `room` bytes of collected contents (the last kept file
+/// cut at exactly the limit, later ones dropped); true if anything was cut.
+pub fn cut_files(files: &mut Vec<CollectedFile>, room: u64) -> bool {
+    collect::cut_to(files, room)
+}
+#[cfg(test)]
+mod tests;
