@@ -303,14 +303,13 @@ describe("playground", () => {
     await waitText(page, "#module-info", /stored/);
     const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==", "base64");
     await page.setInputFiles("#files-input", { name: "dot.png", mimeType: "image/png", buffer: png });
-    await page.fill("#args", "input/dot.png\nout/dot.png");
-    await page.fill("#collect", "out/*");
+    await page.fill("#args", "input/dot.png\ninput/copy.png");
     await page.click("#run-btn");
     await waitRunDone(page);
     assert.ok(await page.isHidden("#error-box"), await text(page, "#error-box"));
     await page.waitForSelector("img.out-file-image");
     assert.equal(await page.getAttribute("img.out-file-image", "src"), `data:image/png;base64,${png.toString("base64")}`);
-    assert.equal(await page.getAttribute("img.out-file-image", "alt"), "Preview of out/dot.png");
+    assert.equal(await page.getAttribute("img.out-file-image", "alt"), "Preview of input/copy.png");
     assert.ok(await page.$eval("img.out-file-image", (img) => (img as HTMLImageElement).naturalWidth === 1), "the image decoded");
     await page.close();
   });
