@@ -93,6 +93,11 @@ export class FilesPanel {
     this.#render();
   }
 
+  /** Shows the count and size again (after the limit in force changed). */
+  refreshTotal(): void {
+    this.#renderTotal();
+  }
+
   /** Removes one file. */
   remove(path: string): void {
     const paths = [...this.#files.keys()];

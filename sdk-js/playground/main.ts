@@ -787,6 +787,7 @@ async function run(byHash: boolean): Promise<void> {
           // Without a Files limit the effective one is the tier's maximum: keep it for the size check.
           if (!explicitFsLimit && ev.started.limits?.fsBytes) {
             state.tierFsBytes = { key: apiKey(), bytes: Number(ev.started.limits.fsBytes) };
+            files.refreshTotal();
           }
           $("stat-sha").textContent = ev.started.moduleSha256;
           setRunState("Running…", "running");
@@ -1113,6 +1114,7 @@ let files: FilesPanel;
 
 function start(): void {
   files = new FilesPanel({ maxBytes: fsLimit, refuse: (e) => showError(e), clearRefusal: () => hideError() });
+  $("limit-fs").addEventListener("input", () => files.refreshTotal());
   initKeyBar();
   initTabs();
   initInputs();
