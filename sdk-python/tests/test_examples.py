@@ -187,3 +187,13 @@ def test_example_files_report_saves_what_came_back(server: Server, tmp_path: Pat
     out = _run(server, str(EXAMPLES / "files_report.py"), str(src), str(tmp_path / "got"))
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "got" / "out" / "report.txt").read_text() == "one.txt 1 3\ntotal 1 3\n"
+
+
+def test_readme_files_example(server: Server) -> None:
+    readme = (SDK_DIR / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Files in and out", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "no python block in the files section"
+    out = _run(server, "-c", match.group(1))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "a.txt 2 3\nb.txt 1 1\ntotal 3 4\n\n"
