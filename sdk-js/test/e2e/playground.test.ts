@@ -495,6 +495,16 @@ describe("playground", () => {
       await waitText(page, "#acct-email", /admin@test\.local/);
       await audit(`the account view (${scheme})`);
     }
+    // The Files panel and the files that came back.
+    await page.click("#tab-run");
+    await page.selectOption("#example", "fsreport");
+    await page.click("#run-btn");
+    await waitRunDone(page);
+    await page.waitForSelector("#out-files:not([hidden])");
+    for (const scheme of ["light", "dark"] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await audit(`the run view with files in and out (${scheme})`);
+    }
     await page.emulateMedia({ colorScheme: "light" });
     await page.close();
   });
