@@ -74,6 +74,19 @@ describe("files against the server", () => {
     assert.deepEqual(r.files.get("in/copy.bin"), data);
   });
 
+  it("collected files arrive as pieces of at most 1 MiB, in order, before finished", async () => {
+    const data = noise(2 * MiB + 1000);
+    const seen: string[] = [];
+    const pieces: Uint8Array[] = [];
+    const stream = client().execute({ module: guest("fscopy"), args: ["in/data", "in/copy"], files: { "in/data": data }, collect: ["in/copy"], limits: { maxOutputBytes: 8 * MiB } });
+    for await (const ev of stream) {
+      seen.push(ev.type === "file" ? `file:${ev.path}:${ev.data.length}` : ev.type);
+      if (ev.type === "file") pieces.push(ev.data);
+    }
+    assert.deepEqual(seen.slice(-4), [`file:in/copy:${MiB}`, `file:in/copy:${MiB}`, "file:in/copy:1000", "finished"]);
+    assert.deepEqual(Buffer.concat(pieces), Buffer.from(data));
+  });
+
   it("execute takes a local directory with a symlink and an empty dir", async () => {
     const dir = mkdtempSync(join(tmpdir(), "wasmwiz-js-files-"));
     try {

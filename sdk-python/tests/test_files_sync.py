@@ -64,6 +64,32 @@ def test_a_file_larger_than_a_message_goes_in_and_comes_back_whole(
     assert result.files == {"in/copy.bin": data}  # the unchanged input does not come back
 
 
+def test_stream_yields_file_pieces_of_at_most_1_mib_before_finished(
+    client: wasmwiz.Client,
+) -> None:
+    data = noise(2 * MiB + 1000, 3)
+    kinds: list[str] = []
+    pieces: list[wasmwiz.FilePiece] = []
+    with client.stream(
+        guest("fscopy"),
+        args=["in/data", "in/copy"],
+        files={"in/data": data},
+        collect=["in/copy"],
+        limits={"max_output": "8MiB"},
+    ) as events:
+        for event in events:
+            kinds.append(type(event).__name__)
+            if isinstance(event, wasmwiz.FilePiece):
+                pieces.append(event)
+    assert kinds[-4:] == ["FilePiece", "FilePiece", "FilePiece", "Finished"]
+    assert [(p.path, len(p.data)) for p in pieces] == [
+        ("in/copy", MiB),
+        ("in/copy", MiB),
+        ("in/copy", 1000),
+    ]
+    assert b"".join(p.data for p in pieces) == data
+
+
 def test_streamed_stdin_follows_the_files(client: wasmwiz.Client) -> None:
     def stdin() -> Iterator[bytes]:
         yield b"ignored "
