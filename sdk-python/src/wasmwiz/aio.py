@@ -69,7 +69,7 @@ from ._types import (
     _ResultBuilder,
 )
 from .errors import MissingApiKey, NotFound, WasmWizError, from_rpc_error, metadata_pairs
-from .files import FilesLike
+from .files import PIECE_SIZE, FilesLike
 from .limits import LimitsLike
 from .retry import Retry, RetryLike
 
@@ -566,7 +566,9 @@ class AsyncClient:
                     fs=fs,
                 )
                 requests = _common.CapturingAsyncIterator(
-                    _execute_requests(head, fs, stdin if streamed else None, self._chunk_size)
+                    _execute_requests(
+                        head, fs, stdin if streamed else None, min(self._chunk_size, PIECE_SIZE)
+                    )
                 )
                 pumps.append(requests)
                 return self._stubs().execution.Execute(
