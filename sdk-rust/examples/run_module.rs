@@ -89,6 +89,9 @@ async fn run() -> wasmwiz::Result<ExitCode> {
             Event::Stderr(chunk) => {
                 std::io::stderr().write_all(&chunk).ok();
             }
+            Event::File(piece) => {
+                eprintln!("[file {}: {} bytes]", piece.path, piece.contents.len());
+            }
             Event::Finished(end) => {
                 eprintln!(
                     "[{}: exit code {}, {} fuel, {:?}, peak memory {} bytes]",

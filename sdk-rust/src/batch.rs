@@ -7,10 +7,12 @@ use bytes::Bytes;
 use futures::{stream::BoxStream, StreamExt};
 
 use crate::{
+    fs::{piece_data, Reassembly},
     modules::{progress_fn, ProgressFn, Resolved},
     proto::{self, run_batch_request::Source},
     util::{first_difference, Mismatch},
-    Client, Error, Finished, Limits, Module, Outcome, RateLimit, Result, UploadProgress, Verdict,
+    Client, Error, File, Filesystem, Finished, Limits, Module, Outcome, RateLimit, Result,
+    UploadProgress, Verdict,
 };
 
 /// One test case: stdin, args and (optionally) the expected stdout.
@@ -31,6 +33,10 @@ pub struct Case {
     pub args: Vec<String>,
     /// The stdout the case must print.
     pub expected_stdout: Option<Bytes>,
+    /// Entries laid over the batch's tree for this case (replacing entries
+    /// with the same path) and more collect patterns; setting it gives the
+    /// case a filesystem even when the batch has none.
+    pub fs: Option<Filesystem>,
 }
 
 impl Case {
@@ -63,6 +69,12 @@ impl Case {
         self.expected_stdout = Some(expected.into());
         self
     }
+
+    /// Sets this case's own entries and collect patterns (see [`Case::fs`]).
+    pub fn fs(mut self, fs: Filesystem) -> Self {
+        self.fs = Some(fs);
+        self
+    }
 }
 
 /// The result of one case.
@@ -84,6 +96,8 @@ pub struct CaseResult {
     pub module_sha256: String,
     /// The stdout the case had to print (from the request), for reports.
     pub expected_stdout: Option<Bytes>,
+    /// The case's collected files, whole, in path order.
+    pub files: Vec<File>,
 }
 
 impl CaseResult {
@@ -189,6 +203,7 @@ pub struct Batch {
     env: HashMap<String, String>,
     seed: u64,
     program_name: String,
+    fs: Option<Filesystem>,
     progress: Option<ProgressFn>,
 }
 
@@ -203,6 +218,7 @@ impl Client {
             env: HashMap::new(),
             seed: 0,
             program_name: String::new(),
+            fs: None,
             progress: None,
         }
     }
@@ -251,6 +267,14 @@ impl Batch {
         self
     }
 
+    /// The tree every case starts from (each case gets its own copy, with
+    /// its [`Case::fs`] laid over it). It travels inline in the one
+    /// `RunBatch` message, so the server's message limit bounds it.
+    pub fn fs(mut self, fs: Filesystem) -> Self {
+        self.fs = Some(fs);
+        self
+    }
+
     /// Progress of the module's upload (large modules only).
     pub fn on_upload_progress(mut self, f: impl FnMut(UploadProgress) + Send + 'static) -> Self {
         self.progress = Some(progress_fn(f));
@@ -274,12 +298,14 @@ impl Batch {
                     args: c.args.clone(),
                     expected_stdout: c.expected_stdout.as_ref().map(|b| b.to_vec()),
                     name: c.name.clone(),
+                    fs: c.fs.as_ref().map(Filesystem::to_proto),
                 })
                 .collect(),
             limits: Some(self.limits.to_proto()),
             program_name: self.program_name.clone(),
             env: self.env.clone(),
             random_seed: self.seed,
+            fs: self.fs.as_ref().map(Filesystem::to_proto),
         };
         let total = self.cases.len();
         let expected: Arc<Vec<Option<Bytes>>> = Arc::new(
@@ -297,16 +323,33 @@ impl Batch {
             {
                 Ok(response) => {
                     let rate_limit = RateLimit::from_metadata(response.metadata());
+                    let expected = expected.clone();
+                    // A case's file pieces come before its `finished` event.
                     let events = response
                         .into_inner()
-                        .map({
-                            let expected = expected.clone();
-                            move |event| {
-                                event
-                                    .map_err(Error::from)
-                                    .and_then(|e| case_result(e, &expected))
-                            }
+                        .scan(HashMap::<u32, Reassembly>::new(), move |pieces, event| {
+                            let item = match event.map_err(Error::from) {
+                                Err(error) => Some(Err(error)),
+                                Ok(event) => match &event.file {
+                                    Some(piece) => {
+                                        pieces
+                                            .entry(event.case_index)
+                                            .or_default()
+                                            .push(piece.path.clone(), &piece_data(piece));
+                                        None
+                                    }
+                                    None => {
+                                        let files = pieces
+                                            .remove(&event.case_index)
+                                            .unwrap_or_default()
+                                            .finish();
+                                        Some(case_result(event, &expected, files))
+                                    }
+                                },
+                            };
+                            futures::future::ready(Some(item))
                         })
+                        .filter_map(futures::future::ready)
                         .boxed();
                     return Ok(BatchStream {
                         events,
@@ -330,7 +373,11 @@ impl Batch {
     }
 }
 
-fn case_result(event: proto::BatchEvent, expected: &[Option<Bytes>]) -> Result<CaseResult> {
+fn case_result(
+    event: proto::BatchEvent,
+    expected: &[Option<Bytes>],
+    files: Vec<File>,
+) -> Result<CaseResult> {
     let finished = event
         .finished
         .ok_or_else(|| Error::Protocol("a batch event without `finished`".into()))?;
@@ -343,6 +390,7 @@ fn case_result(event: proto::BatchEvent, expected: &[Option<Bytes>]) -> Result<C
         execution_id: event.execution_id,
         expected_stdout: expected.get(event.case_index as usize).cloned().flatten(),
         module_sha256: event.module_sha256,
+        files,
     })
 }
 

@@ -36,6 +36,8 @@
 //! - `modules`: where a module comes from; large modules are uploaded once
 //!   with `UploadModule` ([`Upload`], skipped when the server has the hash)
 //!   and then referred to by sha256; stored-module calls.
+//! - `fs`: the guest's filesystem ([`Filesystem`], [`FsEntry`]) and the
+//!   files it leaves ([`File`]), in pieces of at most 1 MiB on the wire.
 //! - `batch`: [`Batch`] of [`Case`]s over `RunBatch`, [`BatchOutput`] and
 //!   its [`junit_xml`] report.
 //! - `account`: [`Client::whoami`], usage and keys; [`Client::admin`].
@@ -56,6 +58,7 @@ mod account;
 mod batch;
 mod client;
 mod error;
+mod fs;
 mod modules;
 mod retry;
 mod run;
@@ -68,6 +71,7 @@ pub use batch::{
 };
 pub use client::{Client, ClientBuilder};
 pub use error::{code_name, ApiError, Error, RateLimit, Result};
+pub use fs::{File, Filesystem, FsEntry, FsKind, PIECE_BYTES};
 pub use modules::{Module, Upload};
 pub use retry::RetryPolicy;
 pub use run::{Run, RunStream};

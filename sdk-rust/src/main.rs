@@ -172,6 +172,7 @@ pub enum Command {
 }
 
 /// How a command ended: an exit code, and a message for stderr.
+#[derive(Debug)]
 pub struct Failure {
     pub code: u8,
     pub message: String,

@@ -16,10 +16,11 @@ use tokio::{
 };
 
 use crate::{
+    fs::{piece_data, Reassembly, PIECE_BYTES},
     modules::{progress_fn, ProgressFn, RequestStream, Resolved},
     proto::{self, execute_event, execute_request::Msg, execute_start::Source},
-    Client, Error, Event, Finished, Limits, Module, Output, RateLimit, Result, Started,
-    UploadProgress,
+    Client, Error, Event, File, Filesystem, Finished, Limits, Module, Output, RateLimit, Result,
+    Started, UploadProgress,
 };
 
 type SharedStdin = Arc<Mutex<Option<BoxStream<'static, Bytes>>>>;
@@ -63,6 +64,7 @@ pub struct Run {
     seed: u64,
     expected_stdout: Option<Bytes>,
     keep_module: bool,
+    fs: Option<Filesystem>,
     progress: Option<ProgressFn>,
 }
 
@@ -80,6 +82,7 @@ impl Client {
             seed: 0,
             expected_stdout: None,
             keep_module: false,
+            fs: None,
             progress: None,
         }
     }
@@ -170,6 +173,30 @@ impl Run {
         self
     }
 
+    /// Gives the guest a filesystem (one preopened directory, fd 3, named
+    /// `/`); its files are streamed to the server in pieces of 1 MiB, and
+    /// files matching its `collect` patterns come back in
+    /// [`Output::files`]. Without it the guest has no filesystem.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: wasmwiz::Client) -> wasmwiz::Result<()> {
+    /// use wasmwiz::{Filesystem, Module};
+    ///
+    /// let output = client
+    ///     .run(Module::file("convert.wasm"))
+    ///     .fs(Filesystem::new().file("in.txt", "hello").collect("out/**"))
+    ///     .output()
+    ///     .await?;
+    /// for file in &output.files {
+    ///     println!("{}: {} bytes", file.path, file.contents.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn fs(mut self, fs: Filesystem) -> Self {
+        self.fs = Some(fs);
+        self
+    }
+
     /// Also store an inline module in the account (to run it by sha256).
     pub fn keep_module(mut self, keep: bool) -> Self {
         self.keep_module = keep;
@@ -204,7 +231,7 @@ impl Run {
     ///         Event::Stdout(chunk) => std::io::stdout().write_all(&chunk).unwrap(),
     ///         Event::Stderr(chunk) => std::io::stderr().write_all(&chunk).unwrap(),
     ///         Event::Finished(end) => println!("\n{} after {:?}", end.outcome, end.duration),
-    ///         Event::Started(_) => {}
+    ///         Event::Started(_) | Event::File(_) => {}
     ///     }
     /// }
     /// # Ok(()) }
@@ -231,7 +258,13 @@ impl Run {
             expected_stdout: self.expected_stdout.as_ref().map(|b| b.to_vec()),
             stream_stdin: streamed.is_some(),
             keep_module: self.keep_module,
+            // Entries follow as `fs_chunk`s, so no file needs one message.
+            fs: self.fs.as_ref().map(|fs| proto::Filesystem {
+                entries: Vec::new(),
+                collect: fs.collect.clone(),
+            }),
         };
+        let fs = self.fs.map(Arc::new);
         let chunk_size = client.inner.chunk_size;
         let mut retries = 0;
         loop {
@@ -240,6 +273,7 @@ impl Run {
                 start.clone(),
                 inline.clone(),
                 chunk_size,
+                fs.clone(),
                 streamed.clone(),
                 opened,
             );
@@ -264,12 +298,14 @@ impl Run {
     }
 }
 
-/// `start`, the inline module's chunks, then (once `opened` fires, i.e. the
-/// server admitted the run) the streamed stdin and `stdin_eof`.
+/// `start`, the inline module's chunks, the filesystem's entries (files in
+/// pieces) and `fs_eof`, then (once `opened` fires, i.e. the server
+/// admitted the run) the streamed stdin and `stdin_eof`.
 fn request_messages(
     start: proto::ExecuteStart,
     inline: Option<Bytes>,
     chunk_size: usize,
+    fs: Option<Arc<Filesystem>>,
     stdin: Option<SharedStdin>,
     opened: oneshot::Receiver<()>,
 ) -> RequestStream<proto::ExecuteRequest> {
@@ -282,6 +318,15 @@ fn request_messages(
         let end = (at + chunk_size).min(module.len());
         message(Msg::ModuleChunk(module.slice(at..end).to_vec()))
     }));
+    let entries: Vec<proto::ExecuteRequest> = match fs {
+        Some(fs) => fs
+            .chunks(PIECE_BYTES)
+            .map(|chunk| message(Msg::FsChunk(chunk)))
+            .chain(std::iter::once(message(Msg::FsEof(true))))
+            .collect(),
+        None => Vec::new(),
+    };
+    let chunks = chunks.chain(futures::stream::iter(entries));
     let tail = futures::stream::once(async move {
         let taken = match (stdin, opened.await) {
             (Some(shared), Ok(())) => shared.lock().ok().and_then(|mut s| s.take()),
@@ -329,11 +374,13 @@ impl RunStream {
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         let mut started: Option<Started> = None;
         let mut finished: Option<Finished> = None;
+        let mut files = Reassembly::default();
         while let Some(event) = self.next().await {
             match event? {
                 Event::Started(s) => started = Some(s),
                 Event::Stdout(chunk) => stdout.extend_from_slice(&chunk),
                 Event::Stderr(chunk) => stderr.extend_from_slice(&chunk),
+                Event::File(piece) => files.push(piece.path, &piece.contents),
                 Event::Finished(f) => finished = Some(f),
             }
         }
@@ -343,6 +390,7 @@ impl RunStream {
                 finished,
                 stdout,
                 stderr,
+                files.finish(),
                 self.rate_limit,
             )),
             _ => Err(Error::Protocol(
@@ -381,6 +429,12 @@ impl Stream for RunStream {
                     }
                     Some(execute_event::Event::Stderr(b)) => {
                         Poll::Ready(Some(Ok(Event::Stderr(b))))
+                    }
+                    Some(execute_event::Event::File(entry)) => {
+                        Poll::Ready(Some(Ok(Event::File(File {
+                            contents: piece_data(&entry),
+                            path: entry.path,
+                        }))))
                     }
                     Some(execute_event::Event::Finished(f)) => {
                         self.done = true;

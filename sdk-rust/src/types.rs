@@ -7,7 +7,7 @@ use std::{
 
 use bytes::Bytes;
 
-use crate::{proto, RateLimit};
+use crate::{proto, File, RateLimit};
 
 /// Per-execution limits. A field left at `None` takes the tier's default; a
 /// value above the tier's maximum is refused with INVALID_ARGUMENT.
@@ -284,7 +284,7 @@ impl From<proto::Finished> for Finished {
 
 /// One event of a running execution, in the order the server sent it:
 /// `Started`, then `Stdout`/`Stderr` chunks as the guest writes them, then
-/// one `Finished`.
+/// the collected files' pieces, then one `Finished`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// Admitted and compiled.
@@ -293,6 +293,10 @@ pub enum Event {
     Stdout(Bytes),
     /// A chunk of the guest's stderr.
     Stderr(Bytes),
+    /// One piece of a collected file: files come in path order, a file over
+    /// 1 MiB as consecutive pieces with the same path ([`Output::files`]
+    /// has them reassembled).
+    File(File),
     /// The run ended.
     Finished(Finished),
 }
@@ -304,6 +308,8 @@ pub struct Output {
     pub stdout: Vec<u8>,
     /// Everything the guest wrote to stderr.
     pub stderr: Vec<u8>,
+    /// The collected files, whole, in path order.
+    pub files: Vec<File>,
     /// How it ended.
     pub outcome: Outcome,
     /// The guest's exit code; -1 when it did not exit.
@@ -336,11 +342,13 @@ impl Output {
         finished: Finished,
         stdout: Vec<u8>,
         stderr: Vec<u8>,
+        files: Vec<File>,
         rate_limit: Option<RateLimit>,
     ) -> Self {
         Output {
             stdout,
             stderr,
+            files,
             outcome: finished.outcome,
             exit_code: finished.exit_code,
             trap_kind: finished.trap_kind.clone(),

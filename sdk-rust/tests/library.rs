@@ -253,6 +253,7 @@ async fn stream_delivers_output_before_the_run_finishes() {
                 }
             }
             Event::Stderr(_) => order.push("stderr"),
+            Event::File(_) => order.push("file"),
             Event::Finished(f) => {
                 finished_at = Some(Instant::now());
                 assert_eq!(f.outcome, Outcome::Success);

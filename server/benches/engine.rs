@@ -360,6 +360,44 @@ fn main() {
         })
     });
     group.finish();
+
+    // Filesystem call rate: fuel per second of a guest doing nothing but
+    // path_filestat_get on an 8-segment path (compare with hash's rate).
+    let probe = sb.compile(&guest("fsprobe")).unwrap();
+    let deep = ["d"; 8].join("/");
+    let spin_job = || {
+        let mut job = job(&sb, probe.clone(), &["spin", "20000", &deep]);
+        job.fs = Some(FsSpec {
+            entries: vec![FsInput {
+                path: deep.clone(),
+                kind: FsInputKind::Directory,
+            }],
+            collect: vec![],
+            max_bytes: 1 << 20,
+            max_entries: 100,
+        });
+        job
+    };
+    let spin_fuel = runtime.block_on(async {
+        let (tx, _rx) = mpsc::channel(1024);
+        sb.execute(spin_job(), tx, CancellationToken::new())
+            .await
+            .fuel_consumed
+    });
+    let mut group = c.benchmark_group("fs_calls");
+    group.bench_function("stat_8_segments_x20000", |b| {
+        b.iter_custom(|iters| {
+            let elapsed = runtime.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    engine_run(&sb, spin_job()).await;
+                }
+                start.elapsed()
+            });
+            record("fs_calls/stat", iters, elapsed)
+        })
+    });
+    group.finish();
     c.final_summary();
 
     println!();
@@ -427,6 +465,13 @@ fn main() {
         if let Some(t) = mean(id) {
             println!("{name:<44} {:>11.0} MiB/s", 64.0 / t.as_secs_f64());
         }
+    }
+    if let Some(t) = mean("fs_calls/stat") {
+        println!(
+            "{:<44} {:>11.2e} fuel/s ({spin_fuel} fuel in {t:?})",
+            "fs calls (stat of an 8-segment path)",
+            spin_fuel as f64 / t.as_secs_f64()
+        );
     }
     if let Some(cached) = mean("large/wasmwiz_cached") {
         println!(

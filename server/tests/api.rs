@@ -1691,10 +1691,8 @@ async fn a_message_past_the_tiers_cap_carries_its_figures_in_error_info() {
     })
     .await;
     let free = &server.config.tiers["free"];
-    let cap = free.max_module_bytes
-        + free.max_stdin_bytes
-        + free.max_args_bytes
-        + server.config.message_overhead_bytes as u64;
+    // Module + stdin + args + inline files + overhead.
+    let cap = wasmwiz_server::transport::auth_layer::tier_message_bytes(&server.config, free);
     let key = server.create_key("message@x.io", "free", false).await;
     let mut c = clients(&server, Some(&key)).await;
     let status = run(&mut c, run_bytes(padded_hello(cap as usize)))

@@ -255,6 +255,27 @@ async fn append_writes_at_the_end() {
 }
 
 #[tokio::test]
+async fn pwrite_on_an_append_fd_appends_as_on_linux() {
+    let lines = probe(
+        vec![file("f", "hello")],
+        "open f 0 1 3 0  pwrite 4 0 X  pread 4 10 0",
+    )
+    .await;
+    assert_eq!(lines[2], "pread: data=helloX");
+}
+
+#[tokio::test]
+async fn set_size_on_a_file_not_opened_for_writing_is_einval() {
+    let lines = probe(
+        vec![file("f", "abc")],
+        "open f 0 0 1 0  truncate 4 1  fstat 4",
+    )
+    .await;
+    assert_eq!(lines[1], errno("truncate", EINVAL));
+    assert!(lines[2].starts_with("fstat: type=4 size=3 "), "{lines:?}");
+}
+
+#[tokio::test]
 async fn truncate_on_open_empties_the_file() {
     let lines = probe(vec![file("f", "old contents")], "open f 8 0 3 0  fstat 4").await;
     assert!(lines[1].starts_with("fstat: type=4 size=0 "), "{lines:?}");
@@ -627,6 +648,61 @@ async fn collected_files_past_the_output_limit_are_cut_and_the_outcome_is_output
     assert_eq!(r.report.files[0].contents, Bytes::from("0123456789"));
 }
 
+/// Runs the probe on `script` with a tree collecting everything, stopped by
+/// a `timeout` or a cancel after `cancel_after`.
+async fn stopped_run(script: &str, timeout: Duration, cancel_after: Option<Duration>) -> Report {
+    let sb = sandbox();
+    let mut spec = fs(vec![]);
+    spec.collect = vec!["**".into()];
+    let job = Job {
+        module: sb.compile(&guest("fsprobe")).unwrap(),
+        program_name: "fsprobe.wasm".into(),
+        args: script.split_whitespace().map(str::to_string).collect(),
+        env: vec![],
+        random_seed: 0,
+        stdin: StdinSource::Bytes(Bytes::new()),
+        fuel: u64::MAX / 2,
+        memory_bytes: 64 << 20,
+        timeout,
+        max_output_bytes: 1 << 20,
+        fs: Some(spec),
+    };
+    let (tx, mut rx) = mpsc::channel::<OutputChunk>(16);
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let cancel = CancellationToken::new();
+    if let Some(after) = cancel_after {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            cancel.cancel();
+        });
+    }
+    tokio::time::timeout(HANG_GUARD, sb.execute(job, tx, cancel))
+        .await
+        .expect("execution ends")
+}
+
+const SPIN_FOREVER: &str = "open made 1 0 3 0  write 4 x  spin 100000000000 made";
+
+#[tokio::test]
+async fn files_are_collected_after_a_timeout() {
+    let report = stopped_run(SPIN_FOREVER, Duration::from_millis(300), None).await;
+    assert_eq!(report.outcome, Outcome::Timeout);
+    assert_eq!(names(&report.files), ["made"]);
+}
+
+#[tokio::test]
+async fn nothing_is_collected_from_a_cancelled_run() {
+    let report = stopped_run(
+        SPIN_FOREVER,
+        Duration::from_secs(30),
+        Some(Duration::from_millis(300)),
+    )
+    .await;
+    assert_eq!(report.outcome, Outcome::Cancelled);
+    assert!(report.files.is_empty(), "{:?}", report.files);
+}
+
 // --- real programs ----------------------------------------------------------
 
 #[tokio::test]
@@ -787,7 +863,7 @@ async fn a_host_call_heavy_fs_guest_runs_out_of_fuel_quickly() {
         Opts {
             args: vec!["spin".into(), "100000000".into(), deep.clone()],
             fs: Some(fs(vec![dir(&deep)])),
-            fuel: 50_000_000,
+            fuel: 5_000_000,
             ..Opts::default()
         },
     )

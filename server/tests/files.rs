@@ -36,6 +36,7 @@ on_both_databases!(
     collected_files_count_towards_max_output_bytes,
     inline_files_past_the_message_cap_are_refused_naming_message,
     a_run_carries_files_up_to_the_tiers_fs_bytes_inline,
+    a_case_entry_that_conflicts_with_the_shared_tree_is_refused_naming_it,
 );
 
 const MIB: usize = 1 << 20;
@@ -121,7 +122,9 @@ async fn collected_files_come_back_before_finished(db: Db) {
 }
 
 async fn without_fs_the_guest_has_no_preopen(db: Db) {
-    let r = admin_run(db, run_with("fs_prestat", None, b"")).await.unwrap();
+    let r = admin_run(db, run_with("fs_prestat", None, b""))
+        .await
+        .unwrap();
     assert_eq!(r.finished.unwrap().exit_code, 8, "EBADF");
 }
 
@@ -133,11 +136,7 @@ async fn an_empty_fs_gives_the_guest_its_preopen(db: Db) {
 
 /// The refusal of a tree whose entry 1 is `bad` (entry 0 is fine).
 async fn refused_entry(db: Db, bad: v1::FsEntry, before: &str) -> Status {
-    let request = run_with(
-        "fs_cat",
-        Some(fs(vec![file(before, "ok"), bad], &[])),
-        b"",
-    );
+    let request = run_with("fs_cat", Some(fs(vec![file(before, "ok"), bad], &[])), b"");
     admin_run(db, request).await.unwrap_err()
 }
 
@@ -173,7 +172,10 @@ async fn an_entry_without_a_kind_is_refused_naming_it(db: Db) {
 async fn a_tree_over_fs_bytes_is_refused_on_fs(db: Db) {
     let mut request = run_with(
         "fs_cat",
-        Some(fs(vec![file("a", vec![0u8; 6]), file("b", vec![0u8; 5])], &[])),
+        Some(fs(
+            vec![file("a", vec![0u8; 6]), file("b", vec![0u8; 5])],
+            &[],
+        )),
         b"",
     );
     request.limits = Some(v1::Limits {
@@ -183,7 +185,10 @@ async fn a_tree_over_fs_bytes_is_refused_on_fs(db: Db) {
     let status = free_run(db, request).await.unwrap_err();
     assert_bad_request(&status, "fs");
     let info = limit_exceeded(&status);
-    assert_eq!((info["requested"].as_str(), info["maximum"].as_str()), ("11", "10"));
+    assert_eq!(
+        (info["requested"].as_str(), info["maximum"].as_str()),
+        ("11", "10")
+    );
 }
 
 async fn fs_bytes_above_the_tier_maximum_is_refused(db: Db) {
@@ -200,7 +205,9 @@ async fn fs_bytes_above_the_tier_maximum_is_refused(db: Db) {
 
 async fn started_shows_the_effective_fs_bytes(db: Db) {
     let max = wasmwiz_server::config::default_tiers()["free"].max_fs_bytes;
-    let r = free_run(db, run_with("fs_prestat", None, b"")).await.unwrap();
+    let r = free_run(db, run_with("fs_prestat", None, b""))
+        .await
+        .unwrap();
     assert_eq!(r.started.unwrap().limits.unwrap().fs_bytes, max);
 }
 
@@ -435,4 +442,27 @@ async fn a_run_carries_files_up_to_the_tiers_fs_bytes_inline(db: Db) {
     );
     let r = free_run(db, request).await.unwrap();
     assert_eq!(r.outcome(), v1::Outcome::Success, "{:?}", r.finished);
+}
+
+async fn a_case_entry_that_conflicts_with_the_shared_tree_is_refused_naming_it(db: Db) {
+    // Fine on its own, but the shared tree has a file at `a`.
+    let request = v1::RunBatchRequest {
+        source: Some(v1::run_batch_request::Source::Module(wat("fs_cat"))),
+        fs: Some(fs(vec![file("a", "file")], &[])),
+        cases: vec![v1::BatchCase {
+            fs: Some(fs(vec![file("b", ""), file("a/inner", "x")], &[])),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let (server, mut c) = admin_server(db).await;
+    let status = async {
+        let mut stream = c.exec.run_batch(request).await?.into_inner();
+        while stream.message().await?.is_some() {}
+        Ok::<_, Status>(())
+    }
+    .await
+    .unwrap_err();
+    server.stop().await;
+    assert_bad_request(&status, "cases[0].fs.entries[1]");
 }

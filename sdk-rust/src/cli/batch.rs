@@ -15,10 +15,10 @@ use serde::Deserialize;
 use serde_json::json;
 use wasmwiz::{
     util::{format_duration, parse_count, parse_duration, parse_size},
-    BatchOutput, Case, CaseResult, Client, Limits, NotRun,
+    BatchOutput, Case, CaseResult, Client, Filesystem, Limits, NotRun,
 };
 
-use super::{module, progress};
+use super::{files, module, progress};
 use crate::{exit, failure, Cli, CliResult, Failure};
 
 /// `wasmwiz batch` flags.
@@ -58,6 +58,10 @@ pub struct BatchArgs {
     /// 102.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub batch_timeout: Option<Duration>,
+    /// The tree every case starts from, and where collected files go
+    /// (`<out-dir>/<case name or index>/...`).
+    #[command(flatten)]
+    pub fs: files::FsArgs,
 }
 
 const CASES_HELP: &str = r#"Cases file: either a list of cases, or an object with the module:
@@ -68,12 +72,19 @@ const CASES_HELP: &str = r#"Cases file: either a list of cases, or an object wit
     "cases": [
       {"name": "fib 10", "stdin": "10\n", "expected_stdout": "55\n"},
       {"name": "args", "args": ["-v"], "expected_stdout_file": "out.txt"},
-      {"name": "big", "stdin_file": "big.in"}
+      {"name": "big", "stdin_file": "big.in"},
+      {"name": "fixtures", "dir": "case1/", "files": {"cfg.txt": "cfg.txt"},
+       "collect": ["out/**"]}
     ]
   }
 
 Each case may have name, stdin or stdin_file, args, and expected_stdout or
-expected_stdout_file (paths relative to the cases file). A case passes when
+expected_stdout_file (paths relative to the cases file). A case's files
+(guest path -> local file) and dir (a local directory whose contents go at
+the guest's root) are laid over the tree of --file/--dir/--mount, replacing
+entries with the same path; its collect patterns add to --collect. Files
+collected from a case are written to <--out-dir>/<case name>/ (the case's
+index when its name is not a plain file name). A case passes when
 the guest exits 0 and its stdout equals the expected stdout (when given).
 
 Rows are printed as cases finish (with a progress line on a terminal); a
@@ -105,6 +116,54 @@ struct CaseFile {
     args: Vec<String>,
     expected_stdout: Option<String>,
     expected_stdout_file: Option<PathBuf>,
+    /// Guest path -> local file (relative to the cases file).
+    #[serde(default)]
+    files: std::collections::BTreeMap<String, PathBuf>,
+    /// A local directory whose contents go at the guest's root.
+    dir: Option<PathBuf>,
+    #[serde(default)]
+    collect: Vec<String>,
+}
+
+/// A case's own filesystem from its `files`, `dir` and `collect`.
+fn case_fs(dir: &Path, c: &CaseFile) -> CliResult<Option<Filesystem>> {
+    if c.files.is_empty() && c.dir.is_none() && c.collect.is_empty() {
+        return Ok(None);
+    }
+    let unreadable = |path: &Path, e: std::io::Error| {
+        Failure::usage(format!("cannot read {}: {e}", path.display()))
+    };
+    let mut fs = Filesystem::new();
+    if let Some(local) = &c.dir {
+        let local = dir.join(local);
+        fs = fs
+            .local_dir("", &local)
+            .map_err(|e| unreadable(&local, e))?;
+    }
+    for (guest, local) in &c.files {
+        let local = dir.join(local);
+        fs = fs
+            .local_file(guest, &local)
+            .map_err(|e| unreadable(&local, e))?;
+    }
+    for pattern in &c.collect {
+        fs = fs.collect(pattern);
+    }
+    Ok(Some(fs))
+}
+
+/// The folder of `<out-dir>` a case's files go to: its name when that is a
+/// plain file name, else its index.
+fn case_folder(case: &CaseResult) -> String {
+    let plain = !case.name.is_empty()
+        && case.name != "."
+        && case.name != ".."
+        && !case.name.contains(['/', '\\', '\0']);
+    if plain {
+        case.name.clone()
+    } else {
+        case.index.to_string()
+    }
 }
 
 fn read_relative(dir: &Path, file: &Path) -> CliResult<Vec<u8>> {
@@ -144,6 +203,7 @@ fn load(path: &Path) -> CliResult<Loaded> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut cases = Vec::with_capacity(suite.cases.len());
     for (i, c) in suite.cases.into_iter().enumerate() {
+        let fs = case_fs(dir, &c)?;
         let stdin = match (c.stdin, c.stdin_file) {
             (Some(_), Some(_)) => {
                 return Err(Failure::usage(format!(
@@ -169,6 +229,9 @@ fn load(path: &Path) -> CliResult<Loaded> {
         let mut case = Case::new(c.name.unwrap_or_else(|| format!("case {i}")))
             .stdin(stdin)
             .args(c.args);
+        if let Some(fs) = fs {
+            case = case.fs(fs);
+        }
         if let Some(expected) = expected {
             case = case.expect_stdout(expected);
         }
@@ -246,6 +309,8 @@ pub async fn batch(cli: &Cli, client: &Client, args: &BatchArgs) -> CliResult {
     limits.memory_bytes = args.memory;
     limits.timeout = args.timeout;
     limits.max_output_bytes = args.max_output;
+    limits.fs_bytes = args.fs.fs_bytes;
+    let shared = args.fs.filesystem()?;
     let names: Vec<String> = cases.iter().map(|c| c.name.clone()).collect();
     let rows = Rows::new(&names, !args.json, !args.json && !cli.quiet);
     let deadline = args
@@ -258,13 +323,16 @@ pub async fn batch(cli: &Cli, client: &Client, args: &BatchArgs) -> CliResult {
         }
     };
 
-    let request = client
+    let mut request = client
         .batch(loaded.module)
         .cases(cases)
         .env(env)
         .limits(limits)
-        .on_upload_progress(progress::reporter(module_text.clone(), cli.quiet))
-        .stream();
+        .on_upload_progress(progress::reporter(module_text.clone(), cli.quiet));
+    if let Some(shared) = shared {
+        request = request.fs(shared);
+    }
+    let request = request.stream();
     let mut results = Vec::with_capacity(names.len());
     let mut rate_limit = None;
     let stop = tokio::select! {
@@ -282,6 +350,13 @@ pub async fn batch(cli: &Cli, client: &Client, args: &BatchArgs) -> CliResult {
                         None => break None,
                         Some(Err(e)) => break Some(Stop::Error(failure(cli, &e))),
                         Some(Ok(case)) => {
+                            if let Some(out_dir) = &args.fs.out_dir {
+                                if let Err(failed) =
+                                    files::write_all(&out_dir.join(case_folder(&case)), &case.files)
+                                {
+                                    break Some(Stop::Error(failed));
+                                }
+                            }
                             rows.case(&case);
                             results.push(case);
                         }

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod batch;
+pub mod files;
 pub mod module;
 pub mod progress;
 pub mod run;

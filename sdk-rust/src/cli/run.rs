@@ -16,7 +16,7 @@ use wasmwiz::{
     Client, Event, Finished, Limits, Outcome, Started, Verdict,
 };
 
-use super::{module, progress, read_input};
+use super::{files, module, progress, read_input};
 use crate::{exit, failure, Cli, CliResult, Failure};
 
 /// `wasmwiz run` flags.
@@ -74,6 +74,9 @@ pub struct RunArgs {
     /// Also store the module on the server (to run it later by sha256).
     #[arg(long)]
     pub keep: bool,
+    /// The guest's filesystem and what comes back from it.
+    #[command(flatten)]
+    pub fs: files::FsArgs,
     /// Print one JSON object (output, outcome, costs) at the end instead of
     /// streaming the guest's output.
     #[arg(long)]
@@ -190,6 +193,8 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
     limits.memory_bytes = args.memory;
     limits.timeout = args.timeout;
     limits.max_output_bytes = args.max_output;
+    limits.fs_bytes = args.fs.fs_bytes;
+    let filesystem = args.fs.filesystem()?;
     let mut run = client
         .run(loaded.module)
         .args(args.guest_args().cloned())
@@ -206,6 +211,9 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
     if let Some(expected) = &expected {
         run = run.expect_stdout(expected.clone());
     }
+    if let Some(filesystem) = filesystem {
+        run = run.fs(filesystem);
+    }
     match StdinSource::of(args) {
         StdinSource::Empty => {}
         StdinSource::Process => run = run.stdin_reader(tokio::io::stdin()),
@@ -219,6 +227,14 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
 
     if args.json {
         let output = run.output().await.map_err(|e| failure(cli, &e))?;
+        if let Some(out_dir) = &args.fs.out_dir {
+            files::write_all(out_dir, &output.files)?;
+        }
+        let files: Vec<_> = output
+            .files
+            .iter()
+            .map(|f| json!({"path": f.path, "bytes": f.contents.len()}))
+            .collect();
         super::print_json(&json!({
             "outcome": output.outcome.as_str(),
             "exit_code": output.exit_code,
@@ -235,6 +251,7 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
             "execution_id": output.started.execution_id,
             "cache_hit": output.started.cache_hit,
             "limits": limits_json(&output.started),
+            "files": files,
         }));
         return Ok(exit_code(&output.finished));
     }
@@ -242,9 +259,15 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
     let mut events = run.stream().await.map_err(|e| failure(cli, &e))?;
     let mut captured = expected.as_ref().map(|_| Vec::new());
     let mut finished = None;
+    let mut writer = args.fs.out_dir.as_deref().map(files::FileWriter::new);
     while let Some(event) = events.next().await {
         match event.map_err(|e| failure(cli, &e))? {
             Event::Started(_) => {}
+            Event::File(piece) => {
+                if let Some(writer) = &mut writer {
+                    writer.piece(&piece)?;
+                }
+            }
             Event::Stdout(chunk) => {
                 // Straight through, as it comes (a closed pipe is not our error).
                 let mut out = std::io::stdout().lock();
@@ -266,6 +289,13 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
     })?;
     let code = exit_code(&finished);
     let unusual = !matches!(finished.outcome, Outcome::Success | Outcome::ExitNonzero);
+    if !cli.quiet && args.verbose {
+        if let Some(writer) = &writer {
+            for (path, bytes) in &writer.written {
+                eprintln!("wasmwiz: collected {path} ({})", format_bytes(*bytes));
+            }
+        }
+    }
     if !cli.quiet && (args.verbose || unusual || code == exit::WRONG_ANSWER) {
         eprintln!("wasmwiz: {}", describe(&finished));
         if code == exit::WRONG_ANSWER {
@@ -286,6 +316,7 @@ fn limits_json(started: &Started) -> serde_json::Value {
         "memory_bytes": l.memory_bytes,
         "timeout_ms": l.timeout.map(|t| t.as_millis() as u64),
         "max_output_bytes": l.max_output_bytes,
+        "fs_bytes": l.fs_bytes,
     })
 }
 

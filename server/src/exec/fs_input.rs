@@ -12,10 +12,10 @@ use crate::{
     engine::vfs::{self, FsInput, FsInputKind, FsSpec, TreeError},
 };
 
-/// Longest path or symlink target an entry may have (Linux's `PATH_MAX`).
-/// Bounds what the server keeps per entry beyond the file bytes, which the
-/// tree's byte limit counts.
-pub const MAX_PATH_BYTES: usize = 4096;
+/// Longest path or symlink target an entry may have: the engine's limit,
+/// checked here too so a streamed entry is refused as it arrives (it bounds
+/// what the server keeps per entry beyond the bytes the tree limit counts).
+pub use crate::engine::vfs::limits::MAX_PATH_BYTES;
 
 /// Where an entry or pattern of a tree came from: the request list's name
 /// (`fs.entries`, `cases[3].fs.collect`, `fs_chunk`) and its index there.
@@ -69,10 +69,13 @@ impl FsRequest {
         let entries = tree.list(format!("{field}.entries"));
         for (index, entry) in fs.entries.into_iter().enumerate() {
             let input = entry_input(entry, || format!("{field}.entries[{index}]"))?;
-            tree.push_entry(input, Origin {
-                list: entries,
-                index,
-            });
+            tree.push_entry(
+                input,
+                Origin {
+                    list: entries,
+                    index,
+                },
+            );
         }
         let collect = tree.list(format!("{field}.collect"));
         for (index, pattern) in fs.collect.into_iter().enumerate() {
@@ -96,14 +99,16 @@ impl FsRequest {
         self.entry_origins.push(origin);
     }
 
-    /// Bytes of file contents the tree holds.
+    /// Bytes the tree holds as the engine counts them: file contents and
+    /// symlink targets.
     pub fn file_bytes(&self) -> u64 {
         self.spec
             .entries
             .iter()
             .map(|entry| match &entry.kind {
                 FsInputKind::File(bytes) => bytes.len() as u64,
-                _ => 0,
+                FsInputKind::Symlink(target) => target.len() as u64,
+                FsInputKind::Directory => 0,
             })
             .sum()
     }
@@ -308,19 +313,18 @@ impl StreamedTree {
             (&self.open, &chunk.kind),
             (Some((path, _)), Some(Kind::File(_))) if *path == chunk.path
         );
+        // Symlink targets count as the engine counts them: tree bytes.
         let data_len = match &chunk.kind {
             Some(Kind::File(data)) => data.len() as u64,
+            Some(Kind::Symlink(target)) => target.len() as u64,
             _ => 0,
         };
         self.bytes += data_len;
         let (max_bytes, max_entries) = (self.tree.spec.max_bytes, self.tree.spec.max_entries);
         if self.bytes > max_bytes {
-            return Err(self.tree.too_big(
-                self.bytes,
-                max_bytes,
-                Unit::Bytes,
-                &self.tier_name,
-            ));
+            return Err(self
+                .tree
+                .too_big(self.bytes, max_bytes, Unit::Bytes, &self.tier_name));
         }
         if appends {
             if let (Some((_, contents)), Some(Kind::File(data))) = (&mut self.open, &chunk.kind) {
@@ -341,12 +345,9 @@ impl StreamedTree {
         }
         self.entries += 1;
         if self.entries > max_entries {
-            return Err(self.tree.too_big(
-                self.entries,
-                max_entries,
-                Unit::Count,
-                &self.tier_name,
-            ));
+            return Err(self
+                .tree
+                .too_big(self.entries, max_entries, Unit::Count, &self.tier_name));
         }
         let input = entry_input(chunk, || STREAMED.to_string())?;
         self.seen.insert(path.clone());
@@ -431,10 +432,13 @@ mod tests {
     fn an_entry_without_a_kind_is_refused_by_its_index() {
         let error = FsRequest::from_proto(
             v1::Filesystem {
-                entries: vec![file("a", b""), v1::FsEntry {
-                    path: "b".into(),
-                    kind: None,
-                }],
+                entries: vec![
+                    file("a", b""),
+                    v1::FsEntry {
+                        path: "b".into(),
+                        kind: None,
+                    },
+                ],
                 collect: vec![],
             },
             "fs",
@@ -463,10 +467,23 @@ mod tests {
 
     #[test]
     fn a_case_replaces_shared_entries_by_path_and_adds_the_rest() {
-        let shared = tree(vec![file("a", b"shared"), file("b", b"b")], &["out/*"], "fs");
-        let case = tree(vec![file("a", b"case"), file("c", b"c")], &["*.txt"], "cases[1].fs");
+        let shared = tree(
+            vec![file("a", b"shared"), file("b", b"b")],
+            &["out/*"],
+            "fs",
+        );
+        let case = tree(
+            vec![file("a", b"case"), file("c", b"c")],
+            &["*.txt"],
+            "cases[1].fs",
+        );
         let layered = shared.layered(&case);
-        let paths: Vec<&str> = layered.spec.entries.iter().map(|e| e.path.as_str()).collect();
+        let paths: Vec<&str> = layered
+            .spec
+            .entries
+            .iter()
+            .map(|e| e.path.as_str())
+            .collect();
         assert_eq!(paths, ["a", "b", "c"]);
         assert_eq!(contents(&layered, "a").unwrap(), "case");
         assert_eq!(layered.spec.collect, ["out/*", "*.txt"]);

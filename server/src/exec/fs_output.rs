@@ -45,16 +45,23 @@ mod tests {
     #[test]
     fn an_empty_file_is_one_empty_piece() {
         let all: Vec<_> = pieces(vec![file("e", 0)]).collect();
-        assert_eq!(all, [FilePiece {
-            path: "e".into(),
-            data: Bytes::new()
-        }]);
+        assert_eq!(
+            all,
+            [FilePiece {
+                path: "e".into(),
+                data: Bytes::new()
+            }]
+        );
     }
 
     #[test]
     fn a_large_file_comes_in_pieces_of_at_most_one_mib_in_order() {
-        let all: Vec<_> = pieces(vec![file("big", 2 * PIECE_BYTES + 5), file("small", 3)]).collect();
-        let sizes: Vec<(&str, usize)> = all.iter().map(|p| (p.path.as_str(), p.data.len())).collect();
+        let all: Vec<_> =
+            pieces(vec![file("big", 2 * PIECE_BYTES + 5), file("small", 3)]).collect();
+        let sizes: Vec<(&str, usize)> = all
+            .iter()
+            .map(|p| (p.path.as_str(), p.data.len()))
+            .collect();
         assert_eq!(
             sizes,
             [

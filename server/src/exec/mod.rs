@@ -5,11 +5,11 @@
 
 pub mod batch;
 pub mod client;
+pub mod fs_input;
+pub mod fs_output;
 pub mod lifecycle;
 pub mod record;
 pub mod spec;
-pub mod fs_input;
-pub mod fs_output;
 mod verdict;
 
 pub use self::{

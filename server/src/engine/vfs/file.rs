@@ -108,7 +108,8 @@ impl WasiFile for VFile {
 
     async fn set_filestat_size(&self, size: u64) -> Result<(), Error> {
         if !self.writable {
-            return Err(errno(Errno::Badf));
+            // What wasmtime answers for a file not opened for writing.
+            return Err(errno(Errno::Inval));
         }
         self.fs.lock().set_size(self.ino, size).map_err(errno)
     }
@@ -155,7 +156,13 @@ impl WasiFile for VFile {
     }
 
     async fn write_vectored_at<'a>(&self, bufs: &[IoSlice<'a>], offset: u64) -> Result<u64, Error> {
-        self.write_from(bufs, offset)
+        // As on Linux (and so wasmtime): with APPEND, pwrite appends.
+        let at = if self.flags.contains(FdFlags::APPEND) {
+            self.fs.lock().file_len(self.ino).map_err(errno)?
+        } else {
+            offset
+        };
+        self.write_from(bufs, at)
     }
 
     async fn seek(&self, pos: SeekFrom) -> Result<u64, Error> {

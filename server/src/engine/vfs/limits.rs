@@ -15,5 +15,5 @@ pub const MAX_COLLECT_PATTERNS: usize = 64;
 pub const MAX_PATTERN_BYTES: usize = 1024;
 /// Fuel per unit of tree work a call's arguments do not price: a path
 /// component walked, a directory entry produced or skipped by
-/// `fd_readdir`, a level walked up by `rename` (a map lookup, ≈ 10-50 ns).
-pub const STEP_FUEL: u64 = 40;
+/// `fd_readdir`, a level walked up by `rename` (a map lookup plus the component's copy, ≈ 50–100 ns).
+pub const STEP_FUEL: u64 = 100;

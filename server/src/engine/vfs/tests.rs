@@ -559,6 +559,18 @@ fn zero_filling_owes_fuel_per_byte() {
     assert_eq!(t.take_fuel(), crate::engine::host_fuel::copy_cost(1 << 20));
 }
 
+#[test]
+fn the_first_change_to_an_input_file_owes_its_copy() {
+    let mut t = tree(vec![file("f", &"x".repeat(4096))]);
+    let (f, _) = t.open(ROOT, "f", READ).unwrap();
+    t.take_fuel();
+    t.write_at(f, &[b"y"], 0).unwrap();
+    let first = t.take_fuel();
+    t.write_at(f, &[b"z"], 0).unwrap();
+    let second = t.take_fuel();
+    assert_eq!(first - second, crate::engine::host_fuel::copy_cost(4096));
+}
+
 // --- time ---------------------------------------------------------------
 
 #[test]
@@ -613,6 +625,20 @@ fn a_star_does_not_cross_directories() {
         collected(&mut t, &["out/**/*.png"]),
         ["out/a.png", "out/sub/b.png"]
     );
+}
+
+#[test]
+fn files_deeper_than_the_longest_path_are_not_collected() {
+    let mut t = tree(vec![]);
+    let name = "n".repeat(200);
+    let mut dir = ROOT;
+    for _ in 0..30 {
+        t.mkdir(dir, &name).unwrap();
+        dir = t.open(dir, &name, READ).unwrap().0;
+    }
+    t.open(dir, "deep", CREATE).unwrap();
+    t.open(ROOT, "shallow", CREATE).unwrap();
+    assert_eq!(collected(&mut t, &["**"]), ["shallow"]);
 }
 
 #[test]

@@ -41,6 +41,12 @@ impl Content {
     pub fn len(&self) -> u64 {
         self.as_slice().len() as u64
     }
+    pub fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+    fn is_shared(&self) -> bool {
+        matches!(self, Content::Shared(_))
+    }
     fn make_mut(&mut self) -> &mut Vec<u8> {
         if let Content::Shared(bytes) = self {
             *self = Content::Owned(bytes.to_vec());
@@ -843,6 +849,7 @@ impl Tree {
         if offset > len {
             self.charge(copy_cost(offset - len));
         }
+        self.charge_unshare(ino);
         let now = self.now();
         let node = self.nodes.get_mut(&ino).ok_or(Errno::Badf)?;
         let Kind::File(content) = &mut node.kind else {
@@ -870,6 +877,15 @@ impl Tree {
         Ok(n)
     }
 
+    /// The first change to an input file copies the request's buffer.
+    fn charge_unshare(&mut self, ino: Ino) {
+        let copy = match self.nodes.get(&ino).map(|n| &n.kind) {
+            Some(Kind::File(content)) if content.is_shared() => content.len(),
+            _ => 0,
+        };
+        self.charge(copy_cost(copy));
+    }
+
     /// `fd_filestat_set_size`: truncates or zero-extends.
     pub fn set_size(&mut self, ino: Ino, size: u64) -> Result<(), Errno> {
         let len = self.file(ino)?.len();
@@ -879,6 +895,9 @@ impl Tree {
             }
             self.check_new_bytes(size - len)?;
             self.charge(copy_cost(size - len));
+        }
+        if size != len {
+            self.charge_unshare(ino);
         }
         let now = self.now();
         let node = self.nodes.get_mut(&ino).ok_or(Errno::Badf)?;
@@ -900,7 +919,10 @@ impl Tree {
     }
 
     /// Every regular file reachable from the root, with its path, in
-    /// path order (a file with two links appears twice).
+    /// path order (a file with two links appears twice). Directories whose
+    /// path passes [`MAX_PATH_BYTES`] are not entered: a guest can nest
+    /// deeper through directory fds, but building those paths would cost
+    /// the square of the depth.
     pub fn files(&mut self) -> Vec<(String, Ino)> {
         let mut out = Vec::new();
         let mut todo = vec![(String::new(), ROOT)];
@@ -909,6 +931,9 @@ impl Tree {
                 continue;
             };
             for (name, &ino) in children {
+                if prefix.len() + 1 + name.len() > MAX_PATH_BYTES {
+                    continue;
+                }
                 let path = if prefix.is_empty() {
                     name.clone()
                 } else {
