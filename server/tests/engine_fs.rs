@@ -417,6 +417,19 @@ async fn readdir_fills_a_small_buffer_exactly() {
 }
 
 #[tokio::test]
+async fn a_removed_directory_lists_only_dot_and_dotdot() {
+    let lines = probe(
+        vec![file("d/x", "")],
+        "open d 2 0 1 1  unlink d/x  rmdir d  readdir 4 4096 0",
+    )
+    .await;
+    assert_eq!(
+        lines[3],
+        format!("readdir: .@1:{DIRECTORY} ..@2:{DIRECTORY} used=51")
+    );
+}
+
+#[tokio::test]
 async fn mkdir_rename_and_rmdir_change_the_tree() {
     let lines = probe(
         vec![file("d/f", "x")],

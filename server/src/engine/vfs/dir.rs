@@ -135,9 +135,7 @@ impl WasiDir for VDir {
         &self,
         cursor: ReaddirCursor,
     ) -> Result<Box<dyn Iterator<Item = Result<ReaddirEntity, Error>> + Send>, Error> {
-        if self.fs.lock().children(self.ino).is_none() {
-            return Err(errno(Errno::Noent));
-        }
+        // A removed directory still lists `.` and `..`, as on Linux.
         Ok(Box::new(Readdir {
             fs: self.fs.clone(),
             dir: self.ino,
