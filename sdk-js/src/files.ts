@@ -89,10 +89,13 @@ export function inputEntries(files: FilesInit, field = "fs"): InputEntry[] {
   return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-/** Bytes of all file contents (what counts against `limits.fsBytes`). */
+/** What counts against `limits.fsBytes`: file contents and symlink targets, in bytes (as the server counts). */
 export function totalBytes(entries: readonly InputEntry[]): number {
   let n = 0;
-  for (const e of entries) if (e.kind.case === "file") n += e.kind.value.length;
+  for (const e of entries) {
+    if (e.kind.case === "file") n += e.kind.value.length;
+    else if (e.kind.case === "symlink") n += encoder.encode(e.kind.value).length;
+  }
   return n;
 }
 

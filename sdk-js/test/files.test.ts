@@ -149,6 +149,13 @@ describe("checks before sending", () => {
     assert.equal(seen.run, undefined);
   });
 
+  it("symlink targets count against limits.fsBytes, as the server counts them", async () => {
+    const seen: Seen = { execute: [] };
+    const files = [{ path: "a", file: "x".repeat(10) }, { path: "l", symlink: "aaaaa" }, { path: "d", directory: true as const }];
+    const err = await rejection(recordingClient(seen).run({ module: MODULE, files, limits: { fsBytes: 14 } }).result());
+    assert.equal(err.limit?.requested, 15);
+  });
+
   it("files exactly at limits.fsBytes are sent", async () => {
     const seen: Seen = { execute: [] };
     await recordingClient(seen).run({ module: MODULE, files: { a: "x".repeat(1024) }, limits: { fsBytes: 1024 } }).result();

@@ -294,3 +294,10 @@ def test_batch_files_stay_with_their_case_when_cases_interleave() -> None:
 )
 def test_a_server_refused_tree_is_worded_in_files(limit: wasmwiz.LimitExceeded, said: str) -> None:
     assert limit.message == said
+
+
+def test_symlink_targets_count_against_fs_bytes_as_the_server_counts() -> None:
+    fs = wasmwiz.Filesystem({"a": b"x" * 10}).add_symlink("l", "a" * 5).add_dir("d")
+    assert fs.total_bytes == 15
+    with pytest.raises(wasmwiz.InvalidArgument):
+        _common.input_fs(fs, [], {"fs_bytes": 14})

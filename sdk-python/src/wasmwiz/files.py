@@ -90,6 +90,15 @@ class _Symlink:
 _Entry = Union[_File, _Directory, _Symlink]
 
 
+def _bytes_of(entry: _Entry) -> int:
+    """What an entry counts against ``fs_bytes``: a file's contents, a link's target."""
+    if isinstance(entry, _File):
+        return entry.size
+    if isinstance(entry, _Symlink):
+        return len(entry.target.encode("utf-8"))
+    return 0
+
+
 def check_path(path: object, field: str = "fs") -> str:
     """``path`` if it is a valid guest path; else :class:`~wasmwiz.InvalidArgument`.
 
@@ -221,17 +230,13 @@ class Filesystem:
 
     @property
     def total_bytes(self) -> int:
-        """Bytes of all file contents (what counts against ``fs_bytes``)."""
-        return sum(entry.size for entry in self._entries.values() if isinstance(entry, _File))
+        """What counts against ``fs_bytes``: file contents and symlink targets, in bytes."""
+        return sum(_bytes_of(entry) for entry in self._entries.values())
 
     def total_bytes_except(self, paths: Sequence[str]) -> int:
-        """Bytes of the file contents whose path is not in ``paths``."""
+        """:attr:`total_bytes` of the entries whose path is not in ``paths``."""
         skip = set(paths)
-        return sum(
-            entry.size
-            for path, entry in self._entries.items()
-            if isinstance(entry, _File) and path not in skip
-        )
+        return sum(_bytes_of(entry) for path, entry in self._entries.items() if path not in skip)
 
     def __len__(self) -> int:
         return len(self._entries)
