@@ -311,6 +311,7 @@ describe("playground", () => {
     assert.equal(await page.getAttribute("img.out-file-image", "src"), `data:image/png;base64,${png.toString("base64")}`);
     assert.equal(await page.getAttribute("img.out-file-image", "alt"), "Preview of input/copy.png");
     assert.ok(await page.$eval("img.out-file-image", (img) => (img as HTMLImageElement).naturalWidth === 1), "the image decoded");
+    await page.screenshot({ path: join(SHOTS, "playground-files-image.png"), fullPage: true });
     await page.close();
   });
 
