@@ -128,6 +128,15 @@ export class FilesPanel {
 
   async #upload(chosen: File[]): Promise<void> {
     this.#host.clearRefusal();
+    // Sizes first: a file too big is refused before it is read into the page.
+    const max = this.#host.maxBytes();
+    const replaced = new Set(chosen.map((file) => `${UPLOAD_DIR}/${file.name}`));
+    let total = chosen.reduce((n, file) => n + file.size, 0);
+    for (const [path, bytes] of this.#files) if (!replaced.has(path)) total += bytes.length;
+    if (max !== undefined && total > max) {
+      this.#host.refuse(filesTooLarge(total, max));
+      return;
+    }
     const added = new Map<string, Uint8Array>();
     for (const file of chosen) added.set(`${UPLOAD_DIR}/${file.name}`, new Uint8Array(await file.arrayBuffer()));
     const before = new Map(this.#files);
