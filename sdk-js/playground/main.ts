@@ -4,8 +4,10 @@
  *
  * # Layout
  * - key bar: the API key (remembered in localStorage), checked with WhoAmI.
- * - Run view: example or dropped module → `Run` (inline bytes with
- *   keep_module, or by sha256 after `PutModule`) → live console → stats.
+ * - Run view: example or dropped module, input files (`files-panel.ts`) →
+ *   `Run` (inline bytes with keep_module, or by sha256 after `PutModule`;
+ *   the files inline) → live console → stats → the files that came back
+ *   (`out-files.ts`).
  * - Account view: WhoAmI (tier, allowance), GetUsage (SVG charts), own keys.
  *
  * No inline scripts or styles (the page is served with a strict CSP); charts
@@ -29,6 +31,9 @@ import {
   type Started,
   type WasmWizClient,
 } from "../src/web.js";
+import { $, h } from "./dom.js";
+import { FilesPanel } from "./files-panel.js";
+import { clearOutFiles, showOutFiles } from "./out-files.js";
 
 // ---------------------------------------------------------------- examples
 
@@ -40,6 +45,10 @@ interface Example {
   args?: string[];
   env?: Record<string, string>;
   limits?: { fuel?: string; timeoutMs?: string };
+  /** Input files, preloaded in the Files panel. */
+  files?: Record<string, string>;
+  /** Collect patterns (empty: `**` when there are files). */
+  collect?: string[];
 }
 
 const EXAMPLES: Example[] = [
@@ -86,6 +95,18 @@ const EXAMPLES: Example[] = [
     args: ["3"],
   },
   {
+    name: "fsreport",
+    title: "fsreport — files in, a report out (C)",
+    description:
+      "Counts the lines and words of every input/*.txt file and writes out/report.txt, which comes back below the output. Edit the files or add your own.",
+    files: {
+      "input/poem.txt": "The fog comes\non little cat feet.\n\nIt sits looking\nover harbor and city\non silent haunches\nand then moves on.\n",
+      "input/todo.txt": "write the report\nread it back\n",
+      "input/README.md": "Only .txt files are counted.\n",
+    },
+    collect: ["out/*"],
+  },
+  {
     name: "rust_wordfreq",
     title: "wordfreq — most frequent words (Rust)",
     description: "Counts the words on stdin with std's HashMap and prints the argv[1] most frequent.",
@@ -116,22 +137,6 @@ const MAX_CONSOLE_CHARS = 2_000_000;
 
 // ---------------------------------------------------------------- helpers
 
-function $<T extends HTMLElement = HTMLElement>(id: string): T {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`missing #${id}`);
-  return el as T;
-}
-
-function h<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attrs: Record<string, string> = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  for (const c of children) el.append(c);
-  return el;
-}
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 function s(tag: string, attrs: Record<string, string | number> = {}): SVGElement {
@@ -215,6 +220,8 @@ const state = {
   custom: undefined as { name: string; bytes: Uint8Array; sha256?: string; uploaded: boolean } | undefined,
   lastSha: "",
   running: undefined as AbortController | undefined,
+  /** The tier's filesystem limit, as the last run without a Files limit reported it (per key). */
+  tierFsBytes: undefined as { key: string; bytes: number } | undefined,
   stoppedByUser: false,
   accountStale: true,
 };
@@ -347,6 +354,7 @@ function applyExample(name: string): void {
     return;
   }
   desc.textContent = ex.description;
+  files.replace(ex.files, ex.collect);
   $<HTMLTextAreaElement>("stdin").value = ex.stdin ?? "";
   $<HTMLTextAreaElement>("args").value = (ex.args ?? []).join("\n");
   $<HTMLTextAreaElement>("env").value = Object.entries(ex.env ?? {})
@@ -356,6 +364,7 @@ function applyExample(name: string): void {
   $<HTMLInputElement>("limit-timeout").value = ex.limits?.timeoutMs ?? "";
   $<HTMLInputElement>("limit-memory").value = "";
   $<HTMLInputElement>("limit-output").value = "";
+  $<HTMLInputElement>("limit-fs").value = "";
   if (ex.limits) ($<HTMLDetailsElement>("limits-details")).open = true;
 }
 
@@ -584,6 +593,8 @@ const FIELD_INPUTS: Record<string, string> = {
   "limits.memory_bytes": "limit-memory",
   "limits.timeout_ms": "limit-timeout",
   "limits.max_output_bytes": "limit-output",
+  "limits.fs_bytes": "limit-fs",
+  fs: "files-total",
   stdin: "stdin",
   args: "args",
   env: "env",
@@ -608,6 +619,9 @@ function limitAmount(value: number, unit: string): string {
 /** The limit in the words of the form: "Memory 2 GiB is above the free tier's 128 MiB". */
 function limitWords(limit: LimitExceeded, inputId: string, local: boolean): string {
   const whose = limit.tier ? `the ${limit.tier} tier's` : "the server's";
+  if (inputId === "files-total") {
+    return `These files hold ${limitAmount(limit.requested, limit.unit)}, above the ${limitAmount(limit.maximum, limit.unit)} the guest's filesystem may hold${local ? "; nothing was uploaded" : ""}.`;
+  }
   const label = inputId === "dropzone" ? "This module" : (document.querySelector(`label[for="${inputId}"]`)?.textContent ?? limit.option).replace(/\s*\(.*\)$/, "");
   const said = `${label} ${limitAmount(limit.requested, limit.unit)} is above ${whose} ${limitAmount(limit.maximum, limit.unit)}`;
   if (inputId === "dropzone") return `${said}${local ? "; nothing was uploaded" : ""}.`;
@@ -623,6 +637,7 @@ function showFieldError(e: unknown): void {
   if (document.getElementById(`${inputId}-error`)) return; // already shown (a refused upload is reported twice)
   const note = h("p", { class: "field-error", id: `${inputId}-error`, role: "alert" }, limitWords(e.limit, inputId, e.local));
   (inputId === "dropzone" ? $("module-info") : input).after(note);
+  if (inputId === "files-total") return; // a summary, not an input
   input.setAttribute("aria-invalid", "true");
   input.setAttribute("aria-describedby", `${input.getAttribute("aria-describedby") ?? ""} ${inputId}-error`.trim());
   const details = input.closest("details");
@@ -682,8 +697,10 @@ function readLimits(): LimitsInit | undefined {
   const memoryBytes = parseWhole("limit-memory", "Memory", 1024n * 1024n);
   const timeoutMs = parseWhole("limit-timeout", "Timeout");
   const maxOutputBytes = parseWhole("limit-output", "Max output", 1024n);
-  if (fuel === undefined && memoryBytes === undefined && timeoutMs === undefined && maxOutputBytes === undefined) return undefined;
+  const fsBytes = parseWhole("limit-fs", "Files", 1024n);
+  if (fuel === undefined && memoryBytes === undefined && timeoutMs === undefined && maxOutputBytes === undefined && fsBytes === undefined) return undefined;
   return {
+    ...(fsBytes !== undefined ? { fsBytes } : {}),
     ...(fuel !== undefined ? { fuel } : {}),
     ...(memoryBytes !== undefined ? { memoryBytes } : {}),
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),
@@ -717,20 +734,25 @@ async function run(byHash: boolean): Promise<void> {
     return;
   }
   let common: Omit<RunOptions, "module" | "moduleSha256">;
+  let limits: LimitsInit | undefined;
   try {
     const seed = parseWhole("seed", "Random seed");
-    const limits = readLimits();
+    limits = readLimits();
+    files.checkSize();
+    const collect = files.collect();
     common = {
       stdin: $<HTMLTextAreaElement>("stdin").value,
       args: parseLines($<HTMLTextAreaElement>("args").value),
       env: parseEnv($<HTMLTextAreaElement>("env").value),
       ...(limits ? { limits } : {}),
       ...(seed !== undefined ? { randomSeed: seed } : {}),
+      ...(files.files.size || collect.length ? { files: new Map(files.files), collect } : {}),
     };
   } catch (e) {
     showError(e);
     return;
   }
+  const explicitFsLimit = limits?.fsBytes !== undefined;
 
   const ac = new AbortController();
   state.running = ac;
@@ -738,6 +760,7 @@ async function run(byHash: boolean): Promise<void> {
   setRunning(true);
   output.clear();
   $("stats").hidden = true;
+  clearOutFiles();
   setRunState("Preparing…", "running");
 
   let started: Started | undefined;
@@ -755,11 +778,17 @@ async function run(byHash: boolean): Promise<void> {
     }
     options.programName = sel === CUSTOM && state.custom ? state.custom.name : `${sel}.wasm`;
     setRunState("Starting…", "running");
-    for await (const ev of client().run(options, { signal: ac.signal })) {
+    const stream = client().run(options, { signal: ac.signal });
+    for await (const ev of stream) {
       switch (ev.type) {
         case "started":
           started = ev.started;
           state.lastSha = ev.started.moduleSha256;
+          // Without a Files limit the effective one is the tier's maximum: keep it for the size check.
+          if (!explicitFsLimit && ev.started.limits?.fsBytes) {
+            state.tierFsBytes = { key: apiKey(), bytes: Number(ev.started.limits.fsBytes) };
+            files.refreshTotal();
+          }
           $("stat-sha").textContent = ev.started.moduleSha256;
           setRunState("Running…", "running");
           break;
@@ -774,6 +803,7 @@ async function run(byHash: boolean): Promise<void> {
           break;
       }
     }
+    showOutFiles((await stream.result()).files);
   } catch (e) {
     output.flush();
     const err = e instanceof WasmWizError ? e : e instanceof Error ? e : new Error(String(e));
@@ -816,6 +846,7 @@ function initRun(): void {
   $("clear-btn").addEventListener("click", () => {
     output.clear("Cleared.");
     $("stats").hidden = true;
+    clearOutFiles();
     hideError();
     setRunState("Idle", "idle");
   });
@@ -1072,7 +1103,18 @@ function initAccount(): void {
 
 // ---------------------------------------------------------------- start
 
+/** The filesystem limit in force: the Files limit typed in, else the tier's (once a run told it). */
+function fsLimit(): number | undefined {
+  const raw = $<HTMLInputElement>("limit-fs").value.trim();
+  if (/^\d+$/.test(raw) && Number(raw) > 0) return Number(raw) * 1024;
+  return state.tierFsBytes?.key === apiKey() ? state.tierFsBytes.bytes : undefined;
+}
+
+let files: FilesPanel;
+
 function start(): void {
+  files = new FilesPanel({ maxBytes: fsLimit, refuse: (e) => showError(e), clearRefusal: () => hideError() });
+  $("limit-fs").addEventListener("input", () => files.refreshTotal());
   initKeyBar();
   initTabs();
   initInputs();

@@ -11,6 +11,17 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { createClient as createConnectClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
 import { Code, WasmWizError, moduleTooLarge } from "./errors.js";
 import {
+  FileCollector,
+  checkTotal,
+  entryPieces,
+  filesystemInit,
+  inputFs,
+  totalBytes,
+  PIECE_SIZE,
+  type FilesInit,
+  type InputFs,
+} from "./files.js";
+import {
   ExecutionService,
   FinishedSchema,
   Outcome,
@@ -88,8 +99,14 @@ export interface LimitsInit {
   memoryBytes?: number | bigint;
   /** Wall-clock timeout in milliseconds. */
   timeoutMs?: number | bigint;
-  /** stdout + stderr ceiling in bytes. */
+  /** stdout + stderr ceiling in bytes (collected files count towards it too). */
   maxOutputBytes?: number | bigint;
+  /**
+   * Bytes of file contents the guest's filesystem may hold, input files
+   * included (default: the tier's maximum). A guest write past it fails with
+   * ENOSPC; input files over it are refused, before sending when given here.
+   */
+  fsBytes?: number | bigint;
 }
 
 /** The module to run: its bytes, or the sha256 of a module stored before. */
@@ -112,6 +129,20 @@ export type RunOptions = ModuleSource & {
   expectedStdout?: BytesLike;
   /** With inline `module` bytes: also store the module so it can be run by sha256. */
   keepModule?: boolean;
+  /**
+   * The guest's input files: path (relative, `/`-separated) → contents, as
+   * an object or a `Map`, or a list of entries (also directories and
+   * symlinks; `filesFromDir` on Node). Given (even empty), the guest gets a
+   * writable in-memory `/`. Paths, and the total against `limits.fsBytes`
+   * when given, are checked before anything is sent.
+   */
+  files?: FilesInit;
+  /**
+   * Glob patterns (`"out/*.png"`, `"**"`) of the files to get back in
+   * `result.files`: each regular file that matches and was created or
+   * changed. Gives the guest a filesystem too.
+   */
+  collect?: string[];
 };
 
 /** Options of {@link WasmWizClient.execute}: like {@link RunOptions}, but stdin may be a stream. */
@@ -127,6 +158,8 @@ export type RunEvent =
   | { type: "started"; started: Started }
   | { type: "stdout"; data: Uint8Array }
   | { type: "stderr"; data: Uint8Array }
+  /** One piece (≤ 1 MiB) of a collected file; a bigger file comes as consecutive pieces of the same path. */
+  | { type: "file"; path: string; data: Uint8Array }
   | { type: "finished"; finished: Finished };
 
 /** Rate-limit state from the response headers (absent for unmetered tiers). */
@@ -168,6 +201,8 @@ export interface RunResult {
   stderrText: string;
   /** Rate-limit state after this run (when the server sent it). */
   rateLimit?: RateLimitInfo;
+  /** The collected files (`collect`), path → contents, in path order. */
+  files: Map<string, Uint8Array>;
 }
 
 /** One case of a batch, finished. */
@@ -189,6 +224,8 @@ export interface BatchCaseResult {
   stderrText: string;
   executionId: string;
   moduleSha256: string;
+  /** The case's collected files, path → contents, in path order. */
+  files: Map<string, Uint8Array>;
 }
 
 /** One case of a batch. */
@@ -198,6 +235,14 @@ export interface BatchCaseInit {
   expectedStdout?: BytesLike;
   /** A label echoed back in the case's result. */
   name?: string;
+  /**
+   * Files of this case only, laid over the batch's `files` (replacing
+   * entries with the same path). Gives the case a filesystem even when the
+   * batch has none.
+   */
+  files?: FilesInit;
+  /** More glob patterns of files to get back, for this case only. */
+  collect?: string[];
 }
 
 /** What {@link WasmWizClient.runBatch} runs: one module, many cases. */
@@ -208,6 +253,10 @@ export type RunBatchOptions = ModuleSource & {
   programName?: string;
   env?: Record<string, string>;
   randomSeed?: number | bigint;
+  /** The tree every case starts from (each case gets its own copy). */
+  files?: FilesInit;
+  /** Glob patterns of files every case sends back (in each case's `files`). */
+  collect?: string[];
 };
 
 /** What {@link WasmWizClient.upload} did. */
@@ -268,7 +317,13 @@ function limitsInit(l: LimitsInit | undefined): MessageInitShape<typeof LimitsSc
     memoryBytes: big(l.memoryBytes),
     timeoutMs: big(l.timeoutMs),
     maxOutputBytes: big(l.maxOutputBytes),
+    fsBytes: big(l.fsBytes),
   };
+}
+
+/** `limits.fsBytes` as a number, when given (the local size check's maximum). */
+function fsBytesOf(l: LimitsInit | undefined): number | undefined {
+  return l?.fsBytes === undefined || l.fsBytes === 0 || l.fsBytes === 0n ? undefined : Number(l.fsBytes);
 }
 
 function outcomeName(o: Outcome): OutcomeName {
@@ -378,6 +433,7 @@ function runCollector(open: () => AsyncIterable<ExecuteEvent>, rate: { info?: Ra
   let finished: Finished | undefined;
   const out: Uint8Array[] = [];
   const err: Uint8Array[] = [];
+  const files = new FileCollector();
   return new CollectingStream<RunEvent, RunResult>(
     open,
     (raw) => {
@@ -392,6 +448,11 @@ function runCollector(open: () => AsyncIterable<ExecuteEvent>, rate: { info?: Ra
         case "stderr":
           err.push(ev.value);
           return { type: "stderr", data: ev.value };
+        case "file": {
+          const data = ev.value.kind.case === "file" ? ev.value.kind.value : new Uint8Array(0);
+          files.add(ev.value.path, data);
+          return { type: "file", path: ev.value.path, data };
+        }
         case "finished":
           finished = ev.value;
           return { type: "finished", finished: ev.value };
@@ -418,6 +479,7 @@ function runCollector(open: () => AsyncIterable<ExecuteEvent>, rate: { info?: Ra
         stdoutText: toText(stdout),
         stderrText: toText(stderr),
         ...(rate.info ? { rateLimit: rate.info } : {}),
+        files: files.build(),
       };
     },
   );
@@ -425,10 +487,20 @@ function runCollector(open: () => AsyncIterable<ExecuteEvent>, rate: { info?: Ra
 
 function batchCollector(open: () => AsyncIterable<BatchEvent>): BatchStream {
   const results: BatchCaseResult[] = [];
+  // Cases run concurrently: each case's file pieces come before its finished event.
+  const files = new Map<number, FileCollector>();
   return new CollectingStream<BatchCaseResult, BatchCaseResult[]>(
     open,
     (raw) => {
       const ev = raw as BatchEvent;
+      if (ev.file) {
+        let collector = files.get(ev.caseIndex);
+        if (!collector) files.set(ev.caseIndex, (collector = new FileCollector()));
+        collector.add(ev.file.path, ev.file.kind.case === "file" ? ev.file.kind.value : new Uint8Array(0));
+        return undefined;
+      }
+      const caseFiles = files.get(ev.caseIndex)?.build() ?? new Map<string, Uint8Array>();
+      files.delete(ev.caseIndex);
       const finished = ev.finished ?? create(FinishedSchema);
       const r: BatchCaseResult = {
         caseIndex: ev.caseIndex,
@@ -446,6 +518,7 @@ function batchCollector(open: () => AsyncIterable<BatchEvent>): BatchStream {
         stderrText: toText(ev.stderr),
         executionId: ev.executionId,
         moduleSha256: ev.moduleSha256,
+        files: caseFiles,
       };
       results.push(r);
       return r;
@@ -514,14 +587,20 @@ export interface WasmWizClient {
    * const run = client.run({ module: bytes, stdin: "hi" });
    * for await (const ev of run) if (ev.type === "stdout") process.stdout.write(ev.data);
    * const { outcomeName, exitCode, finished } = await run.result();
+   *
+   * const report = await client.run({ module, files: { "input/a.txt": "a b\n" }, collect: ["out/*"] }).result();
+   * console.log(new TextDecoder().decode(report.files.get("out/report.txt")));
    * ```
+   * The whole request is one message: big input files go better over `execute()`.
    * Abort with `{ signal }` (the server stops the guest).
    */
   run(options: RunOptions, callOptions?: WasmWizCallOptions): RunStream;
   /**
    * Runs a module over the client-streaming `Execute` RPC: the module goes in
-   * chunks and stdin may be streamed while the guest runs. Needs the `"grpc"`
-   * transport (gRPC-web cannot stream requests).
+   * chunks, then the input `files` as `fs_chunk` pieces of at most 1 MiB (so
+   * they may be larger than one message), and stdin may be streamed while
+   * the guest runs. Needs the `"grpc"` transport (gRPC-web cannot stream
+   * requests).
    */
   execute(options: ExecuteOptions, callOptions?: WasmWizCallOptions): RunStream;
   /** One module, many cases, compiled once; results stream as each case finishes. */
@@ -656,6 +735,17 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
         yield* open();
       })();
 
+  /** A batch case's own tree, checked with the batch's files it keeps against `limits.fsBytes`. */
+  const caseFs = (c: BatchCaseInit, index: number, shared: InputFs | undefined, maxBytes: number | undefined) => {
+    const field = `cases[${index}].fs`;
+    const own = inputFs(c.files, c.collect, undefined, field);
+    if (!own) return undefined;
+    const replaced = new Set(own.entries.map((e) => e.path));
+    const kept = shared ? totalBytes(shared.entries.filter((e) => !replaced.has(e.path))) : 0;
+    checkTotal(kept + totalBytes(own.entries), maxBytes, field);
+    return filesystemInit(own);
+  };
+
   const checkSource = (r: { module?: Uint8Array; moduleSha256?: string }) => {
     if ((r.module === undefined) === (r.moduleSha256 === undefined)) {
       throw new WasmWizError(Code.InvalidArgument, "give exactly one of `module` (bytes) and `moduleSha256`");
@@ -671,11 +761,13 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
       const rate: { info?: RateLimitInfo } = {};
       return runCollector(sizeChecked(r.module, o, () => {
         checkSource(r);
+        const fs = inputFs(r.files, r.collect, fsBytesOf(r.limits));
         return raw.execution.run(
           {
             source: r.module !== undefined ? { case: "module", value: r.module } : { case: "moduleSha256", value: r.moduleSha256! },
             stdin: r.stdin !== undefined ? toBytes(r.stdin) : new Uint8Array(0),
             ...runRequestInit(r),
+            ...(fs ? { fs: filesystemInit(fs) } : {}),
           },
           streamOptions(o, rate),
         );
@@ -694,6 +786,7 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
         checkSource(r);
         const chunk = r.chunkSize ?? DEFAULT_CHUNK;
         const streamed = isAsyncIterable(r.stdin) || isIterableOfChunks(r.stdin);
+        const fs = inputFs(r.files, r.collect, fsBytesOf(r.limits));
         async function* requests(): AsyncGenerator<MessageInitShape<typeof ExecuteRequestSchema>> {
           yield {
             msg: {
@@ -706,11 +799,17 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
                 stdin: !streamed && r.stdin !== undefined ? toBytes(r.stdin as BytesLike) : new Uint8Array(0),
                 streamStdin: streamed,
                 ...runRequestInit(r),
+                // The entries follow the module as fs_chunk pieces.
+                ...(fs ? { fs: { collect: fs.collect } } : {}),
               },
             },
           };
           if (r.module !== undefined) {
             for await (const c of chunksOf(r.module, chunk)) yield { msg: { case: "moduleChunk", value: c } };
+          }
+          if (fs) {
+            for (const piece of entryPieces(fs.entries, Math.min(chunk, PIECE_SIZE))) yield { msg: { case: "fsChunk", value: piece } };
+            yield { msg: { case: "fsEof", value: true } };
           }
           if (streamed) {
             for await (const c of r.stdin as AsyncIterable<BytesLike>) {
@@ -727,15 +826,22 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
     runBatch(r, o) {
       return batchCollector(sizeChecked(r.module, o, () => {
         checkSource(r);
+        const maxBytes = fsBytesOf(r.limits);
+        const fs = inputFs(r.files, r.collect, maxBytes);
         return raw.execution.runBatch(
           {
             source: r.module !== undefined ? { case: "module", value: r.module } : { case: "moduleSha256", value: r.moduleSha256! },
-            cases: r.cases.map((c) => ({
-              stdin: c.stdin !== undefined ? toBytes(c.stdin) : new Uint8Array(0),
-              args: c.args ?? [],
-              name: c.name ?? "",
-              ...(c.expectedStdout !== undefined ? { expectedStdout: toBytes(c.expectedStdout) } : {}),
-            })),
+            cases: r.cases.map((c, index) => {
+              const own = caseFs(c, index, fs, maxBytes);
+              return {
+                stdin: c.stdin !== undefined ? toBytes(c.stdin) : new Uint8Array(0),
+                args: c.args ?? [],
+                name: c.name ?? "",
+                ...(c.expectedStdout !== undefined ? { expectedStdout: toBytes(c.expectedStdout) } : {}),
+                ...(own ? { fs: own } : {}),
+              };
+            }),
+            ...(fs ? { fs: filesystemInit(fs) } : {}),
             limits: limitsInit(r.limits),
             programName: r.programName ?? "",
             env: r.env ?? {},

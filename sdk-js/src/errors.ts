@@ -114,6 +114,7 @@ const OPTION_NAMES: Record<string, string> = {
   "limits.fuel": "limits.fuel",
   "limits.timeout_ms": "limits.timeoutMs",
   "limits.max_output_bytes": "limits.maxOutputBytes",
+  "limits.fs_bytes": "limits.fsBytes",
   module_size: "module",
   size: "module",
   message: "request",
@@ -185,7 +186,41 @@ export function makeLimit(field: string, requested: number, maximum: number, uni
   const whose = tier ? `the ${tier} tier's` : "the server's";
   let message = `${option} ${amount(requested, unit)} is above ${whose} ${amount(maximum, unit)}`;
   if (field === "args" || field === "env" || field.endsWith(".args")) message += " (args and env together, argv[0] included)";
+  if (field === "fs" || field.endsWith(".fs")) {
+    // An input tree: the bytes in force are `limits.fsBytes` (by default the tier's maximum).
+    message =
+      unit === "count"
+        ? `the files are ${requested} entries (parent directories included), above ${whose} ${maximum}`
+        : `the files hold ${amount(requested, unit)}, above limits.fsBytes ${amount(maximum, unit)}`;
+  }
   return { field, option, requested, maximum, unit, tier, message };
+}
+
+/**
+ * The error the SDK throws, without sending anything, for input files above
+ * `limits.fsBytes`: it reads like the server's refusal (BadRequest on `fs`
+ * plus a LIMIT_EXCEEDED ErrorInfo) but has `local: true`.
+ */
+export function filesTooLarge(total: number, maximum: number, field = "fs", tier = ""): WasmWizError {
+  const limit = makeLimit(field, total, maximum, "bytes", tier);
+  const details: ErrorDetails = {
+    badRequest: create(BadRequestSchema, { fieldViolations: [{ field, description: limit.message }] }),
+    errorInfo: create(ErrorInfoSchema, {
+      reason: LIMIT_EXCEEDED,
+      domain: ERROR_DOMAIN,
+      metadata: { field, requested: String(total), maximum: String(maximum), unit: "bytes", tier },
+    }),
+  };
+  return new WasmWizError(Code.InvalidArgument, `${limit.message} (checked before uploading)`, { details, local: true });
+}
+
+/** The error the SDK throws, without sending anything, for a path the guest's filesystem cannot hold. */
+export function badFilePath(path: string, problem: string, field = "fs"): WasmWizError {
+  const said = `path ${JSON.stringify(path)}: ${problem}`;
+  const details: ErrorDetails = {
+    badRequest: create(BadRequestSchema, { fieldViolations: [{ field, description: said }] }),
+  };
+  return new WasmWizError(Code.InvalidArgument, `${said} (checked before uploading)`, { details, local: true });
 }
 
 /**
@@ -402,8 +437,9 @@ export function describeError(error: unknown): { title: string; detail: string }
     case Code.InvalidArgument: {
       if (e.limit) {
         const isModule = e.limit.option === "module";
+        const isFiles = e.limit.field === "fs" || e.limit.field.endsWith(".fs");
         return {
-          title: isModule ? "Module too large" : "Above this tier's limit",
+          title: isModule ? "Module too large" : isFiles ? "Files too large" : "Above this tier's limit",
           detail: sentence(e.local ? `${e.limit.message} (checked before uploading)` : e.limit.message),
         };
       }

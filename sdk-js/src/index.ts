@@ -8,6 +8,9 @@
  * - `client.ts`: the transport-independent client (`run`, `execute`,
  *   `runBatch`, `upload`, `modules`, `account`, `admin`, `health`); adds the
  *   API key to every call and turns streams into async iterables that collect.
+ * - `files.ts`: the guest's input tree (`files`, `collect`): path checks,
+ *   size check, `fs_chunk` pieces, and putting collected files back together.
+ *   `node-files.ts` (Node only) reads a local directory (`filesFromDir`).
  * - `errors.ts`: `WasmWizError`, made in one place from Connect errors, with
  *   the gRPC code, the decoded google.rpc details and `retryAfter`.
  * - `gen/`: protobuf-es v2 messages and service descriptors generated from
@@ -21,6 +24,14 @@
  */
 export * from "./client.js";
 export * from "./errors.js";
+export {
+  PIECE_SIZE,
+  FileCollector,
+  pathProblem,
+  type FileContents,
+  type FileEntry,
+  type FilesInit,
+} from "./files.js";
 export {
   Outcome,
   OutcomeSchema,

@@ -17,6 +17,7 @@ import { createClientWithTransport, type ClientOptions, type WasmWizClient } fro
 import { SDK_VERSION } from "./index.js";
 
 export * from "./index.js";
+export { filesFromDir, type FilesFromDirOptions } from "./node-files.js";
 
 const userAgent: Interceptor = (next) => (req) => {
   req.header.set("user-agent", `wasmwiz-sdk-js/${SDK_VERSION} (node ${process.versions.node})`);

@@ -5,6 +5,8 @@
 import { after, before, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { EXAMPLES_JS_DIR, GUESTS_DIR, linkSdkIntoExamples, startServer, type TestServer } from "./helpers/server.js";
@@ -80,4 +82,28 @@ it("node-example reports a missing module file in one line", async () => {
 it("`npm install` in examples/js is configured to write no lockfile", async () => {
   const { stdout } = await execFileP("npm", ["config", "get", "package-lock"], { cwd: EXAMPLES_JS_DIR });
   assert.equal(stdout.trim(), "false");
+});
+
+it("examples/js/files-example.mjs prints the report of its sample files", async () => {
+  const { stdout } = await execFileP(process.execPath, ["files-example.mjs"], {
+    cwd: EXAMPLES_JS_DIR,
+    env: { ...process.env, WASMWIZ_URL: server.baseUrl, WASMWIZ_API_KEY: server.adminKey },
+    timeout: 60_000,
+  });
+  assert.equal(stdout, "== out/report.txt\npoem.txt 2 7\ntodo.txt 2 6\ntotal 4 13\n");
+});
+
+it("files-example sends a directory and saves what came back", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "wasmwiz-files-example-"));
+  try {
+    writeFileSync(join(dir, "one.txt"), "a b c\n");
+    await execFileP(process.execPath, ["files-example.mjs", dir, join(dir, "got")], {
+      cwd: EXAMPLES_JS_DIR,
+      env: { ...process.env, WASMWIZ_URL: server.baseUrl, WASMWIZ_API_KEY: server.adminKey },
+      timeout: 60_000,
+    });
+    assert.equal(readFileSync(join(dir, "got", "out", "report.txt"), "utf8"), "one.txt 1 3\ntotal 1 3\n");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -172,3 +172,28 @@ def test_example_concurrent_runs(server: Server) -> None:
     out = _run(server, str(EXAMPLES / "concurrent_runs.py"), "10")
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.startswith("10/10 correct")
+
+
+def test_example_files_report_prints_the_collected_report(server: Server) -> None:
+    out = _run(server, str(EXAMPLES / "files_report.py"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "== out/report.txt\npoem.txt 2 7\ntodo.txt 2 6\ntotal 4 13\n"
+
+
+def test_example_files_report_saves_what_came_back(server: Server, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "one.txt").write_text("a b c\n")
+    out = _run(server, str(EXAMPLES / "files_report.py"), str(src), str(tmp_path / "got"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "got" / "out" / "report.txt").read_text() == "one.txt 1 3\ntotal 1 3\n"
+
+
+def test_readme_files_example(server: Server) -> None:
+    readme = (SDK_DIR / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Files in and out", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "no python block in the files section"
+    out = _run(server, "-c", match.group(1))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "a.txt 2 3\nb.txt 1 1\ntotal 3 4\n\n"

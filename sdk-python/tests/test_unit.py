@@ -379,7 +379,7 @@ def test_new_api_key_repr_hides_secret() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["limits", "retry", "proto", "_types", "errors", "client", "aio", "_common"]
+    "name", ["limits", "retry", "proto", "_types", "errors", "client", "aio", "_common", "files"]
 )
 def test_doctests(name: str) -> None:
     import doctest

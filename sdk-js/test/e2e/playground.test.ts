@@ -99,7 +99,7 @@ describe("playground", () => {
     const css = await fetch(server.baseUrl + "/playground.css");
     assert.equal(css.status, 200);
     assert.match(css.headers.get("content-type") ?? "", /text\/css/);
-    for (const name of ["hello", "echo", "hash", "progress", "clockrand", "argsenv", "exitcode", "stderr", "trap", "loop", "fib", "rust_wordfreq", "rust_panic"]) {
+    for (const name of ["hello", "echo", "hash", "progress", "clockrand", "argsenv", "exitcode", "stderr", "trap", "loop", "fib", "rust_wordfreq", "rust_panic", "fsreport"]) {
       const wasm = await fetch(`${server.baseUrl}/examples/${name}.wasm`);
       assert.equal(wasm.status, 200, `/examples/${name}.wasm`);
       const bytes = new Uint8Array(await wasm.arrayBuffer());
@@ -255,6 +255,63 @@ describe("playground", () => {
     assert.match(await text(page, "#module-info"), /Not uploaded/);
     const me = await createClient({ baseUrl: server.baseUrl, apiKey: key, transport: "grpc-web" }).account.whoAmI();
     assert.equal(me.storedModules, 0n, "nothing was stored");
+    await page.close();
+  });
+
+  it("files: add a file, run fsreport, read the collected report and download it", { timeout: 120_000 }, async () => {
+    const page = await openPlayground(server.adminKey);
+    await waitText(page, "#key-status", /admin@test\.local/);
+    await page.selectOption("#example", "fsreport");
+    const tabs = await page.$$eval("#file-tabs [role=tab]", (els) => els.map((el) => el.textContent));
+    assert.deepEqual(tabs, ["input/poem.txt", "input/todo.txt", "input/README.md"], "the example's inputs are preloaded");
+    await page.fill("#new-file-path", "input/extra.txt");
+    await page.click("#new-file-btn");
+    await page.fill("#file-text", "one two three\n");
+    await page.click("#run-btn");
+    await waitRunDone(page);
+    assert.ok(await page.isHidden("#error-box"), await text(page, "#error-box"));
+    await page.waitForSelector("#out-files:not([hidden])");
+    assert.deepEqual(await page.$$eval(".out-file-path", (els) => els.map((el) => el.textContent)), ["out/report.txt"]);
+    const report = "extra.txt 1 3\npoem.txt 7 21\ntodo.txt 2 6\ntotal 10 30\n";
+    assert.equal(await text(page, ".out-file-text"), report.trim());
+    assert.equal(await page.getAttribute(".out-file-download", "download"), "report.txt");
+    await page.screenshot({ path: join(SHOTS, "playground-files.png"), fullPage: true });
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click(".out-file-download")]);
+    assert.equal(download.suggestedFilename(), "report.txt");
+    assert.equal(readFileSync((await download.path())!, "utf8"), report);
+    await page.close();
+  });
+
+  it("files above the Files limit are refused before they are uploaded", { timeout: 60_000 }, async () => {
+    const page = await openPlayground(server.adminKey);
+    await waitText(page, "#key-status", /admin@test\.local/);
+    await page.selectOption("#example", "fsreport");
+    await page.click("#limits-details summary");
+    await page.fill("#limit-fs", "1");
+    await page.setInputFiles("#files-input", { name: "big.txt", mimeType: "text/plain", buffer: Buffer.alloc(2048, "a") });
+    await waitText(page, "#error-title", /Files too large/);
+    assert.match(await text(page, "#error-detail"), /above limits\.fsBytes 1 KiB/);
+    const tabs = await page.$$eval("#file-tabs [role=tab]", (els) => els.map((el) => el.textContent));
+    assert.ok(!tabs.includes("input/big.txt"), "the file was not added");
+    await page.close();
+  });
+
+  it("a collected image is previewed", { timeout: 120_000 }, async () => {
+    const page = await openPlayground(server.adminKey);
+    await waitText(page, "#key-status", /admin@test\.local/);
+    await page.setInputFiles("#file-input", { name: "fscopy.wasm", mimeType: "application/wasm", buffer: Buffer.from(guest("fscopy")) });
+    await waitText(page, "#module-info", /stored/);
+    const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==", "base64");
+    await page.setInputFiles("#files-input", { name: "dot.png", mimeType: "image/png", buffer: png });
+    await page.fill("#args", "input/dot.png\ninput/copy.png");
+    await page.click("#run-btn");
+    await waitRunDone(page);
+    assert.ok(await page.isHidden("#error-box"), await text(page, "#error-box"));
+    await page.waitForSelector("img.out-file-image");
+    assert.equal(await page.getAttribute("img.out-file-image", "src"), `data:image/png;base64,${png.toString("base64")}`);
+    assert.equal(await page.getAttribute("img.out-file-image", "alt"), "Preview of input/copy.png");
+    assert.ok(await page.$eval("img.out-file-image", (img) => (img as HTMLImageElement).naturalWidth === 1), "the image decoded");
+    await page.screenshot({ path: join(SHOTS, "playground-files-image.png"), fullPage: true });
     await page.close();
   });
 
@@ -438,6 +495,16 @@ describe("playground", () => {
       await page.click("#tab-account");
       await waitText(page, "#acct-email", /admin@test\.local/);
       await audit(`the account view (${scheme})`);
+    }
+    // The Files panel and the files that came back.
+    await page.click("#tab-run");
+    await page.selectOption("#example", "fsreport");
+    await page.click("#run-btn");
+    await waitRunDone(page);
+    await page.waitForSelector("#out-files:not([hidden])");
+    for (const scheme of ["light", "dark"] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await audit(`the run view with files in and out (${scheme})`);
     }
     await page.emulateMedia({ colorScheme: "light" });
     await page.close();

@@ -16,8 +16,9 @@ Layout:
     ``scripts/generate.sh``); ``client`` (sync) is generated from ``aio`` by
     ``scripts/unasync.py``, with ``_sync_io`` in place of ``_async_io``. Both share ``_common``
     (URL, module resolution, chunking, request building), ``_types`` (results
-    and records), ``limits`` (friendly limit values) and ``errors`` (the one
-    place that maps gRPC errors to exceptions); ``retry`` holds the opt-in
+    and records), ``files`` (the guest's input tree and collected files),
+    ``limits`` (friendly limit values) and ``errors`` (the one place that maps
+    gRPC errors to exceptions); ``retry`` holds the opt-in
     retry policy and ``proto`` exposes the raw generated modules.
 """
 
@@ -39,6 +40,7 @@ from ._types import (
     CaseResult,
     DailyUsage,
     Event,
+    FilePiece,
     Finished,
     ModuleExport,
     ModuleImport,
@@ -78,6 +80,7 @@ from .errors import (
     UploadIdle,
     WasmWizError,
 )
+from .files import FileData, FilesLike, Filesystem, files_from_dir
 from .limits import Limits, parse_duration, parse_fuel, parse_size
 from .retry import Retry
 
@@ -100,6 +103,10 @@ __all__ = [
     "Event",
     "ExecutionStream",
     "FieldViolation",
+    "FileData",
+    "FilePiece",
+    "FilesLike",
+    "Filesystem",
     "Finished",
     "InvalidArgument",
     "InvalidModule",
@@ -137,6 +144,7 @@ __all__ = [
     "WasmWizError",
     "WhoAmI",
     "__version__",
+    "files_from_dir",
     "parse_duration",
     "parse_fuel",
     "parse_size",

@@ -23,6 +23,7 @@ from ._proto import account_pb2, execution_pb2, module_pb2
 from ._types import BatchCase, ModuleInfo, TierLimits
 from ._version import __version__
 from .errors import FieldViolation, InvalidModule, LimitExceeded
+from .files import FilesLike, Filesystem, as_filesystem, check_collect, check_total
 from .limits import Limits, LimitsLike
 
 #: Modules up to this size are sent inline with the run request; larger ones
@@ -32,6 +33,9 @@ INLINE_LIMIT = 1024 * 1024
 CHUNK_SIZE = 1024 * 1024
 #: gRPC message size limit of the channel (PutModule and Run carry whole modules).
 MAX_MESSAGE_BYTES = 260 * 1024 * 1024
+#: Input files up to this many bytes in all travel inside the ``Run`` request;
+#: more are streamed over ``Execute`` as ``fs_chunk`` pieces of at most 1 MiB.
+FS_INLINE_LIMIT = 1024 * 1024
 
 USER_AGENT = f"wasmwiz-python/{__version__}"
 #: Where a client connects without ``url=`` or ``$WASMWIZ_URL``: the server's default address.
@@ -322,6 +326,56 @@ def check_env(env: Optional[Mapping[str, str]]) -> dict[str, str]:
     return result
 
 
+@dataclasses.dataclass(frozen=True)
+class InputFs:
+    """What ``files=`` and ``collect=`` resolved to.
+
+    ``tree`` is ``None`` when only ``collect`` was given: the guest still
+    gets an (empty) filesystem.
+    """
+
+    tree: Optional[Filesystem]
+    collect: list[str]
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes of all input file contents."""
+        return self.tree.total_bytes if self.tree is not None else 0
+
+    def inline(self) -> execution_pb2.Filesystem:
+        """The whole tree as one ``Filesystem`` message."""
+        entries = self.tree.to_entries() if self.tree is not None else []
+        return execution_pb2.Filesystem(entries=entries, collect=self.collect)
+
+
+def fs_limit(limits: LimitsLike) -> Optional[int]:
+    """``fs_bytes`` of ``limits=``, when given."""
+    coerced = Limits.coerce(limits)
+    return coerced.fs_bytes if coerced is not None else None
+
+
+def input_fs(
+    files: Optional[FilesLike], collect: Sequence[str], limits: LimitsLike, field: str = "fs"
+) -> Optional[InputFs]:
+    """Resolve and check ``files=``/``collect=``; ``None``: the guest gets no filesystem.
+
+    Paths were checked as the tree was built; the total is checked here
+    against ``limits.fs_bytes`` when one is given.
+    """
+    tree = as_filesystem(files)
+    patterns = check_collect(collect)
+    if tree is None and not patterns:
+        return None
+    fs = InputFs(tree, patterns)
+    check_total(fs.total_bytes, fs_limit(limits), field)
+    return fs
+
+
+def streams_files(fs: Optional[InputFs]) -> bool:
+    """True when the input files are too big for one ``Run`` message (:data:`FS_INLINE_LIMIT`)."""
+    return fs is not None and fs.total_bytes > FS_INLINE_LIMIT
+
+
 def run_request(
     source: Source,
     *,
@@ -333,8 +387,9 @@ def run_request(
     expected_stdout: Optional[Data],
     program_name: Optional[str],
     keep_module: bool,
+    fs: Optional[InputFs] = None,
 ) -> execution_pb2.RunRequest:
-    """Build a ``RunRequest`` for an inline module or a stored one."""
+    """Build a ``RunRequest`` for an inline module or a stored one (files inline)."""
     request = execution_pb2.RunRequest(
         stdin=to_bytes(stdin, "stdin"),
         args=check_args(args),
@@ -354,6 +409,8 @@ def run_request(
         request.limits.CopyFrom(coerced.to_proto())
     if expected_stdout is not None:
         request.expected_stdout = to_bytes(expected_stdout, "expected_stdout")
+    if fs is not None:
+        request.fs.CopyFrom(fs.inline())
     return request
 
 
@@ -386,6 +443,7 @@ def iter_stdin(stdin: StdinLike) -> Iterator[bytes]:
 def execute_head(
     source: Source,
     *,
+    stdin: Optional[Data],
     args: Sequence[str],
     env: Optional[Mapping[str, str]],
     limits: LimitsLike,
@@ -394,11 +452,14 @@ def execute_head(
     program_name: Optional[str],
     keep_module: bool,
     chunk_size: int,
+    fs: Optional[InputFs] = None,
 ) -> Iterator[execution_pb2.ExecuteRequest]:
-    """The first messages of an ``Execute`` stream with streamed stdin.
+    """The first messages of an ``Execute`` stream.
 
-    ``start`` (with ``stream_stdin``), then the module's chunks when it is
-    sent inline; the caller follows with ``stdin_chunk``s and ``stdin_eof``.
+    ``start``, then the module's chunks when it is sent inline. ``stdin=None``
+    means streamed stdin (``stream_stdin``): the caller follows with the
+    filesystem's pieces (:func:`fs_requests`, when ``fs`` is given), then
+    ``stdin_chunk``s and ``stdin_eof``.
     """
     start = execution_pb2.ExecuteStart(
         args=check_args(args),
@@ -406,8 +467,12 @@ def execute_head(
         program_name=program_name or "",
         random_seed=seed or 0,
         keep_module=keep_module,
-        stream_stdin=True,
+        stream_stdin=stdin is None,
     )
+    if stdin is not None:
+        start.stdin = to_bytes(stdin, "stdin")
+    if fs is not None:
+        start.fs.CopyFrom(execution_pb2.Filesystem(collect=fs.collect))
     if source.data is not None:
         start.module_size = source.size
     elif source.sha256 is not None:
@@ -477,6 +542,19 @@ class CapturingAsyncIterator(Generic[_I]):
             raise
 
 
+def fs_requests(fs: InputFs, piece_size: int) -> Iterator[execution_pb2.ExecuteRequest]:
+    """The input tree as ``fs_chunk`` messages (files in pieces), then ``fs_eof``."""
+    if fs.tree is not None:
+        for entry in fs.tree.iter_pieces(piece_size):
+            yield execution_pb2.ExecuteRequest(fs_chunk=entry)
+    yield execution_pb2.ExecuteRequest(fs_eof=True)
+
+
+def next_or_none(iterator: Iterator[_I]) -> Optional[_I]:
+    """The iterator's next item, or ``None`` at its end (to step it from another thread)."""
+    return next(iterator, None)
+
+
 def stdin_chunk_request(chunk: bytes) -> execution_pb2.ExecuteRequest:
     """One ``stdin_chunk`` message."""
     return execution_pb2.ExecuteRequest(stdin_chunk=chunk)
@@ -487,10 +565,19 @@ def stdin_eof_request() -> execution_pb2.ExecuteRequest:
     return execution_pb2.ExecuteRequest(stdin_eof=True)
 
 
-def batch_case(case: CaseLike) -> execution_pb2.BatchCase:
-    """Build a ``BatchCase`` from a :class:`BatchCase` or a dict of its fields."""
+def batch_case(
+    case: CaseLike,
+    index: int = 0,
+    shared: Optional[InputFs] = None,
+    fs_bytes: Optional[int] = None,
+) -> execution_pb2.BatchCase:
+    """Build a ``BatchCase`` from a :class:`BatchCase` or a dict of its fields.
+
+    The case's own files are checked against ``fs_bytes`` together with the
+    batch's ``shared`` files (the case starts from a copy of them).
+    """
     if isinstance(case, Mapping):
-        unknown = set(case) - {"stdin", "args", "expected_stdout", "name"}
+        unknown = set(case) - {"stdin", "args", "expected_stdout", "name", "files", "collect"}
         if unknown:
             raise TypeError(f"unknown case field(s) {sorted(unknown)}")
         case = BatchCase(**case)
@@ -501,7 +588,20 @@ def batch_case(case: CaseLike) -> execution_pb2.BatchCase:
     )
     if case.expected_stdout is not None:
         msg.expected_stdout = to_bytes(case.expected_stdout, "expected_stdout")
+    own = input_fs(case.files, case.collect, None)
+    if own is not None:
+        check_total(_merged_total(shared, own), fs_bytes, field=f"cases[{index}].fs")
+        msg.fs.CopyFrom(own.inline())
     return msg
+
+
+def _merged_total(shared: Optional[InputFs], own: InputFs) -> int:
+    """File bytes of a case's tree: the batch's files with the case's over them."""
+    if shared is None or shared.tree is None:
+        return own.total_bytes
+    if own.tree is None:
+        return shared.total_bytes
+    return own.tree.total_bytes + shared.tree.total_bytes_except(own.tree.paths)
 
 
 def run_batch_request(
@@ -512,10 +612,12 @@ def run_batch_request(
     limits: LimitsLike,
     seed: Optional[int],
     program_name: Optional[str],
+    fs: Optional[InputFs] = None,
 ) -> execution_pb2.RunBatchRequest:
-    """Build a ``RunBatchRequest``."""
+    """Build a ``RunBatchRequest`` (the shared tree and each case's files inline)."""
+    fs_bytes = fs_limit(limits)
     request = execution_pb2.RunBatchRequest(
-        cases=[batch_case(case) for case in cases],
+        cases=[batch_case(case, index, fs, fs_bytes) for index, case in enumerate(cases)],
         env=check_env(env),
         program_name=program_name or "",
         random_seed=seed or 0,
@@ -529,7 +631,33 @@ def run_batch_request(
     coerced = Limits.coerce(limits)
     if coerced is not None:
         request.limits.CopyFrom(coerced.to_proto())
+    if fs is not None:
+        request.fs.CopyFrom(fs.inline())
     return request
+
+
+def batch_request_builder(
+    cases: Sequence[CaseLike],
+    *,
+    env: Optional[Mapping[str, str]],
+    limits: LimitsLike,
+    seed: Optional[int],
+    program_name: Optional[str],
+    fs: Optional[InputFs],
+) -> Callable[[Source], execution_pb2.RunBatchRequest]:
+    """Check the cases now (their files too); build the request once the module is resolved."""
+    cases = list(cases)
+    fs_bytes = fs_limit(limits)
+    checked = [batch_case(case, index, fs, fs_bytes) for index, case in enumerate(cases)]
+
+    def build(source: Source) -> execution_pb2.RunBatchRequest:
+        request = run_batch_request(
+            source, [], env=env, limits=limits, seed=seed, program_name=program_name, fs=fs
+        )
+        request.cases.extend(checked)
+        return request
+
+    return build
 
 
 def usage_request(days: Optional[int], email: Optional[str] = None) -> account_pb2.GetUsageRequest:

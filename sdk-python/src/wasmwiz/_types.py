@@ -15,6 +15,7 @@ from typing import Optional, Union, overload
 from google.protobuf import timestamp_pb2
 
 from ._proto import account_pb2, execution_pb2, module_pb2
+from .files import FileAssembler, FileData, Filesystem
 from .limits import Limits
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "CaseResult",
     "DailyUsage",
     "Event",
+    "FilePiece",
     "Finished",
     "ModuleExport",
     "ModuleImport",
@@ -185,9 +187,23 @@ class Finished:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class FilePiece:
+    """One piece (at most 1 MiB) of a collected file.
+
+    Files come in path order; a larger file comes as consecutive pieces with
+    the same path, in order; an empty file is one empty piece.
+    :attr:`Result.files` has them put back together.
+    """
+
+    path: str
+    data: bytes
+
+
 #: One event of :meth:`Client.stream`: ``Started``, then ``Stdout``/``Stderr``
-#: chunks in the order written, then one ``Finished``.
-Event = Union[Started, Stdout, Stderr, Finished]
+#: chunks in the order written, then the collected files' ``FilePiece``\ s,
+#: then one ``Finished``.
+Event = Union[Started, Stdout, Stderr, FilePiece, Finished]
 
 
 def _event_from_proto(msg: execution_pb2.ExecuteEvent) -> Optional[Event]:
@@ -200,6 +216,8 @@ def _event_from_proto(msg: execution_pb2.ExecuteEvent) -> Optional[Event]:
         return Stderr(msg.stderr)
     if kind == "finished":
         return Finished._from_proto(msg.finished)
+    if kind == "file":
+        return FilePiece(msg.file.path, msg.file.file)
     return None  # an event kind this client does not know: skip it
 
 
@@ -267,6 +285,7 @@ class Result:
         cache_hit: True when the compiled module came from the server's cache.
         limits: The effective limits, when the server reported them.
         rate_limit: The rate-limit headers of the response, when present.
+        files: The collected files (``collect=``), path to contents, in path order.
 
     Example::
 
@@ -290,6 +309,7 @@ class Result:
     cache_hit: bool = False
     limits: Optional[Limits] = None
     rate_limit: Optional[RateLimit] = None
+    files: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -320,6 +340,7 @@ class _ResultBuilder:
         self.finished: Optional[Finished] = None
         self._stdout: list[bytes] = []
         self._stderr: list[bytes] = []
+        self._files = FileAssembler()
 
     def add(self, event: Event) -> None:
         if isinstance(event, Started):
@@ -328,6 +349,8 @@ class _ResultBuilder:
             self._stdout.append(event.data)
         elif isinstance(event, Stderr):
             self._stderr.append(event.data)
+        elif isinstance(event, FilePiece):
+            self._files.add(event.path, event.data)
         elif isinstance(event, Finished):
             self.finished = event
 
@@ -353,6 +376,7 @@ class _ResultBuilder:
             cache_hit=started.cache_hit if started else False,
             limits=started.limits if started else None,
             rate_limit=rate_limit,
+            files=self._files.build(),
         )
 
 
@@ -368,16 +392,23 @@ class BatchCase:
         args: argv[1..] of the case.
         expected_stdout: When given, the case's verdict compares stdout to it.
         name: A label echoed back in :attr:`CaseResult.name`.
+        files: Input files of this case only, added over the batch's
+            ``files=`` (replacing entries with the same path): path to
+            contents, or a :class:`~wasmwiz.Filesystem`. Setting it gives the
+            case a filesystem even when the batch has none.
+        collect: More glob patterns of files to send back, for this case only.
 
     Example:
-        >>> BatchCase(stdin="2 3\n", expected_stdout="5\n", name="small")
-        BatchCase(stdin='2 3\n', args=(), expected_stdout='5\n', name='small')
+        >>> BatchCase(stdin="2 3\n", expected_stdout="5\n", name="small")  # doctest: +ELLIPSIS
+        BatchCase(stdin='2 3\n', args=(), expected_stdout='5\n', name='small', ...)
     """
 
     stdin: Union[bytes, str] = b""
     args: Sequence[str] = ()
     expected_stdout: Optional[Union[bytes, str]] = None
     name: str = ""
+    files: Optional[Union[Mapping[str, FileData], Filesystem]] = None
+    collect: Sequence[str] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -388,7 +419,9 @@ class CaseResult(Result):
     name: str = ""
 
     @classmethod
-    def _from_proto(cls, msg: execution_pb2.BatchEvent) -> CaseResult:
+    def _from_proto(
+        cls, msg: execution_pb2.BatchEvent, files: Optional[Mapping[str, bytes]] = None
+    ) -> CaseResult:
         fin = Finished._from_proto(msg.finished)
         return cls(
             stdout=msg.stdout,
@@ -406,7 +439,28 @@ class CaseResult(Result):
             output_truncated=fin.output_truncated,
             index=msg.case_index,
             name=msg.name,
+            files=files if files is not None else {},
         )
+
+
+class _BatchAssembler:
+    """Turns batch events into case results: a case's file pieces, then its result.
+
+    A case's collected files come as events with ``file`` set before the
+    event with ``finished``; cases run concurrently, so pieces of different
+    cases may interleave.
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[int, FileAssembler] = {}
+
+    def __call__(self, msg: execution_pb2.BatchEvent) -> Optional[CaseResult]:
+        if msg.HasField("file"):
+            assembler = self._files.setdefault(msg.case_index, FileAssembler())
+            assembler.add(msg.file.path, msg.file.file)
+            return None
+        files = self._files.pop(msg.case_index).build() if msg.case_index in self._files else {}
+        return CaseResult._from_proto(msg, files)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,6 +35,7 @@ from ._common import (
     INLINE_LIMIT,
     CaseLike,
     Data,
+    InputFs,
     ModuleLike,
     ProgressCallback,
     Source,
@@ -64,10 +65,12 @@ from ._types import (
     Usage,
     User,
     WhoAmI,
+    _BatchAssembler,
     _event_from_proto,
     _ResultBuilder,
 )
 from .errors import MissingApiKey, NotFound, WasmWizError, from_rpc_error, metadata_pairs
+from .files import PIECE_SIZE, FilesLike
 from .limits import LimitsLike
 from .retry import Retry, RetryLike
 
@@ -220,7 +223,8 @@ class ExecutionStream(_ServerStream[execution_pb2.ExecuteEvent, Event]):
 
     Iterate it for :class:`~wasmwiz.Started`, then :class:`~wasmwiz.Stdout` /
     :class:`~wasmwiz.Stderr` chunks in the order the guest wrote them, then
-    one :class:`~wasmwiz.Finished`. Use it as a context manager to cancel the
+    the collected files' :class:`~wasmwiz.FilePiece`\ s, then one
+    :class:`~wasmwiz.Finished`. Use it as a context manager to cancel the
     execution when you stop early; :meth:`result` collects the rest.
 
     Example::
@@ -286,7 +290,7 @@ class BatchStream(_ServerStream[execution_pb2.BatchEvent, CaseResult]):
         resolve: Callable[[], Source],
         open_call: Callable[[Source], StreamCall[execution_pb2.BatchEvent]],
     ) -> None:
-        super().__init__(client, resolve, open_call, CaseResult._from_proto)
+        super().__init__(client, resolve, open_call, _BatchAssembler())
 
     def result(self) -> BatchResult:
         """Consume the remaining results; return them in case order."""
@@ -295,10 +299,27 @@ class BatchStream(_ServerStream[execution_pb2.BatchEvent, CaseResult]):
 
 
 def _execute_requests(
-    head: Iterator[execution_pb2.ExecuteRequest], stdin: StdinLike
+    head: Iterator[execution_pb2.ExecuteRequest],
+    fs: Optional[InputFs],
+    stdin: Optional[StdinLike],
+    piece_size: int,
 ) -> Iterator[execution_pb2.ExecuteRequest]:
-    """``start``, module chunks, then stdin as it comes, then ``stdin_eof``."""
+    """``start``, module chunks, the input files' pieces and ``fs_eof``, then streamed stdin.
+
+    Local files are read one piece at a time (off the event loop, in the
+    asyncio client). ``stdin``
+    ``None`` means it went whole in ``start``.
+    """
     yield from head
+    if fs is not None:
+        pieces = _common.fs_requests(fs, piece_size)
+        while True:
+            piece = _io.run_blocking(_common.next_or_none, pieces)
+            if piece is None:
+                break
+            yield piece
+    if stdin is None:
+        return
     for data in _io.stdin_chunks(stdin):
         if data:
             yield _common.stdin_chunk_request(data)
@@ -494,6 +515,8 @@ class Client:
         seed: Optional[int] = None,
         expected_stdout: Optional[Data] = None,
         *,
+        files: Optional[FilesLike] = None,
+        collect: Sequence[str] = (),
         program_name: Optional[str] = None,
         keep_module: bool = False,
         timeout: Optional[float] = None,
@@ -516,16 +539,20 @@ class Client:
             # Finished(outcome=<Outcome.SUCCESS: 1>, exit_code=0, …)
         """
         deadline = _common.effective_timeout(timeout, self.timeout)
+        fs = _common.input_fs(files, collect, limits)
+        streamed = _common.is_streamed(stdin)
 
         def resolve() -> Source:
             return self._runnable(module, timeout)
 
-        if _common.is_streamed(stdin):
-            # stdin is fed while the guest runs: the bidirectional Execute RPC.
-            # Not retried: the stdin iterator cannot be replayed.
+        if streamed or _common.streams_files(fs):
+            # stdin fed while the guest runs, or input files too big for one
+            # message: the bidirectional Execute RPC. Streamed stdin is not
+            # retried: its iterator cannot be replayed.
             def open_execute(source: Source) -> StreamCall[execution_pb2.ExecuteEvent]:
                 head = _common.execute_head(
                     source,
+                    stdin=None if streamed else cast(Data, stdin),
                     args=args,
                     env=env,
                     limits=limits,
@@ -534,8 +561,13 @@ class Client:
                     program_name=program_name,
                     keep_module=keep_module,
                     chunk_size=self._chunk_size,
+                    fs=fs,
                 )
-                requests = _common.CapturingIterator(_execute_requests(head, stdin))
+                requests = _common.CapturingIterator(
+                    _execute_requests(
+                        head, fs, stdin if streamed else None, min(self._chunk_size, PIECE_SIZE)
+                    )
+                )
                 pumps.append(requests)
                 return self._stubs().execution.Execute(
                     requests, timeout=deadline, metadata=self._metadata
@@ -546,7 +578,7 @@ class Client:
                 self,
                 resolve,
                 open_execute,
-                retryable=False,
+                retryable=not streamed,
                 local_error=lambda: pumps[-1].error if pumps else None,
             )
 
@@ -563,6 +595,7 @@ class Client:
                 expected_stdout=expected_stdout,
                 program_name=program_name,
                 keep_module=keep_module,
+                fs=fs,
             )
             return self._stubs().execution.Run(request, timeout=deadline, metadata=self._metadata)
 
@@ -578,11 +611,13 @@ class Client:
         seed: Optional[int] = None,
         expected_stdout: Optional[Data] = None,
         *,
+        files: Optional[FilesLike] = None,
+        collect: Sequence[str] = (),
         program_name: Optional[str] = None,
         keep_module: bool = False,
         timeout: Optional[float] = None,
     ) -> Result:
-        """Run a module to completion.
+        r"""Run a module to completion.
 
         Args:
             module: A path, the module's bytes, or the sha256 of a module
@@ -601,6 +636,17 @@ class Client:
             seed: Seed of the guest's ``random_get``.
             expected_stdout: When given, ``result.verdict`` says whether
                 stdout matched it.
+            files: The guest's input files: a mapping of path (relative,
+                ``/``-separated) to contents, or a :class:`~wasmwiz.Filesystem`
+                (also directories and symlinks; see
+                :func:`~wasmwiz.files_from_dir`). Given (even empty), the guest
+                gets a writable in-memory ``/``; paths and, with
+                ``limits={"fs_bytes": ...}``, the total size are checked before
+                anything is sent. Files above 1 MiB in all are streamed over
+                ``Execute`` in 1 MiB pieces.
+            collect: Glob patterns (``"out/*.png"``, ``"**"``) of files to get
+                back in ``result.files``: each regular file that matches and
+                was created or changed. Gives the guest a filesystem too.
             program_name: argv[0] (default ``main.wasm``).
             keep_module: With inline bytes, also store the module on the server.
             timeout: Client-side deadline in seconds (overrides the client's).
@@ -621,6 +667,8 @@ class Client:
 
             r = client.run("echo.wasm", stdin=b"hi", limits={"fuel": "1e9"})
             print(r.stdout, r.outcome.name, r.exit_code)  # b'hi' SUCCESS 0
+            r = client.run("fsreport.wasm", files={"input/a.txt": "a b\n"}, collect=["out/*"])
+            print(r.files["out/report.txt"].decode())
         """
         return self.stream(
             module,
@@ -630,6 +678,8 @@ class Client:
             limits,
             seed,
             expected_stdout,
+            files=files,
+            collect=collect,
             program_name=program_name,
             keep_module=keep_module,
             timeout=timeout,
@@ -644,21 +694,23 @@ class Client:
         limits: LimitsLike = None,
         seed: Optional[int] = None,
         program_name: Optional[str] = None,
+        files: Optional[FilesLike] = None,
+        collect: Sequence[str] = (),
         timeout: Optional[float] = None,
     ) -> BatchStream:
         """Like :meth:`run_batch`, yielding each :class:`~wasmwiz.CaseResult` as it finishes."""
         deadline = _common.effective_timeout(timeout, self.timeout)
-        cases = list(cases)
+        fs = _common.input_fs(files, collect, limits)
+        request_of = _common.batch_request_builder(
+            cases, env=env, limits=limits, seed=seed, program_name=program_name, fs=fs
+        )
 
         def resolve() -> Source:
             return self._runnable(module, timeout)
 
         def open_call(source: Source) -> StreamCall[execution_pb2.BatchEvent]:
-            request = _common.run_batch_request(
-                source, cases, env=env, limits=limits, seed=seed, program_name=program_name
-            )
             return self._stubs().execution.RunBatch(
-                request, timeout=deadline, metadata=self._metadata
+                request_of(source), timeout=deadline, metadata=self._metadata
             )
 
         return BatchStream(self, resolve, open_call)
@@ -672,6 +724,8 @@ class Client:
         limits: LimitsLike = None,
         seed: Optional[int] = None,
         program_name: Optional[str] = None,
+        files: Optional[FilesLike] = None,
+        collect: Sequence[str] = (),
         timeout: Optional[float] = None,
     ) -> BatchResult:
         """Run one module against many test cases (compiled once).
@@ -681,11 +735,16 @@ class Client:
         Args:
             module: As for :meth:`run`.
             cases: :class:`~wasmwiz.BatchCase` objects or dicts with ``stdin``,
-                ``args``, ``expected_stdout``, ``name``.
+                ``args``, ``expected_stdout``, ``name``, ``files``, ``collect``.
             env: Environment of every case.
             limits: Limits of each case.
             seed: PRNG seed of every case.
             program_name: argv[0] of every case.
+            files: The tree every case starts from (each gets its own copy),
+                as for :meth:`run`; a case's own ``files`` go over it. Sent
+                inline: the whole request is one message.
+            collect: Glob patterns of files every case sends back (in each
+                :attr:`CaseResult.files`); a case may add its own.
             timeout: Client-side deadline of the whole batch, in seconds.
 
         Returns:
@@ -706,6 +765,8 @@ class Client:
             limits=limits,
             seed=seed,
             program_name=program_name,
+            files=files,
+            collect=collect,
             timeout=timeout,
         ).result()
 

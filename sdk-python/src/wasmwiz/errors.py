@@ -148,6 +148,7 @@ _OPTION_NAMES = {
     "limits.fuel": "fuel",
     "limits.timeout_ms": "timeout",
     "limits.max_output_bytes": "max_output",
+    "limits.fs_bytes": "fs_bytes",
     "module_size": "module",
     "size": "module",
     "message": "request",
@@ -212,6 +213,8 @@ class LimitExceeded:
     def message(self) -> str:
         """The refusal in the caller's terms and human units."""
         whose = f"the {self.tier} tier's" if self.tier else "the server's"
+        if self.field == "fs" or self.field.endswith(".fs"):
+            return self._tree_message(whose)
         text = (
             f"{self.option} {_amount(self.requested, self.unit)} is above "
             f"{whose} {_amount(self.maximum, self.unit)}"
@@ -219,6 +222,18 @@ class LimitExceeded:
         if self.field in ("args", "env") or self.field.endswith(".args"):
             text += " (args and env together, argv[0] included)"
         return text
+
+    def _tree_message(self, whose: str) -> str:
+        """An input tree past its limit (the bytes in force are ``fs_bytes``)."""
+        if self.unit == "count":
+            return (
+                f"the files are {self.requested} entries (parent directories included), "
+                f"above {whose} {self.maximum}"
+            )
+        return (
+            f"the files hold {_amount(self.requested, self.unit)}, "
+            f"above fs_bytes {_amount(self.maximum, self.unit)}"
+        )
 
     @classmethod
     def from_error_info(cls, info: Optional[ErrorInfo]) -> Optional[LimitExceeded]:

@@ -175,6 +175,10 @@ def parse_fuel(value: FuelLike) -> int:
     return result
 
 
+#: The limits, in the order ``repr`` shows them.
+_NAMES = ("fuel", "memory", "timeout", "max_output", "fs_bytes")
+
+
 class Limits:
     """Limits of one execution. ``None`` (the default) means the tier's default.
 
@@ -188,19 +192,25 @@ class Limits:
         memory: Maximum linear memory, e.g. ``"64MiB"`` or bytes.
         timeout: Wall-clock timeout, e.g. ``2.5`` (seconds) or ``"500ms"``.
         max_output: Maximum stdout + stderr, e.g. ``"1MiB"`` or bytes.
+            Collected files count towards it too.
+        fs_bytes: Maximum bytes of file contents in the guest's filesystem,
+            input files included, e.g. ``"16MiB"``. A guest write past it
+            fails with ``ENOSPC``; input files over it are refused (before
+            uploading, when it is given here).
 
     Attributes:
         fuel: Fuel budget, or ``None``.
         memory: Memory limit in bytes, or ``None``.
         timeout: Timeout in seconds, or ``None``.
         max_output: Output limit in bytes, or ``None``.
+        fs_bytes: Filesystem limit in bytes, or ``None``.
 
     Example:
         >>> Limits(memory="64MiB", timeout=2.5).memory
         67108864
     """
 
-    __slots__ = ("fuel", "max_output", "memory", "timeout")
+    __slots__ = ("fs_bytes", "fuel", "max_output", "memory", "timeout")
 
     def __init__(
         self,
@@ -209,11 +219,13 @@ class Limits:
         memory: Optional[SizeLike] = None,
         timeout: Optional[DurationLike] = None,
         max_output: Optional[SizeLike] = None,
+        fs_bytes: Optional[SizeLike] = None,
     ) -> None:
         self.fuel: Optional[int] = None if fuel is None else parse_fuel(fuel)
         self.memory: Optional[int] = None if memory is None else parse_size(memory)
         self.timeout: Optional[float] = None if timeout is None else parse_duration(timeout)
         self.max_output: Optional[int] = None if max_output is None else parse_size(max_output)
+        self.fs_bytes: Optional[int] = None if fs_bytes is None else parse_size(fs_bytes)
 
     @classmethod
     def coerce(cls, value: LimitsLike) -> Optional[Limits]:
@@ -226,11 +238,9 @@ class Limits:
         if value is None or isinstance(value, Limits):
             return value
         if isinstance(value, Mapping):
-            unknown = set(value) - {"fuel", "memory", "timeout", "max_output"}
+            unknown = set(value) - set(_NAMES)
             if unknown:
-                raise TypeError(
-                    f"unknown limit(s) {sorted(unknown)}; use fuel, memory, timeout, max_output"
-                )
+                raise TypeError(f"unknown limit(s) {sorted(unknown)}; use {', '.join(_NAMES)}")
             return cls(**value)
         raise TypeError(f"limits must be a Limits, a dict or None, not {type(value).__name__}")
 
@@ -246,6 +256,7 @@ class Limits:
             memory_bytes=self.memory or 0,
             timeout_ms=timeout_ms,
             max_output_bytes=self.max_output or 0,
+            fs_bytes=self.fs_bytes or 0,
         )
 
     @classmethod
@@ -256,13 +267,12 @@ class Limits:
         limits.memory = msg.memory_bytes or None
         limits.timeout = msg.timeout_ms / 1000 if msg.timeout_ms else None
         limits.max_output = msg.max_output_bytes or None
+        limits.fs_bytes = msg.fs_bytes or None
         return limits
 
     def _items(self) -> tuple[tuple[str, Any], ...]:
         return tuple(
-            (name, getattr(self, name))
-            for name in ("fuel", "memory", "timeout", "max_output")
-            if getattr(self, name) is not None
+            (name, getattr(self, name)) for name in _NAMES if getattr(self, name) is not None
         )
 
     def __eq__(self, other: object) -> bool:

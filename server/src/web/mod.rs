@@ -44,6 +44,7 @@ pub const EXAMPLES: &[(&str, &[u8])] = examples!(
     "fib",
     "rust_wordfreq",
     "rust_panic",
+    "fsreport",
 );
 
 fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
