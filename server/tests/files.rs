@@ -14,6 +14,7 @@ use tonic_types::StatusExt;
 use wasmwiz_proto::v1::{self, execute_request::Msg, fs_entry::Kind};
 
 on_both_databases!(
+    who_am_i_tells_the_tiers_filesystem_limits,
     input_files_are_what_the_guest_reads,
     collected_files_come_back_before_finished,
     without_fs_the_guest_has_no_preopen,
@@ -213,6 +214,25 @@ async fn started_shows_the_effective_fs_bytes(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.started.unwrap().limits.unwrap().fs_bytes, max);
+}
+
+async fn who_am_i_tells_the_tiers_filesystem_limits(db: Db) {
+    let free = wasmwiz_server::config::default_tiers()["free"].clone();
+    let server = TestServer::start_with(db, |_| {}).await;
+    let key = server.create_key("limits@files.test", "free", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let me = c
+        .account
+        .who_am_i(v1::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let limits = me.limits.unwrap();
+    assert_eq!(
+        (limits.max_fs_bytes, limits.max_fs_entries),
+        (free.max_fs_bytes, free.max_fs_entries)
+    );
+    server.stop().await;
 }
 
 /// `start` (with `fs` when `with_fs`), the module in one chunk, then `rest`.

@@ -40,6 +40,8 @@ pub fn tier_limits(name: &str, tier: &Tier) -> v1::TierLimits {
         max_args: tier.max_args,
         max_args_bytes: tier.max_args_bytes,
         max_api_keys: tier.max_api_keys,
+        max_fs_bytes: tier.max_fs_bytes,
+        max_fs_entries: tier.max_fs_entries,
     }
 }
 

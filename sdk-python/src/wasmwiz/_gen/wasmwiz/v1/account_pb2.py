@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18wasmwiz/v1/account.proto\x12\nwasmwiz.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcd\x03\n\nTierLimits\x12\x0c\n\x04tier\x18\x01 \x01(\t\x12\x12\n\nper_minute\x18\x02 \x01(\x04\x12\x0f\n\x07per_day\x18\x03 \x01(\x04\x12\x18\n\x10max_module_bytes\x18\x04 \x01(\x04\x12\x17\n\x0fmax_stdin_bytes\x18\x05 \x01(\x04\x12\x18\n\x10max_memory_bytes\x18\x06 \x01(\x04\x12\x10\n\x08max_fuel\x18\x07 \x01(\x04\x12\x16\n\x0emax_timeout_ms\x18\x08 \x01(\x04\x12\x18\n\x10max_output_bytes\x18\t \x01(\x04\x12\x16\n\x0emax_concurrent\x18\n \x01(\r\x12\x11\n\tunmetered\x18\x0b \x01(\x08\x12\x18\n\x10max_stored_bytes\x18\x0c \x01(\x04\x12\x1a\n\x12max_stored_modules\x18\r \x01(\x04\x12\x1a\n\x12uploads_per_minute\x18\x0e \x01(\x04\x12\x1e\n\x16max_concurrent_uploads\x18\x0f \x01(\r\x12\x1e\n\x16upload_idle_timeout_ms\x18\x10 \x01(\x04\x12\x10\n\x08max_args\x18\x11 \x01(\r\x12\x16\n\x0emax_args_bytes\x18\x12 \x01(\x04\x12\x14\n\x0cmax_api_keys\x18\x13 \x01(\r\"S\n\x04User\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0c\n\x04tier\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa6\x02\n\nApiKeyInfo\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x0c\n\x04tier\x18\x03 \x01(\t\x12\r\n\x05\x61\x64min\x18\x04 \x01(\x08\x12\r\n\x05label\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x12\x33\n\nrevoked_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x12\x15\n\rparent_key_id\x18\t \x01(\tB\r\n\x0b_expires_atB\r\n\x0b_revoked_at\"\x0f\n\rWhoAmIRequest\"\xa6\x02\n\x0eWhoAmIResponse\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0c\n\x04tier\x18\x02 \x01(\t\x12&\n\x06limits\x18\x03 \x01(\x0b\x32\x16.wasmwiz.v1.TierLimits\x12\x1d\n\x15remaining_this_minute\x18\x04 \x01(\x04\x12\x17\n\x0fremaining_today\x18\x05 \x01(\x04\x12\x0e\n\x06key_id\x18\x06 \x01(\t\x12\r\n\x05\x61\x64min\x18\x07 \x01(\x08\x12\x14\n\x0cstored_bytes\x18\x08 \x01(\x04\x12\x16\n\x0estored_modules\x18\t \x01(\x04\x12\x37\n\x0ekey_expires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x42\x11\n\x0f_key_expires_at\".\n\x0fGetUsageRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\r\"Z\n\nDailyUsage\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x12\n\nexecutions\x18\x02 \x01(\x04\x12\x15\n\rfuel_consumed\x18\x03 \x01(\x04\x12\x13\n\x0b\x64uration_us\x18\x04 \x01(\x04\"\xec\x01\n\x10GetUsageResponse\x12\x12\n\nexecutions\x18\x01 \x01(\x04\x12\x15\n\rfuel_consumed\x18\x02 \x01(\x04\x12\x13\n\x0b\x64uration_us\x18\x03 \x01(\x04\x12%\n\x05\x64\x61ily\x18\x04 \x03(\x0b\x32\x16.wasmwiz.v1.DailyUsage\x12?\n\nby_outcome\x18\x05 \x03(\x0b\x32+.wasmwiz.v1.GetUsageResponse.ByOutcomeEntry\x1a\x30\n\x0e\x42yOutcomeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"j\n\x15\x43reateMyApiKeyRequest\x12\r\n\x05label\x18\x01 \x01(\t\x12\x33\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x42\r\n\x0b_expires_at\"\x90\x01\n\x16\x43reateMyApiKeyResponse\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x33\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x12\x15\n\rparent_key_id\x18\x04 \x01(\tB\r\n\x0b_expires_at\"\x16\n\x14ListMyApiKeysRequest\"=\n\x15ListMyApiKeysResponse\x12$\n\x04keys\x18\x01 \x03(\x0b\x32\x16.wasmwiz.v1.ApiKeyInfo\"\'\n\x15RevokeMyApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"\x18\n\x16RevokeMyApiKeyResponse2\xa0\x03\n\x0e\x41\x63\x63ountService\x12?\n\x06WhoAmI\x12\x19.wasmwiz.v1.WhoAmIRequest\x1a\x1a.wasmwiz.v1.WhoAmIResponse\x12\x45\n\x08GetUsage\x12\x1b.wasmwiz.v1.GetUsageRequest\x1a\x1c.wasmwiz.v1.GetUsageResponse\x12W\n\x0e\x43reateMyApiKey\x12!.wasmwiz.v1.CreateMyApiKeyRequest\x1a\".wasmwiz.v1.CreateMyApiKeyResponse\x12T\n\rListMyApiKeys\x12 .wasmwiz.v1.ListMyApiKeysRequest\x1a!.wasmwiz.v1.ListMyApiKeysResponse\x12W\n\x0eRevokeMyApiKey\x12!.wasmwiz.v1.RevokeMyApiKeyRequest\x1a\".wasmwiz.v1.RevokeMyApiKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18wasmwiz/v1/account.proto\x12\nwasmwiz.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x03\n\nTierLimits\x12\x0c\n\x04tier\x18\x01 \x01(\t\x12\x12\n\nper_minute\x18\x02 \x01(\x04\x12\x0f\n\x07per_day\x18\x03 \x01(\x04\x12\x18\n\x10max_module_bytes\x18\x04 \x01(\x04\x12\x17\n\x0fmax_stdin_bytes\x18\x05 \x01(\x04\x12\x18\n\x10max_memory_bytes\x18\x06 \x01(\x04\x12\x10\n\x08max_fuel\x18\x07 \x01(\x04\x12\x16\n\x0emax_timeout_ms\x18\x08 \x01(\x04\x12\x18\n\x10max_output_bytes\x18\t \x01(\x04\x12\x16\n\x0emax_concurrent\x18\n \x01(\r\x12\x11\n\tunmetered\x18\x0b \x01(\x08\x12\x18\n\x10max_stored_bytes\x18\x0c \x01(\x04\x12\x1a\n\x12max_stored_modules\x18\r \x01(\x04\x12\x1a\n\x12uploads_per_minute\x18\x0e \x01(\x04\x12\x1e\n\x16max_concurrent_uploads\x18\x0f \x01(\r\x12\x1e\n\x16upload_idle_timeout_ms\x18\x10 \x01(\x04\x12\x10\n\x08max_args\x18\x11 \x01(\r\x12\x16\n\x0emax_args_bytes\x18\x12 \x01(\x04\x12\x14\n\x0cmax_api_keys\x18\x13 \x01(\r\x12\x14\n\x0cmax_fs_bytes\x18\x14 \x01(\x04\x12\x16\n\x0emax_fs_entries\x18\x15 \x01(\x04\"S\n\x04User\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0c\n\x04tier\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa6\x02\n\nApiKeyInfo\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x0c\n\x04tier\x18\x03 \x01(\t\x12\r\n\x05\x61\x64min\x18\x04 \x01(\x08\x12\r\n\x05label\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x12\x33\n\nrevoked_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x12\x15\n\rparent_key_id\x18\t \x01(\tB\r\n\x0b_expires_atB\r\n\x0b_revoked_at\"\x0f\n\rWhoAmIRequest\"\xa6\x02\n\x0eWhoAmIResponse\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0c\n\x04tier\x18\x02 \x01(\t\x12&\n\x06limits\x18\x03 \x01(\x0b\x32\x16.wasmwiz.v1.TierLimits\x12\x1d\n\x15remaining_this_minute\x18\x04 \x01(\x04\x12\x17\n\x0fremaining_today\x18\x05 \x01(\x04\x12\x0e\n\x06key_id\x18\x06 \x01(\t\x12\r\n\x05\x61\x64min\x18\x07 \x01(\x08\x12\x14\n\x0cstored_bytes\x18\x08 \x01(\x04\x12\x16\n\x0estored_modules\x18\t \x01(\x04\x12\x37\n\x0ekey_expires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x42\x11\n\x0f_key_expires_at\".\n\x0fGetUsageRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\r\"Z\n\nDailyUsage\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x12\n\nexecutions\x18\x02 \x01(\x04\x12\x15\n\rfuel_consumed\x18\x03 \x01(\x04\x12\x13\n\x0b\x64uration_us\x18\x04 \x01(\x04\"\xec\x01\n\x10GetUsageResponse\x12\x12\n\nexecutions\x18\x01 \x01(\x04\x12\x15\n\rfuel_consumed\x18\x02 \x01(\x04\x12\x13\n\x0b\x64uration_us\x18\x03 \x01(\x04\x12%\n\x05\x64\x61ily\x18\x04 \x03(\x0b\x32\x16.wasmwiz.v1.DailyUsage\x12?\n\nby_outcome\x18\x05 \x03(\x0b\x32+.wasmwiz.v1.GetUsageResponse.ByOutcomeEntry\x1a\x30\n\x0e\x42yOutcomeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"j\n\x15\x43reateMyApiKeyRequest\x12\r\n\x05label\x18\x01 \x01(\t\x12\x33\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x42\r\n\x0b_expires_at\"\x90\x01\n\x16\x43reateMyApiKeyResponse\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x33\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x12\x15\n\rparent_key_id\x18\x04 \x01(\tB\r\n\x0b_expires_at\"\x16\n\x14ListMyApiKeysRequest\"=\n\x15ListMyApiKeysResponse\x12$\n\x04keys\x18\x01 \x03(\x0b\x32\x16.wasmwiz.v1.ApiKeyInfo\"\'\n\x15RevokeMyApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"\x18\n\x16RevokeMyApiKeyResponse2\xa0\x03\n\x0e\x41\x63\x63ountService\x12?\n\x06WhoAmI\x12\x19.wasmwiz.v1.WhoAmIRequest\x1a\x1a.wasmwiz.v1.WhoAmIResponse\x12\x45\n\x08GetUsage\x12\x1b.wasmwiz.v1.GetUsageRequest\x1a\x1c.wasmwiz.v1.GetUsageResponse\x12W\n\x0e\x43reateMyApiKey\x12!.wasmwiz.v1.CreateMyApiKeyRequest\x1a\".wasmwiz.v1.CreateMyApiKeyResponse\x12T\n\rListMyApiKeys\x12 .wasmwiz.v1.ListMyApiKeysRequest\x1a!.wasmwiz.v1.ListMyApiKeysResponse\x12W\n\x0eRevokeMyApiKey\x12!.wasmwiz.v1.RevokeMyApiKeyRequest\x1a\".wasmwiz.v1.RevokeMyApiKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,35 +35,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETUSAGERESPONSE_BYOUTCOMEENTRY']._loaded_options = None
   _globals['_GETUSAGERESPONSE_BYOUTCOMEENTRY']._serialized_options = b'8\001'
   _globals['_TIERLIMITS']._serialized_start=74
-  _globals['_TIERLIMITS']._serialized_end=535
-  _globals['_USER']._serialized_start=537
-  _globals['_USER']._serialized_end=620
-  _globals['_APIKEYINFO']._serialized_start=623
-  _globals['_APIKEYINFO']._serialized_end=917
-  _globals['_WHOAMIREQUEST']._serialized_start=919
-  _globals['_WHOAMIREQUEST']._serialized_end=934
-  _globals['_WHOAMIRESPONSE']._serialized_start=937
-  _globals['_WHOAMIRESPONSE']._serialized_end=1231
-  _globals['_GETUSAGEREQUEST']._serialized_start=1233
-  _globals['_GETUSAGEREQUEST']._serialized_end=1279
-  _globals['_DAILYUSAGE']._serialized_start=1281
-  _globals['_DAILYUSAGE']._serialized_end=1371
-  _globals['_GETUSAGERESPONSE']._serialized_start=1374
-  _globals['_GETUSAGERESPONSE']._serialized_end=1610
-  _globals['_GETUSAGERESPONSE_BYOUTCOMEENTRY']._serialized_start=1562
-  _globals['_GETUSAGERESPONSE_BYOUTCOMEENTRY']._serialized_end=1610
-  _globals['_CREATEMYAPIKEYREQUEST']._serialized_start=1612
-  _globals['_CREATEMYAPIKEYREQUEST']._serialized_end=1718
-  _globals['_CREATEMYAPIKEYRESPONSE']._serialized_start=1721
-  _globals['_CREATEMYAPIKEYRESPONSE']._serialized_end=1865
-  _globals['_LISTMYAPIKEYSREQUEST']._serialized_start=1867
-  _globals['_LISTMYAPIKEYSREQUEST']._serialized_end=1889
-  _globals['_LISTMYAPIKEYSRESPONSE']._serialized_start=1891
-  _globals['_LISTMYAPIKEYSRESPONSE']._serialized_end=1952
-  _globals['_REVOKEMYAPIKEYREQUEST']._serialized_start=1954
-  _globals['_REVOKEMYAPIKEYREQUEST']._serialized_end=1993
-  _globals['_REVOKEMYAPIKEYRESPONSE']._serialized_start=1995
-  _globals['_REVOKEMYAPIKEYRESPONSE']._serialized_end=2019
-  _globals['_ACCOUNTSERVICE']._serialized_start=2022
-  _globals['_ACCOUNTSERVICE']._serialized_end=2438
+  _globals['_TIERLIMITS']._serialized_end=581
+  _globals['_USER']._serialized_start=583
+  _globals['_USER']._serialized_end=666
+  _globals['_APIKEYINFO']._serialized_start=669
+  _globals['_APIKEYINFO']._serialized_end=963
+  _globals['_WHOAMIREQUEST']._serialized_start=965
+  _globals['_WHOAMIREQUEST']._serialized_end=980
+  _globals['_WHOAMIRESPONSE']._serialized_start=983
+  _globals['_WHOAMIRESPONSE']._serialized_end=1277
+  _globals['_GETUSAGEREQUEST']._serialized_start=1279
+  _globals['_GETUSAGEREQUEST']._serialized_end=1325
+  _globals['_DAILYUSAGE']._serialized_start=1327
+  _globals['_DAILYUSAGE']._serialized_end=1417
+  _globals['_GETUSAGERESPONSE']._serialized_start=1420
+  _globals['_GETUSAGERESPONSE']._serialized_end=1656
+  _globals['_GETUSAGERESPONSE_BYOUTCOMEENTRY']._serialized_start=1608
+  _globals['_GETUSAGERESPONSE_BYOUTCOMEENTRY']._serialized_end=1656
+  _globals['_CREATEMYAPIKEYREQUEST']._serialized_start=1658
+  _globals['_CREATEMYAPIKEYREQUEST']._serialized_end=1764
+  _globals['_CREATEMYAPIKEYRESPONSE']._serialized_start=1767
+  _globals['_CREATEMYAPIKEYRESPONSE']._serialized_end=1911
+  _globals['_LISTMYAPIKEYSREQUEST']._serialized_start=1913
+  _globals['_LISTMYAPIKEYSREQUEST']._serialized_end=1935
+  _globals['_LISTMYAPIKEYSRESPONSE']._serialized_start=1937
+  _globals['_LISTMYAPIKEYSRESPONSE']._serialized_end=1998
+  _globals['_REVOKEMYAPIKEYREQUEST']._serialized_start=2000
+  _globals['_REVOKEMYAPIKEYREQUEST']._serialized_end=2039
+  _globals['_REVOKEMYAPIKEYRESPONSE']._serialized_start=2041
+  _globals['_REVOKEMYAPIKEYRESPONSE']._serialized_end=2065
+  _globals['_ACCOUNTSERVICE']._serialized_start=2068
+  _globals['_ACCOUNTSERVICE']._serialized_end=2484
 # @@protoc_insertion_point(module_scope)

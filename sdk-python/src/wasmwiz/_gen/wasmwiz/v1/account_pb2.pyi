@@ -44,6 +44,8 @@ class TierLimits(_message.Message):
     MAX_ARGS_FIELD_NUMBER: _builtins.int
     MAX_ARGS_BYTES_FIELD_NUMBER: _builtins.int
     MAX_API_KEYS_FIELD_NUMBER: _builtins.int
+    MAX_FS_BYTES_FIELD_NUMBER: _builtins.int
+    MAX_FS_ENTRIES_FIELD_NUMBER: _builtins.int
     tier: _builtins.str
     """Tier name ("free", "basic", "pro", "unlimited", or an operator's own)."""
     per_minute: _builtins.int
@@ -84,6 +86,12 @@ class TierLimits(_message.Message):
     """Live (neither revoked nor expired) API keys of the account that
     `CreateMyApiKey` may reach.
     """
+    max_fs_bytes: _builtins.int
+    """Largest and default `Limits.fs_bytes`: bytes of file contents the
+    guest's filesystem may hold, input included.
+    """
+    max_fs_entries: _builtins.int
+    """Entries (files, directories, symlinks) the guest's filesystem may hold."""
     def __init__(
         self,
         *,
@@ -106,10 +114,12 @@ class TierLimits(_message.Message):
         max_args: _builtins.int = ...,
         max_args_bytes: _builtins.int = ...,
         max_api_keys: _builtins.int = ...,
+        max_fs_bytes: _builtins.int = ...,
+        max_fs_entries: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_api_keys", b"max_api_keys", "max_args", b"max_args", "max_args_bytes", b"max_args_bytes", "max_concurrent", b"max_concurrent", "max_concurrent_uploads", b"max_concurrent_uploads", "max_fuel", b"max_fuel", "max_memory_bytes", b"max_memory_bytes", "max_module_bytes", b"max_module_bytes", "max_output_bytes", b"max_output_bytes", "max_stdin_bytes", b"max_stdin_bytes", "max_stored_bytes", b"max_stored_bytes", "max_stored_modules", b"max_stored_modules", "max_timeout_ms", b"max_timeout_ms", "per_day", b"per_day", "per_minute", b"per_minute", "tier", b"tier", "unmetered", b"unmetered", "upload_idle_timeout_ms", b"upload_idle_timeout_ms", "uploads_per_minute", b"uploads_per_minute"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_api_keys", b"max_api_keys", "max_args", b"max_args", "max_args_bytes", b"max_args_bytes", "max_concurrent", b"max_concurrent", "max_concurrent_uploads", b"max_concurrent_uploads", "max_fs_bytes", b"max_fs_bytes", "max_fs_entries", b"max_fs_entries", "max_fuel", b"max_fuel", "max_memory_bytes", b"max_memory_bytes", "max_module_bytes", b"max_module_bytes", "max_output_bytes", b"max_output_bytes", "max_stdin_bytes", b"max_stdin_bytes", "max_stored_bytes", b"max_stored_bytes", "max_stored_modules", b"max_stored_modules", "max_timeout_ms", b"max_timeout_ms", "per_day", b"per_day", "per_minute", b"per_minute", "tier", b"tier", "unmetered", b"unmetered", "upload_idle_timeout_ms", b"upload_idle_timeout_ms", "uploads_per_minute", b"uploads_per_minute"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
