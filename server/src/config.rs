@@ -241,6 +241,34 @@ pub struct Config {
         required = false
     )]
     pub message_overhead_bytes: usize,
+    /// Ed25519 key that signs execution receipts: hex of its 32-byte seed;
+    /// none: generated once into `data_dir/receipt-signing-key`. Give every
+    /// replica the same one.
+    #[arg(
+        id = "receipt_signing_key",
+        long = "receipt-signing-key",
+        env = "WASMWIZ_RECEIPT_SIGNING_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_signing_key: Option<String>,
+    /// Public keys (hex) of former receipt signing keys, still listed by
+    /// `GetServerInfo` so the receipts they signed keep verifying.
+    #[arg(
+        id = "receipt_keys_retired",
+        long = "receipt-keys-retired",
+        env = "WASMWIZ_RECEIPT_KEYS_RETIRED",
+        global = true,
+        required = false,
+        value_delimiter = ','
+    )]
+    pub receipt_keys_retired: Vec<String>,
+    /// The engine's identity in inputs digests and receipts; always this
+    /// build's (tests replace it to see an engine change).
+    #[arg(skip)]
+    #[serde(skip)]
+    pub engine_identity: crate::exec::identity::EngineIdentity,
     /// Execution engine resources.
     #[command(flatten)]
     pub sandbox: SandboxSettings,
@@ -467,6 +495,9 @@ impl Default for Config {
             message_min_bytes_per_sec: MIB,
             anonymous_message_bytes: 64 * KIB as usize,
             message_overhead_bytes: MIB as usize,
+            receipt_signing_key: None,
+            receipt_keys_retired: Vec::new(),
+            engine_identity: Default::default(),
             sandbox: SandboxSettings::default(),
             tiers: default_tiers(),
         }

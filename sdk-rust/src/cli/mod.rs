@@ -4,6 +4,7 @@ pub mod account;
 pub mod batch;
 pub mod module;
 pub mod progress;
+pub mod receipt;
 pub mod run;
 
 use crate::{CliResult, Failure};

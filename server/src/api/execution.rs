@@ -42,7 +42,13 @@ pub fn outcome_proto(outcome: Outcome) -> v1::Outcome {
     }
 }
 
-fn finished_proto(Finished { report, verdict }: &Finished) -> v1::Finished {
+fn finished_proto(
+    Finished {
+        report,
+        verdict,
+        receipt,
+    }: &Finished,
+) -> v1::Finished {
     let report: &Report = report;
     v1::Finished {
         outcome: outcome_proto(report.outcome) as i32,
@@ -56,6 +62,7 @@ fn finished_proto(Finished { report, verdict }: &Finished) -> v1::Finished {
         stderr_bytes: report.stderr_bytes,
         output_truncated: report.output_truncated,
         verdict: *verdict as i32,
+        receipt: receipt.clone(),
     }
 }
 
@@ -77,6 +84,7 @@ fn case_proto(case: CaseResult) -> v1::BatchEvent {
         name: case.name,
         execution_id: case.execution_id,
         module_sha256: case.module_sha256,
+        ..Default::default()
     }
 }
 
@@ -89,6 +97,7 @@ fn respond(execution: Execution) -> Response<EventStream> {
             cache_hit: execution.cache_hit,
             limits: Some(execution.limits.to_proto()),
             execution_id: execution.execution_id.clone(),
+            ..Default::default()
         })),
     };
     let headers = execution.headers;

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod errors;
 pub mod execution;
 pub mod modules;
+pub mod server_info;
 pub mod upload;
 
 use std::sync::{
@@ -25,6 +26,7 @@ use crate::{
     engine::{sha256_hex, CompiledModule, Sandbox},
     limits::{LimitMetrics, Limits},
     metrics::Metrics,
+    receipts::ReceiptKeys,
     store::{Store, UsageWriter},
 };
 
@@ -40,6 +42,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Cancelled when the shutdown grace period ends: running guests stop.
     pub hard_stop: CancellationToken,
+    /// The keys that sign execution receipts.
+    pub receipt_keys: ReceiptKeys,
     draining: AtomicBool,
     /// (user, sha256) pairs known to be linked, to skip a query per run.
     ownership: moka::sync::Cache<(String, String), ()>,
@@ -76,7 +80,13 @@ impl AppState {
                 fallback_decisions: metrics.redis_fallback_decisions.clone(),
             },
         )?;
+        let receipt_keys = ReceiptKeys::load(
+            config.receipt_signing_key.as_deref(),
+            &config.receipt_keys_retired,
+            &config.data_dir,
+        )?;
         Ok(Self {
+            receipt_keys,
             config,
             usage: UsageWriter::spawn(store.clone()),
             store,

@@ -44,6 +44,8 @@ pub struct BatchSpec {
     pub limits: EffectiveLimits,
     pub seed: u64,
     pub cases: Vec<CaseSpec>,
+    /// Sign a receipt of each case.
+    pub receipt: bool,
 }
 
 impl TryFrom<(v1::RunBatchRequest, NamedTier<'_>)> for BatchSpec {
@@ -87,6 +89,7 @@ impl TryFrom<(v1::RunBatchRequest, NamedTier<'_>)> for BatchSpec {
             limits,
             seed: req.random_seed,
             cases,
+            receipt: req.receipt,
         })
     }
 }
@@ -132,6 +135,7 @@ pub async fn start(
         resolved,
         limits: spec.limits,
         seed: spec.seed,
+        receipt: spec.receipt,
         slots: Arc::new(Semaphore::new(tier.max_concurrent.max(1) as usize)),
         stop: stop.clone(),
         tx,
@@ -155,6 +159,7 @@ struct Scheduler {
     resolved: Arc<Resolved>,
     limits: EffectiveLimits,
     seed: u64,
+    receipt: bool,
     slots: Arc<Semaphore>,
     stop: CancellationToken,
     tx: mpsc::Sender<Result<CaseResult, Status>>,
@@ -200,6 +205,7 @@ impl Scheduler {
                     seed: self.seed,
                     stdin: ClientStdin::bytes(case.stdin),
                     allowance,
+                    receipt: self.receipt,
                 },
                 self.stop.child_token(),
             )
@@ -236,7 +242,7 @@ async fn collect(
             OutStream::Stderr => stderr.extend_from_slice(&chunk.data),
         }
     }
-    let report = finished(running.report).await?;
+    let (report, receipt) = finished(running.report).await?;
     let mut tracker = VerdictTracker::new(expected);
     tracker.feed(&stdout);
     Ok(CaseResult {
@@ -249,6 +255,7 @@ async fn collect(
         finished: Finished {
             report,
             verdict: tracker.verdict(),
+            receipt,
         },
     })
 }

@@ -12,10 +12,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
-use wasmwiz_proto::v1::Verdict;
+use wasmwiz_proto::v1::{self, Verdict};
 
 use super::{
     client::ClientStdin,
+    receipting::Receipting,
     record::{UsageEnd, UsageRecord},
     spec::{ModuleSource, RunSpec},
     verdict::VerdictTracker,
@@ -41,6 +42,8 @@ pub enum ExecEvent {
 pub struct Finished {
     pub report: Report,
     pub verdict: Verdict,
+    /// When the request asked for one.
+    pub receipt: Option<v1::Receipt>,
 }
 
 /// An execution that has begun and is on record.
@@ -72,9 +75,13 @@ impl Execution {
         });
         let report = self.running.report;
         let last = stream::once(async move {
-            let report = finished(report).await?;
+            let (report, receipt) = finished(report).await?;
             let verdict = tracker.lock().verdict();
-            Ok(ExecEvent::Finished(Finished { report, verdict }))
+            Ok(ExecEvent::Finished(Finished {
+                report,
+                verdict,
+                receipt,
+            }))
         });
         output.chain(last)
     }
@@ -106,6 +113,7 @@ pub async fn start(
             seed: spec.seed,
             stdin,
             allowance,
+            receipt: spec.receipt,
         },
         state.hard_stop.child_token(),
     )
@@ -187,6 +195,8 @@ pub(super) struct Launch {
     pub seed: u64,
     pub stdin: ClientStdin,
     pub allowance: Allowance,
+    /// Sign a receipt of the run.
+    pub receipt: bool,
 }
 
 /// A running execution: its id, output and (durably recorded) report.
@@ -196,15 +206,15 @@ pub(super) struct Running {
     /// given back when it failed).
     pub admitted: oneshot::Receiver<Result<(), String>>,
     pub output: mpsc::Receiver<OutputChunk>,
-    pub report: oneshot::Receiver<Result<Report, ApiError>>,
+    pub report: oneshot::Receiver<Result<(Report, Option<v1::Receipt>), ApiError>>,
 }
 
 /// The report once the final row is durable, or what ended the execution.
 pub(super) async fn finished(
-    report: oneshot::Receiver<Result<Report, ApiError>>,
-) -> Result<Report, Status> {
+    report: oneshot::Receiver<Result<(Report, Option<v1::Receipt>), ApiError>>,
+) -> Result<(Report, Option<v1::Receipt>), Status> {
     match report.await {
-        Ok(Ok(report)) => Ok(report),
+        Ok(Ok(ended)) => Ok(ended),
         Ok(Err(error)) => Err(error.into()),
         Err(_) => Err(Status::internal("the execution ended unexpectedly")),
     }
@@ -247,7 +257,7 @@ pub(super) async fn launch(
     };
     let begun = state.usage.enqueue(row.clone()).await?;
     let (admitted_tx, admitted) = oneshot::channel();
-    let job = Job {
+    let mut job = Job {
         module,
         program_name: launch.cmd.program_name,
         args: launch.cmd.args,
@@ -261,6 +271,7 @@ pub(super) async fn launch(
         fs: None,
     };
     let (out_tx, out_rx) = mpsc::channel(16);
+    let (receipting, out_tx) = Receipting::start_if(launch.receipt, &state, &mut job, out_tx);
     let (report_tx, report_rx) = oneshot::channel();
     let tier_name = launch.caller.tier.clone();
     let mut allowance = launch.allowance;
@@ -308,8 +319,13 @@ pub(super) async fn launch(
             state.metrics.running.dec();
             observe(&state, &tier_name, &report);
             tracing::debug!(execution_id = %row.id, outcome = report.outcome.as_str(), "execution finished");
+            let finished_at = now_ms();
+            let receipt = match receipting {
+                Some(r) => r.finish(&state, &report, &row.id, finished_at).await.map(Some),
+                None => Ok(None),
+            };
             let finish = UsageRecord {
-                end: Some(UsageEnd::from_report(now_ms(), &report)),
+                end: Some(UsageEnd::from_report(finished_at, &report)),
                 ..row
             };
             // Queued behind the admission row, often in the same commit.
@@ -320,7 +336,7 @@ pub(super) async fn launch(
             let answer = match (recorded, refusal) {
                 (Err(error), _) => Err(ApiError::from(error)),
                 (Ok(()), Some(refusal)) => Err(refusal),
-                (Ok(()), None) => Ok(report),
+                (Ok(()), None) => receipt.map(|receipt| (report, receipt)),
             };
             // A client that saw `finished` may start its next run at
             // once: its slots are free by then.

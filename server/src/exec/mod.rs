@@ -9,6 +9,11 @@ pub mod lifecycle;
 pub mod record;
 pub mod spec;
 mod verdict;
+// Receipts and the result cache.
+pub mod digest;
+pub mod identity;
+pub mod inputs;
+pub mod receipting;
 
 pub use self::{
     batch::{Batch, BatchSpec, CaseResult},

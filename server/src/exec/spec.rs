@@ -104,6 +104,8 @@ pub struct RunSpec {
     pub expected: Option<Bytes>,
     /// The rest of an `Execute` client's stream (module chunks, then stdin).
     pub client: Option<ClientStream>,
+    /// Sign a receipt of the run (`receipt = true`).
+    pub receipt: bool,
 }
 
 impl RunSpec {
@@ -154,6 +156,7 @@ impl TryFrom<(v1::RunRequest, NamedTier<'_>)> for RunSpec {
             stdin: StdinSpec::Bytes(Bytes::from(req.stdin)),
             expected: req.expected_stdout.map(Bytes::from),
             client: None,
+            receipt: req.receipt,
         })
     }
 }
@@ -206,6 +209,7 @@ impl TryFrom<(v1::ExecuteStart, ClientStream, NamedTier<'_>)> for RunSpec {
             stdin,
             expected: start.expected_stdout.map(Bytes::from),
             client: Some(client),
+            receipt: start.receipt,
         })
     }
 }
