@@ -274,12 +274,14 @@ impl Batch {
                     args: c.args.clone(),
                     expected_stdout: c.expected_stdout.as_ref().map(|b| b.to_vec()),
                     name: c.name.clone(),
+                    ..Default::default()
                 })
                 .collect(),
             limits: Some(self.limits.to_proto()),
             program_name: self.program_name.clone(),
             env: self.env.clone(),
             random_seed: self.seed,
+            ..Default::default()
         };
         let total = self.cases.len();
         let expected: Arc<Vec<Option<Bytes>>> = Arc::new(

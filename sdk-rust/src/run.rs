@@ -231,6 +231,7 @@ impl Run {
             expected_stdout: self.expected_stdout.as_ref().map(|b| b.to_vec()),
             stream_stdin: streamed.is_some(),
             keep_module: self.keep_module,
+            ..Default::default()
         };
         let chunk_size = client.inner.chunk_size;
         let mut retries = 0;
@@ -372,7 +373,8 @@ impl Stream for RunStream {
                     Poll::Ready(Some(Err(Error::from(status))))
                 }
                 Poll::Ready(Some(Ok(event))) => match event.event {
-                    None => continue,
+                    // Collected files are not surfaced by this SDK yet.
+                    None | Some(execute_event::Event::File(_)) => continue,
                     Some(execute_event::Event::Started(s)) => {
                         Poll::Ready(Some(Ok(Event::Started(s.into()))))
                     }
