@@ -13,6 +13,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from wasmwiz._gen.wasmwiz.v1 import receipt_pb2 as _receipt_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -108,6 +109,7 @@ class Limits(_message.Message):
     MEMORY_BYTES_FIELD_NUMBER: _builtins.int
     TIMEOUT_MS_FIELD_NUMBER: _builtins.int
     MAX_OUTPUT_BYTES_FIELD_NUMBER: _builtins.int
+    FS_BYTES_FIELD_NUMBER: _builtins.int
     fuel: _builtins.int
     """Fuel budget in wasmi fuel units (roughly one per executed instruction).
     Reaching it ends the run with OUTCOME_OUT_OF_FUEL.
@@ -121,7 +123,13 @@ class Limits(_message.Message):
     """Wall-clock timeout in milliseconds; reaching it ends with OUTCOME_TIMEOUT."""
     max_output_bytes: _builtins.int
     """Maximum stdout + stderr bytes. Output past it is cut at exactly this many
-    bytes and the run ends with OUTCOME_OUTPUT_LIMIT.
+    bytes and the run ends with OUTCOME_OUTPUT_LIMIT. Collected files count
+    towards it too.
+    """
+    fs_bytes: _builtins.int
+    """Total bytes of file contents the guest's filesystem may hold, input
+    included. A write past it fails in the guest with ENOSPC; an input tree
+    over it is refused with INVALID_ARGUMENT (BadRequest on `fs`).
     """
     def __init__(
         self,
@@ -130,14 +138,89 @@ class Limits(_message.Message):
         memory_bytes: _builtins.int = ...,
         timeout_ms: _builtins.int = ...,
         max_output_bytes: _builtins.int = ...,
+        fs_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fuel", b"fuel", "max_output_bytes", b"max_output_bytes", "memory_bytes", b"memory_bytes", "timeout_ms", b"timeout_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fs_bytes", b"fs_bytes", "fuel", b"fuel", "max_output_bytes", b"max_output_bytes", "memory_bytes", b"memory_bytes", "timeout_ms", b"timeout_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Limits: _TypeAlias = Limits  # noqa: Y015
+
+@_typing.final
+class FsEntry(_message.Message):
+    """One entry of the guest's in-memory filesystem."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    FILE_FIELD_NUMBER: _builtins.int
+    DIRECTORY_FIELD_NUMBER: _builtins.int
+    SYMLINK_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    """Relative to the guest's root "/", '/'-separated: no leading '/', no "."
+    or ".." segments, no empty segments.
+    """
+    file: _builtins.bytes
+    """A regular file with these contents."""
+    directory: _builtins.bool
+    """A directory (parents of any entry are created implicitly)."""
+    symlink: _builtins.str
+    """A symbolic link with this target."""
+    def __init__(
+        self,
+        *,
+        path: _builtins.str = ...,
+        file: _builtins.bytes = ...,
+        directory: _builtins.bool = ...,
+        symlink: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["directory", b"directory", "file", b"file", "kind", b"kind", "symlink", b"symlink"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["directory", b"directory", "file", b"file", "kind", b"kind", "path", b"path", "symlink", b"symlink"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["file", "directory", "symlink"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___FsEntry: _TypeAlias = FsEntry  # noqa: Y015
+
+@_typing.final
+class Filesystem(_message.Message):
+    """A per-execution in-memory filesystem. When present (even empty), the guest
+    gets exactly one preopened directory, fd 3, named "/", writable; when
+    absent, the guest has no preopens at all. Nothing touches the host's disk.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    COLLECT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___FsEntry]:
+        """The initial tree."""
+
+    @_builtins.property
+    def collect(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Glob patterns ("out/*.png", "**") of files to send back after the run:
+        each regular file that matches and was created or changed comes back as
+        `file` events, in path order, before `finished`.
+        """
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___FsEntry] | None = ...,
+        collect: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collect", b"collect", "entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Filesystem: _TypeAlias = Filesystem  # noqa: Y015
 
 @_typing.final
 class RunRequest(_message.Message):
@@ -177,6 +260,9 @@ class RunRequest(_message.Message):
     RANDOM_SEED_FIELD_NUMBER: _builtins.int
     EXPECTED_STDOUT_FIELD_NUMBER: _builtins.int
     KEEP_MODULE_FIELD_NUMBER: _builtins.int
+    FS_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     module: _builtins.bytes
     """The module's bytes (a WASI preview1 command module, binary format).
     Limited by the tier's module size and by the server's message size.
@@ -195,6 +281,10 @@ class RunRequest(_message.Message):
     """With inline `module` bytes: also store the module for this account so it
     can be run again by sha256.
     """
+    receipt: _builtins.bool
+    """When true, `Finished.receipt` is a signed receipt of this execution."""
+    cache: _receipt_pb2.CachePolicy.ValueType
+    """Whether the result may come from, or go to, the result cache."""
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv[1..]."""
@@ -206,6 +296,10 @@ class RunRequest(_message.Message):
     @_builtins.property
     def limits(self) -> Global___Limits:
         """Limits; 0 fields mean the tier's defaults."""
+
+    @_builtins.property
+    def fs(self) -> Global___Filesystem:
+        """The guest's filesystem; absent means no filesystem at all."""
 
     def __init__(
         self,
@@ -220,10 +314,13 @@ class RunRequest(_message.Message):
         random_seed: _builtins.int = ...,
         expected_stdout: _builtins.bytes | None = ...,
         keep_module: _builtins.bool = ...,
+        fs: Global___Filesystem | None = ...,
+        receipt: _builtins.bool = ...,
+        cache: _receipt_pb2.CachePolicy.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "expected_stdout", b"expected_stdout", "limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "source", b"source"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "expected_stdout", b"expected_stdout", "fs", b"fs", "limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "args", b"args", "env", b"env", "expected_stdout", b"expected_stdout", "keep_module", b"keep_module", "limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "program_name", b"program_name", "random_seed", b"random_seed", "source", b"source", "stdin", b"stdin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "args", b"args", "cache", b"cache", "env", b"env", "expected_stdout", b"expected_stdout", "fs", b"fs", "keep_module", b"keep_module", "limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "program_name", b"program_name", "random_seed", b"random_seed", "receipt", b"receipt", "source", b"source", "stdin", b"stdin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_stdout: _TypeAlias = _typing.Literal["expected_stdout"]  # noqa: Y015
     _WhichOneofArgType__expected_stdout: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout"]  # noqa: Y015
@@ -273,6 +370,9 @@ class ExecuteStart(_message.Message):
     EXPECTED_STDOUT_FIELD_NUMBER: _builtins.int
     STREAM_STDIN_FIELD_NUMBER: _builtins.int
     KEEP_MODULE_FIELD_NUMBER: _builtins.int
+    FS_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     module_size: _builtins.int
     """Exactly this many module bytes follow as `module_chunk` messages."""
     module_sha256: _builtins.str
@@ -294,6 +394,13 @@ class ExecuteStart(_message.Message):
     """
     keep_module: _builtins.bool
     """With inline module chunks: also store the module for this account."""
+    receipt: _builtins.bool
+    """When true, `Finished.receipt` is a signed receipt of this execution."""
+    cache: _receipt_pb2.CachePolicy.ValueType
+    """Whether the result may come from, or go to, the result cache.
+    CACHE_POLICY_USE with `stream_stdin` is refused (INVALID_ARGUMENT):
+    stdin that has not arrived cannot be part of the key.
+    """
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv[1..]."""
@@ -305,6 +412,13 @@ class ExecuteStart(_message.Message):
     @_builtins.property
     def limits(self) -> Global___Limits:
         """Limits; 0 fields mean the tier's defaults."""
+
+    @_builtins.property
+    def fs(self) -> Global___Filesystem:
+        """The guest's filesystem; absent means no filesystem at all. When present,
+        more entries may follow the module as `fs_chunk` messages, ended by
+        `fs_eof`, by the first stdin message, or by the client closing its side.
+        """
 
     def __init__(
         self,
@@ -320,10 +434,13 @@ class ExecuteStart(_message.Message):
         expected_stdout: _builtins.bytes | None = ...,
         stream_stdin: _builtins.bool = ...,
         keep_module: _builtins.bool = ...,
+        fs: Global___Filesystem | None = ...,
+        receipt: _builtins.bool = ...,
+        cache: _receipt_pb2.CachePolicy.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "expected_stdout", b"expected_stdout", "limits", b"limits", "module_sha256", b"module_sha256", "module_size", b"module_size", "source", b"source"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "expected_stdout", b"expected_stdout", "fs", b"fs", "limits", b"limits", "module_sha256", b"module_sha256", "module_size", b"module_size", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "args", b"args", "env", b"env", "expected_stdout", b"expected_stdout", "keep_module", b"keep_module", "limits", b"limits", "module_sha256", b"module_sha256", "module_size", b"module_size", "program_name", b"program_name", "random_seed", b"random_seed", "source", b"source", "stdin", b"stdin", "stream_stdin", b"stream_stdin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "args", b"args", "cache", b"cache", "env", b"env", "expected_stdout", b"expected_stdout", "fs", b"fs", "keep_module", b"keep_module", "limits", b"limits", "module_sha256", b"module_sha256", "module_size", b"module_size", "program_name", b"program_name", "random_seed", b"random_seed", "receipt", b"receipt", "source", b"source", "stdin", b"stdin", "stream_stdin", b"stream_stdin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_stdout: _TypeAlias = _typing.Literal["expected_stdout"]  # noqa: Y015
     _WhichOneofArgType__expected_stdout: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout"]  # noqa: Y015
@@ -339,7 +456,8 @@ Global___ExecuteStart: _TypeAlias = ExecuteStart  # noqa: Y015
 @_typing.final
 class ExecuteRequest(_message.Message):
     """One client message of an `Execute` stream: `start`, then the module's
-    chunks (if inline), then stdin chunks and `stdin_eof` (if streamed).
+    chunks (if inline), then filesystem entries (if `start.fs` is set), then
+    stdin chunks and `stdin_eof` (if streamed).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -348,12 +466,23 @@ class ExecuteRequest(_message.Message):
     MODULE_CHUNK_FIELD_NUMBER: _builtins.int
     STDIN_CHUNK_FIELD_NUMBER: _builtins.int
     STDIN_EOF_FIELD_NUMBER: _builtins.int
+    FS_CHUNK_FIELD_NUMBER: _builtins.int
+    FS_EOF_FIELD_NUMBER: _builtins.int
     module_chunk: _builtins.bytes
     stdin_chunk: _builtins.bytes
     stdin_eof: _builtins.bool
     """Ends the guest's stdin; its value is ignored."""
+    fs_eof: _builtins.bool
+    """Ends the streamed filesystem entries; its value is ignored."""
     @_builtins.property
     def start(self) -> Global___ExecuteStart: ...
+    @_builtins.property
+    def fs_chunk(self) -> Global___FsEntry:
+        """One more entry of the input tree. Consecutive `fs_chunk`s with the same
+        path append to that file, in order, so files larger than one message
+        can be sent in pieces.
+        """
+
     def __init__(
         self,
         *,
@@ -361,12 +490,14 @@ class ExecuteRequest(_message.Message):
         module_chunk: _builtins.bytes = ...,
         stdin_chunk: _builtins.bytes = ...,
         stdin_eof: _builtins.bool = ...,
+        fs_chunk: Global___FsEntry | None = ...,
+        fs_eof: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["module_chunk", b"module_chunk", "msg", b"msg", "start", b"start", "stdin_chunk", b"stdin_chunk", "stdin_eof", b"stdin_eof"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fs_chunk", b"fs_chunk", "fs_eof", b"fs_eof", "module_chunk", b"module_chunk", "msg", b"msg", "start", b"start", "stdin_chunk", b"stdin_chunk", "stdin_eof", b"stdin_eof"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["module_chunk", b"module_chunk", "msg", b"msg", "start", b"start", "stdin_chunk", b"stdin_chunk", "stdin_eof", b"stdin_eof"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fs_chunk", b"fs_chunk", "fs_eof", b"fs_eof", "module_chunk", b"module_chunk", "msg", b"msg", "start", b"start", "stdin_chunk", b"stdin_chunk", "stdin_eof", b"stdin_eof"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_msg: _TypeAlias = _typing.Literal["start", "module_chunk", "stdin_chunk", "stdin_eof"]  # noqa: Y015
+    _WhichOneofReturnType_msg: _TypeAlias = _typing.Literal["start", "module_chunk", "stdin_chunk", "stdin_eof", "fs_chunk", "fs_eof"]  # noqa: Y015
     _WhichOneofArgType_msg: _TypeAlias = _typing.Literal["msg", b"msg"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_msg) -> _WhichOneofReturnType_msg | None: ...
 
@@ -375,7 +506,8 @@ Global___ExecuteRequest: _TypeAlias = ExecuteRequest  # noqa: Y015
 @_typing.final
 class ExecuteEvent(_message.Message):
     """One server message of an execution: `started` first, then `stdout` and
-    `stderr` chunks as the guest writes them, then exactly one `finished`.
+    `stderr` chunks as the guest writes them, then the collected `file`s, then
+    exactly one `finished`.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -384,12 +516,21 @@ class ExecuteEvent(_message.Message):
     STDOUT_FIELD_NUMBER: _builtins.int
     STDERR_FIELD_NUMBER: _builtins.int
     FINISHED_FIELD_NUMBER: _builtins.int
+    FILE_FIELD_NUMBER: _builtins.int
     stdout: _builtins.bytes
     stderr: _builtins.bytes
     @_builtins.property
     def started(self) -> Global___Started: ...
     @_builtins.property
     def finished(self) -> Global___Finished: ...
+    @_builtins.property
+    def file(self) -> Global___FsEntry:
+        """One piece of a collected file (always `FsEntry.file`). Files come in
+        path order; a file larger than one piece (1 MiB) comes as consecutive
+        events with the same path, pieces in order; an empty file is one event
+        with empty bytes.
+        """
+
     def __init__(
         self,
         *,
@@ -397,12 +538,13 @@ class ExecuteEvent(_message.Message):
         stdout: _builtins.bytes = ...,
         stderr: _builtins.bytes = ...,
         finished: Global___Finished | None = ...,
+        file: Global___FsEntry | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "finished", b"finished", "started", b"started", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "file", b"file", "finished", b"finished", "started", b"started", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "finished", b"finished", "started", b"started", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "file", b"file", "finished", b"finished", "started", b"started", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["started", "stdout", "stderr", "finished"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["started", "stdout", "stderr", "finished", "file"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -418,12 +560,22 @@ class Started(_message.Message):
     CACHE_HIT_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    RESULT_CACHE_HIT_FIELD_NUMBER: _builtins.int
+    CACHED_FROM_FIELD_NUMBER: _builtins.int
     module_sha256: _builtins.str
     """The module's lowercase hex sha256."""
     cache_hit: _builtins.bool
     """True when the compiled module came from the server's cache."""
     execution_id: _builtins.str
     """The id of this execution's usage record (a UUID)."""
+    result_cache_hit: _builtins.bool
+    """True when this execution was answered from the result cache: the
+    events that follow replay the original run's.
+    """
+    cached_from: _builtins.str
+    """With `result_cache_hit`: the `execution_id` of the run whose result
+    this is.
+    """
     @_builtins.property
     def limits(self) -> Global___Limits:
         """The effective limits (tier defaults filled in)."""
@@ -435,10 +587,12 @@ class Started(_message.Message):
         cache_hit: _builtins.bool = ...,
         limits: Global___Limits | None = ...,
         execution_id: _builtins.str = ...,
+        result_cache_hit: _builtins.bool = ...,
+        cached_from: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_hit", b"cache_hit", "execution_id", b"execution_id", "limits", b"limits", "module_sha256", b"module_sha256"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_hit", b"cache_hit", "cached_from", b"cached_from", "execution_id", b"execution_id", "limits", b"limits", "module_sha256", b"module_sha256", "result_cache_hit", b"result_cache_hit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -461,6 +615,7 @@ class Finished(_message.Message):
     STDERR_BYTES_FIELD_NUMBER: _builtins.int
     OUTPUT_TRUNCATED_FIELD_NUMBER: _builtins.int
     VERDICT_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
     outcome: Global___Outcome.ValueType
     exit_code: _builtins.int
     """The guest's exit code; -1 when it did not exit (trap, limit, timeout,
@@ -487,6 +642,12 @@ class Finished(_message.Message):
     """True when output was cut at `max_output_bytes`."""
     verdict: Global___Verdict.ValueType
     """Set only when `expected_stdout` was given."""
+    @_builtins.property
+    def receipt(self) -> _receipt_pb2.Receipt:
+        """Set when the request asked for a receipt (`receipt = true`); a result
+        cache hit carries the original run's receipt unchanged.
+        """
+
     def __init__(
         self,
         *,
@@ -501,10 +662,11 @@ class Finished(_message.Message):
         stderr_bytes: _builtins.int = ...,
         output_truncated: _builtins.bool = ...,
         verdict: Global___Verdict.ValueType = ...,
+        receipt: _receipt_pb2.Receipt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_us", b"duration_us", "exit_code", b"exit_code", "fuel_consumed", b"fuel_consumed", "memory_peak_bytes", b"memory_peak_bytes", "message", b"message", "outcome", b"outcome", "output_truncated", b"output_truncated", "stderr_bytes", b"stderr_bytes", "stdout_bytes", b"stdout_bytes", "trap_kind", b"trap_kind", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_us", b"duration_us", "exit_code", b"exit_code", "fuel_consumed", b"fuel_consumed", "memory_peak_bytes", b"memory_peak_bytes", "message", b"message", "outcome", b"outcome", "output_truncated", b"output_truncated", "receipt", b"receipt", "stderr_bytes", b"stderr_bytes", "stdout_bytes", b"stdout_bytes", "trap_kind", b"trap_kind", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -520,6 +682,7 @@ class BatchCase(_message.Message):
     ARGS_FIELD_NUMBER: _builtins.int
     EXPECTED_STDOUT_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    FS_FIELD_NUMBER: _builtins.int
     stdin: _builtins.bytes
     """The case's whole stdin."""
     expected_stdout: _builtins.bytes
@@ -530,6 +693,13 @@ class BatchCase(_message.Message):
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv[1..] of this case."""
 
+    @_builtins.property
+    def fs(self) -> Global___Filesystem:
+        """Entries added over the batch's shared tree (replacing entries with the
+        same path), and more `collect` patterns, for this case only. Setting it
+        gives the case a filesystem even when the batch has none.
+        """
+
     def __init__(
         self,
         *,
@@ -537,10 +707,11 @@ class BatchCase(_message.Message):
         args: _abc.Iterable[_builtins.str] | None = ...,
         expected_stdout: _builtins.bytes | None = ...,
         name: _builtins.str = ...,
+        fs: Global___Filesystem | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "expected_stdout", b"expected_stdout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "expected_stdout", b"expected_stdout", "fs", b"fs"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "args", b"args", "expected_stdout", b"expected_stdout", "name", b"name", "stdin", b"stdin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "args", b"args", "expected_stdout", b"expected_stdout", "fs", b"fs", "name", b"name", "stdin", b"stdin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_stdout: _TypeAlias = _typing.Literal["expected_stdout"]  # noqa: Y015
     _WhichOneofArgType__expected_stdout: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout"]  # noqa: Y015
@@ -581,12 +752,19 @@ class RunBatchRequest(_message.Message):
     PROGRAM_NAME_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
     RANDOM_SEED_FIELD_NUMBER: _builtins.int
+    FS_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     module: _builtins.bytes
     module_sha256: _builtins.str
     program_name: _builtins.str
     """argv[0] of every case; default "main.wasm"."""
     random_seed: _builtins.int
     """PRNG seed of every case."""
+    receipt: _builtins.bool
+    """When true, each case's `Finished.receipt` is a signed receipt."""
+    cache: _receipt_pb2.CachePolicy.ValueType
+    """Whether each case's result may come from, or go to, the result cache."""
     @_builtins.property
     def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchCase]: ...
     @_builtins.property
@@ -596,6 +774,10 @@ class RunBatchRequest(_message.Message):
     @_builtins.property
     def env(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Environment of every case."""
+
+    @_builtins.property
+    def fs(self) -> Global___Filesystem:
+        """The tree every case starts from (each case gets its own copy)."""
 
     def __init__(
         self,
@@ -607,10 +789,13 @@ class RunBatchRequest(_message.Message):
         program_name: _builtins.str = ...,
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         random_seed: _builtins.int = ...,
+        fs: Global___Filesystem | None = ...,
+        receipt: _builtins.bool = ...,
+        cache: _receipt_pb2.CachePolicy.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "source", b"source"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fs", b"fs", "limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "env", b"env", "limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "program_name", b"program_name", "random_seed", b"random_seed", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "cases", b"cases", "env", b"env", "fs", b"fs", "limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "program_name", b"program_name", "random_seed", b"random_seed", "receipt", b"receipt", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["module", "module_sha256"]  # noqa: Y015
     _WhichOneofArgType_source: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
@@ -622,6 +807,10 @@ Global___RunBatchRequest: _TypeAlias = RunBatchRequest  # noqa: Y015
 class BatchEvent(_message.Message):
     """The result of one case, sent as soon as that case finishes (cases run
     concurrently, so events may come in any order of `case_index`).
+
+    A case's collected files come first, as events with `file` set (and only
+    `case_index`, `name` and `execution_id` besides), with the same piece rule
+    as `ExecuteEvent.file`; the case's last event is the one with `finished`.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -633,6 +822,9 @@ class BatchEvent(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     MODULE_SHA256_FIELD_NUMBER: _builtins.int
+    FILE_FIELD_NUMBER: _builtins.int
+    RESULT_CACHE_HIT_FIELD_NUMBER: _builtins.int
+    CACHED_FROM_FIELD_NUMBER: _builtins.int
     case_index: _builtins.int
     """Index into `RunBatchRequest.cases`."""
     stdout: _builtins.bytes
@@ -645,8 +837,16 @@ class BatchEvent(_message.Message):
     """The id of the case's usage record."""
     module_sha256: _builtins.str
     """The module's sha256."""
+    result_cache_hit: _builtins.bool
+    """True when this case was answered from the result cache."""
+    cached_from: _builtins.str
+    """With `result_cache_hit`: the execution id of the original run."""
     @_builtins.property
     def finished(self) -> Global___Finished: ...
+    @_builtins.property
+    def file(self) -> Global___FsEntry:
+        """One piece of one of the case's collected files."""
+
     def __init__(
         self,
         *,
@@ -657,10 +857,13 @@ class BatchEvent(_message.Message):
         name: _builtins.str = ...,
         execution_id: _builtins.str = ...,
         module_sha256: _builtins.str = ...,
+        file: Global___FsEntry | None = ...,
+        result_cache_hit: _builtins.bool = ...,
+        cached_from: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["finished", b"finished"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "finished", b"finished"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_index", b"case_index", "execution_id", b"execution_id", "finished", b"finished", "module_sha256", b"module_sha256", "name", b"name", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_from", b"cached_from", "case_index", b"case_index", "execution_id", b"execution_id", "file", b"file", "finished", b"finished", "module_sha256", b"module_sha256", "name", b"name", "result_cache_hit", b"result_cache_hit", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
