@@ -10,13 +10,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { CachePolicy, Receipt } from "./receipt_pb.js";
+import { file_wasmwiz_v1_receipt } from "./receipt_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file wasmwiz/v1/execution.proto.
  */
 export const file_wasmwiz_v1_execution: GenFile = /*@__PURE__*/
-  fileDesc("Chp3YXNtd2l6L3YxL2V4ZWN1dGlvbi5wcm90bxIKd2FzbXdpei52MSJaCgZMaW1pdHMSDAoEZnVlbBgBIAEoBBIUCgxtZW1vcnlfYnl0ZXMYAiABKAQSEgoKdGltZW91dF9tcxgDIAEoBBIYChBtYXhfb3V0cHV0X2J5dGVzGAQgASgEIs4CCgpSdW5SZXF1ZXN0EhAKBm1vZHVsZRgBIAEoDEgAEhcKDW1vZHVsZV9zaGEyNTYYAiABKAlIABINCgVzdGRpbhgDIAEoDBIMCgRhcmdzGAQgAygJEhQKDHByb2dyYW1fbmFtZRgFIAEoCRIsCgNlbnYYBiADKAsyHy53YXNtd2l6LnYxLlJ1blJlcXVlc3QuRW52RW50cnkSIgoGbGltaXRzGAcgASgLMhIud2FzbXdpei52MS5MaW1pdHMSEwoLcmFuZG9tX3NlZWQYCCABKAQSHAoPZXhwZWN0ZWRfc3Rkb3V0GAkgASgMSAGIAQESEwoLa2VlcF9tb2R1bGUYCiABKAgaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIICgZzb3VyY2VCEgoQX2V4cGVjdGVkX3N0ZG91dCLtAgoMRXhlY3V0ZVN0YXJ0EhUKC21vZHVsZV9zaXplGAEgASgESAASFwoNbW9kdWxlX3NoYTI1NhgCIAEoCUgAEg0KBXN0ZGluGAMgASgMEgwKBGFyZ3MYBCADKAkSFAoMcHJvZ3JhbV9uYW1lGAUgASgJEi4KA2VudhgGIAMoCzIhLndhc213aXoudjEuRXhlY3V0ZVN0YXJ0LkVudkVudHJ5EiIKBmxpbWl0cxgHIAEoCzISLndhc213aXoudjEuTGltaXRzEhMKC3JhbmRvbV9zZWVkGAggASgEEhwKD2V4cGVjdGVkX3N0ZG91dBgJIAEoDEgBiAEBEhQKDHN0cmVhbV9zdGRpbhgKIAEoCBITCgtrZWVwX21vZHVsZRgLIAEoCBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZUISChBfZXhwZWN0ZWRfc3Rkb3V0IoYBCg5FeGVjdXRlUmVxdWVzdBIpCgVzdGFydBgBIAEoCzIYLndhc213aXoudjEuRXhlY3V0ZVN0YXJ0SAASFgoMbW9kdWxlX2NodW5rGAIgASgMSAASFQoLc3RkaW5fY2h1bmsYAyABKAxIABITCglzdGRpbl9lb2YYBCABKAhIAEIFCgNtc2cijQEKDEV4ZWN1dGVFdmVudBImCgdzdGFydGVkGAEgASgLMhMud2FzbXdpei52MS5TdGFydGVkSAASEAoGc3Rkb3V0GAIgASgMSAASEAoGc3RkZXJyGAMgASgMSAASKAoIZmluaXNoZWQYBCABKAsyFC53YXNtd2l6LnYxLkZpbmlzaGVkSABCBwoFZXZlbnQibQoHU3RhcnRlZBIVCg1tb2R1bGVfc2hhMjU2GAEgASgJEhEKCWNhY2hlX2hpdBgCIAEoCBIiCgZsaW1pdHMYAyABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxIUCgxleGVjdXRpb25faWQYBCABKAkimgIKCEZpbmlzaGVkEiQKB291dGNvbWUYASABKA4yEy53YXNtd2l6LnYxLk91dGNvbWUSEQoJZXhpdF9jb2RlGAIgASgFEhEKCXRyYXBfa2luZBgDIAEoCRIPCgdtZXNzYWdlGAQgASgJEhUKDWZ1ZWxfY29uc3VtZWQYBSABKAQSEwoLZHVyYXRpb25fdXMYBiABKAQSGQoRbWVtb3J5X3BlYWtfYnl0ZXMYByABKAQSFAoMc3Rkb3V0X2J5dGVzGAggASgEEhQKDHN0ZGVycl9ieXRlcxgJIAEoBBIYChBvdXRwdXRfdHJ1bmNhdGVkGAogASgIEiQKB3ZlcmRpY3QYCyABKA4yEy53YXNtd2l6LnYxLlZlcmRpY3QiaAoJQmF0Y2hDYXNlEg0KBXN0ZGluGAEgASgMEgwKBGFyZ3MYAiADKAkSHAoPZXhwZWN0ZWRfc3Rkb3V0GAMgASgMSACIAQESDAoEbmFtZRgEIAEoCUISChBfZXhwZWN0ZWRfc3Rkb3V0IpoCCg9SdW5CYXRjaFJlcXVlc3QSEAoGbW9kdWxlGAEgASgMSAASFwoNbW9kdWxlX3NoYTI1NhgCIAEoCUgAEiQKBWNhc2VzGAMgAygLMhUud2FzbXdpei52MS5CYXRjaENhc2USIgoGbGltaXRzGAQgASgLMhIud2FzbXdpei52MS5MaW1pdHMSFAoMcHJvZ3JhbV9uYW1lGAUgASgJEjEKA2VudhgGIAMoCzIkLndhc213aXoudjEuUnVuQmF0Y2hSZXF1ZXN0LkVudkVudHJ5EhMKC3JhbmRvbV9zZWVkGAcgASgEGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlIqMBCgpCYXRjaEV2ZW50EhIKCmNhc2VfaW5kZXgYASABKA0SJgoIZmluaXNoZWQYAiABKAsyFC53YXNtd2l6LnYxLkZpbmlzaGVkEg4KBnN0ZG91dBgDIAEoDBIOCgZzdGRlcnIYBCABKAwSDAoEbmFtZRgFIAEoCRIUCgxleGVjdXRpb25faWQYBiABKAkSFQoNbW9kdWxlX3NoYTI1NhgHIAEoCSrcAQoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASEwoPT1VUQ09NRV9TVUNDRVNTEAESGAoUT1VUQ09NRV9FWElUX05PTlpFUk8QAhIQCgxPVVRDT01FX1RSQVAQAxIXChNPVVRDT01FX09VVF9PRl9GVUVMEAQSEwoPT1VUQ09NRV9USU1FT1VUEAUSGAoUT1VUQ09NRV9NRU1PUllfTElNSVQQBhIYChRPVVRDT01FX09VVFBVVF9MSU1JVBAHEhUKEU9VVENPTUVfQ0FOQ0VMTEVEEAgqUgoHVmVyZGljdBIXChNWRVJESUNUX1VOU1BFQ0lGSUVEEAASFAoQVkVSRElDVF9BQ0NFUFRFRBABEhgKFFZFUkRJQ1RfV1JPTkdfQU5TV0VSEAIy1QEKEEV4ZWN1dGlvblNlcnZpY2USQwoHRXhlY3V0ZRIaLndhc213aXoudjEuRXhlY3V0ZVJlcXVlc3QaGC53YXNtd2l6LnYxLkV4ZWN1dGVFdmVudCgBMAESOQoDUnVuEhYud2FzbXdpei52MS5SdW5SZXF1ZXN0Ghgud2FzbXdpei52MS5FeGVjdXRlRXZlbnQwARJBCghSdW5CYXRjaBIbLndhc213aXoudjEuUnVuQmF0Y2hSZXF1ZXN0GhYud2FzbXdpei52MS5CYXRjaEV2ZW50MAFiBnByb3RvMw");
+  fileDesc("Chp3YXNtd2l6L3YxL2V4ZWN1dGlvbi5wcm90bxIKd2FzbXdpei52MSJsCgZMaW1pdHMSDAoEZnVlbBgBIAEoBBIUCgxtZW1vcnlfYnl0ZXMYAiABKAQSEgoKdGltZW91dF9tcxgDIAEoBBIYChBtYXhfb3V0cHV0X2J5dGVzGAQgASgEEhAKCGZzX2J5dGVzGAUgASgEIlcKB0ZzRW50cnkSDAoEcGF0aBgBIAEoCRIOCgRmaWxlGAIgASgMSAASEwoJZGlyZWN0b3J5GAMgASgISAASEQoHc3ltbGluaxgEIAEoCUgAQgYKBGtpbmQiQwoKRmlsZXN5c3RlbRIkCgdlbnRyaWVzGAEgAygLMhMud2FzbXdpei52MS5Gc0VudHJ5Eg8KB2NvbGxlY3QYAiADKAkiqwMKClJ1blJlcXVlc3QSEAoGbW9kdWxlGAEgASgMSAASFwoNbW9kdWxlX3NoYTI1NhgCIAEoCUgAEg0KBXN0ZGluGAMgASgMEgwKBGFyZ3MYBCADKAkSFAoMcHJvZ3JhbV9uYW1lGAUgASgJEiwKA2VudhgGIAMoCzIfLndhc213aXoudjEuUnVuUmVxdWVzdC5FbnZFbnRyeRIiCgZsaW1pdHMYByABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxITCgtyYW5kb21fc2VlZBgIIAEoBBIcCg9leHBlY3RlZF9zdGRvdXQYCSABKAxIAYgBARITCgtrZWVwX21vZHVsZRgKIAEoCBIiCgJmcxgLIAEoCzIWLndhc213aXoudjEuRmlsZXN5c3RlbRIPCgdyZWNlaXB0GAwgASgIEiYKBWNhY2hlGA0gASgOMhcud2FzbXdpei52MS5DYWNoZVBvbGljeRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZUISChBfZXhwZWN0ZWRfc3Rkb3V0IsoDCgxFeGVjdXRlU3RhcnQSFQoLbW9kdWxlX3NpemUYASABKARIABIXCg1tb2R1bGVfc2hhMjU2GAIgASgJSAASDQoFc3RkaW4YAyABKAwSDAoEYXJncxgEIAMoCRIUCgxwcm9ncmFtX25hbWUYBSABKAkSLgoDZW52GAYgAygLMiEud2FzbXdpei52MS5FeGVjdXRlU3RhcnQuRW52RW50cnkSIgoGbGltaXRzGAcgASgLMhIud2FzbXdpei52MS5MaW1pdHMSEwoLcmFuZG9tX3NlZWQYCCABKAQSHAoPZXhwZWN0ZWRfc3Rkb3V0GAkgASgMSAGIAQESFAoMc3RyZWFtX3N0ZGluGAogASgIEhMKC2tlZXBfbW9kdWxlGAsgASgIEiIKAmZzGAwgASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtEg8KB3JlY2VpcHQYDSABKAgSJgoFY2FjaGUYDiABKA4yFy53YXNtd2l6LnYxLkNhY2hlUG9saWN5GioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlQhIKEF9leHBlY3RlZF9zdGRvdXQiwQEKDkV4ZWN1dGVSZXF1ZXN0EikKBXN0YXJ0GAEgASgLMhgud2FzbXdpei52MS5FeGVjdXRlU3RhcnRIABIWCgxtb2R1bGVfY2h1bmsYAiABKAxIABIVCgtzdGRpbl9jaHVuaxgDIAEoDEgAEhMKCXN0ZGluX2VvZhgEIAEoCEgAEicKCGZzX2NodW5rGAUgASgLMhMud2FzbXdpei52MS5Gc0VudHJ5SAASEAoGZnNfZW9mGAYgASgISABCBQoDbXNnIrIBCgxFeGVjdXRlRXZlbnQSJgoHc3RhcnRlZBgBIAEoCzITLndhc213aXoudjEuU3RhcnRlZEgAEhAKBnN0ZG91dBgCIAEoDEgAEhAKBnN0ZGVychgDIAEoDEgAEigKCGZpbmlzaGVkGAQgASgLMhQud2FzbXdpei52MS5GaW5pc2hlZEgAEiMKBGZpbGUYBSABKAsyEy53YXNtd2l6LnYxLkZzRW50cnlIAEIHCgVldmVudCKcAQoHU3RhcnRlZBIVCg1tb2R1bGVfc2hhMjU2GAEgASgJEhEKCWNhY2hlX2hpdBgCIAEoCBIiCgZsaW1pdHMYAyABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxIUCgxleGVjdXRpb25faWQYBCABKAkSGAoQcmVzdWx0X2NhY2hlX2hpdBgFIAEoCBITCgtjYWNoZWRfZnJvbRgGIAEoCSLAAgoIRmluaXNoZWQSJAoHb3V0Y29tZRgBIAEoDjITLndhc213aXoudjEuT3V0Y29tZRIRCglleGl0X2NvZGUYAiABKAUSEQoJdHJhcF9raW5kGAMgASgJEg8KB21lc3NhZ2UYBCABKAkSFQoNZnVlbF9jb25zdW1lZBgFIAEoBBITCgtkdXJhdGlvbl91cxgGIAEoBBIZChFtZW1vcnlfcGVha19ieXRlcxgHIAEoBBIUCgxzdGRvdXRfYnl0ZXMYCCABKAQSFAoMc3RkZXJyX2J5dGVzGAkgASgEEhgKEG91dHB1dF90cnVuY2F0ZWQYCiABKAgSJAoHdmVyZGljdBgLIAEoDjITLndhc213aXoudjEuVmVyZGljdBIkCgdyZWNlaXB0GAwgASgLMhMud2FzbXdpei52MS5SZWNlaXB0IowBCglCYXRjaENhc2USDQoFc3RkaW4YASABKAwSDAoEYXJncxgCIAMoCRIcCg9leHBlY3RlZF9zdGRvdXQYAyABKAxIAIgBARIMCgRuYW1lGAQgASgJEiIKAmZzGAUgASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtQhIKEF9leHBlY3RlZF9zdGRvdXQi9wIKD1J1bkJhdGNoUmVxdWVzdBIQCgZtb2R1bGUYASABKAxIABIXCg1tb2R1bGVfc2hhMjU2GAIgASgJSAASJAoFY2FzZXMYAyADKAsyFS53YXNtd2l6LnYxLkJhdGNoQ2FzZRIiCgZsaW1pdHMYBCABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxIUCgxwcm9ncmFtX25hbWUYBSABKAkSMQoDZW52GAYgAygLMiQud2FzbXdpei52MS5SdW5CYXRjaFJlcXVlc3QuRW52RW50cnkSEwoLcmFuZG9tX3NlZWQYByABKAQSIgoCZnMYCCABKAsyFi53YXNtd2l6LnYxLkZpbGVzeXN0ZW0SDwoHcmVjZWlwdBgJIAEoCBImCgVjYWNoZRgKIAEoDjIXLndhc213aXoudjEuQ2FjaGVQb2xpY3kaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIICgZzb3VyY2Ui9QEKCkJhdGNoRXZlbnQSEgoKY2FzZV9pbmRleBgBIAEoDRImCghmaW5pc2hlZBgCIAEoCzIULndhc213aXoudjEuRmluaXNoZWQSDgoGc3Rkb3V0GAMgASgMEg4KBnN0ZGVychgEIAEoDBIMCgRuYW1lGAUgASgJEhQKDGV4ZWN1dGlvbl9pZBgGIAEoCRIVCg1tb2R1bGVfc2hhMjU2GAcgASgJEiEKBGZpbGUYCCABKAsyEy53YXNtd2l6LnYxLkZzRW50cnkSGAoQcmVzdWx0X2NhY2hlX2hpdBgJIAEoCBITCgtjYWNoZWRfZnJvbRgKIAEoCSrcAQoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASEwoPT1VUQ09NRV9TVUNDRVNTEAESGAoUT1VUQ09NRV9FWElUX05PTlpFUk8QAhIQCgxPVVRDT01FX1RSQVAQAxIXChNPVVRDT01FX09VVF9PRl9GVUVMEAQSEwoPT1VUQ09NRV9USU1FT1VUEAUSGAoUT1VUQ09NRV9NRU1PUllfTElNSVQQBhIYChRPVVRDT01FX09VVFBVVF9MSU1JVBAHEhUKEU9VVENPTUVfQ0FOQ0VMTEVEEAgqUgoHVmVyZGljdBIXChNWRVJESUNUX1VOU1BFQ0lGSUVEEAASFAoQVkVSRElDVF9BQ0NFUFRFRBABEhgKFFZFUkRJQ1RfV1JPTkdfQU5TV0VSEAIy1QEKEEV4ZWN1dGlvblNlcnZpY2USQwoHRXhlY3V0ZRIaLndhc213aXoudjEuRXhlY3V0ZVJlcXVlc3QaGC53YXNtd2l6LnYxLkV4ZWN1dGVFdmVudCgBMAESOQoDUnVuEhYud2FzbXdpei52MS5SdW5SZXF1ZXN0Ghgud2FzbXdpei52MS5FeGVjdXRlRXZlbnQwARJBCghSdW5CYXRjaBIbLndhc213aXoudjEuUnVuQmF0Y2hSZXF1ZXN0GhYud2FzbXdpei52MS5CYXRjaEV2ZW50MAFiBnByb3RvMw", [file_wasmwiz_v1_receipt]);
 
 /**
  * Per-execution limits. In a request, 0 (or an absent `Limits`) means "the
@@ -53,11 +55,21 @@ export type Limits = Message<"wasmwiz.v1.Limits"> & {
 
   /**
    * Maximum stdout + stderr bytes. Output past it is cut at exactly this many
-   * bytes and the run ends with OUTCOME_OUTPUT_LIMIT.
+   * bytes and the run ends with OUTCOME_OUTPUT_LIMIT. Collected files count
+   * towards it too.
    *
    * @generated from field: uint64 max_output_bytes = 4;
    */
   maxOutputBytes: bigint;
+
+  /**
+   * Total bytes of file contents the guest's filesystem may hold, input
+   * included. A write past it fails in the guest with ENOSPC; an input tree
+   * over it is refused with INVALID_ARGUMENT (BadRequest on `fs`).
+   *
+   * @generated from field: uint64 fs_bytes = 5;
+   */
+  fsBytes: bigint;
 };
 
 /**
@@ -66,6 +78,89 @@ export type Limits = Message<"wasmwiz.v1.Limits"> & {
  */
 export const LimitsSchema: GenMessage<Limits> = /*@__PURE__*/
   messageDesc(file_wasmwiz_v1_execution, 0);
+
+/**
+ * One entry of the guest's in-memory filesystem.
+ *
+ * @generated from message wasmwiz.v1.FsEntry
+ */
+export type FsEntry = Message<"wasmwiz.v1.FsEntry"> & {
+  /**
+   * Relative to the guest's root "/", '/'-separated: no leading '/', no "."
+   * or ".." segments, no empty segments.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * @generated from oneof wasmwiz.v1.FsEntry.kind
+   */
+  kind: {
+    /**
+     * A regular file with these contents.
+     *
+     * @generated from field: bytes file = 2;
+     */
+    value: Uint8Array;
+    case: "file";
+  } | {
+    /**
+     * A directory (parents of any entry are created implicitly).
+     *
+     * @generated from field: bool directory = 3;
+     */
+    value: boolean;
+    case: "directory";
+  } | {
+    /**
+     * A symbolic link with this target.
+     *
+     * @generated from field: string symlink = 4;
+     */
+    value: string;
+    case: "symlink";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message wasmwiz.v1.FsEntry.
+ * Use `create(FsEntrySchema)` to create a new message.
+ */
+export const FsEntrySchema: GenMessage<FsEntry> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 1);
+
+/**
+ * A per-execution in-memory filesystem. When present (even empty), the guest
+ * gets exactly one preopened directory, fd 3, named "/", writable; when
+ * absent, the guest has no preopens at all. Nothing touches the host's disk.
+ *
+ * @generated from message wasmwiz.v1.Filesystem
+ */
+export type Filesystem = Message<"wasmwiz.v1.Filesystem"> & {
+  /**
+   * The initial tree.
+   *
+   * @generated from field: repeated wasmwiz.v1.FsEntry entries = 1;
+   */
+  entries: FsEntry[];
+
+  /**
+   * Glob patterns ("out/*.png", "**") of files to send back after the run:
+   * each regular file that matches and was created or changed comes back as
+   * `file` events, in path order, before `finished`.
+   *
+   * @generated from field: repeated string collect = 2;
+   */
+  collect: string[];
+};
+
+/**
+ * Describes the message wasmwiz.v1.Filesystem.
+ * Use `create(FilesystemSchema)` to create a new message.
+ */
+export const FilesystemSchema: GenMessage<Filesystem> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 2);
 
 /**
  * Run one module with everything in one message. Browsers use this (grpc-web
@@ -154,6 +249,27 @@ export type RunRequest = Message<"wasmwiz.v1.RunRequest"> & {
    * @generated from field: bool keep_module = 10;
    */
   keepModule: boolean;
+
+  /**
+   * The guest's filesystem; absent means no filesystem at all.
+   *
+   * @generated from field: wasmwiz.v1.Filesystem fs = 11;
+   */
+  fs?: Filesystem | undefined;
+
+  /**
+   * When true, `Finished.receipt` is a signed receipt of this execution.
+   *
+   * @generated from field: bool receipt = 12;
+   */
+  receipt: boolean;
+
+  /**
+   * Whether the result may come from, or go to, the result cache.
+   *
+   * @generated from field: wasmwiz.v1.CachePolicy cache = 13;
+   */
+  cache: CachePolicy;
 };
 
 /**
@@ -161,7 +277,7 @@ export type RunRequest = Message<"wasmwiz.v1.RunRequest"> & {
  * Use `create(RunRequestSchema)` to create a new message.
  */
 export const RunRequestSchema: GenMessage<RunRequest> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 1);
+  messageDesc(file_wasmwiz_v1_execution, 3);
 
 /**
  * First message of an `Execute` stream.
@@ -258,6 +374,31 @@ export type ExecuteStart = Message<"wasmwiz.v1.ExecuteStart"> & {
    * @generated from field: bool keep_module = 11;
    */
   keepModule: boolean;
+
+  /**
+   * The guest's filesystem; absent means no filesystem at all. When present,
+   * more entries may follow the module as `fs_chunk` messages, ended by
+   * `fs_eof`, by the first stdin message, or by the client closing its side.
+   *
+   * @generated from field: wasmwiz.v1.Filesystem fs = 12;
+   */
+  fs?: Filesystem | undefined;
+
+  /**
+   * When true, `Finished.receipt` is a signed receipt of this execution.
+   *
+   * @generated from field: bool receipt = 13;
+   */
+  receipt: boolean;
+
+  /**
+   * Whether the result may come from, or go to, the result cache.
+   * CACHE_POLICY_USE with `stream_stdin` is refused (INVALID_ARGUMENT):
+   * stdin that has not arrived cannot be part of the key.
+   *
+   * @generated from field: wasmwiz.v1.CachePolicy cache = 14;
+   */
+  cache: CachePolicy;
 };
 
 /**
@@ -265,11 +406,12 @@ export type ExecuteStart = Message<"wasmwiz.v1.ExecuteStart"> & {
  * Use `create(ExecuteStartSchema)` to create a new message.
  */
 export const ExecuteStartSchema: GenMessage<ExecuteStart> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 2);
+  messageDesc(file_wasmwiz_v1_execution, 4);
 
 /**
  * One client message of an `Execute` stream: `start`, then the module's
- * chunks (if inline), then stdin chunks and `stdin_eof` (if streamed).
+ * chunks (if inline), then filesystem entries (if `start.fs` is set), then
+ * stdin chunks and `stdin_eof` (if streamed).
  *
  * @generated from message wasmwiz.v1.ExecuteRequest
  */
@@ -303,6 +445,24 @@ export type ExecuteRequest = Message<"wasmwiz.v1.ExecuteRequest"> & {
      */
     value: boolean;
     case: "stdinEof";
+  } | {
+    /**
+     * One more entry of the input tree. Consecutive `fs_chunk`s with the same
+     * path append to that file, in order, so files larger than one message
+     * can be sent in pieces.
+     *
+     * @generated from field: wasmwiz.v1.FsEntry fs_chunk = 5;
+     */
+    value: FsEntry;
+    case: "fsChunk";
+  } | {
+    /**
+     * Ends the streamed filesystem entries; its value is ignored.
+     *
+     * @generated from field: bool fs_eof = 6;
+     */
+    value: boolean;
+    case: "fsEof";
   } | { case: undefined; value?: undefined };
 };
 
@@ -311,11 +471,12 @@ export type ExecuteRequest = Message<"wasmwiz.v1.ExecuteRequest"> & {
  * Use `create(ExecuteRequestSchema)` to create a new message.
  */
 export const ExecuteRequestSchema: GenMessage<ExecuteRequest> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 3);
+  messageDesc(file_wasmwiz_v1_execution, 5);
 
 /**
  * One server message of an execution: `started` first, then `stdout` and
- * `stderr` chunks as the guest writes them, then exactly one `finished`.
+ * `stderr` chunks as the guest writes them, then the collected `file`s, then
+ * exactly one `finished`.
  *
  * @generated from message wasmwiz.v1.ExecuteEvent
  */
@@ -347,6 +508,17 @@ export type ExecuteEvent = Message<"wasmwiz.v1.ExecuteEvent"> & {
      */
     value: Finished;
     case: "finished";
+  } | {
+    /**
+     * One piece of a collected file (always `FsEntry.file`). Files come in
+     * path order; a file larger than one piece (1 MiB) comes as consecutive
+     * events with the same path, pieces in order; an empty file is one event
+     * with empty bytes.
+     *
+     * @generated from field: wasmwiz.v1.FsEntry file = 5;
+     */
+    value: FsEntry;
+    case: "file";
   } | { case: undefined; value?: undefined };
 };
 
@@ -355,7 +527,7 @@ export type ExecuteEvent = Message<"wasmwiz.v1.ExecuteEvent"> & {
  * Use `create(ExecuteEventSchema)` to create a new message.
  */
 export const ExecuteEventSchema: GenMessage<ExecuteEvent> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 4);
+  messageDesc(file_wasmwiz_v1_execution, 6);
 
 /**
  * The execution was admitted and the module is compiled.
@@ -390,6 +562,22 @@ export type Started = Message<"wasmwiz.v1.Started"> & {
    * @generated from field: string execution_id = 4;
    */
   executionId: string;
+
+  /**
+   * True when this execution was answered from the result cache: the
+   * events that follow replay the original run's.
+   *
+   * @generated from field: bool result_cache_hit = 5;
+   */
+  resultCacheHit: boolean;
+
+  /**
+   * With `result_cache_hit`: the `execution_id` of the run whose result
+   * this is.
+   *
+   * @generated from field: string cached_from = 6;
+   */
+  cachedFrom: string;
 };
 
 /**
@@ -397,7 +585,7 @@ export type Started = Message<"wasmwiz.v1.Started"> & {
  * Use `create(StartedSchema)` to create a new message.
  */
 export const StartedSchema: GenMessage<Started> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 5);
+  messageDesc(file_wasmwiz_v1_execution, 7);
 
 /**
  * The final event of an execution.
@@ -482,6 +670,14 @@ export type Finished = Message<"wasmwiz.v1.Finished"> & {
    * @generated from field: wasmwiz.v1.Verdict verdict = 11;
    */
   verdict: Verdict;
+
+  /**
+   * Set when the request asked for a receipt (`receipt = true`); a result
+   * cache hit carries the original run's receipt unchanged.
+   *
+   * @generated from field: wasmwiz.v1.Receipt receipt = 12;
+   */
+  receipt?: Receipt | undefined;
 };
 
 /**
@@ -489,7 +685,7 @@ export type Finished = Message<"wasmwiz.v1.Finished"> & {
  * Use `create(FinishedSchema)` to create a new message.
  */
 export const FinishedSchema: GenMessage<Finished> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 6);
+  messageDesc(file_wasmwiz_v1_execution, 8);
 
 /**
  * One test case of a batch.
@@ -524,6 +720,15 @@ export type BatchCase = Message<"wasmwiz.v1.BatchCase"> & {
    * @generated from field: string name = 4;
    */
   name: string;
+
+  /**
+   * Entries added over the batch's shared tree (replacing entries with the
+   * same path), and more `collect` patterns, for this case only. Setting it
+   * gives the case a filesystem even when the batch has none.
+   *
+   * @generated from field: wasmwiz.v1.Filesystem fs = 5;
+   */
+  fs?: Filesystem | undefined;
 };
 
 /**
@@ -531,7 +736,7 @@ export type BatchCase = Message<"wasmwiz.v1.BatchCase"> & {
  * Use `create(BatchCaseSchema)` to create a new message.
  */
 export const BatchCaseSchema: GenMessage<BatchCase> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 7);
+  messageDesc(file_wasmwiz_v1_execution, 9);
 
 /**
  * One module, many cases, compiled once.
@@ -588,6 +793,27 @@ export type RunBatchRequest = Message<"wasmwiz.v1.RunBatchRequest"> & {
    * @generated from field: uint64 random_seed = 7;
    */
   randomSeed: bigint;
+
+  /**
+   * The tree every case starts from (each case gets its own copy).
+   *
+   * @generated from field: wasmwiz.v1.Filesystem fs = 8;
+   */
+  fs?: Filesystem | undefined;
+
+  /**
+   * When true, each case's `Finished.receipt` is a signed receipt.
+   *
+   * @generated from field: bool receipt = 9;
+   */
+  receipt: boolean;
+
+  /**
+   * Whether each case's result may come from, or go to, the result cache.
+   *
+   * @generated from field: wasmwiz.v1.CachePolicy cache = 10;
+   */
+  cache: CachePolicy;
 };
 
 /**
@@ -595,11 +821,15 @@ export type RunBatchRequest = Message<"wasmwiz.v1.RunBatchRequest"> & {
  * Use `create(RunBatchRequestSchema)` to create a new message.
  */
 export const RunBatchRequestSchema: GenMessage<RunBatchRequest> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 8);
+  messageDesc(file_wasmwiz_v1_execution, 10);
 
 /**
  * The result of one case, sent as soon as that case finishes (cases run
  * concurrently, so events may come in any order of `case_index`).
+ *
+ * A case's collected files come first, as events with `file` set (and only
+ * `case_index`, `name` and `execution_id` besides), with the same piece rule
+ * as `ExecuteEvent.file`; the case's last event is the one with `finished`.
  *
  * @generated from message wasmwiz.v1.BatchEvent
  */
@@ -650,6 +880,27 @@ export type BatchEvent = Message<"wasmwiz.v1.BatchEvent"> & {
    * @generated from field: string module_sha256 = 7;
    */
   moduleSha256: string;
+
+  /**
+   * One piece of one of the case's collected files.
+   *
+   * @generated from field: wasmwiz.v1.FsEntry file = 8;
+   */
+  file?: FsEntry | undefined;
+
+  /**
+   * True when this case was answered from the result cache.
+   *
+   * @generated from field: bool result_cache_hit = 9;
+   */
+  resultCacheHit: boolean;
+
+  /**
+   * With `result_cache_hit`: the execution id of the original run.
+   *
+   * @generated from field: string cached_from = 10;
+   */
+  cachedFrom: string;
 };
 
 /**
@@ -657,7 +908,7 @@ export type BatchEvent = Message<"wasmwiz.v1.BatchEvent"> & {
  * Use `create(BatchEventSchema)` to create a new message.
  */
 export const BatchEventSchema: GenMessage<BatchEvent> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 9);
+  messageDesc(file_wasmwiz_v1_execution, 11);
 
 /**
  * How an execution ended.
