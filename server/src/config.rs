@@ -264,6 +264,60 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub receipt_keys_retired: Vec<String>,
+    /// Largest result (output and collected files) the result cache stores, bytes.
+    #[arg(
+        id = "result_cache_max_entry_bytes",
+        long = "result-cache-max-entry-bytes",
+        env = "WASMWIZ_RESULT_CACHE_MAX_ENTRY_BYTES",
+        global = true,
+        required = false
+    )]
+    pub result_cache_max_entry_bytes: u64,
+    /// Bytes of results the cache keeps per account; the oldest go first.
+    #[arg(
+        id = "result_cache_account_bytes",
+        long = "result-cache-account-bytes",
+        env = "WASMWIZ_RESULT_CACHE_ACCOUNT_BYTES",
+        global = true,
+        required = false
+    )]
+    pub result_cache_account_bytes: u64,
+    /// Bytes of results the cache keeps in total (in the database).
+    #[arg(
+        id = "result_cache_total_bytes",
+        long = "result-cache-total-bytes",
+        env = "WASMWIZ_RESULT_CACHE_TOTAL_BYTES",
+        global = true,
+        required = false
+    )]
+    pub result_cache_total_bytes: u64,
+    /// Seconds a cached result is served after its run.
+    #[arg(
+        id = "result_cache_ttl_secs",
+        long = "result-cache-ttl-secs",
+        env = "WASMWIZ_RESULT_CACHE_TTL_SECS",
+        global = true,
+        required = false
+    )]
+    pub result_cache_ttl_secs: u64,
+    /// MiB of results each replica keeps in memory in front of the database.
+    #[arg(
+        id = "result_cache_memory_mib",
+        long = "result-cache-memory-mib",
+        env = "WASMWIZ_RESULT_CACHE_MEMORY_MIB",
+        global = true,
+        required = false
+    )]
+    pub result_cache_memory_mib: u64,
+    /// Result cache lookups per minute per account (unmetered tiers: no limit); 0: no limit.
+    #[arg(
+        id = "result_cache_lookups_per_minute",
+        long = "result-cache-lookups-per-minute",
+        env = "WASMWIZ_RESULT_CACHE_LOOKUPS_PER_MINUTE",
+        global = true,
+        required = false
+    )]
+    pub result_cache_lookups_per_minute: u32,
     /// The engine's identity in inputs digests and receipts; always this
     /// build's (tests replace it to see an engine change).
     #[arg(skip)]
@@ -498,6 +552,12 @@ impl Default for Config {
             receipt_signing_key: None,
             receipt_keys_retired: Vec::new(),
             engine_identity: Default::default(),
+            result_cache_max_entry_bytes: 16 * MIB,
+            result_cache_account_bytes: 256 * MIB,
+            result_cache_total_bytes: 8 * 1024 * MIB,
+            result_cache_ttl_secs: 7 * 86_400,
+            result_cache_memory_mib: 128,
+            result_cache_lookups_per_minute: 6_000,
             sandbox: SandboxSettings::default(),
             tiers: default_tiers(),
         }

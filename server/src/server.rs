@@ -472,5 +472,8 @@ async fn housekeeping(state: Arc<AppState>) {
             Ok(n) => tracing::info!(purged = n, "usage retention cleanup"),
             Err(error) => tracing::warn!(%error, "usage retention cleanup failed"),
         }
+        if let Err(error) = state.store.result_cache_purge(now_ms()).await {
+            tracing::warn!(%error, "purging expired result cache entries failed");
+        }
     }
 }

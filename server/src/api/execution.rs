@@ -84,6 +84,8 @@ fn case_proto(case: CaseResult) -> v1::BatchEvent {
         name: case.name,
         execution_id: case.execution_id,
         module_sha256: case.module_sha256,
+        result_cache_hit: case.cached_from.is_some(),
+        cached_from: case.cached_from.unwrap_or_default(),
         ..Default::default()
     }
 }
@@ -97,7 +99,8 @@ fn respond(execution: Execution) -> Response<EventStream> {
             cache_hit: execution.cache_hit,
             limits: Some(execution.limits.to_proto()),
             execution_id: execution.execution_id.clone(),
-            ..Default::default()
+            result_cache_hit: execution.cached_from.is_some(),
+            cached_from: execution.cached_from.clone().unwrap_or_default(),
         })),
     };
     let headers = execution.headers;

@@ -26,6 +26,7 @@ use crate::{
     engine::{sha256_hex, CompiledModule, Sandbox},
     limits::{LimitMetrics, Limits},
     metrics::Metrics,
+    exec::result_cache::{CacheSettings, ResultCache},
     receipts::ReceiptKeys,
     store::{Store, UsageWriter},
 };
@@ -44,6 +45,8 @@ pub struct AppState {
     pub hard_stop: CancellationToken,
     /// The keys that sign execution receipts.
     pub receipt_keys: ReceiptKeys,
+    /// The deterministic result cache's in-process half.
+    pub result_cache: ResultCache,
     draining: AtomicBool,
     /// (user, sha256) pairs known to be linked, to skip a query per run.
     ownership: moka::sync::Cache<(String, String), ()>,
@@ -85,8 +88,11 @@ impl AppState {
             &config.receipt_keys_retired,
             &config.data_dir,
         )?;
+        let result_cache =
+            ResultCache::new(CacheSettings::from_config(&config), metrics.registry())?;
         Ok(Self {
             receipt_keys,
+            result_cache,
             config,
             usage: UsageWriter::spawn(store.clone()),
             store,

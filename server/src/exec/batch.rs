@@ -16,6 +16,7 @@ use wasmwiz_proto::v1;
 use super::{
     client::ClientStdin,
     lifecycle::{allow, finished, launch, resolve, Finished, Launch, Running},
+    result_cache::{case_lookup, CacheWrite, CaseHit},
     spec::{GivenSource, ModuleSource, NamedTier},
     verdict::VerdictTracker,
 };
@@ -46,6 +47,8 @@ pub struct BatchSpec {
     pub cases: Vec<CaseSpec>,
     /// Sign a receipt of each case.
     pub receipt: bool,
+    /// Whether the result cache answers or stores each case.
+    pub cache: v1::CachePolicy,
 }
 
 impl TryFrom<(v1::RunBatchRequest, NamedTier<'_>)> for BatchSpec {
@@ -90,6 +93,7 @@ impl TryFrom<(v1::RunBatchRequest, NamedTier<'_>)> for BatchSpec {
             seed: req.random_seed,
             cases,
             receipt: req.receipt,
+            cache: v1::CachePolicy::try_from(req.cache).unwrap_or_default(),
         })
     }
 }
@@ -103,6 +107,8 @@ pub struct CaseResult {
     pub stdout: Bytes,
     pub stderr: Bytes,
     pub finished: Finished,
+    /// Set when the case was answered from the result cache.
+    pub cached_from: Option<String>,
 }
 
 pub type CaseResults = Pin<Box<dyn Stream<Item = Result<CaseResult, Status>> + Send>>;
@@ -123,9 +129,14 @@ pub async fn start(
     spec: BatchSpec,
 ) -> Result<Batch, Status> {
     let tier = state.tier(caller)?.clone();
-    let first = allow(state, caller, &tier, true).await?;
+    // With the cache on, cases that hit take no allowance: each miss takes
+    // its own when it runs.
+    let first = match spec.cache {
+        v1::CachePolicy::Unspecified => Some(allow(state, caller, &tier, true).await?),
+        _ => None,
+    };
     let resolved = Arc::new(resolve(state, caller, spec.source, false).await?);
-    let headers = first.headers;
+    let headers = first.as_ref().and_then(|first| first.headers);
     let (tx, rx) = mpsc::channel::<Result<CaseResult, Status>>(16);
     // Cancelled when the client drops the response (or at hard stop).
     let stop = state.hard_stop.child_token();
@@ -136,6 +147,7 @@ pub async fn start(
         limits: spec.limits,
         seed: spec.seed,
         receipt: spec.receipt,
+        cache: spec.cache,
         slots: Arc::new(Semaphore::new(tier.max_concurrent.max(1) as usize)),
         stop: stop.clone(),
         tx,
@@ -160,6 +172,7 @@ struct Scheduler {
     limits: EffectiveLimits,
     seed: u64,
     receipt: bool,
+    cache: v1::CachePolicy,
     slots: Arc<Semaphore>,
     stop: CancellationToken,
     tx: mpsc::Sender<Result<CaseResult, Status>>,
@@ -169,12 +182,29 @@ impl Scheduler {
     async fn run(
         self,
         cases: Vec<CaseSpec>,
-        first: crate::limits::Allowance,
+        first: Option<crate::limits::Allowance>,
         tier: crate::config::Tier,
     ) {
-        let mut first = Some(first);
+        let mut first = first;
         let mut running = FuturesUnordered::new();
         for (index, case) in cases.into_iter().enumerate() {
+            let cache = match self.cache {
+                v1::CachePolicy::Unspecified => None,
+                policy => match self.lookup(&tier, &case, policy).await {
+                    Ok(Ok(hit)) => {
+                        let result = hit_result(index as u32, case, &self.resolved, hit);
+                        if self.tx.send(Ok(result)).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    Ok(Err(write)) => Some(write),
+                    Err(error) => {
+                        let _ = self.tx.send(Err(error.into())).await;
+                        break;
+                    }
+                },
+            };
             // Waiting for a slot or an allowance ends with the batch.
             let slot = tokio::select! {
                 biased;
@@ -206,6 +236,7 @@ impl Scheduler {
                     stdin: ClientStdin::bytes(case.stdin),
                     allowance,
                     receipt: self.receipt,
+                    cache,
                 },
                 self.stop.child_token(),
             )
@@ -224,6 +255,49 @@ impl Scheduler {
             }));
         }
         while running.next().await.is_some() {}
+    }
+
+    /// One case against the result cache.
+    async fn lookup(
+        &self,
+        tier: &crate::config::Tier,
+        case: &CaseSpec,
+        policy: v1::CachePolicy,
+    ) -> Result<Result<CaseHit, CacheWrite>, ApiError> {
+        case_lookup(
+            &self.state,
+            &self.caller,
+            tier,
+            &self.resolved,
+            &case.cmd,
+            &case.stdin,
+            &self.limits,
+            self.seed,
+            policy,
+            self.receipt,
+        )
+        .await
+    }
+}
+
+/// A case's result replayed from the cache (its verdict against this
+/// request's expectation).
+fn hit_result(index: u32, case: CaseSpec, resolved: &Resolved, hit: CaseHit) -> CaseResult {
+    let mut tracker = VerdictTracker::new(case.expected);
+    tracker.feed(&hit.stdout);
+    CaseResult {
+        index,
+        name: case.name,
+        execution_id: hit.execution_id,
+        module_sha256: resolved.module.sha256.clone(),
+        stdout: hit.stdout,
+        stderr: hit.stderr,
+        finished: Finished {
+            report: hit.report,
+            verdict: tracker.verdict(),
+            receipt: hit.receipt,
+        },
+        cached_from: Some(hit.cached_from),
     }
 }
 
@@ -257,5 +331,6 @@ async fn collect(
             verdict: tracker.verdict(),
             receipt,
         },
+        cached_from: None,
     })
 }

@@ -17,6 +17,7 @@ use wasmwiz_proto::v1::{self, Verdict};
 use super::{
     client::ClientStdin,
     receipting::Receipting,
+    result_cache::CacheWrite,
     record::{UsageEnd, UsageRecord},
     spec::{ModuleSource, RunSpec},
     verdict::VerdictTracker,
@@ -56,6 +57,8 @@ pub struct Execution {
     pub headers: Option<RateHeaders>,
     pub(super) running: Running,
     pub(super) expected: Option<Bytes>,
+    /// Set when this execution replays a result cache hit: the original's id.
+    pub cached_from: Option<String>,
 }
 
 impl Execution {
@@ -95,11 +98,28 @@ pub async fn start(
     caller: &Caller,
     mut spec: RunSpec,
 ) -> Result<Execution, Status> {
+    if spec.cache != v1::CachePolicy::Unspecified {
+        return super::result_cache::start(state, caller, spec).await;
+    }
     let tier = state.tier(caller)?;
     let allowance = allow(state, caller, tier, false).await?;
     // An incomplete or unknown module drops (and so gives back) the allowance.
     let source = spec.take_source().await?;
     let resolved = resolve(state, caller, source, spec.keep_module).await?;
+    begin(state, caller, spec, resolved, allowance, None).await
+}
+
+/// Launches an allowed execution of a resolved module and waits for its
+/// admission row (storing its result in the result cache at the end when
+/// `cache` says so).
+pub(super) async fn begin(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    mut spec: RunSpec,
+    resolved: Resolved,
+    allowance: Allowance,
+    cache: Option<CacheWrite>,
+) -> Result<Execution, Status> {
     let stdin = spec.take_stdin()?;
     let headers = allowance.headers;
     let limits = spec.limits;
@@ -114,6 +134,7 @@ pub async fn start(
             stdin,
             allowance,
             receipt: spec.receipt,
+            cache,
         },
         state.hard_stop.child_token(),
     )
@@ -133,6 +154,7 @@ pub async fn start(
         headers,
         running,
         expected: spec.expected,
+        cached_from: None,
     })
 }
 
@@ -197,6 +219,8 @@ pub(super) struct Launch {
     pub allowance: Allowance,
     /// Sign a receipt of the run.
     pub receipt: bool,
+    /// Store the result in the result cache under this key.
+    pub cache: Option<CacheWrite>,
 }
 
 /// A running execution: its id, output and (durably recorded) report.
@@ -271,7 +295,18 @@ pub(super) async fn launch(
         fs: None,
     };
     let (out_tx, out_rx) = mpsc::channel(16);
-    let (receipting, out_tx) = Receipting::start_if(launch.receipt, &state, &mut job, out_tx);
+    let record = launch
+        .cache
+        .as_ref()
+        .map(|_| state.result_cache.settings.max_entry_bytes);
+    let (receipting, out_tx) = Receipting::start_if(
+        launch.receipt || launch.cache.is_some(),
+        &state,
+        &mut job,
+        out_tx,
+        record,
+    );
+    let (wants_receipt, cache) = (launch.receipt, launch.cache);
     let (report_tx, report_rx) = oneshot::channel();
     let tier_name = launch.caller.tier.clone();
     let mut allowance = launch.allowance;
@@ -320,10 +355,11 @@ pub(super) async fn launch(
             observe(&state, &tier_name, &report);
             tracing::debug!(execution_id = %row.id, outcome = report.outcome.as_str(), "execution finished");
             let finished_at = now_ms();
-            let receipt = match receipting {
+            let ended = match receipting {
                 Some(r) => r.finish(&state, &report, &row.id, finished_at).await.map(Some),
                 None => Ok(None),
             };
+            let (user_id, execution_id) = (row.user_id.clone(), row.id.clone());
             let finish = UsageRecord {
                 end: Some(UsageEnd::from_report(finished_at, &report)),
                 ..row
@@ -336,8 +372,20 @@ pub(super) async fn launch(
             let answer = match (recorded, refusal) {
                 (Err(error), _) => Err(ApiError::from(error)),
                 (Ok(()), Some(refusal)) => Err(refusal),
-                (Ok(()), None) => receipt.map(|receipt| (report, receipt)),
+                (Ok(()), None) => ended.map(|ended| {
+                    let (receipt, recorded) = ended.unzip();
+                    (report, receipt, recorded.flatten())
+                }),
             };
+            // Stored before `finished` is sent: the next identical request hits.
+            if let (Some(write), Ok((report, Some(receipt), Some(chunks)))) = (&cache, &answer) {
+                let (receipt, chunks) = (receipt.clone(), chunks.clone());
+                super::result_cache::store_result(
+                    &state, &user_id, write, &execution_id, report, receipt, chunks,
+                )
+                .await;
+            }
+            let answer = answer.map(|(report, receipt, _)| (report, receipt.filter(|_| wants_receipt)));
             // A client that saw `finished` may start its next run at
             // once: its slots are free by then.
             drop(permit);

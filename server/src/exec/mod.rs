@@ -14,6 +14,7 @@ pub mod digest;
 pub mod identity;
 pub mod inputs;
 pub mod receipting;
+pub mod result_cache;
 
 pub use self::{
     batch::{Batch, BatchSpec, CaseResult},

@@ -26,17 +26,20 @@ pub const STATEMENT_VERSION: u32 = 1;
 /// An execution being receipted.
 pub struct Receipting {
     inputs: Inputs,
-    output: JoinHandle<OutputDigest>,
+    output: JoinHandle<(OutputDigest, Option<Vec<OutputChunk>>)>,
     stdin: Option<JoinHandle<([u8; 32], u64)>>,
 }
 
 impl Receipting {
     /// Captures `job`'s inputs and puts taps on its output (towards `out`)
     /// and its streamed stdin; returns the sender the sandbox writes to.
+    /// With `record`, the output chunks are also kept, up to that many
+    /// bytes (for the result cache).
     pub fn start(
         state: &AppState,
         job: &mut Job,
         out: mpsc::Sender<OutputChunk>,
+        record: Option<u64>,
     ) -> (Self, mpsc::Sender<OutputChunk>) {
         let inputs = Inputs::of(job, &state.config.engine_identity);
         let stdin = match std::mem::replace(&mut job.stdin, StdinSource::Bytes(Bytes::new())) {
@@ -51,7 +54,7 @@ impl Receipting {
             }
         };
         let (tapped, from_sandbox) = mpsc::channel(16);
-        let output = tokio::spawn(tap_output(from_sandbox, out));
+        let output = tokio::spawn(tap_output(from_sandbox, out, record));
         (
             Self {
                 inputs,
@@ -68,34 +71,36 @@ impl Receipting {
         state: &AppState,
         job: &mut Job,
         out: mpsc::Sender<OutputChunk>,
+        record: Option<u64>,
     ) -> (Option<Self>, mpsc::Sender<OutputChunk>) {
         if !wanted {
             return (None, out);
         }
-        let (receipting, out) = Self::start(state, job, out);
+        let (receipting, out) = Self::start(state, job, out, record);
         (Some(receipting), out)
     }
 
     /// The signed receipt of the run that ended with `report` (hashing
-    /// collected files, the inputs and signing run off the async runtime).
+    /// collected files, the inputs and signing run off the async runtime),
+    /// and the recorded output when it was recorded and fit.
     pub async fn finish(
         self,
         state: &Arc<AppState>,
         report: &Report,
         execution_id: &str,
         finished_at_ms: i64,
-    ) -> Result<v1::Receipt, ApiError> {
+    ) -> Result<(v1::Receipt, Option<Vec<OutputChunk>>), ApiError> {
         let internal = |e: tokio::task::JoinError| ApiError::Internal(e.into());
         let mut inputs = self.inputs;
         if let Some(stdin) = self.stdin {
             let (sha256, len) = stdin.await.map_err(internal)?;
             inputs.set_streamed_stdin(sha256, len);
         }
-        let output = self.output.await.map_err(internal)?;
+        let (output, recorded) = self.output.await.map_err(internal)?;
         let files = report.files.clone();
         let mut statement = statement_of(report, execution_id, finished_at_ms);
         let state = state.clone();
-        tokio::task::spawn_blocking(move || {
+        let receipt = tokio::task::spawn_blocking(move || {
             let digests = output.finish(&files);
             statement.inputs_sha256 = inputs.sha256();
             statement.module_sha256 = inputs.module_sha256.clone();
@@ -104,7 +109,8 @@ impl Receipting {
             crate::receipts::sign(&state.receipt_keys, &statement)
         })
         .await
-        .map_err(internal)
+        .map_err(internal)?;
+        Ok((receipt, recorded))
     }
 }
 
@@ -148,20 +154,31 @@ fn fill_digests(statement: &mut v1::ReceiptStatement, digests: OutputDigests) {
 async fn tap_output(
     mut from_sandbox: mpsc::Receiver<OutputChunk>,
     to_client: mpsc::Sender<OutputChunk>,
-) -> OutputDigest {
+    record: Option<u64>,
+) -> (OutputDigest, Option<Vec<OutputChunk>>) {
     let mut digest = OutputDigest::default();
+    let mut recorded = record.map(|_| Vec::new());
+    let mut recorded_bytes = 0u64;
     loop {
         let chunk = tokio::select! {
             biased;
             chunk = from_sandbox.recv() => chunk,
-            () = to_client.closed() => return digest,
+            () = to_client.closed() => return (digest, None),
         };
         let Some(chunk) = chunk else {
-            return digest;
+            return (digest, recorded);
         };
         digest.feed(chunk.stream, &chunk.data);
+        if let (Some(kept), Some(max)) = (recorded.as_mut(), record) {
+            recorded_bytes += chunk.data.len() as u64;
+            if recorded_bytes > max {
+                recorded = None;
+            } else {
+                kept.push(chunk.clone());
+            }
+        }
         if to_client.send(chunk).await.is_err() {
-            return digest;
+            return (digest, None);
         }
     }
 }

@@ -106,6 +106,8 @@ pub struct RunSpec {
     pub client: Option<ClientStream>,
     /// Sign a receipt of the run (`receipt = true`).
     pub receipt: bool,
+    /// Whether the result cache answers or stores this run.
+    pub cache: v1::CachePolicy,
 }
 
 impl RunSpec {
@@ -157,6 +159,7 @@ impl TryFrom<(v1::RunRequest, NamedTier<'_>)> for RunSpec {
             expected: req.expected_stdout.map(Bytes::from),
             client: None,
             receipt: req.receipt,
+            cache: v1::CachePolicy::try_from(req.cache).unwrap_or_default(),
         })
     }
 }
@@ -192,6 +195,14 @@ impl TryFrom<(v1::ExecuteStart, ClientStream, NamedTier<'_>)> for RunSpec {
                 ))
             }
         };
+        let cache = v1::CachePolicy::try_from(start.cache).unwrap_or_default();
+        if start.stream_stdin && cache != v1::CachePolicy::Unspecified {
+            return Err(ApiError::invalid(
+                "cache",
+                "streamed stdin cannot be part of the result cache's key: send stdin whole in \
+                 `start.stdin`, or leave `cache` unset",
+            ));
+        }
         let stdin = if start.stream_stdin {
             StdinSpec::Streamed {
                 max: tier.max_stdin_bytes,
@@ -210,6 +221,7 @@ impl TryFrom<(v1::ExecuteStart, ClientStream, NamedTier<'_>)> for RunSpec {
             expected: start.expected_stdout.map(Bytes::from),
             client: Some(client),
             receipt: start.receipt,
+            cache,
         })
     }
 }

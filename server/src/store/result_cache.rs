@@ -1,0 +1,266 @@
+//! The result cache's durable half: one entry per (account, inputs digest),
+//! its encoded bytes split into pieces of at most [`PIECE_BYTES`], with an
+//! expiry; bounded in bytes per account and in total by evicting the oldest
+//! entries. Shared by every replica on the same database. Also the usage
+//! rows of cache hits, which the group writer does not carry.
+
+use sqlx::Row;
+
+use super::Store;
+use crate::exec::UsageRecord;
+
+/// Largest piece of one entry in one row.
+pub const PIECE_BYTES: usize = 1 << 20;
+
+/// An entry to store.
+pub struct NewEntry<'a> {
+    pub user_id: &'a str,
+    pub inputs_sha256: &'a str,
+    pub execution_id: &'a str,
+    pub bytes: &'a [u8],
+    pub now_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// Byte bounds the store keeps after each write.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheBounds {
+    pub account_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// An entry evicted to stay within the bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evicted {
+    pub user_id: String,
+    pub inputs_sha256: String,
+}
+
+impl Store {
+    /// The unexpired entry of `user_id` for `inputs_sha256`, whole.
+    pub async fn result_cache_get(
+        &self,
+        user_id: &str,
+        inputs_sha256: &str,
+        now_ms: i64,
+    ) -> sqlx::Result<Option<Vec<u8>>> {
+        let mut tx = self.pool().begin().await?;
+        let head = sqlx::query(
+            "SELECT pieces, size_bytes FROM result_cache \
+             WHERE user_id = $1 AND inputs_sha256 = $2 AND expires_at > $3",
+        )
+        .bind(user_id)
+        .bind(inputs_sha256)
+        .bind(now_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(head) = head else {
+            return Ok(None);
+        };
+        let pieces: i64 = head.try_get(0)?;
+        let size: i64 = head.try_get(1)?;
+        let rows = sqlx::query(
+            "SELECT data FROM result_cache_pieces WHERE user_id = $1 AND inputs_sha256 = $2 ORDER BY seq",
+        )
+        .bind(user_id)
+        .bind(inputs_sha256)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if rows.len() as i64 != pieces {
+            return Ok(None);
+        }
+        let mut bytes = Vec::with_capacity(size.max(0) as usize);
+        for row in rows {
+            bytes.extend_from_slice(&row.try_get::<Vec<u8>, _>(0)?);
+        }
+        Ok((bytes.len() as i64 == size).then_some(bytes))
+    }
+
+    /// Stores (or replaces) an entry, then evicts the oldest entries of the
+    /// account and of everyone past `bounds`; returns what was evicted.
+    pub async fn result_cache_put(
+        &self,
+        entry: NewEntry<'_>,
+        bounds: CacheBounds,
+    ) -> sqlx::Result<Vec<Evicted>> {
+        let pieces: Vec<&[u8]> = if entry.bytes.is_empty() {
+            vec![&[][..]]
+        } else {
+            entry.bytes.chunks(PIECE_BYTES).collect()
+        };
+        let mut tx = self.begin_write().await?;
+        delete_entry(&mut tx, entry.user_id, entry.inputs_sha256).await?;
+        sqlx::query(
+            "INSERT INTO result_cache (user_id, inputs_sha256, execution_id, size_bytes, pieces, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(entry.user_id)
+        .bind(entry.inputs_sha256)
+        .bind(entry.execution_id)
+        .bind(entry.bytes.len() as i64)
+        .bind(pieces.len() as i64)
+        .bind(entry.now_ms)
+        .bind(entry.expires_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        for (seq, piece) in pieces.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO result_cache_pieces (user_id, inputs_sha256, seq, data) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(entry.user_id)
+            .bind(entry.inputs_sha256)
+            .bind(seq as i64)
+            .bind(piece.to_vec())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let account = sqlx::query(
+            "SELECT user_id, inputs_sha256, size_bytes FROM result_cache WHERE user_id = $1 \
+             ORDER BY created_at DESC, inputs_sha256",
+        )
+        .bind(entry.user_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut evicted = past_bound(account, bounds.account_bytes)?;
+        for gone in &evicted {
+            delete_entry(&mut tx, &gone.user_id, &gone.inputs_sha256).await?;
+        }
+        let total: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM result_cache",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if total as u64 > bounds.total_bytes {
+            let everyone = sqlx::query(
+                "SELECT user_id, inputs_sha256, size_bytes FROM result_cache \
+                 ORDER BY created_at DESC, user_id, inputs_sha256",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            let more = past_bound(everyone, bounds.total_bytes)?;
+            for gone in &more {
+                delete_entry(&mut tx, &gone.user_id, &gone.inputs_sha256).await?;
+            }
+            evicted.extend(more);
+        }
+        tx.commit().await?;
+        Ok(evicted)
+    }
+
+    /// Deletes entries expired by `now_ms`; returns how many.
+    pub async fn result_cache_purge(&self, now_ms: i64) -> sqlx::Result<u64> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "DELETE FROM result_cache_pieces WHERE EXISTS (SELECT 1 FROM result_cache c \
+             WHERE c.user_id = result_cache_pieces.user_id \
+             AND c.inputs_sha256 = result_cache_pieces.inputs_sha256 AND c.expires_at <= $1)",
+        )
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query("DELETE FROM result_cache WHERE expires_at <= $1")
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Writes the usage row of a cache hit (already finished, naming the
+    /// execution it replayed); durable when this returns.
+    pub async fn usage_insert_cached(
+        &self,
+        row: &UsageRecord,
+        cached_from: &str,
+    ) -> sqlx::Result<()> {
+        let end = row.end.as_ref();
+        sqlx::query(
+            "INSERT INTO usage_records (id, user_id, key_id, module_sha256, day, started_at, finished_at, \
+             outcome, exit_code, fuel_consumed, duration_us, memory_peak_bytes, stdin_bytes, stdout_bytes, \
+             stderr_bytes, cached_from) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(row.id.clone())
+        .bind(row.user_id.clone())
+        .bind(row.key_id.clone())
+        .bind(row.module_sha256.clone())
+        .bind(row.day.clone())
+        .bind(row.started_at)
+        .bind(end.map(|e| e.finished_at))
+        .bind(end.map_or("", |e| e.outcome))
+        .bind(end.map(|e| i64::from(e.exit_code)))
+        .bind(end.map_or(0, |e| e.fuel_consumed as i64))
+        .bind(end.map_or(0, |e| e.duration_us as i64))
+        .bind(end.map_or(0, |e| e.memory_peak_bytes as i64))
+        .bind(end.map_or(0, |e| e.stdin_bytes as i64))
+        .bind(end.map_or(0, |e| e.stdout_bytes as i64))
+        .bind(end.map_or(0, |e| e.stderr_bytes as i64))
+        .bind(cached_from)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Cache hits and the fuel they saved (the replayed runs' fuel), for
+    /// one user or everyone, from UTC day `since_day` on.
+    pub async fn usage_cache_hits(
+        &self,
+        user_id: Option<&str>,
+        since_day: &str,
+    ) -> sqlx::Result<(u64, u64)> {
+        let filter = if user_id.is_some() {
+            "AND user_id = $2"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(fuel_consumed), 0) AS BIGINT) FROM usage_records \
+             WHERE day >= $1 AND cached_from IS NOT NULL {filter}"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since_day);
+        if let Some(user_id) = user_id {
+            query = query.bind(user_id);
+        }
+        let row = query.fetch_one(self.pool()).await?;
+        Ok((
+            row.try_get::<i64, _>(0)? as u64,
+            row.try_get::<i64, _>(1)? as u64,
+        ))
+    }
+}
+
+/// The entries of `rows` (newest first) past the first `bound` bytes.
+fn past_bound(rows: Vec<sqlx::any::AnyRow>, bound: u64) -> sqlx::Result<Vec<Evicted>> {
+    let mut kept = 0u64;
+    let mut evicted = Vec::new();
+    for row in rows {
+        let size = row.try_get::<i64, _>(2)?.max(0) as u64;
+        kept = kept.saturating_add(size);
+        if kept > bound {
+            evicted.push(Evicted {
+                user_id: row.try_get(0)?,
+                inputs_sha256: row.try_get(1)?,
+            });
+        }
+    }
+    Ok(evicted)
+}
+
+async fn delete_entry(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: &str,
+    inputs_sha256: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM result_cache_pieces WHERE user_id = $1 AND inputs_sha256 = $2")
+        .bind(user_id)
+        .bind(inputs_sha256)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM result_cache WHERE user_id = $1 AND inputs_sha256 = $2")
+        .bind(user_id)
+        .bind(inputs_sha256)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
