@@ -264,3 +264,88 @@ async fn delete_entry(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOUNDS: CacheBounds = CacheBounds {
+        account_bytes: 1 << 30,
+        total_bytes: 1 << 30,
+    };
+
+    async fn store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&crate::store::sqlite_url(dir.path()))
+            .await
+            .unwrap();
+        (store, dir)
+    }
+
+    fn entry<'a>(user_id: &'a str, key: &'a str, bytes: &'a [u8], expires: i64) -> NewEntry<'a> {
+        NewEntry {
+            user_id,
+            inputs_sha256: key,
+            execution_id: "e",
+            bytes,
+            now_ms: 1_000,
+            expires_at_ms: expires,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_entry_larger_than_a_piece_comes_back_whole() {
+        let (store, _dir) = store().await;
+        let bytes: Vec<u8> = (0..PIECE_BYTES * 2 + 5).map(|i| (i % 251) as u8).collect();
+        store
+            .result_cache_put(entry("u", "k", &bytes, 10_000), BOUNDS)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.result_cache_get("u", "k", 2_000).await.unwrap(),
+            Some(bytes)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_entry_is_not_served_and_is_purged() {
+        let (store, _dir) = store().await;
+        store
+            .result_cache_put(entry("u", "k", b"x", 5_000), BOUNDS)
+            .await
+            .unwrap();
+        assert!(store.result_cache_get("u", "k", 4_999).await.unwrap().is_some());
+        assert_eq!(store.result_cache_get("u", "k", 5_000).await.unwrap(), None);
+        assert_eq!(store.result_cache_purge(5_000).await.unwrap(), 1);
+        let pieces: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM result_cache_pieces")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(pieces, 0);
+    }
+
+    #[tokio::test]
+    async fn the_global_bound_evicts_the_oldest_entry_of_anyone() {
+        let (store, _dir) = store().await;
+        let bounds = CacheBounds {
+            account_bytes: 1 << 30,
+            total_bytes: 15,
+        };
+        let mut old = entry("alice", "k1", &[1; 10], 10_000);
+        old.now_ms = 1;
+        store.result_cache_put(old, bounds).await.unwrap();
+        let evicted = store
+            .result_cache_put(entry("bob", "k2", &[2; 10], 10_000), bounds)
+            .await
+            .unwrap();
+        assert_eq!(
+            evicted,
+            vec![Evicted {
+                user_id: "alice".into(),
+                inputs_sha256: "k1".into()
+            }]
+        );
+        assert_eq!(store.result_cache_get("alice", "k1", 2).await.unwrap(), None);
+        assert!(store.result_cache_get("bob", "k2", 2).await.unwrap().is_some());
+    }
+}

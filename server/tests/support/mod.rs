@@ -124,6 +124,7 @@ pub async fn collect(mut stream: tonic::Streaming<v1::ExecuteEvent>) -> Result<C
                 out.events.push("finished");
                 out.finished = Some(f);
             }
+            Event::File(_) => out.events.push("file"),
         }
     }
     Ok(out)
