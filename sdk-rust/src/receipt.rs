@@ -44,7 +44,9 @@ pub enum ReceiptError {
     #[error("not a receipt: {0}")]
     Malformed(String),
     /// Output given to check does not match the statement's digest.
-    #[error("{what} does not match the receipt: its sha256 is {actual}, the receipt states {stated}")]
+    #[error(
+        "{what} does not match the receipt: its sha256 is {actual}, the receipt states {stated}"
+    )]
     Mismatch {
         /// `stdout`, `stderr` or `file PATH`.
         what: String,
@@ -225,7 +227,9 @@ mod tests {
     #[test]
     fn another_key_is_named() {
         let (receipt, _) = signed(&statement());
-        let other = SigningKey::from_bytes(&[5u8; 32]).verifying_key().to_bytes();
+        let other = SigningKey::from_bytes(&[5u8; 32])
+            .verifying_key()
+            .to_bytes();
         assert!(matches!(
             verify(&receipt, &other),
             Err(ReceiptError::OtherKey { .. })

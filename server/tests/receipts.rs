@@ -141,7 +141,9 @@ async fn a_receipt_verifies_and_states_what_the_run_did() {
     assert_eq!(stated.fuel_consumed, finished.fuel_consumed);
     assert_eq!(stated.engine, info.engine);
     assert_eq!(stated.inputs_sha256.len(), 64);
-    assert!(stated.finished_at.is_some_and(|t| t.seconds > 1_700_000_000));
+    assert!(stated
+        .finished_at
+        .is_some_and(|t| t.seconds > 1_700_000_000));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,7 +178,8 @@ async fn a_changed_stdout_digest_module_hash_or_fuel_fails_verification() {
     assert!(verifies(&receipt, &key));
     let mut other_stdout = b"Hello, WasmWiz!\n".to_vec();
     other_stdout[0] ^= 1;
-    let changes: Vec<(&str, Box<dyn Fn(&mut v1::ReceiptStatement)>)> = vec![
+    type Change = Box<dyn Fn(&mut v1::ReceiptStatement)>;
+    let changes: Vec<(&str, Change)> = vec![
         (
             "stdout",
             Box::new(move |s| s.stdout_sha256 = sha256_hex(&other_stdout)),
@@ -203,7 +206,10 @@ async fn any_flipped_byte_of_the_statement_fails_verification() {
     for at in 0..receipt.statement.len() {
         let mut flipped = receipt.clone();
         flipped.statement[at] ^= 0x80;
-        assert!(!verifies(&flipped, &key), "flipping byte {at} still verifies");
+        assert!(
+            !verifies(&flipped, &key),
+            "flipping byte {at} still verifies"
+        );
     }
 }
 
@@ -345,10 +351,7 @@ async fn streamed_stdin_is_digested_like_the_same_stdin_given_whole() {
     )
     .await;
     assert_eq!(streamed.stdout, whole.stdout);
-    let (whole, streamed) = (
-        statement(&whole.receipt()),
-        statement(&streamed.receipt()),
-    );
+    let (whole, streamed) = (statement(&whole.receipt()), statement(&streamed.receipt()));
     assert_eq!(streamed.inputs_sha256, whole.inputs_sha256);
     assert_eq!(streamed.stdout_sha256, whole.stdout_sha256);
 }

@@ -6,8 +6,8 @@
 
 use tonic::Code;
 use wasmwiz_proto::v1::{
-    self, account_service_client::AccountServiceClient, execute_event::Event,
-    execute_request::Msg, execution_service_client::ExecutionServiceClient, CachePolicy,
+    self, account_service_client::AccountServiceClient, execute_event::Event, execute_request::Msg,
+    execution_service_client::ExecutionServiceClient, CachePolicy,
 };
 use wasmwiz_server::testing::{postgres_available, Authed, Db, TestServer};
 
@@ -55,7 +55,11 @@ async fn exec(server: &TestServer, key: &str) -> ExecutionServiceClient<Authed> 
     ExecutionServiceClient::new(server.authed(Some(key)).await)
 }
 
-async fn try_run(server: &TestServer, key: &str, request: v1::RunRequest) -> Result<Ran, tonic::Status> {
+async fn try_run(
+    server: &TestServer,
+    key: &str,
+    request: v1::RunRequest,
+) -> Result<Ran, tonic::Status> {
     let mut stream = exec(server, key).await.run(request).await?.into_inner();
     let mut ran = Ran::default();
     while let Some(event) = stream.message().await? {
@@ -148,15 +152,48 @@ async fn any_single_changed_input_is_a_miss() {
     run(&server, &key, argsenv()).await;
     assert!(run(&server, &key, argsenv()).await.hit());
     let variants: Vec<(&str, v1::RunRequest)> = vec![
-        ("stdin", v1::RunRequest { stdin: b"x".to_vec(), ..argsenv() }),
-        ("args", v1::RunRequest { args: vec!["b".into()], ..argsenv() }),
-        ("env", v1::RunRequest { env: [("K".to_string(), "W".to_string())].into(), ..argsenv() }),
-        ("program_name", v1::RunRequest { program_name: "p".into(), ..argsenv() }),
-        ("random_seed", v1::RunRequest { random_seed: 1, ..argsenv() }),
+        (
+            "stdin",
+            v1::RunRequest {
+                stdin: b"x".to_vec(),
+                ..argsenv()
+            },
+        ),
+        (
+            "args",
+            v1::RunRequest {
+                args: vec!["b".into()],
+                ..argsenv()
+            },
+        ),
+        (
+            "env",
+            v1::RunRequest {
+                env: [("K".to_string(), "W".to_string())].into(),
+                ..argsenv()
+            },
+        ),
+        (
+            "program_name",
+            v1::RunRequest {
+                program_name: "p".into(),
+                ..argsenv()
+            },
+        ),
+        (
+            "random_seed",
+            v1::RunRequest {
+                random_seed: 1,
+                ..argsenv()
+            },
+        ),
         (
             "limits",
             v1::RunRequest {
-                limits: Some(v1::Limits { fuel: 1_000_000_000, ..Default::default() }),
+                limits: Some(v1::Limits {
+                    fuel: 1_000_000_000,
+                    ..Default::default()
+                }),
                 ..argsenv()
             },
         ),
@@ -169,7 +206,10 @@ async fn any_single_changed_input_is_a_miss() {
         ),
     ];
     for (what, request) in variants {
-        assert!(!run(&server, &key, request).await.hit(), "changed {what} hit the cache");
+        assert!(
+            !run(&server, &key, request).await.hit(),
+            "changed {what} hit the cache"
+        );
     }
 }
 
@@ -179,9 +219,16 @@ async fn a_timeout_is_not_cached() {
     let key = server.admin_key.clone();
     let looping = || v1::RunRequest {
         source: Some(v1::run_request::Source::Module(
-            wat::parse_file(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/guests/loop.wat")).unwrap(),
+            wat::parse_file(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../examples/guests/loop.wat"
+            ))
+            .unwrap(),
         )),
-        limits: Some(v1::Limits { timeout_ms: 50, ..Default::default() }),
+        limits: Some(v1::Limits {
+            timeout_ms: 50,
+            ..Default::default()
+        }),
         cache: CachePolicy::Use as i32,
         ..Default::default()
     };
@@ -197,7 +244,10 @@ async fn an_out_of_fuel_ending_is_cached() {
     let server = TestServer::start().await;
     let key = server.admin_key.clone();
     let starved = || v1::RunRequest {
-        limits: Some(v1::Limits { fuel: 1_000, ..Default::default() }),
+        limits: Some(v1::Limits {
+            fuel: 1_000,
+            ..Default::default()
+        }),
         ..argsenv()
     };
     let first = run(&server, &key, starved()).await;
@@ -244,7 +294,9 @@ async fn another_engine_identity_does_not_hit() {
     let (mut config, data_dir) = server.stop().await;
     config.engine_identity.wasi_version.push_str("-next");
     let upgraded = TestServer::start_config(config, data_dir).await;
-    assert!(!run(&upgraded, &upgraded.admin_key, echo(b"e\n")).await.hit());
+    assert!(!run(&upgraded, &upgraded.admin_key, echo(b"e\n"))
+        .await
+        .hit());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,7 +313,10 @@ async fn the_oldest_entry_is_evicted_at_the_account_byte_bound() {
     assert!(run(&server, &key, echo(&a)).await.hit());
     run(&server, &key, echo(&b)).await;
     assert!(run(&server, &key, echo(&b)).await.hit());
-    assert!(!run(&server, &key, echo(&a)).await.hit(), "the older entry was kept");
+    assert!(
+        !run(&server, &key, echo(&a)).await.hit(),
+        "the older entry was kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,7 +354,12 @@ async fn streamed_stdin_with_the_cache_is_refused() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     use tonic_types::StatusExt;
-    let violations = status.get_error_details().bad_request().unwrap().field_violations.clone();
+    let violations = status
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .clone();
     assert_eq!(violations[0].field, "cache");
 }
 
@@ -330,7 +390,11 @@ async fn a_rerun_batch_is_answered_from_the_cache_with_fresh_verdicts() {
         cases: (0..3)
             .map(|i| v1::BatchCase {
                 stdin: format!("case {i}\n").into_bytes(),
-                expected_stdout: Some(if i == 0 { expected.to_vec() } else { format!("case {i}\n").into_bytes() }),
+                expected_stdout: Some(if i == 0 {
+                    expected.to_vec()
+                } else {
+                    format!("case {i}\n").into_bytes()
+                }),
                 ..Default::default()
             })
             .collect(),
@@ -358,10 +422,17 @@ async fn a_rerun_batch_is_answered_from_the_cache_with_fresh_verdicts() {
         assert_eq!(after.cached_from, before.execution_id);
         assert_eq!(after.stdout, before.stdout);
     }
-    let verdicts: Vec<v1::Verdict> = again.iter().map(|e| e.finished.as_ref().unwrap().verdict()).collect();
+    let verdicts: Vec<v1::Verdict> = again
+        .iter()
+        .map(|e| e.finished.as_ref().unwrap().verdict())
+        .collect();
     assert_eq!(
         verdicts,
-        [v1::Verdict::WrongAnswer, v1::Verdict::Accepted, v1::Verdict::Accepted]
+        [
+            v1::Verdict::WrongAnswer,
+            v1::Verdict::Accepted,
+            v1::Verdict::Accepted
+        ]
     );
 }
 

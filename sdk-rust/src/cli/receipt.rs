@@ -83,9 +83,8 @@ fn rejected(error: ReceiptError) -> Failure {
 fn verify(args: &VerifyArgs, quiet: bool) -> CliResult {
     let key = public_key(&args.public_key)?;
     let bytes = read(&args.receipt)?;
-    let receipt = receipt::decode(&bytes).map_err(|e| {
-        Failure::usage(format!("{}: {e}", args.receipt.display()))
-    })?;
+    let receipt = receipt::decode(&bytes)
+        .map_err(|e| Failure::usage(format!("{}: {e}", args.receipt.display())))?;
     let verified = receipt::verify(&receipt, &key).map_err(rejected)?;
     let mut checked = Vec::new();
     if let Some(path) = &args.stdout {
@@ -101,9 +100,9 @@ fn verify(args: &VerifyArgs, quiet: bool) -> CliResult {
         checked.push("module".to_string());
     }
     for spec in &args.files {
-        let (path, local) = spec.split_once('=').ok_or_else(|| {
-            Failure::usage(format!("--file {spec}: expected PATH=LOCAL"))
-        })?;
+        let (path, local) = spec
+            .split_once('=')
+            .ok_or_else(|| Failure::usage(format!("--file {spec}: expected PATH=LOCAL")))?;
         verified
             .check_file(path, &read(&PathBuf::from(local))?)
             .map_err(rejected)?;

@@ -24,9 +24,9 @@ use crate::{
     auth::{Authenticator, Caller},
     config::{Config, Tier},
     engine::{sha256_hex, CompiledModule, Sandbox},
+    exec::result_cache::{CacheSettings, ResultCache},
     limits::{LimitMetrics, Limits},
     metrics::Metrics,
-    exec::result_cache::{CacheSettings, ResultCache},
     receipts::ReceiptKeys,
     store::{Store, UsageWriter},
 };

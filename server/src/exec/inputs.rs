@@ -228,18 +228,26 @@ mod tests {
         assert_eq!(inputs().sha256(), inputs().sha256());
     }
 
+    type Change = Box<dyn Fn(&mut Inputs)>;
+
     #[test]
     fn every_field_changes_the_digest() {
         let base = inputs().sha256();
-        let changes: Vec<(&str, Box<dyn Fn(&mut Inputs)>)> = vec![
+        let changes: Vec<(&str, Change)> = vec![
             ("wasmi", Box::new(|i| i.engine.wasmi_version.push('x'))),
-            ("fuel model", Box::new(|i| i.engine.fuel_cost_model.push('x'))),
+            (
+                "fuel model",
+                Box::new(|i| i.engine.fuel_cost_model.push('x')),
+            ),
             ("wasi", Box::new(|i| i.engine.wasi_version.push('x'))),
             ("module", Box::new(|i| i.module_sha256 = "cd".repeat(32))),
             ("program", Box::new(|i| i.program_name = "p".into())),
             ("args", Box::new(|i| i.args.push("c".into()))),
             ("env", Box::new(|i| i.env[0].1 = "9".into())),
-            ("stdin", Box::new(|i| i.stdin = StdinInput::Whole(Bytes::from_static(b"iN")))),
+            (
+                "stdin",
+                Box::new(|i| i.stdin = StdinInput::Whole(Bytes::from_static(b"iN"))),
+            ),
             ("fuel", Box::new(|i| i.fuel += 1)),
             ("memory", Box::new(|i| i.memory_bytes += 1)),
             ("timeout", Box::new(|i| i.timeout_ms += 1)),

@@ -17,8 +17,8 @@ use wasmwiz_proto::v1::{self, Verdict};
 use super::{
     client::ClientStdin,
     receipting::Receipting,
-    result_cache::CacheWrite,
     record::{UsageEnd, UsageRecord},
+    result_cache::CacheWrite,
     spec::{ModuleSource, RunSpec},
     verdict::VerdictTracker,
 };
@@ -356,7 +356,10 @@ pub(super) async fn launch(
             tracing::debug!(execution_id = %row.id, outcome = report.outcome.as_str(), "execution finished");
             let finished_at = now_ms();
             let ended = match receipting {
-                Some(r) => r.finish(&state, &report, &row.id, finished_at).await.map(Some),
+                Some(r) => r
+                    .finish(&state, &report, &row.id, finished_at)
+                    .await
+                    .map(Some),
                 None => Ok(None),
             };
             let (user_id, execution_id) = (row.user_id.clone(), row.id.clone());
@@ -381,11 +384,18 @@ pub(super) async fn launch(
             if let (Some(write), Ok((report, Some(receipt), Some(chunks)))) = (&cache, &answer) {
                 let (receipt, chunks) = (receipt.clone(), chunks.clone());
                 super::result_cache::store_result(
-                    &state, &user_id, write, &execution_id, report, receipt, chunks,
+                    &state,
+                    &user_id,
+                    write,
+                    &execution_id,
+                    report,
+                    receipt,
+                    chunks,
                 )
                 .await;
             }
-            let answer = answer.map(|(report, receipt, _)| (report, receipt.filter(|_| wants_receipt)));
+            let answer =
+                answer.map(|(report, receipt, _)| (report, receipt.filter(|_| wants_receipt)));
             // A client that saw `finished` may start its next run at
             // once: its slots are free by then.
             drop(permit);

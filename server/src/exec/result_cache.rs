@@ -290,12 +290,13 @@ impl ResultCache {
         let Some(limiter) = self.lookups.as_ref().filter(|_| !tier.unmetered) else {
             return Ok(());
         };
-        limiter.check_key(&caller.user_id).map_err(|not_until| {
-            ApiError::CacheLookups {
+        limiter
+            .check_key(&caller.user_id)
+            .map_err(|not_until| ApiError::CacheLookups {
                 limit: u64::from(self.settings.lookups_per_minute),
-                retry_after: not_until.wait_time_from(governor::clock::DefaultClock::default().now()),
-            }
-        })
+                retry_after: not_until
+                    .wait_time_from(governor::clock::DefaultClock::default().now()),
+            })
     }
 
     /// The caller's entry for `key`: the front, else the database.
@@ -462,7 +463,15 @@ pub async fn start(
         }
     }
     let allowance = allow(state, caller, tier, false).await?;
-    begin(state, caller, spec, resolved, allowance, Some(CacheWrite { key })).await
+    begin(
+        state,
+        caller,
+        spec,
+        resolved,
+        allowance,
+        Some(CacheWrite { key }),
+    )
+    .await
 }
 
 /// The usage row of a hit: finished at once, the original run's outcome

@@ -138,9 +138,7 @@ fn read_or_generate(path: &Path) -> anyhow::Result<String> {
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
             Ok(std::fs::read_to_string(path)?)
         }
-        Err(error) => {
-            Err(error).with_context(|| format!("cannot write {}", path.display()))
-        }
+        Err(error) => Err(error).with_context(|| format!("cannot write {}", path.display())),
     }
 }
 

@@ -38,8 +38,8 @@ pub fn verify(
     receipt: &v1::Receipt,
     public: &VerifyingKey,
 ) -> Result<v1::ReceiptStatement, VerifyError> {
-    let signature = Signature::from_slice(&receipt.signature)
-        .map_err(|_| VerifyError::MalformedSignature)?;
+    let signature =
+        Signature::from_slice(&receipt.signature).map_err(|_| VerifyError::MalformedSignature)?;
     public
         .verify(&receipt.statement, &signature)
         .map_err(|_| VerifyError::BadSignature)?;

@@ -314,7 +314,11 @@ mod tests {
             .result_cache_put(entry("u", "k", b"x", 5_000), BOUNDS)
             .await
             .unwrap();
-        assert!(store.result_cache_get("u", "k", 4_999).await.unwrap().is_some());
+        assert!(store
+            .result_cache_get("u", "k", 4_999)
+            .await
+            .unwrap()
+            .is_some());
         assert_eq!(store.result_cache_get("u", "k", 5_000).await.unwrap(), None);
         assert_eq!(store.result_cache_purge(5_000).await.unwrap(), 1);
         let pieces: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM result_cache_pieces")
@@ -345,7 +349,14 @@ mod tests {
                 inputs_sha256: "k1".into()
             }]
         );
-        assert_eq!(store.result_cache_get("alice", "k1", 2).await.unwrap(), None);
-        assert!(store.result_cache_get("bob", "k2", 2).await.unwrap().is_some());
+        assert_eq!(
+            store.result_cache_get("alice", "k1", 2).await.unwrap(),
+            None
+        );
+        assert!(store
+            .result_cache_get("bob", "k2", 2)
+            .await
+            .unwrap()
+            .is_some());
     }
 }
