@@ -84,6 +84,9 @@ pub struct CaseResult {
     pub module_sha256: String,
     /// The stdout the case had to print (from the request), for reports.
     pub expected_stdout: Option<Bytes>,
+    /// Set when the server answered from its result cache: the execution
+    /// id of the run whose result this is.
+    pub cached_from: Option<String>,
 }
 
 impl CaseResult {
@@ -190,6 +193,7 @@ pub struct Batch {
     seed: u64,
     program_name: String,
     progress: Option<ProgressFn>,
+    cache: proto::CachePolicy,
 }
 
 impl Client {
@@ -204,6 +208,7 @@ impl Client {
             seed: 0,
             program_name: String::new(),
             progress: None,
+            cache: proto::CachePolicy::Unspecified,
         }
     }
 }
@@ -245,6 +250,13 @@ impl Batch {
         self
     }
 
+    /// Whether the server's result cache may answer (and store) the cases
+    /// (default: off).
+    pub fn cache(mut self, policy: proto::CachePolicy) -> Self {
+        self.cache = policy;
+        self
+    }
+
     /// argv\[0\] of every case.
     pub fn program_name(mut self, name: impl Into<String>) -> Self {
         self.program_name = name.into();
@@ -281,6 +293,7 @@ impl Batch {
             program_name: self.program_name.clone(),
             env: self.env.clone(),
             random_seed: self.seed,
+            cache: self.cache as i32,
             ..Default::default()
         };
         let total = self.cases.len();
@@ -345,6 +358,7 @@ fn case_result(event: proto::BatchEvent, expected: &[Option<Bytes>]) -> Result<C
         execution_id: event.execution_id,
         expected_stdout: expected.get(event.case_index as usize).cloned().flatten(),
         module_sha256: event.module_sha256,
+        cached_from: event.result_cache_hit.then_some(event.cached_from),
     })
 }
 
@@ -485,6 +499,13 @@ pub fn junit_report(suite: &str, cases: &[CaseResult], not_run: &[NotRun]) -> St
             secs(case.finished.duration)
         );
         xml.push_str(">\n");
+        if let Some(original) = &case.cached_from {
+            let _ = writeln!(
+                xml,
+                "      <properties><property name=\"cached_from\" value=\"{}\"/></properties>",
+                attr_escape(original)
+            );
+        }
         if let Some(why) = case.failure() {
             let kind = match (case.finished.outcome, case.finished.verdict) {
                 (Outcome::Success, Verdict::WrongAnswer) => "WRONG_ANSWER",

@@ -64,6 +64,7 @@ pub struct Run {
     expected_stdout: Option<Bytes>,
     keep_module: bool,
     progress: Option<ProgressFn>,
+    cache: proto::CachePolicy,
 }
 
 impl Client {
@@ -81,11 +82,19 @@ impl Client {
             expected_stdout: None,
             keep_module: false,
             progress: None,
+            cache: proto::CachePolicy::Unspecified,
         }
     }
 }
 
 impl Run {
+    /// Whether the server's result cache may answer (and store) this run
+    /// (default: off). Refused with streamed stdin.
+    pub fn cache(mut self, policy: proto::CachePolicy) -> Self {
+        self.cache = policy;
+        self
+    }
+
     /// The guest's whole stdin (default: empty).
     pub fn stdin(mut self, stdin: impl Into<Bytes>) -> Self {
         self.stdin = Stdin::Bytes(stdin.into());
@@ -231,6 +240,7 @@ impl Run {
             expected_stdout: self.expected_stdout.as_ref().map(|b| b.to_vec()),
             stream_stdin: streamed.is_some(),
             keep_module: self.keep_module,
+            cache: self.cache as i32,
             ..Default::default()
         };
         let chunk_size = client.inner.chunk_size;

@@ -74,6 +74,11 @@ pub struct RunArgs {
     /// Also store the module on the server (to run it later by sha256).
     #[arg(long)]
     pub keep: bool,
+    /// Let the server answer from its result cache when the same run
+    /// (module, stdin, args, env, limits, seed) was done before, and store
+    /// this one. Stdin is then read whole before the run starts.
+    #[arg(long)]
+    pub cache: bool,
     /// Print one JSON object (output, outcome, costs) at the end instead of
     /// streaming the guest's output.
     #[arg(long)]
@@ -196,6 +201,7 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
         .env(args.env.iter().cloned())
         .limits(limits)
         .keep_module(args.keep)
+        .cache(cache_policy(args.cache))
         .on_upload_progress(progress::reporter(label, cli.quiet));
     if let Some(seed) = args.seed {
         run = run.seed(seed);
@@ -208,6 +214,17 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
     }
     match StdinSource::of(args) {
         StdinSource::Empty => {}
+        // A cached run's stdin is part of its key: it is sent whole.
+        StdinSource::Process if args.cache => {
+            let mut whole = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut whole)
+                .await
+                .map_err(|e| Failure::usage(format!("cannot read stdin: {e}")))?;
+            run = run.stdin(whole);
+        }
+        StdinSource::File(path) if args.cache => {
+            run = run.stdin(read_input(&path.display().to_string())?);
+        }
         StdinSource::Process => run = run.stdin_reader(tokio::io::stdin()),
         StdinSource::File(path) => {
             let file = tokio::fs::File::open(&path)
@@ -325,5 +342,14 @@ mod tests {
         assert_eq!(code(Outcome::MemoryLimit, -1, Verdict::None), 104);
         assert_eq!(code(Outcome::OutputLimit, -1, Verdict::None), 105);
         assert_eq!(code(Outcome::Cancelled, -1, Verdict::None), 106);
+    }
+}
+
+/// `--cache` as the request's policy.
+pub fn cache_policy(cache: bool) -> wasmwiz::proto::CachePolicy {
+    if cache {
+        wasmwiz::proto::CachePolicy::Use
+    } else {
+        wasmwiz::proto::CachePolicy::Unspecified
     }
 }
