@@ -16,7 +16,7 @@ use wasmwiz_proto::v1;
 use super::{
     client::ClientStdin,
     lifecycle::{allow, finished, launch, resolve, Finished, Launch, Running},
-    result_cache::{case_lookup, CacheWrite, CaseHit},
+    result_cache::{case_hit, case_lookup, CacheWrite, CaseHit, Entry},
     spec::{GivenSource, ModuleSource, NamedTier},
     verdict::VerdictTracker,
 };
@@ -191,11 +191,9 @@ impl Scheduler {
             let cache = match self.cache {
                 v1::CachePolicy::Unspecified => None,
                 policy => match self.lookup(&tier, &case, policy).await {
-                    Ok(Ok(hit)) => {
-                        let result = hit_result(index as u32, case, &self.resolved, hit);
-                        if self.tx.send(Ok(result)).await.is_err() {
-                            break;
-                        }
+                    // Recorded concurrently: hits share usage-row commits.
+                    Ok(Ok(entry)) => {
+                        running.push(tokio::spawn(self.replay(index as u32, case, entry)));
                         continue;
                     }
                     Ok(Err(write)) => Some(write),
@@ -263,7 +261,7 @@ impl Scheduler {
         tier: &crate::config::Tier,
         case: &CaseSpec,
         policy: v1::CachePolicy,
-    ) -> Result<Result<CaseHit, CacheWrite>, ApiError> {
+    ) -> Result<Result<Arc<Entry>, CacheWrite>, ApiError> {
         case_lookup(
             &self.state,
             &self.caller,
@@ -274,9 +272,31 @@ impl Scheduler {
             &self.limits,
             self.seed,
             policy,
-            self.receipt,
         )
         .await
+    }
+
+    /// Records and sends one case answered from the cache.
+    fn replay(
+        &self,
+        index: u32,
+        case: CaseSpec,
+        entry: Arc<Entry>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (state, caller, resolved, tx, receipt) = (
+            self.state.clone(),
+            self.caller.clone(),
+            self.resolved.clone(),
+            self.tx.clone(),
+            self.receipt,
+        );
+        async move {
+            let hit = case_hit(&state, &caller, &resolved.module.sha256, entry, receipt).await;
+            let result = hit
+                .map(|hit| hit_result(index, case, &resolved, hit))
+                .map_err(Status::from);
+            let _ = tx.send(result).await;
+        }
     }
 }
 

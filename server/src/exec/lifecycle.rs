@@ -278,6 +278,7 @@ pub(super) async fn launch(
         day: utc_day(),
         started_at: now_ms(),
         end: None,
+        cached_from: None,
     };
     let begun = state.usage.enqueue(row.clone()).await?;
     let (admitted_tx, admitted) = oneshot::channel();

@@ -496,11 +496,10 @@ async fn record_hit(
             duration_us: 0,
             ..UsageEnd::from_report(now, report)
         }),
+        cached_from: Some(entry.execution_id.clone()),
     };
-    state
-        .store
-        .usage_insert_cached(&row, &entry.execution_id)
-        .await?;
+    // Group-committed with the other rows (a batch's hits share commits).
+    state.usage.enqueue(row).await?.wait().await?;
     state.mark_seen(&caller.user_id, module_sha256);
     Ok(execution_id)
 }
@@ -576,8 +575,7 @@ pub(super) async fn case_lookup(
     limits: &EffectiveLimits,
     seed: u64,
     policy: CachePolicy,
-    receipt: bool,
-) -> Result<Result<CaseHit, CacheWrite>, ApiError> {
+) -> Result<Result<Arc<Entry>, CacheWrite>, ApiError> {
     state.result_cache.allow_lookup(caller, tier)?;
     let module_sha256 = &resolved.module.sha256;
     let key = key_of(state, module_sha256, cmd, stdin, limits, seed).await?;
@@ -585,9 +583,17 @@ pub(super) async fn case_lookup(
         CachePolicy::Use => state.result_cache.get(state, &caller.user_id, &key).await?,
         _ => None,
     };
-    let Some(entry) = found else {
-        return Ok(Err(CacheWrite { key }));
-    };
+    Ok(found.ok_or(CacheWrite { key }))
+}
+
+/// A batch case's hit, recorded (its usage row durable).
+pub(super) async fn case_hit(
+    state: &AppState,
+    caller: &Caller,
+    module_sha256: &str,
+    entry: Arc<Entry>,
+    receipt: bool,
+) -> Result<CaseHit, ApiError> {
     let report = entry.report()?;
     let execution_id = record_hit(state, caller, module_sha256, &entry, &report).await?;
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
@@ -597,14 +603,14 @@ pub(super) async fn case_lookup(
             Stream::Stderr => stderr.extend_from_slice(&chunk.data),
         }
     }
-    Ok(Ok(CaseHit {
+    Ok(CaseHit {
         execution_id,
         cached_from: entry.execution_id.clone(),
         stdout: stdout.into(),
         stderr: stderr.into(),
         report,
         receipt: if receipt { entry.receipt.clone() } else { None },
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -1,13 +1,12 @@
 //! The result cache's durable half: one entry per (account, inputs digest),
 //! its encoded bytes split into pieces of at most [`PIECE_BYTES`], with an
 //! expiry; bounded in bytes per account and in total by evicting the oldest
-//! entries. Shared by every replica on the same database. Also the usage
-//! rows of cache hits, which the group writer does not carry.
+//! entries. Shared by every replica on the same database. Also the cache
+//! hits of the usage summary.
 
 use sqlx::Row;
 
 use super::Store;
-use crate::exec::UsageRecord;
 
 /// Largest piece of one entry in one row.
 pub const PIECE_BYTES: usize = 1 << 20;
@@ -165,41 +164,6 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
-    }
-
-    /// Writes the usage row of a cache hit (already finished, naming the
-    /// execution it replayed); durable when this returns.
-    pub async fn usage_insert_cached(
-        &self,
-        row: &UsageRecord,
-        cached_from: &str,
-    ) -> sqlx::Result<()> {
-        let end = row.end.as_ref();
-        sqlx::query(
-            "INSERT INTO usage_records (id, user_id, key_id, module_sha256, day, started_at, finished_at, \
-             outcome, exit_code, fuel_consumed, duration_us, memory_peak_bytes, stdin_bytes, stdout_bytes, \
-             stderr_bytes, cached_from) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        )
-        .bind(row.id.clone())
-        .bind(row.user_id.clone())
-        .bind(row.key_id.clone())
-        .bind(row.module_sha256.clone())
-        .bind(row.day.clone())
-        .bind(row.started_at)
-        .bind(end.map(|e| e.finished_at))
-        .bind(end.map_or("", |e| e.outcome))
-        .bind(end.map(|e| i64::from(e.exit_code)))
-        .bind(end.map_or(0, |e| e.fuel_consumed as i64))
-        .bind(end.map_or(0, |e| e.duration_us as i64))
-        .bind(end.map_or(0, |e| e.memory_peak_bytes as i64))
-        .bind(end.map_or(0, |e| e.stdin_bytes as i64))
-        .bind(end.map_or(0, |e| e.stdout_bytes as i64))
-        .bind(end.map_or(0, |e| e.stderr_bytes as i64))
-        .bind(cached_from)
-        .execute(self.pool())
-        .await?;
-        Ok(())
     }
 
     /// Cache hits and the fuel they saved (the replayed runs' fuel), for
