@@ -65,6 +65,7 @@ pub struct Run {
     keep_module: bool,
     progress: Option<ProgressFn>,
     cache: proto::CachePolicy,
+    receipt: bool,
 }
 
 impl Client {
@@ -83,6 +84,7 @@ impl Client {
             keep_module: false,
             progress: None,
             cache: proto::CachePolicy::Unspecified,
+            receipt: false,
         }
     }
 }
@@ -92,6 +94,12 @@ impl Run {
     /// (default: off). Refused with streamed stdin.
     pub fn cache(mut self, policy: proto::CachePolicy) -> Self {
         self.cache = policy;
+        self
+    }
+
+    /// Ask for a signed receipt (`Finished::receipt`; default: no).
+    pub fn receipt(mut self, receipt: bool) -> Self {
+        self.receipt = receipt;
         self
     }
 
@@ -241,6 +249,7 @@ impl Run {
             stream_stdin: streamed.is_some(),
             keep_module: self.keep_module,
             cache: self.cache as i32,
+            receipt: self.receipt,
             ..Default::default()
         };
         let chunk_size = client.inner.chunk_size;

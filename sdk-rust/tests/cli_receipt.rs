@@ -186,3 +186,44 @@ async fn another_servers_key_is_named_in_the_refusal() {
     assert_eq!(out.code, 107, "{out:?}");
     assert!(out.stderr.contains(&s.receipt.key_id), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_writes_a_receipt_that_verify_accepts() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (receipt, stdout) = (dir.path().join("run.bin"), dir.path().join("out.txt"));
+    let hello = common::guest("hello.wasm").display().to_string();
+    let out = cli(
+        &server.url,
+        Some(&server.admin_key),
+        &["run", "--receipt-out", receipt.to_str().unwrap(), &hello],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    std::fs::write(&stdout, out.stdout.as_bytes()).unwrap();
+    let info = ServerServiceClient::new(server.channel().await)
+        .get_server_info(v1::GetServerInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let out = cli(
+        NOWHERE,
+        None,
+        &[
+            "receipt",
+            "verify",
+            receipt.to_str().unwrap(),
+            "--public-key",
+            &hex::encode(&info.receipt_keys[0].public_key),
+            "--stdout",
+            stdout.to_str().unwrap(),
+            "--module",
+            &hello,
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("matches    module"), "{out:?}");
+}

@@ -79,6 +79,10 @@ pub struct RunArgs {
     /// this one. Stdin is then read whole before the run starts.
     #[arg(long)]
     pub cache: bool,
+    /// Ask for a signed receipt of the run and write it to FILE (check it
+    /// offline with `wasmwiz receipt verify`).
+    #[arg(long, value_name = "FILE")]
+    pub receipt_out: Option<PathBuf>,
     /// Print one JSON object (output, outcome, costs) at the end instead of
     /// streaming the guest's output.
     #[arg(long)]
@@ -202,6 +206,7 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
         .limits(limits)
         .keep_module(args.keep)
         .cache(cache_policy(args.cache))
+        .receipt(args.receipt_out.is_some())
         .on_upload_progress(progress::reporter(label, cli.quiet));
     if let Some(seed) = args.seed {
         run = run.seed(seed);
@@ -253,6 +258,7 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
             "cache_hit": output.started.cache_hit,
             "limits": limits_json(&output.started),
         }));
+        write_receipt(args, &output.finished)?;
         return Ok(exit_code(&output.finished));
     }
 
@@ -281,6 +287,7 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
         code: exit::SERVER,
         message: "the run ended without a result".into(),
     })?;
+    write_receipt(args, &finished)?;
     let code = exit_code(&finished);
     let unusual = !matches!(finished.outcome, Outcome::Success | Outcome::ExitNonzero);
     if !cli.quiet && (args.verbose || unusual || code == exit::WRONG_ANSWER) {
@@ -323,6 +330,7 @@ mod tests {
             stderr_bytes: 0,
             output_truncated: false,
             verdict,
+            receipt: None,
         }
     }
 
@@ -343,6 +351,19 @@ mod tests {
         assert_eq!(code(Outcome::OutputLimit, -1, Verdict::None), 105);
         assert_eq!(code(Outcome::Cancelled, -1, Verdict::None), 106);
     }
+}
+
+/// Writes the run's receipt to `--receipt-out` (a serialized `Receipt`).
+fn write_receipt(args: &RunArgs, finished: &Finished) -> CliResult<()> {
+    let Some(path) = &args.receipt_out else {
+        return Ok(());
+    };
+    let receipt = finished.receipt.as_ref().ok_or_else(|| Failure {
+        code: exit::SERVER,
+        message: "the server sent no receipt".into(),
+    })?;
+    std::fs::write(path, prost::Message::encode_to_vec(receipt))
+        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))
 }
 
 /// `--cache` as the request's policy.
