@@ -313,6 +313,28 @@ fn limits_json(started: &Started) -> serde_json::Value {
     })
 }
 
+/// Writes the run's receipt to `--receipt-out` (a serialized `Receipt`).
+fn write_receipt(args: &RunArgs, finished: &Finished) -> CliResult<()> {
+    let Some(path) = &args.receipt_out else {
+        return Ok(());
+    };
+    let receipt = finished.receipt.as_ref().ok_or_else(|| Failure {
+        code: exit::SERVER,
+        message: "the server sent no receipt".into(),
+    })?;
+    std::fs::write(path, prost::Message::encode_to_vec(receipt))
+        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))
+}
+
+/// `--cache` as the request's policy.
+pub fn cache_policy(cache: bool) -> wasmwiz::proto::CachePolicy {
+    if cache {
+        wasmwiz::proto::CachePolicy::Use
+    } else {
+        wasmwiz::proto::CachePolicy::Unspecified
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,27 +372,5 @@ mod tests {
         assert_eq!(code(Outcome::MemoryLimit, -1, Verdict::None), 104);
         assert_eq!(code(Outcome::OutputLimit, -1, Verdict::None), 105);
         assert_eq!(code(Outcome::Cancelled, -1, Verdict::None), 106);
-    }
-}
-
-/// Writes the run's receipt to `--receipt-out` (a serialized `Receipt`).
-fn write_receipt(args: &RunArgs, finished: &Finished) -> CliResult<()> {
-    let Some(path) = &args.receipt_out else {
-        return Ok(());
-    };
-    let receipt = finished.receipt.as_ref().ok_or_else(|| Failure {
-        code: exit::SERVER,
-        message: "the server sent no receipt".into(),
-    })?;
-    std::fs::write(path, prost::Message::encode_to_vec(receipt))
-        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))
-}
-
-/// `--cache` as the request's policy.
-pub fn cache_policy(cache: bool) -> wasmwiz::proto::CachePolicy {
-    if cache {
-        wasmwiz::proto::CachePolicy::Use
-    } else {
-        wasmwiz::proto::CachePolicy::Unspecified
     }
 }
