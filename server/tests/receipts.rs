@@ -355,3 +355,33 @@ async fn streamed_stdin_is_digested_like_the_same_stdin_given_whole() {
     assert_eq!(streamed.inputs_sha256, whole.inputs_sha256);
     assert_eq!(streamed.stdout_sha256, whole.stdout_sha256);
 }
+
+/// A `GetServerInfoRequest` with unknown bytes added (field 15).
+#[derive(Clone, PartialEq, prost::Message)]
+struct Padded {
+    #[prost(bytes = "vec", tag = "15")]
+    pad: Vec<u8>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_info_takes_the_anonymous_message_cap() {
+    let server = TestServer::start().await;
+    let cap = server.config.anonymous_message_bytes;
+    let call = |pad: usize| {
+        let channel = server.channel();
+        async move {
+            let mut grpc = tonic::client::Grpc::new(channel.await);
+            grpc.ready().await.unwrap();
+            grpc.unary(
+                tonic::Request::new(Padded { pad: vec![0; pad] }),
+                http::uri::PathAndQuery::from_static("/wasmwiz.v1.ServerService/GetServerInfo"),
+                tonic_prost::ProstCodec::<Padded, v1::GetServerInfoResponse>::default(),
+            )
+            .await
+        }
+    };
+    assert!(call(1024).await.is_ok());
+    let refused = call(cap + 1).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("unauthenticated"), "{refused:?}");
+}
