@@ -456,3 +456,53 @@ async fn replicas_on_postgresql_share_the_cache() {
     assert_eq!(on_b.started.cached_from, first.started.execution_id);
     assert_eq!(on_b.events, first.events);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_past_their_budget_are_refused_with_a_retry_time() {
+    let server = TestServer::start_with(Db::Sqlite, |config| {
+        config.result_cache_lookups_per_minute = 2;
+    })
+    .await;
+    let key = server.create_key("lookups@x.io", "free", false).await;
+    run(&server, &key, echo(b"1\n")).await;
+    assert!(run(&server, &key, echo(b"1\n")).await.hit());
+    let refused = try_run(&server, &key, echo(b"1\n")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    use tonic_types::StatusExt;
+    let details = refused.get_error_details();
+    assert_eq!(
+        details.quota_failure().unwrap().violations[0].subject,
+        "result cache lookups per minute"
+    );
+    assert!(details.retry_info().is_some());
+}
+
+/// The server's Prometheus text.
+async fn metrics(server: &TestServer) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).await.unwrap();
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_and_misses_are_counted_for_the_hit_ratio() {
+    let server = TestServer::start().await;
+    let key = server.admin_key.clone();
+    run(&server, &key, echo(b"m\n")).await;
+    run(&server, &key, echo(b"m\n")).await;
+    run(&server, &key, echo(b"m\n")).await;
+    let text = metrics(&server).await;
+    assert!(
+        text.contains("wasmwiz_result_cache_lookups_total{result=\"hit\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wasmwiz_result_cache_lookups_total{result=\"miss\"} 1"),
+        "{text}"
+    );
+}
