@@ -418,6 +418,20 @@ pub(super) async fn store_result(
     if !deterministic(report.outcome) {
         return;
     }
+    // The key was computed before the run; the receipt's digest is of the
+    // job that ran. Stored only when they agree, so an input the key does
+    // not cover can never be answered from the cache.
+    let ran = v1::ReceiptStatement::decode(receipt.statement.as_slice())
+        .map(|statement| statement.inputs_sha256)
+        .unwrap_or_default();
+    if ran != write.key {
+        tracing::error!(
+            key = %write.key,
+            ran = %ran,
+            "result cache key does not cover the run's inputs; not stored"
+        );
+        return;
+    }
     let cache = &state.result_cache;
     let Some(entry) = Entry::of(
         execution_id,
