@@ -381,26 +381,18 @@ pub(super) async fn launch(
                     (report, receipt, recorded.flatten())
                 }),
             };
-            // Stored before `finished` is sent: the next identical request hits.
-            if let (Some(write), Ok((report, Some(receipt), Some(chunks)))) = (&cache, &answer) {
-                let (receipt, chunks) = (receipt.clone(), chunks.clone());
-                super::result_cache::store_result(
-                    &state,
-                    &user_id,
-                    write,
-                    &execution_id,
-                    report,
-                    receipt,
-                    chunks,
-                )
-                .await;
-            }
-            let answer =
-                answer.map(|(report, receipt, _)| (report, receipt.filter(|_| wants_receipt)));
             // A client that saw `finished` may start its next run at
             // once: its slots are free by then.
             drop(permit);
             drop(allowance);
+            let answer = super::result_cache::settle(
+                &state,
+                (&user_id, &execution_id),
+                cache.as_ref(),
+                wants_receipt,
+                answer,
+            )
+            .await;
             let _ = report_tx.send(answer);
         },
         span,

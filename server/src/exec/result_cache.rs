@@ -405,8 +405,38 @@ pub struct CacheWrite {
     pub key: String,
 }
 
+/// How a launched run ended: its report, its receipt (made when asked for
+/// or when the cache is on) and its recorded output (with the cache on).
+pub(super) type Ended = (Report, Option<v1::Receipt>, Option<Vec<OutputChunk>>);
+
+/// The end of a launched run as its client gets it: stored in the cache
+/// first when `cache` is set (so the next identical request hits), the
+/// receipt kept only when the client asked for one.
+pub(super) async fn settle(
+    state: &AppState,
+    (user_id, execution_id): (&str, &str),
+    cache: Option<&CacheWrite>,
+    wants_receipt: bool,
+    answer: Result<Ended, ApiError>,
+) -> Result<(Report, Option<v1::Receipt>), ApiError> {
+    let (report, receipt, recorded) = answer?;
+    if let (Some(write), Some(receipt), Some(chunks)) = (cache, &receipt, recorded) {
+        store_result(
+            state,
+            user_id,
+            write,
+            execution_id,
+            &report,
+            receipt.clone(),
+            chunks,
+        )
+        .await;
+    }
+    Ok((report, receipt.filter(|_| wants_receipt)))
+}
+
 /// Stores a finished run when it ended deterministically.
-pub(super) async fn store_result(
+async fn store_result(
     state: &AppState,
     user_id: &str,
     write: &CacheWrite,
