@@ -506,3 +506,27 @@ async fn hits_and_misses_are_counted_for_the_hit_ratio() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_cache_policy_is_refused() {
+    let server = TestServer::start().await;
+    let status = try_run(
+        &server,
+        &server.admin_key,
+        v1::RunRequest {
+            cache: 7,
+            ..echo(b"x")
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    use tonic_types::StatusExt;
+    let violations = status
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .clone();
+    assert_eq!(violations[0].field, "cache");
+}

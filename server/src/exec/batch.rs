@@ -93,7 +93,7 @@ impl TryFrom<(v1::RunBatchRequest, NamedTier<'_>)> for BatchSpec {
             seed: req.random_seed,
             cases,
             receipt: req.receipt,
-            cache: v1::CachePolicy::try_from(req.cache).unwrap_or_default(),
+            cache: super::result_cache::policy(req.cache)?,
         })
     }
 }

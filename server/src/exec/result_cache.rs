@@ -252,6 +252,20 @@ impl CacheSettings {
     }
 }
 
+/// A request's `cache` field; values this server does not know are refused
+/// rather than ignored.
+pub fn policy(value: i32) -> Result<CachePolicy, ApiError> {
+    CachePolicy::try_from(value).map_err(|_| {
+        ApiError::invalid(
+            "cache",
+            format!(
+                "{value} is not a cache policy: use CACHE_POLICY_UNSPECIFIED (0, off), \
+                 CACHE_POLICY_USE (1) or CACHE_POLICY_REFRESH (2)"
+            ),
+        )
+    })
+}
+
 /// The in-process half: moka front, lookup budget, metrics.
 pub struct ResultCache {
     pub settings: CacheSettings,

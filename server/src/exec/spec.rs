@@ -159,7 +159,7 @@ impl TryFrom<(v1::RunRequest, NamedTier<'_>)> for RunSpec {
             expected: req.expected_stdout.map(Bytes::from),
             client: None,
             receipt: req.receipt,
-            cache: v1::CachePolicy::try_from(req.cache).unwrap_or_default(),
+            cache: super::result_cache::policy(req.cache)?,
         })
     }
 }
@@ -195,7 +195,7 @@ impl TryFrom<(v1::ExecuteStart, ClientStream, NamedTier<'_>)> for RunSpec {
                 ))
             }
         };
-        let cache = v1::CachePolicy::try_from(start.cache).unwrap_or_default();
+        let cache = super::result_cache::policy(start.cache)?;
         if start.stream_stdin && cache != v1::CachePolicy::Unspecified {
             return Err(ApiError::invalid(
                 "cache",
