@@ -12,6 +12,9 @@ const PROTOS: &[&str] = &[
     "proto/wasmwiz/v1/module.proto",
     "proto/wasmwiz/v1/account.proto",
     "proto/wasmwiz/v1/admin.proto",
+    "proto/wasmwiz/v1/receipt.proto",
+    "proto/wasmwiz/v1/receipt_statement.proto",
+    "proto/wasmwiz/v1/server.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

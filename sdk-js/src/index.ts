@@ -24,6 +24,9 @@
  */
 export * from "./client.js";
 export * from "./errors.js";
+export * from "./receipt.js";
+export type { Receipt } from "./gen/wasmwiz/v1/receipt_pb.js";
+export type { ReceiptStatement, FileDigest } from "./gen/wasmwiz/v1/receipt_statement_pb.js";
 export {
   PIECE_SIZE,
   FileCollector,

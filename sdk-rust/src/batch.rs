@@ -98,6 +98,9 @@ pub struct CaseResult {
     pub expected_stdout: Option<Bytes>,
     /// The case's collected files, whole, in path order.
     pub files: Vec<File>,
+    /// Set when the server answered from its result cache: the execution
+    /// id of the run whose result this is.
+    pub cached_from: Option<String>,
 }
 
 impl CaseResult {
@@ -205,6 +208,7 @@ pub struct Batch {
     program_name: String,
     fs: Option<Filesystem>,
     progress: Option<ProgressFn>,
+    cache: proto::CachePolicy,
 }
 
 impl Client {
@@ -220,6 +224,7 @@ impl Client {
             program_name: String::new(),
             fs: None,
             progress: None,
+            cache: proto::CachePolicy::Unspecified,
         }
     }
 }
@@ -258,6 +263,13 @@ impl Batch {
     /// PRNG seed of every case.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Whether the server's result cache may answer (and store) the cases
+    /// (default: off).
+    pub fn cache(mut self, policy: proto::CachePolicy) -> Self {
+        self.cache = policy;
         self
     }
 
@@ -306,6 +318,8 @@ impl Batch {
             env: self.env.clone(),
             random_seed: self.seed,
             fs: self.fs.as_ref().map(Filesystem::to_proto),
+            cache: self.cache as i32,
+            ..Default::default()
         };
         let total = self.cases.len();
         let expected: Arc<Vec<Option<Bytes>>> = Arc::new(
@@ -391,6 +405,7 @@ fn case_result(
         expected_stdout: expected.get(event.case_index as usize).cloned().flatten(),
         module_sha256: event.module_sha256,
         files,
+        cached_from: event.result_cache_hit.then_some(event.cached_from),
     })
 }
 
@@ -531,6 +546,13 @@ pub fn junit_report(suite: &str, cases: &[CaseResult], not_run: &[NotRun]) -> St
             secs(case.finished.duration)
         );
         xml.push_str(">\n");
+        if let Some(original) = &case.cached_from {
+            let _ = writeln!(
+                xml,
+                "      <properties><property name=\"cached_from\" value=\"{}\"/></properties>",
+                attr_escape(original)
+            );
+        }
         if let Some(why) = case.failure() {
             let kind = match (case.finished.outcome, case.finished.verdict) {
                 (Outcome::Success, Verdict::WrongAnswer) => "WRONG_ANSWER",

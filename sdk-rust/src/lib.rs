@@ -64,6 +64,8 @@ mod retry;
 mod run;
 mod types;
 pub mod util;
+// Offline verification of signed execution receipts.
+pub mod receipt;
 
 pub use account::{Admin, ApiKeyInfo, NewKey, Usage, User, WhoAmI};
 pub use batch::{

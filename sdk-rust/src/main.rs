@@ -7,6 +7,7 @@
 //! - `cli/batch.rs`: `batch` (cases file, table, JUnit XML).
 //! - `cli/account.rs`: `upload`, `modules`, `whoami`, `usage`, `keys`.
 //! - `cli/progress.rs`: the upload progress bar.
+//! - `cli/receipt.rs`: `receipt verify` (offline).
 
 mod cli;
 
@@ -63,7 +64,7 @@ Exit codes:
   105       the guest hit the output limit
   106       the run was cancelled (server shutting down)
   107       wrong answer: stdout differs from --expect-stdout; a batch case
-            failed
+            failed; receipt verify: the signature or a digest does not match
   108       authentication: missing, unknown, revoked or expired API key, or
             an admin key is required
   109       rate limited or daily quota exhausted (--retry waits it out)
@@ -169,6 +170,9 @@ pub enum Command {
     /// Create, list and revoke API keys (admin; --mine for your own keys).
     #[command(subcommand)]
     Keys(cli::account::KeysCommand),
+    /// Verify signed execution receipts offline.
+    #[command(subcommand)]
+    Receipt(cli::receipt::ReceiptCommand),
 }
 
 /// How a command ended: an exit code, and a message for stderr.
@@ -223,6 +227,10 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: &Cli) -> CliResult {
+    // Offline: no server, no key.
+    if let Command::Receipt(cmd) = &cli.command {
+        return cli::receipt::receipt(cmd, cli.quiet);
+    }
     let client = connect(cli).await?;
     match &cli.command {
         Command::Run(args) => cli::run::run(cli, &client, args).await,
@@ -232,6 +240,7 @@ async fn dispatch(cli: &Cli) -> CliResult {
         Command::Whoami(args) => cli::account::whoami(cli, &client, args).await,
         Command::Usage(args) => cli::account::usage(cli, &client, args).await,
         Command::Keys(cmd) => cli::account::keys(cli, &client, cmd).await,
+        Command::Receipt(cmd) => cli::receipt::receipt(cmd, cli.quiet),
     }
 }
 

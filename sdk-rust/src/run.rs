@@ -66,6 +66,8 @@ pub struct Run {
     keep_module: bool,
     fs: Option<Filesystem>,
     progress: Option<ProgressFn>,
+    cache: proto::CachePolicy,
+    receipt: bool,
 }
 
 impl Client {
@@ -84,11 +86,26 @@ impl Client {
             keep_module: false,
             fs: None,
             progress: None,
+            cache: proto::CachePolicy::Unspecified,
+            receipt: false,
         }
     }
 }
 
 impl Run {
+    /// Whether the server's result cache may answer (and store) this run
+    /// (default: off). Refused with streamed stdin.
+    pub fn cache(mut self, policy: proto::CachePolicy) -> Self {
+        self.cache = policy;
+        self
+    }
+
+    /// Ask for a signed receipt (`Finished::receipt`; default: no).
+    pub fn receipt(mut self, receipt: bool) -> Self {
+        self.receipt = receipt;
+        self
+    }
+
     /// The guest's whole stdin (default: empty).
     pub fn stdin(mut self, stdin: impl Into<Bytes>) -> Self {
         self.stdin = Stdin::Bytes(stdin.into());
@@ -263,6 +280,9 @@ impl Run {
                 entries: Vec::new(),
                 collect: fs.collect.clone(),
             }),
+            cache: self.cache as i32,
+            receipt: self.receipt,
+            ..Default::default()
         };
         let fs = self.fs.map(Arc::new);
         let chunk_size = client.inner.chunk_size;

@@ -254,6 +254,9 @@ pub struct Finished {
     pub output_truncated: bool,
     /// The comparison with the expected stdout, when one was given.
     pub verdict: Verdict,
+    /// The signed receipt, when the run asked for one ([`crate::receipt`]
+    /// verifies it).
+    pub receipt: Option<proto::Receipt>,
 }
 
 impl Finished {
@@ -278,6 +281,7 @@ impl From<proto::Finished> for Finished {
             stderr_bytes: p.stderr_bytes,
             output_truncated: p.output_truncated,
             verdict: Verdict::from_i32(p.verdict),
+            receipt: p.receipt,
         }
     }
 }

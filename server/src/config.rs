@@ -241,6 +241,88 @@ pub struct Config {
         required = false
     )]
     pub message_overhead_bytes: usize,
+    /// Ed25519 key that signs execution receipts: hex of its 32-byte seed;
+    /// none: generated once into `data_dir/receipt-signing-key`. Give every
+    /// replica the same one.
+    #[arg(
+        id = "receipt_signing_key",
+        long = "receipt-signing-key",
+        env = "WASMWIZ_RECEIPT_SIGNING_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_signing_key: Option<String>,
+    /// Public keys (hex) of former receipt signing keys, still listed by
+    /// `GetServerInfo` so the receipts they signed keep verifying.
+    #[arg(
+        id = "receipt_keys_retired",
+        long = "receipt-keys-retired",
+        env = "WASMWIZ_RECEIPT_KEYS_RETIRED",
+        global = true,
+        required = false,
+        value_delimiter = ','
+    )]
+    pub receipt_keys_retired: Vec<String>,
+    /// Largest result (output and collected files) the result cache stores, bytes.
+    #[arg(
+        id = "result_cache_max_entry_bytes",
+        long = "result-cache-max-entry-bytes",
+        env = "WASMWIZ_RESULT_CACHE_MAX_ENTRY_BYTES",
+        global = true,
+        required = false
+    )]
+    pub result_cache_max_entry_bytes: u64,
+    /// Bytes of results the cache keeps per account; the oldest go first.
+    #[arg(
+        id = "result_cache_account_bytes",
+        long = "result-cache-account-bytes",
+        env = "WASMWIZ_RESULT_CACHE_ACCOUNT_BYTES",
+        global = true,
+        required = false
+    )]
+    pub result_cache_account_bytes: u64,
+    /// Bytes of results the cache keeps in total (in the database).
+    #[arg(
+        id = "result_cache_total_bytes",
+        long = "result-cache-total-bytes",
+        env = "WASMWIZ_RESULT_CACHE_TOTAL_BYTES",
+        global = true,
+        required = false
+    )]
+    pub result_cache_total_bytes: u64,
+    /// Seconds a cached result is served after its run.
+    #[arg(
+        id = "result_cache_ttl_secs",
+        long = "result-cache-ttl-secs",
+        env = "WASMWIZ_RESULT_CACHE_TTL_SECS",
+        global = true,
+        required = false
+    )]
+    pub result_cache_ttl_secs: u64,
+    /// MiB of results each replica keeps in memory in front of the database.
+    #[arg(
+        id = "result_cache_memory_mib",
+        long = "result-cache-memory-mib",
+        env = "WASMWIZ_RESULT_CACHE_MEMORY_MIB",
+        global = true,
+        required = false
+    )]
+    pub result_cache_memory_mib: u64,
+    /// Result cache lookups per minute per account (unmetered tiers: no limit); 0: no limit.
+    #[arg(
+        id = "result_cache_lookups_per_minute",
+        long = "result-cache-lookups-per-minute",
+        env = "WASMWIZ_RESULT_CACHE_LOOKUPS_PER_MINUTE",
+        global = true,
+        required = false
+    )]
+    pub result_cache_lookups_per_minute: u32,
+    /// The engine's identity in inputs digests and receipts; always this
+    /// build's (tests replace it to see an engine change).
+    #[arg(skip)]
+    #[serde(skip)]
+    pub engine_identity: crate::exec::identity::EngineIdentity,
     /// Execution engine resources.
     #[command(flatten)]
     pub sandbox: SandboxSettings,
@@ -472,6 +554,15 @@ impl Default for Config {
             message_min_bytes_per_sec: MIB,
             anonymous_message_bytes: 64 * KIB as usize,
             message_overhead_bytes: MIB as usize,
+            receipt_signing_key: None,
+            receipt_keys_retired: Vec::new(),
+            engine_identity: Default::default(),
+            result_cache_max_entry_bytes: 16 * MIB,
+            result_cache_account_bytes: 256 * MIB,
+            result_cache_total_bytes: 8 * 1024 * MIB,
+            result_cache_ttl_secs: 7 * 86_400,
+            result_cache_memory_mib: 128,
+            result_cache_lookups_per_minute: 6_000,
             sandbox: SandboxSettings::default(),
             tiers: default_tiers(),
         }

@@ -11,6 +11,7 @@
 //! - [`auth`]: API keys (HMAC under a pepper, constant-time checks, cache).
 //! - [`limits`]: per-minute rate limits, daily quotas, per-user concurrency.
 //! - [`store`]: sqlx over SQLite (embedded) or PostgreSQL.
+//! - [`receipts`]: the Ed25519 keys that sign execution receipts.
 //! - [`web`]: playground, examples, health and metrics over plain HTTP.
 //! - [`config`]: flags, environment and TOML in one struct.
 //! - [`server`]: [`run`] wires it all onto one listener.
@@ -28,6 +29,7 @@ pub mod engine;
 pub mod exec;
 pub mod limits;
 pub mod metrics;
+pub mod receipts;
 pub mod server;
 pub mod store;
 #[doc(hidden)]

@@ -20,11 +20,13 @@ use tower_http::{
 use wasmwiz_proto::v1::{
     account_service_server::AccountServiceServer, admin_service_server::AdminServiceServer,
     execution_service_server::ExecutionServiceServer, module_service_server::ModuleServiceServer,
+    server_service_server::ServerServiceServer,
 };
 
 use crate::{
     api::{
-        account::AccountApi, admin::AdminApi, execution::ExecutionApi, modules::ModuleApi, AppState,
+        account::AccountApi, admin::AdminApi, execution::ExecutionApi, modules::ModuleApi,
+        server_info::ServerInfoApi, AppState,
     },
     auth::{load_pepper, Authenticator},
     config::Config,
@@ -197,6 +199,7 @@ pub async fn serve(
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("WasmWiz listening on {scheme}://{addr} (gRPC, grpc-web)");
     println!("Playground: {scheme}://{addr}/");
+    println!("Receipt signing key id: {}", state.receipt_keys.key_id());
 
     let service = tower::ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -344,7 +347,14 @@ pub fn routes(state: &Arc<AppState>) -> anyhow::Result<Services> {
         }),
         authenticated(false),
     )))
-    .add(grpc_web.layer(Guarded::new(health_service, anonymous())));
+    .add(grpc_web.layer(Guarded::new(health_service, anonymous())))
+    // Needs no key: verifiers fetch the receipt keys here.
+    .add(grpc_web.layer(Guarded::new(
+        ServerServiceServer::new(ServerInfoApi {
+            state: state.clone(),
+        }),
+        anonymous(),
+    )));
     let reflection = |names: &[&'static str]| {
         names
             .iter()
@@ -461,6 +471,9 @@ async fn housekeeping(state: Arc<AppState>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "usage retention cleanup"),
             Err(error) => tracing::warn!(%error, "usage retention cleanup failed"),
+        }
+        if let Err(error) = state.store.result_cache_purge(now_ms()).await {
+            tracing::warn!(%error, "purging expired result cache entries failed");
         }
     }
 }

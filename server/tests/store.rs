@@ -22,6 +22,7 @@ fn row(tag: &str, i: usize) -> UsageRecord {
         day: "2026-11-30".into(),
         started_at: i as i64,
         end: None,
+        cached_from: None,
     }
 }
 

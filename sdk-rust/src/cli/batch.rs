@@ -53,6 +53,10 @@ pub struct BatchArgs {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Let the server answer unchanged cases from its result cache (and
+    /// store the others); cached cases are marked in the JUnit report.
+    #[arg(long)]
+    pub cache: bool,
     /// Stop the whole batch after this long (e.g. 5m); the cases without a
     /// result are reported as not run (JUnit errors) and the exit code is
     /// 102.
@@ -328,6 +332,7 @@ pub async fn batch(cli: &Cli, client: &Client, args: &BatchArgs) -> CliResult {
         .cases(cases)
         .env(env)
         .limits(limits)
+        .cache(crate::cli::run::cache_policy(args.cache))
         .on_upload_progress(progress::reporter(module_text.clone(), cli.quiet));
     if let Some(shared) = shared {
         request = request.fs(shared);
@@ -447,6 +452,14 @@ fn summary(results: &BatchOutput) -> String {
     }
     if !results.not_run.is_empty() {
         line.push_str(&format!(", {} not run", results.not_run.len()));
+    }
+    let cached = results
+        .cases
+        .iter()
+        .filter(|c| c.cached_from.is_some())
+        .count();
+    if cached > 0 {
+        line.push_str(&format!(" ({cached} from the result cache)"));
     }
     line
 }
@@ -579,6 +592,7 @@ fn print_json(results: &BatchOutput, stopped: Option<String>) {
                 "memory_peak_bytes": c.finished.memory_peak_bytes,
                 "stdout": String::from_utf8_lossy(&c.stdout),
                 "stderr": String::from_utf8_lossy(&c.stderr),
+                "cached_from": c.cached_from,
             })
         })
         .collect();

@@ -6,6 +6,7 @@ pub mod files;
 pub mod limit_words;
 pub mod module;
 pub mod progress;
+pub mod receipt;
 pub mod run;
 
 use crate::{CliResult, Failure};

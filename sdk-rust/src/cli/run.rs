@@ -77,6 +77,15 @@ pub struct RunArgs {
     /// The guest's filesystem and what comes back from it.
     #[command(flatten)]
     pub fs: files::FsArgs,
+    /// Let the server answer from its result cache when the same run
+    /// (module, stdin, args, env, limits, seed) was done before, and store
+    /// this one. Stdin is then read whole before the run starts.
+    #[arg(long)]
+    pub cache: bool,
+    /// Ask for a signed receipt of the run and write it to FILE (check it
+    /// offline with `wasmwiz receipt verify`).
+    #[arg(long, value_name = "FILE")]
+    pub receipt_out: Option<PathBuf>,
     /// Print one JSON object (output, outcome, costs) at the end instead of
     /// streaming the guest's output.
     #[arg(long)]
@@ -201,6 +210,8 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
         .env(args.env.iter().cloned())
         .limits(limits)
         .keep_module(args.keep)
+        .cache(cache_policy(args.cache))
+        .receipt(args.receipt_out.is_some())
         .on_upload_progress(progress::reporter(label, cli.quiet));
     if let Some(seed) = args.seed {
         run = run.seed(seed);
@@ -216,6 +227,17 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
     }
     match StdinSource::of(args) {
         StdinSource::Empty => {}
+        // A cached run's stdin is part of its key: it is sent whole.
+        StdinSource::Process if args.cache => {
+            let mut whole = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut whole)
+                .await
+                .map_err(|e| Failure::usage(format!("cannot read stdin: {e}")))?;
+            run = run.stdin(whole);
+        }
+        StdinSource::File(path) if args.cache => {
+            run = run.stdin(read_input(&path.display().to_string())?);
+        }
         StdinSource::Process => run = run.stdin_reader(tokio::io::stdin()),
         StdinSource::File(path) => {
             let file = tokio::fs::File::open(&path)
@@ -253,6 +275,7 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
             "limits": limits_json(&output.started),
             "files": files,
         }));
+        write_receipt(args, &output.finished)?;
         return Ok(exit_code(&output.finished));
     }
 
@@ -287,6 +310,7 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
         code: exit::SERVER,
         message: "the run ended without a result".into(),
     })?;
+    write_receipt(args, &finished)?;
     let code = exit_code(&finished);
     let unusual = !matches!(finished.outcome, Outcome::Success | Outcome::ExitNonzero);
     if !cli.quiet && args.verbose {
@@ -320,6 +344,28 @@ fn limits_json(started: &Started) -> serde_json::Value {
     })
 }
 
+/// Writes the run's receipt to `--receipt-out` (a serialized `Receipt`).
+fn write_receipt(args: &RunArgs, finished: &Finished) -> CliResult<()> {
+    let Some(path) = &args.receipt_out else {
+        return Ok(());
+    };
+    let receipt = finished.receipt.as_ref().ok_or_else(|| Failure {
+        code: exit::SERVER,
+        message: "the server sent no receipt".into(),
+    })?;
+    std::fs::write(path, prost::Message::encode_to_vec(receipt))
+        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))
+}
+
+/// `--cache` as the request's policy.
+pub fn cache_policy(cache: bool) -> wasmwiz::proto::CachePolicy {
+    if cache {
+        wasmwiz::proto::CachePolicy::Use
+    } else {
+        wasmwiz::proto::CachePolicy::Unspecified
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +383,7 @@ mod tests {
             stderr_bytes: 0,
             output_truncated: false,
             verdict,
+            receipt: None,
         }
     }
 

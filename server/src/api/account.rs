@@ -105,6 +105,10 @@ pub async fn usage(
         .store
         .usage_summary(user_id, &first.format("%Y-%m-%d").to_string())
         .await?;
+    let (cache_hits, fuel_saved) = state
+        .store
+        .usage_cache_hits(user_id, &first.format("%Y-%m-%d").to_string())
+        .await?;
     let mut daily = Vec::with_capacity(days as usize);
     for offset in 0..days {
         let day = (first + chrono::Duration::days(i64::from(offset)))
@@ -124,6 +128,8 @@ pub async fn usage(
         duration_us: summary.duration_us,
         daily,
         by_outcome: summary.by_outcome.into_iter().collect(),
+        cache_hits,
+        fuel_saved,
     })
 }
 

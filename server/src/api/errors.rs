@@ -242,6 +242,8 @@ pub enum ApiError {
     TooManyKeys(TooManyKeys),
     #[error("the server is shutting down; retry on another replica")]
     Draining,
+    #[error("rate limit of {limit} result cache lookups per minute exceeded; retry in {} s", retry_after.as_secs())]
+    CacheLookups { limit: u64, retry_after: Duration },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -390,6 +392,13 @@ impl From<ApiError> for Status {
                 };
                 let mut details =
                     ErrorDetails::with_quota_failure_violation(subject, limit.to_string());
+                retry_status(Code::ResourceExhausted, message, &mut details, retry_after)
+            }
+            ApiError::CacheLookups { retry_after, .. } => {
+                let mut details = ErrorDetails::with_quota_failure_violation(
+                    "result cache lookups per minute",
+                    message.clone(),
+                );
                 retry_status(Code::ResourceExhausted, message, &mut details, retry_after)
             }
             ApiError::UploadIdle { timeout_ms } => Status::with_error_details(

@@ -46,7 +46,13 @@ pub fn outcome_proto(outcome: Outcome) -> v1::Outcome {
     }
 }
 
-fn finished_proto(Finished { report, verdict }: &Finished) -> v1::Finished {
+fn finished_proto(
+    Finished {
+        report,
+        verdict,
+        receipt,
+    }: &Finished,
+) -> v1::Finished {
     let report: &Report = report;
     v1::Finished {
         outcome: outcome_proto(report.outcome) as i32,
@@ -60,6 +66,7 @@ fn finished_proto(Finished { report, verdict }: &Finished) -> v1::Finished {
         stderr_bytes: report.stderr_bytes,
         output_truncated: report.output_truncated,
         verdict: *verdict as i32,
+        receipt: receipt.clone(),
     }
 }
 
@@ -101,6 +108,8 @@ fn case_proto(mut case: CaseResult) -> Vec<v1::BatchEvent> {
         name: case.name,
         execution_id: case.execution_id,
         module_sha256: case.module_sha256,
+        result_cache_hit: case.cached_from.is_some(),
+        cached_from: case.cached_from.unwrap_or_default(),
         file: None,
     });
     events
@@ -115,6 +124,8 @@ fn respond(execution: Execution) -> Response<EventStream> {
             cache_hit: execution.cache_hit,
             limits: Some(execution.limits.to_proto()),
             execution_id: execution.execution_id.clone(),
+            result_cache_hit: execution.cached_from.is_some(),
+            cached_from: execution.cached_from.clone().unwrap_or_default(),
         })),
     };
     let headers = execution.headers;

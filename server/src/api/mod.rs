@@ -7,6 +7,7 @@ pub mod convert;
 pub mod errors;
 pub mod execution;
 pub mod modules;
+pub mod server_info;
 pub mod upload;
 
 use std::sync::{
@@ -23,8 +24,10 @@ use crate::{
     auth::{Authenticator, Caller},
     config::{Config, Tier},
     engine::{sha256_hex, CompiledModule, Sandbox},
+    exec::result_cache::{CacheSettings, ResultCache},
     limits::{LimitMetrics, Limits},
     metrics::Metrics,
+    receipts::ReceiptKeys,
     store::{Store, UsageWriter},
 };
 
@@ -40,6 +43,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Cancelled when the shutdown grace period ends: running guests stop.
     pub hard_stop: CancellationToken,
+    /// The keys that sign execution receipts.
+    pub receipt_keys: ReceiptKeys,
+    /// The deterministic result cache's in-process half.
+    pub result_cache: ResultCache,
     draining: AtomicBool,
     /// (user, sha256) pairs known to be linked, to skip a query per run.
     ownership: moka::sync::Cache<(String, String), ()>,
@@ -75,7 +82,16 @@ impl AppState {
                 fallback_decisions: metrics.redis_fallback_decisions.clone(),
             },
         )?;
+        let receipt_keys = ReceiptKeys::load(
+            config.receipt_signing_key.as_deref(),
+            &config.receipt_keys_retired,
+            &config.data_dir,
+        )?;
+        let result_cache =
+            ResultCache::new(CacheSettings::from_config(&config), metrics.registry())?;
         Ok(Self {
+            receipt_keys,
+            result_cache,
             config,
             usage: UsageWriter::spawn(store.clone()),
             store,

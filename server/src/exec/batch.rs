@@ -18,6 +18,7 @@ use super::{
     client::ClientStdin,
     fs_input::FsRequest,
     lifecycle::{allow, finished, launch, resolve, Finished, Launch, Running},
+    result_cache::{case_hit, case_lookup, CacheWrite, CaseHit, Entry},
     spec::{given_fs, GivenSource, ModuleSource, NamedTier},
     verdict::VerdictTracker,
 };
@@ -55,6 +56,10 @@ pub struct BatchSpec {
     pub fs: Option<FsRequest>,
     pub cases: Vec<CaseSpec>,
     pub tier_name: String,
+    /// Sign a receipt of each case.
+    pub receipt: bool,
+    /// Whether the result cache answers or stores each case.
+    pub cache: v1::CachePolicy,
 }
 
 impl BatchSpec {
@@ -147,6 +152,8 @@ impl TryFrom<(v1::RunBatchRequest, NamedTier<'_>)> for BatchSpec {
             fs: given_fs(req.fs, "fs", &limits, tier)?,
             cases,
             tier_name: name.to_string(),
+            receipt: req.receipt,
+            cache: super::result_cache::policy(req.cache)?,
         })
     }
 }
@@ -162,6 +169,8 @@ pub struct CaseResult {
     /// Collected files, in path order.
     pub files: Vec<CollectedFile>,
     pub finished: Finished,
+    /// Set when the case was answered from the result cache.
+    pub cached_from: Option<String>,
 }
 
 pub type CaseResults = Pin<Box<dyn Stream<Item = Result<CaseResult, Status>> + Send>>;
@@ -185,10 +194,18 @@ pub async fn start(
 ) -> Result<Batch, Status> {
     let tier = state.tier(caller)?.clone();
     spec.check_trees().await?;
-    let first = allow(state, caller, &tier, true).await?;
-    check_daily_quota_covers(state, caller, &tier, spec.cases.len() as u64).await?;
+    // With the cache on, cases that hit take no allowance: each miss takes
+    // its own when it runs (and today's quota is checked case by case).
+    let first = match spec.cache {
+        v1::CachePolicy::Unspecified => {
+            let first = allow(state, caller, &tier, true).await?;
+            check_daily_quota_covers(state, caller, &tier, spec.cases.len() as u64).await?;
+            Some(first)
+        }
+        _ => None,
+    };
     let resolved = Arc::new(resolve(state, caller, spec.source, false).await?);
-    let headers = first.headers;
+    let headers = first.as_ref().and_then(|first| first.headers);
     let (tx, rx) = mpsc::channel::<Result<CaseResult, Status>>(16);
     // Cancelled when the client drops the response (or at hard stop).
     let stop = state.hard_stop.child_token();
@@ -200,6 +217,8 @@ pub async fn start(
         seed: spec.seed,
         fs: spec.fs.map(Arc::new),
         tier_name: spec.tier_name,
+        receipt: spec.receipt,
+        cache: spec.cache,
         slots: Arc::new(Semaphore::new(tier.max_concurrent.max(1) as usize)),
         stop: stop.clone(),
         tx,
@@ -249,14 +268,16 @@ struct Scheduler {
     seed: u64,
     fs: Option<Arc<FsRequest>>,
     tier_name: String,
+    receipt: bool,
+    cache: v1::CachePolicy,
     slots: Arc<Semaphore>,
     stop: CancellationToken,
     tx: mpsc::Sender<Result<CaseResult, Status>>,
 }
 
 impl Scheduler {
-    async fn run(self, cases: Vec<CaseSpec>, first: Allowance, tier: Tier) {
-        let mut first = Some(first);
+    async fn run(self, cases: Vec<CaseSpec>, first: Option<Allowance>, tier: Tier) {
+        let mut first = first;
         let mut running = FuturesUnordered::new();
         for (index, mut case) in cases.into_iter().enumerate() {
             let fs = match case_tree(self.fs.as_ref(), case.fs.take(), &self.tier_name).await {
@@ -265,6 +286,21 @@ impl Scheduler {
                     let _ = self.tx.send(Err(error.into())).await;
                     break;
                 }
+            };
+            let cache = match self.cache {
+                v1::CachePolicy::Unspecified => None,
+                policy => match self.lookup(&tier, &case, fs.as_ref(), policy).await {
+                    // Recorded concurrently: hits share usage-row commits.
+                    Ok(Ok(entry)) => {
+                        running.push(tokio::spawn(self.replay(index as u32, case, entry)));
+                        continue;
+                    }
+                    Ok(Err(write)) => Some(write),
+                    Err(error) => {
+                        let _ = self.tx.send(Err(error.into())).await;
+                        break;
+                    }
+                },
             };
             // Waiting for a slot or an allowance ends with the batch.
             let slot = tokio::select! {
@@ -290,6 +326,8 @@ impl Scheduler {
                     stdin: ClientStdin::bytes(case.stdin),
                     fs,
                     allowance,
+                    receipt: self.receipt,
+                    cache,
                 },
                 self.stop.child_token(),
             )
@@ -340,6 +378,76 @@ impl Scheduler {
             }
         }
     }
+
+    /// One case against the result cache.
+    async fn lookup(
+        &self,
+        tier: &Tier,
+        case: &CaseSpec,
+        fs: Option<&FsSpec>,
+        policy: v1::CachePolicy,
+    ) -> Result<Result<Arc<Entry>, CacheWrite>, ApiError> {
+        case_lookup(
+            &self.state,
+            &self.caller,
+            tier,
+            &self.resolved,
+            &case.cmd,
+            &case.stdin,
+            fs,
+            &self.limits,
+            self.seed,
+            policy,
+        )
+        .await
+    }
+
+    /// Records and sends one case answered from the cache.
+    fn replay(
+        &self,
+        index: u32,
+        case: CaseSpec,
+        entry: Arc<Entry>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (state, caller, resolved, tx, receipt) = (
+            self.state.clone(),
+            self.caller.clone(),
+            self.resolved.clone(),
+            self.tx.clone(),
+            self.receipt,
+        );
+        async move {
+            let hit = case_hit(&state, &caller, &resolved.module.sha256, entry, receipt).await;
+            let result = hit
+                .map(|hit| hit_result(index, case, &resolved, hit))
+                .map_err(Status::from);
+            let _ = tx.send(result).await;
+        }
+    }
+}
+
+/// A case's result replayed from the cache (its verdict against this
+/// request's expectation).
+fn hit_result(index: u32, case: CaseSpec, resolved: &Resolved, hit: CaseHit) -> CaseResult {
+    let mut tracker = VerdictTracker::new(case.expected);
+    tracker.feed(&hit.stdout);
+    let mut report = hit.report;
+    let files = std::mem::take(&mut report.files);
+    CaseResult {
+        index,
+        name: case.name,
+        execution_id: hit.execution_id,
+        module_sha256: resolved.module.sha256.clone(),
+        stdout: hit.stdout,
+        stderr: hit.stderr,
+        files,
+        finished: Finished {
+            report,
+            verdict: tracker.verdict(),
+            receipt: hit.receipt,
+        },
+        cached_from: Some(hit.cached_from),
+    }
 }
 
 /// Gathers one case's output and report.
@@ -357,7 +465,7 @@ async fn collect(
             OutStream::Stderr => stderr.extend_from_slice(&chunk.data),
         }
     }
-    let mut report = finished(running.report).await?;
+    let (mut report, receipt) = finished(running.report).await?;
     let files = std::mem::take(&mut report.files);
     let mut tracker = VerdictTracker::new(expected);
     tracker.feed(&stdout);
@@ -372,6 +480,8 @@ async fn collect(
         finished: Finished {
             report,
             verdict: tracker.verdict(),
+            receipt,
         },
+        cached_from: None,
     })
 }

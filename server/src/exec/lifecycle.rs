@@ -12,12 +12,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
-use wasmwiz_proto::v1::Verdict;
+use wasmwiz_proto::v1::{self, Verdict};
 
 use super::{
     client::ClientStdin,
     fs_output::{pieces, FilePiece},
+    receipting::Receipting,
     record::{UsageEnd, UsageRecord},
+    result_cache::CacheWrite,
     spec::{ModuleSource, RunSpec},
     verdict::VerdictTracker,
 };
@@ -43,6 +45,8 @@ pub enum ExecEvent {
 pub struct Finished {
     pub report: Report,
     pub verdict: Verdict,
+    /// When the request asked for one.
+    pub receipt: Option<v1::Receipt>,
 }
 
 /// An execution that has begun and is on record.
@@ -55,6 +59,8 @@ pub struct Execution {
     pub headers: Option<RateHeaders>,
     pub(super) running: Running,
     pub(super) expected: Option<Bytes>,
+    /// Set when this execution replays a result cache hit: the original's id.
+    pub cached_from: Option<String>,
 }
 
 impl Execution {
@@ -74,10 +80,17 @@ impl Execution {
         });
         let report = self.running.report;
         let last = stream::once(async move {
-            let mut report = finished(report).await?;
+            let (mut report, receipt) = finished(report).await?;
             let files = std::mem::take(&mut report.files);
             let verdict = tracker.lock().verdict();
-            Ok::<_, Status>((files, Finished { report, verdict }))
+            Ok::<_, Status>((
+                files,
+                Finished {
+                    report,
+                    verdict,
+                    receipt,
+                },
+            ))
         })
         .flat_map(|ended| match ended {
             Ok((files, finished)) => stream::iter(
@@ -100,6 +113,9 @@ pub async fn start(
     caller: &Caller,
     mut spec: RunSpec,
 ) -> Result<Execution, Status> {
+    if spec.cache != v1::CachePolicy::Unspecified {
+        return super::result_cache::start(state, caller, spec).await;
+    }
     let tier = state.tier(caller)?;
     spec.check_fs().await?;
     let allowance = allow(state, caller, tier, false).await?;
@@ -108,6 +124,21 @@ pub async fn start(
     let source = spec.take_source().await?;
     let fs = spec.take_fs().await?;
     let resolved = resolve(state, caller, source, spec.keep_module).await?;
+    begin(state, caller, spec, resolved, allowance, fs, None).await
+}
+
+/// Launches an allowed execution of a resolved module and waits for its
+/// admission row (storing its result in the result cache at the end when
+/// `cache` says so).
+pub(super) async fn begin(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    mut spec: RunSpec,
+    resolved: Resolved,
+    allowance: Allowance,
+    fs: Option<FsSpec>,
+    cache: Option<CacheWrite>,
+) -> Result<Execution, Status> {
     let stdin = spec.take_stdin()?;
     let headers = allowance.headers;
     let limits = spec.limits;
@@ -122,6 +153,8 @@ pub async fn start(
             stdin,
             fs,
             allowance,
+            receipt: spec.receipt,
+            cache,
         },
         state.hard_stop.child_token(),
     )
@@ -141,6 +174,7 @@ pub async fn start(
         headers,
         running,
         expected: spec.expected,
+        cached_from: None,
     })
 }
 
@@ -203,6 +237,10 @@ pub(super) struct Launch {
     /// The guest's filesystem (validated); `None`: no preopens.
     pub fs: Option<FsSpec>,
     pub allowance: Allowance,
+    /// Sign a receipt of the run.
+    pub receipt: bool,
+    /// Store the result in the result cache under this key.
+    pub cache: Option<CacheWrite>,
 }
 
 /// A running execution: its id, output and (durably recorded) report.
@@ -212,15 +250,15 @@ pub(super) struct Running {
     /// given back when it failed).
     pub admitted: oneshot::Receiver<Result<(), String>>,
     pub output: mpsc::Receiver<OutputChunk>,
-    pub report: oneshot::Receiver<Result<Report, ApiError>>,
+    pub report: oneshot::Receiver<Result<(Report, Option<v1::Receipt>), ApiError>>,
 }
 
 /// The report once the final row is durable, or what ended the execution.
 pub(super) async fn finished(
-    report: oneshot::Receiver<Result<Report, ApiError>>,
-) -> Result<Report, Status> {
+    report: oneshot::Receiver<Result<(Report, Option<v1::Receipt>), ApiError>>,
+) -> Result<(Report, Option<v1::Receipt>), Status> {
     match report.await {
-        Ok(Ok(report)) => Ok(report),
+        Ok(Ok(ended)) => Ok(ended),
         Ok(Err(error)) => Err(error.into()),
         Err(_) => Err(Status::internal("the execution ended unexpectedly")),
     }
@@ -260,10 +298,11 @@ pub(super) async fn launch(
         day: utc_day(),
         started_at: now_ms(),
         end: None,
+        cached_from: None,
     };
     let begun = state.usage.enqueue(row.clone()).await?;
     let (admitted_tx, admitted) = oneshot::channel();
-    let job = Job {
+    let mut job = Job {
         module,
         program_name: launch.cmd.program_name,
         args: launch.cmd.args,
@@ -277,6 +316,18 @@ pub(super) async fn launch(
         fs: launch.fs,
     };
     let (out_tx, out_rx) = mpsc::channel(16);
+    let record = launch
+        .cache
+        .as_ref()
+        .map(|_| state.result_cache.settings.max_entry_bytes);
+    let (receipting, out_tx) = Receipting::start_if(
+        launch.receipt || launch.cache.is_some(),
+        &state,
+        &mut job,
+        out_tx,
+        record,
+    );
+    let (wants_receipt, cache) = (launch.receipt, launch.cache);
     let (report_tx, report_rx) = oneshot::channel();
     let tier_name = launch.caller.tier.clone();
     let mut allowance = launch.allowance;
@@ -324,8 +375,17 @@ pub(super) async fn launch(
             state.metrics.running.dec();
             observe(&state, &tier_name, &report);
             tracing::debug!(execution_id = %row.id, outcome = report.outcome.as_str(), "execution finished");
+            let finished_at = now_ms();
+            let ended = match receipting {
+                Some(r) => r
+                    .finish(&state, &report, &row.id, finished_at)
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            };
+            let (user_id, execution_id) = (row.user_id.clone(), row.id.clone());
             let finish = UsageRecord {
-                end: Some(UsageEnd::from_report(now_ms(), &report)),
+                end: Some(UsageEnd::from_report(finished_at, &report)),
                 ..row
             };
             // Queued behind the admission row, often in the same commit.
@@ -336,12 +396,23 @@ pub(super) async fn launch(
             let answer = match (recorded, refusal) {
                 (Err(error), _) => Err(ApiError::from(error)),
                 (Ok(()), Some(refusal)) => Err(refusal),
-                (Ok(()), None) => Ok(report),
+                (Ok(()), None) => ended.map(|ended| {
+                    let (receipt, recorded) = ended.unzip();
+                    (report, receipt, recorded.flatten())
+                }),
             };
             // A client that saw `finished` may start its next run at
             // once: its slots are free by then.
             drop(permit);
             drop(allowance);
+            let answer = super::result_cache::settle(
+                &state,
+                (&user_id, &execution_id),
+                cache.as_ref(),
+                wants_receipt,
+                answer,
+            )
+            .await;
             let _ = report_tx.send(answer);
         },
         span,

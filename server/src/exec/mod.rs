@@ -11,6 +11,12 @@ pub mod lifecycle;
 pub mod record;
 pub mod spec;
 mod verdict;
+// Receipts and the result cache.
+pub mod digest;
+pub mod identity;
+pub mod inputs;
+pub mod receipting;
+pub mod result_cache;
 
 pub use self::{
     batch::{Batch, BatchSpec, CaseResult},

@@ -16,6 +16,9 @@ pub struct UsageRecord {
     pub started_at: i64,
     /// Set once the execution ended.
     pub end: Option<UsageEnd>,
+    /// A result cache hit: the execution whose result it replayed (such
+    /// rows use no execution allowance).
+    pub cached_from: Option<String>,
 }
 
 /// How an execution ended, in the units the usage table stores.

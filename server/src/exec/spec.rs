@@ -117,6 +117,10 @@ pub struct RunSpec {
     /// The rest of an `Execute` client's stream (module chunks, then
     /// filesystem entries, then stdin).
     pub client: Option<ClientStream>,
+    /// Sign a receipt of the run (`receipt = true`).
+    pub receipt: bool,
+    /// Whether the result cache answers or stores this run.
+    pub cache: v1::CachePolicy,
 }
 
 /// The byte and entry limits of a request's tree.
@@ -228,6 +232,8 @@ impl TryFrom<(v1::RunRequest, NamedTier<'_>)> for RunSpec {
             tier_name: name.to_string(),
             idle: std::time::Duration::from_millis(tier.upload_idle_timeout_ms),
             client: None,
+            receipt: req.receipt,
+            cache: super::result_cache::policy(req.cache)?,
         })
     }
 }
@@ -263,6 +269,14 @@ impl TryFrom<(v1::ExecuteStart, ClientStream, NamedTier<'_>)> for RunSpec {
                 ))
             }
         };
+        let cache = super::result_cache::policy(start.cache)?;
+        if start.stream_stdin && cache != v1::CachePolicy::Unspecified {
+            return Err(ApiError::invalid(
+                "cache",
+                "streamed stdin cannot be part of the result cache's key: send stdin whole in \
+                 `start.stdin`, or leave `cache` unset",
+            ));
+        }
         let stdin = if start.stream_stdin {
             StdinSpec::Streamed {
                 max: tier.max_stdin_bytes,
@@ -286,6 +300,8 @@ impl TryFrom<(v1::ExecuteStart, ClientStream, NamedTier<'_>)> for RunSpec {
             tier_name: name.to_string(),
             idle: std::time::Duration::from_millis(tier.upload_idle_timeout_ms),
             client: Some(client),
+            receipt: start.receipt,
+            cache,
         })
     }
 }

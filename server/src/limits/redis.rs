@@ -454,6 +454,7 @@ mod tests {
             day: day.into(),
             started_at: 0,
             end: None,
+            cached_from: None,
         };
         let writer = crate::store::UsageWriter::spawn(redis.store.clone());
         writer.enqueue(row).await.unwrap().wait().await.unwrap();

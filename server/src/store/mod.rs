@@ -8,6 +8,7 @@
 //! embedded default; `postgres://` URLs select PostgreSQL.
 
 mod modules;
+pub mod result_cache;
 mod usage;
 mod usage_writer;
 mod users;

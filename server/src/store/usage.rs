@@ -48,7 +48,8 @@ impl Store {
     /// Executions admitted for `user_id` on UTC `day` (the daily quota).
     pub async fn usage_count_day(&self, user_id: &str, day: &str) -> sqlx::Result<u64> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM usage_records WHERE user_id = $1 AND day = $2",
+            // Result cache hits use no execution allowance.
+            "SELECT COUNT(*) FROM usage_records WHERE user_id = $1 AND day = $2 AND cached_from IS NULL",
         )
         .bind(user_id)
         .bind(day)
@@ -73,10 +74,11 @@ impl Store {
         user_id: Option<&str>,
         since_day: &str,
     ) -> sqlx::Result<UsageSummary> {
+        // Result cache hits are counted apart (`usage_cache_hits`).
         let filter = if user_id.is_some() {
-            "AND user_id = $2"
+            "AND cached_from IS NULL AND user_id = $2"
         } else {
-            ""
+            "AND cached_from IS NULL"
         };
         let daily_sql = format!(
             "SELECT day, COUNT(*), CAST(COALESCE(SUM(fuel_consumed), 0) AS BIGINT), CAST(COALESCE(SUM(duration_us), 0) AS BIGINT) \

@@ -27,7 +27,7 @@ pub struct UsageWriter {
 /// Writes taken into one batch at most (one statement, or one transaction
 /// when the batch needs more than one statement).
 const MAX_BATCH: usize = 1024;
-/// Rows per statement (15 parameters each, under SQLite's 32766).
+/// Rows per statement (16 parameters each, under SQLite's 32766).
 const ROWS_PER_STATEMENT: usize = 500;
 
 impl UsageWriter {
@@ -114,7 +114,8 @@ impl Committed {
 }
 
 const COLUMNS: &str = "id, user_id, key_id, module_sha256, day, started_at, finished_at, outcome, \
-     exit_code, fuel_consumed, duration_us, memory_peak_bytes, stdin_bytes, stdout_bytes, stderr_bytes";
+     exit_code, fuel_consumed, duration_us, memory_peak_bytes, stdin_bytes, stdout_bytes, stderr_bytes, \
+     cached_from";
 
 /// Writes the latest state of each row: one autocommit statement, or one
 /// transaction when the rows need more than one statement. A finished row
@@ -159,9 +160,9 @@ fn upsert_statement(
 ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
     let placeholders: Vec<String> = (0..rows.len())
         .map(|r| {
-            let cells: Vec<String> = (1..=15)
+            let cells: Vec<String> = (1..=16)
                 .map(|c| match backend {
-                    Backend::Postgres => format!("${}", r * 15 + c),
+                    Backend::Postgres => format!("${}", r * 16 + c),
                     Backend::Sqlite => "?".to_string(),
                 })
                 .collect();
@@ -195,7 +196,8 @@ fn upsert_statement(
             .bind(end.map_or(0, |e| e.memory_peak_bytes as i64))
             .bind(end.map_or(0, |e| e.stdin_bytes as i64))
             .bind(end.map_or(0, |e| e.stdout_bytes as i64))
-            .bind(end.map_or(0, |e| e.stderr_bytes as i64));
+            .bind(end.map_or(0, |e| e.stderr_bytes as i64))
+            .bind(row.cached_from.clone());
     }
     query
 }

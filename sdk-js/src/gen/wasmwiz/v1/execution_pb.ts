@@ -10,13 +10,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { CachePolicy, Receipt } from "./receipt_pb.js";
+import { file_wasmwiz_v1_receipt } from "./receipt_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file wasmwiz/v1/execution.proto.
  */
 export const file_wasmwiz_v1_execution: GenFile = /*@__PURE__*/
-  fileDesc("Chp3YXNtd2l6L3YxL2V4ZWN1dGlvbi5wcm90bxIKd2FzbXdpei52MSJsCgZMaW1pdHMSDAoEZnVlbBgBIAEoBBIUCgxtZW1vcnlfYnl0ZXMYAiABKAQSEgoKdGltZW91dF9tcxgDIAEoBBIYChBtYXhfb3V0cHV0X2J5dGVzGAQgASgEEhAKCGZzX2J5dGVzGAUgASgEIlcKB0ZzRW50cnkSDAoEcGF0aBgBIAEoCRIOCgRmaWxlGAIgASgMSAASEwoJZGlyZWN0b3J5GAMgASgISAASEQoHc3ltbGluaxgEIAEoCUgAQgYKBGtpbmQiQwoKRmlsZXN5c3RlbRIkCgdlbnRyaWVzGAEgAygLMhMud2FzbXdpei52MS5Gc0VudHJ5Eg8KB2NvbGxlY3QYAiADKAki8gIKClJ1blJlcXVlc3QSEAoGbW9kdWxlGAEgASgMSAASFwoNbW9kdWxlX3NoYTI1NhgCIAEoCUgAEg0KBXN0ZGluGAMgASgMEgwKBGFyZ3MYBCADKAkSFAoMcHJvZ3JhbV9uYW1lGAUgASgJEiwKA2VudhgGIAMoCzIfLndhc213aXoudjEuUnVuUmVxdWVzdC5FbnZFbnRyeRIiCgZsaW1pdHMYByABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxITCgtyYW5kb21fc2VlZBgIIAEoBBIcCg9leHBlY3RlZF9zdGRvdXQYCSABKAxIAYgBARITCgtrZWVwX21vZHVsZRgKIAEoCBIiCgJmcxgLIAEoCzIWLndhc213aXoudjEuRmlsZXN5c3RlbRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZUISChBfZXhwZWN0ZWRfc3Rkb3V0IpEDCgxFeGVjdXRlU3RhcnQSFQoLbW9kdWxlX3NpemUYASABKARIABIXCg1tb2R1bGVfc2hhMjU2GAIgASgJSAASDQoFc3RkaW4YAyABKAwSDAoEYXJncxgEIAMoCRIUCgxwcm9ncmFtX25hbWUYBSABKAkSLgoDZW52GAYgAygLMiEud2FzbXdpei52MS5FeGVjdXRlU3RhcnQuRW52RW50cnkSIgoGbGltaXRzGAcgASgLMhIud2FzbXdpei52MS5MaW1pdHMSEwoLcmFuZG9tX3NlZWQYCCABKAQSHAoPZXhwZWN0ZWRfc3Rkb3V0GAkgASgMSAGIAQESFAoMc3RyZWFtX3N0ZGluGAogASgIEhMKC2tlZXBfbW9kdWxlGAsgASgIEiIKAmZzGAwgASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlQhIKEF9leHBlY3RlZF9zdGRvdXQiwQEKDkV4ZWN1dGVSZXF1ZXN0EikKBXN0YXJ0GAEgASgLMhgud2FzbXdpei52MS5FeGVjdXRlU3RhcnRIABIWCgxtb2R1bGVfY2h1bmsYAiABKAxIABIVCgtzdGRpbl9jaHVuaxgDIAEoDEgAEhMKCXN0ZGluX2VvZhgEIAEoCEgAEicKCGZzX2NodW5rGAUgASgLMhMud2FzbXdpei52MS5Gc0VudHJ5SAASEAoGZnNfZW9mGAYgASgISABCBQoDbXNnIrIBCgxFeGVjdXRlRXZlbnQSJgoHc3RhcnRlZBgBIAEoCzITLndhc213aXoudjEuU3RhcnRlZEgAEhAKBnN0ZG91dBgCIAEoDEgAEhAKBnN0ZGVychgDIAEoDEgAEigKCGZpbmlzaGVkGAQgASgLMhQud2FzbXdpei52MS5GaW5pc2hlZEgAEiMKBGZpbGUYBSABKAsyEy53YXNtd2l6LnYxLkZzRW50cnlIAEIHCgVldmVudCJtCgdTdGFydGVkEhUKDW1vZHVsZV9zaGEyNTYYASABKAkSEQoJY2FjaGVfaGl0GAIgASgIEiIKBmxpbWl0cxgDIAEoCzISLndhc213aXoudjEuTGltaXRzEhQKDGV4ZWN1dGlvbl9pZBgEIAEoCSKaAgoIRmluaXNoZWQSJAoHb3V0Y29tZRgBIAEoDjITLndhc213aXoudjEuT3V0Y29tZRIRCglleGl0X2NvZGUYAiABKAUSEQoJdHJhcF9raW5kGAMgASgJEg8KB21lc3NhZ2UYBCABKAkSFQoNZnVlbF9jb25zdW1lZBgFIAEoBBITCgtkdXJhdGlvbl91cxgGIAEoBBIZChFtZW1vcnlfcGVha19ieXRlcxgHIAEoBBIUCgxzdGRvdXRfYnl0ZXMYCCABKAQSFAoMc3RkZXJyX2J5dGVzGAkgASgEEhgKEG91dHB1dF90cnVuY2F0ZWQYCiABKAgSJAoHdmVyZGljdBgLIAEoDjITLndhc213aXoudjEuVmVyZGljdCKMAQoJQmF0Y2hDYXNlEg0KBXN0ZGluGAEgASgMEgwKBGFyZ3MYAiADKAkSHAoPZXhwZWN0ZWRfc3Rkb3V0GAMgASgMSACIAQESDAoEbmFtZRgEIAEoCRIiCgJmcxgFIAEoCzIWLndhc213aXoudjEuRmlsZXN5c3RlbUISChBfZXhwZWN0ZWRfc3Rkb3V0Ir4CCg9SdW5CYXRjaFJlcXVlc3QSEAoGbW9kdWxlGAEgASgMSAASFwoNbW9kdWxlX3NoYTI1NhgCIAEoCUgAEiQKBWNhc2VzGAMgAygLMhUud2FzbXdpei52MS5CYXRjaENhc2USIgoGbGltaXRzGAQgASgLMhIud2FzbXdpei52MS5MaW1pdHMSFAoMcHJvZ3JhbV9uYW1lGAUgASgJEjEKA2VudhgGIAMoCzIkLndhc213aXoudjEuUnVuQmF0Y2hSZXF1ZXN0LkVudkVudHJ5EhMKC3JhbmRvbV9zZWVkGAcgASgEEiIKAmZzGAggASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlIsYBCgpCYXRjaEV2ZW50EhIKCmNhc2VfaW5kZXgYASABKA0SJgoIZmluaXNoZWQYAiABKAsyFC53YXNtd2l6LnYxLkZpbmlzaGVkEg4KBnN0ZG91dBgDIAEoDBIOCgZzdGRlcnIYBCABKAwSDAoEbmFtZRgFIAEoCRIUCgxleGVjdXRpb25faWQYBiABKAkSFQoNbW9kdWxlX3NoYTI1NhgHIAEoCRIhCgRmaWxlGAggASgLMhMud2FzbXdpei52MS5Gc0VudHJ5KtwBCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABITCg9PVVRDT01FX1NVQ0NFU1MQARIYChRPVVRDT01FX0VYSVRfTk9OWkVSTxACEhAKDE9VVENPTUVfVFJBUBADEhcKE09VVENPTUVfT1VUX09GX0ZVRUwQBBITCg9PVVRDT01FX1RJTUVPVVQQBRIYChRPVVRDT01FX01FTU9SWV9MSU1JVBAGEhgKFE9VVENPTUVfT1VUUFVUX0xJTUlUEAcSFQoRT1VUQ09NRV9DQU5DRUxMRUQQCCpSCgdWZXJkaWN0EhcKE1ZFUkRJQ1RfVU5TUEVDSUZJRUQQABIUChBWRVJESUNUX0FDQ0VQVEVEEAESGAoUVkVSRElDVF9XUk9OR19BTlNXRVIQAjLVAQoQRXhlY3V0aW9uU2VydmljZRJDCgdFeGVjdXRlEhoud2FzbXdpei52MS5FeGVjdXRlUmVxdWVzdBoYLndhc213aXoudjEuRXhlY3V0ZUV2ZW50KAEwARI5CgNSdW4SFi53YXNtd2l6LnYxLlJ1blJlcXVlc3QaGC53YXNtd2l6LnYxLkV4ZWN1dGVFdmVudDABEkEKCFJ1bkJhdGNoEhsud2FzbXdpei52MS5SdW5CYXRjaFJlcXVlc3QaFi53YXNtd2l6LnYxLkJhdGNoRXZlbnQwAWIGcHJvdG8z");
+  fileDesc("Chp3YXNtd2l6L3YxL2V4ZWN1dGlvbi5wcm90bxIKd2FzbXdpei52MSJsCgZMaW1pdHMSDAoEZnVlbBgBIAEoBBIUCgxtZW1vcnlfYnl0ZXMYAiABKAQSEgoKdGltZW91dF9tcxgDIAEoBBIYChBtYXhfb3V0cHV0X2J5dGVzGAQgASgEEhAKCGZzX2J5dGVzGAUgASgEIlcKB0ZzRW50cnkSDAoEcGF0aBgBIAEoCRIOCgRmaWxlGAIgASgMSAASEwoJZGlyZWN0b3J5GAMgASgISAASEQoHc3ltbGluaxgEIAEoCUgAQgYKBGtpbmQiQwoKRmlsZXN5c3RlbRIkCgdlbnRyaWVzGAEgAygLMhMud2FzbXdpei52MS5Gc0VudHJ5Eg8KB2NvbGxlY3QYAiADKAkiqwMKClJ1blJlcXVlc3QSEAoGbW9kdWxlGAEgASgMSAASFwoNbW9kdWxlX3NoYTI1NhgCIAEoCUgAEg0KBXN0ZGluGAMgASgMEgwKBGFyZ3MYBCADKAkSFAoMcHJvZ3JhbV9uYW1lGAUgASgJEiwKA2VudhgGIAMoCzIfLndhc213aXoudjEuUnVuUmVxdWVzdC5FbnZFbnRyeRIiCgZsaW1pdHMYByABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxITCgtyYW5kb21fc2VlZBgIIAEoBBIcCg9leHBlY3RlZF9zdGRvdXQYCSABKAxIAYgBARITCgtrZWVwX21vZHVsZRgKIAEoCBIiCgJmcxgLIAEoCzIWLndhc213aXoudjEuRmlsZXN5c3RlbRIPCgdyZWNlaXB0GAwgASgIEiYKBWNhY2hlGA0gASgOMhcud2FzbXdpei52MS5DYWNoZVBvbGljeRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZUISChBfZXhwZWN0ZWRfc3Rkb3V0IsoDCgxFeGVjdXRlU3RhcnQSFQoLbW9kdWxlX3NpemUYASABKARIABIXCg1tb2R1bGVfc2hhMjU2GAIgASgJSAASDQoFc3RkaW4YAyABKAwSDAoEYXJncxgEIAMoCRIUCgxwcm9ncmFtX25hbWUYBSABKAkSLgoDZW52GAYgAygLMiEud2FzbXdpei52MS5FeGVjdXRlU3RhcnQuRW52RW50cnkSIgoGbGltaXRzGAcgASgLMhIud2FzbXdpei52MS5MaW1pdHMSEwoLcmFuZG9tX3NlZWQYCCABKAQSHAoPZXhwZWN0ZWRfc3Rkb3V0GAkgASgMSAGIAQESFAoMc3RyZWFtX3N0ZGluGAogASgIEhMKC2tlZXBfbW9kdWxlGAsgASgIEiIKAmZzGAwgASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtEg8KB3JlY2VpcHQYDSABKAgSJgoFY2FjaGUYDiABKA4yFy53YXNtd2l6LnYxLkNhY2hlUG9saWN5GioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlQhIKEF9leHBlY3RlZF9zdGRvdXQiwQEKDkV4ZWN1dGVSZXF1ZXN0EikKBXN0YXJ0GAEgASgLMhgud2FzbXdpei52MS5FeGVjdXRlU3RhcnRIABIWCgxtb2R1bGVfY2h1bmsYAiABKAxIABIVCgtzdGRpbl9jaHVuaxgDIAEoDEgAEhMKCXN0ZGluX2VvZhgEIAEoCEgAEicKCGZzX2NodW5rGAUgASgLMhMud2FzbXdpei52MS5Gc0VudHJ5SAASEAoGZnNfZW9mGAYgASgISABCBQoDbXNnIrIBCgxFeGVjdXRlRXZlbnQSJgoHc3RhcnRlZBgBIAEoCzITLndhc213aXoudjEuU3RhcnRlZEgAEhAKBnN0ZG91dBgCIAEoDEgAEhAKBnN0ZGVychgDIAEoDEgAEigKCGZpbmlzaGVkGAQgASgLMhQud2FzbXdpei52MS5GaW5pc2hlZEgAEiMKBGZpbGUYBSABKAsyEy53YXNtd2l6LnYxLkZzRW50cnlIAEIHCgVldmVudCKcAQoHU3RhcnRlZBIVCg1tb2R1bGVfc2hhMjU2GAEgASgJEhEKCWNhY2hlX2hpdBgCIAEoCBIiCgZsaW1pdHMYAyABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxIUCgxleGVjdXRpb25faWQYBCABKAkSGAoQcmVzdWx0X2NhY2hlX2hpdBgFIAEoCBITCgtjYWNoZWRfZnJvbRgGIAEoCSLAAgoIRmluaXNoZWQSJAoHb3V0Y29tZRgBIAEoDjITLndhc213aXoudjEuT3V0Y29tZRIRCglleGl0X2NvZGUYAiABKAUSEQoJdHJhcF9raW5kGAMgASgJEg8KB21lc3NhZ2UYBCABKAkSFQoNZnVlbF9jb25zdW1lZBgFIAEoBBITCgtkdXJhdGlvbl91cxgGIAEoBBIZChFtZW1vcnlfcGVha19ieXRlcxgHIAEoBBIUCgxzdGRvdXRfYnl0ZXMYCCABKAQSFAoMc3RkZXJyX2J5dGVzGAkgASgEEhgKEG91dHB1dF90cnVuY2F0ZWQYCiABKAgSJAoHdmVyZGljdBgLIAEoDjITLndhc213aXoudjEuVmVyZGljdBIkCgdyZWNlaXB0GAwgASgLMhMud2FzbXdpei52MS5SZWNlaXB0IowBCglCYXRjaENhc2USDQoFc3RkaW4YASABKAwSDAoEYXJncxgCIAMoCRIcCg9leHBlY3RlZF9zdGRvdXQYAyABKAxIAIgBARIMCgRuYW1lGAQgASgJEiIKAmZzGAUgASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtQhIKEF9leHBlY3RlZF9zdGRvdXQi9wIKD1J1bkJhdGNoUmVxdWVzdBIQCgZtb2R1bGUYASABKAxIABIXCg1tb2R1bGVfc2hhMjU2GAIgASgJSAASJAoFY2FzZXMYAyADKAsyFS53YXNtd2l6LnYxLkJhdGNoQ2FzZRIiCgZsaW1pdHMYBCABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxIUCgxwcm9ncmFtX25hbWUYBSABKAkSMQoDZW52GAYgAygLMiQud2FzbXdpei52MS5SdW5CYXRjaFJlcXVlc3QuRW52RW50cnkSEwoLcmFuZG9tX3NlZWQYByABKAQSIgoCZnMYCCABKAsyFi53YXNtd2l6LnYxLkZpbGVzeXN0ZW0SDwoHcmVjZWlwdBgJIAEoCBImCgVjYWNoZRgKIAEoDjIXLndhc213aXoudjEuQ2FjaGVQb2xpY3kaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIICgZzb3VyY2Ui9QEKCkJhdGNoRXZlbnQSEgoKY2FzZV9pbmRleBgBIAEoDRImCghmaW5pc2hlZBgCIAEoCzIULndhc213aXoudjEuRmluaXNoZWQSDgoGc3Rkb3V0GAMgASgMEg4KBnN0ZGVychgEIAEoDBIMCgRuYW1lGAUgASgJEhQKDGV4ZWN1dGlvbl9pZBgGIAEoCRIVCg1tb2R1bGVfc2hhMjU2GAcgASgJEiEKBGZpbGUYCCABKAsyEy53YXNtd2l6LnYxLkZzRW50cnkSGAoQcmVzdWx0X2NhY2hlX2hpdBgJIAEoCBITCgtjYWNoZWRfZnJvbRgKIAEoCSrcAQoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASEwoPT1VUQ09NRV9TVUNDRVNTEAESGAoUT1VUQ09NRV9FWElUX05PTlpFUk8QAhIQCgxPVVRDT01FX1RSQVAQAxIXChNPVVRDT01FX09VVF9PRl9GVUVMEAQSEwoPT1VUQ09NRV9USU1FT1VUEAUSGAoUT1VUQ09NRV9NRU1PUllfTElNSVQQBhIYChRPVVRDT01FX09VVFBVVF9MSU1JVBAHEhUKEU9VVENPTUVfQ0FOQ0VMTEVEEAgqUgoHVmVyZGljdBIXChNWRVJESUNUX1VOU1BFQ0lGSUVEEAASFAoQVkVSRElDVF9BQ0NFUFRFRBABEhgKFFZFUkRJQ1RfV1JPTkdfQU5TV0VSEAIy1QEKEEV4ZWN1dGlvblNlcnZpY2USQwoHRXhlY3V0ZRIaLndhc213aXoudjEuRXhlY3V0ZVJlcXVlc3QaGC53YXNtd2l6LnYxLkV4ZWN1dGVFdmVudCgBMAESOQoDUnVuEhYud2FzbXdpei52MS5SdW5SZXF1ZXN0Ghgud2FzbXdpei52MS5FeGVjdXRlRXZlbnQwARJBCghSdW5CYXRjaBIbLndhc213aXoudjEuUnVuQmF0Y2hSZXF1ZXN0GhYud2FzbXdpei52MS5CYXRjaEV2ZW50MAFiBnByb3RvMw", [file_wasmwiz_v1_receipt]);
 
 /**
  * Per-execution limits. In a request, 0 (or an absent `Limits`) means "the
@@ -254,6 +256,20 @@ export type RunRequest = Message<"wasmwiz.v1.RunRequest"> & {
    * @generated from field: wasmwiz.v1.Filesystem fs = 11;
    */
   fs?: Filesystem | undefined;
+
+  /**
+   * When true, `Finished.receipt` is a signed receipt of this execution.
+   *
+   * @generated from field: bool receipt = 12;
+   */
+  receipt: boolean;
+
+  /**
+   * Whether the result may come from, or go to, the result cache.
+   *
+   * @generated from field: wasmwiz.v1.CachePolicy cache = 13;
+   */
+  cache: CachePolicy;
 };
 
 /**
@@ -367,6 +383,22 @@ export type ExecuteStart = Message<"wasmwiz.v1.ExecuteStart"> & {
    * @generated from field: wasmwiz.v1.Filesystem fs = 12;
    */
   fs?: Filesystem | undefined;
+
+  /**
+   * When true, `Finished.receipt` is a signed receipt of this execution.
+   *
+   * @generated from field: bool receipt = 13;
+   */
+  receipt: boolean;
+
+  /**
+   * Whether the result may come from, or go to, the result cache.
+   * CACHE_POLICY_USE with `stream_stdin` is refused (INVALID_ARGUMENT):
+   * stdin that has not arrived cannot be part of the key.
+   *
+   * @generated from field: wasmwiz.v1.CachePolicy cache = 14;
+   */
+  cache: CachePolicy;
 };
 
 /**
@@ -530,6 +562,22 @@ export type Started = Message<"wasmwiz.v1.Started"> & {
    * @generated from field: string execution_id = 4;
    */
   executionId: string;
+
+  /**
+   * True when this execution was answered from the result cache: the
+   * events that follow replay the original run's.
+   *
+   * @generated from field: bool result_cache_hit = 5;
+   */
+  resultCacheHit: boolean;
+
+  /**
+   * With `result_cache_hit`: the `execution_id` of the run whose result
+   * this is.
+   *
+   * @generated from field: string cached_from = 6;
+   */
+  cachedFrom: string;
 };
 
 /**
@@ -622,6 +670,14 @@ export type Finished = Message<"wasmwiz.v1.Finished"> & {
    * @generated from field: wasmwiz.v1.Verdict verdict = 11;
    */
   verdict: Verdict;
+
+  /**
+   * Set when the request asked for a receipt (`receipt = true`); a result
+   * cache hit carries the original run's receipt unchanged.
+   *
+   * @generated from field: wasmwiz.v1.Receipt receipt = 12;
+   */
+  receipt?: Receipt | undefined;
 };
 
 /**
@@ -744,6 +800,20 @@ export type RunBatchRequest = Message<"wasmwiz.v1.RunBatchRequest"> & {
    * @generated from field: wasmwiz.v1.Filesystem fs = 8;
    */
   fs?: Filesystem | undefined;
+
+  /**
+   * When true, each case's `Finished.receipt` is a signed receipt.
+   *
+   * @generated from field: bool receipt = 9;
+   */
+  receipt: boolean;
+
+  /**
+   * Whether each case's result may come from, or go to, the result cache.
+   *
+   * @generated from field: wasmwiz.v1.CachePolicy cache = 10;
+   */
+  cache: CachePolicy;
 };
 
 /**
@@ -817,6 +887,20 @@ export type BatchEvent = Message<"wasmwiz.v1.BatchEvent"> & {
    * @generated from field: wasmwiz.v1.FsEntry file = 8;
    */
   file?: FsEntry | undefined;
+
+  /**
+   * True when this case was answered from the result cache.
+   *
+   * @generated from field: bool result_cache_hit = 9;
+   */
+  resultCacheHit: boolean;
+
+  /**
+   * With `result_cache_hit`: the execution id of the original run.
+   *
+   * @generated from field: string cached_from = 10;
+   */
+  cachedFrom: string;
 };
 
 /**

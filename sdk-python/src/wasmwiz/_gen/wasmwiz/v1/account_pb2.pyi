@@ -372,10 +372,18 @@ class GetUsageResponse(_message.Message):
     DURATION_US_FIELD_NUMBER: _builtins.int
     DAILY_FIELD_NUMBER: _builtins.int
     BY_OUTCOME_FIELD_NUMBER: _builtins.int
+    CACHE_HITS_FIELD_NUMBER: _builtins.int
+    FUEL_SAVED_FIELD_NUMBER: _builtins.int
     executions: _builtins.int
     """Totals over the requested days."""
     fuel_consumed: _builtins.int
     duration_us: _builtins.int
+    cache_hits: _builtins.int
+    """Executions answered from the result cache (not counted above: they
+    used no execution allowance and no fuel).
+    """
+    fuel_saved: _builtins.int
+    """Fuel the original runs of those hits consumed."""
     @_builtins.property
     def daily(self) -> _containers.RepeatedCompositeFieldContainer[Global___DailyUsage]:
         """Oldest first; days without executions are included with zeros."""
@@ -392,10 +400,12 @@ class GetUsageResponse(_message.Message):
         duration_us: _builtins.int = ...,
         daily: _abc.Iterable[Global___DailyUsage] | None = ...,
         by_outcome: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        cache_hits: _builtins.int = ...,
+        fuel_saved: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_outcome", b"by_outcome", "daily", b"daily", "duration_us", b"duration_us", "executions", b"executions", "fuel_consumed", b"fuel_consumed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_outcome", b"by_outcome", "cache_hits", b"cache_hits", "daily", b"daily", "duration_us", b"duration_us", "executions", b"executions", "fuel_consumed", b"fuel_consumed", "fuel_saved", b"fuel_saved"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

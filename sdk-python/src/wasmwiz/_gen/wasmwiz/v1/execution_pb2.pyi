@@ -13,6 +13,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from wasmwiz._gen.wasmwiz.v1 import receipt_pb2 as _receipt_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -260,6 +261,8 @@ class RunRequest(_message.Message):
     EXPECTED_STDOUT_FIELD_NUMBER: _builtins.int
     KEEP_MODULE_FIELD_NUMBER: _builtins.int
     FS_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     module: _builtins.bytes
     """The module's bytes (a WASI preview1 command module, binary format).
     Limited by the tier's module size and by the server's message size.
@@ -278,6 +281,10 @@ class RunRequest(_message.Message):
     """With inline `module` bytes: also store the module for this account so it
     can be run again by sha256.
     """
+    receipt: _builtins.bool
+    """When true, `Finished.receipt` is a signed receipt of this execution."""
+    cache: _receipt_pb2.CachePolicy.ValueType
+    """Whether the result may come from, or go to, the result cache."""
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv[1..]."""
@@ -308,10 +315,12 @@ class RunRequest(_message.Message):
         expected_stdout: _builtins.bytes | None = ...,
         keep_module: _builtins.bool = ...,
         fs: Global___Filesystem | None = ...,
+        receipt: _builtins.bool = ...,
+        cache: _receipt_pb2.CachePolicy.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "expected_stdout", b"expected_stdout", "fs", b"fs", "limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "args", b"args", "env", b"env", "expected_stdout", b"expected_stdout", "fs", b"fs", "keep_module", b"keep_module", "limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "program_name", b"program_name", "random_seed", b"random_seed", "source", b"source", "stdin", b"stdin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "args", b"args", "cache", b"cache", "env", b"env", "expected_stdout", b"expected_stdout", "fs", b"fs", "keep_module", b"keep_module", "limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "program_name", b"program_name", "random_seed", b"random_seed", "receipt", b"receipt", "source", b"source", "stdin", b"stdin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_stdout: _TypeAlias = _typing.Literal["expected_stdout"]  # noqa: Y015
     _WhichOneofArgType__expected_stdout: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout"]  # noqa: Y015
@@ -362,6 +371,8 @@ class ExecuteStart(_message.Message):
     STREAM_STDIN_FIELD_NUMBER: _builtins.int
     KEEP_MODULE_FIELD_NUMBER: _builtins.int
     FS_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     module_size: _builtins.int
     """Exactly this many module bytes follow as `module_chunk` messages."""
     module_sha256: _builtins.str
@@ -383,6 +394,13 @@ class ExecuteStart(_message.Message):
     """
     keep_module: _builtins.bool
     """With inline module chunks: also store the module for this account."""
+    receipt: _builtins.bool
+    """When true, `Finished.receipt` is a signed receipt of this execution."""
+    cache: _receipt_pb2.CachePolicy.ValueType
+    """Whether the result may come from, or go to, the result cache.
+    CACHE_POLICY_USE with `stream_stdin` is refused (INVALID_ARGUMENT):
+    stdin that has not arrived cannot be part of the key.
+    """
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv[1..]."""
@@ -417,10 +435,12 @@ class ExecuteStart(_message.Message):
         stream_stdin: _builtins.bool = ...,
         keep_module: _builtins.bool = ...,
         fs: Global___Filesystem | None = ...,
+        receipt: _builtins.bool = ...,
+        cache: _receipt_pb2.CachePolicy.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "expected_stdout", b"expected_stdout", "fs", b"fs", "limits", b"limits", "module_sha256", b"module_sha256", "module_size", b"module_size", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "args", b"args", "env", b"env", "expected_stdout", b"expected_stdout", "fs", b"fs", "keep_module", b"keep_module", "limits", b"limits", "module_sha256", b"module_sha256", "module_size", b"module_size", "program_name", b"program_name", "random_seed", b"random_seed", "source", b"source", "stdin", b"stdin", "stream_stdin", b"stream_stdin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "args", b"args", "cache", b"cache", "env", b"env", "expected_stdout", b"expected_stdout", "fs", b"fs", "keep_module", b"keep_module", "limits", b"limits", "module_sha256", b"module_sha256", "module_size", b"module_size", "program_name", b"program_name", "random_seed", b"random_seed", "receipt", b"receipt", "source", b"source", "stdin", b"stdin", "stream_stdin", b"stream_stdin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_stdout: _TypeAlias = _typing.Literal["expected_stdout"]  # noqa: Y015
     _WhichOneofArgType__expected_stdout: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout"]  # noqa: Y015
@@ -540,12 +560,22 @@ class Started(_message.Message):
     CACHE_HIT_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    RESULT_CACHE_HIT_FIELD_NUMBER: _builtins.int
+    CACHED_FROM_FIELD_NUMBER: _builtins.int
     module_sha256: _builtins.str
     """The module's lowercase hex sha256."""
     cache_hit: _builtins.bool
     """True when the compiled module came from the server's cache."""
     execution_id: _builtins.str
     """The id of this execution's usage record (a UUID)."""
+    result_cache_hit: _builtins.bool
+    """True when this execution was answered from the result cache: the
+    events that follow replay the original run's.
+    """
+    cached_from: _builtins.str
+    """With `result_cache_hit`: the `execution_id` of the run whose result
+    this is.
+    """
     @_builtins.property
     def limits(self) -> Global___Limits:
         """The effective limits (tier defaults filled in)."""
@@ -557,10 +587,12 @@ class Started(_message.Message):
         cache_hit: _builtins.bool = ...,
         limits: Global___Limits | None = ...,
         execution_id: _builtins.str = ...,
+        result_cache_hit: _builtins.bool = ...,
+        cached_from: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_hit", b"cache_hit", "execution_id", b"execution_id", "limits", b"limits", "module_sha256", b"module_sha256"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_hit", b"cache_hit", "cached_from", b"cached_from", "execution_id", b"execution_id", "limits", b"limits", "module_sha256", b"module_sha256", "result_cache_hit", b"result_cache_hit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -583,6 +615,7 @@ class Finished(_message.Message):
     STDERR_BYTES_FIELD_NUMBER: _builtins.int
     OUTPUT_TRUNCATED_FIELD_NUMBER: _builtins.int
     VERDICT_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
     outcome: Global___Outcome.ValueType
     exit_code: _builtins.int
     """The guest's exit code; -1 when it did not exit (trap, limit, timeout,
@@ -609,6 +642,12 @@ class Finished(_message.Message):
     """True when output was cut at `max_output_bytes`."""
     verdict: Global___Verdict.ValueType
     """Set only when `expected_stdout` was given."""
+    @_builtins.property
+    def receipt(self) -> _receipt_pb2.Receipt:
+        """Set when the request asked for a receipt (`receipt = true`); a result
+        cache hit carries the original run's receipt unchanged.
+        """
+
     def __init__(
         self,
         *,
@@ -623,10 +662,11 @@ class Finished(_message.Message):
         stderr_bytes: _builtins.int = ...,
         output_truncated: _builtins.bool = ...,
         verdict: Global___Verdict.ValueType = ...,
+        receipt: _receipt_pb2.Receipt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_us", b"duration_us", "exit_code", b"exit_code", "fuel_consumed", b"fuel_consumed", "memory_peak_bytes", b"memory_peak_bytes", "message", b"message", "outcome", b"outcome", "output_truncated", b"output_truncated", "stderr_bytes", b"stderr_bytes", "stdout_bytes", b"stdout_bytes", "trap_kind", b"trap_kind", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_us", b"duration_us", "exit_code", b"exit_code", "fuel_consumed", b"fuel_consumed", "memory_peak_bytes", b"memory_peak_bytes", "message", b"message", "outcome", b"outcome", "output_truncated", b"output_truncated", "receipt", b"receipt", "stderr_bytes", b"stderr_bytes", "stdout_bytes", b"stdout_bytes", "trap_kind", b"trap_kind", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -713,12 +753,18 @@ class RunBatchRequest(_message.Message):
     ENV_FIELD_NUMBER: _builtins.int
     RANDOM_SEED_FIELD_NUMBER: _builtins.int
     FS_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     module: _builtins.bytes
     module_sha256: _builtins.str
     program_name: _builtins.str
     """argv[0] of every case; default "main.wasm"."""
     random_seed: _builtins.int
     """PRNG seed of every case."""
+    receipt: _builtins.bool
+    """When true, each case's `Finished.receipt` is a signed receipt."""
+    cache: _receipt_pb2.CachePolicy.ValueType
+    """Whether each case's result may come from, or go to, the result cache."""
     @_builtins.property
     def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchCase]: ...
     @_builtins.property
@@ -744,10 +790,12 @@ class RunBatchRequest(_message.Message):
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         random_seed: _builtins.int = ...,
         fs: Global___Filesystem | None = ...,
+        receipt: _builtins.bool = ...,
+        cache: _receipt_pb2.CachePolicy.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["fs", b"fs", "limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "env", b"env", "fs", b"fs", "limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "program_name", b"program_name", "random_seed", b"random_seed", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "cases", b"cases", "env", b"env", "fs", b"fs", "limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "program_name", b"program_name", "random_seed", b"random_seed", "receipt", b"receipt", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["module", "module_sha256"]  # noqa: Y015
     _WhichOneofArgType_source: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
@@ -775,6 +823,8 @@ class BatchEvent(_message.Message):
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     MODULE_SHA256_FIELD_NUMBER: _builtins.int
     FILE_FIELD_NUMBER: _builtins.int
+    RESULT_CACHE_HIT_FIELD_NUMBER: _builtins.int
+    CACHED_FROM_FIELD_NUMBER: _builtins.int
     case_index: _builtins.int
     """Index into `RunBatchRequest.cases`."""
     stdout: _builtins.bytes
@@ -787,6 +837,10 @@ class BatchEvent(_message.Message):
     """The id of the case's usage record."""
     module_sha256: _builtins.str
     """The module's sha256."""
+    result_cache_hit: _builtins.bool
+    """True when this case was answered from the result cache."""
+    cached_from: _builtins.str
+    """With `result_cache_hit`: the execution id of the original run."""
     @_builtins.property
     def finished(self) -> Global___Finished: ...
     @_builtins.property
@@ -804,10 +858,12 @@ class BatchEvent(_message.Message):
         execution_id: _builtins.str = ...,
         module_sha256: _builtins.str = ...,
         file: Global___FsEntry | None = ...,
+        result_cache_hit: _builtins.bool = ...,
+        cached_from: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "finished", b"finished"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_index", b"case_index", "execution_id", b"execution_id", "file", b"file", "finished", b"finished", "module_sha256", b"module_sha256", "name", b"name", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_from", b"cached_from", "case_index", b"case_index", "execution_id", b"execution_id", "file", b"file", "finished", b"finished", "module_sha256", b"module_sha256", "name", b"name", "result_cache_hit", b"result_cache_hit", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
