@@ -42,6 +42,7 @@ on_both_databases!(
     closing_the_client_side_ends_the_entries,
     a_quiet_stream_of_entries_is_abandoned_after_the_upload_idle_timeout,
     an_fs_chunk_after_the_entries_ended_stops_the_run,
+    a_quiet_streamed_module_is_abandoned_after_the_upload_idle_timeout,
 );
 
 const MIB: usize = 1 << 20;
@@ -536,7 +537,11 @@ async fn a_quiet_stream_of_entries_is_abandoned_after_the_upload_idle_timeout(db
     }
     // `tx` stays open and silent: no fs_eof, no close.
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let status = c.exec.execute(stream).await.unwrap_err();
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), c.exec.execute(stream));
+    let status = answer
+        .await
+        .expect("answered well before 10 s")
+        .unwrap_err();
     drop(tx);
     server.stop().await;
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
@@ -564,4 +569,33 @@ async fn an_fs_chunk_after_the_entries_ended_stops_the_run(db: Db) {
     let status = execute(db, messages).await.unwrap_err();
     assert_bad_request(&status, "fs_chunk");
     assert!(started.elapsed().as_secs() < 10, "stopped, not timed out");
+}
+
+async fn a_quiet_streamed_module_is_abandoned_after_the_upload_idle_timeout(db: Db) {
+    let server = TestServer::start_with(db, |config| {
+        config.tiers.get_mut("free").unwrap().upload_idle_timeout_ms = 200;
+    })
+    .await;
+    let key = server.create_key("idle@files.test", "free", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let start = v1::ExecuteStart {
+        source: Some(v1::execute_start::Source::ModuleSize(1000)),
+        ..Default::default()
+    };
+    tx.send(v1::ExecuteRequest {
+        msg: Some(Msg::Start(start)),
+    })
+    .await
+    .unwrap();
+    // Announced 1000 module bytes, sends none, and keeps the stream open.
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), c.exec.execute(stream));
+    let status = answer
+        .await
+        .expect("answered well before 10 s")
+        .unwrap_err();
+    drop(tx);
+    server.stop().await;
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
 }

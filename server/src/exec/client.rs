@@ -16,12 +16,17 @@ use crate::{
 /// The client's request stream after its `start` message.
 pub type ClientStream = Streaming<v1::ExecuteRequest>;
 
-/// Reads exactly `size` module bytes from `module_chunk` messages.
-pub async fn receive_module(size: u64, incoming: &mut ClientStream) -> Result<Bytes, Status> {
+/// Reads exactly `size` module bytes from `module_chunk` messages, each
+/// within `idle` of the one before (as uploads and `fs_chunk`s are).
+pub async fn receive_module(
+    size: u64,
+    incoming: &mut ClientStream,
+    idle: std::time::Duration,
+) -> Result<Bytes, Status> {
     // Grows with what arrived: the announced size may never come.
     let mut module = BytesMut::new();
     while (module.len() as u64) < size {
-        match incoming.message().await? {
+        match next_within(incoming, idle).await? {
             Some(v1::ExecuteRequest {
                 msg: Some(Msg::ModuleChunk(chunk)),
             }) if module.len() as u64 + chunk.len() as u64 <= size => {

@@ -151,7 +151,9 @@ impl RunSpec {
                 let client = self.client.as_mut().ok_or_else(|| {
                     Status::internal("a streamed module needs the client's stream")
                 })?;
-                Ok(ModuleSource::Inline(receive_module(size, client).await?))
+                Ok(ModuleSource::Inline(
+                    receive_module(size, client, self.idle).await?,
+                ))
             }
             ready => Ok(ready),
         }
