@@ -530,3 +530,59 @@ async fn an_unknown_cache_policy_is_refused() {
         .clone();
     assert_eq!(violations[0].field, "cache");
 }
+
+/// fsreport over one input file, collecting its report, with the cache.
+fn report_of(text: &str) -> v1::RunRequest {
+    v1::RunRequest {
+        source: Some(v1::run_request::Source::Module(guest("fsreport"))),
+        fs: Some(v1::Filesystem {
+            entries: vec![v1::FsEntry {
+                path: "input/a.txt".into(),
+                kind: Some(v1::fs_entry::Kind::File(text.as_bytes().to_vec().into())),
+            }],
+            collect: vec!["out/*".into()],
+        }),
+        cache: CachePolicy::Use as i32,
+        ..Default::default()
+    }
+}
+
+fn files_of(ran: &Ran) -> Vec<v1::FsEntry> {
+    ran.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::File(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_with_files_is_a_hit_that_replays_its_collected_files() {
+    let server = TestServer::start().await;
+    let key = server.admin_key.clone();
+    let first = run(&server, &key, report_of("one two\n")).await;
+    let second = run(&server, &key, report_of("one two\n")).await;
+    assert!(second.hit());
+    assert!(!files_of(&first).is_empty(), "fsreport writes out/report.txt");
+    assert_eq!(files_of(&second), files_of(&first));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_input_file_is_a_miss() {
+    let server = TestServer::start().await;
+    let key = server.admin_key.clone();
+    run(&server, &key, report_of("one two\n")).await;
+    let other = run(&server, &key, report_of("one two three\n")).await;
+    assert!(!other.hit());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_collect_pattern_is_a_miss() {
+    let server = TestServer::start().await;
+    let key = server.admin_key.clone();
+    run(&server, &key, report_of("one two\n")).await;
+    let mut request = report_of("one two\n");
+    request.fs.as_mut().unwrap().collect = vec!["**".into()];
+    assert!(!run(&server, &key, request).await.hit());
+}
