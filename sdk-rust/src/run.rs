@@ -282,7 +282,6 @@ impl Run {
             }),
             cache: self.cache as i32,
             receipt: self.receipt,
-            ..Default::default()
         };
         let fs = self.fs.map(Arc::new);
         let chunk_size = client.inner.chunk_size;

@@ -564,7 +564,10 @@ async fn a_run_with_files_is_a_hit_that_replays_its_collected_files() {
     let first = run(&server, &key, report_of("one two\n")).await;
     let second = run(&server, &key, report_of("one two\n")).await;
     assert!(second.hit());
-    assert!(!files_of(&first).is_empty(), "fsreport writes out/report.txt");
+    assert!(
+        !files_of(&first).is_empty(),
+        "fsreport writes out/report.txt"
+    );
     assert_eq!(files_of(&second), files_of(&first));
 }
 
