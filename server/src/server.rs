@@ -187,6 +187,11 @@ pub async fn serve(
     let auth = authenticator(&config, &store)?;
     let sandbox = Arc::new(Sandbox::new(config.sandbox.to_sandbox_config())?);
     let state = Arc::new(AppState::new(config.clone(), store.clone(), sandbox, auth)?);
+    if let Some(cert) = &config.tls_cert {
+        if let Err(error) = crate::metrics::record_certificate(&state.metrics, cert) {
+            tracing::warn!(%error, "reading the certificate's expiry for /metrics");
+        }
+    }
 
     let services = routes(&state)?;
     services.report(ServingStatus::Serving).await;

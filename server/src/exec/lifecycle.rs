@@ -227,7 +227,14 @@ pub(super) async fn launch(
     let permit = state
         .sandbox
         .admit(tenant, &launch.resolved.module, launch.limits.memory_bytes)
-        .await?;
+        .await
+        .inspect_err(|busy| {
+            state
+                .metrics
+                .admission_refused
+                .with_label_values(&[busy.kind])
+                .inc()
+        })?;
     let execution_id = uuid::Uuid::now_v7().to_string();
     let module = launch.resolved.module.clone();
     // The admission row is queued now and committed while the guest
