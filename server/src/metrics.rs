@@ -8,8 +8,10 @@ use prometheus::{
 };
 
 mod refresh;
+mod rpc;
 
 pub use refresh::{record_certificate, refresh};
+pub use rpc::RpcResponses;
 
 /// Every metric the server exports.
 pub struct Metrics {
@@ -38,6 +40,8 @@ pub struct Metrics {
     pub tls_cert_not_after: IntGauge,
     pub draining: IntGauge,
     pub build_info: IntGaugeVec,
+    /// gRPC answers by status code (see [`RpcResponses`]).
+    pub grpc_responses: IntCounterVec,
 }
 
 impl Metrics {
@@ -197,6 +201,13 @@ impl Metrics {
                 "build_info",
                 "Always 1; the server's version as a label",
                 &["version"],
+                r
+            )
+            .expect("metric"),
+            grpc_responses: register_int_counter_vec_with_registry!(
+                "grpc_responses_total",
+                "gRPC answers by status code (Streamed: the status came in trailers)",
+                &["code"],
                 r
             )
             .expect("metric"),

@@ -203,13 +203,17 @@ pub async fn serve(
     println!("WasmWiz listening on {scheme}://{addr} (gRPC, grpc-web)");
     println!("Playground: {scheme}://{addr}/");
 
+    let rpc_responses = crate::metrics::RpcResponses(state.metrics.grpc_responses.clone());
     let service = tower::ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(cors(&config.cors_origins))
         .service(services.routes)
-        .map_response(|response: http::Response<_>| response.map(tonic::body::Body::new));
+        .map_response(move |response: http::Response<_>| {
+            rpc_responses.observe(&response);
+            response.map(tonic::body::Body::new)
+        });
     let max_connections = transport::fd_limit::connection_cap(config.max_connections);
     tracing::info!(
         max_connections,
