@@ -51,6 +51,14 @@ impl Metrics {
             .build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        // Every refusal reason is exported from the start (at 0), so rates
+        // and alerts see a series before the first refusal.
+        for reason in ["queue_full", "tenant_share", "server_busy"] {
+            metrics.admission_refused.with_label_values(&[reason]);
+        }
+        for reason in ["per_minute", "per_day", "concurrency"] {
+            metrics.rate_limited.with_label_values(&[reason]);
+        }
         metrics
     }
 

@@ -37,12 +37,12 @@ pub fn refresh(state: &AppState) {
 fn record_disk(metrics: &Metrics, data_dir: &Path) {
     match rustix::fs::statvfs(data_dir) {
         Ok(stats) => {
-            metrics
-                .data_dir_size_bytes
-                .set(saturating_i64(stats.f_blocks.saturating_mul(stats.f_frsize)));
-            metrics
-                .data_dir_available_bytes
-                .set(saturating_i64(stats.f_bavail.saturating_mul(stats.f_frsize)));
+            metrics.data_dir_size_bytes.set(saturating_i64(
+                stats.f_blocks.saturating_mul(stats.f_frsize),
+            ));
+            metrics.data_dir_available_bytes.set(saturating_i64(
+                stats.f_bavail.saturating_mul(stats.f_frsize),
+            ));
         }
         Err(error) => {
             tracing::warn!(%error, dir = %data_dir.display(), "reading the data dir's filesystem");
@@ -74,4 +74,40 @@ pub fn record_certificate(metrics: &Metrics, cert: &Path) -> anyhow::Result<()> 
 
 fn saturating_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed PEM certificate valid until January 1st of `year`.
+    fn certificate(year: i32) -> String {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(year, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn the_earliest_expiry_of_the_chain_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.pem");
+        // The leaf outlives the intermediate, which expires on 2030-01-01.
+        std::fs::write(&path, certificate(2035) + &certificate(2030)).unwrap();
+        let metrics = Metrics::new();
+        record_certificate(&metrics, &path).unwrap();
+        assert_eq!(metrics.tls_cert_not_after.get(), 1_893_456_000);
+    }
+
+    #[test]
+    fn a_file_without_certificates_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.pem");
+        std::fs::write(&path, "").unwrap();
+        let error = record_certificate(&Metrics::new(), &path).unwrap_err();
+        assert!(
+            error.to_string().contains("no certificate found"),
+            "{error}"
+        );
+    }
 }

@@ -61,7 +61,7 @@ mod tests {
         for family in prometheus::core::Collector::collect(&counter) {
             for metric in family.get_metric() {
                 out.push((
-                    metric.get_label()[0].get_value().to_string(),
+                    metric.get_label()[0].value().to_string(),
                     metric.get_counter().get_value() as u64,
                 ));
             }
