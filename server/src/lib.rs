@@ -8,6 +8,7 @@
 //! - [`transport`]: the accept loop, connection limits, auth before the body.
 //! - [`api`]: one thin file per gRPC service, validation by conversion
 //!   ([`api::convert`]) and the one error table ([`api::errors`]).
+//! - [`audit`]: the security-event log (target `wasmwiz::audit`).
 //! - [`auth`]: API keys (HMAC under a pepper, constant-time checks, cache).
 //! - [`limits`]: per-minute rate limits, daily quotas, per-user concurrency.
 //! - [`store`]: sqlx over SQLite (embedded) or PostgreSQL.
@@ -21,6 +22,7 @@
 //! sandbox (output streamed as produced) → usage finalized → `finished` sent.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod config_reference;

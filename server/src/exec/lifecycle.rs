@@ -151,6 +151,7 @@ pub(super) async fn allow(
                 .rate_limited
                 .with_label_values(&[reason])
                 .inc();
+            crate::audit::limit_refused(caller, reason);
             Err(refusal.into())
         }
     }
@@ -311,6 +312,7 @@ pub(super) async fn launch(
             let ((report, refusal), on_record) = tokio::join!(run, on_record);
             state.metrics.running.dec();
             observe(&state, &tier_name, &report);
+            crate::audit::guest_limit_hit(&row.user_id, &row.key_id, &row.id, report.outcome);
             tracing::debug!(execution_id = %row.id, outcome = report.outcome.as_str(), "execution finished");
             let finish = UsageRecord {
                 end: Some(UsageEnd::from_report(now_ms(), &report)),
