@@ -13,6 +13,7 @@
 //! - [`limits`]: per-minute rate limits, daily quotas, per-user concurrency.
 //! - [`store`]: sqlx over SQLite (embedded) or PostgreSQL.
 //! - [`web`]: playground, examples, health and metrics over plain HTTP.
+//! - [`telemetry`]: OpenTelemetry traces over OTLP (`otlp_endpoint`).
 //! - [`config`]: flags, environment and TOML in one struct.
 //! - [`server`]: [`run`] wires it all onto one listener.
 //!
@@ -32,6 +33,7 @@ pub mod limits;
 pub mod metrics;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 #[doc(hidden)]
 pub mod testing;
 pub mod transport;

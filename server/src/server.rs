@@ -94,7 +94,10 @@ fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    tracing::info_span!("request", request_id = %id, path = %request.uri().path())
+    let path = request.uri().path();
+    let span = tracing::info_span!("request", otel.name = %path, request_id = %id, path = %path);
+    crate::telemetry::adopt_remote_parent(&span, request.headers());
+    span
 }
 
 /// Largest response message: a module download or a tier's output, plus

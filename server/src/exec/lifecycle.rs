@@ -5,6 +5,7 @@
 //! handler can skip or repeat them.
 
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 use bytes::Bytes;
 use futures::{stream, Stream, StreamExt};
@@ -130,6 +131,7 @@ pub async fn start(
 
 /// Rate limits, quota and per-user concurrency for one execution; a
 /// refusal is counted by reason.
+#[tracing::instrument(name = "limits", skip_all)]
 pub(super) async fn allow(
     state: &AppState,
     caller: &Caller,
@@ -159,6 +161,7 @@ pub(super) async fn allow(
 
 /// The module to run (compiled or cached). Runs after the rate limit, so a
 /// refused caller costs no compilation.
+#[tracing::instrument(name = "resolve_module", skip_all)]
 pub(super) async fn resolve(
     state: &AppState,
     caller: &Caller,
@@ -228,6 +231,7 @@ pub(super) async fn launch(
     let permit = state
         .sandbox
         .admit(tenant, &launch.resolved.module, launch.limits.memory_bytes)
+        .instrument(tracing::info_span!("admission"))
         .await
         .inspect_err(|busy| {
             state
@@ -277,7 +281,10 @@ pub(super) async fn launch(
             // Charged once on record; a run whose admission row cannot
             // be written is stopped and costs the caller nothing.
             let on_record = async {
-                let committed = begun.wait().await;
+                let committed = begun
+                    .wait()
+                    .instrument(tracing::info_span!("usage_commit", row = "admission"))
+                    .await;
                 match &committed {
                     Ok(()) => {
                         allowance.confirm();
@@ -292,7 +299,10 @@ pub(super) async fn launch(
                     admitted_tx.send(committed.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
                 committed
             };
-            let execution = state.sandbox.execute(job, out_tx, cancel.clone());
+            let execution = state
+                .sandbox
+                .execute(job, out_tx, cancel.clone())
+                .instrument(tracing::info_span!("run"));
             let run = async {
                 match refused {
                     None => (execution.await, None),
@@ -320,7 +330,12 @@ pub(super) async fn launch(
             };
             // Queued behind the admission row, often in the same commit.
             let recorded = match (on_record, state.usage.enqueue(finish).await) {
-                (Ok(()), Ok(finished)) => finished.wait().await,
+                (Ok(()), Ok(finished)) => {
+                    finished
+                        .wait()
+                        .instrument(tracing::info_span!("usage_commit", row = "final"))
+                        .await
+                }
                 (Err(error), _) | (_, Err(error)) => Err(error),
             };
             let answer = match (recorded, refusal) {
