@@ -91,6 +91,10 @@ for name in ("postgres", "redis", "nginx"):
 for name in replicas:
     env = services[name]["environment"]
     check("DATABASE_URL" in env and "REDIS_URL" in env, f"compose: {name} shares PostgreSQL and Redis")
+    otlp = env.get("WASMWIZ_OTLP_ENDPOINT")
+    if otlp:
+        host = re.match(r"https?://([^:/]+)", otlp)
+        check(host is not None and host.group(1) in services, f"compose: {name} sends traces to a compose service")
 nginx = (ROOT / "nginx.conf").read_text()
 check("grpc_pass" in nginx, "nginx: grpc_pass")
 check(nginx.count("{") == nginx.count("}"), "nginx: balanced braces")
