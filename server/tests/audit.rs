@@ -90,6 +90,13 @@ async fn server() -> TestServer {
     collect_audit_events();
     TestServer::start_with(Db::Sqlite, |c| {
         c.tiers.insert(
+            "one-key".into(),
+            Tier {
+                max_api_keys: 1,
+                ..wasmwiz_server::config::default_tiers()["free"].clone()
+            },
+        );
+        c.tiers.insert(
             "one-a-day".into(),
             Tier {
                 per_day: 1,
@@ -160,6 +167,38 @@ async fn a_revoked_key_is_logged_as_revoked() {
 
     let event = only(events("authentication_failed", "key_id", &key_id(&key)));
     assert_eq!(field(&event, "reason"), "revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_key_is_logged_as_expired() {
+    let server = server().await;
+    let mut admin = clients(&server, Some(&server.admin_key)).await;
+    // Between 1 and 2 seconds from now (whole seconds).
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 2;
+    let key = admin
+        .admin
+        .create_api_key(v1::CreateApiKeyRequest {
+            email: "expired@audit.test".into(),
+            expires_at: Some(prost_types::Timestamp {
+                seconds: soon as i64,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .key;
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let mut c = clients(&server, Some(&key)).await;
+    c.account.who_am_i(v1::WhoAmIRequest {}).await.unwrap_err();
+
+    let event = only(events("authentication_failed", "key_id", &key_id(&key)));
+    assert_eq!(field(&event, "reason"), "expired");
 }
 
 /// The only test here that sends no key, so the count is its own.
@@ -273,6 +312,25 @@ async fn a_daily_quota_refusal_is_logged_with_its_limit() {
 
     let event = only(events("limit_refused", "key_id", &key_id(&key)));
     assert_eq!(field(&event, "limit"), "per_day");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_over_the_accounts_key_quota_is_logged_with_its_limit() {
+    let server = server().await;
+    let key = server.create_key("keys@audit.test", "one-key", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let refused = c
+        .account
+        .create_my_api_key(v1::CreateMyApiKeyRequest {
+            label: "second".into(),
+            expires_at: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+
+    let event = only(events("limit_refused", "key_id", &key_id(&key)));
+    assert_eq!(field(&event, "limit"), "api_keys");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
