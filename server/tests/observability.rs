@@ -342,3 +342,35 @@ async fn grpc_answers_are_counted_by_code() {
         .collect();
     assert_eq!(by_code.get("Unauthenticated"), Some(&1.0), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_admission_queue_is_counted_as_queue_full() {
+    let server = TestServer::start_with(Db::Sqlite, |c| {
+        c.sandbox.max_running = 1;
+        c.sandbox.max_queue = 0;
+    })
+    .await;
+    let key = server
+        .create_key("queue@test.local", "unlimited", false)
+        .await;
+    let mut c = clients(&server, Some(&key)).await;
+    // A guest that holds the only slot until its 5 s timeout.
+    let mut holding = run_bytes(guest("loop"));
+    holding.limits = Some(wasmwiz_proto::v1::Limits {
+        timeout_ms: 5000,
+        ..Default::default()
+    });
+    let mut held = c.exec.run(holding).await.unwrap().into_inner();
+    held.message().await.unwrap().expect("started");
+    let refused = run(&mut c, run_bytes(guest("hello"))).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+
+    let metrics = http_get(&server, "/metrics").await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "wasmwiz_admission_refused_total{reason=\"queue_full\"}"
+        ),
+        1.0
+    );
+}
