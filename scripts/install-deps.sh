@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests need on a fresh Debian machine:
-# Chromium for the playground's browser tests, cargo-audit's inputs are
+# Chromium for the playground's browser tests, promtool (Debian's
+# prometheus package) for the alert rules, cargo-audit's inputs are
 # offline. Does nothing for what is already there; needs root to install.
 set -euo pipefail
 missing=()
@@ -8,6 +9,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0
 fi
@@ -17,4 +19,4 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 echo "installing: ${missing[*]}"
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

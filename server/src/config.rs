@@ -116,6 +116,16 @@ pub struct Config {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// OTLP/gRPC collector for traces (e.g. `http://otel-collector:4317`);
+    /// none: no traces are exported.
+    #[arg(
+        id = "otlp_endpoint",
+        long = "otlp-endpoint",
+        env = "WASMWIZ_OTLP_ENDPOINT",
+        global = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
     /// Origins allowed by CORS for grpc-web; `*` allows any origin, which is
     /// safe here because auth is a bearer header, not a cookie.
     #[arg(
@@ -541,6 +551,7 @@ impl Default for Config {
             production: false,
             tls_cert: None,
             tls_key: None,
+            otlp_endpoint: None,
             cors_origins: vec!["*".into()],
             shutdown_grace_secs: 30,
             usage_retention_days: 30,

@@ -8,11 +8,13 @@
 //! - [`transport`]: the accept loop, connection limits, auth before the body.
 //! - [`api`]: one thin file per gRPC service, validation by conversion
 //!   ([`api::convert`]) and the one error table ([`api::errors`]).
+//! - [`audit`]: the security-event log (target `wasmwiz::audit`).
 //! - [`auth`]: API keys (HMAC under a pepper, constant-time checks, cache).
 //! - [`limits`]: per-minute rate limits, daily quotas, per-user concurrency.
 //! - [`store`]: sqlx over SQLite (embedded) or PostgreSQL.
 //! - [`receipts`]: the Ed25519 keys that sign execution receipts.
 //! - [`web`]: playground, examples, health and metrics over plain HTTP.
+//! - [`telemetry`]: OpenTelemetry traces over OTLP (`otlp_endpoint`).
 //! - [`config`]: flags, environment and TOML in one struct.
 //! - [`server`]: [`run`] wires it all onto one listener.
 //!
@@ -22,6 +24,7 @@
 //! sandbox (output streamed as produced) → usage finalized → `finished` sent.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod config_reference;
@@ -32,6 +35,7 @@ pub mod metrics;
 pub mod receipts;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 #[doc(hidden)]
 pub mod testing;
 pub mod transport;

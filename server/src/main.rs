@@ -90,19 +90,24 @@ fn parse() -> anyhow::Result<(Option<Command>, Config)> {
     Ok((cli.command, config))
 }
 
-fn init_logging(json: bool) {
+/// Logs to stderr (JSON in production), and spans to the OTLP collector
+/// when `traces` is given.
+fn init_logging(json: bool, traces: Option<&opentelemetry_sdk::trace::SdkTracerProvider>) {
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal: a log file or a pipe
         // to a collector would otherwise be full of `\x1b[` sequences.
         .with_ansi(std::io::stderr().is_terminal());
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(traces.map(wasmwiz_server::telemetry::layer));
     if json {
-        builder.json().init();
+        registry.with(fmt.json()).init();
     } else {
-        builder.init();
+        registry.with(fmt).init();
     }
 }
 
@@ -194,14 +199,21 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     config.validate()?;
-    init_logging(config.production);
-    wasmwiz_server::transport::raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Guests' first slices run inline; give them the worker pool's stack.
         .thread_stack_size(8 * 1024 * 1024)
         .build()?;
-    runtime.block_on(async move {
+    // The OTLP client lives on the runtime, so it is built inside it.
+    let traces = match &config.otlp_endpoint {
+        Some(endpoint) => {
+            Some(runtime.block_on(async { wasmwiz_server::telemetry::otlp_provider(endpoint) })?)
+        }
+        None => None,
+    };
+    init_logging(config.production, traces.as_ref());
+    wasmwiz_server::transport::raise_fd_limit();
+    let result = runtime.block_on(async move {
         match command {
             Command::Serve => serve(config).await,
             Command::Admin {
@@ -215,5 +227,12 @@ fn main() -> anyhow::Result<()> {
             } => create_key(config, email, tier, admin, label).await,
             Command::Config { .. } => unreachable!("handled before the runtime starts"),
         }
-    })
+    });
+    // Sends the spans still buffered.
+    if let Some(traces) = traces {
+        if let Err(error) = traces.shutdown() {
+            eprintln!("exporting the last traces: {error}");
+        }
+    }
+    result
 }

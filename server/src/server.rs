@@ -96,7 +96,10 @@ fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    tracing::info_span!("request", request_id = %id, path = %request.uri().path())
+    let path = request.uri().path();
+    let span = tracing::info_span!("request", otel.name = %path, request_id = %id, path = %path);
+    crate::telemetry::adopt_remote_parent(&span, request.headers());
+    span
 }
 
 /// Largest response message: a module download or a tier's output, plus
@@ -189,6 +192,11 @@ pub async fn serve(
     let auth = authenticator(&config, &store)?;
     let sandbox = Arc::new(Sandbox::new(config.sandbox.to_sandbox_config())?);
     let state = Arc::new(AppState::new(config.clone(), store.clone(), sandbox, auth)?);
+    if let Some(cert) = &config.tls_cert {
+        if let Err(error) = crate::metrics::record_certificate(&state.metrics, cert) {
+            tracing::warn!(%error, "reading the certificate's expiry for /metrics");
+        }
+    }
 
     let services = routes(&state)?;
     services.report(ServingStatus::Serving).await;
@@ -201,13 +209,17 @@ pub async fn serve(
     println!("Playground: {scheme}://{addr}/");
     println!("Receipt signing key id: {}", state.receipt_keys.key_id());
 
+    let rpc_responses = crate::metrics::RpcResponses(state.metrics.grpc_responses.clone());
     let service = tower::ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(cors(&config.cors_origins))
         .service(services.routes)
-        .map_response(|response: http::Response<_>| response.map(tonic::body::Body::new));
+        .map_response(move |response: http::Response<_>| {
+            rpc_responses.observe(&response);
+            response.map(tonic::body::Body::new)
+        });
     let max_connections = transport::fd_limit::connection_cap(config.max_connections);
     tracing::info!(
         max_connections,

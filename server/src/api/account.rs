@@ -7,6 +7,7 @@ use wasmwiz_proto::v1::{self, account_service_server::AccountService};
 
 use super::{errors::ApiError, modules::proto_timestamp, AppState};
 use crate::{
+    audit::{self, Via},
     config::Tier,
     store::{KeyRecord, KeyRefused},
 };
@@ -210,10 +211,19 @@ impl AccountService for AccountApi {
             .await
             .map_err(ApiError::from)?
             .map_err(|refused| match refused {
-                KeyRefused::TooMany(too_many) => ApiError::TooManyKeys(too_many),
+                KeyRefused::TooMany(too_many) => {
+                    audit::limit_refused(&caller, "api_keys");
+                    ApiError::TooManyKeys(too_many)
+                }
                 KeyRefused::ParentNotLive => ApiError::Unauthenticated,
             })?;
-        tracing::info!(key_id = %minted.key_id, by = %caller.key_id, "key created (self-service)");
+        audit::key_created(
+            &caller,
+            &minted.key_id,
+            &caller.user_id,
+            false,
+            Via::SelfService,
+        );
         Ok(self.state.respond(
             &caller,
             v1::CreateMyApiKeyResponse {
@@ -254,7 +264,7 @@ impl AccountService for AccountApi {
             .state
             .revoke_key(&key_id, Some(&caller.user_id))
             .await?;
-        tracing::info!(%key_id, below = revoked - 1, by = %caller.key_id, "key revoked (self-service)");
+        audit::key_revoked(&caller, &key_id, revoked as u64, Via::SelfService);
         Ok(self.state.respond(&caller, v1::RevokeMyApiKeyResponse {}))
     }
 }

@@ -11,7 +11,11 @@ use super::{
     modules::proto_timestamp,
     AppState,
 };
-use crate::{auth::Caller, store::UserRow};
+use crate::{
+    audit::{self, Via},
+    auth::Caller,
+    store::UserRow,
+};
 
 pub struct AdminApi {
     pub state: Arc<AppState>,
@@ -26,9 +30,13 @@ fn user_proto(user: &UserRow) -> v1::User {
 }
 
 impl AdminApi {
-    async fn admin<T>(&self, request: &Request<T>) -> Result<Caller, ApiError> {
+    /// The caller, when its key is an admin key; a refusal of `action`
+    /// is audited.
+    async fn admin<T>(&self, request: &Request<T>, action: &str) -> Result<Caller, ApiError> {
         let caller = self.state.caller(request).await?;
-        self.state.require_admin(&caller)?;
+        self.state
+            .require_admin(&caller)
+            .inspect_err(|_| audit::permission_denied(&caller, action))?;
         Ok(caller)
     }
 
@@ -58,7 +66,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::CreateUserRequest>,
     ) -> Result<Response<v1::CreateUserResponse>, Status> {
-        self.admin(&request).await?;
+        let caller = self.admin(&request, "create_user").await?;
         let req = request.into_inner();
         let email = email_field(&req.email)?;
         let tier = if req.tier.is_empty() {
@@ -74,6 +82,7 @@ impl AdminService for AdminApi {
             .await
             .map_err(ApiError::from)?
             .ok_or(ApiError::AlreadyExists(format!("user {email}")))?;
+        audit::admin_action(&caller, "create_user", &email, Some(&tier));
         Ok(Response::new(v1::CreateUserResponse {
             user: Some(user_proto(&user)),
         }))
@@ -83,7 +92,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::SetTierRequest>,
     ) -> Result<Response<v1::SetTierResponse>, Status> {
-        self.admin(&request).await?;
+        let caller = self.admin(&request, "set_tier").await?;
         let req = request.into_inner();
         self.known_tier(&req.tier)?;
         let user = self
@@ -96,6 +105,7 @@ impl AdminService for AdminApi {
                 resource_type: "user",
                 name: req.email.clone(),
             })?;
+        audit::admin_action(&caller, "set_tier", &req.email, Some(&req.tier));
         Ok(Response::new(v1::SetTierResponse {
             user: Some(user_proto(&user)),
         }))
@@ -105,7 +115,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::CreateApiKeyRequest>,
     ) -> Result<Response<v1::CreateApiKeyResponse>, Status> {
-        let caller = self.admin(&request).await?;
+        let caller = self.admin(&request, "create_api_key").await?;
         let req = request.into_inner();
         let email = email_field(&req.email)?;
         let set_tier = !req.tier.is_empty();
@@ -128,7 +138,7 @@ impl AdminService for AdminApi {
             .mint(&user.id, req.admin, &req.label, expires_at)
             .await
             .map_err(ApiError::from)?;
-        tracing::info!(key_id = %minted.key_id, by = %caller.key_id, email = %email, "key created by admin");
+        audit::key_created(&caller, &minted.key_id, &user.id, req.admin, Via::Admin);
         Ok(Response::new(v1::CreateApiKeyResponse {
             key: minted.key,
             key_id: minted.key_id,
@@ -139,7 +149,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::ListApiKeysRequest>,
     ) -> Result<Response<v1::ListApiKeysResponse>, Status> {
-        self.admin(&request).await?;
+        let caller = self.admin(&request, "list_api_keys").await?;
         let email = request.get_ref().email.trim().to_string();
         let user_id = if email.is_empty() {
             None
@@ -163,6 +173,7 @@ impl AdminService for AdminApi {
             .list_keys(user_id.as_deref())
             .await
             .map_err(ApiError::from)?;
+        audit::admin_action(&caller, "list_api_keys", &email, None);
         Ok(Response::new(v1::ListApiKeysResponse {
             keys: keys.iter().map(key_info).collect(),
         }))
@@ -172,10 +183,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::RevokeApiKeyRequest>,
     ) -> Result<Response<v1::RevokeApiKeyResponse>, Status> {
-        let caller = self.admin(&request).await?;
+        let caller = self.admin(&request, "revoke_api_key").await?;
         let key_id = request.get_ref().key_id.clone();
         let revoked = self.state.revoke_key(&key_id, None).await?;
-        tracing::info!(%key_id, below = revoked - 1, by = %caller.key_id, "key revoked by admin");
+        audit::key_revoked(&caller, &key_id, revoked as u64, Via::Admin);
         Ok(Response::new(v1::RevokeApiKeyResponse {}))
     }
 
@@ -183,7 +194,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::GetUsageRequest>,
     ) -> Result<Response<v1::GetUsageResponse>, Status> {
-        self.admin(&request).await?;
+        let caller = self.admin(&request, "get_usage").await?;
         let req = request.into_inner();
         let user_id = if req.email.is_empty() {
             None
@@ -201,8 +212,8 @@ impl AdminService for AdminApi {
                     .id,
             )
         };
-        Ok(Response::new(
-            usage(&self.state, user_id.as_deref(), req.days).await?,
-        ))
+        let usage = usage(&self.state, user_id.as_deref(), req.days).await?;
+        audit::admin_action(&caller, "get_usage", &req.email, None);
+        Ok(Response::new(usage))
     }
 }

@@ -164,6 +164,7 @@ impl AppState {
         }
     }
 
+    #[tracing::instrument(name = "compile", skip_all)]
     async fn compile(&self, bytes: Bytes) -> Result<Arc<CompiledModule>, ApiError> {
         // Compilation is CPU-bound and proportional to size: keep it off the
         // async workers' hot path.

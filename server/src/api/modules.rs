@@ -117,7 +117,10 @@ impl AppState {
                 quota,
             )
             .await?
-            .map_err(ApiError::StorageQuota)?;
+            .map_err(|over| {
+                crate::audit::limit_refused(caller, "storage");
+                ApiError::StorageQuota(over)
+            })?;
         self.note_ownership(&caller.user_id, &module.sha256);
         Ok(put)
     }
@@ -180,9 +183,10 @@ impl ModuleApi {
             }
         }
         let used = self.state.store.storage_usage(&caller.user_id).await?;
-        quota
-            .admits(used, start.size)
-            .map_err(ApiError::StorageQuota)
+        quota.admits(used, start.size).map_err(|over| {
+            crate::audit::limit_refused(caller, "storage");
+            ApiError::StorageQuota(over)
+        })
     }
 }
 

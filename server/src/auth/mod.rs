@@ -25,7 +25,10 @@ use rand::RngCore;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::store::{now_ms, KeyRecord, KeyRefused, NewKey, Store};
+use crate::{
+    audit::{self, AuthFailure},
+    store::{now_ms, KeyRecord, KeyRefused, NewKey, Store},
+};
 
 /// Who is calling, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +119,7 @@ impl Authenticator {
     /// Verifies a presented key.
     pub async fn authenticate(&self, presented: &str) -> Result<Caller, Unauthenticated> {
         let Some((key_id, secret)) = parse_key(presented) else {
+            audit::authentication_failed(None, AuthFailure::Malformed);
             return Err(Unauthenticated);
         };
         let computed = self.hash(key_id, secret);
@@ -139,11 +143,20 @@ impl Authenticator {
         let Some(record) = record else {
             // Same work as for a known id, then the same answer.
             let _ = computed.as_bytes().ct_eq(computed.as_bytes());
+            audit::authentication_failed(Some(key_id), AuthFailure::UnknownKey);
             return Err(Unauthenticated);
         };
         let matches = verifies(&record);
         let now = now_ms();
         if !matches || record.revoked_at.is_some() || record.expires_at.is_some_and(|t| t <= now) {
+            let reason = if !matches {
+                AuthFailure::WrongSecret
+            } else if record.revoked_at.is_some() {
+                AuthFailure::Revoked
+            } else {
+                AuthFailure::Expired
+            };
+            audit::authentication_failed(Some(key_id), reason);
             return Err(Unauthenticated);
         }
         Ok(Caller {

@@ -35,6 +35,9 @@ use tokio::sync::Notify;
 #[error("the server is busy: {reason}")]
 pub struct Busy {
     pub reason: String,
+    /// Which bound refused, for `/metrics`: `queue_full`, `tenant_share`
+    /// or `server_busy`.
+    pub kind: &'static str,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -160,6 +163,16 @@ impl Admission {
         self.0.queued.load(Ordering::Relaxed)
     }
 
+    /// Memory charged to running executions now.
+    pub fn memory_admitted_bytes(&self) -> u64 {
+        self.0.ledger.lock().memory_mib * MIB
+    }
+
+    /// Memory all running executions may be charged together.
+    pub fn memory_budget_bytes(&self) -> u64 {
+        self.0.memory_total_mib * MIB
+    }
+
     /// What `tenant` holds right now.
     pub fn held_by(&self, tenant: &str) -> Held {
         let ledger = self.0.ledger.lock();
@@ -212,6 +225,7 @@ impl Admission {
             shared.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(Busy {
                 reason: format!("{} executions are already queued", shared.max_queue),
+                kind: "queue_full",
             });
         }
         Ok(Queued(shared))
@@ -219,6 +233,10 @@ impl Admission {
 
     fn refusal(&self, blocked: Blocked) -> Busy {
         let shared = &self.0;
+        let kind = match blocked {
+            Blocked::OwnShare(_) => "tenant_share",
+            Blocked::Server => "server_busy",
+        };
         let reason = match blocked {
             Blocked::OwnShare(held) => format!(
                 "your account's share of this server is in use ({} of {} running executions, \
@@ -234,7 +252,7 @@ impl Admission {
                 format!("no execution slot freed up within {:?}", shared.max_wait)
             }
         };
-        Busy { reason }
+        Busy { reason, kind }
     }
 
     /// Admits `tenant`'s execution charged `memory_bytes`, waiting

@@ -232,4 +232,14 @@ impl Sandbox {
     pub fn queue_depth(&self) -> usize {
         self.admission.queue_depth()
     }
+
+    /// Memory charged to running executions now (for `/metrics`).
+    pub fn memory_admitted_bytes(&self) -> u64 {
+        self.admission.memory_admitted_bytes()
+    }
+
+    /// Memory all running executions may be charged together.
+    pub fn memory_budget_bytes(&self) -> u64 {
+        self.admission.memory_budget_bytes()
+    }
 }

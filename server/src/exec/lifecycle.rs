@@ -5,6 +5,7 @@
 //! handler can skip or repeat them.
 
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 use bytes::Bytes;
 use futures::{stream, Stream, StreamExt};
@@ -180,6 +181,7 @@ pub(super) async fn begin(
 
 /// Rate limits, quota and per-user concurrency for one execution; a
 /// refusal is counted by reason.
+#[tracing::instrument(name = "limits", skip_all)]
 pub(super) async fn allow(
     state: &AppState,
     caller: &Caller,
@@ -201,6 +203,7 @@ pub(super) async fn allow(
                 .rate_limited
                 .with_label_values(&[reason])
                 .inc();
+            crate::audit::limit_refused(caller, reason);
             Err(refusal.into())
         }
     }
@@ -208,6 +211,7 @@ pub(super) async fn allow(
 
 /// The module to run (compiled or cached). Runs after the rate limit, so a
 /// refused caller costs no compilation.
+#[tracing::instrument(name = "resolve_module", skip_all)]
 pub(super) async fn resolve(
     state: &AppState,
     caller: &Caller,
@@ -283,7 +287,15 @@ pub(super) async fn launch(
     let permit = state
         .sandbox
         .admit(tenant, &launch.resolved.module, launch.limits.memory_bytes)
-        .await?;
+        .instrument(tracing::info_span!("admission"))
+        .await
+        .inspect_err(|busy| {
+            state
+                .metrics
+                .admission_refused
+                .with_label_values(&[busy.kind])
+                .inc()
+        })?;
     let execution_id = uuid::Uuid::now_v7().to_string();
     let module = launch.resolved.module.clone();
     // The admission row is queued now and committed while the guest
@@ -339,7 +351,10 @@ pub(super) async fn launch(
             // Charged once on record; a run whose admission row cannot
             // be written is stopped and costs the caller nothing.
             let on_record = async {
-                let committed = begun.wait().await;
+                let committed = begun
+                    .wait()
+                    .instrument(tracing::info_span!("usage_commit", row = "admission"))
+                    .await;
                 match &committed {
                     Ok(()) => {
                         allowance.confirm();
@@ -354,7 +369,10 @@ pub(super) async fn launch(
                     admitted_tx.send(committed.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
                 committed
             };
-            let execution = state.sandbox.execute(job, out_tx, cancel.clone());
+            let execution = state
+                .sandbox
+                .execute(job, out_tx, cancel.clone())
+                .instrument(tracing::info_span!("run"));
             let run = async {
                 match refused {
                     None => (execution.await, None),
@@ -374,6 +392,7 @@ pub(super) async fn launch(
             let ((report, refusal), on_record) = tokio::join!(run, on_record);
             state.metrics.running.dec();
             observe(&state, &tier_name, &report);
+            crate::audit::guest_limit_hit(&row.user_id, &row.key_id, &row.id, report.outcome);
             tracing::debug!(execution_id = %row.id, outcome = report.outcome.as_str(), "execution finished");
             let finished_at = now_ms();
             let ended = match receipting {
@@ -390,7 +409,12 @@ pub(super) async fn launch(
             };
             // Queued behind the admission row, often in the same commit.
             let recorded = match (on_record, state.usage.enqueue(finish).await) {
-                (Ok(()), Ok(finished)) => finished.wait().await,
+                (Ok(()), Ok(finished)) => {
+                    finished
+                        .wait()
+                        .instrument(tracing::info_span!("usage_commit", row = "final"))
+                        .await
+                }
                 (Err(error), _) | (_, Err(error)) => Err(error),
             };
             let answer = match (recorded, refusal) {

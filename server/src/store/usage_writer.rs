@@ -6,7 +6,16 @@
 //! transaction only past 500 rows), and acknowledges each write after that
 //! commit — one statement per batch, not two per execution.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use parking_lot::Mutex;
 
 use futures::future::{FutureExt, Shared};
 use tokio::sync::{mpsc, oneshot};
@@ -18,10 +27,25 @@ use crate::exec::UsageRecord;
 
 type Ack = oneshot::Sender<Result<(), String>>;
 
+/// A queued write: the row, who waits for its commit, and since when.
+type Queued = (UsageRecord, Ack, Instant);
+
 /// Handle to the writer task (cheap to clone).
 #[derive(Clone)]
 pub struct UsageWriter {
-    queue: mpsc::Sender<(UsageRecord, Ack)>,
+    queue: mpsc::Sender<Queued>,
+    lag: Arc<Lag>,
+}
+
+/// How far the writer is behind, for `/metrics`.
+#[derive(Default)]
+struct Lag {
+    /// Writes queued and not yet acknowledged.
+    pending: AtomicU64,
+    /// When the oldest write of the batch being committed was queued.
+    in_flight_since: Mutex<Option<Instant>>,
+    /// The last committed batch's oldest write's wait, at its commit.
+    last: Mutex<Duration>,
 }
 
 /// Writes taken into one batch at most (one statement, or one transaction
@@ -33,8 +57,11 @@ const ROWS_PER_STATEMENT: usize = 500;
 impl UsageWriter {
     /// Starts the writer task; it ends when every handle is dropped.
     pub fn spawn(store: Store) -> Self {
-        let (queue, mut rx) = mpsc::channel::<(UsageRecord, Ack)>(4096);
+        let (queue, mut rx) = mpsc::channel::<Queued>(4096);
+        let lag = Arc::new(Lag::default());
+        let writer_lag = lag.clone();
         tokio::spawn(async move {
+            let lag = writer_lag;
             // One connection kept for the writer: no pool checkout (and its
             // liveness ping) per batch, and on SQLite its page cache stays
             // warm because no other connection is writing usage rows.
@@ -60,7 +87,10 @@ impl UsageWriter {
                         Err(_) => break,
                     }
                 }
-                let (rows, acks): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+                let oldest = batch.iter().map(|(_, _, queued)| *queued).min();
+                *lag.in_flight_since.lock() = oldest;
+                let (rows, acks): (Vec<_>, Vec<_>) =
+                    batch.drain(..).map(|(row, ack, _)| (row, ack)).unzip();
                 let result = match connection.as_mut() {
                     Some(conn) => Ok(conn),
                     None => store.pool().acquire().await.map(|c| connection.insert(c)),
@@ -78,22 +108,39 @@ impl UsageWriter {
                 if let Err(error) = &result {
                     tracing::error!(%error, "writing usage records failed");
                 }
+                if let Some(oldest) = lag.in_flight_since.lock().take() {
+                    *lag.last.lock() = oldest.elapsed();
+                }
+                lag.pending.fetch_sub(acks.len() as u64, Ordering::Relaxed);
                 for ack in acks {
                     let _ = ack.send(result.clone());
                 }
             }
         });
-        Self { queue }
+        Self { queue, lag }
+    }
+
+    /// Writes queued and not yet committed.
+    pub fn pending(&self) -> u64 {
+        self.lag.pending.load(Ordering::Relaxed)
+    }
+
+    /// How long the oldest write of the batch being committed has waited,
+    /// or (between batches) how long the last batch's oldest write waited.
+    pub fn lag(&self) -> Duration {
+        let in_flight = self.lag.in_flight_since.lock().map(|since| since.elapsed());
+        in_flight.unwrap_or_else(|| *self.lag.last.lock())
     }
 
     /// Queues `row` (in order with every other write) and returns a handle
     /// that resolves once it is committed.
     pub async fn enqueue(&self, row: UsageRecord) -> anyhow::Result<Committed> {
         let (ack, done) = oneshot::channel();
-        self.queue
-            .send((row, ack))
-            .await
-            .map_err(|_| anyhow::anyhow!("the usage writer has stopped"))?;
+        self.lag.pending.fetch_add(1, Ordering::Relaxed);
+        if self.queue.send((row, ack, Instant::now())).await.is_err() {
+            self.lag.pending.fetch_sub(1, Ordering::Relaxed);
+            anyhow::bail!("the usage writer has stopped");
+        }
         Ok(Committed(done.shared()))
     }
 }

@@ -174,9 +174,13 @@ async fn discard_small_body(mut body: Body) {
     .await;
 }
 
+#[tracing::instrument(name = "auth", skip_all)]
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Status> {
     let unauthenticated = || Status::unauthenticated("missing or invalid API key");
-    let key = presented_key(headers).ok_or_else(unauthenticated)?;
+    let key = presented_key(headers).ok_or_else(|| {
+        crate::audit::authentication_failed(None, crate::audit::AuthFailure::Missing);
+        unauthenticated()
+    })?;
     state
         .auth
         .authenticate(key)

@@ -87,12 +87,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let (_, bytes) = state.sandbox.cache_usage();
-    state.metrics.cache_bytes.set(bytes as i64);
-    state
-        .metrics
-        .queue_depth
-        .set(state.sandbox.queue_depth() as i64);
+    crate::metrics::refresh(&state);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
