@@ -1333,3 +1333,35 @@ async fn a_deferred_call_that_exits_ends_the_run_with_its_code() {
     assert_eq!(exits.len(), 1);
     assert!(on_worker(&exits[0]), "{exits:?}");
 }
+
+/// A sandbox whose memory budget is 64 MiB (one request may be charged
+/// all of it) and which refuses at once instead of queueing.
+fn small_budget_sandbox() -> Sandbox {
+    Sandbox::new(SandboxConfig {
+        workers: 1,
+        memory_budget_bytes: 64 << 20,
+        tenant_memory_share_percent: 100,
+        max_queue: 0,
+        max_queue_wait: Duration::from_millis(1),
+        ..SandboxConfig::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_filesystem_is_charged_to_the_memory_budget() {
+    let sb = small_budget_sandbox();
+    let module = sb.compile(&guest("hello")).unwrap();
+    // 32 MiB of linear memory and a 16 MiB tree hold 48 of the 64 MiB.
+    let _held = sb.admit(None, &module, 32 << 20, 16 << 20).await.unwrap();
+    let refused = sb.admit(None, &module, 16 << 20, 8 << 20).await;
+    assert!(refused.is_err(), "24 MiB more does not fit in the 16 left");
+}
+
+#[tokio::test]
+async fn without_a_filesystem_only_linear_memory_is_charged() {
+    let sb = small_budget_sandbox();
+    let module = sb.compile(&guest("hello")).unwrap();
+    let _held = sb.admit(None, &module, 32 << 20, 0).await.unwrap();
+    assert!(sb.admit(None, &module, 16 << 20, 0).await.is_ok());
+}

@@ -208,9 +208,11 @@ impl Sandbox {
     }
 
     /// Waits (boundedly) for an execution slot and memory for `tenant`'s
-    /// run of `module` under `memory_limit`. The charge is what the guest
-    /// can actually use: the limit, or the module's declared maximum memory
-    /// when that is smaller.
+    /// run of `module` under `memory_limit`, with an in-memory filesystem
+    /// of at most `fs_bytes` (0 without one). The charge is what the guest
+    /// can actually use: its linear memory (the limit, or the module's
+    /// declared maximum memory when that is smaller) plus the file
+    /// contents its tree may hold, which live in the server's memory too.
     /// `tenant` is `None` for the operator's trusted (unmetered) tiers,
     /// which have no per-tenant share.
     pub async fn admit(
@@ -218,10 +220,12 @@ impl Sandbox {
         tenant: Option<&str>,
         module: &CompiledModule,
         memory_limit: u64,
+        fs_bytes: u64,
     ) -> Result<Permit, Busy> {
-        let usable = module
+        let linear = module
             .max_memory_bytes
             .map_or(memory_limit, |max| max.min(memory_limit));
+        let usable = linear.saturating_add(fs_bytes);
         match tenant {
             Some(tenant) => self.admission.admit(tenant, usable).await,
             None => self.admission.admit_trusted(usable).await,

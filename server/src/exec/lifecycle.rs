@@ -284,9 +284,16 @@ pub(super) async fn launch(
     // The operator's unmetered tiers are trusted: no per-tenant share.
     let trusted = state.tier(&launch.caller)?.unmetered;
     let tenant = (!trusted).then_some(launch.caller.user_id.as_str());
+    // A tree's file contents are server memory like the guest's own.
+    let fs_bytes = launch.fs.as_ref().map_or(0, |fs| fs.max_bytes);
     let permit = state
         .sandbox
-        .admit(tenant, &launch.resolved.module, launch.limits.memory_bytes)
+        .admit(
+            tenant,
+            &launch.resolved.module,
+            launch.limits.memory_bytes,
+            fs_bytes,
+        )
         .instrument(tracing::info_span!("admission"))
         .await
         .inspect_err(|busy| {
