@@ -74,6 +74,8 @@ pub(crate) struct Inner {
     pub(crate) timeout: Option<Duration>,
     pub(crate) upload_threshold: u64,
     pub(crate) chunk_size: usize,
+    /// Sent with every request (W3C Trace Context).
+    pub(crate) traceparent: Option<MetadataValue<Ascii>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -99,6 +101,7 @@ pub struct ClientBuilder {
     upload_threshold: u64,
     chunk_size: usize,
     user_agent: String,
+    traceparent: Option<String>,
 }
 
 impl Client {
@@ -116,6 +119,7 @@ impl Client {
             upload_threshold: 1 << 20,
             chunk_size: 1 << 20,
             user_agent: format!("wasmwiz-rust/{}", env!("CARGO_PKG_VERSION")),
+            traceparent: None,
         }
     }
 
@@ -135,6 +139,7 @@ impl Client {
         if let Some(timeout) = self.inner.timeout {
             request.set_timeout(timeout);
         }
+        crate::trace::attach(&mut request, self.inner.traceparent.as_ref());
         request
     }
 
@@ -251,6 +256,13 @@ impl ClientBuilder {
         self
     }
 
+    /// A W3C `traceparent` sent with every call, so the server's spans join
+    /// the caller's trace (e.g. a CI job's `TRACEPARENT`).
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        self.traceparent = Some(traceparent.into());
+        self
+    }
+
     /// The `user-agent` prefix (default `wasmwiz-rust/VERSION`).
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = user_agent.into();
@@ -260,6 +272,11 @@ impl ClientBuilder {
     /// Connects. Fails with [`Error::Connect`] when the server cannot be
     /// reached (retried when a retry policy is set).
     pub async fn build(self) -> Result<Client> {
+        let traceparent = self
+            .traceparent
+            .as_deref()
+            .map(crate::trace::parse_traceparent)
+            .transpose()?;
         let header = match &self.api_key {
             Some(key) => Some(
                 format!("Bearer {key}")
@@ -338,6 +355,7 @@ impl ClientBuilder {
                 timeout: self.timeout,
                 upload_threshold: self.upload_threshold,
                 chunk_size: self.chunk_size,
+                traceparent,
             }),
         })
     }

@@ -62,6 +62,7 @@ mod fs;
 mod modules;
 mod retry;
 mod run;
+mod trace;
 mod types;
 pub mod util;
 // Offline verification of signed execution receipts.

@@ -142,6 +142,16 @@ pub struct Cli {
         help_heading = "Server options"
     )]
     pub max_wait: Duration,
+    /// W3C traceparent sent with every call, so the server's spans join
+    /// this trace (CI tools export it as TRACEPARENT).
+    #[arg(
+        long,
+        value_name = "TRACEPARENT",
+        env = "TRACEPARENT",
+        global = true,
+        help_heading = "Server options"
+    )]
+    pub traceparent: Option<String>,
     /// Print nothing but the guest's output and errors.
     #[arg(short, long, global = true, help_heading = "Server options")]
     pub quiet: bool,
@@ -282,6 +292,17 @@ async fn connect(cli: &Cli) -> CliResult<Client> {
     let mut builder = Client::builder(&cli.url)
         .api_key(cli.api_key.clone().unwrap_or_default())
         .user_agent(format!("wasmwiz-cli/{}", env!("CARGO_PKG_VERSION")));
+    // TRACEPARENT may come from an environment this program does not own:
+    // a malformed one is reported and left out, not a reason to fail.
+    match &cli.traceparent {
+        Some(value) if wasmwiz::util::is_traceparent(value) => {
+            builder = builder.traceparent(value.clone());
+        }
+        Some(value) if !cli.quiet => {
+            eprintln!("wasmwiz: ignoring traceparent `{value}`: not a W3C traceparent")
+        }
+        _ => {}
+    }
     if let Some(path) = &cli.ca_cert {
         let pem = std::fs::read(path).map_err(|e| {
             Failure::usage(format!(

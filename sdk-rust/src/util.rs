@@ -280,6 +280,17 @@ impl std::fmt::Display for Mismatch {
     }
 }
 
+/// True when `value` is a W3C Trace Context `traceparent`
+/// (`00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero).
+///
+/// ```
+/// assert!(wasmwiz::util::is_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+/// assert!(!wasmwiz::util::is_traceparent("not-a-trace"));
+/// ```
+pub fn is_traceparent(value: &str) -> bool {
+    crate::trace::parse_traceparent(value).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,3 +97,17 @@ async fn a_full_storage_quota_says_quota_not_rate_limit() {
         "{out:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_traceparent_is_reported_and_left_out() {
+    let server = TestServer::start().await;
+    let out = cli(
+        &server.url,
+        Some(&server.admin_key),
+        &["--traceparent", "not-a-trace", "whoami"],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("ignoring traceparent `not-a-trace`"), "{out:?}");
+}
