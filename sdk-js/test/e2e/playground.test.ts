@@ -534,6 +534,7 @@ describe("playground", () => {
     await page.selectOption("#example", "echo");
     await page.fill("#stdin", "shared stdin ✓\n");
     await page.fill("#args", "one\ntwo words");
+    await page.click("#limits-details > summary");
     await page.fill("#limit-fuel", "1e9");
     await page.fill("#limit-timeout", "2500");
     await page.click("#share-btn");
