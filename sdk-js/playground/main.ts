@@ -21,6 +21,7 @@ import {
   Outcome,
   WasmWizError,
   createClient,
+  createClientWithTransport,
   describeError,
   humanBytes,
   sha256Hex,
@@ -34,7 +35,9 @@ import {
   type Started,
   type WasmWizClient,
 } from "../src/web.js";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { $, h } from "./dom.js";
+import { fetchWithUploadProgress } from "./xhr-fetch.js";
 import { EXAMPLE_SOURCES } from "./example-sources.js";
 import { panicMessage } from "./panic.js";
 import { parseCount } from "./count.js";
@@ -482,7 +485,7 @@ async function storeCustom(): Promise<string> {
   const custom = state.custom!;
   const progress = showUploadProgress(custom.name, custom.bytes.length);
   try {
-    const up = await client().upload(custom.bytes);
+    const up = await progress.client.upload(custom.bytes);
     custom.sha256 = up.sha256;
     custom.uploaded = true;
     const imports = up.info.imports.map((i) => i.name);
@@ -514,27 +517,29 @@ async function storeCustom(): Promise<string> {
 const PROGRESS_MIN_BYTES = 1024 * 1024;
 
 /**
- * Shows that a large module is being uploaded. gRPC-web sends it as one
- * request through `fetch`, which reports no upload progress, so the bar is
- * indeterminate and the label counts the seconds.
+ * The client that stores a module, and the progress bar it drives. A large
+ * module goes through a client whose `fetch` is XMLHttpRequest (gRPC-web
+ * sends it in one `PutModule` request, and only XHR reports how much of a
+ * request body went out); small ones through the usual client.
  */
-function showUploadProgress(name: string, size: number): { done(): void } {
-  if (size < PROGRESS_MIN_BYTES) return { done: () => undefined };
+function showUploadProgress(name: string, size: number): { client: WasmWizClient; done(): void } {
+  if (size < PROGRESS_MIN_BYTES) return { client: client(), done: () => undefined };
   const box = $("upload-progress");
   const label = $("upload-label");
   const bar = $<HTMLProgressElement>("upload-bar");
   bar.removeAttribute("value");
-  const t0 = performance.now();
-  const say = () => {
-    const secs = Math.floor((performance.now() - t0) / 1000);
-    label.textContent = `Uploading ${name} (${fmtBytes(size)})… ${secs} s`;
-  };
-  say();
+  label.textContent = `Uploading ${name} (${fmtBytes(size)})…`;
   box.hidden = false;
-  const timer = setInterval(say, 1000);
+  const onProgress = (sent: number, total: number) => {
+    // The WhoAmI and GetModule calls before it go through here too: only the module's request counts.
+    if (total < size) return;
+    bar.value = sent / total;
+    label.textContent = `Uploading ${name} (${fmtBytes(size)})… ${Math.floor((100 * sent) / total)}%`;
+  };
+  const transport = createGrpcWebTransport({ baseUrl: location.origin, fetch: fetchWithUploadProgress(onProgress) });
   return {
+    client: createClientWithTransport(transport, "grpc-web", { baseUrl: location.origin, apiKey: apiKey() }),
     done() {
-      clearInterval(timer);
       box.hidden = true;
     },
   };
