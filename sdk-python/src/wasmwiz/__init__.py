@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from ._common import (
     AsyncStdinLike,
+    CacheLike,
     CaseLike,
     Data,
     ModuleLike,
@@ -95,6 +96,7 @@ __all__ = [
     "BatchCase",
     "BatchResult",
     "BatchStream",
+    "CacheLike",
     "CaseLike",
     "CaseResult",
     "Client",
