@@ -409,7 +409,7 @@ describe("playground", () => {
     await page.close();
   });
 
-  it("runs the Rust examples: std on WASI, and a panic as a trap", { timeout: 120_000 }, async () => {
+  it("runs the Rust examples: std on WASI, and a panic reads as a panic with its message", { timeout: 120_000 }, async () => {
     const page = await openPlayground(server.adminKey);
     await page.selectOption("#example", "rust_wordfreq");
     await page.click("#run-btn");
