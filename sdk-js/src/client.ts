@@ -9,7 +9,7 @@
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { createClient as createConnectClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
-import { Code, WasmWizError, moduleTooLarge, streamedStdinCached } from "./errors.js";
+import { Code, WasmWizError, badCacheMode, moduleTooLarge, streamedStdinCached } from "./errors.js";
 import {
   FileCollector,
   checkTotal,
@@ -131,9 +131,7 @@ function cachePolicy(cache: CacheMode | undefined): CachePolicy {
     case "refresh":
       return CachePolicy.REFRESH;
     default:
-      throw new WasmWizError(Code.InvalidArgument, `cache must be "use", "refresh" or unset, not ${JSON.stringify(cache)}`, {
-        local: true,
-      });
+      throw badCacheMode(cache);
   }
 }
 

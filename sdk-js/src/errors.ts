@@ -228,6 +228,15 @@ export function streamedStdinCached(): WasmWizError {
   return new WasmWizError(Code.InvalidArgument, `${said} (checked before sending)`, { details, local: true });
 }
 
+/** The error the SDK throws, without sending anything, for a `cache` that is not a policy (JS callers are not type-checked). */
+export function badCacheMode(cache: unknown): WasmWizError {
+  const said = `cache must be "use", "refresh" or unset, not ${JSON.stringify(cache)}`;
+  const details: ErrorDetails = {
+    badRequest: create(BadRequestSchema, { fieldViolations: [{ field: "cache", description: said }] }),
+  };
+  return new WasmWizError(Code.InvalidArgument, `${said} (checked before sending)`, { details, local: true });
+}
+
 /** The error the SDK throws, without sending anything, for a path the guest's filesystem cannot hold. */
 export function badFilePath(path: string, problem: string, field = "fs"): WasmWizError {
   const said = `path ${JSON.stringify(path)}: ${problem}`;

@@ -10,6 +10,7 @@ import {
   WasmWizError,
   createClient,
   verifyReceipt,
+  type RunOptions,
   type TransportKind,
   type WasmWizClient,
 } from "../src/node.js";
@@ -147,5 +148,22 @@ describe("cache with streamed stdin", () => {
     assert.equal(err.local, true);
     assert.deepEqual(err.fieldViolations.map((v) => v.field), ["cache"]);
     assert.match(err.message, /streamed stdin cannot be part of the result cache's key/);
+  });
+});
+
+describe("an unknown cache mode", () => {
+  it("is refused before anything is sent, naming the cache field", async () => {
+    const client = createClient({ baseUrl: server.baseUrl, apiKey: server.freeKey, transport: "grpc-web" });
+    const options = { module: ECHO, stdin: "x", cache: "always" } as unknown as RunOptions;
+    const err = await client
+      .run(options)
+      .result()
+      .then(
+        () => assert.fail("expected a refusal"),
+        (e: unknown) => e,
+      );
+    assert.ok(err instanceof WasmWizError);
+    assert.equal(err.local, true);
+    assert.deepEqual(err.fieldViolations.map((v) => v.field), ["cache"]);
   });
 });
