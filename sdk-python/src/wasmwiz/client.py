@@ -540,7 +540,8 @@ class Client:
 
             for event in client.stream("progress.wasm", args=["3"]):
                 print(event)
-            # Started(module_sha256='…', cache_hit=False, limits=Limits(…), execution_id='…')
+            # Started(module_sha256='…', cache_hit=False, limits=Limits(…), execution_id='…',
+            #         result_cache_hit=False, cached_from='')
             # Stdout(data=b'tick 0\n')
             # …
             # Finished(outcome=<Outcome.SUCCESS: 1>, exit_code=0, …)
