@@ -3,11 +3,14 @@
  * gRPC-web to the same origin through `@wasmwiz/sdk`.
  *
  * # Layout
- * - key bar: the API key (remembered in localStorage), checked with WhoAmI.
- * - Run view: example or dropped module, input files (`files-panel.ts`) →
- *   `Run` (inline bytes with keep_module, or by sha256 after `PutModule`;
- *   the files inline) → live console → stats → the files that came back
- *   (`out-files.ts`).
+ * - key bar: the API key (remembered in localStorage only when asked),
+ *   checked with WhoAmI; an admin key shows a warning.
+ * - Run view: example (its source beside it, `example-sources.ts`) or
+ *   dropped module, input files (`files-panel.ts`) → `Run` (examples inline,
+ *   not stored unless "keep" is ticked; a dropped module by sha256 after
+ *   `PutModule`; the files inline) → live console → stats → the files that
+ *   came back (`out-files.ts`). A share link (`share.ts`) puts the inputs,
+ *   never the key, in the URL fragment.
  * - Account view: WhoAmI (tier, allowance), GetUsage (SVG charts), own keys.
  *
  * No inline scripts or styles (the page is served with a strict CSP); charts
@@ -18,6 +21,7 @@ import {
   Outcome,
   WasmWizError,
   createClient,
+  createClientWithTransport,
   describeError,
   humanBytes,
   sha256Hex,
@@ -31,7 +35,13 @@ import {
   type Started,
   type WasmWizClient,
 } from "../src/web.js";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { $, h } from "./dom.js";
+import { fetchWithUploadProgress } from "./xhr-fetch.js";
+import { EXAMPLE_SOURCES } from "./example-sources.js";
+import { panicMessage } from "./panic.js";
+import { parseCount } from "./count.js";
+import { readShared, shareUrl, type SharedInputs } from "./share.js";
 import { FilesPanel } from "./files-panel.js";
 import { clearOutFiles, showOutFiles } from "./out-files.js";
 
@@ -224,6 +234,8 @@ const state = {
   tierFsBytes: undefined as { key: string; bytes: number } | undefined,
   stoppedByUser: false,
   accountStale: true,
+  /** True when the last run's module is stored on the account (so "Run again by hash" can run it). */
+  lastStored: false,
 };
 
 function apiKey(): string {
@@ -253,6 +265,7 @@ function setKeyStatus(text: string, kind: "ok" | "bad" | "" = ""): void {
 async function checkKey(): Promise<void> {
   const key = apiKey();
   const seq = ++whoSeq;
+  $("key-admin-warning").hidden = true;
   if (!key) {
     setKeyStatus("Paste an API key to run programs.");
     return;
@@ -262,8 +275,10 @@ async function checkKey(): Promise<void> {
     const me = await client().account.whoAmI();
     if (seq !== whoSeq) return;
     setKeyStatus(`${me.email} · ${me.tier}${me.admin ? " · admin" : ""}`, "ok");
+    $("key-admin-warning").hidden = !me.admin;
   } catch (e) {
     if (seq !== whoSeq) return;
+    $("key-admin-warning").hidden = true;
     const err = WasmWizError.from(e);
     setKeyStatus(err.code === Code.Unauthenticated ? "Key not accepted" : describeError(err).title, "bad");
   }
@@ -280,7 +295,8 @@ function initKeyBar(): void {
     // storage disabled
   }
   if (saved) input.value = saved;
-  remember.checked = saved !== null || remember.checked;
+  // Off unless the user asked before (a saved key): a key on a shared device outlives the visit.
+  remember.checked = saved !== null;
 
   const persist = () => {
     try {
@@ -351,9 +367,11 @@ function applyExample(name: string): void {
   const desc = $("example-desc");
   if (!ex) {
     desc.textContent = state.custom ? `Your module ${state.custom.name} (${fmtBytes(state.custom.bytes.length)}).` : "";
+    showSource(undefined);
     return;
   }
   desc.textContent = ex.description;
+  showSource(name);
   files.replace(ex.files, ex.collect);
   $<HTMLTextAreaElement>("stdin").value = ex.stdin ?? "";
   $<HTMLTextAreaElement>("args").value = (ex.args ?? []).join("\n");
@@ -366,6 +384,58 @@ function applyExample(name: string): void {
   $<HTMLInputElement>("limit-output").value = "";
   $<HTMLInputElement>("limit-fs").value = "";
   if (ex.limits) ($<HTMLDetailsElement>("limits-details")).open = true;
+}
+
+/** Shows the example's source (C, Rust or WAT) beside it; none for a dropped module. */
+function showSource(name: string | undefined): void {
+  const src = name === undefined ? undefined : EXAMPLE_SOURCES[name];
+  const box = $<HTMLDetailsElement>("example-source-box");
+  box.hidden = !src;
+  $("keep-module").parentElement!.hidden = !src;
+  if (!src) return;
+  $("example-source-path").textContent = `${src.path} (${src.language})`;
+  $("example-source").textContent = src.text;
+}
+
+/** Fills the inputs from a share link's fragment. */
+function applyShared(shared: SharedInputs): void {
+  const sel = $<HTMLSelectElement>("example");
+  if (EXAMPLES.some((x) => x.name === shared.example)) {
+    sel.value = shared.example;
+    applyExample(shared.example);
+  }
+  if (shared.stdin !== undefined) $<HTMLTextAreaElement>("stdin").value = shared.stdin;
+  if (shared.args !== undefined) $<HTMLTextAreaElement>("args").value = shared.args.join("\n");
+  if (shared.env !== undefined) {
+    $<HTMLTextAreaElement>("env").value = Object.entries(shared.env)
+      .map(([k, v]) => `${k}=${v}`)
+      .join("\n");
+  }
+  const limits = shared.limits ?? {};
+  const ids: Record<string, string> = { fuel: "limit-fuel", timeoutMs: "limit-timeout", memoryMiB: "limit-memory", outputKiB: "limit-output", fsKiB: "limit-fs", seed: "seed" };
+  for (const [k, id] of Object.entries(ids)) {
+    const v = limits[k as keyof typeof limits];
+    if (v !== undefined) $<HTMLInputElement>(id).value = v;
+  }
+  if (Object.keys(limits).length) $<HTMLDetailsElement>("limits-details").open = true;
+}
+
+/** The current inputs, as a share link would carry them. */
+function currentInputs(): SharedInputs {
+  const limits: Record<string, string> = {};
+  const ids: Record<string, string> = { fuel: "limit-fuel", timeoutMs: "limit-timeout", memoryMiB: "limit-memory", outputKiB: "limit-output", fsKiB: "limit-fs", seed: "seed" };
+  for (const [k, id] of Object.entries(ids)) {
+    const v = $<HTMLInputElement>(id).value.trim();
+    if (v) limits[k] = v;
+  }
+  const env = $<HTMLTextAreaElement>("env").value;
+  return {
+    example: $<HTMLSelectElement>("example").value,
+    stdin: $<HTMLTextAreaElement>("stdin").value,
+    args: parseLines($<HTMLTextAreaElement>("args").value),
+    ...(env.trim() ? { env: parseEnv(env) } : {}),
+    ...(Object.keys(limits).length ? { limits } : {}),
+  };
 }
 
 function renderExampleOptions(): void {
@@ -413,8 +483,9 @@ async function loadCustom(file: File): Promise<void> {
 /** Stores the dropped module with PutModule (skipped when the server has it). */
 async function storeCustom(): Promise<string> {
   const custom = state.custom!;
+  const progress = showUploadProgress(custom.name, custom.bytes.length);
   try {
-    const up = await client().upload(custom.bytes);
+    const up = await progress.client.upload(custom.bytes);
     custom.sha256 = up.sha256;
     custom.uploaded = true;
     const imports = up.info.imports.map((i) => i.name);
@@ -437,7 +508,41 @@ async function storeCustom(): Promise<string> {
       h("span", { class: "refused" }, local ? "Not uploaded (see the error)." : "Refused by the server (see the error)."),
     );
     throw e;
+  } finally {
+    progress.done();
   }
+}
+
+/** Modules above this show upload progress (smaller ones are sent at once). */
+const PROGRESS_MIN_BYTES = 1024 * 1024;
+
+/**
+ * The client that stores a module, and the progress bar it drives. A large
+ * module goes through a client whose `fetch` is XMLHttpRequest (gRPC-web
+ * sends it in one `PutModule` request, and only XHR reports how much of a
+ * request body went out); small ones through the usual client.
+ */
+function showUploadProgress(name: string, size: number): { client: WasmWizClient; done(): void } {
+  if (size < PROGRESS_MIN_BYTES) return { client: client(), done: () => undefined };
+  const box = $("upload-progress");
+  const label = $("upload-label");
+  const bar = $<HTMLProgressElement>("upload-bar");
+  bar.removeAttribute("value");
+  label.textContent = `Uploading ${name} (${fmtBytes(size)})…`;
+  box.hidden = false;
+  const onProgress = (sent: number, total: number) => {
+    // The WhoAmI and GetModule calls before it go through here too: only the module's request counts.
+    if (total < size) return;
+    bar.value = sent / total;
+    label.textContent = `Uploading ${name} (${fmtBytes(size)})… ${Math.floor((100 * sent) / total)}%`;
+  };
+  const transport = createGrpcWebTransport({ baseUrl: location.origin, fetch: fetchWithUploadProgress(onProgress) });
+  return {
+    client: createClientWithTransport(transport, "grpc-web", { baseUrl: location.origin, apiKey: apiKey() }),
+    done() {
+      box.hidden = true;
+    },
+  };
 }
 
 function initInputs(): void {
@@ -449,6 +554,20 @@ function initInputs(): void {
     if (sel.value !== CUSTOM) setModuleInfo([]);
   });
   applyExample(sel.value);
+  const shared = readShared(location.hash);
+  if (shared) applyShared(shared);
+
+  $("share-btn").addEventListener("click", () => {
+    let url: string;
+    try {
+      url = shareUrl(location.href, currentInputs());
+    } catch (e) {
+      showError(e);
+      return;
+    }
+    $("share-url").textContent = url;
+    void navigator.clipboard?.writeText(url).catch(() => undefined);
+  });
 
   const drop = $("dropzone");
   const file = $<HTMLInputElement>("file-input");
@@ -673,13 +792,15 @@ function outcomeKind(o: Outcome): "ok" | "warn" | "bad" {
   return "bad";
 }
 
-function showStats(started: Started | undefined, f: Finished): void {
+function showStats(started: Started | undefined, f: Finished, stderr = ""): void {
   const kind = outcomeKind(f.outcome);
   let words = OUTCOME_WORDS[f.outcome] ?? "Unknown outcome";
-  if (f.outcome === Outcome.TRAP && f.trapKind) words += `: ${f.trapKind.replace(/_/g, " ")}`;
+  const panic = f.outcome === Outcome.TRAP && f.trapKind === "unreachable" ? panicMessage(stderr) : undefined;
+  if (panic !== undefined) words = `The program panicked: ${panic}`;
+  else if (f.outcome === Outcome.TRAP && f.trapKind) words += `: ${f.trapKind.replace(/_/g, " ")}`;
   const outcome = $("stat-outcome");
   outcome.replaceChildren(h("span", { class: `badge ${kind}` }, words));
-  if (f.message) outcome.append(h("span", { class: "outcome-msg" }, f.message));
+  if (f.message && panic === undefined) outcome.append(h("span", { class: "outcome-msg" }, f.message));
   $("stat-exit").textContent = f.exitCode === -1 ? "— (did not exit)" : String(f.exitCode);
   $("stat-fuel").textContent = fmtInt(f.fuelConsumed);
   $("stat-time").textContent = fmtDuration(f.durationUs);
@@ -693,7 +814,7 @@ function showStats(started: Started | undefined, f: Finished): void {
 }
 
 function readLimits(): LimitsInit | undefined {
-  const fuel = parseWhole("limit-fuel", "Fuel");
+  const fuel = parseCount($<HTMLInputElement>("limit-fuel").value, "Fuel");
   const memoryBytes = parseWhole("limit-memory", "Memory", 1024n * 1024n);
   const timeoutMs = parseWhole("limit-timeout", "Timeout");
   const maxOutputBytes = parseWhole("limit-output", "Max output", 1024n);
@@ -721,7 +842,7 @@ async function exampleBytes(name: string): Promise<Uint8Array> {
 function setRunning(running: boolean): void {
   $<HTMLButtonElement>("run-btn").disabled = running;
   $<HTMLButtonElement>("stop-btn").disabled = !running;
-  $<HTMLButtonElement>("rerun-btn").disabled = running || !state.lastSha;
+  $<HTMLButtonElement>("rerun-btn").disabled = running || !state.lastSha || !state.lastStored;
   $("run-form").setAttribute("aria-busy", String(running));
 }
 
@@ -764,17 +885,26 @@ async function run(byHash: boolean): Promise<void> {
   setRunState("Preparing…", "running");
 
   let started: Started | undefined;
+  const stderrText: string[] = [];
+  const stderrDecoder = new TextDecoder();
+  const t0 = performance.now();
   try {
     const sel = $<HTMLSelectElement>("example").value;
     let options: RunOptions;
+    let stored: boolean;
     if (byHash) {
       options = { moduleSha256: state.lastSha, ...common };
+      stored = true;
     } else if (sel === CUSTOM && state.custom) {
       setRunState("Storing module…", "running");
       const sha = state.custom.uploaded && state.custom.sha256 ? state.custom.sha256 : await storeCustom();
       options = { moduleSha256: sha, ...common };
+      stored = true;
     } else {
-      options = { module: await exampleBytes(sel), keepModule: true, ...common };
+      // Examples go inline and are not stored on the account unless the user ticks "keep".
+      const keep = $<HTMLInputElement>("keep-module").checked;
+      options = { module: await exampleBytes(sel), keepModule: keep, ...common };
+      stored = keep;
     }
     options.programName = sel === CUSTOM && state.custom ? state.custom.name : `${sel}.wasm`;
     setRunState("Starting…", "running");
@@ -784,6 +914,7 @@ async function run(byHash: boolean): Promise<void> {
         case "started":
           started = ev.started;
           state.lastSha = ev.started.moduleSha256;
+          state.lastStored = stored;
           // Without a Files limit the effective one is the tier's maximum: keep it for the size check.
           if (!explicitFsLimit && ev.started.limits?.fsBytes) {
             state.tierFsBytes = { key: apiKey(), bytes: Number(ev.started.limits.fsBytes) };
@@ -794,12 +925,13 @@ async function run(byHash: boolean): Promise<void> {
           break;
         case "stdout":
         case "stderr":
+          if (ev.type === "stderr") stderrText.push(stderrDecoder.decode(ev.data, { stream: true }));
           output.write(ev.type, ev.data);
           break;
         case "finished":
           output.flush();
           if (ev.finished.stdoutBytes === 0n && ev.finished.stderrBytes === 0n) output.clear("(no output)");
-          showStats(started, ev.finished);
+          showStats(started, ev.finished, stderrText.join("") + stderrDecoder.decode());
           break;
       }
     }
@@ -808,8 +940,10 @@ async function run(byHash: boolean): Promise<void> {
     output.flush();
     const err = e instanceof WasmWizError ? e : e instanceof Error ? e : new Error(String(e));
     if (state.stoppedByUser && err instanceof WasmWizError && err.code === Code.Canceled) {
-      output.note("\n[stopped]\n");
-      setRunState("Stopped", "warn");
+      // The server reports fuel only in `finished`, which a stopped run never gets: say what is known.
+      const elapsed = fmtDuration(BigInt(Math.round((performance.now() - t0) * 1000)));
+      output.note(`\n[stopped after ${elapsed}; fuel used so far is unknown: the server reports fuel when a run finishes]\n`);
+      setRunState(`Stopped after ${elapsed}`, "warn");
     } else {
       showError(err);
       setRunState(err instanceof WasmWizError ? describeError(err).title : "Error", "bad");

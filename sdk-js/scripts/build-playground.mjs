@@ -26,6 +26,8 @@ await build({
   legalComments: "none",
   charset: "utf8",
   conditions: ["browser"],
+  // The examples' sources (examples/guests), shown beside each example.
+  loader: { ".c": "text", ".rs": "text", ".wat": "text" },
   tsconfig: join(root, "playground", "tsconfig.json"),
   banner: {
     js: "// WasmWiz playground (built from sdk-js/playground by `npm run build:playground`; do not edit).",

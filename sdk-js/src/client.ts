@@ -9,7 +9,7 @@
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { createClient as createConnectClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
-import { Code, WasmWizError, moduleTooLarge } from "./errors.js";
+import { Code, WasmWizError, badCacheMode, moduleTooLarge, streamedStdinCached } from "./errors.js";
 import {
   FileCollector,
   checkTotal,
@@ -63,6 +63,8 @@ import {
   type SetTierResponse,
 } from "./gen/wasmwiz/v1/admin_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "./gen/grpc/health/v1/health_pb.js";
+import { CachePolicy, type Receipt } from "./gen/wasmwiz/v1/receipt_pb.js";
+import { ServerService, type GetServerInfoResponse } from "./gen/wasmwiz/v1/server_pb.js";
 
 /** Which wire protocol a client speaks. */
 export type TransportKind = "grpc" | "grpc-web";
@@ -112,8 +114,44 @@ export interface LimitsInit {
 /** The module to run: its bytes, or the sha256 of a module stored before. */
 export type ModuleSource = { module: Uint8Array; moduleSha256?: never } | { moduleSha256: string; module?: never };
 
+/**
+ * The result cache policy: `"use"` answers from the cache when the same
+ * inputs ran before for this account (else runs and stores the result);
+ * `"refresh"` runs and replaces what the cache holds. Unset: off.
+ */
+export type CacheMode = "use" | "refresh";
+
+/** `cache` as the `CachePolicy` the server takes. */
+function cachePolicy(cache: CacheMode | undefined): CachePolicy {
+  switch (cache) {
+    case undefined:
+      return CachePolicy.UNSPECIFIED;
+    case "use":
+      return CachePolicy.USE;
+    case "refresh":
+      return CachePolicy.REFRESH;
+    default:
+      throw badCacheMode(cache);
+  }
+}
+
+/** The result cache and receipt options of run, execute and runBatch. */
+export interface CacheOptions {
+  /**
+   * The result cache policy (see {@link CacheMode}); a hit sets
+   * `resultCacheHit` and `cachedFrom`. Needs stdin given whole: with
+   * streamed stdin `execute()` refuses it before sending anything.
+   */
+  cache?: CacheMode;
+  /**
+   * Ask for a signed receipt of each execution (`result.receipt`); check it
+   * offline with `verifyReceipt` and a key from `getServerInfo()`.
+   */
+  receipt?: boolean;
+}
+
 /** What to run and how (the fields of `RunRequest`, friendlier typed). */
-export type RunOptions = ModuleSource & {
+export type RunOptions = ModuleSource & CacheOptions & {
   /** The guest's whole stdin. */
   stdin?: BytesLike;
   /** argv[1..]. */
@@ -203,6 +241,12 @@ export interface RunResult {
   rateLimit?: RateLimitInfo;
   /** The collected files (`collect`), path → contents, in path order. */
   files: Map<string, Uint8Array>;
+  /** True when the result was replayed from the result cache (`cache: "use"`): the module did not run again. */
+  resultCacheHit: boolean;
+  /** With `resultCacheHit`: the `executionId` of the original run. */
+  cachedFrom?: string;
+  /** The signed receipt (`receipt: true`); a cache hit carries the original run's. */
+  receipt?: Receipt;
 }
 
 /** One case of a batch, finished. */
@@ -226,6 +270,12 @@ export interface BatchCaseResult {
   moduleSha256: string;
   /** The case's collected files, path → contents, in path order. */
   files: Map<string, Uint8Array>;
+  /** True when this case was answered from the result cache. */
+  resultCacheHit: boolean;
+  /** With `resultCacheHit`: the execution id of the original run. */
+  cachedFrom?: string;
+  /** The case's signed receipt (`receipt: true`). */
+  receipt?: Receipt;
 }
 
 /** One case of a batch. */
@@ -246,7 +296,7 @@ export interface BatchCaseInit {
 }
 
 /** What {@link WasmWizClient.runBatch} runs: one module, many cases. */
-export type RunBatchOptions = ModuleSource & {
+export type RunBatchOptions = ModuleSource & CacheOptions & {
   cases: BatchCaseInit[];
   /** Limits of each case. */
   limits?: LimitsInit;
@@ -480,6 +530,9 @@ function runCollector(open: () => AsyncIterable<ExecuteEvent>, rate: { info?: Ra
         stderrText: toText(stderr),
         ...(rate.info ? { rateLimit: rate.info } : {}),
         files: files.build(),
+        resultCacheHit: s.resultCacheHit,
+        ...(s.resultCacheHit ? { cachedFrom: s.cachedFrom } : {}),
+        ...(finished.receipt ? { receipt: finished.receipt } : {}),
       };
     },
   );
@@ -519,6 +572,9 @@ function batchCollector(open: () => AsyncIterable<BatchEvent>): BatchStream {
         executionId: ev.executionId,
         moduleSha256: ev.moduleSha256,
         files: caseFiles,
+        resultCacheHit: ev.resultCacheHit,
+        ...(ev.resultCacheHit ? { cachedFrom: ev.cachedFrom } : {}),
+        ...(finished.receipt ? { receipt: finished.receipt } : {}),
       };
       results.push(r);
       return r;
@@ -573,6 +629,7 @@ export interface RawClients {
   account: Client<typeof AccountService>;
   admin: Client<typeof AdminService>;
   health: Client<typeof Health>;
+  server: Client<typeof ServerService>;
 }
 
 /** A WasmWiz client. Create one with `createClient` and reuse it (it shares connections). */
@@ -614,6 +671,17 @@ export interface WasmWizClient {
   readonly modules: ModulesApi;
   readonly account: AccountApi;
   readonly admin: AdminApi;
+  /**
+   * The server's version, engine and the public keys that verify receipts
+   * (`ServerService.GetServerInfo`; no key needed).
+   *
+   * ```ts
+   * const info = await client.getServerInfo();
+   * const key = info.receiptKeys.find((k) => k.keyId === result.receipt!.keyId)!;
+   * const verified = await verifyReceipt(result.receipt!, key.publicKey);
+   * ```
+   */
+  getServerInfo(options?: WasmWizCallOptions): Promise<GetServerInfoResponse>;
   /** `grpc.health.v1.Health/Check` (no key needed): true when SERVING. */
   health(service?: string, options?: WasmWizCallOptions): Promise<boolean>;
   /** The same client (same connections) with another API key. */
@@ -653,6 +721,7 @@ export function createClientWithTransport(transport: Transport, kind: TransportK
     account: createConnectClient(AccountService, transport),
     admin: createConnectClient(AdminService, transport),
     health: createConnectClient(Health, transport),
+    server: createConnectClient(ServerService, transport),
   };
   return buildClient(raw, kind, options);
 }
@@ -704,6 +773,8 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
     randomSeed: big(r.randomSeed),
     ...(r.expectedStdout !== undefined ? { expectedStdout: toBytes(r.expectedStdout) } : {}),
     keepModule: r.keepModule ?? false,
+    cache: cachePolicy(r.cache),
+    receipt: r.receipt ?? false,
   });
 
   /** The tier's limits from one `WhoAmI`, kept for this client's life (retried after a failure). */
@@ -786,6 +857,7 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
         checkSource(r);
         const chunk = r.chunkSize ?? DEFAULT_CHUNK;
         const streamed = isAsyncIterable(r.stdin) || isIterableOfChunks(r.stdin);
+        if (streamed && r.cache !== undefined) throw streamedStdinCached();
         const fs = inputFs(r.files, r.collect, fsBytesOf(r.limits));
         async function* requests(): AsyncGenerator<MessageInitShape<typeof ExecuteRequestSchema>> {
           yield {
@@ -846,6 +918,8 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
             programName: r.programName ?? "",
             env: r.env ?? {},
             randomSeed: big(r.randomSeed),
+            cache: cachePolicy(r.cache),
+            receipt: r.receipt ?? false,
           },
           co(o, false),
         );
@@ -918,6 +992,8 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
         }),
       getUsage: (req, o) => unary(() => raw.admin.getUsage(req ?? {}, co(o, true))),
     },
+
+    getServerInfo: (o) => unary(() => raw.server.getServerInfo({}, co(o, true))),
 
     health: (service, o) =>
       unary(async () => {

@@ -214,6 +214,29 @@ export function filesTooLarge(total: number, maximum: number, field = "fs", tier
   return new WasmWizError(Code.InvalidArgument, `${limit.message} (checked before uploading)`, { details, local: true });
 }
 
+/**
+ * The error the SDK throws, without sending anything, for `cache` with
+ * streamed stdin: stdin that has not arrived cannot be part of the result
+ * cache's key (the server refuses it the same way, BadRequest on `cache`).
+ */
+export function streamedStdinCached(): WasmWizError {
+  const said =
+    "streamed stdin cannot be part of the result cache's key: give stdin whole (bytes or a string), or leave cache unset";
+  const details: ErrorDetails = {
+    badRequest: create(BadRequestSchema, { fieldViolations: [{ field: "cache", description: said }] }),
+  };
+  return new WasmWizError(Code.InvalidArgument, `${said} (checked before sending)`, { details, local: true });
+}
+
+/** The error the SDK throws, without sending anything, for a `cache` that is not a policy (JS callers are not type-checked). */
+export function badCacheMode(cache: unknown): WasmWizError {
+  const said = `cache must be "use", "refresh" or unset, not ${JSON.stringify(cache)}`;
+  const details: ErrorDetails = {
+    badRequest: create(BadRequestSchema, { fieldViolations: [{ field: "cache", description: said }] }),
+  };
+  return new WasmWizError(Code.InvalidArgument, `${said} (checked before sending)`, { details, local: true });
+}
+
 /** The error the SDK throws, without sending anything, for a path the guest's filesystem cannot hold. */
 export function badFilePath(path: string, problem: string, field = "fs"): WasmWizError {
   const said = `path ${JSON.stringify(path)}: ${problem}`;

@@ -25,7 +25,8 @@
 export * from "./client.js";
 export * from "./errors.js";
 export * from "./receipt.js";
-export type { Receipt } from "./gen/wasmwiz/v1/receipt_pb.js";
+export { CachePolicy, type Receipt, type EngineIdentity } from "./gen/wasmwiz/v1/receipt_pb.js";
+export type { GetServerInfoResponse, ReceiptKey } from "./gen/wasmwiz/v1/server_pb.js";
 export type { ReceiptStatement, FileDigest } from "./gen/wasmwiz/v1/receipt_statement_pb.js";
 export {
   PIECE_SIZE,

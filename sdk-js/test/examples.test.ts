@@ -107,3 +107,15 @@ it("files-example sends a directory and saves what came back", async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+it("examples/js/receipt-example.mjs hits the cache and verifies the receipt", async () => {
+  const { stdout } = await execFileP(process.execPath, ["receipt-example.mjs", `example ${process.pid}\n`], {
+    cwd: EXAMPLES_JS_DIR,
+    env: { ...process.env, WASMWIZ_URL: server.baseUrl, WASMWIZ_API_KEY: server.adminKey },
+    timeout: 60_000,
+  });
+  const lines = stdout.split("\n");
+  assert.match(lines[0]!, /^first run: cache hit false, fuel \d+$/);
+  assert.match(lines[1]!, /^second run: cache hit true, from \S+$/);
+  assert.match(lines[2]!, /^receipt verified: execution \S+, key [0-9a-f]{16}$/);
+});

@@ -36,6 +36,7 @@ FILES = [
     ("tests/test_errors_async.py", "tests/test_errors_sync.py"),
     ("tests/test_upload_async.py", "tests/test_upload_sync.py"),
     ("tests/test_files_async.py", "tests/test_files_sync.py"),
+    ("tests/test_cache_async.py", "tests/test_cache_sync.py"),
 ]
 
 #: Word-bounded names: asyncio name -> sync name.

@@ -197,3 +197,22 @@ def test_readme_files_example(server: Server) -> None:
     out = _run(server, "-c", match.group(1))
     assert out.returncode == 0, out.stderr
     assert out.stdout == "a.txt 2 3\nb.txt 1 1\ntotal 3 4\n\n"
+
+
+def test_readme_cache_and_receipt_example(server: Server) -> None:
+    readme = (SDK_DIR / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Result cache and receipts", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "no python block in the result cache section"
+    out = _run(server, "-c", match.group(1))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "False True True\nTrue\n"
+
+
+def test_example_cached_receipt_verifies_the_cached_runs_receipt(server: Server) -> None:
+    out = _run(server, str(EXAMPLES / "cached_receipt.py"), f"example {os.getpid()}\n")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("first run: cache hit False, fuel ")
+    assert lines[1].startswith("second run: cache hit True, from ")
+    assert lines[2].startswith("receipt verified: execution ")

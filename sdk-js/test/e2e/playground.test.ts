@@ -16,6 +16,7 @@ import { createClient } from "../../src/node.js";
 import { build } from "esbuild";
 import {
   EXAMPLES_JS_DIR,
+  REPO_DIR,
   SDK_DIR,
   guest,
   linkSdkIntoExamples,
@@ -112,6 +113,7 @@ describe("playground", () => {
     await waitText(page, "#key-status", /admin@test\.local/);
     await page.selectOption("#example", "progress");
     await page.fill("#args", "6");
+    await page.check("#keep-module"); // so "Run again by hash" can run it
 
     // Record when output appears and when the stats appear.
     await page.evaluate(() => {
@@ -165,7 +167,8 @@ describe("playground", () => {
     assert.equal(await text(page, "#stat-sha"), sha);
     assert.match(await text(page, "#stat-cache"), /from cache/);
 
-    // The key is remembered.
+    // The key is remembered when asked to.
+    await page.check("#key-remember");
     await page.reload();
     await page.waitForSelector("html[data-ready='true']");
     assert.equal(await page.inputValue("#api-key"), server.adminKey);
@@ -328,7 +331,8 @@ describe("playground", () => {
     await waitText(page, "#run-state", /Stopped/, 10_000);
     assert.ok(Date.now() - t0 < 10_000, "stopped promptly");
     assert.ok(await page.isHidden("#error-box"), "a user's stop is not an error");
-    assert.match(await text(page, "#console"), /\[stopped\]/);
+    assert.match(await text(page, "#console"), /\[stopped after [\d.]+ ?(µs|ms|s); fuel used so far is unknown/);
+    assert.match(await text(page, "#run-state"), /^Stopped after [\d.]+ ?(µs|ms|s)$/);
     assert.equal(await page.isEnabled("#run-btn"), true);
     await page.close();
   });
@@ -405,7 +409,7 @@ describe("playground", () => {
     await page.close();
   });
 
-  it("runs the Rust examples: std on WASI, and a panic as a trap", { timeout: 120_000 }, async () => {
+  it("runs the Rust examples: std on WASI, and a panic reads as a panic with its message", { timeout: 120_000 }, async () => {
     const page = await openPlayground(server.adminKey);
     await page.selectOption("#example", "rust_wordfreq");
     await page.click("#run-btn");
@@ -417,7 +421,7 @@ describe("playground", () => {
     await page.selectOption("#example", "rust_panic");
     await page.click("#run-btn");
     await waitRunDone(page);
-    assert.match(await text(page, "#stat-outcome"), /Trapped: unreachable/);
+    assert.match(await text(page, "#stat-outcome"), /^The program panicked: index out of bounds: the len is 3 but the index is \d+$/);
     const consoleText = await text(page, "#console");
     assert.match(consoleText, /about to panic/);
     assert.match(consoleText, /index out of bounds/);
@@ -507,6 +511,134 @@ describe("playground", () => {
       await audit(`the run view with files in and out (${scheme})`);
     }
     await page.emulateMedia({ colorScheme: "light" });
+    await page.close();
+  });
+
+  it("shows each example's source (C, Rust, WAT) beside it, as bundled from examples/guests", async () => {
+    const page = await openPlayground();
+    for (const [name, path, language] of [
+      ["hello", "examples/guests/hello.c", "C"],
+      ["rust_wordfreq", "examples/guests/rust/src/bin/wordfreq.rs", "Rust"],
+      ["trap", "examples/guests/trap.wat", "WAT"],
+    ] as const) {
+      await page.selectOption("#example", name);
+      assert.equal(await text(page, "#example-source-path"), `${path} (${language})`);
+      const shown = await page.evaluate(() => document.getElementById("example-source")!.textContent);
+      assert.equal(shown, readFileSync(join(REPO_DIR, path), "utf8"));
+    }
+    await page.close();
+  });
+
+  it("a share link restores the example, stdin, args and limits, and never holds the key", { timeout: 60_000 }, async () => {
+    const page = await openPlayground(server.adminKey);
+    await page.selectOption("#example", "echo");
+    await page.fill("#stdin", "shared stdin ✓\n");
+    await page.fill("#args", "one\ntwo words");
+    await page.click("#limits-details > summary");
+    await page.fill("#limit-fuel", "1e9");
+    await page.fill("#limit-timeout", "2500");
+    await page.click("#share-btn");
+    const url = await waitText(page, "#share-url", /#share=/);
+    await page.close();
+    assert.ok(!url.includes(server.adminKey), "the key is not in the link");
+    const fragment = Buffer.from(url.split("#share=")[1]!, "base64url").toString("utf8");
+    assert.ok(!fragment.includes("wwz_"), "no key in the fragment");
+
+    const other = await browser.context.newPage();
+    await other.goto(url);
+    await other.waitForSelector("html[data-ready='true']");
+    assert.equal(await other.inputValue("#example"), "echo");
+    assert.equal(await other.inputValue("#stdin"), "shared stdin ✓\n");
+    assert.equal(await other.inputValue("#args"), "one\ntwo words");
+    assert.equal(await other.inputValue("#limit-fuel"), "1e9");
+    assert.equal(await other.inputValue("#limit-timeout"), "2500");
+    await other.close();
+  });
+
+  it("accepts 1e9-style fuel as the CLI does, and explains a fuel that is not a whole number", { timeout: 60_000 }, async () => {
+    const page = await openPlayground(server.adminKey);
+    await page.selectOption("#example", "loop");
+    await page.fill("#limit-fuel", "2e7");
+    await page.click("#run-btn");
+    await waitRunDone(page);
+    assert.match(await text(page, "#stat-outcome"), /Out of fuel/);
+    assert.ok(Number((await text(page, "#stat-fuel")).replace(/\D/g, "")) <= 20_000_000);
+
+    await page.fill("#limit-fuel", "1.5e-3");
+    await page.click("#run-btn");
+    await page.waitForSelector("#error-box:not([hidden])");
+    assert.match(await text(page, "#error-box"), /Fuel must be a whole number, e\.g\. 1000000, 1_000_000 or 1e9/);
+    await page.close();
+  });
+
+  it("does not remember the key unless asked, and warns about an admin key", { timeout: 60_000 }, async () => {
+    const page = await openPlayground();
+    await page.evaluate(() => localStorage.clear());
+    await page.reload();
+    await page.waitForSelector("html[data-ready='true']");
+    assert.equal(await page.isChecked("#key-remember"), false, "off by default");
+    await page.fill("#api-key", server.adminKey);
+    await waitText(page, "#key-status", /admin@test\.local/);
+    assert.equal(await page.isVisible("#key-admin-warning"), true);
+    assert.match(await text(page, "#key-admin-warning"), /admin key/);
+    await page.reload();
+    await page.waitForSelector("html[data-ready='true']");
+    assert.equal(await page.inputValue("#api-key"), "", "not remembered");
+
+    await page.fill("#api-key", server.freeKey);
+    await waitText(page, "#key-status", /free@test\.local/);
+    assert.equal(await page.isHidden("#key-admin-warning"), true, "no warning for a normal key");
+    await page.close();
+  });
+
+  it("runs examples inline without storing them, unless the user keeps them", { timeout: 120_000 }, async () => {
+    const key = await server.createKey("e2e-inline@test.local", "free");
+    const account = createClient({ baseUrl: server.baseUrl, apiKey: key, transport: "grpc-web" }).account;
+    const page = await openPlayground(key);
+    await waitText(page, "#key-status", /e2e-inline/);
+    await page.selectOption("#example", "hello");
+    await page.click("#run-btn");
+    await waitRunDone(page);
+    assert.match(await text(page, "#stat-outcome"), /Success/);
+    assert.equal((await account.whoAmI()).storedModules, 0n, "the example was not stored");
+    assert.equal(await page.isEnabled("#rerun-btn"), false, "nothing stored to run by hash");
+
+    await page.check("#keep-module");
+    await page.click("#run-btn");
+    await waitRunDone(page);
+    assert.equal((await account.whoAmI()).storedModules, 1n, "kept when asked");
+    assert.equal(await page.isEnabled("#rerun-btn"), true);
+    await page.close();
+  });
+
+  it("shows upload progress while a large module is stored", { timeout: 120_000 }, async () => {
+    const page = await openPlayground(server.adminKey);
+    await waitText(page, "#key-status", /admin@test\.local/);
+    await page.evaluate(() => {
+      const w = window as unknown as { __progress: string[] };
+      w.__progress = [];
+      const box = document.getElementById("upload-progress")!;
+      new MutationObserver(() => {
+        if (!box.hidden) w.__progress.push(document.getElementById("upload-label")!.textContent ?? "");
+      }).observe(box, { attributes: true, attributeFilter: ["hidden"], subtree: true, childList: true, characterData: true });
+    });
+    const big = paddedModule(guest("echo"), 6 << 20, "e2e-progress");
+    const dataTransfer = await page.evaluateHandle(
+      ({ b64, fileName }) => {
+        const bin = atob(b64);
+        const bytes = new Uint8Array(bin.length);
+        for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], fileName, { type: "application/wasm" }));
+        return dt;
+      },
+      { b64: Buffer.from(big).toString("base64"), fileName: "big-echo.wasm" },
+    );
+    await page.dispatchEvent("#dropzone", "drop", { dataTransfer });
+    await waitText(page, "#module-info", /stored/);
+    const seen = await page.evaluate(() => (window as unknown as { __progress: string[] }).__progress);
+    assert.ok(seen.some((t) => /^Uploading big-echo\.wasm \(6(\.\d)? MiB\)… 100%$/.test(t)), JSON.stringify(seen));
+    assert.equal(await page.isHidden("#upload-progress"), true, "hidden once stored");
     await page.close();
   });
 

@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 
 from google.protobuf import timestamp_pb2
 
-from ._proto import account_pb2, execution_pb2, module_pb2
+from ._proto import account_pb2, execution_pb2, module_pb2, receipt_pb2
 from ._types import BatchCase, ModuleInfo, TierLimits
 from ._version import __version__
-from .errors import FieldViolation, InvalidModule, LimitExceeded
+from .errors import FieldViolation, InvalidArgument, InvalidModule, LimitExceeded
 from .files import FilesLike, Filesystem, as_filesystem, check_collect, check_total
 from .limits import Limits, LimitsLike
 
@@ -73,6 +73,36 @@ STDIN_CHUNK = 64 * 1024
 ProgressCallback = Callable[[int, int], Any]
 #: What ``cases=`` of :meth:`run_batch` accepts per case.
 CaseLike = Union[BatchCase, Mapping[str, Any]]
+#: What ``cache=`` accepts: ``None`` (off), ``"use"`` or ``"refresh"``.
+CacheLike = Optional[str]
+
+_CACHE_POLICIES = {
+    None: receipt_pb2.CACHE_POLICY_UNSPECIFIED,
+    "off": receipt_pb2.CACHE_POLICY_UNSPECIFIED,
+    "use": receipt_pb2.CACHE_POLICY_USE,
+    "refresh": receipt_pb2.CACHE_POLICY_REFRESH,
+}
+
+
+def cache_policy(cache: CacheLike) -> receipt_pb2.CachePolicy.ValueType:
+    """``cache=`` as the ``CachePolicy`` the server takes; anything else is refused."""
+    try:
+        return _CACHE_POLICIES[cache]
+    except (KeyError, TypeError):
+        said = f"cache must be None, 'use' or 'refresh', not {cache!r}"
+        raise InvalidArgument(said, violations=[FieldViolation("cache", said)]) from None
+
+
+def refuse_streamed_cache(cache: CacheLike) -> None:
+    """Streamed stdin cannot be part of the cache's key: refuse it as the server would."""
+    if cache_policy(cache) != receipt_pb2.CACHE_POLICY_UNSPECIFIED:
+        said = (
+            "streamed stdin cannot be part of the result cache's key: give stdin whole "
+            "(bytes or str), or leave cache unset"
+        )
+        raise InvalidArgument(
+            f"{said} (checked before sending)", violations=[FieldViolation("cache", said)]
+        )
 
 
 # --------------------------------------------------------------------------- connection
@@ -388,6 +418,8 @@ def run_request(
     program_name: Optional[str],
     keep_module: bool,
     fs: Optional[InputFs] = None,
+    cache: CacheLike = None,
+    receipt: bool = False,
 ) -> execution_pb2.RunRequest:
     """Build a ``RunRequest`` for an inline module or a stored one (files inline)."""
     request = execution_pb2.RunRequest(
@@ -397,6 +429,8 @@ def run_request(
         program_name=program_name or "",
         random_seed=seed or 0,
         keep_module=keep_module,
+        cache=cache_policy(cache),
+        receipt=receipt,
     )
     if source.data is not None:
         request.module = source.data
@@ -453,6 +487,8 @@ def execute_head(
     keep_module: bool,
     chunk_size: int,
     fs: Optional[InputFs] = None,
+    cache: CacheLike = None,
+    receipt: bool = False,
 ) -> Iterator[execution_pb2.ExecuteRequest]:
     """The first messages of an ``Execute`` stream.
 
@@ -468,6 +504,8 @@ def execute_head(
         random_seed=seed or 0,
         keep_module=keep_module,
         stream_stdin=stdin is None,
+        cache=cache_policy(cache),
+        receipt=receipt,
     )
     if stdin is not None:
         start.stdin = to_bytes(stdin, "stdin")
@@ -644,17 +682,22 @@ def batch_request_builder(
     seed: Optional[int],
     program_name: Optional[str],
     fs: Optional[InputFs],
+    cache: CacheLike = None,
+    receipt: bool = False,
 ) -> Callable[[Source], execution_pb2.RunBatchRequest]:
     """Check the cases now (their files too); build the request once the module is resolved."""
     cases = list(cases)
     fs_bytes = fs_limit(limits)
     checked = [batch_case(case, index, fs, fs_bytes) for index, case in enumerate(cases)]
+    policy = cache_policy(cache)
 
     def build(source: Source) -> execution_pb2.RunBatchRequest:
         request = run_batch_request(
             source, [], env=env, limits=limits, seed=seed, program_name=program_name, fs=fs
         )
         request.cases.extend(checked)
+        request.cache = policy
+        request.receipt = receipt
         return request
 
     return build

@@ -11,6 +11,9 @@ from ._gen.wasmwiz.v1 import (
     execution_pb2_grpc,
     module_pb2,
     module_pb2_grpc,
+    receipt_pb2,
+    server_pb2,
+    server_pb2_grpc,
 )
 
 __all__ = [
@@ -22,4 +25,7 @@ __all__ = [
     "execution_pb2_grpc",
     "module_pb2",
     "module_pb2_grpc",
+    "receipt_pb2",
+    "server_pb2",
+    "server_pb2_grpc",
 ]

@@ -14,7 +14,7 @@ from typing import Optional, Union, overload
 
 from google.protobuf import timestamp_pb2
 
-from ._proto import account_pb2, execution_pb2, module_pb2
+from ._proto import account_pb2, execution_pb2, module_pb2, receipt_pb2, server_pb2
 from .files import FileAssembler, FileData, Filesystem
 from .limits import Limits
 
@@ -33,7 +33,9 @@ __all__ = [
     "NewApiKey",
     "Outcome",
     "RateLimit",
+    "ReceiptKey",
     "Result",
+    "ServerInfo",
     "Started",
     "Stderr",
     "Stdout",
@@ -112,17 +114,28 @@ class Started:
         cache_hit: True when the compiled module came from the server's cache.
         limits: The effective limits (tier defaults filled in).
         execution_id: The id of this execution's usage record.
+        result_cache_hit: True when the result is replayed from the result
+            cache (``cache="use"``): the module did not run again.
+        cached_from: With ``result_cache_hit``, the ``execution_id`` of the
+            run whose result this is.
     """
 
     module_sha256: str
     cache_hit: bool
     limits: Limits
     execution_id: str
+    result_cache_hit: bool = False
+    cached_from: str = ""
 
     @classmethod
     def _from_proto(cls, msg: execution_pb2.Started) -> Started:
         return cls(
-            msg.module_sha256, msg.cache_hit, Limits.from_proto(msg.limits), msg.execution_id
+            msg.module_sha256,
+            msg.cache_hit,
+            Limits.from_proto(msg.limits),
+            msg.execution_id,
+            result_cache_hit=msg.result_cache_hit,
+            cached_from=msg.cached_from,
         )
 
 
@@ -156,6 +169,8 @@ class Finished:
         stderr_bytes: Bytes of stderr delivered.
         output_truncated: True when output was cut at the output limit.
         verdict: Comparison with ``expected_stdout``, when one was given.
+        receipt: The signed receipt (``receipt=True``), else ``None``; check
+            it offline with :func:`wasmwiz.receipt.verify`.
     """
 
     outcome: Outcome
@@ -169,6 +184,7 @@ class Finished:
     stderr_bytes: int
     output_truncated: bool
     verdict: Verdict
+    receipt: Optional[receipt_pb2.Receipt] = None
 
     @classmethod
     def _from_proto(cls, msg: execution_pb2.Finished) -> Finished:
@@ -184,6 +200,7 @@ class Finished:
             stderr_bytes=msg.stderr_bytes,
             output_truncated=msg.output_truncated,
             verdict=Verdict(msg.verdict),
+            receipt=msg.receipt if msg.HasField("receipt") else None,
         )
 
 
@@ -286,6 +303,13 @@ class Result:
         limits: The effective limits, when the server reported them.
         rate_limit: The rate-limit headers of the response, when present.
         files: The collected files (``collect=``), path to contents, in path order.
+        result_cache_hit: True when the result was replayed from the result
+            cache (``cache="use"``); the module did not run again.
+        cached_from: With ``result_cache_hit``, the ``execution_id`` of the
+            original run.
+        receipt: The signed receipt (``receipt=True``), else ``None``. A cache
+            hit carries the original run's receipt. Verify it offline with
+            :func:`wasmwiz.receipt.verify` and a key of :meth:`Client.server_info`.
 
     Example::
 
@@ -310,6 +334,9 @@ class Result:
     limits: Optional[Limits] = None
     rate_limit: Optional[RateLimit] = None
     files: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
+    result_cache_hit: bool = False
+    cached_from: str = ""
+    receipt: Optional[receipt_pb2.Receipt] = None
 
     @property
     def ok(self) -> bool:
@@ -377,6 +404,9 @@ class _ResultBuilder:
             limits=started.limits if started else None,
             rate_limit=rate_limit,
             files=self._files.build(),
+            result_cache_hit=started.result_cache_hit if started else False,
+            cached_from=started.cached_from if started else "",
+            receipt=fin.receipt,
         )
 
 
@@ -440,6 +470,9 @@ class CaseResult(Result):
             index=msg.case_index,
             name=msg.name,
             files=files if files is not None else {},
+            result_cache_hit=msg.result_cache_hit,
+            cached_from=msg.cached_from,
+            receipt=fin.receipt,
         )
 
 
@@ -681,6 +714,9 @@ class Usage:
         duration: Seconds of execution in the period.
         daily: One entry per UTC day, oldest first.
         by_outcome: Executions by outcome name (``"OUTCOME_SUCCESS"`` -> 12).
+        cache_hits: Executions answered from the result cache (not counted
+            in ``executions``).
+        fuel_saved: Fuel those cache hits did not spend.
     """
 
     executions: int
@@ -688,6 +724,8 @@ class Usage:
     duration: float
     daily: tuple[DailyUsage, ...]
     by_outcome: Mapping[str, int]
+    cache_hits: int = 0
+    fuel_saved: int = 0
 
     @classmethod
     def _from_proto(cls, msg: account_pb2.GetUsageResponse) -> Usage:
@@ -705,6 +743,66 @@ class Usage:
                 for d in msg.daily
             ),
             by_outcome=dict(msg.by_outcome),
+            cache_hits=msg.cache_hits,
+            fuel_saved=msg.fuel_saved,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ReceiptKey:
+    """A public key that verifies receipts (:attr:`ServerInfo.receipt_keys`).
+
+    Attributes:
+        key_id: The id receipts name (``Receipt.key_id``).
+        public_key: The 32-byte Ed25519 public key.
+        current: True for the key signing new receipts; retired keys stay
+            listed so older receipts still verify.
+    """
+
+    key_id: str
+    public_key: bytes
+    current: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerInfo:
+    """What a server is (:meth:`Client.server_info`; needs no API key).
+
+    Attributes:
+        server_version: The server's version (``"0.1.0"``).
+        wasmi_version: The interpreter's version.
+        fuel_cost_model: The version of the fuel cost model.
+        wasi_version: The version of the WASI implementation.
+        receipt_keys: The keys that verify receipts, the current one first.
+    """
+
+    server_version: str
+    wasmi_version: str
+    fuel_cost_model: str
+    wasi_version: str
+    receipt_keys: tuple[ReceiptKey, ...]
+
+    def key(self, key_id: str) -> bytes:
+        """The public key with that id (e.g. a receipt's ``key_id``).
+
+        Raises:
+            KeyError: The server lists no such key.
+        """
+        for key in self.receipt_keys:
+            if key.key_id == key_id:
+                return key.public_key
+        raise KeyError(f"the server lists no receipt key {key_id!r}")
+
+    @classmethod
+    def _from_proto(cls, msg: server_pb2.GetServerInfoResponse) -> ServerInfo:
+        return cls(
+            server_version=msg.server_version,
+            wasmi_version=msg.engine.wasmi_version,
+            fuel_cost_model=msg.engine.fuel_cost_model,
+            wasi_version=msg.engine.wasi_version,
+            receipt_keys=tuple(
+                ReceiptKey(key.key_id, key.public_key, key.current) for key in msg.receipt_keys
+            ),
         )
 
 

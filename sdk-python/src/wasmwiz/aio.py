@@ -33,6 +33,7 @@ from ._common import (
     CHUNK_SIZE,
     INLINE_LIMIT,
     AsyncStdinLike,
+    CacheLike,
     CaseLike,
     Data,
     InputFs,
@@ -50,6 +51,8 @@ from ._proto import (
     execution_pb2_grpc,
     module_pb2,
     module_pb2_grpc,
+    server_pb2,
+    server_pb2_grpc,
 )
 from ._types import (
     ApiKey,
@@ -60,6 +63,7 @@ from ._types import (
     NewApiKey,
     RateLimit,
     Result,
+    ServerInfo,
     TierLimits,
     Usage,
     User,
@@ -337,6 +341,7 @@ class _Stubs:
         self.modules = module_pb2_grpc.ModuleServiceStub(channel)
         self.account = account_pb2_grpc.AccountServiceStub(channel)
         self.admin = admin_pb2_grpc.AdminServiceStub(channel)
+        self.server = server_pb2_grpc.ServerServiceStub(channel)
 
 
 class AsyncClient:
@@ -521,6 +526,8 @@ class AsyncClient:
         collect: Sequence[str] = (),
         program_name: Optional[str] = None,
         keep_module: bool = False,
+        cache: CacheLike = None,
+        receipt: bool = False,
         timeout: Optional[float] = None,
     ) -> AsyncExecutionStream:
         r"""Run a module and yield its events as they arrive.
@@ -535,7 +542,8 @@ class AsyncClient:
 
             async for event in client.stream("progress.wasm", args=["3"]):
                 print(event)
-            # Started(module_sha256='…', cache_hit=False, limits=Limits(…), execution_id='…')
+            # Started(module_sha256='…', cache_hit=False, limits=Limits(…), execution_id='…',
+            #         result_cache_hit=False, cached_from='')
             # Stdout(data=b'tick 0\n')
             # …
             # Finished(outcome=<Outcome.SUCCESS: 1>, exit_code=0, …)
@@ -543,6 +551,10 @@ class AsyncClient:
         deadline = _common.effective_timeout(timeout, self.timeout)
         fs = _common.input_fs(files, collect, limits)
         streamed = _common.is_streamed(stdin)
+        if streamed:
+            _common.refuse_streamed_cache(cache)
+        else:
+            _common.cache_policy(cache)
 
         async def resolve() -> Source:
             return await self._runnable(module, timeout)
@@ -564,6 +576,8 @@ class AsyncClient:
                     keep_module=keep_module,
                     chunk_size=self._chunk_size,
                     fs=fs,
+                    cache=cache,
+                    receipt=receipt,
                 )
                 requests = _common.CapturingAsyncIterator(
                     _execute_requests(
@@ -598,6 +612,8 @@ class AsyncClient:
                 program_name=program_name,
                 keep_module=keep_module,
                 fs=fs,
+                cache=cache,
+                receipt=receipt,
             )
             return self._stubs().execution.Run(request, timeout=deadline, metadata=self._metadata)
 
@@ -617,6 +633,8 @@ class AsyncClient:
         collect: Sequence[str] = (),
         program_name: Optional[str] = None,
         keep_module: bool = False,
+        cache: CacheLike = None,
+        receipt: bool = False,
         timeout: Optional[float] = None,
     ) -> Result:
         r"""Run a module to completion.
@@ -652,6 +670,15 @@ class AsyncClient:
                 was created or changed. Gives the guest a filesystem too.
             program_name: argv[0] (default ``main.wasm``).
             keep_module: With inline bytes, also store the module on the server.
+            cache: ``"use"``: answer from the server's result cache when the
+                same inputs ran before for this account (``result.result_cache_hit``,
+                ``result.cached_from``), else run and store the result;
+                ``"refresh"``: run and replace what the cache holds; ``None``
+                (default): off. Needs stdin given whole: with streamed stdin it
+                is refused (:class:`~wasmwiz.InvalidArgument` on ``cache``)
+                before anything is sent.
+            receipt: Ask for a signed receipt of the execution
+                (``result.receipt``; see :mod:`wasmwiz.receipt`).
             timeout: Client-side deadline in seconds (overrides the client's).
 
         Returns:
@@ -685,6 +712,8 @@ class AsyncClient:
             collect=collect,
             program_name=program_name,
             keep_module=keep_module,
+            cache=cache,
+            receipt=receipt,
             timeout=timeout,
         ).result()
 
@@ -699,13 +728,22 @@ class AsyncClient:
         program_name: Optional[str] = None,
         files: Optional[FilesLike] = None,
         collect: Sequence[str] = (),
+        cache: CacheLike = None,
+        receipt: bool = False,
         timeout: Optional[float] = None,
     ) -> AsyncBatchStream:
         """Like :meth:`run_batch`, yielding each :class:`~wasmwiz.CaseResult` as it finishes."""
         deadline = _common.effective_timeout(timeout, self.timeout)
         fs = _common.input_fs(files, collect, limits)
         request_of = _common.batch_request_builder(
-            cases, env=env, limits=limits, seed=seed, program_name=program_name, fs=fs
+            cases,
+            env=env,
+            limits=limits,
+            seed=seed,
+            program_name=program_name,
+            fs=fs,
+            cache=cache,
+            receipt=receipt,
         )
 
         async def resolve() -> Source:
@@ -729,6 +767,8 @@ class AsyncClient:
         program_name: Optional[str] = None,
         files: Optional[FilesLike] = None,
         collect: Sequence[str] = (),
+        cache: CacheLike = None,
+        receipt: bool = False,
         timeout: Optional[float] = None,
     ) -> BatchResult:
         """Run one module against many test cases (compiled once).
@@ -748,6 +788,9 @@ class AsyncClient:
                 inline: the whole request is one message.
             collect: Glob patterns of files every case sends back (in each
                 :attr:`CaseResult.files`); a case may add its own.
+            cache: The result cache policy of every case, as for :meth:`run`
+                (each case is its own entry: ``case.result_cache_hit``).
+            receipt: A signed receipt for every case (``case.receipt``).
             timeout: Client-side deadline of the whole batch, in seconds.
 
         Returns:
@@ -770,6 +813,8 @@ class AsyncClient:
             program_name=program_name,
             files=files,
             collect=collect,
+            cache=cache,
+            receipt=receipt,
             timeout=timeout,
         ).result()
 
@@ -842,6 +887,24 @@ class AsyncClient:
     async def whoami(self, *, timeout: Optional[float] = None) -> WhoAmI:
         """Shortcut for :meth:`AsyncAccount.whoami`."""
         return await self.account.whoami(timeout=timeout)
+
+    async def server_info(self, *, timeout: Optional[float] = None) -> ServerInfo:
+        """The server's version, engine and the public keys that verify receipts.
+
+        Needs no API key.
+
+        Example::
+
+            info = await client.server_info()
+            verified = wasmwiz.receipt.verify(result.receipt, info.key(result.receipt.key_id))
+        """
+        response = await self._unary(
+            self._stubs().server.GetServerInfo,
+            server_pb2.GetServerInfoRequest(),
+            timeout,
+            authenticated=False,
+        )
+        return ServerInfo._from_proto(response)
 
     async def health(self, service: str = "", *, timeout: Optional[float] = None) -> str:
         """The server's ``grpc.health.v1`` status: ``"SERVING"``, ``"NOT_SERVING"``, ...

@@ -33,6 +33,7 @@ from . import _sync_io as _io
 from ._common import (
     CHUNK_SIZE,
     INLINE_LIMIT,
+    CacheLike,
     CaseLike,
     Data,
     InputFs,
@@ -51,6 +52,8 @@ from ._proto import (
     execution_pb2_grpc,
     module_pb2,
     module_pb2_grpc,
+    server_pb2,
+    server_pb2_grpc,
 )
 from ._types import (
     ApiKey,
@@ -61,6 +64,7 @@ from ._types import (
     NewApiKey,
     RateLimit,
     Result,
+    ServerInfo,
     TierLimits,
     Usage,
     User,
@@ -335,6 +339,7 @@ class _Stubs:
         self.modules = module_pb2_grpc.ModuleServiceStub(channel)
         self.account = account_pb2_grpc.AccountServiceStub(channel)
         self.admin = admin_pb2_grpc.AdminServiceStub(channel)
+        self.server = server_pb2_grpc.ServerServiceStub(channel)
 
 
 class Client:
@@ -519,6 +524,8 @@ class Client:
         collect: Sequence[str] = (),
         program_name: Optional[str] = None,
         keep_module: bool = False,
+        cache: CacheLike = None,
+        receipt: bool = False,
         timeout: Optional[float] = None,
     ) -> ExecutionStream:
         r"""Run a module and yield its events as they arrive.
@@ -533,7 +540,8 @@ class Client:
 
             for event in client.stream("progress.wasm", args=["3"]):
                 print(event)
-            # Started(module_sha256='…', cache_hit=False, limits=Limits(…), execution_id='…')
+            # Started(module_sha256='…', cache_hit=False, limits=Limits(…), execution_id='…',
+            #         result_cache_hit=False, cached_from='')
             # Stdout(data=b'tick 0\n')
             # …
             # Finished(outcome=<Outcome.SUCCESS: 1>, exit_code=0, …)
@@ -541,6 +549,10 @@ class Client:
         deadline = _common.effective_timeout(timeout, self.timeout)
         fs = _common.input_fs(files, collect, limits)
         streamed = _common.is_streamed(stdin)
+        if streamed:
+            _common.refuse_streamed_cache(cache)
+        else:
+            _common.cache_policy(cache)
 
         def resolve() -> Source:
             return self._runnable(module, timeout)
@@ -562,6 +574,8 @@ class Client:
                     keep_module=keep_module,
                     chunk_size=self._chunk_size,
                     fs=fs,
+                    cache=cache,
+                    receipt=receipt,
                 )
                 requests = _common.CapturingIterator(
                     _execute_requests(
@@ -596,6 +610,8 @@ class Client:
                 program_name=program_name,
                 keep_module=keep_module,
                 fs=fs,
+                cache=cache,
+                receipt=receipt,
             )
             return self._stubs().execution.Run(request, timeout=deadline, metadata=self._metadata)
 
@@ -615,6 +631,8 @@ class Client:
         collect: Sequence[str] = (),
         program_name: Optional[str] = None,
         keep_module: bool = False,
+        cache: CacheLike = None,
+        receipt: bool = False,
         timeout: Optional[float] = None,
     ) -> Result:
         r"""Run a module to completion.
@@ -649,6 +667,15 @@ class Client:
                 was created or changed. Gives the guest a filesystem too.
             program_name: argv[0] (default ``main.wasm``).
             keep_module: With inline bytes, also store the module on the server.
+            cache: ``"use"``: answer from the server's result cache when the
+                same inputs ran before for this account (``result.result_cache_hit``,
+                ``result.cached_from``), else run and store the result;
+                ``"refresh"``: run and replace what the cache holds; ``None``
+                (default): off. Needs stdin given whole: with streamed stdin it
+                is refused (:class:`~wasmwiz.InvalidArgument` on ``cache``)
+                before anything is sent.
+            receipt: Ask for a signed receipt of the execution
+                (``result.receipt``; see :mod:`wasmwiz.receipt`).
             timeout: Client-side deadline in seconds (overrides the client's).
 
         Returns:
@@ -682,6 +709,8 @@ class Client:
             collect=collect,
             program_name=program_name,
             keep_module=keep_module,
+            cache=cache,
+            receipt=receipt,
             timeout=timeout,
         ).result()
 
@@ -696,13 +725,22 @@ class Client:
         program_name: Optional[str] = None,
         files: Optional[FilesLike] = None,
         collect: Sequence[str] = (),
+        cache: CacheLike = None,
+        receipt: bool = False,
         timeout: Optional[float] = None,
     ) -> BatchStream:
         """Like :meth:`run_batch`, yielding each :class:`~wasmwiz.CaseResult` as it finishes."""
         deadline = _common.effective_timeout(timeout, self.timeout)
         fs = _common.input_fs(files, collect, limits)
         request_of = _common.batch_request_builder(
-            cases, env=env, limits=limits, seed=seed, program_name=program_name, fs=fs
+            cases,
+            env=env,
+            limits=limits,
+            seed=seed,
+            program_name=program_name,
+            fs=fs,
+            cache=cache,
+            receipt=receipt,
         )
 
         def resolve() -> Source:
@@ -726,6 +764,8 @@ class Client:
         program_name: Optional[str] = None,
         files: Optional[FilesLike] = None,
         collect: Sequence[str] = (),
+        cache: CacheLike = None,
+        receipt: bool = False,
         timeout: Optional[float] = None,
     ) -> BatchResult:
         """Run one module against many test cases (compiled once).
@@ -745,6 +785,9 @@ class Client:
                 inline: the whole request is one message.
             collect: Glob patterns of files every case sends back (in each
                 :attr:`CaseResult.files`); a case may add its own.
+            cache: The result cache policy of every case, as for :meth:`run`
+                (each case is its own entry: ``case.result_cache_hit``).
+            receipt: A signed receipt for every case (``case.receipt``).
             timeout: Client-side deadline of the whole batch, in seconds.
 
         Returns:
@@ -767,6 +810,8 @@ class Client:
             program_name=program_name,
             files=files,
             collect=collect,
+            cache=cache,
+            receipt=receipt,
             timeout=timeout,
         ).result()
 
@@ -839,6 +884,24 @@ class Client:
     def whoami(self, *, timeout: Optional[float] = None) -> WhoAmI:
         """Shortcut for :meth:`Account.whoami`."""
         return self.account.whoami(timeout=timeout)
+
+    def server_info(self, *, timeout: Optional[float] = None) -> ServerInfo:
+        """The server's version, engine and the public keys that verify receipts.
+
+        Needs no API key.
+
+        Example::
+
+            info = client.server_info()
+            verified = wasmwiz.receipt.verify(result.receipt, info.key(result.receipt.key_id))
+        """
+        response = self._unary(
+            self._stubs().server.GetServerInfo,
+            server_pb2.GetServerInfoRequest(),
+            timeout,
+            authenticated=False,
+        )
+        return ServerInfo._from_proto(response)
 
     def health(self, service: str = "", *, timeout: Optional[float] = None) -> str:
         """The server's ``grpc.health.v1`` status: ``"SERVING"``, ``"NOT_SERVING"``, ...
