@@ -109,5 +109,8 @@ async fn a_malformed_traceparent_is_reported_and_left_out() {
     )
     .await;
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stderr.contains("ignoring traceparent `not-a-trace`"), "{out:?}");
+    assert!(
+        out.stderr.contains("ignoring traceparent `not-a-trace`"),
+        "{out:?}"
+    );
 }
