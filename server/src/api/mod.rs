@@ -47,6 +47,8 @@ pub struct AppState {
     pub receipt_keys: ReceiptKeys,
     /// The deterministic result cache's in-process half.
     pub result_cache: ResultCache,
+    /// This replica's live interactive executions, for `WriteStdin`.
+    pub sessions: Arc<crate::exec::sessions::Sessions>,
     draining: AtomicBool,
     /// (user, sha256) pairs known to be linked, to skip a query per run.
     ownership: moka::sync::Cache<(String, String), ()>,
@@ -100,6 +102,7 @@ impl AppState {
             limits: Arc::new(limits),
             metrics,
             hard_stop: CancellationToken::new(),
+            sessions: Arc::default(),
             draining: AtomicBool::new(false),
             ownership: moka::sync::Cache::builder()
                 .max_capacity(100_000)

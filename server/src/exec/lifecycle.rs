@@ -344,6 +344,11 @@ pub(super) async fn launch(
     let tier_name = launch.caller.tier.clone();
     let mut allowance = launch.allowance;
     let refused = launch.stdin.refused;
+    // Registered before `started` reaches the client, so its first write finds it.
+    let session = launch
+        .stdin
+        .feed
+        .map(|feed| state.sessions.open(&execution_id, &launch.caller.user_id, feed));
     let span = tracing::Span::current();
     tokio::spawn(tracing::Instrument::instrument(
         async move {
@@ -390,6 +395,8 @@ pub(super) async fn launch(
                 }
             };
             let ((report, refusal), on_record) = tokio::join!(run, on_record);
+            // The guest has ended: later writes are refused as too late.
+            drop(session);
             state.metrics.running.dec();
             observe(&state, &tier_name, &report);
             crate::audit::guest_limit_hit(&row.user_id, &row.key_id, &row.id, report.outcome);

@@ -9,6 +9,7 @@ pub mod fs_input;
 pub mod fs_output;
 pub mod lifecycle;
 pub mod record;
+pub mod sessions;
 pub mod spec;
 mod verdict;
 // Receipts and the result cache.

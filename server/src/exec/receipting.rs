@@ -48,6 +48,19 @@ impl Receipting {
                 job.stdin = StdinSource::Stream(guest);
                 Some(tokio::spawn(tap_stdin(from_client, to_guest)))
             }
+            StdinSource::Interactive {
+                feed,
+                idle,
+                session,
+            } => {
+                let (to_guest, guest) = mpsc::channel(8);
+                job.stdin = StdinSource::Interactive {
+                    feed: guest,
+                    idle,
+                    session,
+                };
+                Some(tokio::spawn(tap_stdin(feed, to_guest)))
+            }
             whole => {
                 job.stdin = whole;
                 None

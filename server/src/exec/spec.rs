@@ -7,7 +7,7 @@ use tonic::Status;
 use wasmwiz_proto::v1;
 
 use super::{
-    client::{receive_fs, receive_module, ClientStdin, ClientStream},
+    client::{receive_fs, receive_module, ClientStdin, ClientStream, InteractiveStdin},
     fs_input::{FsRequest, TreeLimits},
 };
 use crate::{
@@ -91,6 +91,11 @@ pub enum StdinSpec {
     Streamed {
         max: u64,
         tier_name: String,
+    },
+    /// `initial`, then `WriteStdin` calls until `eof` (an interactive `Run`).
+    Interactive {
+        initial: Bytes,
+        settings: InteractiveStdin,
     },
 }
 
@@ -206,6 +211,9 @@ impl RunSpec {
                     client, max, tier_name, pending, fs_given,
                 ))
             }
+            StdinSpec::Interactive { initial, settings } => {
+                Ok(ClientStdin::interactive(initial, settings))
+            }
         }
     }
 }
@@ -220,13 +228,34 @@ impl TryFrom<(v1::RunRequest, NamedTier<'_>)> for RunSpec {
         let cmd =
             CommandLine::new(req.program_name, req.args, req.env)?.within(tier, name, "args")?;
         let fs = given_fs(req.fs, "fs", &limits, tier)?;
+        let cache = super::result_cache::policy(req.cache)?;
+        let stdin = if req.interactive {
+            if cache != v1::CachePolicy::Unspecified {
+                return Err(ApiError::invalid(
+                    "cache",
+                    "an interactive run's stdin cannot be part of the result cache's key: \
+                     leave `cache` unset",
+                ));
+            }
+            StdinSpec::Interactive {
+                initial: Bytes::from(req.stdin),
+                settings: InteractiveStdin {
+                    max: tier.max_stdin_bytes,
+                    tier_name: name.to_string(),
+                    idle: std::time::Duration::from_millis(limits.idle_timeout_ms),
+                    session: std::time::Duration::from_millis(tier.max_session_ms),
+                },
+            }
+        } else {
+            StdinSpec::Bytes(Bytes::from(req.stdin))
+        };
         Ok(Self {
             source: ModuleSource::given(req.source.map(GivenSource::from), named)?,
             keep_module: req.keep_module,
             cmd,
             limits,
             seed: req.random_seed,
-            stdin: StdinSpec::Bytes(Bytes::from(req.stdin)),
+            stdin,
             expected: req.expected_stdout.map(Bytes::from),
             fs,
             streams_fs: false,
@@ -235,7 +264,7 @@ impl TryFrom<(v1::RunRequest, NamedTier<'_>)> for RunSpec {
             idle: std::time::Duration::from_millis(tier.upload_idle_timeout_ms),
             client: None,
             receipt: req.receipt,
-            cache: super::result_cache::policy(req.cache)?,
+            cache,
         })
     }
 }
