@@ -17,12 +17,12 @@ use super::{
 use crate::{
     auth::Caller,
     engine::{Outcome, Report},
+    exec::sessions::MAX_WRITE_BYTES,
     exec::{
         self,
         fs_output::{pieces, FilePiece},
         BatchSpec, CaseResult, ExecEvent, Execution, Finished, NamedTier, RunSpec,
     },
-    exec::sessions::MAX_WRITE_BYTES,
     limits::RateHeaders,
 };
 

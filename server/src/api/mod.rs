@@ -91,7 +91,12 @@ impl AppState {
         )?;
         let result_cache =
             ResultCache::new(CacheSettings::from_config(&config), metrics.registry())?;
+        let sessions = Arc::new(crate::exec::sessions::Sessions::default());
+        if let Some(url) = config.redis_url.as_deref() {
+            sessions.route_through_redis(url)?;
+        }
         Ok(Self {
+            sessions,
             receipt_keys,
             result_cache,
             config,
@@ -102,7 +107,6 @@ impl AppState {
             limits: Arc::new(limits),
             metrics,
             hard_stop: CancellationToken::new(),
-            sessions: Arc::default(),
             draining: AtomicBool::new(false),
             ownership: moka::sync::Cache::builder()
                 .max_capacity(100_000)

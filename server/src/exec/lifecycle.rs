@@ -345,10 +345,19 @@ pub(super) async fn launch(
     let mut allowance = launch.allowance;
     let refused = launch.stdin.refused;
     // Registered before `started` reaches the client, so its first write finds it.
-    let session = launch
-        .stdin
-        .feed
-        .map(|feed| state.sessions.open(&execution_id, &launch.caller.user_id, feed));
+    let session_length = match &job.stdin {
+        crate::engine::StdinSource::Interactive { session, .. } => *session,
+        _ => std::time::Duration::ZERO,
+    };
+    let session = match launch.stdin.feed {
+        Some(feed) => Some(
+            state
+                .sessions
+                .open(&execution_id, &launch.caller.user_id, feed, session_length)
+                .await,
+        ),
+        None => None,
+    };
     let span = tracing::Span::current();
     tokio::spawn(tracing::Instrument::instrument(
         async move {
@@ -396,7 +405,9 @@ pub(super) async fn launch(
             };
             let ((report, refusal), on_record) = tokio::join!(run, on_record);
             // The guest has ended: later writes are refused as too late.
-            drop(session);
+            if let Some(session) = session {
+                session.end().await;
+            }
             state.metrics.running.dec();
             observe(&state, &tier_name, &report);
             crate::audit::guest_limit_hit(&row.user_id, &row.key_id, &row.id, report.outcome);

@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod record;
 pub mod sessions;
 pub mod spec;
+mod stdin_route;
 mod verdict;
 // Receipts and the result cache.
 pub mod digest;

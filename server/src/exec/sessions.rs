@@ -9,6 +9,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
+use super::stdin_route::StdinRoute;
 use crate::api::{convert::check_size, errors::ApiError};
 
 /// One `WriteStdin` carries at most this many bytes (the tier's stdin size
@@ -96,6 +97,8 @@ struct Live {
 pub struct Sessions {
     live: parking_lot::Mutex<HashMap<String, Live>>,
     ended: moka::sync::Cache<String, String>,
+    /// Writes to executions on other replicas (with Redis configured).
+    route: std::sync::OnceLock<Arc<StdinRoute>>,
 }
 
 impl Default for Sessions {
@@ -106,6 +109,7 @@ impl Default for Sessions {
                 .max_capacity(100_000)
                 .time_to_live(ENDED_TTL)
                 .build(),
+            route: std::sync::OnceLock::new(),
         }
     }
 }
@@ -115,6 +119,24 @@ impl Default for Sessions {
 pub struct SessionGuard {
     sessions: Arc<Sessions>,
     execution_id: String,
+}
+
+impl SessionGuard {
+    /// The guest has ended: recorded for other replicas first, so a write
+    /// routed meanwhile still finds this replica's answer.
+    pub async fn end(self) {
+        if let Some(route) = self.sessions.route.get() {
+            let owner = self
+                .sessions
+                .live
+                .lock()
+                .get(&self.execution_id)
+                .map(|l| l.owner.clone());
+            if let Some(owner) = owner {
+                route.ended(&self.execution_id, &owner).await;
+            }
+        }
+    }
 }
 
 impl Drop for SessionGuard {
@@ -136,13 +158,25 @@ pub enum Lookup {
 }
 
 impl Sessions {
-    /// Registers a live execution of `owner`.
-    pub fn open(
+    /// Routes writes for executions elsewhere through Redis at `url`, and
+    /// answers those routed here.
+    pub fn route_through_redis(self: &Arc<Self>, url: &str) -> redis::RedisResult<()> {
+        let route = StdinRoute::start(url, self.clone())?;
+        let _ = self.route.set(route);
+        Ok(())
+    }
+
+    /// Registers a live execution of `owner` (and tells the other replicas).
+    pub async fn open(
         self: &Arc<Self>,
         execution_id: &str,
         owner: &str,
         feed: StdinFeed,
+        session: Duration,
     ) -> SessionGuard {
+        if let Some(route) = self.route.get() {
+            route.live(execution_id, owner, session).await;
+        }
         self.live.lock().insert(
             execution_id.to_string(),
             Live {
@@ -164,7 +198,13 @@ impl Sessions {
     /// Writes to an execution running here; one of another account is
     /// NOT_FOUND, exactly as an unknown id. Writes are applied one at a
     /// time, in the order they take the feed's lock.
-    pub async fn write_local(&self, user_id: &str, execution_id: &str, data: Bytes, eof: bool) -> Lookup {
+    pub async fn write_local(
+        &self,
+        user_id: &str,
+        execution_id: &str,
+        data: Bytes,
+        eof: bool,
+    ) -> Lookup {
         let feed = {
             let live = self.live.lock();
             match live.get(execution_id) {
@@ -203,12 +243,21 @@ pub async fn write(
     data: Bytes,
     eof: bool,
 ) -> Result<(), Status> {
+    // `Bytes` clones share the buffer.
+    let data_for_route = data.clone();
     match state
         .sessions
         .write_local(user_id, execution_id, data, eof)
         .await
     {
         Lookup::Handled(answer) => answer,
-        Lookup::Elsewhere => Err(not_found(execution_id)),
+        Lookup::Elsewhere => match state.sessions.route.get() {
+            Some(route) => {
+                route
+                    .write(user_id, execution_id, data_for_route, eof)
+                    .await
+            }
+            None => Err(not_found(execution_id)),
+        },
     }
 }
