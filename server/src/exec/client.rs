@@ -163,12 +163,14 @@ impl ClientStdin {
 
     /// Forwards the rest of `incoming` to the guest, up to `max` bytes,
     /// starting with `first` when the filesystem entries ended with it.
+    /// `interactive` (idle, session) pauses the timeout while the guest waits.
     pub fn streamed(
         incoming: ClientStream,
         max: u64,
         tier_name: String,
         first: Option<Msg>,
         fs_given: bool,
+        interactive: Option<(std::time::Duration, std::time::Duration)>,
     ) -> Self {
         let (chunks, source) = mpsc::channel::<Bytes>(8);
         let (refuse, refused) = oneshot::channel();
@@ -186,8 +188,16 @@ impl ClientStdin {
                 chunks.closed().await;
             }
         });
+        let source = match interactive {
+            None => StdinSource::Stream(source),
+            Some((idle, session)) => StdinSource::Interactive {
+                feed: source,
+                idle,
+                session,
+            },
+        };
         Self {
-            source: StdinSource::Stream(source),
+            source,
             refused: Some(refused),
             feed: None,
         }

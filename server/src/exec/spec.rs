@@ -91,6 +91,8 @@ pub enum StdinSpec {
     Streamed {
         max: u64,
         tier_name: String,
+        /// Waits for input pause the timeout (`start.interactive`).
+        interactive: Option<(std::time::Duration, std::time::Duration)>,
     },
     /// `initial`, then `WriteStdin` calls until `eof` (an interactive `Run`).
     Interactive {
@@ -202,13 +204,22 @@ impl RunSpec {
                     bytes, client, pending, fs_given,
                 )?),
             },
-            StdinSpec::Streamed { max, tier_name } => {
+            StdinSpec::Streamed {
+                max,
+                tier_name,
+                interactive,
+            } => {
                 let client = self
                     .client
                     .take()
                     .ok_or_else(|| Status::internal("streamed stdin needs the client's stream"))?;
                 Ok(ClientStdin::streamed(
-                    client, max, tier_name, pending, fs_given,
+                    client,
+                    max,
+                    tier_name,
+                    pending,
+                    fs_given,
+                    interactive,
                 ))
             }
             StdinSpec::Interactive { initial, settings } => {
@@ -308,10 +319,22 @@ impl TryFrom<(v1::ExecuteStart, ClientStream, NamedTier<'_>)> for RunSpec {
                  `start.stdin`, or leave `cache` unset",
             ));
         }
+        if start.interactive && !start.stream_stdin {
+            return Err(ApiError::invalid(
+                "interactive",
+                "`interactive` needs `stream_stdin`: the person's input arrives as `stdin_chunk`s",
+            ));
+        }
         let stdin = if start.stream_stdin {
             StdinSpec::Streamed {
                 max: tier.max_stdin_bytes,
                 tier_name: name.to_string(),
+                interactive: start.interactive.then(|| {
+                    (
+                        std::time::Duration::from_millis(limits.idle_timeout_ms),
+                        std::time::Duration::from_millis(tier.max_session_ms),
+                    )
+                }),
             }
         } else {
             StdinSpec::Bytes(Bytes::from(start.stdin))

@@ -438,6 +438,7 @@ class ExecuteStart(_message.Message):
     FS_FIELD_NUMBER: _builtins.int
     RECEIPT_FIELD_NUMBER: _builtins.int
     CACHE_FIELD_NUMBER: _builtins.int
+    INTERACTIVE_FIELD_NUMBER: _builtins.int
     module_size: _builtins.int
     """Exactly this many module bytes follow as `module_chunk` messages."""
     module_sha256: _builtins.str
@@ -465,6 +466,11 @@ class ExecuteStart(_message.Message):
     """Whether the result may come from, or go to, the result cache.
     CACHE_POLICY_USE with `stream_stdin` is refused (INVALID_ARGUMENT):
     stdin that has not arrived cannot be part of the key.
+    """
+    interactive: _builtins.bool
+    """With `stream_stdin`: a person types the stdin, so `timeout_ms` counts
+    only running time, `limits.idle_timeout_ms` bounds each wait for input
+    and the tier's session length bounds the whole (as `RunRequest.interactive`).
     """
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -502,10 +508,11 @@ class ExecuteStart(_message.Message):
         fs: Global___Filesystem | None = ...,
         receipt: _builtins.bool = ...,
         cache: _receipt_pb2.CachePolicy.ValueType = ...,
+        interactive: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "expected_stdout", b"expected_stdout", "fs", b"fs", "limits", b"limits", "module_sha256", b"module_sha256", "module_size", b"module_size", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "args", b"args", "cache", b"cache", "env", b"env", "expected_stdout", b"expected_stdout", "fs", b"fs", "keep_module", b"keep_module", "limits", b"limits", "module_sha256", b"module_sha256", "module_size", b"module_size", "program_name", b"program_name", "random_seed", b"random_seed", "receipt", b"receipt", "source", b"source", "stdin", b"stdin", "stream_stdin", b"stream_stdin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "args", b"args", "cache", b"cache", "env", b"env", "expected_stdout", b"expected_stdout", "fs", b"fs", "interactive", b"interactive", "keep_module", b"keep_module", "limits", b"limits", "module_sha256", b"module_sha256", "module_size", b"module_size", "program_name", b"program_name", "random_seed", b"random_seed", "receipt", b"receipt", "source", b"source", "stdin", b"stdin", "stream_stdin", b"stream_stdin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_stdout: _TypeAlias = _typing.Literal["expected_stdout"]  # noqa: Y015
     _WhichOneofArgType__expected_stdout: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout"]  # noqa: Y015
