@@ -281,3 +281,20 @@ async fn interactive_with_the_result_cache_is_refused() {
     let refused = c.exec.run(request).await.unwrap_err();
     assert_bad_request(&refused, "cache");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_message_past_the_write_cap_is_refused_before_it_is_read() {
+    // 16 MiB of stdin allowed, but one WriteStdin message stays small: the
+    // transport refuses it by its declared length, naming `message`.
+    let (_server, mut c) = server_and_key(Db::Sqlite, |config| {
+        config.tiers.get_mut("free").unwrap().max_stdin_bytes = 16 << 20;
+    })
+    .await;
+    let (stream, id) = start(&mut c, echo_interactive(None)).await;
+    let big = vec![b'a'; 4 << 20];
+    let refused = write(&mut c, &id, &big, false).await.unwrap_err();
+    assert_bad_request(&refused, "message");
+    assert!(refused.message().contains("WriteStdin"), "{refused:?}");
+    write(&mut c, &id, b"small", true).await.unwrap();
+    assert_eq!(rest(stream).await.unwrap().stdout, b"small");
+}
