@@ -298,3 +298,100 @@ async fn a_write_message_past_the_write_cap_is_refused_before_it_is_read() {
     write(&mut c, &id, b"small", true).await.unwrap();
     assert_eq!(rest(stream).await.unwrap().stdout, b"small");
 }
+
+/// `Execute` with `stream_stdin` and `interactive`: the start message and
+/// the module; the rest of the client's messages come from the returned sender.
+async fn execute_interactive(
+    c: &mut Clients,
+    limits: v1::Limits,
+) -> (
+    tokio::sync::mpsc::Sender<v1::ExecuteRequest>,
+    Streaming<v1::ExecuteEvent>,
+) {
+    use v1::execute_request::Msg;
+    let echo = guest("echo");
+    let (tx, rx) = tokio::sync::mpsc::channel::<v1::ExecuteRequest>(8);
+    tx.send(v1::ExecuteRequest {
+        msg: Some(Msg::Start(v1::ExecuteStart {
+            source: Some(v1::execute_start::Source::ModuleSize(echo.len() as u64)),
+            stream_stdin: true,
+            interactive: true,
+            limits: Some(limits),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    tx.send(v1::ExecuteRequest {
+        msg: Some(Msg::ModuleChunk(echo)),
+    })
+    .await
+    .unwrap();
+    let stream = c
+        .exec
+        .execute(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    (tx, stream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn execute_interactive_does_not_count_waits_towards_timeout_ms() {
+    use v1::execute_request::Msg;
+    let (_server, mut c) = server_and_key(Db::Sqlite, |_| {}).await;
+    let limits = v1::Limits {
+        timeout_ms: 300,
+        ..Default::default()
+    };
+    let (tx, stream) = execute_interactive(&mut c, limits).await;
+    for chunk in [&b"slow "[..], b"typist"] {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        tx.send(v1::ExecuteRequest {
+            msg: Some(Msg::StdinChunk(chunk.to_vec())),
+        })
+        .await
+        .unwrap();
+    }
+    tx.send(v1::ExecuteRequest {
+        msg: Some(Msg::StdinEof(true)),
+    })
+    .await
+    .unwrap();
+    let end = rest(stream).await.unwrap();
+    assert_eq!(end.outcome(), v1::Outcome::Success);
+    assert_eq!(end.stdout, b"slow typist");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn execute_interactive_ends_an_idle_guest() {
+    let (_server, mut c) = server_and_key(Db::Sqlite, |_| {}).await;
+    let limits = v1::Limits {
+        idle_timeout_ms: 300,
+        ..Default::default()
+    };
+    let (tx, stream) = execute_interactive(&mut c, limits).await;
+    let end = rest(stream).await.unwrap();
+    drop(tx);
+    assert_eq!(end.outcome(), v1::Outcome::Timeout);
+    assert!(end.finished.unwrap().message.contains("idle"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn execute_interactive_needs_stream_stdin() {
+    use v1::execute_request::Msg;
+    let (_server, mut c) = server_and_key(Db::Sqlite, |_| {}).await;
+    let start = v1::ExecuteRequest {
+        msg: Some(Msg::Start(v1::ExecuteStart {
+            source: Some(v1::execute_start::Source::ModuleSize(10)),
+            interactive: true,
+            ..Default::default()
+        })),
+    };
+    let refused = c
+        .exec
+        .execute(futures::stream::iter(vec![start]))
+        .await
+        .unwrap_err();
+    assert_bad_request(&refused, "interactive");
+}
