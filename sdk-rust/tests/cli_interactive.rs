@@ -138,3 +138,36 @@ async fn on_a_terminal_lines_are_answered_and_ctrl_d_ends_stdin() {
     let (code, stderr) = exit_code(child).await;
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_guessing_game_is_won_by_bisection_within_seven_guesses() {
+    let server = TestServer::start().await;
+    let mut child = spawn(&server, &["run", "-i", "--seed", "42", &g("guess.wasm")]);
+    let (mut stdin, mut stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let (mut low, mut high) = (1u32, 100u32);
+    for guesses in 1..=7 {
+        read_until(&mut stdout, &mut seen, "> ").await;
+        seen = seen.split_once("> ").unwrap().1.to_string();
+        let mid = (low + high) / 2;
+        stdin
+            .write_all(format!("{mid}\n").as_bytes())
+            .await
+            .unwrap();
+        read_until(&mut stdout, &mut seen, "\n").await;
+        let (answer, after) = seen.split_once('\n').unwrap();
+        let answer = answer.to_string();
+        seen = after.to_string();
+        match answer.as_str() {
+            "higher" => low = mid + 1,
+            "lower" => high = mid - 1,
+            answer => {
+                assert_eq!(answer, format!("correct! {guesses} guesses"));
+                let (code, stderr) = exit_code(child).await;
+                assert_eq!(code, 0, "{stderr}");
+                return;
+            }
+        }
+    }
+    panic!("not won in 7 guesses (last range {low}..={high})");
+}
