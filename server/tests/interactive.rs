@@ -210,7 +210,7 @@ async fn time_waiting_for_input_does_not_count_towards_timeout_ms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_tier_session_length_bounds_the_whole_run() {
     let (_server, mut c) = server_and_key(Db::Sqlite, |config| {
-        config.tiers.get_mut("free").unwrap().max_session_ms = 600;
+        config.tiers.get_mut("free").unwrap().max_session_ms = 2_000;
     })
     .await;
     let (mut stream, id) = start(&mut c, echo_interactive(None)).await;
