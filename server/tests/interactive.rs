@@ -395,3 +395,31 @@ async fn execute_interactive_needs_stream_stdin() {
         .unwrap_err();
     assert_bad_request(&refused, "interactive");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_waiting_guest_gives_back_its_running_slot() {
+    // One running slot on the whole server: an idle session must not hold it.
+    let (server, mut c) = server_and_key(Db::Sqlite, |config| {
+        config.sandbox.max_running = 1;
+    })
+    .await;
+    let (mut stream, id) = start(&mut c, echo_interactive(None)).await;
+    write(&mut c, &id, b"first\n", false).await.unwrap();
+    assert_eq!(read_stdout(&mut stream, 6).await, b"first\n");
+    // The session now waits for input; another account's run gets the slot.
+    let bob = server.create_key("bob@x.io", "free", false).await;
+    let mut b = clients(&server, Some(&bob)).await;
+    let hello = tokio::time::timeout(
+        Duration::from_secs(10),
+        run(&mut b, run_bytes(guest("hello"))),
+    )
+    .await
+    .expect("admitted while the session waits")
+    .unwrap();
+    assert_eq!(hello.outcome(), v1::Outcome::Success);
+    // And the session takes a slot again when input comes.
+    write(&mut c, &id, b"second\n", true).await.unwrap();
+    let end = rest(stream).await.unwrap();
+    assert_eq!(end.stdout, b"second\n");
+    assert_eq!(end.outcome(), v1::Outcome::Success);
+}

@@ -41,6 +41,9 @@ pub enum StdinSource {
         feed: mpsc::Receiver<Bytes>,
         idle: Duration,
         session: Duration,
+        /// The execution's admission: its running slot is given back while
+        /// the guest waits, and taken again before it runs on.
+        permit: Option<super::Permit>,
     },
 }
 
@@ -106,6 +109,7 @@ impl Sandbox {
         let started = std::time::Instant::now();
         let now = Instant::now();
         let output = OutputBuffer::new(job.max_output_bytes);
+        let mut permit = None;
         let (stdin, mut feed, session) = match job.stdin {
             StdinSource::Bytes(bytes) => (StdinBuffer::complete(bytes), None, None),
             StdinSource::Stream(rx) => (StdinBuffer::default(), Some(rx), None),
@@ -113,15 +117,19 @@ impl Sandbox {
                 feed,
                 idle,
                 session,
-            } => (
-                StdinBuffer::default(),
-                Some(feed),
-                Some(Session {
-                    end: now + session,
-                    length: session,
-                    idle,
-                }),
-            ),
+                permit: admitted,
+            } => {
+                permit = admitted;
+                (
+                    StdinBuffer::default(),
+                    Some(feed),
+                    Some(Session {
+                        end: now + session,
+                        length: session,
+                        idle,
+                    }),
+                )
+            }
         };
         let mut deadline = Deadline {
             at: session.map_or(now + job.timeout, |s| s.end.min(now + job.timeout)),
@@ -232,7 +240,7 @@ impl Sandbox {
                 Step::Continue => {}
                 Step::NeedStdin => {
                     if let Err(ending) =
-                        wait_for_stdin(&mut feed, &stdin, &cancel, &mut deadline).await
+                        wait_for_stdin(&mut feed, &stdin, &cancel, &mut deadline, &mut permit).await
                     {
                         break ending;
                     }
@@ -389,13 +397,14 @@ async fn wait_for_stdin(
     stdin: &StdinBuffer,
     cancel: &CancellationToken,
     deadline: &mut Deadline,
+    permit: &mut Option<super::Permit>,
 ) -> Result<(), Ending> {
     let Some(rx) = feed.as_mut() else {
         stdin.close();
         return Ok(());
     };
     if let Some(session) = deadline.session {
-        return wait_for_input(rx, stdin, cancel, deadline, session).await;
+        return wait_for_input(rx, stdin, cancel, deadline, session, permit).await;
     }
     // Cancellation and the deadline first: once either has come, no more
     // stdin reaches the guest.
@@ -419,9 +428,13 @@ async fn wait_for_input(
     cancel: &CancellationToken,
     deadline: &mut Deadline,
     session: Session,
+    permit: &mut Option<super::Permit>,
 ) -> Result<(), Ending> {
     let began = Instant::now();
     let idle_end = (began + session.idle).min(session.end);
+    if let Some(permit) = permit.as_mut() {
+        permit.park();
+    }
     tokio::select! {
         biased;
         () = cancel.cancelled() => return Err(cancelled()),
@@ -436,6 +449,15 @@ async fn wait_for_input(
             Some(chunk) => stdin.push(chunk),
             None => stdin.close(),
         },
+    }
+    if let Some(permit) = permit.as_mut() {
+        // Waiting for a slot is waiting too, bounded by the session.
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(cancelled()),
+            () = tokio::time::sleep_until(session.end) => return Err(session_over(session.length)),
+            () = permit.unpark() => {}
+        }
     }
     deadline.add_wait(began.elapsed());
     Ok(())

@@ -194,6 +194,7 @@ impl ClientStdin {
                 feed: source,
                 idle,
                 session,
+                permit: None,
             },
         };
         Self {
@@ -218,6 +219,7 @@ impl ClientStdin {
                 feed: source,
                 idle: settings.idle,
                 session: settings.session,
+                permit: None,
             },
             refused: Some(refused),
             feed: Some(StdinFeed::new(

@@ -327,6 +327,12 @@ pub(super) async fn launch(
         max_output_bytes: launch.limits.max_output_bytes,
         fs: launch.fs,
     };
+    // An interactive guest gives back its running slot while it waits for
+    // input; the engine holds its admission then (dropped as the run ends).
+    let mut permit = Some(permit);
+    if let crate::engine::StdinSource::Interactive { permit: slot, .. } = &mut job.stdin {
+        *slot = permit.take();
+    }
     let (out_tx, out_rx) = mpsc::channel(16);
     let record = launch
         .cache

@@ -52,12 +52,14 @@ impl Receipting {
                 feed,
                 idle,
                 session,
+                permit,
             } => {
                 let (to_guest, guest) = mpsc::channel(8);
                 job.stdin = StdinSource::Interactive {
                     feed: guest,
                     idle,
                     session,
+                    permit,
                 };
                 Some(tokio::spawn(tap_stdin(feed, to_guest)))
             }
