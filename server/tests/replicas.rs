@@ -435,12 +435,14 @@ async fn a_routed_write_past_the_stdin_limit_keeps_its_bad_request_details() {
     let mut on_a = connect(&a.url, &alice).await;
     let mut on_b = connect(&b.url, &alice).await;
     let (stream, id) = start_interactive(&mut on_a).await;
+    // The echoed MiB is read meanwhile, so the guest keeps reading stdin.
+    let output = tokio::spawn(collect(stream));
     // The free tier's stdin is 1 MiB: one full write, then one byte more.
     write_stdin(&mut on_b, &id, &vec![b'a'; 1 << 20], false)
         .await
         .unwrap();
     let refused = write_stdin(&mut on_b, &id, b"b", false).await.unwrap_err();
     assert_bad_request(&refused, "data");
-    let ended = collect(stream).await.unwrap_err();
+    let ended = output.await.unwrap().unwrap_err();
     assert_bad_request(&ended, "stdin");
 }

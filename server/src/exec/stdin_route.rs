@@ -132,10 +132,14 @@ impl StdinRoute {
             .publish(format!("{CHANNELS}{execution_id}"), routed)
             .await
             .map_err(unavailable)?;
-        // BLPOP blocks its connection: a connection of its own, not the shared one.
+        // BLPOP blocks its connection: a connection of its own, not the
+        // shared one, allowed to wait as long as the owner may take.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_secs_f64(REPLY_WAIT_SECS + 5.0)));
         let mut waiting = self
             .client
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(unavailable)?;
         let answer: Option<(String, String)> = waiting
