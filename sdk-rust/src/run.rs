@@ -68,6 +68,7 @@ pub struct Run {
     progress: Option<ProgressFn>,
     cache: proto::CachePolicy,
     receipt: bool,
+    interactive: bool,
 }
 
 impl Client {
@@ -88,6 +89,7 @@ impl Client {
             progress: None,
             cache: proto::CachePolicy::Unspecified,
             receipt: false,
+            interactive: false,
         }
     }
 }
@@ -97,6 +99,15 @@ impl Run {
     /// (default: off). Refused with streamed stdin.
     pub fn cache(mut self, policy: proto::CachePolicy) -> Self {
         self.cache = policy;
+        self
+    }
+
+    /// A person types the streamed stdin (default: no): the timeout then
+    /// counts only the guest's running time, each wait for input is bounded
+    /// by `Limits::idle_timeout` and the whole run by the tier's session
+    /// length. Needs streamed stdin ([`Run::stdin_stream`], [`Run::stdin_reader`]).
+    pub fn interactive(mut self, interactive: bool) -> Self {
+        self.interactive = interactive;
         self
     }
 
@@ -282,6 +293,7 @@ impl Run {
             }),
             cache: self.cache as i32,
             receipt: self.receipt,
+            interactive: self.interactive,
         };
         let fs = self.fs.map(Arc::new);
         let chunk_size = client.inner.chunk_size;

@@ -35,6 +35,8 @@ pub struct Limits {
     pub max_output_bytes: Option<u64>,
     /// Bytes of file contents the guest's filesystem may hold, input included.
     pub fs_bytes: Option<u64>,
+    /// Interactive runs: the longest one wait for input may last.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Limits {
@@ -73,6 +75,12 @@ impl Limits {
         self
     }
 
+    /// Sets the idle timeout of an interactive run (one wait for input).
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = Some(idle);
+        self
+    }
+
     pub(crate) fn to_proto(self) -> proto::Limits {
         proto::Limits {
             fuel: self.fuel.unwrap_or(0),
@@ -83,6 +91,10 @@ impl Limits {
                 .unwrap_or(0),
             max_output_bytes: self.max_output_bytes.unwrap_or(0),
             fs_bytes: self.fs_bytes.unwrap_or(0),
+            idle_timeout_ms: self
+                .idle_timeout
+                .map(|t| (t.as_millis() as u64).max(1))
+                .unwrap_or(0),
         }
     }
 
@@ -94,6 +106,7 @@ impl Limits {
             timeout: some(p.timeout_ms).map(Duration::from_millis),
             max_output_bytes: some(p.max_output_bytes),
             fs_bytes: some(p.fs_bytes),
+            idle_timeout: some(p.idle_timeout_ms).map(Duration::from_millis),
         }
     }
 }

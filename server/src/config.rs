@@ -486,6 +486,12 @@ pub struct Tier {
     pub max_fs_bytes: u64,
     /// Entries (files, directories, symlinks) that filesystem may hold.
     pub max_fs_entries: u64,
+    /// Interactive runs: the longest one wait for stdin may last (default
+    /// and maximum of `limits.idle_timeout_ms`).
+    pub max_idle_timeout_ms: u64,
+    /// Interactive runs: the longest a whole session may last, waits
+    /// included (`timeout_ms` counts only running time).
+    pub max_session_ms: u64,
 }
 
 /// The built-in tiers, parsed once.
@@ -674,6 +680,8 @@ impl Tier {
             ("upload_idle_timeout_ms", self.upload_idle_timeout_ms),
             ("max_fs_bytes", self.max_fs_bytes),
             ("max_fs_entries", self.max_fs_entries),
+            ("max_idle_timeout_ms", self.max_idle_timeout_ms),
+            ("max_session_ms", self.max_session_ms),
         ];
         if let Some((key, _)) = always.iter().find(|(_, v)| *v == 0) {
             return Err((key, false));

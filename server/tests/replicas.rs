@@ -334,3 +334,115 @@ async fn two_replicas_share_state_limits_and_survive_redis_and_sigterm() {
     );
     drop(b);
 }
+
+/// An interactive run's first event and its id.
+async fn start_interactive(c: &mut Clients) -> (tonic::Streaming<v1::ExecuteEvent>, String) {
+    let request = v1::RunRequest {
+        interactive: true,
+        ..run_bytes(guest("echo"))
+    };
+    let mut stream = c.exec.run(request).await.unwrap().into_inner();
+    match stream.message().await.unwrap().unwrap().event.unwrap() {
+        v1::execute_event::Event::Started(started) => (stream, started.execution_id),
+        other => panic!("expected started, got {other:?}"),
+    }
+}
+
+async fn write_stdin(
+    c: &mut Clients,
+    id: &str,
+    data: &[u8],
+    eof: bool,
+) -> Result<(), tonic::Status> {
+    c.exec
+        .write_stdin(v1::WriteStdinRequest {
+            execution_id: id.to_string(),
+            data: data.to_vec(),
+            eof,
+        })
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn write_stdin_through_the_other_replica_reaches_the_guest() {
+    if !postgres_available().await {
+        eprintln!("PostgreSQL is not reachable here; run with CI=true to require it");
+        return;
+    }
+    let database_url = wasmwiz_server::testing::fresh_postgres_database()
+        .await
+        .unwrap();
+    let redis = PrivateRedis::start(free_port());
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let alice = create_key(&database_url, dir_a.path(), "alice@x.io", "free", false);
+    let mallory = create_key(&database_url, dir_a.path(), "mallory@x.io", "free", false);
+    let a = replica(&database_url, redis.port, dir_a.path());
+    let b = replica(&database_url, redis.port, dir_b.path());
+    let mut on_a = connect(&a.url, &alice).await;
+    let mut on_b = connect(&b.url, &alice).await;
+    let mut mallory_b = connect(&b.url, &mallory).await;
+
+    // Runs on A; every write lands on B, in order.
+    let (stream, id) = start_interactive(&mut on_a).await;
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let line = format!("line {i}\n");
+        write_stdin(&mut on_b, &id, line.as_bytes(), false)
+            .await
+            .unwrap();
+        expected.extend_from_slice(line.as_bytes());
+    }
+    // Another account through B: NOT_FOUND, as for an unknown id.
+    let theirs = write_stdin(&mut mallory_b, &id, b"x", false)
+        .await
+        .unwrap_err();
+    assert_eq!(theirs.code(), Code::NotFound, "{theirs:?}");
+    let unknown = write_stdin(
+        &mut on_b,
+        "0190f000-0000-7000-8000-000000000000",
+        b"x",
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+    write_stdin(&mut on_b, &id, b"", true).await.unwrap();
+    let end = collect(stream).await.unwrap();
+    assert_eq!(end.outcome(), v1::Outcome::Success);
+    assert_eq!(end.stdout, expected);
+    // After the end, through B: FAILED_PRECONDITION.
+    let late = write_stdin(&mut on_b, &id, b"late", false)
+        .await
+        .unwrap_err();
+    assert_eq!(late.code(), Code::FailedPrecondition, "{late:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_routed_write_past_the_stdin_limit_keeps_its_bad_request_details() {
+    if !postgres_available().await {
+        eprintln!("PostgreSQL is not reachable here; run with CI=true to require it");
+        return;
+    }
+    let database_url = wasmwiz_server::testing::fresh_postgres_database()
+        .await
+        .unwrap();
+    let redis = PrivateRedis::start(free_port());
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let alice = create_key(&database_url, dir_a.path(), "alice@x.io", "free", false);
+    let a = replica(&database_url, redis.port, dir_a.path());
+    let b = replica(&database_url, redis.port, dir_b.path());
+    let mut on_a = connect(&a.url, &alice).await;
+    let mut on_b = connect(&b.url, &alice).await;
+    let (stream, id) = start_interactive(&mut on_a).await;
+    // The echoed MiB is read meanwhile, so the guest keeps reading stdin.
+    let output = tokio::spawn(collect(stream));
+    // The free tier's stdin is 1 MiB: one full write, then one byte more.
+    write_stdin(&mut on_b, &id, &vec![b'a'; 1 << 20], false)
+        .await
+        .unwrap();
+    let refused = write_stdin(&mut on_b, &id, b"b", false).await.unwrap_err();
+    assert_bad_request(&refused, "data");
+    let ended = output.await.unwrap().unwrap_err();
+    assert_bad_request(&ended, "stdin");
+}

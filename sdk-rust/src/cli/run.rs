@@ -42,6 +42,20 @@ pub struct RunArgs {
     /// Give the guest an empty stdin even when this process's is a pipe.
     #[arg(long)]
     pub no_stdin: bool,
+    /// Attach this terminal (or pipe): stdin is streamed as it is typed,
+    /// output appears as it is written, Ctrl-D ends stdin and Ctrl-C
+    /// cancels. The timeout counts only the guest's running time; a wait for
+    /// input longer than --idle-timeout ends the run.
+    #[arg(
+        short = 'i',
+        long,
+        conflicts_with_all = ["no_stdin", "stdin", "cache", "json"]
+    )]
+    pub interactive: bool,
+    /// With -i: the longest one wait for input may last (e.g. 30s, 5m);
+    /// default: the tier's.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, requires = "interactive")]
+    pub idle_timeout: Option<Duration>,
     /// An argument for the guest, placed before those after the module;
     /// repeat for more.
     #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
@@ -125,6 +139,7 @@ impl StdinSource {
     /// terminal (a guest must not sit waiting for someone to type).
     fn of(args: &RunArgs) -> Self {
         match args.stdin.as_deref() {
+            None if args.interactive => StdinSource::Process,
             Some("-") => StdinSource::Process,
             Some(file) => StdinSource::File(PathBuf::from(file)),
             None if args.no_stdin || std::io::stdin().is_terminal() => StdinSource::Empty,
@@ -203,6 +218,7 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
     limits.timeout = args.timeout;
     limits.max_output_bytes = args.max_output;
     limits.fs_bytes = args.fs.fs_bytes;
+    limits.idle_timeout = args.idle_timeout;
     let filesystem = args.fs.filesystem()?;
     let mut run = client
         .run(loaded.module)
@@ -212,6 +228,7 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
         .keep_module(args.keep)
         .cache(cache_policy(args.cache))
         .receipt(args.receipt_out.is_some())
+        .interactive(args.interactive)
         .on_upload_progress(progress::reporter(label, cli.quiet));
     if let Some(seed) = args.seed {
         run = run.seed(seed);
@@ -283,7 +300,30 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
     let mut captured = expected.as_ref().map(|_| Vec::new());
     let mut finished = None;
     let mut writer = args.fs.out_dir.as_deref().map(files::FileWriter::new);
-    while let Some(event) = events.next().await {
+    // Ctrl-C during an interactive run cancels it: dropping the call stops
+    // the guest on the server.
+    let interrupted = async {
+        if args.interactive {
+            let _ = tokio::signal::ctrl_c().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(interrupted);
+    loop {
+        let event = tokio::select! {
+            event = events.next() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            () = &mut interrupted => {
+                drop(events);
+                return Err(Failure {
+                    code: exit::CANCELLED,
+                    message: if cli.quiet { String::new() } else { "cancelled (Ctrl-C)".into() },
+                });
+            }
+        };
         match event.map_err(|e| failure(cli, &e))? {
             Event::Started(_) => {}
             Event::File(piece) => {

@@ -19,6 +19,8 @@ pub struct EffectiveLimits {
     /// Bytes of file contents the guest's filesystem may hold (used only
     /// when the request gives it one).
     pub fs_bytes: u64,
+    /// Interactive runs: the longest one wait for stdin may last.
+    pub idle_timeout_ms: u64,
 }
 
 impl EffectiveLimits {
@@ -60,6 +62,12 @@ impl EffectiveLimits {
                 Unit::Bytes,
             )?,
             fs_bytes: pick("fs_bytes", r.fs_bytes, tier.max_fs_bytes, Unit::Bytes)?,
+            idle_timeout_ms: pick(
+                "idle_timeout_ms",
+                r.idle_timeout_ms,
+                tier.max_idle_timeout_ms,
+                Unit::Ms,
+            )?,
         })
     }
 
@@ -74,6 +82,7 @@ impl EffectiveLimits {
             timeout_ms: self.timeout_ms,
             max_output_bytes: self.max_output_bytes,
             fs_bytes: self.fs_bytes,
+            idle_timeout_ms: self.idle_timeout_ms,
         }
     }
 }

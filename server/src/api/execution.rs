@@ -17,6 +17,7 @@ use super::{
 use crate::{
     auth::Caller,
     engine::{Outcome, Report},
+    exec::sessions::MAX_WRITE_BYTES,
     exec::{
         self,
         fs_output::{pieces, FilePiece},
@@ -192,6 +193,36 @@ impl ExecutionService for ExecutionApi {
             })
         });
         Ok(with_headers(Box::pin(events), batch.headers))
+    }
+
+    async fn write_stdin(
+        &self,
+        request: Request<v1::WriteStdinRequest>,
+    ) -> Result<Response<v1::WriteStdinResponse>, Status> {
+        let caller = self.state.caller(&request).await?;
+        let write = request.into_inner();
+        if write.data.len() > MAX_WRITE_BYTES {
+            return Err(ApiError::invalid(
+                "data",
+                format!(
+                    "one WriteStdin carries at most {MAX_WRITE_BYTES} bytes (got {}); split it",
+                    write.data.len()
+                ),
+            )
+            .into());
+        }
+        if write.execution_id.is_empty() {
+            return Err(ApiError::invalid("execution_id", "give `Started.execution_id`").into());
+        }
+        exec::sessions::write(
+            &self.state,
+            &caller.user_id,
+            &write.execution_id,
+            write.data.into(),
+            write.eof,
+        )
+        .await?;
+        Ok(Response::new(v1::WriteStdinResponse {}))
     }
 }
 

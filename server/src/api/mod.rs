@@ -47,6 +47,8 @@ pub struct AppState {
     pub receipt_keys: ReceiptKeys,
     /// The deterministic result cache's in-process half.
     pub result_cache: ResultCache,
+    /// This replica's live interactive executions, for `WriteStdin`.
+    pub sessions: Arc<crate::exec::sessions::Sessions>,
     draining: AtomicBool,
     /// (user, sha256) pairs known to be linked, to skip a query per run.
     ownership: moka::sync::Cache<(String, String), ()>,
@@ -89,7 +91,12 @@ impl AppState {
         )?;
         let result_cache =
             ResultCache::new(CacheSettings::from_config(&config), metrics.registry())?;
+        let sessions = Arc::new(crate::exec::sessions::Sessions::default());
+        if let Some(url) = config.redis_url.as_deref() {
+            sessions.route_through_redis(url)?;
+        }
         Ok(Self {
+            sessions,
             receipt_keys,
             result_cache,
             config,

@@ -104,19 +104,71 @@ pub struct Permit {
     /// None for a trusted run, which has no share to give back.
     tenant: Option<String>,
     memory_mib: u64,
+    /// The running slot is given back while the guest waits for input
+    /// (its memory stays charged).
+    parked: bool,
+}
+
+impl Permit {
+    /// Gives back the running slot (not the memory) while an interactive
+    /// guest waits for input, so idle sessions do not fill the server.
+    pub fn park(&mut self) {
+        if self.parked {
+            return;
+        }
+        self.parked = true;
+        {
+            let mut ledger = self.shared.ledger.lock();
+            ledger.running -= 1;
+            if let Some(tenant) = &self.tenant {
+                if let Some(held) = ledger.held_by.get_mut(tenant) {
+                    held.running -= 1;
+                }
+            }
+        }
+        self.shared.freed.notify_waiters();
+    }
+
+    /// Takes a running slot again (waiting while the server or the
+    /// tenant's share is full) before a parked guest runs on.
+    pub async fn unpark(&mut self) {
+        while self.parked {
+            let freed = self.shared.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            {
+                let mut ledger = self.shared.ledger.lock();
+                let own = self
+                    .tenant
+                    .as_ref()
+                    .map_or(0, |t| ledger.held_by.get(t).map_or(0, |h| h.running));
+                let tenant_full = self.tenant.is_some() && own >= self.shared.tenant_running;
+                if ledger.running < self.shared.max_running && !tenant_full {
+                    ledger.running += 1;
+                    if let Some(tenant) = &self.tenant {
+                        ledger.held_by.entry(tenant.clone()).or_default().running += 1;
+                    }
+                    self.parked = false;
+                    return;
+                }
+            }
+            freed.await;
+        }
+    }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        let running = usize::from(!self.parked);
         {
             let mut ledger = self.shared.ledger.lock();
-            ledger.running -= 1;
+            ledger.running -= running;
             ledger.memory_mib -= self.memory_mib;
             if let Some(tenant) = &self.tenant {
                 if let Some(held) = ledger.held_by.get_mut(tenant) {
-                    held.running -= 1;
+                    held.running -= running;
                     held.memory_mib -= self.memory_mib;
-                    if held.running == 0 {
+                    if held.running == 0 && held.memory_mib == 0 {
                         ledger.held_by.remove(tenant);
                     }
                 }
@@ -214,6 +266,7 @@ impl Admission {
             shared: shared.clone(),
             tenant: tenant.map(str::to_string),
             memory_mib,
+            parked: false,
         })
     }
 

@@ -34,6 +34,17 @@ pub enum StdinSource {
     Bytes(Bytes),
     /// Chunks as the client sends them; the channel closing is end of file.
     Stream(mpsc::Receiver<Bytes>),
+    /// Chunks as a person types them: the job's timeout counts only running
+    /// time, each wait for input is bounded by `idle` and the whole run by
+    /// `session`.
+    Interactive {
+        feed: mpsc::Receiver<Bytes>,
+        idle: Duration,
+        session: Duration,
+        /// The execution's admission: its running slot is given back while
+        /// the guest waits, and taken again before it runs on.
+        permit: Option<super::Permit>,
+    },
 }
 
 /// One execution request with its effective limits.
@@ -96,15 +107,39 @@ impl Sandbox {
         trace: Option<ThreadTrace>,
     ) -> Report {
         let started = std::time::Instant::now();
-        let deadline = Deadline {
-            at: Instant::now() + job.timeout,
-            timeout: job.timeout,
-        };
+        let now = Instant::now();
         let output = OutputBuffer::new(job.max_output_bytes);
-        let (stdin, mut feed) = match job.stdin {
-            StdinSource::Bytes(bytes) => (StdinBuffer::complete(bytes), None),
-            StdinSource::Stream(rx) => (StdinBuffer::default(), Some(rx)),
+        let mut permit = None;
+        let (stdin, mut feed, session) = match job.stdin {
+            StdinSource::Bytes(bytes) => (StdinBuffer::complete(bytes), None, None),
+            StdinSource::Stream(rx) => (StdinBuffer::default(), Some(rx), None),
+            StdinSource::Interactive {
+                feed,
+                idle,
+                session,
+                permit: admitted,
+            } => {
+                permit = admitted;
+                (
+                    StdinBuffer::default(),
+                    Some(feed),
+                    Some(Session {
+                        end: now + session,
+                        length: session,
+                        idle,
+                    }),
+                )
+            }
         };
+        let mut deadline = Deadline {
+            at: session.map_or(now + job.timeout, |s| s.end.min(now + job.timeout)),
+            timeout: job.timeout,
+            session,
+        };
+        // Long host work stops at the deadline; an interactive run's
+        // deadline moves with its waits, so its host work is bounded by the
+        // session's end (and by fuel).
+        let host_deadline = session.map_or(deadline.at, |s| s.end);
         let stop_flag = Arc::new(AtomicBool::new(false));
         let trace_for_collect = trace.clone();
         // Inline only when everything before the first instruction is
@@ -158,7 +193,7 @@ impl Sandbox {
                     fuel,
                     memory_bytes,
                     start_fuel_cap,
-                    deadline: Some(deadline.at.into_std()),
+                    deadline: Some(host_deadline.into_std()),
                     timeout,
                     cancelled: stop_flag,
                     trace,
@@ -204,7 +239,8 @@ impl Sandbox {
                 Step::Finished(ending) => break ending,
                 Step::Continue => {}
                 Step::NeedStdin => {
-                    if let Err(ending) = wait_for_stdin(&mut feed, &stdin, &cancel, deadline).await
+                    if let Err(ending) =
+                        wait_for_stdin(&mut feed, &stdin, &cancel, &mut deadline, &mut permit).await
                     {
                         break ending;
                     }
@@ -214,7 +250,7 @@ impl Sandbox {
                 break cancelled();
             }
             if Instant::now() >= deadline.at {
-                break timed_out(job.timeout);
+                break deadline.ending();
             }
             if let Some(rx) = feed.as_mut() {
                 read_ahead(rx, &stdin);
@@ -310,6 +346,34 @@ fn read_ahead(rx: &mut mpsc::Receiver<Bytes>, stdin: &StdinBuffer) {
 struct Deadline {
     at: Instant,
     timeout: Duration,
+    /// Set for interactive runs, whose deadline moves on by each wait.
+    session: Option<Session>,
+}
+
+/// An interactive run's bounds beyond its running time.
+#[derive(Clone, Copy)]
+struct Session {
+    end: Instant,
+    length: Duration,
+    idle: Duration,
+}
+
+impl Deadline {
+    /// How a run that reached this deadline ends.
+    fn ending(&self) -> Ending {
+        match self.session {
+            Some(session) if self.at >= session.end => session_over(session.length),
+            _ => timed_out(self.timeout),
+        }
+    }
+
+    /// Moves the deadline on by a wait for input (time not spent running),
+    /// never past the session's end.
+    fn add_wait(&mut self, waited: Duration) {
+        if let Some(session) = self.session {
+            self.at = (self.at + waited).min(session.end);
+        }
+    }
 }
 
 async fn flush(
@@ -322,7 +386,7 @@ async fn flush(
         tokio::select! {
             sent = out.send(chunk) => if sent.is_err() { return Err(cancelled()) },
             () = cancel.cancelled() => return Err(cancelled()),
-            () = tokio::time::sleep_until(deadline.at) => return Err(timed_out(deadline.timeout)),
+            () = tokio::time::sleep_until(deadline.at) => return Err(deadline.ending()),
         }
     }
     Ok(())
@@ -332,12 +396,16 @@ async fn wait_for_stdin(
     feed: &mut Option<mpsc::Receiver<Bytes>>,
     stdin: &StdinBuffer,
     cancel: &CancellationToken,
-    deadline: Deadline,
+    deadline: &mut Deadline,
+    permit: &mut Option<super::Permit>,
 ) -> Result<(), Ending> {
     let Some(rx) = feed.as_mut() else {
         stdin.close();
         return Ok(());
     };
+    if let Some(session) = deadline.session {
+        return wait_for_input(rx, stdin, cancel, deadline, session, permit).await;
+    }
     // Cancellation and the deadline first: once either has come, no more
     // stdin reaches the guest.
     tokio::select! {
@@ -350,6 +418,69 @@ async fn wait_for_stdin(
         },
     }
     Ok(())
+}
+
+/// An interactive guest's wait: bounded by the idle timeout and the
+/// session's end, not by the running deadline, which moves on by the wait.
+async fn wait_for_input(
+    rx: &mut mpsc::Receiver<Bytes>,
+    stdin: &StdinBuffer,
+    cancel: &CancellationToken,
+    deadline: &mut Deadline,
+    session: Session,
+    permit: &mut Option<super::Permit>,
+) -> Result<(), Ending> {
+    let began = Instant::now();
+    let idle_end = (began + session.idle).min(session.end);
+    if let Some(permit) = permit.as_mut() {
+        permit.park();
+    }
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => return Err(cancelled()),
+        () = tokio::time::sleep_until(idle_end) => {
+            return Err(if idle_end >= session.end {
+                session_over(session.length)
+            } else {
+                idle_ending(session.idle)
+            })
+        }
+        chunk = rx.recv() => match chunk {
+            Some(chunk) => stdin.push(chunk),
+            None => stdin.close(),
+        },
+    }
+    if let Some(permit) = permit.as_mut() {
+        // Waiting for a slot is waiting too, bounded by the session.
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(cancelled()),
+            () = tokio::time::sleep_until(session.end) => return Err(session_over(session.length)),
+            () = permit.unpark() => {}
+        }
+    }
+    deadline.add_wait(began.elapsed());
+    Ok(())
+}
+
+fn idle_ending(idle: Duration) -> Ending {
+    Ending::stopped(
+        Outcome::Timeout,
+        format!(
+            "the guest was idle: it waited for stdin longer than its {} ms idle timeout",
+            idle.as_millis()
+        ),
+    )
+}
+
+fn session_over(length: Duration) -> Ending {
+    Ending::stopped(
+        Outcome::Timeout,
+        format!(
+            "the interactive session reached its maximum length of {} ms",
+            length.as_millis()
+        ),
+    )
 }
 
 /// Puts the collected files in the report; their bytes count towards the

@@ -7,7 +7,10 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::{Status, Streaming};
 use wasmwiz_proto::v1::{self, execute_request::Msg};
 
-use super::fs_input::{FsRequest, StreamedTree};
+use super::{
+    fs_input::{FsRequest, StreamedTree},
+    sessions::StdinFeed,
+};
 use crate::{
     api::{convert::check_size, errors::ApiError, upload::next_within},
     engine::StdinSource,
@@ -97,6 +100,9 @@ fn misplaced_fs(fs_given: bool) -> ApiError {
 pub struct ClientStdin {
     pub source: StdinSource,
     pub refused: Option<oneshot::Receiver<ApiError>>,
+    /// An interactive run's feed, registered under its execution id for
+    /// `WriteStdin` once it has one.
+    pub feed: Option<StdinFeed>,
 }
 
 impl ClientStdin {
@@ -104,6 +110,7 @@ impl ClientStdin {
         Self {
             source: StdinSource::Bytes(bytes),
             refused: None,
+            feed: None,
         }
     }
 
@@ -150,17 +157,20 @@ impl ClientStdin {
         Ok(Self {
             source: StdinSource::Bytes(bytes),
             refused: Some(refused),
+            feed: None,
         })
     }
 
     /// Forwards the rest of `incoming` to the guest, up to `max` bytes,
     /// starting with `first` when the filesystem entries ended with it.
+    /// `interactive` (idle, session) pauses the timeout while the guest waits.
     pub fn streamed(
         incoming: ClientStream,
         max: u64,
         tier_name: String,
         first: Option<Msg>,
         fs_given: bool,
+        interactive: Option<(std::time::Duration, std::time::Duration)>,
     ) -> Self {
         let (chunks, source) = mpsc::channel::<Bytes>(8);
         let (refuse, refused) = oneshot::channel();
@@ -178,11 +188,57 @@ impl ClientStdin {
                 chunks.closed().await;
             }
         });
+        let source = match interactive {
+            None => StdinSource::Stream(source),
+            Some((idle, session)) => StdinSource::Interactive {
+                feed: source,
+                idle,
+                session,
+                permit: None,
+            },
+        };
         Self {
-            source: StdinSource::Stream(source),
+            source,
             refused: Some(refused),
+            feed: None,
         }
     }
+
+    /// Stdin of an interactive `Run`: `initial` first, then what
+    /// `WriteStdin` sends through the returned feed, until `eof`.
+    pub fn interactive(initial: Bytes, settings: InteractiveStdin) -> Self {
+        let (tx, source) = mpsc::channel::<Bytes>(8);
+        let already = initial.len() as u64;
+        if !initial.is_empty() {
+            tx.try_send(initial)
+                .expect("a new channel has room for the first chunk");
+        }
+        let (refuse, refused) = oneshot::channel();
+        Self {
+            source: StdinSource::Interactive {
+                feed: source,
+                idle: settings.idle,
+                session: settings.session,
+                permit: None,
+            },
+            refused: Some(refused),
+            feed: Some(StdinFeed::new(
+                tx,
+                already,
+                settings.max,
+                settings.tier_name,
+                refuse,
+            )),
+        }
+    }
+}
+
+/// What an interactive run's stdin is held to.
+pub struct InteractiveStdin {
+    pub max: u64,
+    pub tier_name: String,
+    pub idle: std::time::Duration,
+    pub session: std::time::Duration,
 }
 
 /// What streamed stdin is held to.

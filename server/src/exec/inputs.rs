@@ -59,7 +59,7 @@ impl Inputs {
             env: job.env.clone(),
             stdin: match &job.stdin {
                 StdinSource::Bytes(bytes) => StdinInput::Whole(bytes.clone()),
-                StdinSource::Stream(_) => StdinInput::Hashed {
+                StdinSource::Stream(_) | StdinSource::Interactive { .. } => StdinInput::Hashed {
                     sha256: Sha256::digest(b"").into(),
                     len: 0,
                 },

@@ -334,6 +334,12 @@ pub(super) async fn launch(
         max_output_bytes: launch.limits.max_output_bytes,
         fs: launch.fs,
     };
+    // An interactive guest gives back its running slot while it waits for
+    // input; the engine holds its admission then (dropped as the run ends).
+    let mut permit = Some(permit);
+    if let crate::engine::StdinSource::Interactive { permit: slot, .. } = &mut job.stdin {
+        *slot = permit.take();
+    }
     let (out_tx, out_rx) = mpsc::channel(16);
     let record = launch
         .cache
@@ -351,6 +357,20 @@ pub(super) async fn launch(
     let tier_name = launch.caller.tier.clone();
     let mut allowance = launch.allowance;
     let refused = launch.stdin.refused;
+    // Registered before `started` reaches the client, so its first write finds it.
+    let session_length = match &job.stdin {
+        crate::engine::StdinSource::Interactive { session, .. } => *session,
+        _ => std::time::Duration::ZERO,
+    };
+    let session = match launch.stdin.feed {
+        Some(feed) => Some(
+            state
+                .sessions
+                .open(&execution_id, &launch.caller.user_id, feed, session_length)
+                .await,
+        ),
+        None => None,
+    };
     let span = tracing::Span::current();
     tokio::spawn(tracing::Instrument::instrument(
         async move {
@@ -397,6 +417,10 @@ pub(super) async fn launch(
                 }
             };
             let ((report, refusal), on_record) = tokio::join!(run, on_record);
+            // The guest has ended: later writes are refused as too late.
+            if let Some(session) = session {
+                session.end().await;
+            }
             state.metrics.running.dec();
             observe(&state, &tier_name, &report);
             crate::audit::guest_limit_hit(&row.user_id, &row.key_id, &row.id, report.outcome);

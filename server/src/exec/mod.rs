@@ -9,7 +9,9 @@ pub mod fs_input;
 pub mod fs_output;
 pub mod lifecycle;
 pub mod record;
+pub mod sessions;
 pub mod spec;
+mod stdin_route;
 mod verdict;
 // Receipts and the result cache.
 pub mod digest;

@@ -48,6 +48,21 @@ impl Receipting {
                 job.stdin = StdinSource::Stream(guest);
                 Some(tokio::spawn(tap_stdin(from_client, to_guest)))
             }
+            StdinSource::Interactive {
+                feed,
+                idle,
+                session,
+                permit,
+            } => {
+                let (to_guest, guest) = mpsc::channel(8);
+                job.stdin = StdinSource::Interactive {
+                    feed: guest,
+                    idle,
+                    session,
+                    permit,
+                };
+                Some(tokio::spawn(tap_stdin(feed, to_guest)))
+            }
             whole => {
                 job.stdin = whole;
                 None

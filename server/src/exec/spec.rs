@@ -7,7 +7,7 @@ use tonic::Status;
 use wasmwiz_proto::v1;
 
 use super::{
-    client::{receive_fs, receive_module, ClientStdin, ClientStream},
+    client::{receive_fs, receive_module, ClientStdin, ClientStream, InteractiveStdin},
     fs_input::{FsRequest, TreeLimits},
 };
 use crate::{
@@ -91,6 +91,13 @@ pub enum StdinSpec {
     Streamed {
         max: u64,
         tier_name: String,
+        /// Waits for input pause the timeout (`start.interactive`).
+        interactive: Option<(std::time::Duration, std::time::Duration)>,
+    },
+    /// `initial`, then `WriteStdin` calls until `eof` (an interactive `Run`).
+    Interactive {
+        initial: Bytes,
+        settings: InteractiveStdin,
     },
 }
 
@@ -197,14 +204,26 @@ impl RunSpec {
                     bytes, client, pending, fs_given,
                 )?),
             },
-            StdinSpec::Streamed { max, tier_name } => {
+            StdinSpec::Streamed {
+                max,
+                tier_name,
+                interactive,
+            } => {
                 let client = self
                     .client
                     .take()
                     .ok_or_else(|| Status::internal("streamed stdin needs the client's stream"))?;
                 Ok(ClientStdin::streamed(
-                    client, max, tier_name, pending, fs_given,
+                    client,
+                    max,
+                    tier_name,
+                    pending,
+                    fs_given,
+                    interactive,
                 ))
+            }
+            StdinSpec::Interactive { initial, settings } => {
+                Ok(ClientStdin::interactive(initial, settings))
             }
         }
     }
@@ -220,13 +239,34 @@ impl TryFrom<(v1::RunRequest, NamedTier<'_>)> for RunSpec {
         let cmd =
             CommandLine::new(req.program_name, req.args, req.env)?.within(tier, name, "args")?;
         let fs = given_fs(req.fs, "fs", &limits, tier)?;
+        let cache = super::result_cache::policy(req.cache)?;
+        let stdin = if req.interactive {
+            if cache != v1::CachePolicy::Unspecified {
+                return Err(ApiError::invalid(
+                    "cache",
+                    "an interactive run's stdin cannot be part of the result cache's key: \
+                     leave `cache` unset",
+                ));
+            }
+            StdinSpec::Interactive {
+                initial: Bytes::from(req.stdin),
+                settings: InteractiveStdin {
+                    max: tier.max_stdin_bytes,
+                    tier_name: name.to_string(),
+                    idle: std::time::Duration::from_millis(limits.idle_timeout_ms),
+                    session: std::time::Duration::from_millis(tier.max_session_ms),
+                },
+            }
+        } else {
+            StdinSpec::Bytes(Bytes::from(req.stdin))
+        };
         Ok(Self {
             source: ModuleSource::given(req.source.map(GivenSource::from), named)?,
             keep_module: req.keep_module,
             cmd,
             limits,
             seed: req.random_seed,
-            stdin: StdinSpec::Bytes(Bytes::from(req.stdin)),
+            stdin,
             expected: req.expected_stdout.map(Bytes::from),
             fs,
             streams_fs: false,
@@ -235,7 +275,7 @@ impl TryFrom<(v1::RunRequest, NamedTier<'_>)> for RunSpec {
             idle: std::time::Duration::from_millis(tier.upload_idle_timeout_ms),
             client: None,
             receipt: req.receipt,
-            cache: super::result_cache::policy(req.cache)?,
+            cache,
         })
     }
 }
@@ -279,10 +319,22 @@ impl TryFrom<(v1::ExecuteStart, ClientStream, NamedTier<'_>)> for RunSpec {
                  `start.stdin`, or leave `cache` unset",
             ));
         }
+        if start.interactive && !start.stream_stdin {
+            return Err(ApiError::invalid(
+                "interactive",
+                "`interactive` needs `stream_stdin`: the person's input arrives as `stdin_chunk`s",
+            ));
+        }
         let stdin = if start.stream_stdin {
             StdinSpec::Streamed {
                 max: tier.max_stdin_bytes,
                 tier_name: name.to_string(),
+                interactive: start.interactive.then(|| {
+                    (
+                        std::time::Duration::from_millis(limits.idle_timeout_ms),
+                        std::time::Duration::from_millis(tier.max_session_ms),
+                    )
+                }),
             }
         } else {
             StdinSpec::Bytes(Bytes::from(start.stdin))

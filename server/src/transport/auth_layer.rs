@@ -111,6 +111,31 @@ pub fn anonymous_limit(config: &Config) -> MessageLimit {
     }
 }
 
+/// `ExecutionService.WriteStdin`: small messages on a service whose
+/// others carry modules.
+fn is_write_stdin(path: &str) -> bool {
+    path == "/wasmwiz.v1.ExecutionService/WriteStdin"
+}
+
+/// One `WriteStdin` message: its data (at most
+/// [`crate::exec::sessions::MAX_WRITE_BYTES`]) plus the overhead.
+fn write_stdin_limit(state: &AppState) -> MessageLimit {
+    let config = &state.config;
+    MessageLimit {
+        max_bytes: crate::exec::sessions::MAX_WRITE_BYTES as u64
+            + config.message_overhead_bytes as u64,
+        timeout: Duration::from_secs(config.message_timeout_secs),
+        min_bytes_per_sec: config.message_min_bytes_per_sec,
+        whose: format!(
+            "the maximum of one WriteStdin (data {} + {} for other fields; split larger input)",
+            crate::exec::sessions::MAX_WRITE_BYTES,
+            config.message_overhead_bytes
+        )
+        .into(),
+        tier: "".into(),
+    }
+}
+
 fn caller_limit(state: &AppState, caller: &Caller, carries_modules: bool) -> MessageLimit {
     let config = &state.config;
     let timeout = Duration::from_secs(config.message_timeout_secs);
@@ -218,7 +243,11 @@ where
                 } => {
                     match authenticate(&state, request.headers()).await {
                         Ok(caller) => {
-                            let limit = caller_limit(&state, &caller, carries_modules);
+                            let limit = if is_write_stdin(request.uri().path()) {
+                                write_stdin_limit(&state)
+                            } else {
+                                caller_limit(&state, &caller, carries_modules)
+                            };
                             request.extensions_mut().insert(caller);
                             limit
                         }

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wasmwiz/v1/execution.proto.
  */
 export const file_wasmwiz_v1_execution: GenFile = /*@__PURE__*/
-  fileDesc("Chp3YXNtd2l6L3YxL2V4ZWN1dGlvbi5wcm90bxIKd2FzbXdpei52MSJsCgZMaW1pdHMSDAoEZnVlbBgBIAEoBBIUCgxtZW1vcnlfYnl0ZXMYAiABKAQSEgoKdGltZW91dF9tcxgDIAEoBBIYChBtYXhfb3V0cHV0X2J5dGVzGAQgASgEEhAKCGZzX2J5dGVzGAUgASgEIlcKB0ZzRW50cnkSDAoEcGF0aBgBIAEoCRIOCgRmaWxlGAIgASgMSAASEwoJZGlyZWN0b3J5GAMgASgISAASEQoHc3ltbGluaxgEIAEoCUgAQgYKBGtpbmQiQwoKRmlsZXN5c3RlbRIkCgdlbnRyaWVzGAEgAygLMhMud2FzbXdpei52MS5Gc0VudHJ5Eg8KB2NvbGxlY3QYAiADKAkiqwMKClJ1blJlcXVlc3QSEAoGbW9kdWxlGAEgASgMSAASFwoNbW9kdWxlX3NoYTI1NhgCIAEoCUgAEg0KBXN0ZGluGAMgASgMEgwKBGFyZ3MYBCADKAkSFAoMcHJvZ3JhbV9uYW1lGAUgASgJEiwKA2VudhgGIAMoCzIfLndhc213aXoudjEuUnVuUmVxdWVzdC5FbnZFbnRyeRIiCgZsaW1pdHMYByABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxITCgtyYW5kb21fc2VlZBgIIAEoBBIcCg9leHBlY3RlZF9zdGRvdXQYCSABKAxIAYgBARITCgtrZWVwX21vZHVsZRgKIAEoCBIiCgJmcxgLIAEoCzIWLndhc213aXoudjEuRmlsZXN5c3RlbRIPCgdyZWNlaXB0GAwgASgIEiYKBWNhY2hlGA0gASgOMhcud2FzbXdpei52MS5DYWNoZVBvbGljeRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZUISChBfZXhwZWN0ZWRfc3Rkb3V0IsoDCgxFeGVjdXRlU3RhcnQSFQoLbW9kdWxlX3NpemUYASABKARIABIXCg1tb2R1bGVfc2hhMjU2GAIgASgJSAASDQoFc3RkaW4YAyABKAwSDAoEYXJncxgEIAMoCRIUCgxwcm9ncmFtX25hbWUYBSABKAkSLgoDZW52GAYgAygLMiEud2FzbXdpei52MS5FeGVjdXRlU3RhcnQuRW52RW50cnkSIgoGbGltaXRzGAcgASgLMhIud2FzbXdpei52MS5MaW1pdHMSEwoLcmFuZG9tX3NlZWQYCCABKAQSHAoPZXhwZWN0ZWRfc3Rkb3V0GAkgASgMSAGIAQESFAoMc3RyZWFtX3N0ZGluGAogASgIEhMKC2tlZXBfbW9kdWxlGAsgASgIEiIKAmZzGAwgASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtEg8KB3JlY2VpcHQYDSABKAgSJgoFY2FjaGUYDiABKA4yFy53YXNtd2l6LnYxLkNhY2hlUG9saWN5GioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlQhIKEF9leHBlY3RlZF9zdGRvdXQiwQEKDkV4ZWN1dGVSZXF1ZXN0EikKBXN0YXJ0GAEgASgLMhgud2FzbXdpei52MS5FeGVjdXRlU3RhcnRIABIWCgxtb2R1bGVfY2h1bmsYAiABKAxIABIVCgtzdGRpbl9jaHVuaxgDIAEoDEgAEhMKCXN0ZGluX2VvZhgEIAEoCEgAEicKCGZzX2NodW5rGAUgASgLMhMud2FzbXdpei52MS5Gc0VudHJ5SAASEAoGZnNfZW9mGAYgASgISABCBQoDbXNnIrIBCgxFeGVjdXRlRXZlbnQSJgoHc3RhcnRlZBgBIAEoCzITLndhc213aXoudjEuU3RhcnRlZEgAEhAKBnN0ZG91dBgCIAEoDEgAEhAKBnN0ZGVychgDIAEoDEgAEigKCGZpbmlzaGVkGAQgASgLMhQud2FzbXdpei52MS5GaW5pc2hlZEgAEiMKBGZpbGUYBSABKAsyEy53YXNtd2l6LnYxLkZzRW50cnlIAEIHCgVldmVudCKcAQoHU3RhcnRlZBIVCg1tb2R1bGVfc2hhMjU2GAEgASgJEhEKCWNhY2hlX2hpdBgCIAEoCBIiCgZsaW1pdHMYAyABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxIUCgxleGVjdXRpb25faWQYBCABKAkSGAoQcmVzdWx0X2NhY2hlX2hpdBgFIAEoCBITCgtjYWNoZWRfZnJvbRgGIAEoCSLAAgoIRmluaXNoZWQSJAoHb3V0Y29tZRgBIAEoDjITLndhc213aXoudjEuT3V0Y29tZRIRCglleGl0X2NvZGUYAiABKAUSEQoJdHJhcF9raW5kGAMgASgJEg8KB21lc3NhZ2UYBCABKAkSFQoNZnVlbF9jb25zdW1lZBgFIAEoBBITCgtkdXJhdGlvbl91cxgGIAEoBBIZChFtZW1vcnlfcGVha19ieXRlcxgHIAEoBBIUCgxzdGRvdXRfYnl0ZXMYCCABKAQSFAoMc3RkZXJyX2J5dGVzGAkgASgEEhgKEG91dHB1dF90cnVuY2F0ZWQYCiABKAgSJAoHdmVyZGljdBgLIAEoDjITLndhc213aXoudjEuVmVyZGljdBIkCgdyZWNlaXB0GAwgASgLMhMud2FzbXdpei52MS5SZWNlaXB0IowBCglCYXRjaENhc2USDQoFc3RkaW4YASABKAwSDAoEYXJncxgCIAMoCRIcCg9leHBlY3RlZF9zdGRvdXQYAyABKAxIAIgBARIMCgRuYW1lGAQgASgJEiIKAmZzGAUgASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtQhIKEF9leHBlY3RlZF9zdGRvdXQi9wIKD1J1bkJhdGNoUmVxdWVzdBIQCgZtb2R1bGUYASABKAxIABIXCg1tb2R1bGVfc2hhMjU2GAIgASgJSAASJAoFY2FzZXMYAyADKAsyFS53YXNtd2l6LnYxLkJhdGNoQ2FzZRIiCgZsaW1pdHMYBCABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxIUCgxwcm9ncmFtX25hbWUYBSABKAkSMQoDZW52GAYgAygLMiQud2FzbXdpei52MS5SdW5CYXRjaFJlcXVlc3QuRW52RW50cnkSEwoLcmFuZG9tX3NlZWQYByABKAQSIgoCZnMYCCABKAsyFi53YXNtd2l6LnYxLkZpbGVzeXN0ZW0SDwoHcmVjZWlwdBgJIAEoCBImCgVjYWNoZRgKIAEoDjIXLndhc213aXoudjEuQ2FjaGVQb2xpY3kaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIICgZzb3VyY2Ui9QEKCkJhdGNoRXZlbnQSEgoKY2FzZV9pbmRleBgBIAEoDRImCghmaW5pc2hlZBgCIAEoCzIULndhc213aXoudjEuRmluaXNoZWQSDgoGc3Rkb3V0GAMgASgMEg4KBnN0ZGVychgEIAEoDBIMCgRuYW1lGAUgASgJEhQKDGV4ZWN1dGlvbl9pZBgGIAEoCRIVCg1tb2R1bGVfc2hhMjU2GAcgASgJEiEKBGZpbGUYCCABKAsyEy53YXNtd2l6LnYxLkZzRW50cnkSGAoQcmVzdWx0X2NhY2hlX2hpdBgJIAEoCBITCgtjYWNoZWRfZnJvbRgKIAEoCSrcAQoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASEwoPT1VUQ09NRV9TVUNDRVNTEAESGAoUT1VUQ09NRV9FWElUX05PTlpFUk8QAhIQCgxPVVRDT01FX1RSQVAQAxIXChNPVVRDT01FX09VVF9PRl9GVUVMEAQSEwoPT1VUQ09NRV9USU1FT1VUEAUSGAoUT1VUQ09NRV9NRU1PUllfTElNSVQQBhIYChRPVVRDT01FX09VVFBVVF9MSU1JVBAHEhUKEU9VVENPTUVfQ0FOQ0VMTEVEEAgqUgoHVmVyZGljdBIXChNWRVJESUNUX1VOU1BFQ0lGSUVEEAASFAoQVkVSRElDVF9BQ0NFUFRFRBABEhgKFFZFUkRJQ1RfV1JPTkdfQU5TV0VSEAIy1QEKEEV4ZWN1dGlvblNlcnZpY2USQwoHRXhlY3V0ZRIaLndhc213aXoudjEuRXhlY3V0ZVJlcXVlc3QaGC53YXNtd2l6LnYxLkV4ZWN1dGVFdmVudCgBMAESOQoDUnVuEhYud2FzbXdpei52MS5SdW5SZXF1ZXN0Ghgud2FzbXdpei52MS5FeGVjdXRlRXZlbnQwARJBCghSdW5CYXRjaBIbLndhc213aXoudjEuUnVuQmF0Y2hSZXF1ZXN0GhYud2FzbXdpei52MS5CYXRjaEV2ZW50MAFiBnByb3RvMw", [file_wasmwiz_v1_receipt]);
+  fileDesc("Chp3YXNtd2l6L3YxL2V4ZWN1dGlvbi5wcm90bxIKd2FzbXdpei52MSKFAQoGTGltaXRzEgwKBGZ1ZWwYASABKAQSFAoMbWVtb3J5X2J5dGVzGAIgASgEEhIKCnRpbWVvdXRfbXMYAyABKAQSGAoQbWF4X291dHB1dF9ieXRlcxgEIAEoBBIQCghmc19ieXRlcxgFIAEoBBIXCg9pZGxlX3RpbWVvdXRfbXMYBiABKAQiVwoHRnNFbnRyeRIMCgRwYXRoGAEgASgJEg4KBGZpbGUYAiABKAxIABITCglkaXJlY3RvcnkYAyABKAhIABIRCgdzeW1saW5rGAQgASgJSABCBgoEa2luZCJDCgpGaWxlc3lzdGVtEiQKB2VudHJpZXMYASADKAsyEy53YXNtd2l6LnYxLkZzRW50cnkSDwoHY29sbGVjdBgCIAMoCSLAAwoKUnVuUmVxdWVzdBIQCgZtb2R1bGUYASABKAxIABIXCg1tb2R1bGVfc2hhMjU2GAIgASgJSAASDQoFc3RkaW4YAyABKAwSDAoEYXJncxgEIAMoCRIUCgxwcm9ncmFtX25hbWUYBSABKAkSLAoDZW52GAYgAygLMh8ud2FzbXdpei52MS5SdW5SZXF1ZXN0LkVudkVudHJ5EiIKBmxpbWl0cxgHIAEoCzISLndhc213aXoudjEuTGltaXRzEhMKC3JhbmRvbV9zZWVkGAggASgEEhwKD2V4cGVjdGVkX3N0ZG91dBgJIAEoDEgBiAEBEhMKC2tlZXBfbW9kdWxlGAogASgIEiIKAmZzGAsgASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtEg8KB3JlY2VpcHQYDCABKAgSJgoFY2FjaGUYDSABKA4yFy53YXNtd2l6LnYxLkNhY2hlUG9saWN5EhMKC2ludGVyYWN0aXZlGA4gASgIGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlQhIKEF9leHBlY3RlZF9zdGRvdXQiRAoRV3JpdGVTdGRpblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJEgwKBGRhdGEYAiABKAwSCwoDZW9mGAMgASgIIhQKEldyaXRlU3RkaW5SZXNwb25zZSLfAwoMRXhlY3V0ZVN0YXJ0EhUKC21vZHVsZV9zaXplGAEgASgESAASFwoNbW9kdWxlX3NoYTI1NhgCIAEoCUgAEg0KBXN0ZGluGAMgASgMEgwKBGFyZ3MYBCADKAkSFAoMcHJvZ3JhbV9uYW1lGAUgASgJEi4KA2VudhgGIAMoCzIhLndhc213aXoudjEuRXhlY3V0ZVN0YXJ0LkVudkVudHJ5EiIKBmxpbWl0cxgHIAEoCzISLndhc213aXoudjEuTGltaXRzEhMKC3JhbmRvbV9zZWVkGAggASgEEhwKD2V4cGVjdGVkX3N0ZG91dBgJIAEoDEgBiAEBEhQKDHN0cmVhbV9zdGRpbhgKIAEoCBITCgtrZWVwX21vZHVsZRgLIAEoCBIiCgJmcxgMIAEoCzIWLndhc213aXoudjEuRmlsZXN5c3RlbRIPCgdyZWNlaXB0GA0gASgIEiYKBWNhY2hlGA4gASgOMhcud2FzbXdpei52MS5DYWNoZVBvbGljeRITCgtpbnRlcmFjdGl2ZRgPIAEoCBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZUISChBfZXhwZWN0ZWRfc3Rkb3V0IsEBCg5FeGVjdXRlUmVxdWVzdBIpCgVzdGFydBgBIAEoCzIYLndhc213aXoudjEuRXhlY3V0ZVN0YXJ0SAASFgoMbW9kdWxlX2NodW5rGAIgASgMSAASFQoLc3RkaW5fY2h1bmsYAyABKAxIABITCglzdGRpbl9lb2YYBCABKAhIABInCghmc19jaHVuaxgFIAEoCzITLndhc213aXoudjEuRnNFbnRyeUgAEhAKBmZzX2VvZhgGIAEoCEgAQgUKA21zZyKyAQoMRXhlY3V0ZUV2ZW50EiYKB3N0YXJ0ZWQYASABKAsyEy53YXNtd2l6LnYxLlN0YXJ0ZWRIABIQCgZzdGRvdXQYAiABKAxIABIQCgZzdGRlcnIYAyABKAxIABIoCghmaW5pc2hlZBgEIAEoCzIULndhc213aXoudjEuRmluaXNoZWRIABIjCgRmaWxlGAUgASgLMhMud2FzbXdpei52MS5Gc0VudHJ5SABCBwoFZXZlbnQinAEKB1N0YXJ0ZWQSFQoNbW9kdWxlX3NoYTI1NhgBIAEoCRIRCgljYWNoZV9oaXQYAiABKAgSIgoGbGltaXRzGAMgASgLMhIud2FzbXdpei52MS5MaW1pdHMSFAoMZXhlY3V0aW9uX2lkGAQgASgJEhgKEHJlc3VsdF9jYWNoZV9oaXQYBSABKAgSEwoLY2FjaGVkX2Zyb20YBiABKAkiwAIKCEZpbmlzaGVkEiQKB291dGNvbWUYASABKA4yEy53YXNtd2l6LnYxLk91dGNvbWUSEQoJZXhpdF9jb2RlGAIgASgFEhEKCXRyYXBfa2luZBgDIAEoCRIPCgdtZXNzYWdlGAQgASgJEhUKDWZ1ZWxfY29uc3VtZWQYBSABKAQSEwoLZHVyYXRpb25fdXMYBiABKAQSGQoRbWVtb3J5X3BlYWtfYnl0ZXMYByABKAQSFAoMc3Rkb3V0X2J5dGVzGAggASgEEhQKDHN0ZGVycl9ieXRlcxgJIAEoBBIYChBvdXRwdXRfdHJ1bmNhdGVkGAogASgIEiQKB3ZlcmRpY3QYCyABKA4yEy53YXNtd2l6LnYxLlZlcmRpY3QSJAoHcmVjZWlwdBgMIAEoCzITLndhc213aXoudjEuUmVjZWlwdCKMAQoJQmF0Y2hDYXNlEg0KBXN0ZGluGAEgASgMEgwKBGFyZ3MYAiADKAkSHAoPZXhwZWN0ZWRfc3Rkb3V0GAMgASgMSACIAQESDAoEbmFtZRgEIAEoCRIiCgJmcxgFIAEoCzIWLndhc213aXoudjEuRmlsZXN5c3RlbUISChBfZXhwZWN0ZWRfc3Rkb3V0IvcCCg9SdW5CYXRjaFJlcXVlc3QSEAoGbW9kdWxlGAEgASgMSAASFwoNbW9kdWxlX3NoYTI1NhgCIAEoCUgAEiQKBWNhc2VzGAMgAygLMhUud2FzbXdpei52MS5CYXRjaENhc2USIgoGbGltaXRzGAQgASgLMhIud2FzbXdpei52MS5MaW1pdHMSFAoMcHJvZ3JhbV9uYW1lGAUgASgJEjEKA2VudhgGIAMoCzIkLndhc213aXoudjEuUnVuQmF0Y2hSZXF1ZXN0LkVudkVudHJ5EhMKC3JhbmRvbV9zZWVkGAcgASgEEiIKAmZzGAggASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtEg8KB3JlY2VpcHQYCSABKAgSJgoFY2FjaGUYCiABKA4yFy53YXNtd2l6LnYxLkNhY2hlUG9saWN5GioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlIvUBCgpCYXRjaEV2ZW50EhIKCmNhc2VfaW5kZXgYASABKA0SJgoIZmluaXNoZWQYAiABKAsyFC53YXNtd2l6LnYxLkZpbmlzaGVkEg4KBnN0ZG91dBgDIAEoDBIOCgZzdGRlcnIYBCABKAwSDAoEbmFtZRgFIAEoCRIUCgxleGVjdXRpb25faWQYBiABKAkSFQoNbW9kdWxlX3NoYTI1NhgHIAEoCRIhCgRmaWxlGAggASgLMhMud2FzbXdpei52MS5Gc0VudHJ5EhgKEHJlc3VsdF9jYWNoZV9oaXQYCSABKAgSEwoLY2FjaGVkX2Zyb20YCiABKAkq3AEKB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhMKD09VVENPTUVfU1VDQ0VTUxABEhgKFE9VVENPTUVfRVhJVF9OT05aRVJPEAISEAoMT1VUQ09NRV9UUkFQEAMSFwoTT1VUQ09NRV9PVVRfT0ZfRlVFTBAEEhMKD09VVENPTUVfVElNRU9VVBAFEhgKFE9VVENPTUVfTUVNT1JZX0xJTUlUEAYSGAoUT1VUQ09NRV9PVVRQVVRfTElNSVQQBxIVChFPVVRDT01FX0NBTkNFTExFRBAIKlIKB1ZlcmRpY3QSFwoTVkVSRElDVF9VTlNQRUNJRklFRBAAEhQKEFZFUkRJQ1RfQUNDRVBURUQQARIYChRWRVJESUNUX1dST05HX0FOU1dFUhACMqICChBFeGVjdXRpb25TZXJ2aWNlEkMKB0V4ZWN1dGUSGi53YXNtd2l6LnYxLkV4ZWN1dGVSZXF1ZXN0Ghgud2FzbXdpei52MS5FeGVjdXRlRXZlbnQoATABEjkKA1J1bhIWLndhc213aXoudjEuUnVuUmVxdWVzdBoYLndhc213aXoudjEuRXhlY3V0ZUV2ZW50MAESQQoIUnVuQmF0Y2gSGy53YXNtd2l6LnYxLlJ1bkJhdGNoUmVxdWVzdBoWLndhc213aXoudjEuQmF0Y2hFdmVudDABEksKCldyaXRlU3RkaW4SHS53YXNtd2l6LnYxLldyaXRlU3RkaW5SZXF1ZXN0Gh4ud2FzbXdpei52MS5Xcml0ZVN0ZGluUmVzcG9uc2ViBnByb3RvMw", [file_wasmwiz_v1_receipt]);
 
 /**
  * Per-execution limits. In a request, 0 (or an absent `Limits`) means "the
@@ -70,6 +70,15 @@ export type Limits = Message<"wasmwiz.v1.Limits"> & {
    * @generated from field: uint64 fs_bytes = 5;
    */
   fsBytes: bigint;
+
+  /**
+   * Interactive runs only: the longest the guest may wait for stdin at a
+   * time. A longer wait ends the run with OUTCOME_TIMEOUT and a message
+   * saying it was idle. Waiting does not count towards `timeout_ms`.
+   *
+   * @generated from field: uint64 idle_timeout_ms = 6;
+   */
+  idleTimeoutMs: bigint;
 };
 
 /**
@@ -270,6 +279,16 @@ export type RunRequest = Message<"wasmwiz.v1.RunRequest"> & {
    * @generated from field: wasmwiz.v1.CachePolicy cache = 13;
    */
   cache: CachePolicy;
+
+  /**
+   * When true, the guest's stdin stays open after `stdin` and is fed by
+   * `WriteStdin` (with `Started.execution_id`) until `eof`. `timeout_ms`
+   * then counts only running time; `limits.idle_timeout_ms` bounds each wait
+   * and the tier's session length bounds the whole. Not with `cache`.
+   *
+   * @generated from field: bool interactive = 14;
+   */
+  interactive: boolean;
 };
 
 /**
@@ -278,6 +297,58 @@ export type RunRequest = Message<"wasmwiz.v1.RunRequest"> & {
  */
 export const RunRequestSchema: GenMessage<RunRequest> = /*@__PURE__*/
   messageDesc(file_wasmwiz_v1_execution, 3);
+
+/**
+ * Bytes for the stdin of an interactive `Run`, in order.
+ *
+ * @generated from message wasmwiz.v1.WriteStdinRequest
+ */
+export type WriteStdinRequest = Message<"wasmwiz.v1.WriteStdinRequest"> & {
+  /**
+   * `Started.execution_id` of a `Run` with `interactive` set.
+   *
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+
+  /**
+   * Appended to the guest's stdin; at most 1 MiB per call, and the tier's
+   * stdin size in total (past it the write is refused with INVALID_ARGUMENT
+   * and the run is stopped).
+   *
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+
+  /**
+   * Closes the guest's stdin after `data`.
+   *
+   * @generated from field: bool eof = 3;
+   */
+  eof: boolean;
+};
+
+/**
+ * Describes the message wasmwiz.v1.WriteStdinRequest.
+ * Use `create(WriteStdinRequestSchema)` to create a new message.
+ */
+export const WriteStdinRequestSchema: GenMessage<WriteStdinRequest> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 4);
+
+/**
+ * The bytes were accepted (queued for the guest, in order).
+ *
+ * @generated from message wasmwiz.v1.WriteStdinResponse
+ */
+export type WriteStdinResponse = Message<"wasmwiz.v1.WriteStdinResponse"> & {
+};
+
+/**
+ * Describes the message wasmwiz.v1.WriteStdinResponse.
+ * Use `create(WriteStdinResponseSchema)` to create a new message.
+ */
+export const WriteStdinResponseSchema: GenMessage<WriteStdinResponse> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 5);
 
 /**
  * First message of an `Execute` stream.
@@ -399,6 +470,15 @@ export type ExecuteStart = Message<"wasmwiz.v1.ExecuteStart"> & {
    * @generated from field: wasmwiz.v1.CachePolicy cache = 14;
    */
   cache: CachePolicy;
+
+  /**
+   * With `stream_stdin`: a person types the stdin, so `timeout_ms` counts
+   * only running time, `limits.idle_timeout_ms` bounds each wait for input
+   * and the tier's session length bounds the whole (as `RunRequest.interactive`).
+   *
+   * @generated from field: bool interactive = 15;
+   */
+  interactive: boolean;
 };
 
 /**
@@ -406,7 +486,7 @@ export type ExecuteStart = Message<"wasmwiz.v1.ExecuteStart"> & {
  * Use `create(ExecuteStartSchema)` to create a new message.
  */
 export const ExecuteStartSchema: GenMessage<ExecuteStart> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 4);
+  messageDesc(file_wasmwiz_v1_execution, 6);
 
 /**
  * One client message of an `Execute` stream: `start`, then the module's
@@ -471,7 +551,7 @@ export type ExecuteRequest = Message<"wasmwiz.v1.ExecuteRequest"> & {
  * Use `create(ExecuteRequestSchema)` to create a new message.
  */
 export const ExecuteRequestSchema: GenMessage<ExecuteRequest> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 5);
+  messageDesc(file_wasmwiz_v1_execution, 7);
 
 /**
  * One server message of an execution: `started` first, then `stdout` and
@@ -527,7 +607,7 @@ export type ExecuteEvent = Message<"wasmwiz.v1.ExecuteEvent"> & {
  * Use `create(ExecuteEventSchema)` to create a new message.
  */
 export const ExecuteEventSchema: GenMessage<ExecuteEvent> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 6);
+  messageDesc(file_wasmwiz_v1_execution, 8);
 
 /**
  * The execution was admitted and the module is compiled.
@@ -585,7 +665,7 @@ export type Started = Message<"wasmwiz.v1.Started"> & {
  * Use `create(StartedSchema)` to create a new message.
  */
 export const StartedSchema: GenMessage<Started> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 7);
+  messageDesc(file_wasmwiz_v1_execution, 9);
 
 /**
  * The final event of an execution.
@@ -685,7 +765,7 @@ export type Finished = Message<"wasmwiz.v1.Finished"> & {
  * Use `create(FinishedSchema)` to create a new message.
  */
 export const FinishedSchema: GenMessage<Finished> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 8);
+  messageDesc(file_wasmwiz_v1_execution, 10);
 
 /**
  * One test case of a batch.
@@ -736,7 +816,7 @@ export type BatchCase = Message<"wasmwiz.v1.BatchCase"> & {
  * Use `create(BatchCaseSchema)` to create a new message.
  */
 export const BatchCaseSchema: GenMessage<BatchCase> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 9);
+  messageDesc(file_wasmwiz_v1_execution, 11);
 
 /**
  * One module, many cases, compiled once.
@@ -821,7 +901,7 @@ export type RunBatchRequest = Message<"wasmwiz.v1.RunBatchRequest"> & {
  * Use `create(RunBatchRequestSchema)` to create a new message.
  */
 export const RunBatchRequestSchema: GenMessage<RunBatchRequest> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 10);
+  messageDesc(file_wasmwiz_v1_execution, 12);
 
 /**
  * The result of one case, sent as soon as that case finishes (cases run
@@ -908,7 +988,7 @@ export type BatchEvent = Message<"wasmwiz.v1.BatchEvent"> & {
  * Use `create(BatchEventSchema)` to create a new message.
  */
 export const BatchEventSchema: GenMessage<BatchEvent> = /*@__PURE__*/
-  messageDesc(file_wasmwiz_v1_execution, 11);
+  messageDesc(file_wasmwiz_v1_execution, 13);
 
 /**
  * How an execution ended.
@@ -1054,6 +1134,18 @@ export const ExecutionService: GenService<{
     methodKind: "server_streaming";
     input: typeof RunBatchRequestSchema;
     output: typeof BatchEventSchema;
+  },
+  /**
+   * Feeds the stdin of an interactive `Run`. Only the account that started
+   * it may write (others get NOT_FOUND, as for an unknown id); an execution
+   * that has ended gives FAILED_PRECONDITION.
+   *
+   * @generated from rpc wasmwiz.v1.ExecutionService.WriteStdin
+   */
+  writeStdin: {
+    methodKind: "unary";
+    input: typeof WriteStdinRequestSchema;
+    output: typeof WriteStdinResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_wasmwiz_v1_execution, 0);

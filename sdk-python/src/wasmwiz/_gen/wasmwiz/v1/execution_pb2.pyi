@@ -110,6 +110,7 @@ class Limits(_message.Message):
     TIMEOUT_MS_FIELD_NUMBER: _builtins.int
     MAX_OUTPUT_BYTES_FIELD_NUMBER: _builtins.int
     FS_BYTES_FIELD_NUMBER: _builtins.int
+    IDLE_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
     fuel: _builtins.int
     """Fuel budget in wasmi fuel units (roughly one per executed instruction).
     Reaching it ends the run with OUTCOME_OUT_OF_FUEL.
@@ -131,6 +132,11 @@ class Limits(_message.Message):
     included. A write past it fails in the guest with ENOSPC; an input tree
     over it is refused with INVALID_ARGUMENT (BadRequest on `fs`).
     """
+    idle_timeout_ms: _builtins.int
+    """Interactive runs only: the longest the guest may wait for stdin at a
+    time. A longer wait ends the run with OUTCOME_TIMEOUT and a message
+    saying it was idle. Waiting does not count towards `timeout_ms`.
+    """
     def __init__(
         self,
         *,
@@ -139,10 +145,11 @@ class Limits(_message.Message):
         timeout_ms: _builtins.int = ...,
         max_output_bytes: _builtins.int = ...,
         fs_bytes: _builtins.int = ...,
+        idle_timeout_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fs_bytes", b"fs_bytes", "fuel", b"fuel", "max_output_bytes", b"max_output_bytes", "memory_bytes", b"memory_bytes", "timeout_ms", b"timeout_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fs_bytes", b"fs_bytes", "fuel", b"fuel", "idle_timeout_ms", b"idle_timeout_ms", "max_output_bytes", b"max_output_bytes", "memory_bytes", b"memory_bytes", "timeout_ms", b"timeout_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -263,6 +270,7 @@ class RunRequest(_message.Message):
     FS_FIELD_NUMBER: _builtins.int
     RECEIPT_FIELD_NUMBER: _builtins.int
     CACHE_FIELD_NUMBER: _builtins.int
+    INTERACTIVE_FIELD_NUMBER: _builtins.int
     module: _builtins.bytes
     """The module's bytes (a WASI preview1 command module, binary format).
     Limited by the tier's module size and by the server's message size.
@@ -285,6 +293,12 @@ class RunRequest(_message.Message):
     """When true, `Finished.receipt` is a signed receipt of this execution."""
     cache: _receipt_pb2.CachePolicy.ValueType
     """Whether the result may come from, or go to, the result cache."""
+    interactive: _builtins.bool
+    """When true, the guest's stdin stays open after `stdin` and is fed by
+    `WriteStdin` (with `Started.execution_id`) until `eof`. `timeout_ms`
+    then counts only running time; `limits.idle_timeout_ms` bounds each wait
+    and the tier's session length bounds the whole. Not with `cache`.
+    """
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv[1..]."""
@@ -317,10 +331,11 @@ class RunRequest(_message.Message):
         fs: Global___Filesystem | None = ...,
         receipt: _builtins.bool = ...,
         cache: _receipt_pb2.CachePolicy.ValueType = ...,
+        interactive: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "expected_stdout", b"expected_stdout", "fs", b"fs", "limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "args", b"args", "cache", b"cache", "env", b"env", "expected_stdout", b"expected_stdout", "fs", b"fs", "keep_module", b"keep_module", "limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "program_name", b"program_name", "random_seed", b"random_seed", "receipt", b"receipt", "source", b"source", "stdin", b"stdin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "args", b"args", "cache", b"cache", "env", b"env", "expected_stdout", b"expected_stdout", "fs", b"fs", "interactive", b"interactive", "keep_module", b"keep_module", "limits", b"limits", "module", b"module", "module_sha256", b"module_sha256", "program_name", b"program_name", "random_seed", b"random_seed", "receipt", b"receipt", "source", b"source", "stdin", b"stdin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_stdout: _TypeAlias = _typing.Literal["expected_stdout"]  # noqa: Y015
     _WhichOneofArgType__expected_stdout: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout"]  # noqa: Y015
@@ -332,6 +347,56 @@ class RunRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_source) -> _WhichOneofReturnType_source | None: ...
 
 Global___RunRequest: _TypeAlias = RunRequest  # noqa: Y015
+
+@_typing.final
+class WriteStdinRequest(_message.Message):
+    """Bytes for the stdin of an interactive `Run`, in order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    EOF_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    """`Started.execution_id` of a `Run` with `interactive` set."""
+    data: _builtins.bytes
+    """Appended to the guest's stdin; at most 1 MiB per call, and the tier's
+    stdin size in total (past it the write is refused with INVALID_ARGUMENT
+    and the run is stopped).
+    """
+    eof: _builtins.bool
+    """Closes the guest's stdin after `data`."""
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        data: _builtins.bytes = ...,
+        eof: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "eof", b"eof", "execution_id", b"execution_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WriteStdinRequest: _TypeAlias = WriteStdinRequest  # noqa: Y015
+
+@_typing.final
+class WriteStdinResponse(_message.Message):
+    """The bytes were accepted (queued for the guest, in order)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WriteStdinResponse: _TypeAlias = WriteStdinResponse  # noqa: Y015
 
 @_typing.final
 class ExecuteStart(_message.Message):
@@ -373,6 +438,7 @@ class ExecuteStart(_message.Message):
     FS_FIELD_NUMBER: _builtins.int
     RECEIPT_FIELD_NUMBER: _builtins.int
     CACHE_FIELD_NUMBER: _builtins.int
+    INTERACTIVE_FIELD_NUMBER: _builtins.int
     module_size: _builtins.int
     """Exactly this many module bytes follow as `module_chunk` messages."""
     module_sha256: _builtins.str
@@ -400,6 +466,11 @@ class ExecuteStart(_message.Message):
     """Whether the result may come from, or go to, the result cache.
     CACHE_POLICY_USE with `stream_stdin` is refused (INVALID_ARGUMENT):
     stdin that has not arrived cannot be part of the key.
+    """
+    interactive: _builtins.bool
+    """With `stream_stdin`: a person types the stdin, so `timeout_ms` counts
+    only running time, `limits.idle_timeout_ms` bounds each wait for input
+    and the tier's session length bounds the whole (as `RunRequest.interactive`).
     """
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -437,10 +508,11 @@ class ExecuteStart(_message.Message):
         fs: Global___Filesystem | None = ...,
         receipt: _builtins.bool = ...,
         cache: _receipt_pb2.CachePolicy.ValueType = ...,
+        interactive: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "expected_stdout", b"expected_stdout", "fs", b"fs", "limits", b"limits", "module_sha256", b"module_sha256", "module_size", b"module_size", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "args", b"args", "cache", b"cache", "env", b"env", "expected_stdout", b"expected_stdout", "fs", b"fs", "keep_module", b"keep_module", "limits", b"limits", "module_sha256", b"module_sha256", "module_size", b"module_size", "program_name", b"program_name", "random_seed", b"random_seed", "receipt", b"receipt", "source", b"source", "stdin", b"stdin", "stream_stdin", b"stream_stdin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout", "args", b"args", "cache", b"cache", "env", b"env", "expected_stdout", b"expected_stdout", "fs", b"fs", "interactive", b"interactive", "keep_module", b"keep_module", "limits", b"limits", "module_sha256", b"module_sha256", "module_size", b"module_size", "program_name", b"program_name", "random_seed", b"random_seed", "receipt", b"receipt", "source", b"source", "stdin", b"stdin", "stream_stdin", b"stream_stdin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_stdout: _TypeAlias = _typing.Literal["expected_stdout"]  # noqa: Y015
     _WhichOneofArgType__expected_stdout: _TypeAlias = _typing.Literal["_expected_stdout", b"_expected_stdout"]  # noqa: Y015

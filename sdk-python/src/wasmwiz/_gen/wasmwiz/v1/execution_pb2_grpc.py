@@ -50,6 +50,11 @@ class ExecutionServiceStub(object):
                 request_serializer=wasmwiz_dot_v1_dot_execution__pb2.RunBatchRequest.SerializeToString,
                 response_deserializer=wasmwiz_dot_v1_dot_execution__pb2.BatchEvent.FromString,
                 _registered_method=True)
+        self.WriteStdin = channel.unary_unary(
+                '/wasmwiz.v1.ExecutionService/WriteStdin',
+                request_serializer=wasmwiz_dot_v1_dot_execution__pb2.WriteStdinRequest.SerializeToString,
+                response_deserializer=wasmwiz_dot_v1_dot_execution__pb2.WriteStdinResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutionServiceServicer(object):
@@ -78,6 +83,15 @@ class ExecutionServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WriteStdin(self, request, context):
+        """Feeds the stdin of an interactive `Run`. Only the account that started
+        it may write (others get NOT_FOUND, as for an unknown id); an execution
+        that has ended gives FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +109,11 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.RunBatch,
                     request_deserializer=wasmwiz_dot_v1_dot_execution__pb2.RunBatchRequest.FromString,
                     response_serializer=wasmwiz_dot_v1_dot_execution__pb2.BatchEvent.SerializeToString,
+            ),
+            'WriteStdin': grpc.unary_unary_rpc_method_handler(
+                    servicer.WriteStdin,
+                    request_deserializer=wasmwiz_dot_v1_dot_execution__pb2.WriteStdinRequest.FromString,
+                    response_serializer=wasmwiz_dot_v1_dot_execution__pb2.WriteStdinResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +198,33 @@ class ExecutionService(object):
             '/wasmwiz.v1.ExecutionService/RunBatch',
             wasmwiz_dot_v1_dot_execution__pb2.RunBatchRequest.SerializeToString,
             wasmwiz_dot_v1_dot_execution__pb2.BatchEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteStdin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wasmwiz.v1.ExecutionService/WriteStdin',
+            wasmwiz_dot_v1_dot_execution__pb2.WriteStdinRequest.SerializeToString,
+            wasmwiz_dot_v1_dot_execution__pb2.WriteStdinResponse.FromString,
             options,
             channel_credentials,
             insecure,

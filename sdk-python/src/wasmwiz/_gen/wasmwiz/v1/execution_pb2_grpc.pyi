@@ -46,6 +46,11 @@ class ExecutionServiceStub:
     """One module, many cases; one event per case as each finishes. Each case
     counts as one execution against rate limits and quotas.
     """
+    WriteStdin: _grpc.UnaryUnaryMultiCallable[_execution_pb2.WriteStdinRequest, _execution_pb2.WriteStdinResponse]
+    """Feeds the stdin of an interactive `Run`. Only the account that started
+    it may write (others get NOT_FOUND, as for an unknown id); an execution
+    that has ended gives FAILED_PRECONDITION.
+    """
 
 @_typing.type_check_only
 class ExecutionServiceAsyncStub(ExecutionServiceStub):
@@ -59,6 +64,11 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     RunBatch: _aio.UnaryStreamMultiCallable[_execution_pb2.RunBatchRequest, _execution_pb2.BatchEvent]  # type: ignore[assignment]
     """One module, many cases; one event per case as each finishes. Each case
     counts as one execution against rate limits and quotas.
+    """
+    WriteStdin: _aio.UnaryUnaryMultiCallable[_execution_pb2.WriteStdinRequest, _execution_pb2.WriteStdinResponse]  # type: ignore[assignment]
+    """Feeds the stdin of an interactive `Run`. Only the account that started
+    it may write (others get NOT_FOUND, as for an unknown id); an execution
+    that has ended gives FAILED_PRECONDITION.
     """
 
 class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -88,6 +98,17 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_execution_pb2.BatchEvent], _abc.AsyncIterator[_execution_pb2.BatchEvent]]:
         """One module, many cases; one event per case as each finishes. Each case
         counts as one execution against rate limits and quotas.
+        """
+
+    @_abc_1.abstractmethod
+    def WriteStdin(
+        self,
+        request: _execution_pb2.WriteStdinRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.WriteStdinResponse, _abc.Awaitable[_execution_pb2.WriteStdinResponse]]:
+        """Feeds the stdin of an interactive `Run`. Only the account that started
+        it may write (others get NOT_FOUND, as for an unknown id); an execution
+        that has ended gives FAILED_PRECONDITION.
         """
 
 def add_ExecutionServiceServicer_to_server(servicer: ExecutionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
