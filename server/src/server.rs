@@ -454,7 +454,8 @@ impl Background {
     fn start(state: &Arc<AppState>, store: &Store) -> Self {
         let mut tasks = JoinSet::new();
         tasks.spawn(housekeeping(state.clone()));
-        for task in [store.spawn_checkpointer(), state.limits.spawn_heartbeat()]
+        let jobs = Some(crate::jobs::worker::spawn(state.clone()));
+        for task in [store.spawn_checkpointer(), state.limits.spawn_heartbeat(), jobs]
             .into_iter()
             .flatten()
         {
