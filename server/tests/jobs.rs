@@ -1,0 +1,301 @@
+//! Detached executions against a real server on both databases: submit and
+//! collect later, watch replays every event, cancel, list, ownership,
+//! retention.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+use tonic::Code;
+use wasmwiz_proto::v1::{self, ExecutionState};
+
+async fn submit(clients: &mut Clients, run: v1::RunRequest) -> String {
+    clients
+        .exec
+        .submit_execution(v1::SubmitExecutionRequest {
+            run: Some(run),
+            webhook_url: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .execution_id
+}
+
+async fn get(clients: &mut Clients, id: &str) -> Result<v1::GetExecutionResponse, tonic::Status> {
+    clients
+        .exec
+        .get_execution(v1::GetExecutionRequest {
+            execution_id: id.into(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn state_of(response: &v1::GetExecutionResponse) -> ExecutionState {
+    response.execution.as_ref().unwrap().state()
+}
+
+/// Polls until the execution is FINISHED or CANCELLED.
+async fn wait_ended(clients: &mut Clients, id: &str) -> v1::GetExecutionResponse {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let response = get(clients, id).await.unwrap();
+        if matches!(
+            state_of(&response),
+            ExecutionState::Finished | ExecutionState::Cancelled
+        ) {
+            return response;
+        }
+        assert!(Instant::now() < deadline, "execution {id} did not end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn with_args(module: &str, args: &[&str]) -> v1::RunRequest {
+    v1::RunRequest {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        ..run_bytes(guest(module))
+    }
+}
+
+async fn start(db: Db) -> (TestServer, Clients) {
+    let server = TestServer::start_with(db, |_| {}).await;
+    let key = server.create_key("jobs@example.com", "free", false).await;
+    let clients = clients(&server, Some(&key)).await;
+    (server, clients)
+}
+
+async fn submit_then_get_returns_the_result(db: Db) {
+    let (_server, mut clients) = start(db).await;
+    let run = v1::RunRequest {
+        stdin: b"detached input".to_vec(),
+        ..run_bytes(guest("echo"))
+    };
+    let id = submit(&mut clients, run).await;
+    let done = wait_ended(&mut clients, &id).await;
+    assert_eq!(state_of(&done), ExecutionState::Finished);
+    assert_eq!(done.finished.unwrap().outcome(), v1::Outcome::Success);
+    assert_eq!(done.stdout, b"detached input");
+    assert_eq!(done.execution.unwrap().execution_id, id);
+    assert_eq!(done.attempt_execution_ids.len(), 1);
+}
+
+async fn collected_files_come_back_whole(db: Db) {
+    let (_server, mut clients) = start(db).await;
+    let run = v1::RunRequest {
+        fs: Some(v1::Filesystem {
+            entries: vec![v1::FsEntry {
+                path: "in.txt".into(),
+                kind: Some(v1::fs_entry::Kind::File(b"copied".to_vec().into())),
+            }],
+            collect: vec!["out.txt".into()],
+        }),
+        ..with_args("fscopy", &["/in.txt", "/out.txt"])
+    };
+    let id = submit(&mut clients, run).await;
+    let done = wait_ended(&mut clients, &id).await;
+    assert_eq!(done.finished.as_ref().unwrap().outcome(), v1::Outcome::Success, "{done:?}");
+    let files: Vec<(String, Vec<u8>)> = done
+        .files
+        .into_iter()
+        .map(|f| match f.kind {
+            Some(v1::fs_entry::Kind::File(data)) => (f.path, data.to_vec()),
+            other => panic!("not a file: {other:?}"),
+        })
+        .collect();
+    assert_eq!(files, vec![("out.txt".to_string(), b"copied".to_vec())]);
+}
+
+async fn watch_replays_every_event_from_the_start(db: Db) {
+    let (_server, mut clients) = start(db).await;
+    let id = submit(&mut clients, with_args("progress", &["3"])).await;
+    wait_ended(&mut clients, &id).await;
+    // Connecting after the end still sees everything, `started` first.
+    let stream = clients
+        .exec
+        .watch_execution(v1::WatchExecutionRequest {
+            execution_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let watched = collect(stream).await.unwrap();
+    assert_eq!(watched.started.as_ref().unwrap().execution_id, id);
+    assert_eq!(watched.stdout, b"tick 0\ntick 1\ntick 2\ndone\n");
+    assert_eq!(watched.outcome(), v1::Outcome::Success);
+}
+
+async fn watch_follows_a_running_execution_live(db: Db) {
+    let (_server, mut clients) = start(db).await;
+    let id = submit(&mut clients, with_args("progress", &["4"])).await;
+    let stream = clients
+        .exec
+        .watch_execution(v1::WatchExecutionRequest {
+            execution_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let watched = collect(stream).await.unwrap();
+    assert_eq!(watched.stdout, b"tick 0\ntick 1\ntick 2\ntick 3\ndone\n");
+    assert_eq!(watched.outcome(), v1::Outcome::Success);
+}
+
+async fn cancel_stops_a_running_execution(db: Db) {
+    let (_server, mut clients) = start(db).await;
+    let run = v1::RunRequest {
+        limits: Some(v1::Limits {
+            timeout_ms: 30_000,
+            ..Default::default()
+        }),
+        ..run_bytes(guest("loop"))
+    };
+    let id = submit(&mut clients, run).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state_of(&get(&mut clients, &id).await.unwrap()) != ExecutionState::Running {
+        assert!(Instant::now() < deadline, "never began running");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let began = Instant::now();
+    clients
+        .exec
+        .cancel_execution(v1::CancelExecutionRequest {
+            execution_id: id.clone(),
+        })
+        .await
+        .unwrap();
+    let done = wait_ended(&mut clients, &id).await;
+    assert_eq!(state_of(&done), ExecutionState::Cancelled);
+    assert!(began.elapsed() < Duration::from_secs(10), "took {:?}", began.elapsed());
+}
+
+async fn list_pages_newest_first_and_filters_by_state(db: Db) {
+    let (_server, mut clients) = start(db).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(submit(&mut clients, run_bytes(guest("hello"))).await);
+    }
+    for id in &ids {
+        wait_ended(&mut clients, id).await;
+    }
+    let list = |token: String, state: ExecutionState| v1::ListExecutionsRequest {
+        state: state as i32,
+        page_size: 2,
+        page_token: token,
+    };
+    let first = clients
+        .exec
+        .list_executions(list(String::new(), ExecutionState::Finished))
+        .await
+        .unwrap()
+        .into_inner();
+    let second = clients
+        .exec
+        .list_executions(list(first.next_page_token.clone(), ExecutionState::Finished))
+        .await
+        .unwrap()
+        .into_inner();
+    let listed: Vec<String> = first
+        .executions
+        .iter()
+        .chain(&second.executions)
+        .map(|e| e.execution_id.clone())
+        .collect();
+    ids.reverse();
+    assert_eq!(listed, ids);
+    assert!(second.next_page_token.is_empty());
+    let queued = clients
+        .exec
+        .list_executions(list(String::new(), ExecutionState::Queued))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(queued.executions.is_empty());
+}
+
+async fn another_account_gets_not_found(db: Db) {
+    let (server, mut clients) = start(db).await;
+    let id = submit(&mut clients, run_bytes(guest("hello"))).await;
+    let other = server.create_key("other@example.com", "free", false).await;
+    let mut other = support::clients(&server, Some(&other)).await;
+    let status = get(&mut other, &id).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let status = other
+        .exec
+        .cancel_execution(v1::CancelExecutionRequest {
+            execution_id: id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let status = other
+        .exec
+        .watch_execution(v1::WatchExecutionRequest { execution_id: id })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+}
+
+async fn an_invalid_run_is_refused_at_submit(db: Db) {
+    let (_server, mut clients) = start(db).await;
+    let status = clients
+        .exec
+        .submit_execution(v1::SubmitExecutionRequest {
+            run: Some(v1::RunRequest {
+                limits: Some(v1::Limits {
+                    fuel: u64::MAX,
+                    ..Default::default()
+                }),
+                ..run_bytes(guest("hello"))
+            }),
+            webhook_url: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_bad_request(&status, "limits.fuel");
+}
+
+async fn an_unknown_module_sha_is_not_found_at_submit(db: Db) {
+    let (_server, mut clients) = start(db).await;
+    let status = clients
+        .exec
+        .submit_execution(v1::SubmitExecutionRequest {
+            run: Some(run_sha(&"ab".repeat(32))),
+            webhook_url: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+}
+
+async fn results_are_deleted_after_retention(db: Db) {
+    let server = TestServer::start_with(db, |c| c.jobs_retention_secs = 1).await;
+    let key = server.create_key("jobs@example.com", "free", false).await;
+    let mut clients = clients(&server, Some(&key)).await;
+    let id = submit(&mut clients, run_bytes(guest("hello"))).await;
+    wait_ended(&mut clients, &id).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match get(&mut clients, &id).await {
+            Err(status) if status.code() == Code::NotFound => break,
+            Ok(_) => assert!(Instant::now() < deadline, "never deleted"),
+            Err(status) => panic!("{status:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+on_both_databases!(
+    submit_then_get_returns_the_result,
+    collected_files_come_back_whole,
+    watch_replays_every_event_from_the_start,
+    watch_follows_a_running_execution_live,
+    cancel_stops_a_running_execution,
+    list_pages_newest_first_and_filters_by_state,
+    another_account_gets_not_found,
+    an_invalid_run_is_refused_at_submit,
+    an_unknown_module_sha_is_not_found_at_submit,
+    results_are_deleted_after_retention,
+);
