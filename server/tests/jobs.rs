@@ -303,3 +303,137 @@ on_both_databases!(
     an_unknown_module_sha_is_not_found_at_submit,
     results_are_deleted_after_retention,
 );
+
+mod replicas {
+    //! Two server processes on one PostgreSQL: a replica killed (SIGKILL)
+    //! mid-run loses its job once its lease expires, and the other replica
+    //! runs it again from the start.
+
+    use std::{
+        io::{BufRead, BufReader},
+        process::{Child, Command, Stdio},
+        time::{Duration, Instant},
+    };
+
+    use super::support::*;
+    use wasmwiz_proto::v1::{self, ExecutionState};
+
+    const PEPPER: &str = "jobs-replica-test-pepper-0123456789";
+
+    struct Replica {
+        child: Child,
+        url: String,
+    }
+
+    impl Drop for Replica {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn replica(database_url: &str, dir: &std::path::Path) -> Replica {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmwiz-server"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(["--database-url", database_url])
+            .env("WASMWIZ_PEPPER", PEPPER)
+            .env("WASMWIZ_JOBS_LEASE_MS", "1000")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines.next().expect("replica printed its address").unwrap();
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Replica { child, url }
+    }
+
+    fn create_key(database_url: &str, dir: &std::path::Path) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_wasmwiz-server"))
+            .args(["admin", "create-key", "--email", "jobs@example.com"])
+            .args(["--tier", "pro", "--database-url", database_url, "--data-dir"])
+            .arg(dir)
+            .env("WASMWIZ_PEPPER", PEPPER)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        stdout.lines().last().unwrap().trim().to_string()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_killed_replicas_job_runs_again_on_the_other_once() {
+        if !postgres_available().await {
+            eprintln!("PostgreSQL is not reachable here; run with CI=true to require it");
+            return;
+        }
+        let database_url = wasmwiz_server::testing::fresh_postgres_database()
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let key = create_key(&database_url, dir.path());
+        let mut first = replica(&database_url, dir.path());
+        let mut a = connect(&first.url, &key).await;
+        let run = v1::RunRequest {
+            args: vec!["6".into()],
+            limits: Some(v1::Limits {
+                timeout_ms: 100_000,
+                ..Default::default()
+            }),
+            ..run_bytes(guest("progress"))
+        };
+        let id = super::submit(&mut a, run).await;
+        // Killed once its first output is stored: mid-run.
+        let mut watch = a
+            .exec
+            .watch_execution(v1::WatchExecutionRequest {
+                execution_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        loop {
+            let event = watch.message().await.unwrap().expect("an event");
+            if matches!(event.event, Some(v1::execute_event::Event::Stdout(_))) {
+                break;
+            }
+        }
+        first.child.kill().unwrap();
+        first.child.wait().unwrap();
+        let second = replica(&database_url, dir.path());
+        let mut b = connect(&second.url, &key).await;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let done = loop {
+            let got = super::get(&mut b, &id).await.unwrap();
+            if super::state_of(&got) == ExecutionState::Finished {
+                break got;
+            }
+            assert!(Instant::now() < deadline, "never finished: {got:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(done.finished.as_ref().unwrap().outcome(), v1::Outcome::Success);
+        assert_eq!(done.stdout, b"tick 0\ntick 1\ntick 2\ntick 3\ntick 4\ntick 5\ndone\n");
+        assert_eq!(done.execution.as_ref().unwrap().attempts, 2);
+        // One usage row per attempt: the aborted one never finished.
+        assert_eq!(done.attempt_execution_ids.len(), 2);
+        use sqlx::Connection;
+        let mut db = sqlx::PgConnection::connect(&database_url).await.unwrap();
+        let mut finished = Vec::new();
+        for usage_id in &done.attempt_execution_ids {
+            let at: Option<i64> =
+                sqlx::query_scalar("SELECT finished_at FROM usage_records WHERE id = $1")
+                    .bind(usage_id)
+                    .fetch_one(&mut db)
+                    .await
+                    .unwrap();
+            finished.push(at.is_some());
+        }
+        assert_eq!(finished, vec![false, true]);
+    }
+}
