@@ -43,3 +43,20 @@ CREATE TABLE job_attempts (
     started_at BIGINT NOT NULL,
     PRIMARY KEY (job_id, attempt)
 );
+
+-- The secret that signs each account's webhooks (never returned again
+-- after RotateWebhookSecret).
+CREATE TABLE webhook_secrets (
+    user_id TEXT PRIMARY KEY,
+    secret TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE webhook_attempts (
+    job_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    http_status BIGINT NOT NULL,
+    error TEXT NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);

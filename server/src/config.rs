@@ -347,6 +347,40 @@ pub struct Config {
         required = false
     )]
     pub jobs_retention_secs: u64,
+    /// Let webhooks reach private, loopback and link-local addresses (SSRF
+    /// guard off; for local receivers only).
+    #[arg(
+        id = "webhook_allow_private",
+        long = "webhook-allow-private",
+        env = "WASMWIZ_WEBHOOK_ALLOW_PRIVATE",
+        global = true,
+        required = false,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub webhook_allow_private: bool,
+    /// Let webhook URLs use plain http:// (otherwise https:// only).
+    #[arg(
+        id = "webhook_allow_http",
+        long = "webhook-allow-http",
+        env = "WASMWIZ_WEBHOOK_ALLOW_HTTP",
+        global = true,
+        required = false,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub webhook_allow_http: bool,
+    /// Seconds a failing webhook is retried (exponential backoff from 1 s).
+    #[arg(
+        id = "webhook_retry_secs",
+        long = "webhook-retry-secs",
+        env = "WASMWIZ_WEBHOOK_RETRY_SECS",
+        global = true,
+        required = false
+    )]
+    pub webhook_retry_secs: u64,
     /// The engine's identity in inputs digests and receipts; always this
     /// build's (tests replace it to see an engine change).
     #[arg(skip)]
@@ -595,6 +629,9 @@ impl Default for Config {
             result_cache_lookups_per_minute: 6_000,
             jobs_lease_ms: 10_000,
             jobs_retention_secs: 7 * 86_400,
+            webhook_allow_private: false,
+            webhook_allow_http: false,
+            webhook_retry_secs: 3600,
             sandbox: SandboxSettings::default(),
             tiers: default_tiers(),
         }

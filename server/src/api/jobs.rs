@@ -77,11 +77,21 @@ pub async fn submit(
     let caller = state.caller(&request).await?;
     let request = request.into_inner();
     if !request.webhook_url.is_empty() {
-        return Err(ApiError::invalid(
-            "webhook_url",
-            "webhook delivery is not available on this server yet; leave webhook_url empty",
-        )
-        .into());
+        crate::jobs::webhooks::check_url(&request.webhook_url, &state.config)
+            .map_err(|why| ApiError::invalid("webhook_url", why))?;
+        if state
+            .store
+            .webhook_secret(&caller.user_id)
+            .await
+            .map_err(ApiError::from)?
+            .is_none()
+        {
+            return Err(ApiError::invalid(
+                "webhook_url",
+                "this account has no webhook secret yet; call AccountService.RotateWebhookSecret first",
+            )
+            .into());
+        }
     }
     let mut run = request
         .run
@@ -177,6 +187,18 @@ pub async fn get(
             .job_attempt_usage_ids(&id)
             .await
             .map_err(ApiError::from)?,
+        webhook_attempts: state
+            .store
+            .webhook_attempts(&id)
+            .await
+            .map_err(ApiError::from)?
+            .into_iter()
+            .map(|a| v1::WebhookAttempt {
+                at_ms: a.at,
+                http_status: a.http_status as u32,
+                error: a.error,
+            })
+            .collect(),
         ..Default::default()
     };
     if let Some(finished) = &job.finished {

@@ -2,6 +2,7 @@
 //! job; see [`crate::store::jobs`]), the worker each replica runs, and
 //! retention of finished jobs' results.
 
+pub mod webhooks;
 pub mod worker;
 
 /// How many times a job is begun at most: its first run and one re-run

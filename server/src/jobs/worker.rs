@@ -124,6 +124,7 @@ async fn run_job(
         Err(status) => {
             let error = format!("{:?}: {}", status.code(), status.message());
             state.store.job_fail(&job.id, owner, &error, now_ms()).await?;
+            notify(state, &job).await;
             return Ok(());
         }
     };
@@ -152,16 +153,20 @@ async fn run_job(
                     seq += 1;
                     state.store.job_event(&job.id, seq, &event.encode_to_vec()).await?;
                     if let Some(Event::Finished(finished)) = &event.event {
-                        state.store.job_end(
+                        let ended = state.store.job_end(
                             &job.id, owner, JobState::Finished,
                             Some(&finished.encode_to_vec()), finished.outcome, now_ms(),
                         ).await?;
+                        if ended {
+                            notify(state, &job).await;
+                        }
                         return Ok(());
                     }
                 }
                 Some(Err(status)) => {
                     let error = format!("{:?}: {}", status.code(), status.message());
                     state.store.job_fail(&job.id, owner, &error, now_ms()).await?;
+                    notify(state, &job).await;
                     return Ok(());
                 }
                 None => anyhow::bail!("the execution ended without `finished`"),
@@ -171,13 +176,65 @@ async fn run_job(
                 Some(true) => {
                     // Dropping the events stops the guest (OUTCOME_CANCELLED).
                     drop(events);
-                    state.store.job_end(&job.id, owner, JobState::Cancelled, None, v1::Outcome::Cancelled as i32, now_ms()).await?;
+                    if state.store.job_end(&job.id, owner, JobState::Cancelled, None, v1::Outcome::Cancelled as i32, now_ms()).await? {
+                        notify(state, &job).await;
+                    }
                     return Ok(());
                 }
                 None => anyhow::bail!("lost the lease of the job"),
             },
         }
     }
+}
+
+/// Sends the job's webhook (in the background) when it has one.
+async fn notify(state: &Arc<AppState>, job: &JobRow) {
+    if job.webhook_url.is_empty() {
+        return;
+    }
+    let ended = match state.store.job_get(&job.user_id, &job.id).await {
+        Ok(Some(ended)) => ended,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(%error, job = %job.id, "reading an ended job for its webhook failed");
+            return;
+        }
+    };
+    let body = webhook_body(&ended);
+    tokio::spawn(super::webhooks::deliver(
+        state.clone(),
+        ended.id,
+        ended.user_id,
+        ended.webhook_url,
+        body,
+    ));
+}
+
+/// The webhook's JSON: how the execution ended (the output itself is
+/// fetched with GetExecution).
+pub fn webhook_body(job: &JobRow) -> Vec<u8> {
+    let finished = job
+        .finished
+        .as_deref()
+        .and_then(|bytes| v1::Finished::decode(bytes).ok())
+        .unwrap_or_default();
+    serde_json::json!({
+        "type": "execution.ended",
+        "execution_id": job.id,
+        "state": job.state.as_str(),
+        "module_sha256": job.module_sha256,
+        "attempts": job.attempts,
+        "error": job.error,
+        "outcome": finished.outcome().as_str_name(),
+        "exit_code": finished.exit_code,
+        "fuel_consumed": finished.fuel_consumed,
+        "duration_us": finished.duration_us,
+        "stdout_bytes": finished.stdout_bytes,
+        "stderr_bytes": finished.stderr_bytes,
+        "output_truncated": finished.output_truncated,
+    })
+    .to_string()
+    .into_bytes()
 }
 
 /// Starts the job's execution from its stored request.

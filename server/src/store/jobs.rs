@@ -409,7 +409,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let ended = "SELECT id FROM jobs WHERE state IN ('finished', 'cancelled') \
                      AND updated_at < $1";
-        for table in ["job_events"] {
+        for table in ["job_events", "webhook_attempts"] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE job_id IN ({ended})"
             )))
@@ -425,5 +425,78 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(gone.rows_affected())
+    }
+}
+
+/// One recorded webhook delivery attempt.
+#[derive(Debug, Clone)]
+pub struct WebhookAttemptRow {
+    pub at: i64,
+    pub http_status: i64,
+    pub error: String,
+}
+
+impl Store {
+    /// Replaces `user_id`'s webhook secret.
+    pub async fn webhook_secret_set(&self, user_id: &str, secret: &str, now_ms: i64) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO webhook_secrets (user_id, secret, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, \
+             created_at = excluded.created_at",
+        )
+        .bind(user_id)
+        .bind(secret)
+        .bind(now_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// `user_id`'s webhook secret, if one was made.
+    pub async fn webhook_secret(&self, user_id: &str) -> sqlx::Result<Option<String>> {
+        sqlx::query_scalar("SELECT secret FROM webhook_secrets WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(self.pool())
+            .await
+    }
+
+    /// Records attempt number `seq` of a job's webhook.
+    pub async fn webhook_attempt(
+        &self,
+        job_id: &str,
+        seq: i64,
+        attempt: &WebhookAttemptRow,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO webhook_attempts (job_id, seq, at, http_status, error) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(job_id)
+        .bind(seq)
+        .bind(attempt.at)
+        .bind(attempt.http_status)
+        .bind(&attempt.error)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A job's webhook attempts, in order.
+    pub async fn webhook_attempts(&self, job_id: &str) -> sqlx::Result<Vec<WebhookAttemptRow>> {
+        let rows = sqlx::query(
+            "SELECT at, http_status, error FROM webhook_attempts WHERE job_id = $1 ORDER BY seq",
+        )
+        .bind(job_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(WebhookAttemptRow {
+                    at: row.try_get(0)?,
+                    http_status: row.try_get(1)?,
+                    error: row.try_get(2)?,
+                })
+            })
+            .collect()
     }
 }
