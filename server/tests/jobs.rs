@@ -437,3 +437,179 @@ mod replicas {
         assert_eq!(finished, vec![false, true]);
     }
 }
+
+mod webhooks {
+    //! Webhook delivery to a local receiver (127.0.0.1 only, which the
+    //! test server's operator settings allow) and the SSRF refusals.
+
+    use std::{
+        sync::{
+            atomic::{AtomicUsize, Ordering},
+            Arc,
+        },
+        time::{Duration, Instant},
+    };
+
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+    use tonic::Code;
+    use wasmwiz_proto::v1;
+
+    use super::support::{self, *};
+
+    /// A receiver answering 500 to its first `fail_first` requests, then
+    /// 200; it keeps (signature header, body) of each.
+    struct Receiver {
+        url: String,
+        seen: Arc<parking_lot::Mutex<Vec<(String, Vec<u8>)>>>,
+        connections: Arc<AtomicUsize>,
+    }
+
+    async fn receiver(fail_first: usize) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let seen: Arc<parking_lot::Mutex<Vec<(String, Vec<u8>)>>> = Default::default();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (s, c) = (seen.clone(), connections.clone());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let seen = s.clone();
+                async move {
+                    let signature = headers
+                        .get("wasmwiz-signature")
+                        .map(|v| v.to_str().unwrap().to_string())
+                        .unwrap_or_default();
+                    let mut seen = seen.lock();
+                    seen.push((signature, body.to_vec()));
+                    if seen.len() <= fail_first {
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
+                }
+            }),
+        );
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                c.fetch_add(1, Ordering::SeqCst);
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        Receiver {
+            url,
+            seen,
+            connections,
+        }
+    }
+
+    async fn start(db: Db, allow_private: bool) -> (TestServer, Clients) {
+        let server = TestServer::start_with(db, |c| {
+            c.webhook_allow_private = allow_private;
+            c.webhook_allow_http = true;
+        })
+        .await;
+        let key = server.create_key("hooks@example.com", "free", false).await;
+        let clients = clients(&server, Some(&key)).await;
+        (server, clients)
+    }
+
+    async fn rotate(clients: &mut Clients) -> String {
+        clients
+            .account
+            .rotate_webhook_secret(v1::RotateWebhookSecretRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .secret
+    }
+
+    fn verifies(secret: &str, header: &str, body: &[u8]) -> bool {
+        let (t, v1) = header
+            .split_once(',')
+            .map(|(t, v)| (t.trim_start_matches("t="), v.trim_start_matches("v1=")))
+            .unwrap();
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{t}.").as_bytes());
+        mac.update(body);
+        mac.verify_slice(&hex::decode(v1).unwrap()).is_ok()
+    }
+
+    async fn submit_with_hook(
+        clients: &mut Clients,
+        url: &str,
+    ) -> Result<String, tonic::Status> {
+        clients
+            .exec
+            .submit_execution(v1::SubmitExecutionRequest {
+                run: Some(run_bytes(guest("hello"))),
+                webhook_url: url.into(),
+            })
+            .await
+            .map(|r| r.into_inner().execution_id)
+    }
+
+    async fn a_signed_webhook_is_retried_after_a_500_and_delivered(db: Db) {
+        let (_server, mut clients) = start(db, true).await;
+        let secret = rotate(&mut clients).await;
+        let hook = receiver(1).await;
+        let id = submit_with_hook(&mut clients, &hook.url).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let attempts = loop {
+            let got = super::get(&mut clients, &id).await.unwrap();
+            if got.webhook_attempts.len() >= 2 {
+                break got.webhook_attempts;
+            }
+            assert!(Instant::now() < deadline, "not delivered: {got:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let statuses: Vec<u32> = attempts.iter().map(|a| a.http_status).collect();
+        assert_eq!(statuses, vec![500, 200]);
+        let seen = hook.seen.lock().clone();
+        assert_eq!(seen.len(), 2);
+        let (header, body) = &seen[1];
+        assert!(verifies(&secret, header, body), "{header}");
+        let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(json["execution_id"], id.as_str());
+        assert_eq!(json["outcome"], "OUTCOME_SUCCESS");
+    }
+
+    async fn a_webhook_to_loopback_is_refused_before_connecting(db: Db) {
+        let (_server, mut clients) = start(db, false).await;
+        rotate(&mut clients).await;
+        let hook = receiver(0).await;
+        let status = submit_with_hook(&mut clients, &hook.url).await.unwrap_err();
+        assert_bad_request(&status, "webhook_url");
+        assert_eq!(hook.connections.load(Ordering::SeqCst), 0);
+    }
+
+    async fn a_webhook_needs_a_secret_first(db: Db) {
+        let (_server, mut clients) = start(db, true).await;
+        let hook = receiver(0).await;
+        let status = submit_with_hook(&mut clients, &hook.url).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_bad_request(&status, "webhook_url");
+    }
+
+    async fn a_rotated_secret_is_new_each_time(db: Db) {
+        let (_server, mut clients) = start(db, true).await;
+        let first = rotate(&mut clients).await;
+        let second = rotate(&mut clients).await;
+        assert!(first.starts_with("whsec_") && first.len() == 6 + 64, "{first}");
+        assert_ne!(first, second);
+    }
+
+    crate::on_both_databases!(
+        a_signed_webhook_is_retried_after_a_500_and_delivered,
+        a_webhook_to_loopback_is_refused_before_connecting,
+        a_webhook_needs_a_secret_first,
+        a_rotated_secret_is_new_each_time,
+    );
+}

@@ -287,3 +287,65 @@ async fn record(state: &AppState, job_id: &str, seq: i64, http_status: u16, erro
         tracing::warn!(%error, "recording a webhook attempt failed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_private_and_link_local_addresses_are_forbidden() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(forbidden(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn public_addresses_are_allowed() {
+        for ip in ["1.1.1.1", "93.184.216.34", "2606:4700:4700::1111"] {
+            assert!(!forbidden(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_timestamp_dot_body() {
+        let signature = sign("whsec_test", 1_700_000_000, b"{}");
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec_test").unwrap();
+        mac.update(b"1700000000.{}");
+        let expected = hex::encode(mac.finalize().into_bytes());
+        assert_eq!(signature, format!("t=1700000000,v1={expected}"));
+    }
+
+    #[test]
+    fn plain_http_is_refused_unless_allowed() {
+        let config = Config::default();
+        assert!(check_url("http://example.com/hook", &config).is_err());
+        assert!(check_url("https://example.com/hook", &config).is_ok());
+    }
+
+    #[test]
+    fn a_literal_loopback_address_is_refused_unless_allowed() {
+        let mut config = Config::default();
+        assert!(check_url("https://127.0.0.1/hook", &config).is_err());
+        assert!(check_url("https://[::1]:8443/hook", &config).is_err());
+        config.webhook_allow_private = true;
+        assert!(check_url("https://127.0.0.1/hook", &config).is_ok());
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_refused() {
+        let config = Config::default();
+        assert!(check_url("https://user:pw@example.com/hook", &config).is_err());
+    }
+}
