@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wasmwiz/v1/execution.proto.
  */
 export const file_wasmwiz_v1_execution: GenFile = /*@__PURE__*/
-  fileDesc("Chp3YXNtd2l6L3YxL2V4ZWN1dGlvbi5wcm90bxIKd2FzbXdpei52MSJsCgZMaW1pdHMSDAoEZnVlbBgBIAEoBBIUCgxtZW1vcnlfYnl0ZXMYAiABKAQSEgoKdGltZW91dF9tcxgDIAEoBBIYChBtYXhfb3V0cHV0X2J5dGVzGAQgASgEEhAKCGZzX2J5dGVzGAUgASgEIlcKB0ZzRW50cnkSDAoEcGF0aBgBIAEoCRIOCgRmaWxlGAIgASgMSAASEwoJZGlyZWN0b3J5GAMgASgISAASEQoHc3ltbGluaxgEIAEoCUgAQgYKBGtpbmQiQwoKRmlsZXN5c3RlbRIkCgdlbnRyaWVzGAEgAygLMhMud2FzbXdpei52MS5Gc0VudHJ5Eg8KB2NvbGxlY3QYAiADKAkiqwMKClJ1blJlcXVlc3QSEAoGbW9kdWxlGAEgASgMSAASFwoNbW9kdWxlX3NoYTI1NhgCIAEoCUgAEg0KBXN0ZGluGAMgASgMEgwKBGFyZ3MYBCADKAkSFAoMcHJvZ3JhbV9uYW1lGAUgASgJEiwKA2VudhgGIAMoCzIfLndhc213aXoudjEuUnVuUmVxdWVzdC5FbnZFbnRyeRIiCgZsaW1pdHMYByABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxITCgtyYW5kb21fc2VlZBgIIAEoBBIcCg9leHBlY3RlZF9zdGRvdXQYCSABKAxIAYgBARITCgtrZWVwX21vZHVsZRgKIAEoCBIiCgJmcxgLIAEoCzIWLndhc213aXoudjEuRmlsZXN5c3RlbRIPCgdyZWNlaXB0GAwgASgIEiYKBWNhY2hlGA0gASgOMhcud2FzbXdpei52MS5DYWNoZVBvbGljeRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZUISChBfZXhwZWN0ZWRfc3Rkb3V0IsoDCgxFeGVjdXRlU3RhcnQSFQoLbW9kdWxlX3NpemUYASABKARIABIXCg1tb2R1bGVfc2hhMjU2GAIgASgJSAASDQoFc3RkaW4YAyABKAwSDAoEYXJncxgEIAMoCRIUCgxwcm9ncmFtX25hbWUYBSABKAkSLgoDZW52GAYgAygLMiEud2FzbXdpei52MS5FeGVjdXRlU3RhcnQuRW52RW50cnkSIgoGbGltaXRzGAcgASgLMhIud2FzbXdpei52MS5MaW1pdHMSEwoLcmFuZG9tX3NlZWQYCCABKAQSHAoPZXhwZWN0ZWRfc3Rkb3V0GAkgASgMSAGIAQESFAoMc3RyZWFtX3N0ZGluGAogASgIEhMKC2tlZXBfbW9kdWxlGAsgASgIEiIKAmZzGAwgASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtEg8KB3JlY2VpcHQYDSABKAgSJgoFY2FjaGUYDiABKA4yFy53YXNtd2l6LnYxLkNhY2hlUG9saWN5GioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlQhIKEF9leHBlY3RlZF9zdGRvdXQiwQEKDkV4ZWN1dGVSZXF1ZXN0EikKBXN0YXJ0GAEgASgLMhgud2FzbXdpei52MS5FeGVjdXRlU3RhcnRIABIWCgxtb2R1bGVfY2h1bmsYAiABKAxIABIVCgtzdGRpbl9jaHVuaxgDIAEoDEgAEhMKCXN0ZGluX2VvZhgEIAEoCEgAEicKCGZzX2NodW5rGAUgASgLMhMud2FzbXdpei52MS5Gc0VudHJ5SAASEAoGZnNfZW9mGAYgASgISABCBQoDbXNnIrIBCgxFeGVjdXRlRXZlbnQSJgoHc3RhcnRlZBgBIAEoCzITLndhc213aXoudjEuU3RhcnRlZEgAEhAKBnN0ZG91dBgCIAEoDEgAEhAKBnN0ZGVychgDIAEoDEgAEigKCGZpbmlzaGVkGAQgASgLMhQud2FzbXdpei52MS5GaW5pc2hlZEgAEiMKBGZpbGUYBSABKAsyEy53YXNtd2l6LnYxLkZzRW50cnlIAEIHCgVldmVudCKcAQoHU3RhcnRlZBIVCg1tb2R1bGVfc2hhMjU2GAEgASgJEhEKCWNhY2hlX2hpdBgCIAEoCBIiCgZsaW1pdHMYAyABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxIUCgxleGVjdXRpb25faWQYBCABKAkSGAoQcmVzdWx0X2NhY2hlX2hpdBgFIAEoCBITCgtjYWNoZWRfZnJvbRgGIAEoCSLAAgoIRmluaXNoZWQSJAoHb3V0Y29tZRgBIAEoDjITLndhc213aXoudjEuT3V0Y29tZRIRCglleGl0X2NvZGUYAiABKAUSEQoJdHJhcF9raW5kGAMgASgJEg8KB21lc3NhZ2UYBCABKAkSFQoNZnVlbF9jb25zdW1lZBgFIAEoBBITCgtkdXJhdGlvbl91cxgGIAEoBBIZChFtZW1vcnlfcGVha19ieXRlcxgHIAEoBBIUCgxzdGRvdXRfYnl0ZXMYCCABKAQSFAoMc3RkZXJyX2J5dGVzGAkgASgEEhgKEG91dHB1dF90cnVuY2F0ZWQYCiABKAgSJAoHdmVyZGljdBgLIAEoDjITLndhc213aXoudjEuVmVyZGljdBIkCgdyZWNlaXB0GAwgASgLMhMud2FzbXdpei52MS5SZWNlaXB0IowBCglCYXRjaENhc2USDQoFc3RkaW4YASABKAwSDAoEYXJncxgCIAMoCRIcCg9leHBlY3RlZF9zdGRvdXQYAyABKAxIAIgBARIMCgRuYW1lGAQgASgJEiIKAmZzGAUgASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtQhIKEF9leHBlY3RlZF9zdGRvdXQi9wIKD1J1bkJhdGNoUmVxdWVzdBIQCgZtb2R1bGUYASABKAxIABIXCg1tb2R1bGVfc2hhMjU2GAIgASgJSAASJAoFY2FzZXMYAyADKAsyFS53YXNtd2l6LnYxLkJhdGNoQ2FzZRIiCgZsaW1pdHMYBCABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxIUCgxwcm9ncmFtX25hbWUYBSABKAkSMQoDZW52GAYgAygLMiQud2FzbXdpei52MS5SdW5CYXRjaFJlcXVlc3QuRW52RW50cnkSEwoLcmFuZG9tX3NlZWQYByABKAQSIgoCZnMYCCABKAsyFi53YXNtd2l6LnYxLkZpbGVzeXN0ZW0SDwoHcmVjZWlwdBgJIAEoCBImCgVjYWNoZRgKIAEoDjIXLndhc213aXoudjEuQ2FjaGVQb2xpY3kaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIICgZzb3VyY2Ui9QEKCkJhdGNoRXZlbnQSEgoKY2FzZV9pbmRleBgBIAEoDRImCghmaW5pc2hlZBgCIAEoCzIULndhc213aXoudjEuRmluaXNoZWQSDgoGc3Rkb3V0GAMgASgMEg4KBnN0ZGVychgEIAEoDBIMCgRuYW1lGAUgASgJEhQKDGV4ZWN1dGlvbl9pZBgGIAEoCRIVCg1tb2R1bGVfc2hhMjU2GAcgASgJEiEKBGZpbGUYCCABKAsyEy53YXNtd2l6LnYxLkZzRW50cnkSGAoQcmVzdWx0X2NhY2hlX2hpdBgJIAEoCBITCgtjYWNoZWRfZnJvbRgKIAEoCSrcAQoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASEwoPT1VUQ09NRV9TVUNDRVNTEAESGAoUT1VUQ09NRV9FWElUX05PTlpFUk8QAhIQCgxPVVRDT01FX1RSQVAQAxIXChNPVVRDT01FX09VVF9PRl9GVUVMEAQSEwoPT1VUQ09NRV9USU1FT1VUEAUSGAoUT1VUQ09NRV9NRU1PUllfTElNSVQQBhIYChRPVVRDT01FX09VVFBVVF9MSU1JVBAHEhUKEU9VVENPTUVfQ0FOQ0VMTEVEEAgqUgoHVmVyZGljdBIXChNWRVJESUNUX1VOU1BFQ0lGSUVEEAASFAoQVkVSRElDVF9BQ0NFUFRFRBABEhgKFFZFUkRJQ1RfV1JPTkdfQU5TV0VSEAIy1QEKEEV4ZWN1dGlvblNlcnZpY2USQwoHRXhlY3V0ZRIaLndhc213aXoudjEuRXhlY3V0ZVJlcXVlc3QaGC53YXNtd2l6LnYxLkV4ZWN1dGVFdmVudCgBMAESOQoDUnVuEhYud2FzbXdpei52MS5SdW5SZXF1ZXN0Ghgud2FzbXdpei52MS5FeGVjdXRlRXZlbnQwARJBCghSdW5CYXRjaBIbLndhc213aXoudjEuUnVuQmF0Y2hSZXF1ZXN0GhYud2FzbXdpei52MS5CYXRjaEV2ZW50MAFiBnByb3RvMw", [file_wasmwiz_v1_receipt]);
+  fileDesc("Chp3YXNtd2l6L3YxL2V4ZWN1dGlvbi5wcm90bxIKd2FzbXdpei52MSJsCgZMaW1pdHMSDAoEZnVlbBgBIAEoBBIUCgxtZW1vcnlfYnl0ZXMYAiABKAQSEgoKdGltZW91dF9tcxgDIAEoBBIYChBtYXhfb3V0cHV0X2J5dGVzGAQgASgEEhAKCGZzX2J5dGVzGAUgASgEIlcKB0ZzRW50cnkSDAoEcGF0aBgBIAEoCRIOCgRmaWxlGAIgASgMSAASEwoJZGlyZWN0b3J5GAMgASgISAASEQoHc3ltbGluaxgEIAEoCUgAQgYKBGtpbmQiQwoKRmlsZXN5c3RlbRIkCgdlbnRyaWVzGAEgAygLMhMud2FzbXdpei52MS5Gc0VudHJ5Eg8KB2NvbGxlY3QYAiADKAkiqwMKClJ1blJlcXVlc3QSEAoGbW9kdWxlGAEgASgMSAASFwoNbW9kdWxlX3NoYTI1NhgCIAEoCUgAEg0KBXN0ZGluGAMgASgMEgwKBGFyZ3MYBCADKAkSFAoMcHJvZ3JhbV9uYW1lGAUgASgJEiwKA2VudhgGIAMoCzIfLndhc213aXoudjEuUnVuUmVxdWVzdC5FbnZFbnRyeRIiCgZsaW1pdHMYByABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxITCgtyYW5kb21fc2VlZBgIIAEoBBIcCg9leHBlY3RlZF9zdGRvdXQYCSABKAxIAYgBARITCgtrZWVwX21vZHVsZRgKIAEoCBIiCgJmcxgLIAEoCzIWLndhc213aXoudjEuRmlsZXN5c3RlbRIPCgdyZWNlaXB0GAwgASgIEiYKBWNhY2hlGA0gASgOMhcud2FzbXdpei52MS5DYWNoZVBvbGljeRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZUISChBfZXhwZWN0ZWRfc3Rkb3V0IsoDCgxFeGVjdXRlU3RhcnQSFQoLbW9kdWxlX3NpemUYASABKARIABIXCg1tb2R1bGVfc2hhMjU2GAIgASgJSAASDQoFc3RkaW4YAyABKAwSDAoEYXJncxgEIAMoCRIUCgxwcm9ncmFtX25hbWUYBSABKAkSLgoDZW52GAYgAygLMiEud2FzbXdpei52MS5FeGVjdXRlU3RhcnQuRW52RW50cnkSIgoGbGltaXRzGAcgASgLMhIud2FzbXdpei52MS5MaW1pdHMSEwoLcmFuZG9tX3NlZWQYCCABKAQSHAoPZXhwZWN0ZWRfc3Rkb3V0GAkgASgMSAGIAQESFAoMc3RyZWFtX3N0ZGluGAogASgIEhMKC2tlZXBfbW9kdWxlGAsgASgIEiIKAmZzGAwgASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtEg8KB3JlY2VpcHQYDSABKAgSJgoFY2FjaGUYDiABKA4yFy53YXNtd2l6LnYxLkNhY2hlUG9saWN5GioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlQhIKEF9leHBlY3RlZF9zdGRvdXQiwQEKDkV4ZWN1dGVSZXF1ZXN0EikKBXN0YXJ0GAEgASgLMhgud2FzbXdpei52MS5FeGVjdXRlU3RhcnRIABIWCgxtb2R1bGVfY2h1bmsYAiABKAxIABIVCgtzdGRpbl9jaHVuaxgDIAEoDEgAEhMKCXN0ZGluX2VvZhgEIAEoCEgAEicKCGZzX2NodW5rGAUgASgLMhMud2FzbXdpei52MS5Gc0VudHJ5SAASEAoGZnNfZW9mGAYgASgISABCBQoDbXNnIrIBCgxFeGVjdXRlRXZlbnQSJgoHc3RhcnRlZBgBIAEoCzITLndhc213aXoudjEuU3RhcnRlZEgAEhAKBnN0ZG91dBgCIAEoDEgAEhAKBnN0ZGVychgDIAEoDEgAEigKCGZpbmlzaGVkGAQgASgLMhQud2FzbXdpei52MS5GaW5pc2hlZEgAEiMKBGZpbGUYBSABKAsyEy53YXNtd2l6LnYxLkZzRW50cnlIAEIHCgVldmVudCKcAQoHU3RhcnRlZBIVCg1tb2R1bGVfc2hhMjU2GAEgASgJEhEKCWNhY2hlX2hpdBgCIAEoCBIiCgZsaW1pdHMYAyABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxIUCgxleGVjdXRpb25faWQYBCABKAkSGAoQcmVzdWx0X2NhY2hlX2hpdBgFIAEoCBITCgtjYWNoZWRfZnJvbRgGIAEoCSLAAgoIRmluaXNoZWQSJAoHb3V0Y29tZRgBIAEoDjITLndhc213aXoudjEuT3V0Y29tZRIRCglleGl0X2NvZGUYAiABKAUSEQoJdHJhcF9raW5kGAMgASgJEg8KB21lc3NhZ2UYBCABKAkSFQoNZnVlbF9jb25zdW1lZBgFIAEoBBITCgtkdXJhdGlvbl91cxgGIAEoBBIZChFtZW1vcnlfcGVha19ieXRlcxgHIAEoBBIUCgxzdGRvdXRfYnl0ZXMYCCABKAQSFAoMc3RkZXJyX2J5dGVzGAkgASgEEhgKEG91dHB1dF90cnVuY2F0ZWQYCiABKAgSJAoHdmVyZGljdBgLIAEoDjITLndhc213aXoudjEuVmVyZGljdBIkCgdyZWNlaXB0GAwgASgLMhMud2FzbXdpei52MS5SZWNlaXB0IowBCglCYXRjaENhc2USDQoFc3RkaW4YASABKAwSDAoEYXJncxgCIAMoCRIcCg9leHBlY3RlZF9zdGRvdXQYAyABKAxIAIgBARIMCgRuYW1lGAQgASgJEiIKAmZzGAUgASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtQhIKEF9leHBlY3RlZF9zdGRvdXQi9wIKD1J1bkJhdGNoUmVxdWVzdBIQCgZtb2R1bGUYASABKAxIABIXCg1tb2R1bGVfc2hhMjU2GAIgASgJSAASJAoFY2FzZXMYAyADKAsyFS53YXNtd2l6LnYxLkJhdGNoQ2FzZRIiCgZsaW1pdHMYBCABKAsyEi53YXNtd2l6LnYxLkxpbWl0cxIUCgxwcm9ncmFtX25hbWUYBSABKAkSMQoDZW52GAYgAygLMiQud2FzbXdpei52MS5SdW5CYXRjaFJlcXVlc3QuRW52RW50cnkSEwoLcmFuZG9tX3NlZWQYByABKAQSIgoCZnMYCCABKAsyFi53YXNtd2l6LnYxLkZpbGVzeXN0ZW0SDwoHcmVjZWlwdBgJIAEoCBImCgVjYWNoZRgKIAEoDjIXLndhc213aXoudjEuQ2FjaGVQb2xpY3kaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIICgZzb3VyY2Ui9QEKCkJhdGNoRXZlbnQSEgoKY2FzZV9pbmRleBgBIAEoDRImCghmaW5pc2hlZBgCIAEoCzIULndhc213aXoudjEuRmluaXNoZWQSDgoGc3Rkb3V0GAMgASgMEg4KBnN0ZGVychgEIAEoDBIMCgRuYW1lGAUgASgJEhQKDGV4ZWN1dGlvbl9pZBgGIAEoCRIVCg1tb2R1bGVfc2hhMjU2GAcgASgJEiEKBGZpbGUYCCABKAsyEy53YXNtd2l6LnYxLkZzRW50cnkSGAoQcmVzdWx0X2NhY2hlX2hpdBgJIAEoCBITCgtjYWNoZWRfZnJvbRgKIAEoCSJSChZTdWJtaXRFeGVjdXRpb25SZXF1ZXN0EiMKA3J1bhgBIAEoCzIWLndhc213aXoudjEuUnVuUmVxdWVzdBITCgt3ZWJob29rX3VybBgCIAEoCSIvChdTdWJtaXRFeGVjdXRpb25SZXNwb25zZRIUCgxleGVjdXRpb25faWQYASABKAkiKwoTR2V0RXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAki0AEKEEV4ZWN1dGlvblN1bW1hcnkSFAoMZXhlY3V0aW9uX2lkGAEgASgJEikKBXN0YXRlGAIgASgOMhoud2FzbXdpei52MS5FeGVjdXRpb25TdGF0ZRIVCg1tb2R1bGVfc2hhMjU2GAMgASgJEhUKDWNyZWF0ZWRfYXRfbXMYBCABKAMSFQoNdXBkYXRlZF9hdF9tcxgFIAEoAxIQCghhdHRlbXB0cxgGIAEoDRIkCgdvdXRjb21lGAcgASgOMhMud2FzbXdpei52MS5PdXRjb21lIpcCChRHZXRFeGVjdXRpb25SZXNwb25zZRIvCglleGVjdXRpb24YASABKAsyHC53YXNtd2l6LnYxLkV4ZWN1dGlvblN1bW1hcnkSJgoIZmluaXNoZWQYAiABKAsyFC53YXNtd2l6LnYxLkZpbmlzaGVkEg4KBnN0ZG91dBgDIAEoDBIOCgZzdGRlcnIYBCABKAwSIgoFZmlsZXMYBSADKAsyEy53YXNtd2l6LnYxLkZzRW50cnkSDQoFZXJyb3IYBiABKAkSHQoVYXR0ZW1wdF9leGVjdXRpb25faWRzGAcgAygJEjQKEHdlYmhvb2tfYXR0ZW1wdHMYCCADKAsyGi53YXNtd2l6LnYxLldlYmhvb2tBdHRlbXB0IkMKDldlYmhvb2tBdHRlbXB0Eg0KBWF0X21zGAEgASgDEhMKC2h0dHBfc3RhdHVzGAIgASgNEg0KBWVycm9yGAMgASgJIi0KFVdhdGNoRXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkiLgoWQ2FuY2VsRXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkiRAoXQ2FuY2VsRXhlY3V0aW9uUmVzcG9uc2USKQoFc3RhdGUYASABKA4yGi53YXNtd2l6LnYxLkV4ZWN1dGlvblN0YXRlImkKFUxpc3RFeGVjdXRpb25zUmVxdWVzdBIpCgVzdGF0ZRgBIAEoDjIaLndhc213aXoudjEuRXhlY3V0aW9uU3RhdGUSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkiYwoWTGlzdEV4ZWN1dGlvbnNSZXNwb25zZRIwCgpleGVjdXRpb25zGAEgAygLMhwud2FzbXdpei52MS5FeGVjdXRpb25TdW1tYXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSrcAQoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASEwoPT1VUQ09NRV9TVUNDRVNTEAESGAoUT1VUQ09NRV9FWElUX05PTlpFUk8QAhIQCgxPVVRDT01FX1RSQVAQAxIXChNPVVRDT01FX09VVF9PRl9GVUVMEAQSEwoPT1VUQ09NRV9USU1FT1VUEAUSGAoUT1VUQ09NRV9NRU1PUllfTElNSVQQBhIYChRPVVRDT01FX09VVFBVVF9MSU1JVBAHEhUKEU9VVENPTUVfQ0FOQ0VMTEVEEAgqUgoHVmVyZGljdBIXChNWRVJESUNUX1VOU1BFQ0lGSUVEEAASFAoQVkVSRElDVF9BQ0NFUFRFRBABEhgKFFZFUkRJQ1RfV1JPTkdfQU5TV0VSEAIqpwEKDkV4ZWN1dGlvblN0YXRlEh8KG0VYRUNVVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEhoKFkVYRUNVVElPTl9TVEFURV9RVUVVRUQQARIbChdFWEVDVVRJT05fU1RBVEVfUlVOTklORxACEhwKGEVYRUNVVElPTl9TVEFURV9GSU5JU0hFRBADEh0KGUVYRUNVVElPTl9TVEFURV9DQU5DRUxMRUQQBDKKBQoQRXhlY3V0aW9uU2VydmljZRJDCgdFeGVjdXRlEhoud2FzbXdpei52MS5FeGVjdXRlUmVxdWVzdBoYLndhc213aXoudjEuRXhlY3V0ZUV2ZW50KAEwARI5CgNSdW4SFi53YXNtd2l6LnYxLlJ1blJlcXVlc3QaGC53YXNtd2l6LnYxLkV4ZWN1dGVFdmVudDABEkEKCFJ1bkJhdGNoEhsud2FzbXdpei52MS5SdW5CYXRjaFJlcXVlc3QaFi53YXNtd2l6LnYxLkJhdGNoRXZlbnQwARJaCg9TdWJtaXRFeGVjdXRpb24SIi53YXNtd2l6LnYxLlN1Ym1pdEV4ZWN1dGlvblJlcXVlc3QaIy53YXNtd2l6LnYxLlN1Ym1pdEV4ZWN1dGlvblJlc3BvbnNlElEKDEdldEV4ZWN1dGlvbhIfLndhc213aXoudjEuR2V0RXhlY3V0aW9uUmVxdWVzdBogLndhc213aXoudjEuR2V0RXhlY3V0aW9uUmVzcG9uc2USTwoOV2F0Y2hFeGVjdXRpb24SIS53YXNtd2l6LnYxLldhdGNoRXhlY3V0aW9uUmVxdWVzdBoYLndhc213aXoudjEuRXhlY3V0ZUV2ZW50MAESWgoPQ2FuY2VsRXhlY3V0aW9uEiIud2FzbXdpei52MS5DYW5jZWxFeGVjdXRpb25SZXF1ZXN0GiMud2FzbXdpei52MS5DYW5jZWxFeGVjdXRpb25SZXNwb25zZRJXCg5MaXN0RXhlY3V0aW9ucxIhLndhc213aXoudjEuTGlzdEV4ZWN1dGlvbnNSZXF1ZXN0GiIud2FzbXdpei52MS5MaXN0RXhlY3V0aW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_wasmwiz_v1_receipt]);
 
 /**
  * Per-execution limits. In a request, 0 (or an absent `Limits`) means "the
@@ -911,6 +911,337 @@ export const BatchEventSchema: GenMessage<BatchEvent> = /*@__PURE__*/
   messageDesc(file_wasmwiz_v1_execution, 11);
 
 /**
+ * Queue `run` to run detached; answers once the module is accepted and the
+ * job is durably queued.
+ *
+ * @generated from message wasmwiz.v1.SubmitExecutionRequest
+ */
+export type SubmitExecutionRequest = Message<"wasmwiz.v1.SubmitExecutionRequest"> & {
+  /**
+   * @generated from field: wasmwiz.v1.RunRequest run = 1;
+   */
+  run?: RunRequest | undefined;
+
+  /**
+   * Optional: where the result is POSTed (signed) once finished.
+   *
+   * @generated from field: string webhook_url = 2;
+   */
+  webhookUrl: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.SubmitExecutionRequest.
+ * Use `create(SubmitExecutionRequestSchema)` to create a new message.
+ */
+export const SubmitExecutionRequestSchema: GenMessage<SubmitExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 12);
+
+/**
+ * @generated from message wasmwiz.v1.SubmitExecutionResponse
+ */
+export type SubmitExecutionResponse = Message<"wasmwiz.v1.SubmitExecutionResponse"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.SubmitExecutionResponse.
+ * Use `create(SubmitExecutionResponseSchema)` to create a new message.
+ */
+export const SubmitExecutionResponseSchema: GenMessage<SubmitExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 13);
+
+/**
+ * @generated from message wasmwiz.v1.GetExecutionRequest
+ */
+export type GetExecutionRequest = Message<"wasmwiz.v1.GetExecutionRequest"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.GetExecutionRequest.
+ * Use `create(GetExecutionRequestSchema)` to create a new message.
+ */
+export const GetExecutionRequestSchema: GenMessage<GetExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 14);
+
+/**
+ * One detached execution as listed.
+ *
+ * @generated from message wasmwiz.v1.ExecutionSummary
+ */
+export type ExecutionSummary = Message<"wasmwiz.v1.ExecutionSummary"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+
+  /**
+   * @generated from field: wasmwiz.v1.ExecutionState state = 2;
+   */
+  state: ExecutionState;
+
+  /**
+   * @generated from field: string module_sha256 = 3;
+   */
+  moduleSha256: string;
+
+  /**
+   * Unix milliseconds.
+   *
+   * @generated from field: int64 created_at_ms = 4;
+   */
+  createdAtMs: bigint;
+
+  /**
+   * @generated from field: int64 updated_at_ms = 5;
+   */
+  updatedAtMs: bigint;
+
+  /**
+   * How many times a replica began running it (more than 1: a replica
+   * died mid-run and the job was re-queued).
+   *
+   * @generated from field: uint32 attempts = 6;
+   */
+  attempts: number;
+
+  /**
+   * When finished: how it ended.
+   *
+   * @generated from field: wasmwiz.v1.Outcome outcome = 7;
+   */
+  outcome: Outcome;
+};
+
+/**
+ * Describes the message wasmwiz.v1.ExecutionSummary.
+ * Use `create(ExecutionSummarySchema)` to create a new message.
+ */
+export const ExecutionSummarySchema: GenMessage<ExecutionSummary> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 15);
+
+/**
+ * @generated from message wasmwiz.v1.GetExecutionResponse
+ */
+export type GetExecutionResponse = Message<"wasmwiz.v1.GetExecutionResponse"> & {
+  /**
+   * @generated from field: wasmwiz.v1.ExecutionSummary execution = 1;
+   */
+  execution?: ExecutionSummary | undefined;
+
+  /**
+   * When finished.
+   *
+   * @generated from field: wasmwiz.v1.Finished finished = 2;
+   */
+  finished?: Finished | undefined;
+
+  /**
+   * The guest's output (bounded by the tier's output limit).
+   *
+   * @generated from field: bytes stdout = 3;
+   */
+  stdout: Uint8Array;
+
+  /**
+   * @generated from field: bytes stderr = 4;
+   */
+  stderr: Uint8Array;
+
+  /**
+   * Collected files, whole.
+   *
+   * @generated from field: repeated wasmwiz.v1.FsEntry files = 5;
+   */
+  files: FsEntry[];
+
+  /**
+   * Set when the execution ended without a result (its request was
+   * refused when a replica began it): the error, as gRPC would give it.
+   *
+   * @generated from field: string error = 6;
+   */
+  error: string;
+
+  /**
+   * The usage record id of each attempt, in order (the last one is the
+   * run that produced the result).
+   *
+   * @generated from field: repeated string attempt_execution_ids = 7;
+   */
+  attemptExecutionIds: string[];
+
+  /**
+   * Every webhook delivery attempt so far, in order.
+   *
+   * @generated from field: repeated wasmwiz.v1.WebhookAttempt webhook_attempts = 8;
+   */
+  webhookAttempts: WebhookAttempt[];
+};
+
+/**
+ * Describes the message wasmwiz.v1.GetExecutionResponse.
+ * Use `create(GetExecutionResponseSchema)` to create a new message.
+ */
+export const GetExecutionResponseSchema: GenMessage<GetExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 16);
+
+/**
+ * One POST of a detached execution's webhook.
+ *
+ * @generated from message wasmwiz.v1.WebhookAttempt
+ */
+export type WebhookAttempt = Message<"wasmwiz.v1.WebhookAttempt"> & {
+  /**
+   * Unix milliseconds when it was sent.
+   *
+   * @generated from field: int64 at_ms = 1;
+   */
+  atMs: bigint;
+
+  /**
+   * The receiver's HTTP status; 0 when there was no answer.
+   *
+   * @generated from field: uint32 http_status = 2;
+   */
+  httpStatus: number;
+
+  /**
+   * Why it failed (refused address, timeout, ...); empty on a 2xx.
+   *
+   * @generated from field: string error = 3;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.WebhookAttempt.
+ * Use `create(WebhookAttemptSchema)` to create a new message.
+ */
+export const WebhookAttemptSchema: GenMessage<WebhookAttempt> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 17);
+
+/**
+ * @generated from message wasmwiz.v1.WatchExecutionRequest
+ */
+export type WatchExecutionRequest = Message<"wasmwiz.v1.WatchExecutionRequest"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.WatchExecutionRequest.
+ * Use `create(WatchExecutionRequestSchema)` to create a new message.
+ */
+export const WatchExecutionRequestSchema: GenMessage<WatchExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 18);
+
+/**
+ * @generated from message wasmwiz.v1.CancelExecutionRequest
+ */
+export type CancelExecutionRequest = Message<"wasmwiz.v1.CancelExecutionRequest"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.CancelExecutionRequest.
+ * Use `create(CancelExecutionRequestSchema)` to create a new message.
+ */
+export const CancelExecutionRequestSchema: GenMessage<CancelExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 19);
+
+/**
+ * @generated from message wasmwiz.v1.CancelExecutionResponse
+ */
+export type CancelExecutionResponse = Message<"wasmwiz.v1.CancelExecutionResponse"> & {
+  /**
+   * The state after the request: CANCELLED, or FINISHED when it had
+   * already ended.
+   *
+   * @generated from field: wasmwiz.v1.ExecutionState state = 1;
+   */
+  state: ExecutionState;
+};
+
+/**
+ * Describes the message wasmwiz.v1.CancelExecutionResponse.
+ * Use `create(CancelExecutionResponseSchema)` to create a new message.
+ */
+export const CancelExecutionResponseSchema: GenMessage<CancelExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 20);
+
+/**
+ * @generated from message wasmwiz.v1.ListExecutionsRequest
+ */
+export type ListExecutionsRequest = Message<"wasmwiz.v1.ListExecutionsRequest"> & {
+  /**
+   * Only executions in this state; UNSPECIFIED: all.
+   *
+   * @generated from field: wasmwiz.v1.ExecutionState state = 1;
+   */
+  state: ExecutionState;
+
+  /**
+   * At most this many (default 50, at most 500).
+   *
+   * @generated from field: uint32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's `next_page_token`.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.ListExecutionsRequest.
+ * Use `create(ListExecutionsRequestSchema)` to create a new message.
+ */
+export const ListExecutionsRequestSchema: GenMessage<ListExecutionsRequest> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 21);
+
+/**
+ * @generated from message wasmwiz.v1.ListExecutionsResponse
+ */
+export type ListExecutionsResponse = Message<"wasmwiz.v1.ListExecutionsResponse"> & {
+  /**
+   * Newest first.
+   *
+   * @generated from field: repeated wasmwiz.v1.ExecutionSummary executions = 1;
+   */
+  executions: ExecutionSummary[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.ListExecutionsResponse.
+ * Use `create(ListExecutionsResponseSchema)` to create a new message.
+ */
+export const ListExecutionsResponseSchema: GenMessage<ListExecutionsResponse> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 22);
+
+/**
  * How an execution ended.
  *
  * @generated from enum wasmwiz.v1.Outcome
@@ -1019,6 +1350,42 @@ export const VerdictSchema: GenEnum<Verdict> = /*@__PURE__*/
   enumDesc(file_wasmwiz_v1_execution, 1);
 
 /**
+ * @generated from enum wasmwiz.v1.ExecutionState
+ */
+export enum ExecutionState {
+  /**
+   * @generated from enum value: EXECUTION_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: EXECUTION_STATE_QUEUED = 1;
+   */
+  QUEUED = 1,
+
+  /**
+   * @generated from enum value: EXECUTION_STATE_RUNNING = 2;
+   */
+  RUNNING = 2,
+
+  /**
+   * @generated from enum value: EXECUTION_STATE_FINISHED = 3;
+   */
+  FINISHED = 3,
+
+  /**
+   * @generated from enum value: EXECUTION_STATE_CANCELLED = 4;
+   */
+  CANCELLED = 4,
+}
+
+/**
+ * Describes the enum wasmwiz.v1.ExecutionState.
+ */
+export const ExecutionStateSchema: GenEnum<ExecutionState> = /*@__PURE__*/
+  enumDesc(file_wasmwiz_v1_execution, 2);
+
+/**
  * Runs modules.
  *
  * @generated from service wasmwiz.v1.ExecutionService
@@ -1054,6 +1421,49 @@ export const ExecutionService: GenService<{
     methodKind: "server_streaming";
     input: typeof RunBatchRequestSchema;
     output: typeof BatchEventSchema;
+  },
+  /**
+   * Detached executions (see "Detached executions" in README.md): queued
+   * durably, run by any replica, collected later by id.
+   *
+   * @generated from rpc wasmwiz.v1.ExecutionService.SubmitExecution
+   */
+  submitExecution: {
+    methodKind: "unary";
+    input: typeof SubmitExecutionRequestSchema;
+    output: typeof SubmitExecutionResponseSchema;
+  },
+  /**
+   * @generated from rpc wasmwiz.v1.ExecutionService.GetExecution
+   */
+  getExecution: {
+    methodKind: "unary";
+    input: typeof GetExecutionRequestSchema;
+    output: typeof GetExecutionResponseSchema;
+  },
+  /**
+   * @generated from rpc wasmwiz.v1.ExecutionService.WatchExecution
+   */
+  watchExecution: {
+    methodKind: "server_streaming";
+    input: typeof WatchExecutionRequestSchema;
+    output: typeof ExecuteEventSchema;
+  },
+  /**
+   * @generated from rpc wasmwiz.v1.ExecutionService.CancelExecution
+   */
+  cancelExecution: {
+    methodKind: "unary";
+    input: typeof CancelExecutionRequestSchema;
+    output: typeof CancelExecutionResponseSchema;
+  },
+  /**
+   * @generated from rpc wasmwiz.v1.ExecutionService.ListExecutions
+   */
+  listExecutions: {
+    methodKind: "unary";
+    input: typeof ListExecutionsRequestSchema;
+    output: typeof ListExecutionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_wasmwiz_v1_execution, 0);

@@ -46,6 +46,14 @@ class ExecutionServiceStub:
     """One module, many cases; one event per case as each finishes. Each case
     counts as one execution against rate limits and quotas.
     """
+    SubmitExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.SubmitExecutionRequest, _execution_pb2.SubmitExecutionResponse]
+    """Detached executions (see "Detached executions" in README.md): queued
+    durably, run by any replica, collected later by id.
+    """
+    GetExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionRequest, _execution_pb2.GetExecutionResponse]
+    WatchExecution: _grpc.UnaryStreamMultiCallable[_execution_pb2.WatchExecutionRequest, _execution_pb2.ExecuteEvent]
+    CancelExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.CancelExecutionRequest, _execution_pb2.CancelExecutionResponse]
+    ListExecutions: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]
 
 @_typing.type_check_only
 class ExecutionServiceAsyncStub(ExecutionServiceStub):
@@ -60,6 +68,14 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     """One module, many cases; one event per case as each finishes. Each case
     counts as one execution against rate limits and quotas.
     """
+    SubmitExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.SubmitExecutionRequest, _execution_pb2.SubmitExecutionResponse]  # type: ignore[assignment]
+    """Detached executions (see "Detached executions" in README.md): queued
+    durably, run by any replica, collected later by id.
+    """
+    GetExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionRequest, _execution_pb2.GetExecutionResponse]  # type: ignore[assignment]
+    WatchExecution: _aio.UnaryStreamMultiCallable[_execution_pb2.WatchExecutionRequest, _execution_pb2.ExecuteEvent]  # type: ignore[assignment]
+    CancelExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.CancelExecutionRequest, _execution_pb2.CancelExecutionResponse]  # type: ignore[assignment]
+    ListExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]  # type: ignore[assignment]
 
 class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Runs modules."""
@@ -89,5 +105,43 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         """One module, many cases; one event per case as each finishes. Each case
         counts as one execution against rate limits and quotas.
         """
+
+    @_abc_1.abstractmethod
+    def SubmitExecution(
+        self,
+        request: _execution_pb2.SubmitExecutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.SubmitExecutionResponse, _abc.Awaitable[_execution_pb2.SubmitExecutionResponse]]:
+        """Detached executions (see "Detached executions" in README.md): queued
+        durably, run by any replica, collected later by id.
+        """
+
+    @_abc_1.abstractmethod
+    def GetExecution(
+        self,
+        request: _execution_pb2.GetExecutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.GetExecutionResponse, _abc.Awaitable[_execution_pb2.GetExecutionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def WatchExecution(
+        self,
+        request: _execution_pb2.WatchExecutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_execution_pb2.ExecuteEvent], _abc.AsyncIterator[_execution_pb2.ExecuteEvent]]: ...
+
+    @_abc_1.abstractmethod
+    def CancelExecution(
+        self,
+        request: _execution_pb2.CancelExecutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.CancelExecutionResponse, _abc.Awaitable[_execution_pb2.CancelExecutionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListExecutions(
+        self,
+        request: _execution_pb2.ListExecutionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.ListExecutionsResponse, _abc.Awaitable[_execution_pb2.ListExecutionsResponse]]: ...
 
 def add_ExecutionServiceServicer_to_server(servicer: ExecutionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
