@@ -455,9 +455,13 @@ impl Background {
         let mut tasks = JoinSet::new();
         tasks.spawn(housekeeping(state.clone()));
         let jobs = Some(crate::jobs::worker::spawn(state.clone()));
-        for task in [store.spawn_checkpointer(), state.limits.spawn_heartbeat(), jobs]
-            .into_iter()
-            .flatten()
+        for task in [
+            store.spawn_checkpointer(),
+            state.limits.spawn_heartbeat(),
+            jobs,
+        ]
+        .into_iter()
+        .flatten()
         {
             // Dropping the guard (when the set aborts it) aborts the task.
             let task = AbortOnDropHandle::new(task);

@@ -96,7 +96,11 @@ async fn collected_files_come_back_whole(db: Db) {
     };
     let id = submit(&mut clients, run).await;
     let done = wait_ended(&mut clients, &id).await;
-    assert_eq!(done.finished.as_ref().unwrap().outcome(), v1::Outcome::Success, "{done:?}");
+    assert_eq!(
+        done.finished.as_ref().unwrap().outcome(),
+        v1::Outcome::Success,
+        "{done:?}"
+    );
     let files: Vec<(String, Vec<u8>)> = done
         .files
         .into_iter()
@@ -172,7 +176,11 @@ async fn cancel_stops_a_running_execution(db: Db) {
     let done = wait_ended(&mut clients, &id).await;
     assert_eq!(state_of(&done), ExecutionState::Cancelled);
     // Well before the 5 s timeout would have ended it.
-    assert!(began.elapsed() < Duration::from_secs(3), "took {:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        began.elapsed()
+    );
 }
 
 async fn list_pages_newest_first_and_filters_by_state(db: Db) {
@@ -197,7 +205,10 @@ async fn list_pages_newest_first_and_filters_by_state(db: Db) {
         .into_inner();
     let second = clients
         .exec
-        .list_executions(list(first.next_page_token.clone(), ExecutionState::Finished))
+        .list_executions(list(
+            first.next_page_token.clone(),
+            ExecutionState::Finished,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -357,12 +368,22 @@ mod replicas {
     fn create_key(database_url: &str, dir: &std::path::Path) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_wasmwiz-server"))
             .args(["admin", "create-key", "--email", "jobs@example.com"])
-            .args(["--tier", "pro", "--database-url", database_url, "--data-dir"])
+            .args([
+                "--tier",
+                "pro",
+                "--database-url",
+                database_url,
+                "--data-dir",
+            ])
             .arg(dir)
             .env("WASMWIZ_PEPPER", PEPPER)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8(out.stdout).unwrap();
         stdout.lines().last().unwrap().trim().to_string()
     }
@@ -417,8 +438,14 @@ mod replicas {
             assert!(Instant::now() < deadline, "never finished: {got:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        assert_eq!(done.finished.as_ref().unwrap().outcome(), v1::Outcome::Success);
-        assert_eq!(done.stdout, b"tick 0\ntick 1\ntick 2\ntick 3\ntick 4\ntick 5\ndone\n");
+        assert_eq!(
+            done.finished.as_ref().unwrap().outcome(),
+            v1::Outcome::Success
+        );
+        assert_eq!(
+            done.stdout,
+            b"tick 0\ntick 1\ntick 2\ntick 3\ntick 4\ntick 5\ndone\n"
+        );
         assert_eq!(done.execution.as_ref().unwrap().attempts, 2);
         // One usage row per attempt: the aborted one never finished.
         assert_eq!(done.attempt_execution_ids.len(), 2);
@@ -457,38 +484,43 @@ mod webhooks {
 
     use super::support::{self, *};
 
+    /// Each request's (signature header, body), as received.
+    type Seen = Arc<parking_lot::Mutex<Vec<(String, Vec<u8>)>>>;
+
     /// A receiver answering 500 to its first `fail_first` requests, then
     /// 200; it keeps (signature header, body) of each.
     struct Receiver {
         url: String,
-        seen: Arc<parking_lot::Mutex<Vec<(String, Vec<u8>)>>>,
+        seen: Seen,
         connections: Arc<AtomicUsize>,
     }
 
     async fn receiver(fail_first: usize) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let seen: Arc<parking_lot::Mutex<Vec<(String, Vec<u8>)>>> = Default::default();
+        let seen: Seen = Default::default();
         let connections = Arc::new(AtomicUsize::new(0));
         let (s, c) = (seen.clone(), connections.clone());
         let app = axum::Router::new().route(
             "/hook",
-            axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-                let seen = s.clone();
-                async move {
-                    let signature = headers
-                        .get("wasmwiz-signature")
-                        .map(|v| v.to_str().unwrap().to_string())
-                        .unwrap_or_default();
-                    let mut seen = seen.lock();
-                    seen.push((signature, body.to_vec()));
-                    if seen.len() <= fail_first {
-                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
-                    } else {
-                        axum::http::StatusCode::OK
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let seen = s.clone();
+                    async move {
+                        let signature = headers
+                            .get("wasmwiz-signature")
+                            .map(|v| v.to_str().unwrap().to_string())
+                            .unwrap_or_default();
+                        let mut seen = seen.lock();
+                        seen.push((signature, body.to_vec()));
+                        if seen.len() <= fail_first {
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                        } else {
+                            axum::http::StatusCode::OK
+                        }
                     }
-                }
-            }),
+                },
+            ),
         );
         tokio::spawn(async move {
             loop {
@@ -542,10 +574,7 @@ mod webhooks {
         mac.verify_slice(&hex::decode(v1).unwrap()).is_ok()
     }
 
-    async fn submit_with_hook(
-        clients: &mut Clients,
-        url: &str,
-    ) -> Result<String, tonic::Status> {
+    async fn submit_with_hook(clients: &mut Clients, url: &str) -> Result<String, tonic::Status> {
         clients
             .exec
             .submit_execution(v1::SubmitExecutionRequest {
@@ -602,7 +631,10 @@ mod webhooks {
         let (_server, mut clients) = start(db, true).await;
         let first = rotate(&mut clients).await;
         let second = rotate(&mut clients).await;
-        assert!(first.starts_with("whsec_") && first.len() == 6 + 64, "{first}");
+        assert!(
+            first.starts_with("whsec_") && first.len() == 6 + 64,
+            "{first}"
+        );
         assert_ne!(first, second);
     }
 

@@ -111,21 +111,28 @@ pub async fn submit(
             _ => Err(error),
         })?;
     let sha256 = match run.source.take() {
-        Some(Source::Module(bytes)) => {
-            state
-                .module_from_bytes(&caller, Bytes::from(bytes), true)
-                .await?
-                .module
-                .sha256
-                .clone()
+        Some(Source::Module(bytes)) => state
+            .module_from_bytes(&caller, Bytes::from(bytes), true)
+            .await?
+            .module
+            .sha256
+            .clone(),
+        Some(Source::ModuleSha256(sha)) => state
+            .module_by_sha(&caller, &sha)
+            .await?
+            .module
+            .sha256
+            .clone(),
+        None => {
+            return Err(ApiError::invalid("run.source", "give `module` or `module_sha256`").into())
         }
-        Some(Source::ModuleSha256(sha)) => {
-            state.module_by_sha(&caller, &sha).await?.module.sha256.clone()
-        }
-        None => return Err(ApiError::invalid("run.source", "give `module` or `module_sha256`").into()),
     };
     run.source = Some(Source::ModuleSha256(sha256.clone()));
-    let active = state.store.job_active_count(&caller.user_id).await.map_err(ApiError::from)?;
+    let active = state
+        .store
+        .job_active_count(&caller.user_id)
+        .await
+        .map_err(ApiError::from)?;
     if active >= MAX_ACTIVE_PER_ACCOUNT {
         return Err(Status::resource_exhausted(format!(
             "this account already has {active} detached executions queued or running, \
@@ -147,7 +154,9 @@ pub async fn submit(
         })
         .await
         .map_err(ApiError::from)?;
-    Ok(Response::new(v1::SubmitExecutionResponse { execution_id: id }))
+    Ok(Response::new(v1::SubmitExecutionResponse {
+        execution_id: id,
+    }))
 }
 
 /// Every stored event of a job, in order.
@@ -297,7 +306,9 @@ async fn next_events(watch: &mut Watch) -> Result<bool, ApiError> {
         .job_get(&watch.user_id, &watch.id)
         .await?
         .ok_or_else(|| not_found(&watch.id))?;
-    let page = store.job_events(&watch.id, watch.after, EVENTS_PER_READ).await?;
+    let page = store
+        .job_events(&watch.id, watch.after, EVENTS_PER_READ)
+        .await?;
     let got = !page.is_empty();
     for (seq, bytes) in page {
         watch.after = seq;
@@ -348,11 +359,9 @@ pub async fn list(
     let caller = state.caller(&request).await?;
     let request = request.into_inner();
     if request.page_size > MAX_PAGE {
-        return Err(ApiError::invalid(
-            "page_size",
-            format!("page_size is at most {MAX_PAGE}"),
-        )
-        .into());
+        return Err(
+            ApiError::invalid("page_size", format!("page_size is at most {MAX_PAGE}")).into(),
+        );
     }
     let size = match request.page_size {
         0 => DEFAULT_PAGE,

@@ -65,7 +65,10 @@ pub fn check_url(url: &str, config: &Config) -> Result<Target, String> {
         return Err("webhook URLs cannot carry credentials".into());
     }
     let host = uri.host().ok_or("the URL has no host")?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     if !config.webhook_allow_private {
         let literal = host.parse::<IpAddr>().ok();
@@ -131,7 +134,10 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
 }
 
 /// One address of the target's host that the guard allows.
@@ -188,7 +194,10 @@ async fn post(
         .await
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     let request = http::Request::post(target.path.as_str())
-        .header(http::header::HOST, format!("{}:{}", target.host, target.port))
+        .header(
+            http::header::HOST,
+            format!("{}:{}", target.host, target.port),
+        )
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::USER_AGENT, "wasmwiz-webhooks")
         .header(SIGNATURE_HEADER, signature)
@@ -230,7 +239,13 @@ where
 
 /// Delivers `body` to `url` for job `job_id`, retrying failures with
 /// exponential backoff for the configured time; records every attempt.
-pub async fn deliver(state: Arc<AppState>, job_id: String, user_id: String, url: String, body: Vec<u8>) {
+pub async fn deliver(
+    state: Arc<AppState>,
+    job_id: String,
+    user_id: String,
+    url: String,
+    body: Vec<u8>,
+) {
     let config = &state.config;
     let target = match check_url(&url, config) {
         Ok(target) => target,
@@ -246,7 +261,14 @@ pub async fn deliver(state: Arc<AppState>, job_id: String, user_id: String, url:
         let secret = match state.store.webhook_secret(&user_id).await {
             Ok(Some(secret)) => secret,
             Ok(None) => {
-                record(&state, &job_id, seq, 0, "the account has no webhook secret".into()).await;
+                record(
+                    &state,
+                    &job_id,
+                    seq,
+                    0,
+                    "the account has no webhook secret".into(),
+                )
+                .await;
                 return;
             }
             Err(error) => {
@@ -257,7 +279,12 @@ pub async fn deliver(state: Arc<AppState>, job_id: String, user_id: String, url:
         let signature = sign(&secret, now_ms() / 1000, &body);
         let sent = tokio::time::timeout(
             ATTEMPT_TIMEOUT,
-            post(&target, config.webhook_allow_private, body.clone(), &signature),
+            post(
+                &target,
+                config.webhook_allow_private,
+                body.clone(),
+                &signature,
+            ),
         )
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())));

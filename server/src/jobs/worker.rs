@@ -123,7 +123,10 @@ async fn run_job(
         }
         Err(status) => {
             let error = format!("{:?}: {}", status.code(), status.message());
-            state.store.job_fail(&job.id, owner, &error, now_ms()).await?;
+            state
+                .store
+                .job_fail(&job.id, owner, &error, now_ms())
+                .await?;
             notify(state, &job).await;
             return Ok(());
         }

@@ -438,7 +438,12 @@ pub struct WebhookAttemptRow {
 
 impl Store {
     /// Replaces `user_id`'s webhook secret.
-    pub async fn webhook_secret_set(&self, user_id: &str, secret: &str, now_ms: i64) -> sqlx::Result<()> {
+    pub async fn webhook_secret_set(
+        &self,
+        user_id: &str,
+        secret: &str,
+        now_ms: i64,
+    ) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO webhook_secrets (user_id, secret, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, \
