@@ -60,3 +60,17 @@ CREATE TABLE webhook_attempts (
     error TEXT NOT NULL,
     PRIMARY KEY (job_id, seq)
 );
+
+-- Batches submitted detached: each case is a job naming its batch; the
+-- batch's own webhook is sent once, by whichever replica ends its last case.
+CREATE TABLE job_batches (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    webhook_url TEXT NOT NULL,
+    cases BIGINT NOT NULL,
+    notified BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL
+);
+ALTER TABLE jobs ADD COLUMN batch_id TEXT;
+ALTER TABLE jobs ADD COLUMN case_index BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX jobs_batch ON jobs(batch_id);

@@ -302,7 +302,57 @@ async fn results_are_deleted_after_retention(db: Db) {
     }
 }
 
+fn echo_batch(stdins: &[&str]) -> v1::RunBatchRequest {
+    v1::RunBatchRequest {
+        source: Some(v1::run_batch_request::Source::Module(guest("echo"))),
+        cases: stdins
+            .iter()
+            .map(|stdin| v1::BatchCase {
+                stdin: stdin.as_bytes().to_vec(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+async fn a_submitted_batch_runs_each_case_as_an_execution(db: Db) {
+    let (_server, mut clients) = start(db).await;
+    let submitted = clients
+        .exec
+        .submit_batch(v1::SubmitBatchRequest {
+            batch: Some(echo_batch(&["one", "two", "three"])),
+            webhook_url: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!submitted.batch_id.is_empty());
+    let mut outputs = Vec::new();
+    for id in &submitted.execution_ids {
+        let done = wait_ended(&mut clients, id).await;
+        assert_eq!(done.finished.unwrap().outcome(), v1::Outcome::Success);
+        outputs.push(String::from_utf8(done.stdout).unwrap());
+    }
+    assert_eq!(outputs, ["one", "two", "three"]);
+}
+
+async fn a_batch_without_cases_is_refused(db: Db) {
+    let (_server, mut clients) = start(db).await;
+    let status = clients
+        .exec
+        .submit_batch(v1::SubmitBatchRequest {
+            batch: Some(echo_batch(&[])),
+            webhook_url: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_bad_request(&status, "cases");
+}
+
 on_both_databases!(
+    a_submitted_batch_runs_each_case_as_an_execution,
+    a_batch_without_cases_is_refused,
     submit_then_get_returns_the_result,
     collected_files_come_back_whole,
     watch_replays_every_event_from_the_start,
@@ -638,7 +688,54 @@ mod webhooks {
         assert_ne!(first, second);
     }
 
+    async fn a_batch_webhook_fires_per_case_and_once_for_the_batch(db: Db) {
+        let (_server, mut clients) = start(db, true).await;
+        let secret = rotate(&mut clients).await;
+        let hook = receiver(0).await;
+        let submitted = clients
+            .exec
+            .submit_batch(v1::SubmitBatchRequest {
+                batch: Some(super::echo_batch(&["a", "b"])),
+                webhook_url: hook.url.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while hook.seen.lock().len() < 3 {
+            assert!(
+                Instant::now() < deadline,
+                "only {} webhooks",
+                hook.seen.lock().len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Nothing more comes: the batch's webhook is sent once.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let seen = hook.seen.lock().clone();
+        assert_eq!(seen.len(), 3);
+        let mut kinds: Vec<String> = Vec::new();
+        for (header, body) in &seen {
+            assert!(verifies(&secret, header, body));
+            let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+            kinds.push(json["type"].as_str().unwrap().to_string());
+            if json["type"] == "batch.ended" {
+                assert_eq!(json["batch_id"], submitted.batch_id.as_str());
+                let ids: Vec<&str> = json["cases"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c["execution_id"].as_str().unwrap())
+                    .collect();
+                assert_eq!(ids, submitted.execution_ids);
+            }
+        }
+        kinds.sort();
+        assert_eq!(kinds, ["batch.ended", "execution.ended", "execution.ended"]);
+    }
+
     crate::on_both_databases!(
+        a_batch_webhook_fires_per_case_and_once_for_the_batch,
         a_signed_webhook_is_retried_after_a_500_and_delivered,
         a_webhook_to_loopback_is_refused_before_connecting,
         a_webhook_needs_a_secret_first,

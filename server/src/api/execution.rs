@@ -184,6 +184,13 @@ impl ExecutionService for ExecutionApi {
         super::jobs::cancel(&self.state, request).await
     }
 
+    async fn submit_batch(
+        &self,
+        request: Request<v1::SubmitBatchRequest>,
+    ) -> Result<Response<v1::SubmitBatchResponse>, Status> {
+        super::jobs::submit_batch(&self.state, request).await
+    }
+
     async fn list_executions(
         &self,
         request: Request<v1::ListExecutionsRequest>,

@@ -13,9 +13,9 @@ use wasmwiz_proto::v1::{self, execute_event::Event, run_request::Source};
 use super::{errors::ApiError, AppState};
 use crate::{
     auth::Caller,
-    exec::{NamedTier, RunSpec},
+    exec::{BatchSpec, NamedTier, RunSpec},
     store::{
-        jobs::{JobRow, JobState, NewJob},
+        jobs::{JobRow, JobState, NewBatch, NewJob},
         now_ms,
     },
 };
@@ -68,6 +68,92 @@ async fn owned(state: &AppState, caller: &Caller, id: &str) -> Result<JobRow, Ap
         .ok_or_else(|| not_found(id))
 }
 
+/// Checks a webhook URL and that the account can sign it.
+async fn check_webhook(state: &AppState, caller: &Caller, url: &str) -> Result<(), ApiError> {
+    if url.is_empty() {
+        return Ok(());
+    }
+    crate::jobs::webhooks::check_url(url, &state.config)
+        .map_err(|why| ApiError::invalid("webhook_url", why))?;
+    if state.store.webhook_secret(&caller.user_id).await?.is_none() {
+        return Err(ApiError::invalid(
+            "webhook_url",
+            "this account has no webhook secret yet; call AccountService.RotateWebhookSecret first",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses `adding` more jobs past the account's bound.
+async fn check_room(state: &AppState, caller: &Caller, adding: usize) -> Result<(), Status> {
+    let active = state
+        .store
+        .job_active_count(&caller.user_id)
+        .await
+        .map_err(ApiError::from)?;
+    if active + adding as i64 > MAX_ACTIVE_PER_ACCOUNT {
+        return Err(Status::resource_exhausted(format!(
+            "this account has {active} detached executions queued or running and may have at \
+             most {MAX_ACTIVE_PER_ACCOUNT}; wait for some to finish"
+        )));
+    }
+    Ok(())
+}
+
+/// The module's sha256 once it is accepted: inline bytes become a module
+/// of the account, a sha256 must name one of its modules.
+async fn accept_module(
+    state: &AppState,
+    caller: &Caller,
+    source: Option<Source>,
+    field: &str,
+) -> Result<String, Status> {
+    Ok(match source {
+        Some(Source::Module(bytes)) => state
+            .module_from_bytes(caller, Bytes::from(bytes), true)
+            .await?
+            .module
+            .sha256
+            .clone(),
+        Some(Source::ModuleSha256(sha)) => state
+            .module_by_sha(caller, &sha)
+            .await?
+            .module
+            .sha256
+            .clone(),
+        None => return Err(ApiError::invalid(field, "give `module` or `module_sha256`").into()),
+    })
+}
+
+/// Ignores the refusal of a missing module: the check runs without it.
+fn sourceless(checked: Result<(), ApiError>) -> Result<(), ApiError> {
+    checked.or_else(|error| match &error {
+        ApiError::InvalidArgument { field, .. } if field == "source" => Ok(()),
+        _ => Err(error),
+    })
+}
+
+fn new_job<'a>(
+    id: &'a str,
+    caller: &'a Caller,
+    sha256: &'a str,
+    request: &'a [u8],
+    webhook_url: &'a str,
+    batch: Option<(&'a str, i64)>,
+) -> NewJob<'a> {
+    NewJob {
+        id,
+        user_id: &caller.user_id,
+        key_id: &caller.key_id,
+        tier: &caller.tier,
+        module_sha256: sha256,
+        request,
+        webhook_url,
+        now_ms: now_ms(),
+        batch,
+    }
+}
+
 /// Validates the run, accepts its module (inline bytes become a module of
 /// the account) and queues the job.
 pub async fn submit(
@@ -76,23 +162,7 @@ pub async fn submit(
 ) -> Result<Response<v1::SubmitExecutionResponse>, Status> {
     let caller = state.caller(&request).await?;
     let request = request.into_inner();
-    if !request.webhook_url.is_empty() {
-        crate::jobs::webhooks::check_url(&request.webhook_url, &state.config)
-            .map_err(|why| ApiError::invalid("webhook_url", why))?;
-        if state
-            .store
-            .webhook_secret(&caller.user_id)
-            .await
-            .map_err(ApiError::from)?
-            .is_none()
-        {
-            return Err(ApiError::invalid(
-                "webhook_url",
-                "this account has no webhook secret yet; call AccountService.RotateWebhookSecret first",
-            )
-            .into());
-        }
-    }
+    check_webhook(state, &caller, &request.webhook_url).await?;
     let mut run = request
         .run
         .ok_or_else(|| ApiError::invalid("run", "`run` is required"))?;
@@ -104,58 +174,128 @@ pub async fn submit(
     // begins the job.
     let mut check = run.clone();
     check.source = None;
-    RunSpec::try_from((check, tier))
-        .map(drop)
-        .or_else(|error| match &error {
-            ApiError::InvalidArgument { field, .. } if field == "source" => Ok(()),
-            _ => Err(error),
-        })?;
-    let sha256 = match run.source.take() {
-        Some(Source::Module(bytes)) => state
-            .module_from_bytes(&caller, Bytes::from(bytes), true)
-            .await?
-            .module
-            .sha256
-            .clone(),
-        Some(Source::ModuleSha256(sha)) => state
-            .module_by_sha(&caller, &sha)
-            .await?
-            .module
-            .sha256
-            .clone(),
-        None => {
-            return Err(ApiError::invalid("run.source", "give `module` or `module_sha256`").into())
-        }
-    };
+    sourceless(RunSpec::try_from((check, tier)).map(drop))?;
+    check_room(state, &caller, 1).await?;
+    let sha256 = accept_module(state, &caller, run.source.take(), "run.source").await?;
     run.source = Some(Source::ModuleSha256(sha256.clone()));
-    let active = state
-        .store
-        .job_active_count(&caller.user_id)
-        .await
-        .map_err(ApiError::from)?;
-    if active >= MAX_ACTIVE_PER_ACCOUNT {
-        return Err(Status::resource_exhausted(format!(
-            "this account already has {active} detached executions queued or running, \
-             the most allowed ({MAX_ACTIVE_PER_ACCOUNT}); wait for some to finish"
-        )));
-    }
     let id = uuid::Uuid::now_v7().to_string();
+    let encoded = run.encode_to_vec();
     state
         .store
-        .job_insert(&NewJob {
-            id: &id,
-            user_id: &caller.user_id,
-            key_id: &caller.key_id,
-            tier: &caller.tier,
-            module_sha256: &sha256,
-            request: &run.encode_to_vec(),
-            webhook_url: &request.webhook_url,
-            now_ms: now_ms(),
-        })
+        .job_insert(&new_job(
+            &id,
+            &caller,
+            &sha256,
+            &encoded,
+            &request.webhook_url,
+            None,
+        ))
         .await
         .map_err(ApiError::from)?;
     Ok(Response::new(v1::SubmitExecutionResponse {
         execution_id: id,
+    }))
+}
+
+/// The tree of one case: the batch's, with the case's entries replacing
+/// those of the same path, and both sets of `collect` patterns.
+fn case_fs(
+    shared: Option<&v1::Filesystem>,
+    case: Option<v1::Filesystem>,
+) -> Option<v1::Filesystem> {
+    let Some(case) = case else {
+        return shared.cloned();
+    };
+    let mut fs = shared.cloned().unwrap_or_default();
+    for entry in case.entries {
+        fs.entries.retain(|e| e.path != entry.path);
+        fs.entries.push(entry);
+    }
+    fs.collect.extend(case.collect);
+    Some(fs)
+}
+
+/// One case of a batch as a run of its own.
+fn case_run(batch: &v1::RunBatchRequest, case: v1::BatchCase, sha256: &str) -> v1::RunRequest {
+    v1::RunRequest {
+        source: Some(Source::ModuleSha256(sha256.to_string())),
+        stdin: case.stdin,
+        args: case.args,
+        program_name: batch.program_name.clone(),
+        env: batch.env.clone(),
+        limits: batch.limits,
+        random_seed: batch.random_seed,
+        expected_stdout: case.expected_stdout,
+        keep_module: false,
+        fs: case_fs(batch.fs.as_ref(), case.fs),
+        receipt: batch.receipt,
+        cache: batch.cache,
+    }
+}
+
+/// Validates a batch like `RunBatch` and queues one job per case.
+pub async fn submit_batch(
+    state: &Arc<AppState>,
+    request: Request<v1::SubmitBatchRequest>,
+) -> Result<Response<v1::SubmitBatchResponse>, Status> {
+    let caller = state.caller(&request).await?;
+    let request = request.into_inner();
+    check_webhook(state, &caller, &request.webhook_url).await?;
+    let mut batch = request
+        .batch
+        .ok_or_else(|| ApiError::invalid("batch", "`batch` is required"))?;
+    let tier = NamedTier {
+        name: &caller.tier,
+        tier: state.tier(&caller)?,
+    };
+    let source = batch.source.take().map(|source| match source {
+        v1::run_batch_request::Source::Module(bytes) => Source::Module(bytes),
+        v1::run_batch_request::Source::ModuleSha256(sha) => Source::ModuleSha256(sha),
+    });
+    sourceless(BatchSpec::try_from((batch.clone(), tier)).map(drop))?;
+    check_room(state, &caller, batch.cases.len()).await?;
+    let sha256 = accept_module(state, &caller, source, "batch.source").await?;
+    let cases = std::mem::take(&mut batch.cases);
+    let ids: Vec<String> = cases
+        .iter()
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    let encoded: Vec<Vec<u8>> = cases
+        .into_iter()
+        .map(|case| case_run(&batch, case, &sha256).encode_to_vec())
+        .collect();
+    let batch_id = uuid::Uuid::now_v7().to_string();
+    let jobs: Vec<NewJob> = ids
+        .iter()
+        .zip(&encoded)
+        .enumerate()
+        .map(|(i, (id, run))| {
+            new_job(
+                id,
+                &caller,
+                &sha256,
+                run,
+                &request.webhook_url,
+                Some((&batch_id, i as i64)),
+            )
+        })
+        .collect();
+    state
+        .store
+        .job_batch_insert(
+            &NewBatch {
+                id: &batch_id,
+                user_id: &caller.user_id,
+                webhook_url: &request.webhook_url,
+                now_ms: now_ms(),
+            },
+            &jobs,
+        )
+        .await
+        .map_err(ApiError::from)?;
+    Ok(Response::new(v1::SubmitBatchResponse {
+        batch_id,
+        execution_ids: ids,
     }))
 }
 

@@ -204,13 +204,50 @@ async fn notify(state: &Arc<AppState>, job: &JobRow) {
         }
     };
     let body = webhook_body(&ended);
+    let batch_id = ended.batch_id.clone();
     tokio::spawn(super::webhooks::deliver(
         state.clone(),
         ended.id,
-        ended.user_id,
+        ended.user_id.clone(),
         ended.webhook_url,
         body,
     ));
+    if let Some(batch_id) = batch_id {
+        match state.store.job_batch_take_notify(&batch_id).await {
+            Ok(Some((url, cases))) => {
+                let body = batch_webhook_body(&batch_id, &cases);
+                tokio::spawn(super::webhooks::deliver(
+                    state.clone(),
+                    batch_id,
+                    ended.user_id,
+                    url,
+                    body,
+                ));
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, batch = %batch_id, "batch webhook check failed"),
+        }
+    }
+}
+
+/// The batch's webhook JSON: every case's summary, in case order.
+pub fn batch_webhook_body(batch_id: &str, cases: &[JobRow]) -> Vec<u8> {
+    let cases: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|case| {
+            let mut one: serde_json::Value =
+                serde_json::from_slice(&webhook_body(case)).unwrap_or_default();
+            one["case_index"] = case.case_index.into();
+            one
+        })
+        .collect();
+    serde_json::json!({
+        "type": "batch.ended",
+        "batch_id": batch_id,
+        "cases": cases,
+    })
+    .to_string()
+    .into_bytes()
 }
 
 /// The webhook's JSON: how the execution ended (the output itself is
@@ -224,6 +261,7 @@ pub fn webhook_body(job: &JobRow) -> Vec<u8> {
     serde_json::json!({
         "type": "execution.ended",
         "execution_id": job.id,
+        "batch_id": job.batch_id,
         "state": job.state.as_str(),
         "module_sha256": job.module_sha256,
         "attempts": job.attempts,

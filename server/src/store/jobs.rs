@@ -54,6 +54,16 @@ pub struct NewJob<'a> {
     pub request: &'a [u8],
     pub webhook_url: &'a str,
     pub now_ms: i64,
+    /// The batch it is a case of, and the case's index.
+    pub batch: Option<(&'a str, i64)>,
+}
+
+/// A batch to queue, with its cases' jobs.
+pub struct NewBatch<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub webhook_url: &'a str,
+    pub now_ms: i64,
 }
 
 /// A job as stored (without its events).
@@ -71,12 +81,14 @@ pub struct JobRow {
     pub finished: Option<Vec<u8>>,
     pub outcome: i32,
     pub error: String,
+    pub batch_id: Option<String>,
+    pub case_index: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 const COLUMNS: &str = "id, user_id, key_id, tier, module_sha256, request, webhook_url, state, \
-                       attempts, finished, outcome, created_at, updated_at, error";
+                       attempts, finished, outcome, created_at, updated_at, error, batch_id, case_index";
 
 fn job_row(row: &sqlx::any::AnyRow) -> sqlx::Result<JobRow> {
     Ok(JobRow {
@@ -94,7 +106,33 @@ fn job_row(row: &sqlx::any::AnyRow) -> sqlx::Result<JobRow> {
         created_at: row.try_get(11)?,
         updated_at: row.try_get(12)?,
         error: row.try_get(13)?,
+        batch_id: row.try_get(14)?,
+        case_index: row.try_get(15)?,
     })
+}
+
+async fn insert_job(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    job: &NewJob<'_>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO jobs (id, user_id, key_id, tier, module_sha256, request, webhook_url, \
+         state, created_at, updated_at, batch_id, case_index) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $9, $10)",
+    )
+    .bind(job.id)
+    .bind(job.user_id)
+    .bind(job.key_id)
+    .bind(job.tier)
+    .bind(job.module_sha256)
+    .bind(job.request)
+    .bind(job.webhook_url)
+    .bind(job.now_ms)
+    .bind(job.batch.map(|(id, _)| id))
+    .bind(job.batch.map_or(0, |(_, index)| index))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// A claimed job: run it while the lease holds.
@@ -107,21 +145,71 @@ pub struct Claimed {
 impl Store {
     /// Queues a job (durable when this returns).
     pub async fn job_insert(&self, job: &NewJob<'_>) -> sqlx::Result<()> {
+        let mut tx = self.begin_write().await?;
+        insert_job(&mut tx, job).await?;
+        tx.commit().await
+    }
+
+    /// Queues a batch and its cases' jobs in one transaction.
+    pub async fn job_batch_insert(
+        &self,
+        batch: &NewBatch<'_>,
+        jobs: &[NewJob<'_>],
+    ) -> sqlx::Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO jobs (id, user_id, key_id, tier, module_sha256, request, webhook_url, \
-             state, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8)",
+            "INSERT INTO job_batches (id, user_id, webhook_url, cases, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(job.id)
-        .bind(job.user_id)
-        .bind(job.key_id)
-        .bind(job.tier)
-        .bind(job.module_sha256)
-        .bind(job.request)
-        .bind(job.webhook_url)
-        .bind(job.now_ms)
-        .execute(self.pool())
+        .bind(batch.id)
+        .bind(batch.user_id)
+        .bind(batch.webhook_url)
+        .bind(jobs.len() as i64)
+        .bind(batch.now_ms)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        for job in jobs {
+            insert_job(&mut tx, job).await?;
+        }
+        tx.commit().await
+    }
+
+    /// When every case of `batch_id` has ended and nobody has sent the
+    /// batch's webhook yet: takes that duty (once, across replicas) and
+    /// returns the batch's webhook URL and its cases in order.
+    pub async fn job_batch_take_notify(
+        &self,
+        batch_id: &str,
+    ) -> sqlx::Result<Option<(String, Vec<JobRow>)>> {
+        let mut tx = self.begin_write().await?;
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE batch_id = $1 AND state IN ('queued', 'running')",
+        )
+        .bind(batch_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if open > 0 {
+            return Ok(None);
+        }
+        let url: Option<String> = sqlx::query_scalar(
+            "UPDATE job_batches SET notified = 1 WHERE id = $1 AND notified = 0 \
+             RETURNING webhook_url",
+        )
+        .bind(batch_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(url) = url else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM jobs WHERE batch_id = $1 ORDER BY case_index"
+        )))
+        .bind(batch_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let jobs = rows.iter().map(job_row).collect::<sqlx::Result<Vec<_>>>()?;
+        tx.commit().await?;
+        Ok(Some((url, jobs)))
     }
 
     /// Claims the oldest runnable job for `owner` until `now_ms + lease_ms`:
@@ -419,6 +507,13 @@ impl Store {
         }
         let gone = sqlx::query(
             "DELETE FROM jobs WHERE state IN ('finished', 'cancelled') AND updated_at < $1",
+        )
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM job_batches WHERE created_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = job_batches.id)",
         )
         .bind(before_ms)
         .execute(&mut *tx)
