@@ -470,12 +470,17 @@ pub async fn cancel(
 ) -> Result<Response<v1::CancelExecutionResponse>, Status> {
     let caller = state.caller(&request).await?;
     let id = request.into_inner().execution_id;
-    let job_state = state
+    let (job_state, ended_here) = state
         .store
         .job_cancel(&caller.user_id, &id, now_ms())
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| not_found(&id))?;
+    if ended_here {
+        // No replica will end this job: its webhook goes from here.
+        let job = owned(state, &caller, &id).await?;
+        crate::jobs::worker::notify(state, &job).await;
+    }
     Ok(Response::new(v1::CancelExecutionResponse {
         state: state_proto(job_state) as i32,
     }))

@@ -191,7 +191,7 @@ async fn run_job(
 }
 
 /// Sends the job's webhook (in the background) when it has one.
-async fn notify(state: &Arc<AppState>, job: &JobRow) {
+pub async fn notify(state: &Arc<AppState>, job: &JobRow) {
     if job.webhook_url.is_empty() {
         return;
     }

@@ -434,13 +434,14 @@ impl Store {
 
     /// Asks for a job to stop: a queued job (or one whose replica died) is
     /// cancelled at once, a running one by its replica at its next lease
-    /// renewal. The state afterwards, or `None` when not `user_id`'s.
+    /// renewal. The state afterwards and whether this call ended the job,
+    /// or `None` when not `user_id`'s.
     pub async fn job_cancel(
         &self,
         user_id: &str,
         job_id: &str,
         now_ms: i64,
-    ) -> sqlx::Result<Option<JobState>> {
+    ) -> sqlx::Result<Option<(JobState, bool)>> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE jobs SET cancel_requested = 1 WHERE id = $1 AND user_id = $2 \
@@ -450,7 +451,7 @@ impl Store {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        let ended = sqlx::query(
             "UPDATE jobs SET state = 'cancelled', updated_at = $3, lease_owner = NULL \
              WHERE id = $1 AND user_id = $2 AND (state = 'queued' \
              OR (state = 'running' AND lease_expires_at < $3))",
@@ -459,7 +460,9 @@ impl Store {
         .bind(user_id)
         .bind(now_ms)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected()
+            == 1;
         let state: Option<String> =
             sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 AND user_id = $2")
                 .bind(job_id)
@@ -467,7 +470,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
         tx.commit().await?;
-        Ok(state.map(|s| JobState::parse(&s)))
+        Ok(state.map(|s| (JobState::parse(&s), ended)))
     }
 
     /// `user_id`'s jobs, newest first, optionally in one state.

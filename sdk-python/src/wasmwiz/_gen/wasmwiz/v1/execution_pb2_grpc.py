@@ -75,6 +75,11 @@ class ExecutionServiceStub(object):
                 request_serializer=wasmwiz_dot_v1_dot_execution__pb2.ListExecutionsRequest.SerializeToString,
                 response_deserializer=wasmwiz_dot_v1_dot_execution__pb2.ListExecutionsResponse.FromString,
                 _registered_method=True)
+        self.SubmitBatch = channel.unary_unary(
+                '/wasmwiz.v1.ExecutionService/SubmitBatch',
+                request_serializer=wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchRequest.SerializeToString,
+                response_deserializer=wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutionServiceServicer(object):
@@ -135,6 +140,15 @@ class ExecutionServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitBatch(self, request, context):
+        """A batch, detached: each case becomes its own detached execution (its
+        webhook fires per case), and the webhook fires once more when every
+        case has ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -177,6 +191,11 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.ListExecutions,
                     request_deserializer=wasmwiz_dot_v1_dot_execution__pb2.ListExecutionsRequest.FromString,
                     response_serializer=wasmwiz_dot_v1_dot_execution__pb2.ListExecutionsResponse.SerializeToString,
+            ),
+            'SubmitBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitBatch,
+                    request_deserializer=wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchRequest.FromString,
+                    response_serializer=wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -396,6 +415,33 @@ class ExecutionService(object):
             '/wasmwiz.v1.ExecutionService/ListExecutions',
             wasmwiz_dot_v1_dot_execution__pb2.ListExecutionsRequest.SerializeToString,
             wasmwiz_dot_v1_dot_execution__pb2.ListExecutionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wasmwiz.v1.ExecutionService/SubmitBatch',
+            wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchRequest.SerializeToString,
+            wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,11 @@ class ExecutionServiceStub:
     WatchExecution: _grpc.UnaryStreamMultiCallable[_execution_pb2.WatchExecutionRequest, _execution_pb2.ExecuteEvent]
     CancelExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.CancelExecutionRequest, _execution_pb2.CancelExecutionResponse]
     ListExecutions: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]
+    SubmitBatch: _grpc.UnaryUnaryMultiCallable[_execution_pb2.SubmitBatchRequest, _execution_pb2.SubmitBatchResponse]
+    """A batch, detached: each case becomes its own detached execution (its
+    webhook fires per case), and the webhook fires once more when every
+    case has ended.
+    """
 
 @_typing.type_check_only
 class ExecutionServiceAsyncStub(ExecutionServiceStub):
@@ -76,6 +81,11 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     WatchExecution: _aio.UnaryStreamMultiCallable[_execution_pb2.WatchExecutionRequest, _execution_pb2.ExecuteEvent]  # type: ignore[assignment]
     CancelExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.CancelExecutionRequest, _execution_pb2.CancelExecutionResponse]  # type: ignore[assignment]
     ListExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]  # type: ignore[assignment]
+    SubmitBatch: _aio.UnaryUnaryMultiCallable[_execution_pb2.SubmitBatchRequest, _execution_pb2.SubmitBatchResponse]  # type: ignore[assignment]
+    """A batch, detached: each case becomes its own detached execution (its
+    webhook fires per case), and the webhook fires once more when every
+    case has ended.
+    """
 
 class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Runs modules."""
@@ -143,5 +153,16 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.ListExecutionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.ListExecutionsResponse, _abc.Awaitable[_execution_pb2.ListExecutionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SubmitBatch(
+        self,
+        request: _execution_pb2.SubmitBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.SubmitBatchResponse, _abc.Awaitable[_execution_pb2.SubmitBatchResponse]]:
+        """A batch, detached: each case becomes its own detached execution (its
+        webhook fires per case), and the webhook fires once more when every
+        case has ended.
+        """
 
 def add_ExecutionServiceServicer_to_server(servicer: ExecutionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
