@@ -300,6 +300,17 @@ async fn results_are_deleted_after_retention(db: Db) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The usage record outlives the result.
+    let usage = clients
+        .account
+        .get_usage(v1::GetUsageRequest {
+            email: String::new(),
+            days: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(usage.executions, 1);
 }
 
 fn echo_batch(stdins: &[&str]) -> v1::RunBatchRequest {
