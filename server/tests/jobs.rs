@@ -753,3 +753,80 @@ mod webhooks {
         a_rotated_secret_is_new_each_time,
     );
 }
+
+mod queue {
+    //! The job queue itself, on both databases: leases, re-claiming after
+    //! a lease expires, and the bound on attempts.
+
+    use wasmwiz_server::store::{
+        jobs::{JobState, NewJob},
+        Store,
+    };
+
+    use super::support::{self, Db};
+
+    async fn store(db: Db) -> (Store, Option<tempfile::TempDir>) {
+        match db {
+            Db::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = wasmwiz_server::store::sqlite_url(dir.path());
+                (Store::connect(&url).await.unwrap(), Some(dir))
+            }
+            Db::Postgres => {
+                let url = wasmwiz_server::testing::fresh_postgres_database()
+                    .await
+                    .unwrap();
+                (Store::connect(&url).await.unwrap(), None)
+            }
+        }
+    }
+
+    async fn queue_one(store: &Store, id: &str) {
+        store
+            .job_insert(&NewJob {
+                id,
+                user_id: "u",
+                key_id: "k",
+                tier: "free",
+                module_sha256: "sha",
+                request: b"",
+                webhook_url: "",
+                now_ms: 1,
+                batch: None,
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn a_live_lease_keeps_the_job_from_other_replicas(db: Db) {
+        let (store, _dir) = store(db).await;
+        queue_one(&store, "j").await;
+        let first = store.job_claim("a", 1_000, 10_000, 2).await.unwrap();
+        assert_eq!(first.unwrap().attempt, 1);
+        assert!(store
+            .job_claim("b", 2_000, 10_000, 2)
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    async fn an_expired_lease_is_claimed_again_once(db: Db) {
+        let (store, _dir) = store(db).await;
+        queue_one(&store, "j").await;
+        store.job_claim("a", 1_000, 100, 2).await.unwrap().unwrap();
+        let second = store.job_claim("b", 2_000, 100, 2).await.unwrap().unwrap();
+        assert_eq!(second.attempt, 2);
+        // The first replica's lease is gone: it cannot renew or end it.
+        assert_eq!(store.job_renew("j", "a", 3_000).await.unwrap(), None);
+        // Its second lease expires too: no third run; it ends with an error.
+        assert!(store.job_claim("c", 5_000, 100, 2).await.unwrap().is_none());
+        let job = store.job_get("u", "j").await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Finished);
+        assert!(!job.error.is_empty());
+    }
+
+    crate::on_both_databases!(
+        a_live_lease_keeps_the_job_from_other_replicas,
+        an_expired_lease_is_claimed_again_once,
+    );
+}

@@ -156,6 +156,14 @@ async fn run_job(
                     seq += 1;
                     state.store.job_event(&job.id, seq, &event.encode_to_vec()).await?;
                     if let Some(Event::Finished(finished)) = &event.event {
+                        if state.hard_stop.is_cancelled()
+                            && finished.outcome() == v1::Outcome::Cancelled
+                        {
+                            // This replica is shutting down, not the job:
+                            // another replica runs it again.
+                            state.store.job_release(&job.id, owner, now_ms()).await?;
+                            return Ok(());
+                        }
                         let ended = state.store.job_end(
                             &job.id, owner, JobState::Finished,
                             Some(&finished.encode_to_vec()), finished.outcome, now_ms(),

@@ -235,6 +235,19 @@ impl Store {
              ORDER BY created_at LIMIT 1{lock}) RETURNING {COLUMNS}"
         );
         let mut tx = self.begin_write().await?;
+        // Jobs that can never be claimed again (begun `max_attempts` times,
+        // their last replica gone) end with an error instead of waiting.
+        sqlx::query(
+            "UPDATE jobs SET state = 'finished', updated_at = $1, lease_owner = NULL, \
+             lease_expires_at = NULL, error = 'the execution was begun the most times \
+             allowed and its replica stopped each time' \
+             WHERE attempts >= $2 AND (state = 'queued' \
+             OR (state = 'running' AND lease_expires_at < $1))",
+        )
+        .bind(now_ms)
+        .bind(max_attempts)
+        .execute(&mut *tx)
+        .await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(owner)
             .bind(now_ms + lease_ms)
@@ -379,6 +392,21 @@ impl Store {
             "UPDATE jobs SET state = 'queued', attempts = attempts - 1, lease_owner = NULL, \
              lease_expires_at = NULL, updated_at = $1 \
              WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
+        )
+        .bind(now_ms)
+        .bind(job_id)
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Puts a job whose run this replica stopped (shutting down) back in the
+    /// queue; the attempt counts.
+    pub async fn job_release(&self, job_id: &str, owner: &str, now_ms: i64) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
+             updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
         )
         .bind(now_ms)
         .bind(job_id)
