@@ -147,6 +147,22 @@ async fn watch_follows_a_running_execution_live(db: Db) {
     assert_eq!(watched.outcome(), v1::Outcome::Success);
 }
 
+async fn a_watcher_that_disconnects_and_reconnects_gets_every_event(db: Db) {
+    let (_server, mut clients) = start(db).await;
+    let id = submit(&mut clients, with_args("progress", &["3"])).await;
+    let request = || v1::WatchExecutionRequest {
+        execution_id: id.clone(),
+    };
+    let mut first = clients.exec.watch_execution(request()).await.unwrap().into_inner();
+    let started = first.message().await.unwrap().expect("started");
+    assert!(matches!(started.event, Some(v1::execute_event::Event::Started(_))));
+    drop(first);
+    let again = clients.exec.watch_execution(request()).await.unwrap().into_inner();
+    let watched = collect(again).await.unwrap();
+    assert_eq!(watched.stdout, b"tick 0\ntick 1\ntick 2\ndone\n");
+    assert_eq!(watched.outcome(), v1::Outcome::Success);
+}
+
 async fn cancel_stops_a_running_execution(db: Db) {
     // Cancellation is seen at the next lease renewal (a third of the lease).
     let server = TestServer::start_with(db, |c| c.jobs_lease_ms = 600).await;
@@ -368,6 +384,7 @@ on_both_databases!(
     collected_files_come_back_whole,
     watch_replays_every_event_from_the_start,
     watch_follows_a_running_execution_live,
+    a_watcher_that_disconnects_and_reconnects_gets_every_event,
     cancel_stops_a_running_execution,
     list_pages_newest_first_and_filters_by_state,
     another_account_gets_not_found,
