@@ -153,11 +153,24 @@ async fn a_watcher_that_disconnects_and_reconnects_gets_every_event(db: Db) {
     let request = || v1::WatchExecutionRequest {
         execution_id: id.clone(),
     };
-    let mut first = clients.exec.watch_execution(request()).await.unwrap().into_inner();
+    let mut first = clients
+        .exec
+        .watch_execution(request())
+        .await
+        .unwrap()
+        .into_inner();
     let started = first.message().await.unwrap().expect("started");
-    assert!(matches!(started.event, Some(v1::execute_event::Event::Started(_))));
+    assert!(matches!(
+        started.event,
+        Some(v1::execute_event::Event::Started(_))
+    ));
     drop(first);
-    let again = clients.exec.watch_execution(request()).await.unwrap().into_inner();
+    let again = clients
+        .exec
+        .watch_execution(request())
+        .await
+        .unwrap()
+        .into_inner();
     let watched = collect(again).await.unwrap();
     assert_eq!(watched.stdout, b"tick 0\ntick 1\ntick 2\ndone\n");
     assert_eq!(watched.outcome(), v1::Outcome::Success);

@@ -234,6 +234,17 @@ impl Store {
              OR (state = 'running' AND lease_expires_at < $3)) \
              ORDER BY created_at LIMIT 1{lock}) RETURNING {COLUMNS}"
         );
+        // A plain read first: an idle worker polling takes no write lock.
+        let candidate: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE state = 'queued' \
+             OR (state = 'running' AND lease_expires_at < $1) LIMIT 1",
+        )
+        .bind(now_ms)
+        .fetch_optional(self.pool())
+        .await?;
+        if candidate.is_none() {
+            return Ok(None);
+        }
         let mut tx = self.begin_write().await?;
         // Jobs that can never be claimed again (begun `max_attempts` times,
         // their last replica gone) end with an error instead of waiting.
