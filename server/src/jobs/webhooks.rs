@@ -72,7 +72,8 @@ pub fn check_url(url: &str, config: &Config) -> Result<Target, String> {
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     if !config.webhook_allow_private {
         let literal = host.parse::<IpAddr>().ok();
-        if literal.is_some_and(forbidden) || host.eq_ignore_ascii_case("localhost") {
+        let name = host.trim_end_matches('.');
+        if literal.is_some_and(forbidden) || name.eq_ignore_ascii_case("localhost") {
             return Err(format!(
                 "webhooks cannot go to private, loopback or link-local addresses ({host})"
             ));
@@ -368,6 +369,25 @@ mod tests {
         assert!(check_url("https://[::1]:8443/hook", &config).is_err());
         config.webhook_allow_private = true;
         assert!(check_url("https://127.0.0.1/hook", &config).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_name_that_resolves_to_loopback_is_refused_at_delivery() {
+        let target = Target {
+            https: false,
+            host: "localhost".into(),
+            port: 9,
+            path: "/".into(),
+        };
+        let refused = resolve(&target, false).await.unwrap_err();
+        assert!(refused.starts_with("refused"), "{refused}");
+        assert!(resolve(&target, true).await.is_ok());
+    }
+
+    #[test]
+    fn localhost_with_a_trailing_dot_is_refused_at_submit() {
+        let config = Config::default();
+        assert!(check_url("https://LOCALHOST./hook", &config).is_err());
     }
 
     #[test]
