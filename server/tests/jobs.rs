@@ -28,6 +28,7 @@ async fn get(clients: &mut Clients, id: &str) -> Result<v1::GetExecutionResponse
         .exec
         .get_execution(v1::GetExecutionRequest {
             execution_id: id.into(),
+            page_token: String::new(),
         })
         .await
         .map(|r| r.into_inner())
@@ -80,6 +81,44 @@ async fn submit_then_get_returns_the_result(db: Db) {
     assert_eq!(done.stdout, b"detached input");
     assert_eq!(done.execution.unwrap().execution_id, id);
     assert_eq!(done.attempt_execution_ids.len(), 1);
+}
+
+async fn get_pages_a_large_output(db: Db) {
+    let server = TestServer::start_with(db, |_| {}).await;
+    let key = server.create_key("big@example.com", "pro", false).await;
+    let mut clients = clients(&server, Some(&key)).await;
+    let input: Vec<u8> = (0..9u32 << 20).map(|i| (i % 251) as u8).collect();
+    let run = v1::RunRequest {
+        stdin: input.clone(),
+        ..run_bytes(guest("echo"))
+    };
+    let id = submit(&mut clients, run).await;
+    wait_ended(&mut clients, &id).await;
+    let (mut stdout, mut pages, mut token) = (Vec::new(), 0, String::new());
+    loop {
+        let page = clients
+            .exec
+            .get_execution(v1::GetExecutionRequest {
+                execution_id: id.clone(),
+                page_token: token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        assert!(
+            page.stdout.len() <= 5 << 20,
+            "a page of {}",
+            page.stdout.len()
+        );
+        stdout.extend_from_slice(&page.stdout);
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert!(pages >= 3, "{pages} pages");
+    assert!(stdout == input, "the pages do not add up to the output");
 }
 
 async fn collected_files_come_back_whole(db: Db) {
@@ -391,6 +430,7 @@ async fn a_batch_without_cases_is_refused(db: Db) {
 }
 
 on_both_databases!(
+    get_pages_a_large_output,
     a_submitted_batch_runs_each_case_as_an_execution,
     a_batch_without_cases_is_refused,
     submit_then_get_returns_the_result,

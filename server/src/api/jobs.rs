@@ -27,6 +27,8 @@ pub const MAX_PAGE: u32 = 500;
 pub const DEFAULT_PAGE: u32 = 50;
 /// How often a watcher looks for new events of a running job.
 const WATCH_POLL: Duration = Duration::from_millis(50);
+/// Output bytes per `GetExecution` page (about: one event may pass it).
+const PAGE_BYTES: usize = 4 << 20;
 /// Events read per query.
 const EVENTS_PER_READ: i64 = 256;
 
@@ -299,18 +301,27 @@ pub async fn submit_batch(
     }))
 }
 
-/// Every stored event of a job, in order.
-async fn all_events(state: &AppState, id: &str) -> Result<Vec<v1::ExecuteEvent>, ApiError> {
+/// A page of a job's stored events after `after`, about [`PAGE_BYTES`]
+/// of output, and the token of the next page when there is one.
+async fn events_page(
+    state: &AppState,
+    id: &str,
+    mut after: i64,
+) -> Result<(Vec<v1::ExecuteEvent>, String), ApiError> {
     let mut events = Vec::new();
-    let mut after = 0;
+    let mut bytes = 0;
     loop {
         let page = state.store.job_events(id, after, EVENTS_PER_READ).await?;
-        let Some((last, _)) = page.last() else {
-            return Ok(events);
-        };
-        after = *last;
-        for (_, bytes) in page {
-            events.push(decode_event(&bytes)?);
+        if page.is_empty() {
+            return Ok((events, String::new()));
+        }
+        for (seq, data) in page {
+            if bytes >= PAGE_BYTES {
+                return Ok((events, after.to_string()));
+            }
+            bytes += data.len();
+            after = seq;
+            events.push(decode_event(&data)?);
         }
     }
 }
@@ -326,7 +337,16 @@ pub async fn get(
     request: Request<v1::GetExecutionRequest>,
 ) -> Result<Response<v1::GetExecutionResponse>, Status> {
     let caller = state.caller(&request).await?;
-    let id = request.into_inner().execution_id;
+    let request = request.into_inner();
+    let id = request.execution_id;
+    let after: i64 = match request.page_token.as_str() {
+        "" => 0,
+        token => token
+            .parse()
+            .ok()
+            .filter(|n: &i64| *n >= 0)
+            .ok_or_else(|| ApiError::invalid("page_token", "not a token this server gave"))?,
+    };
     let job = owned(state, &caller, &id).await?;
     let mut response = v1::GetExecutionResponse {
         execution: Some(summary(&job)),
@@ -357,7 +377,9 @@ pub async fn get(
     }
     if job.state.is_terminal() {
         let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-        for event in all_events(state, &id).await? {
+        let (events, next) = events_page(state, &id, after).await?;
+        response.next_page_token = next;
+        for event in events {
             match event.event {
                 Some(Event::Stdout(data)) => response.stdout.extend_from_slice(&data),
                 Some(Event::Stderr(data)) => response.stderr.extend_from_slice(&data),
