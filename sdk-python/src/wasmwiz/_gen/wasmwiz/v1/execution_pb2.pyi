@@ -944,15 +944,19 @@ class GetExecutionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
+    page_token: _builtins.str
+    """From a previous response's `next_page_token`: the output after it."""
     def __init__(
         self,
         *,
         execution_id: _builtins.str = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1012,6 +1016,7 @@ class GetExecutionResponse(_message.Message):
     STDERR_FIELD_NUMBER: _builtins.int
     FILES_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     ATTEMPT_EXECUTION_IDS_FIELD_NUMBER: _builtins.int
     WEBHOOK_ATTEMPTS_FIELD_NUMBER: _builtins.int
     stdout: _builtins.bytes
@@ -1020,6 +1025,11 @@ class GetExecutionResponse(_message.Message):
     error: _builtins.str
     """Set when the execution ended without a result (its request was
     refused when a replica began it): the error, as gRPC would give it.
+    """
+    next_page_token: _builtins.str
+    """Set when more output follows: ask again with it as `page_token`. Each
+    page holds about 4 MiB of output; a file cut between pages continues,
+    under the same path, at the start of the next.
     """
     @_builtins.property
     def execution(self) -> Global___ExecutionSummary: ...
@@ -1050,12 +1060,13 @@ class GetExecutionResponse(_message.Message):
         stderr: _builtins.bytes = ...,
         files: _abc.Iterable[Global___FsEntry] | None = ...,
         error: _builtins.str = ...,
+        next_page_token: _builtins.str = ...,
         attempt_execution_ids: _abc.Iterable[_builtins.str] | None = ...,
         webhook_attempts: _abc.Iterable[Global___WebhookAttempt] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["execution", b"execution", "finished", b"finished"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_execution_ids", b"attempt_execution_ids", "error", b"error", "execution", b"execution", "files", b"files", "finished", b"finished", "stderr", b"stderr", "stdout", b"stdout", "webhook_attempts", b"webhook_attempts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_execution_ids", b"attempt_execution_ids", "error", b"error", "execution", b"execution", "files", b"files", "finished", b"finished", "next_page_token", b"next_page_token", "stderr", b"stderr", "stdout", b"stdout", "webhook_attempts", b"webhook_attempts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
