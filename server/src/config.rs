@@ -328,6 +328,59 @@ pub struct Config {
         required = false
     )]
     pub result_cache_lookups_per_minute: u32,
+    /// Milliseconds a replica's claim on a detached job lasts without a
+    /// heartbeat; a replica that dies mid-run loses its jobs after this.
+    #[arg(
+        id = "jobs_lease_ms",
+        long = "jobs-lease-ms",
+        env = "WASMWIZ_JOBS_LEASE_MS",
+        global = true,
+        required = false
+    )]
+    pub jobs_lease_ms: u64,
+    /// Seconds a detached execution's result and output are kept after it ends.
+    #[arg(
+        id = "jobs_retention_secs",
+        long = "jobs-retention-secs",
+        env = "WASMWIZ_JOBS_RETENTION_SECS",
+        global = true,
+        required = false
+    )]
+    pub jobs_retention_secs: u64,
+    /// Let webhooks reach private, loopback and link-local addresses (SSRF
+    /// guard off; for local receivers only).
+    #[arg(
+        id = "webhook_allow_private",
+        long = "webhook-allow-private",
+        env = "WASMWIZ_WEBHOOK_ALLOW_PRIVATE",
+        global = true,
+        required = false,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub webhook_allow_private: bool,
+    /// Let webhook URLs use plain http:// (otherwise https:// only).
+    #[arg(
+        id = "webhook_allow_http",
+        long = "webhook-allow-http",
+        env = "WASMWIZ_WEBHOOK_ALLOW_HTTP",
+        global = true,
+        required = false,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub webhook_allow_http: bool,
+    /// Seconds a failing webhook is retried (exponential backoff from 1 s).
+    #[arg(
+        id = "webhook_retry_secs",
+        long = "webhook-retry-secs",
+        env = "WASMWIZ_WEBHOOK_RETRY_SECS",
+        global = true,
+        required = false
+    )]
+    pub webhook_retry_secs: u64,
     /// The engine's identity in inputs digests and receipts; always this
     /// build's (tests replace it to see an engine change).
     #[arg(skip)]
@@ -580,6 +633,11 @@ impl Default for Config {
             result_cache_ttl_secs: 7 * 86_400,
             result_cache_memory_mib: 128,
             result_cache_lookups_per_minute: 6_000,
+            jobs_lease_ms: 10_000,
+            jobs_retention_secs: 7 * 86_400,
+            webhook_allow_private: false,
+            webhook_allow_http: false,
+            webhook_retry_secs: 3600,
             sandbox: SandboxSettings::default(),
             tiers: default_tiers(),
         }

@@ -30,6 +30,7 @@ pub mod config;
 pub mod config_reference;
 pub mod engine;
 pub mod exec;
+pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod receipts;

@@ -454,9 +454,14 @@ impl Background {
     fn start(state: &Arc<AppState>, store: &Store) -> Self {
         let mut tasks = JoinSet::new();
         tasks.spawn(housekeeping(state.clone()));
-        for task in [store.spawn_checkpointer(), state.limits.spawn_heartbeat()]
-            .into_iter()
-            .flatten()
+        let jobs = Some(crate::jobs::worker::spawn(state.clone()));
+        for task in [
+            store.spawn_checkpointer(),
+            state.limits.spawn_heartbeat(),
+            jobs,
+        ]
+        .into_iter()
+        .flatten()
         {
             // Dropping the guard (when the set aborts it) aborts the task.
             let task = AbortOnDropHandle::new(task);

@@ -136,6 +136,20 @@ pub async fn usage(
 
 #[tonic::async_trait]
 impl AccountService for AccountApi {
+    async fn rotate_webhook_secret(
+        &self,
+        request: Request<v1::RotateWebhookSecretRequest>,
+    ) -> Result<Response<v1::RotateWebhookSecretResponse>, Status> {
+        let caller = self.state.caller(&request).await?;
+        let secret = format!("whsec_{}", hex::encode(rand::random::<[u8; 32]>()));
+        self.state
+            .store
+            .webhook_secret_set(&caller.user_id, &secret, crate::store::now_ms())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(v1::RotateWebhookSecretResponse { secret }))
+    }
+
     async fn who_am_i(
         &self,
         request: Request<v1::WhoAmIRequest>,

@@ -71,7 +71,7 @@ fn finished_proto(
     }
 }
 
-fn event_proto(event: ExecEvent) -> v1::ExecuteEvent {
+pub(crate) fn event_proto(event: ExecEvent) -> v1::ExecuteEvent {
     let event = match event {
         ExecEvent::Stdout(data) => Event::Stdout(data),
         ExecEvent::Stderr(data) => Event::Stderr(data),
@@ -119,7 +119,18 @@ fn case_proto(mut case: CaseResult) -> Vec<v1::BatchEvent> {
 /// `started` (the admission row is durable by then), output as produced,
 /// then `finished` once the final row is.
 fn respond(execution: Execution) -> Response<EventStream> {
-    let started = v1::ExecuteEvent {
+    let started = started_proto(&execution);
+    let headers = execution.headers;
+    let events = execution.events().map(|event| event.map(event_proto));
+    with_headers(
+        Box::pin(stream::once(async { Ok(started) }).chain(events)),
+        headers,
+    )
+}
+
+/// The `started` event of an execution.
+pub(crate) fn started_proto(execution: &Execution) -> v1::ExecuteEvent {
+    v1::ExecuteEvent {
         event: Some(Event::Started(v1::Started {
             module_sha256: execution.module_sha256.clone(),
             cache_hit: execution.cache_hit,
@@ -128,13 +139,7 @@ fn respond(execution: Execution) -> Response<EventStream> {
             result_cache_hit: execution.cached_from.is_some(),
             cached_from: execution.cached_from.clone().unwrap_or_default(),
         })),
-    };
-    let headers = execution.headers;
-    let events = execution.events().map(|event| event.map(event_proto));
-    with_headers(
-        Box::pin(stream::once(async { Ok(started) }).chain(events)),
-        headers,
-    )
+    }
 }
 
 fn with_headers<T>(body: T, headers: Option<RateHeaders>) -> Response<T> {
@@ -150,6 +155,49 @@ impl ExecutionService for ExecutionApi {
     type ExecuteStream = EventStream;
     type RunStream = EventStream;
     type RunBatchStream = BatchStream;
+    type WatchExecutionStream = EventStream;
+
+    async fn submit_execution(
+        &self,
+        request: Request<v1::SubmitExecutionRequest>,
+    ) -> Result<Response<v1::SubmitExecutionResponse>, Status> {
+        super::jobs::submit(&self.state, request).await
+    }
+
+    async fn get_execution(
+        &self,
+        request: Request<v1::GetExecutionRequest>,
+    ) -> Result<Response<v1::GetExecutionResponse>, Status> {
+        super::jobs::get(&self.state, request).await
+    }
+
+    async fn watch_execution(
+        &self,
+        request: Request<v1::WatchExecutionRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        super::jobs::watch(&self.state, request).await
+    }
+
+    async fn cancel_execution(
+        &self,
+        request: Request<v1::CancelExecutionRequest>,
+    ) -> Result<Response<v1::CancelExecutionResponse>, Status> {
+        super::jobs::cancel(&self.state, request).await
+    }
+
+    async fn submit_batch(
+        &self,
+        request: Request<v1::SubmitBatchRequest>,
+    ) -> Result<Response<v1::SubmitBatchResponse>, Status> {
+        super::jobs::submit_batch(&self.state, request).await
+    }
+
+    async fn list_executions(
+        &self,
+        request: Request<v1::ListExecutionsRequest>,
+    ) -> Result<Response<v1::ListExecutionsResponse>, Status> {
+        super::jobs::list(&self.state, request).await
+    }
 
     async fn run(&self, request: Request<v1::RunRequest>) -> Result<Response<EventStream>, Status> {
         let caller = self.state.caller(&request).await?;

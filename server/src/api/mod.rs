@@ -6,6 +6,7 @@ pub mod admin;
 pub mod convert;
 pub mod errors;
 pub mod execution;
+pub mod jobs;
 pub mod modules;
 pub mod server_info;
 pub mod upload;

@@ -7,6 +7,7 @@
 //! `migrations/`. SQLite (one file in the data dir, WAL mode) is the
 //! embedded default; `postgres://` URLs select PostgreSQL.
 
+pub mod jobs;
 mod modules;
 pub mod result_cache;
 mod usage;

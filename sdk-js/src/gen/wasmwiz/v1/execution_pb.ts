@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wasmwiz/v1/execution.proto.
  */
 export const file_wasmwiz_v1_execution: GenFile = /*@__PURE__*/
-  fileDesc("Chp3YXNtd2l6L3YxL2V4ZWN1dGlvbi5wcm90bxIKd2FzbXdpei52MSKFAQoGTGltaXRzEgwKBGZ1ZWwYASABKAQSFAoMbWVtb3J5X2J5dGVzGAIgASgEEhIKCnRpbWVvdXRfbXMYAyABKAQSGAoQbWF4X291dHB1dF9ieXRlcxgEIAEoBBIQCghmc19ieXRlcxgFIAEoBBIXCg9pZGxlX3RpbWVvdXRfbXMYBiABKAQiVwoHRnNFbnRyeRIMCgRwYXRoGAEgASgJEg4KBGZpbGUYAiABKAxIABITCglkaXJlY3RvcnkYAyABKAhIABIRCgdzeW1saW5rGAQgASgJSABCBgoEa2luZCJDCgpGaWxlc3lzdGVtEiQKB2VudHJpZXMYASADKAsyEy53YXNtd2l6LnYxLkZzRW50cnkSDwoHY29sbGVjdBgCIAMoCSLAAwoKUnVuUmVxdWVzdBIQCgZtb2R1bGUYASABKAxIABIXCg1tb2R1bGVfc2hhMjU2GAIgASgJSAASDQoFc3RkaW4YAyABKAwSDAoEYXJncxgEIAMoCRIUCgxwcm9ncmFtX25hbWUYBSABKAkSLAoDZW52GAYgAygLMh8ud2FzbXdpei52MS5SdW5SZXF1ZXN0LkVudkVudHJ5EiIKBmxpbWl0cxgHIAEoCzISLndhc213aXoudjEuTGltaXRzEhMKC3JhbmRvbV9zZWVkGAggASgEEhwKD2V4cGVjdGVkX3N0ZG91dBgJIAEoDEgBiAEBEhMKC2tlZXBfbW9kdWxlGAogASgIEiIKAmZzGAsgASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtEg8KB3JlY2VpcHQYDCABKAgSJgoFY2FjaGUYDSABKA4yFy53YXNtd2l6LnYxLkNhY2hlUG9saWN5EhMKC2ludGVyYWN0aXZlGA4gASgIGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlQhIKEF9leHBlY3RlZF9zdGRvdXQiRAoRV3JpdGVTdGRpblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJEgwKBGRhdGEYAiABKAwSCwoDZW9mGAMgASgIIhQKEldyaXRlU3RkaW5SZXNwb25zZSLfAwoMRXhlY3V0ZVN0YXJ0EhUKC21vZHVsZV9zaXplGAEgASgESAASFwoNbW9kdWxlX3NoYTI1NhgCIAEoCUgAEg0KBXN0ZGluGAMgASgMEgwKBGFyZ3MYBCADKAkSFAoMcHJvZ3JhbV9uYW1lGAUgASgJEi4KA2VudhgGIAMoCzIhLndhc213aXoudjEuRXhlY3V0ZVN0YXJ0LkVudkVudHJ5EiIKBmxpbWl0cxgHIAEoCzISLndhc213aXoudjEuTGltaXRzEhMKC3JhbmRvbV9zZWVkGAggASgEEhwKD2V4cGVjdGVkX3N0ZG91dBgJIAEoDEgBiAEBEhQKDHN0cmVhbV9zdGRpbhgKIAEoCBITCgtrZWVwX21vZHVsZRgLIAEoCBIiCgJmcxgMIAEoCzIWLndhc213aXoudjEuRmlsZXN5c3RlbRIPCgdyZWNlaXB0GA0gASgIEiYKBWNhY2hlGA4gASgOMhcud2FzbXdpei52MS5DYWNoZVBvbGljeRITCgtpbnRlcmFjdGl2ZRgPIAEoCBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZUISChBfZXhwZWN0ZWRfc3Rkb3V0IsEBCg5FeGVjdXRlUmVxdWVzdBIpCgVzdGFydBgBIAEoCzIYLndhc213aXoudjEuRXhlY3V0ZVN0YXJ0SAASFgoMbW9kdWxlX2NodW5rGAIgASgMSAASFQoLc3RkaW5fY2h1bmsYAyABKAxIABITCglzdGRpbl9lb2YYBCABKAhIABInCghmc19jaHVuaxgFIAEoCzITLndhc213aXoudjEuRnNFbnRyeUgAEhAKBmZzX2VvZhgGIAEoCEgAQgUKA21zZyKyAQoMRXhlY3V0ZUV2ZW50EiYKB3N0YXJ0ZWQYASABKAsyEy53YXNtd2l6LnYxLlN0YXJ0ZWRIABIQCgZzdGRvdXQYAiABKAxIABIQCgZzdGRlcnIYAyABKAxIABIoCghmaW5pc2hlZBgEIAEoCzIULndhc213aXoudjEuRmluaXNoZWRIABIjCgRmaWxlGAUgASgLMhMud2FzbXdpei52MS5Gc0VudHJ5SABCBwoFZXZlbnQinAEKB1N0YXJ0ZWQSFQoNbW9kdWxlX3NoYTI1NhgBIAEoCRIRCgljYWNoZV9oaXQYAiABKAgSIgoGbGltaXRzGAMgASgLMhIud2FzbXdpei52MS5MaW1pdHMSFAoMZXhlY3V0aW9uX2lkGAQgASgJEhgKEHJlc3VsdF9jYWNoZV9oaXQYBSABKAgSEwoLY2FjaGVkX2Zyb20YBiABKAkiwAIKCEZpbmlzaGVkEiQKB291dGNvbWUYASABKA4yEy53YXNtd2l6LnYxLk91dGNvbWUSEQoJZXhpdF9jb2RlGAIgASgFEhEKCXRyYXBfa2luZBgDIAEoCRIPCgdtZXNzYWdlGAQgASgJEhUKDWZ1ZWxfY29uc3VtZWQYBSABKAQSEwoLZHVyYXRpb25fdXMYBiABKAQSGQoRbWVtb3J5X3BlYWtfYnl0ZXMYByABKAQSFAoMc3Rkb3V0X2J5dGVzGAggASgEEhQKDHN0ZGVycl9ieXRlcxgJIAEoBBIYChBvdXRwdXRfdHJ1bmNhdGVkGAogASgIEiQKB3ZlcmRpY3QYCyABKA4yEy53YXNtd2l6LnYxLlZlcmRpY3QSJAoHcmVjZWlwdBgMIAEoCzITLndhc213aXoudjEuUmVjZWlwdCKMAQoJQmF0Y2hDYXNlEg0KBXN0ZGluGAEgASgMEgwKBGFyZ3MYAiADKAkSHAoPZXhwZWN0ZWRfc3Rkb3V0GAMgASgMSACIAQESDAoEbmFtZRgEIAEoCRIiCgJmcxgFIAEoCzIWLndhc213aXoudjEuRmlsZXN5c3RlbUISChBfZXhwZWN0ZWRfc3Rkb3V0IvcCCg9SdW5CYXRjaFJlcXVlc3QSEAoGbW9kdWxlGAEgASgMSAASFwoNbW9kdWxlX3NoYTI1NhgCIAEoCUgAEiQKBWNhc2VzGAMgAygLMhUud2FzbXdpei52MS5CYXRjaENhc2USIgoGbGltaXRzGAQgASgLMhIud2FzbXdpei52MS5MaW1pdHMSFAoMcHJvZ3JhbV9uYW1lGAUgASgJEjEKA2VudhgGIAMoCzIkLndhc213aXoudjEuUnVuQmF0Y2hSZXF1ZXN0LkVudkVudHJ5EhMKC3JhbmRvbV9zZWVkGAcgASgEEiIKAmZzGAggASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtEg8KB3JlY2VpcHQYCSABKAgSJgoFY2FjaGUYCiABKA4yFy53YXNtd2l6LnYxLkNhY2hlUG9saWN5GioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlIvUBCgpCYXRjaEV2ZW50EhIKCmNhc2VfaW5kZXgYASABKA0SJgoIZmluaXNoZWQYAiABKAsyFC53YXNtd2l6LnYxLkZpbmlzaGVkEg4KBnN0ZG91dBgDIAEoDBIOCgZzdGRlcnIYBCABKAwSDAoEbmFtZRgFIAEoCRIUCgxleGVjdXRpb25faWQYBiABKAkSFQoNbW9kdWxlX3NoYTI1NhgHIAEoCRIhCgRmaWxlGAggASgLMhMud2FzbXdpei52MS5Gc0VudHJ5EhgKEHJlc3VsdF9jYWNoZV9oaXQYCSABKAgSEwoLY2FjaGVkX2Zyb20YCiABKAkq3AEKB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhMKD09VVENPTUVfU1VDQ0VTUxABEhgKFE9VVENPTUVfRVhJVF9OT05aRVJPEAISEAoMT1VUQ09NRV9UUkFQEAMSFwoTT1VUQ09NRV9PVVRfT0ZfRlVFTBAEEhMKD09VVENPTUVfVElNRU9VVBAFEhgKFE9VVENPTUVfTUVNT1JZX0xJTUlUEAYSGAoUT1VUQ09NRV9PVVRQVVRfTElNSVQQBxIVChFPVVRDT01FX0NBTkNFTExFRBAIKlIKB1ZlcmRpY3QSFwoTVkVSRElDVF9VTlNQRUNJRklFRBAAEhQKEFZFUkRJQ1RfQUNDRVBURUQQARIYChRWRVJESUNUX1dST05HX0FOU1dFUhACMqICChBFeGVjdXRpb25TZXJ2aWNlEkMKB0V4ZWN1dGUSGi53YXNtd2l6LnYxLkV4ZWN1dGVSZXF1ZXN0Ghgud2FzbXdpei52MS5FeGVjdXRlRXZlbnQoATABEjkKA1J1bhIWLndhc213aXoudjEuUnVuUmVxdWVzdBoYLndhc213aXoudjEuRXhlY3V0ZUV2ZW50MAESQQoIUnVuQmF0Y2gSGy53YXNtd2l6LnYxLlJ1bkJhdGNoUmVxdWVzdBoWLndhc213aXoudjEuQmF0Y2hFdmVudDABEksKCldyaXRlU3RkaW4SHS53YXNtd2l6LnYxLldyaXRlU3RkaW5SZXF1ZXN0Gh4ud2FzbXdpei52MS5Xcml0ZVN0ZGluUmVzcG9uc2ViBnByb3RvMw", [file_wasmwiz_v1_receipt]);
+  fileDesc("Chp3YXNtd2l6L3YxL2V4ZWN1dGlvbi5wcm90bxIKd2FzbXdpei52MSKFAQoGTGltaXRzEgwKBGZ1ZWwYASABKAQSFAoMbWVtb3J5X2J5dGVzGAIgASgEEhIKCnRpbWVvdXRfbXMYAyABKAQSGAoQbWF4X291dHB1dF9ieXRlcxgEIAEoBBIQCghmc19ieXRlcxgFIAEoBBIXCg9pZGxlX3RpbWVvdXRfbXMYBiABKAQiVwoHRnNFbnRyeRIMCgRwYXRoGAEgASgJEg4KBGZpbGUYAiABKAxIABITCglkaXJlY3RvcnkYAyABKAhIABIRCgdzeW1saW5rGAQgASgJSABCBgoEa2luZCJDCgpGaWxlc3lzdGVtEiQKB2VudHJpZXMYASADKAsyEy53YXNtd2l6LnYxLkZzRW50cnkSDwoHY29sbGVjdBgCIAMoCSLAAwoKUnVuUmVxdWVzdBIQCgZtb2R1bGUYASABKAxIABIXCg1tb2R1bGVfc2hhMjU2GAIgASgJSAASDQoFc3RkaW4YAyABKAwSDAoEYXJncxgEIAMoCRIUCgxwcm9ncmFtX25hbWUYBSABKAkSLAoDZW52GAYgAygLMh8ud2FzbXdpei52MS5SdW5SZXF1ZXN0LkVudkVudHJ5EiIKBmxpbWl0cxgHIAEoCzISLndhc213aXoudjEuTGltaXRzEhMKC3JhbmRvbV9zZWVkGAggASgEEhwKD2V4cGVjdGVkX3N0ZG91dBgJIAEoDEgBiAEBEhMKC2tlZXBfbW9kdWxlGAogASgIEiIKAmZzGAsgASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtEg8KB3JlY2VpcHQYDCABKAgSJgoFY2FjaGUYDSABKA4yFy53YXNtd2l6LnYxLkNhY2hlUG9saWN5EhMKC2ludGVyYWN0aXZlGA4gASgIGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlQhIKEF9leHBlY3RlZF9zdGRvdXQiRAoRV3JpdGVTdGRpblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJEgwKBGRhdGEYAiABKAwSCwoDZW9mGAMgASgIIhQKEldyaXRlU3RkaW5SZXNwb25zZSLfAwoMRXhlY3V0ZVN0YXJ0EhUKC21vZHVsZV9zaXplGAEgASgESAASFwoNbW9kdWxlX3NoYTI1NhgCIAEoCUgAEg0KBXN0ZGluGAMgASgMEgwKBGFyZ3MYBCADKAkSFAoMcHJvZ3JhbV9uYW1lGAUgASgJEi4KA2VudhgGIAMoCzIhLndhc213aXoudjEuRXhlY3V0ZVN0YXJ0LkVudkVudHJ5EiIKBmxpbWl0cxgHIAEoCzISLndhc213aXoudjEuTGltaXRzEhMKC3JhbmRvbV9zZWVkGAggASgEEhwKD2V4cGVjdGVkX3N0ZG91dBgJIAEoDEgBiAEBEhQKDHN0cmVhbV9zdGRpbhgKIAEoCBITCgtrZWVwX21vZHVsZRgLIAEoCBIiCgJmcxgMIAEoCzIWLndhc213aXoudjEuRmlsZXN5c3RlbRIPCgdyZWNlaXB0GA0gASgIEiYKBWNhY2hlGA4gASgOMhcud2FzbXdpei52MS5DYWNoZVBvbGljeRITCgtpbnRlcmFjdGl2ZRgPIAEoCBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZUISChBfZXhwZWN0ZWRfc3Rkb3V0IsEBCg5FeGVjdXRlUmVxdWVzdBIpCgVzdGFydBgBIAEoCzIYLndhc213aXoudjEuRXhlY3V0ZVN0YXJ0SAASFgoMbW9kdWxlX2NodW5rGAIgASgMSAASFQoLc3RkaW5fY2h1bmsYAyABKAxIABITCglzdGRpbl9lb2YYBCABKAhIABInCghmc19jaHVuaxgFIAEoCzITLndhc213aXoudjEuRnNFbnRyeUgAEhAKBmZzX2VvZhgGIAEoCEgAQgUKA21zZyKyAQoMRXhlY3V0ZUV2ZW50EiYKB3N0YXJ0ZWQYASABKAsyEy53YXNtd2l6LnYxLlN0YXJ0ZWRIABIQCgZzdGRvdXQYAiABKAxIABIQCgZzdGRlcnIYAyABKAxIABIoCghmaW5pc2hlZBgEIAEoCzIULndhc213aXoudjEuRmluaXNoZWRIABIjCgRmaWxlGAUgASgLMhMud2FzbXdpei52MS5Gc0VudHJ5SABCBwoFZXZlbnQinAEKB1N0YXJ0ZWQSFQoNbW9kdWxlX3NoYTI1NhgBIAEoCRIRCgljYWNoZV9oaXQYAiABKAgSIgoGbGltaXRzGAMgASgLMhIud2FzbXdpei52MS5MaW1pdHMSFAoMZXhlY3V0aW9uX2lkGAQgASgJEhgKEHJlc3VsdF9jYWNoZV9oaXQYBSABKAgSEwoLY2FjaGVkX2Zyb20YBiABKAkiwAIKCEZpbmlzaGVkEiQKB291dGNvbWUYASABKA4yEy53YXNtd2l6LnYxLk91dGNvbWUSEQoJZXhpdF9jb2RlGAIgASgFEhEKCXRyYXBfa2luZBgDIAEoCRIPCgdtZXNzYWdlGAQgASgJEhUKDWZ1ZWxfY29uc3VtZWQYBSABKAQSEwoLZHVyYXRpb25fdXMYBiABKAQSGQoRbWVtb3J5X3BlYWtfYnl0ZXMYByABKAQSFAoMc3Rkb3V0X2J5dGVzGAggASgEEhQKDHN0ZGVycl9ieXRlcxgJIAEoBBIYChBvdXRwdXRfdHJ1bmNhdGVkGAogASgIEiQKB3ZlcmRpY3QYCyABKA4yEy53YXNtd2l6LnYxLlZlcmRpY3QSJAoHcmVjZWlwdBgMIAEoCzITLndhc213aXoudjEuUmVjZWlwdCKMAQoJQmF0Y2hDYXNlEg0KBXN0ZGluGAEgASgMEgwKBGFyZ3MYAiADKAkSHAoPZXhwZWN0ZWRfc3Rkb3V0GAMgASgMSACIAQESDAoEbmFtZRgEIAEoCRIiCgJmcxgFIAEoCzIWLndhc213aXoudjEuRmlsZXN5c3RlbUISChBfZXhwZWN0ZWRfc3Rkb3V0IvcCCg9SdW5CYXRjaFJlcXVlc3QSEAoGbW9kdWxlGAEgASgMSAASFwoNbW9kdWxlX3NoYTI1NhgCIAEoCUgAEiQKBWNhc2VzGAMgAygLMhUud2FzbXdpei52MS5CYXRjaENhc2USIgoGbGltaXRzGAQgASgLMhIud2FzbXdpei52MS5MaW1pdHMSFAoMcHJvZ3JhbV9uYW1lGAUgASgJEjEKA2VudhgGIAMoCzIkLndhc213aXoudjEuUnVuQmF0Y2hSZXF1ZXN0LkVudkVudHJ5EhMKC3JhbmRvbV9zZWVkGAcgASgEEiIKAmZzGAggASgLMhYud2FzbXdpei52MS5GaWxlc3lzdGVtEg8KB3JlY2VpcHQYCSABKAgSJgoFY2FjaGUYCiABKA4yFy53YXNtd2l6LnYxLkNhY2hlUG9saWN5GioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlIvUBCgpCYXRjaEV2ZW50EhIKCmNhc2VfaW5kZXgYASABKA0SJgoIZmluaXNoZWQYAiABKAsyFC53YXNtd2l6LnYxLkZpbmlzaGVkEg4KBnN0ZG91dBgDIAEoDBIOCgZzdGRlcnIYBCABKAwSDAoEbmFtZRgFIAEoCRIUCgxleGVjdXRpb25faWQYBiABKAkSFQoNbW9kdWxlX3NoYTI1NhgHIAEoCRIhCgRmaWxlGAggASgLMhMud2FzbXdpei52MS5Gc0VudHJ5EhgKEHJlc3VsdF9jYWNoZV9oaXQYCSABKAgSEwoLY2FjaGVkX2Zyb20YCiABKAkiUgoWU3VibWl0RXhlY3V0aW9uUmVxdWVzdBIjCgNydW4YASABKAsyFi53YXNtd2l6LnYxLlJ1blJlcXVlc3QSEwoLd2ViaG9va191cmwYAiABKAkiLwoXU3VibWl0RXhlY3V0aW9uUmVzcG9uc2USFAoMZXhlY3V0aW9uX2lkGAEgASgJIj8KE0dldEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJEhIKCnBhZ2VfdG9rZW4YAiABKAki0AEKEEV4ZWN1dGlvblN1bW1hcnkSFAoMZXhlY3V0aW9uX2lkGAEgASgJEikKBXN0YXRlGAIgASgOMhoud2FzbXdpei52MS5FeGVjdXRpb25TdGF0ZRIVCg1tb2R1bGVfc2hhMjU2GAMgASgJEhUKDWNyZWF0ZWRfYXRfbXMYBCABKAMSFQoNdXBkYXRlZF9hdF9tcxgFIAEoAxIQCghhdHRlbXB0cxgGIAEoDRIkCgdvdXRjb21lGAcgASgOMhMud2FzbXdpei52MS5PdXRjb21lIrACChRHZXRFeGVjdXRpb25SZXNwb25zZRIvCglleGVjdXRpb24YASABKAsyHC53YXNtd2l6LnYxLkV4ZWN1dGlvblN1bW1hcnkSJgoIZmluaXNoZWQYAiABKAsyFC53YXNtd2l6LnYxLkZpbmlzaGVkEg4KBnN0ZG91dBgDIAEoDBIOCgZzdGRlcnIYBCABKAwSIgoFZmlsZXMYBSADKAsyEy53YXNtd2l6LnYxLkZzRW50cnkSDQoFZXJyb3IYBiABKAkSFwoPbmV4dF9wYWdlX3Rva2VuGAkgASgJEh0KFWF0dGVtcHRfZXhlY3V0aW9uX2lkcxgHIAMoCRI0ChB3ZWJob29rX2F0dGVtcHRzGAggAygLMhoud2FzbXdpei52MS5XZWJob29rQXR0ZW1wdCJDCg5XZWJob29rQXR0ZW1wdBINCgVhdF9tcxgBIAEoAxITCgtodHRwX3N0YXR1cxgCIAEoDRINCgVlcnJvchgDIAEoCSItChVXYXRjaEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJIi4KFkNhbmNlbEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJIkQKF0NhbmNlbEV4ZWN1dGlvblJlc3BvbnNlEikKBXN0YXRlGAEgASgOMhoud2FzbXdpei52MS5FeGVjdXRpb25TdGF0ZSJpChVMaXN0RXhlY3V0aW9uc1JlcXVlc3QSKQoFc3RhdGUYASABKA4yGi53YXNtd2l6LnYxLkV4ZWN1dGlvblN0YXRlEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJImMKFkxpc3RFeGVjdXRpb25zUmVzcG9uc2USMAoKZXhlY3V0aW9ucxgBIAMoCzIcLndhc213aXoudjEuRXhlY3V0aW9uU3VtbWFyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVQoSU3VibWl0QmF0Y2hSZXF1ZXN0EioKBWJhdGNoGAEgASgLMhsud2FzbXdpei52MS5SdW5CYXRjaFJlcXVlc3QSEwoLd2ViaG9va191cmwYAiABKAkiPgoTU3VibWl0QmF0Y2hSZXNwb25zZRIQCghiYXRjaF9pZBgBIAEoCRIVCg1leGVjdXRpb25faWRzGAIgAygJKtwBCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABITCg9PVVRDT01FX1NVQ0NFU1MQARIYChRPVVRDT01FX0VYSVRfTk9OWkVSTxACEhAKDE9VVENPTUVfVFJBUBADEhcKE09VVENPTUVfT1VUX09GX0ZVRUwQBBITCg9PVVRDT01FX1RJTUVPVVQQBRIYChRPVVRDT01FX01FTU9SWV9MSU1JVBAGEhgKFE9VVENPTUVfT1VUUFVUX0xJTUlUEAcSFQoRT1VUQ09NRV9DQU5DRUxMRUQQCCpSCgdWZXJkaWN0EhcKE1ZFUkRJQ1RfVU5TUEVDSUZJRUQQABIUChBWRVJESUNUX0FDQ0VQVEVEEAESGAoUVkVSRElDVF9XUk9OR19BTlNXRVIQAiqnAQoORXhlY3V0aW9uU3RhdGUSHwobRVhFQ1VUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWRVhFQ1VUSU9OX1NUQVRFX1FVRVVFRBABEhsKF0VYRUNVVElPTl9TVEFURV9SVU5OSU5HEAISHAoYRVhFQ1VUSU9OX1NUQVRFX0ZJTklTSEVEEAMSHQoZRVhFQ1VUSU9OX1NUQVRFX0NBTkNFTExFRBAEMqcGChBFeGVjdXRpb25TZXJ2aWNlEkMKB0V4ZWN1dGUSGi53YXNtd2l6LnYxLkV4ZWN1dGVSZXF1ZXN0Ghgud2FzbXdpei52MS5FeGVjdXRlRXZlbnQoATABEjkKA1J1bhIWLndhc213aXoudjEuUnVuUmVxdWVzdBoYLndhc213aXoudjEuRXhlY3V0ZUV2ZW50MAESQQoIUnVuQmF0Y2gSGy53YXNtd2l6LnYxLlJ1bkJhdGNoUmVxdWVzdBoWLndhc213aXoudjEuQmF0Y2hFdmVudDABEksKCldyaXRlU3RkaW4SHS53YXNtd2l6LnYxLldyaXRlU3RkaW5SZXF1ZXN0Gh4ud2FzbXdpei52MS5Xcml0ZVN0ZGluUmVzcG9uc2USWgoPU3VibWl0RXhlY3V0aW9uEiIud2FzbXdpei52MS5TdWJtaXRFeGVjdXRpb25SZXF1ZXN0GiMud2FzbXdpei52MS5TdWJtaXRFeGVjdXRpb25SZXNwb25zZRJRCgxHZXRFeGVjdXRpb24SHy53YXNtd2l6LnYxLkdldEV4ZWN1dGlvblJlcXVlc3QaIC53YXNtd2l6LnYxLkdldEV4ZWN1dGlvblJlc3BvbnNlEk8KDldhdGNoRXhlY3V0aW9uEiEud2FzbXdpei52MS5XYXRjaEV4ZWN1dGlvblJlcXVlc3QaGC53YXNtd2l6LnYxLkV4ZWN1dGVFdmVudDABEloKD0NhbmNlbEV4ZWN1dGlvbhIiLndhc213aXoudjEuQ2FuY2VsRXhlY3V0aW9uUmVxdWVzdBojLndhc213aXoudjEuQ2FuY2VsRXhlY3V0aW9uUmVzcG9uc2USVwoOTGlzdEV4ZWN1dGlvbnMSIS53YXNtd2l6LnYxLkxpc3RFeGVjdXRpb25zUmVxdWVzdBoiLndhc213aXoudjEuTGlzdEV4ZWN1dGlvbnNSZXNwb25zZRJOCgtTdWJtaXRCYXRjaBIeLndhc213aXoudjEuU3VibWl0QmF0Y2hSZXF1ZXN0Gh8ud2FzbXdpei52MS5TdWJtaXRCYXRjaFJlc3BvbnNlYgZwcm90bzM", [file_wasmwiz_v1_receipt]);
 
 /**
  * Per-execution limits. In a request, 0 (or an absent `Limits`) means "the
@@ -991,6 +991,399 @@ export const BatchEventSchema: GenMessage<BatchEvent> = /*@__PURE__*/
   messageDesc(file_wasmwiz_v1_execution, 13);
 
 /**
+ * Queue `run` to run detached; answers once the module is accepted and the
+ * job is durably queued.
+ *
+ * @generated from message wasmwiz.v1.SubmitExecutionRequest
+ */
+export type SubmitExecutionRequest = Message<"wasmwiz.v1.SubmitExecutionRequest"> & {
+  /**
+   * @generated from field: wasmwiz.v1.RunRequest run = 1;
+   */
+  run?: RunRequest | undefined;
+
+  /**
+   * Optional: where the result is POSTed (signed) once finished.
+   *
+   * @generated from field: string webhook_url = 2;
+   */
+  webhookUrl: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.SubmitExecutionRequest.
+ * Use `create(SubmitExecutionRequestSchema)` to create a new message.
+ */
+export const SubmitExecutionRequestSchema: GenMessage<SubmitExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 14);
+
+/**
+ * @generated from message wasmwiz.v1.SubmitExecutionResponse
+ */
+export type SubmitExecutionResponse = Message<"wasmwiz.v1.SubmitExecutionResponse"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.SubmitExecutionResponse.
+ * Use `create(SubmitExecutionResponseSchema)` to create a new message.
+ */
+export const SubmitExecutionResponseSchema: GenMessage<SubmitExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 15);
+
+/**
+ * @generated from message wasmwiz.v1.GetExecutionRequest
+ */
+export type GetExecutionRequest = Message<"wasmwiz.v1.GetExecutionRequest"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+
+  /**
+   * From a previous response's `next_page_token`: the output after it.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.GetExecutionRequest.
+ * Use `create(GetExecutionRequestSchema)` to create a new message.
+ */
+export const GetExecutionRequestSchema: GenMessage<GetExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 16);
+
+/**
+ * One detached execution as listed.
+ *
+ * @generated from message wasmwiz.v1.ExecutionSummary
+ */
+export type ExecutionSummary = Message<"wasmwiz.v1.ExecutionSummary"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+
+  /**
+   * @generated from field: wasmwiz.v1.ExecutionState state = 2;
+   */
+  state: ExecutionState;
+
+  /**
+   * @generated from field: string module_sha256 = 3;
+   */
+  moduleSha256: string;
+
+  /**
+   * Unix milliseconds.
+   *
+   * @generated from field: int64 created_at_ms = 4;
+   */
+  createdAtMs: bigint;
+
+  /**
+   * @generated from field: int64 updated_at_ms = 5;
+   */
+  updatedAtMs: bigint;
+
+  /**
+   * How many times a replica began running it (more than 1: a replica
+   * died mid-run and the job was re-queued).
+   *
+   * @generated from field: uint32 attempts = 6;
+   */
+  attempts: number;
+
+  /**
+   * When finished: how it ended.
+   *
+   * @generated from field: wasmwiz.v1.Outcome outcome = 7;
+   */
+  outcome: Outcome;
+};
+
+/**
+ * Describes the message wasmwiz.v1.ExecutionSummary.
+ * Use `create(ExecutionSummarySchema)` to create a new message.
+ */
+export const ExecutionSummarySchema: GenMessage<ExecutionSummary> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 17);
+
+/**
+ * @generated from message wasmwiz.v1.GetExecutionResponse
+ */
+export type GetExecutionResponse = Message<"wasmwiz.v1.GetExecutionResponse"> & {
+  /**
+   * @generated from field: wasmwiz.v1.ExecutionSummary execution = 1;
+   */
+  execution?: ExecutionSummary | undefined;
+
+  /**
+   * When finished.
+   *
+   * @generated from field: wasmwiz.v1.Finished finished = 2;
+   */
+  finished?: Finished | undefined;
+
+  /**
+   * The guest's output (bounded by the tier's output limit).
+   *
+   * @generated from field: bytes stdout = 3;
+   */
+  stdout: Uint8Array;
+
+  /**
+   * @generated from field: bytes stderr = 4;
+   */
+  stderr: Uint8Array;
+
+  /**
+   * Collected files, whole.
+   *
+   * @generated from field: repeated wasmwiz.v1.FsEntry files = 5;
+   */
+  files: FsEntry[];
+
+  /**
+   * Set when the execution ended without a result (its request was
+   * refused when a replica began it): the error, as gRPC would give it.
+   *
+   * @generated from field: string error = 6;
+   */
+  error: string;
+
+  /**
+   * Set when more output follows: ask again with it as `page_token`. Each
+   * page holds about 4 MiB of output; a file cut between pages continues,
+   * under the same path, at the start of the next.
+   *
+   * @generated from field: string next_page_token = 9;
+   */
+  nextPageToken: string;
+
+  /**
+   * The usage record id of each attempt, in order (the last one is the
+   * run that produced the result).
+   *
+   * @generated from field: repeated string attempt_execution_ids = 7;
+   */
+  attemptExecutionIds: string[];
+
+  /**
+   * Every webhook delivery attempt so far, in order.
+   *
+   * @generated from field: repeated wasmwiz.v1.WebhookAttempt webhook_attempts = 8;
+   */
+  webhookAttempts: WebhookAttempt[];
+};
+
+/**
+ * Describes the message wasmwiz.v1.GetExecutionResponse.
+ * Use `create(GetExecutionResponseSchema)` to create a new message.
+ */
+export const GetExecutionResponseSchema: GenMessage<GetExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 18);
+
+/**
+ * One POST of a detached execution's webhook.
+ *
+ * @generated from message wasmwiz.v1.WebhookAttempt
+ */
+export type WebhookAttempt = Message<"wasmwiz.v1.WebhookAttempt"> & {
+  /**
+   * Unix milliseconds when it was sent.
+   *
+   * @generated from field: int64 at_ms = 1;
+   */
+  atMs: bigint;
+
+  /**
+   * The receiver's HTTP status; 0 when there was no answer.
+   *
+   * @generated from field: uint32 http_status = 2;
+   */
+  httpStatus: number;
+
+  /**
+   * Why it failed (refused address, timeout, ...); empty on a 2xx.
+   *
+   * @generated from field: string error = 3;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.WebhookAttempt.
+ * Use `create(WebhookAttemptSchema)` to create a new message.
+ */
+export const WebhookAttemptSchema: GenMessage<WebhookAttempt> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 19);
+
+/**
+ * @generated from message wasmwiz.v1.WatchExecutionRequest
+ */
+export type WatchExecutionRequest = Message<"wasmwiz.v1.WatchExecutionRequest"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.WatchExecutionRequest.
+ * Use `create(WatchExecutionRequestSchema)` to create a new message.
+ */
+export const WatchExecutionRequestSchema: GenMessage<WatchExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 20);
+
+/**
+ * @generated from message wasmwiz.v1.CancelExecutionRequest
+ */
+export type CancelExecutionRequest = Message<"wasmwiz.v1.CancelExecutionRequest"> & {
+  /**
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.CancelExecutionRequest.
+ * Use `create(CancelExecutionRequestSchema)` to create a new message.
+ */
+export const CancelExecutionRequestSchema: GenMessage<CancelExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 21);
+
+/**
+ * @generated from message wasmwiz.v1.CancelExecutionResponse
+ */
+export type CancelExecutionResponse = Message<"wasmwiz.v1.CancelExecutionResponse"> & {
+  /**
+   * The state after the request: CANCELLED, or FINISHED when it had
+   * already ended.
+   *
+   * @generated from field: wasmwiz.v1.ExecutionState state = 1;
+   */
+  state: ExecutionState;
+};
+
+/**
+ * Describes the message wasmwiz.v1.CancelExecutionResponse.
+ * Use `create(CancelExecutionResponseSchema)` to create a new message.
+ */
+export const CancelExecutionResponseSchema: GenMessage<CancelExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 22);
+
+/**
+ * @generated from message wasmwiz.v1.ListExecutionsRequest
+ */
+export type ListExecutionsRequest = Message<"wasmwiz.v1.ListExecutionsRequest"> & {
+  /**
+   * Only executions in this state; UNSPECIFIED: all.
+   *
+   * @generated from field: wasmwiz.v1.ExecutionState state = 1;
+   */
+  state: ExecutionState;
+
+  /**
+   * At most this many (default 50, at most 500).
+   *
+   * @generated from field: uint32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's `next_page_token`.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.ListExecutionsRequest.
+ * Use `create(ListExecutionsRequestSchema)` to create a new message.
+ */
+export const ListExecutionsRequestSchema: GenMessage<ListExecutionsRequest> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 23);
+
+/**
+ * @generated from message wasmwiz.v1.ListExecutionsResponse
+ */
+export type ListExecutionsResponse = Message<"wasmwiz.v1.ListExecutionsResponse"> & {
+  /**
+   * Newest first.
+   *
+   * @generated from field: repeated wasmwiz.v1.ExecutionSummary executions = 1;
+   */
+  executions: ExecutionSummary[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.ListExecutionsResponse.
+ * Use `create(ListExecutionsResponseSchema)` to create a new message.
+ */
+export const ListExecutionsResponseSchema: GenMessage<ListExecutionsResponse> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 24);
+
+/**
+ * @generated from message wasmwiz.v1.SubmitBatchRequest
+ */
+export type SubmitBatchRequest = Message<"wasmwiz.v1.SubmitBatchRequest"> & {
+  /**
+   * @generated from field: wasmwiz.v1.RunBatchRequest batch = 1;
+   */
+  batch?: RunBatchRequest | undefined;
+
+  /**
+   * @generated from field: string webhook_url = 2;
+   */
+  webhookUrl: string;
+};
+
+/**
+ * Describes the message wasmwiz.v1.SubmitBatchRequest.
+ * Use `create(SubmitBatchRequestSchema)` to create a new message.
+ */
+export const SubmitBatchRequestSchema: GenMessage<SubmitBatchRequest> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 25);
+
+/**
+ * @generated from message wasmwiz.v1.SubmitBatchResponse
+ */
+export type SubmitBatchResponse = Message<"wasmwiz.v1.SubmitBatchResponse"> & {
+  /**
+   * @generated from field: string batch_id = 1;
+   */
+  batchId: string;
+
+  /**
+   * One per case, in case order (use GetExecution, WatchExecution, ...).
+   *
+   * @generated from field: repeated string execution_ids = 2;
+   */
+  executionIds: string[];
+};
+
+/**
+ * Describes the message wasmwiz.v1.SubmitBatchResponse.
+ * Use `create(SubmitBatchResponseSchema)` to create a new message.
+ */
+export const SubmitBatchResponseSchema: GenMessage<SubmitBatchResponse> = /*@__PURE__*/
+  messageDesc(file_wasmwiz_v1_execution, 26);
+
+/**
  * How an execution ended.
  *
  * @generated from enum wasmwiz.v1.Outcome
@@ -1099,6 +1492,42 @@ export const VerdictSchema: GenEnum<Verdict> = /*@__PURE__*/
   enumDesc(file_wasmwiz_v1_execution, 1);
 
 /**
+ * @generated from enum wasmwiz.v1.ExecutionState
+ */
+export enum ExecutionState {
+  /**
+   * @generated from enum value: EXECUTION_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: EXECUTION_STATE_QUEUED = 1;
+   */
+  QUEUED = 1,
+
+  /**
+   * @generated from enum value: EXECUTION_STATE_RUNNING = 2;
+   */
+  RUNNING = 2,
+
+  /**
+   * @generated from enum value: EXECUTION_STATE_FINISHED = 3;
+   */
+  FINISHED = 3,
+
+  /**
+   * @generated from enum value: EXECUTION_STATE_CANCELLED = 4;
+   */
+  CANCELLED = 4,
+}
+
+/**
+ * Describes the enum wasmwiz.v1.ExecutionState.
+ */
+export const ExecutionStateSchema: GenEnum<ExecutionState> = /*@__PURE__*/
+  enumDesc(file_wasmwiz_v1_execution, 2);
+
+/**
  * Runs modules.
  *
  * @generated from service wasmwiz.v1.ExecutionService
@@ -1146,6 +1575,61 @@ export const ExecutionService: GenService<{
     methodKind: "unary";
     input: typeof WriteStdinRequestSchema;
     output: typeof WriteStdinResponseSchema;
+  },
+  /**
+   * Detached executions (see "Detached executions" in README.md): queued
+   * durably, run by any replica, collected later by id.
+   *
+   * @generated from rpc wasmwiz.v1.ExecutionService.SubmitExecution
+   */
+  submitExecution: {
+    methodKind: "unary";
+    input: typeof SubmitExecutionRequestSchema;
+    output: typeof SubmitExecutionResponseSchema;
+  },
+  /**
+   * @generated from rpc wasmwiz.v1.ExecutionService.GetExecution
+   */
+  getExecution: {
+    methodKind: "unary";
+    input: typeof GetExecutionRequestSchema;
+    output: typeof GetExecutionResponseSchema;
+  },
+  /**
+   * @generated from rpc wasmwiz.v1.ExecutionService.WatchExecution
+   */
+  watchExecution: {
+    methodKind: "server_streaming";
+    input: typeof WatchExecutionRequestSchema;
+    output: typeof ExecuteEventSchema;
+  },
+  /**
+   * @generated from rpc wasmwiz.v1.ExecutionService.CancelExecution
+   */
+  cancelExecution: {
+    methodKind: "unary";
+    input: typeof CancelExecutionRequestSchema;
+    output: typeof CancelExecutionResponseSchema;
+  },
+  /**
+   * @generated from rpc wasmwiz.v1.ExecutionService.ListExecutions
+   */
+  listExecutions: {
+    methodKind: "unary";
+    input: typeof ListExecutionsRequestSchema;
+    output: typeof ListExecutionsResponseSchema;
+  },
+  /**
+   * A batch, detached: each case becomes its own detached execution (its
+   * webhook fires per case), and the webhook fires once more when every
+   * case has ended.
+   *
+   * @generated from rpc wasmwiz.v1.ExecutionService.SubmitBatch
+   */
+  submitBatch: {
+    methodKind: "unary";
+    input: typeof SubmitBatchRequestSchema;
+    output: typeof SubmitBatchResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_wasmwiz_v1_execution, 0);

@@ -60,6 +60,11 @@ class AccountServiceStub(object):
                 request_serializer=wasmwiz_dot_v1_dot_account__pb2.RevokeMyApiKeyRequest.SerializeToString,
                 response_deserializer=wasmwiz_dot_v1_dot_account__pb2.RevokeMyApiKeyResponse.FromString,
                 _registered_method=True)
+        self.RotateWebhookSecret = channel.unary_unary(
+                '/wasmwiz.v1.AccountService/RotateWebhookSecret',
+                request_serializer=wasmwiz_dot_v1_dot_account__pb2.RotateWebhookSecretRequest.SerializeToString,
+                response_deserializer=wasmwiz_dot_v1_dot_account__pb2.RotateWebhookSecretResponse.FromString,
+                _registered_method=True)
 
 
 class AccountServiceServicer(object):
@@ -100,6 +105,14 @@ class AccountServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateWebhookSecret(self, request, context):
+        """A new secret that signs this account's webhooks (the old one stops
+        signing at once). Returned only here, once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -127,6 +140,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.RevokeMyApiKey,
                     request_deserializer=wasmwiz_dot_v1_dot_account__pb2.RevokeMyApiKeyRequest.FromString,
                     response_serializer=wasmwiz_dot_v1_dot_account__pb2.RevokeMyApiKeyResponse.SerializeToString,
+            ),
+            'RotateWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateWebhookSecret,
+                    request_deserializer=wasmwiz_dot_v1_dot_account__pb2.RotateWebhookSecretRequest.FromString,
+                    response_serializer=wasmwiz_dot_v1_dot_account__pb2.RotateWebhookSecretResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -265,6 +283,33 @@ class AccountService(object):
             '/wasmwiz.v1.AccountService/RevokeMyApiKey',
             wasmwiz_dot_v1_dot_account__pb2.RevokeMyApiKeyRequest.SerializeToString,
             wasmwiz_dot_v1_dot_account__pb2.RevokeMyApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wasmwiz.v1.AccountService/RotateWebhookSecret',
+            wasmwiz_dot_v1_dot_account__pb2.RotateWebhookSecretRequest.SerializeToString,
+            wasmwiz_dot_v1_dot_account__pb2.RotateWebhookSecretResponse.FromString,
             options,
             channel_credentials,
             insecure,

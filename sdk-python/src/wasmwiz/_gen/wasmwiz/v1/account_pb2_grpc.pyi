@@ -43,6 +43,10 @@ class AccountServiceStub:
     ListMyApiKeys: _grpc.UnaryUnaryMultiCallable[_account_pb2.ListMyApiKeysRequest, _account_pb2.ListMyApiKeysResponse]
     RevokeMyApiKey: _grpc.UnaryUnaryMultiCallable[_account_pb2.RevokeMyApiKeyRequest, _account_pb2.RevokeMyApiKeyResponse]
     """Revokes the key and every key created below it."""
+    RotateWebhookSecret: _grpc.UnaryUnaryMultiCallable[_account_pb2.RotateWebhookSecretRequest, _account_pb2.RotateWebhookSecretResponse]
+    """A new secret that signs this account's webhooks (the old one stops
+    signing at once). Returned only here, once.
+    """
 
 @_typing.type_check_only
 class AccountServiceAsyncStub(AccountServiceStub):
@@ -59,6 +63,10 @@ class AccountServiceAsyncStub(AccountServiceStub):
     ListMyApiKeys: _aio.UnaryUnaryMultiCallable[_account_pb2.ListMyApiKeysRequest, _account_pb2.ListMyApiKeysResponse]  # type: ignore[assignment]
     RevokeMyApiKey: _aio.UnaryUnaryMultiCallable[_account_pb2.RevokeMyApiKeyRequest, _account_pb2.RevokeMyApiKeyResponse]  # type: ignore[assignment]
     """Revokes the key and every key created below it."""
+    RotateWebhookSecret: _aio.UnaryUnaryMultiCallable[_account_pb2.RotateWebhookSecretRequest, _account_pb2.RotateWebhookSecretResponse]  # type: ignore[assignment]
+    """A new secret that signs this account's webhooks (the old one stops
+    signing at once). Returned only here, once.
+    """
 
 class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
     """The caller's own account."""
@@ -102,5 +110,15 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_account_pb2.RevokeMyApiKeyResponse, _abc.Awaitable[_account_pb2.RevokeMyApiKeyResponse]]:
         """Revokes the key and every key created below it."""
+
+    @_abc_1.abstractmethod
+    def RotateWebhookSecret(
+        self,
+        request: _account_pb2.RotateWebhookSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.RotateWebhookSecretResponse, _abc.Awaitable[_account_pb2.RotateWebhookSecretResponse]]:
+        """A new secret that signs this account's webhooks (the old one stops
+        signing at once). Returned only here, once.
+        """
 
 def add_AccountServiceServicer_to_server(servicer: AccountServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -95,6 +95,27 @@ VERDICT_WRONG_ANSWER: Verdict.ValueType  # 2
 """stdout differs from `expected_stdout`."""
 Global___Verdict: _TypeAlias = Verdict  # noqa: Y015
 
+class _ExecutionState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ExecutionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExecutionState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EXECUTION_STATE_UNSPECIFIED: _ExecutionState.ValueType  # 0
+    EXECUTION_STATE_QUEUED: _ExecutionState.ValueType  # 1
+    EXECUTION_STATE_RUNNING: _ExecutionState.ValueType  # 2
+    EXECUTION_STATE_FINISHED: _ExecutionState.ValueType  # 3
+    EXECUTION_STATE_CANCELLED: _ExecutionState.ValueType  # 4
+
+class ExecutionState(_ExecutionState, metaclass=_ExecutionStateEnumTypeWrapper): ...
+
+EXECUTION_STATE_UNSPECIFIED: ExecutionState.ValueType  # 0
+EXECUTION_STATE_QUEUED: ExecutionState.ValueType  # 1
+EXECUTION_STATE_RUNNING: ExecutionState.ValueType  # 2
+EXECUTION_STATE_FINISHED: ExecutionState.ValueType  # 3
+EXECUTION_STATE_CANCELLED: ExecutionState.ValueType  # 4
+Global___ExecutionState: _TypeAlias = ExecutionState  # noqa: Y015
+
 @_typing.final
 class Limits(_message.Message):
     """Per-execution limits. In a request, 0 (or an absent `Limits`) means "the
@@ -940,3 +961,377 @@ class BatchEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BatchEvent: _TypeAlias = BatchEvent  # noqa: Y015
+
+@_typing.final
+class SubmitExecutionRequest(_message.Message):
+    """Detached executions.
+
+    Queue `run` to run detached; answers once the module is accepted and the
+    job is durably queued.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_FIELD_NUMBER: _builtins.int
+    WEBHOOK_URL_FIELD_NUMBER: _builtins.int
+    webhook_url: _builtins.str
+    """Optional: where the result is POSTed (signed) once finished."""
+    @_builtins.property
+    def run(self) -> Global___RunRequest: ...
+    def __init__(
+        self,
+        *,
+        run: Global___RunRequest | None = ...,
+        webhook_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run", b"run", "webhook_url", b"webhook_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitExecutionRequest: _TypeAlias = SubmitExecutionRequest  # noqa: Y015
+
+@_typing.final
+class SubmitExecutionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitExecutionResponse: _TypeAlias = SubmitExecutionResponse  # noqa: Y015
+
+@_typing.final
+class GetExecutionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    page_token: _builtins.str
+    """From a previous response's `next_page_token`: the output after it."""
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExecutionRequest: _TypeAlias = GetExecutionRequest  # noqa: Y015
+
+@_typing.final
+class ExecutionSummary(_message.Message):
+    """One detached execution as listed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    MODULE_SHA256_FIELD_NUMBER: _builtins.int
+    CREATED_AT_MS_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_MS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    state: Global___ExecutionState.ValueType
+    module_sha256: _builtins.str
+    created_at_ms: _builtins.int
+    """Unix milliseconds."""
+    updated_at_ms: _builtins.int
+    attempts: _builtins.int
+    """How many times a replica began running it (more than 1: a replica
+    died mid-run and the job was re-queued).
+    """
+    outcome: Global___Outcome.ValueType
+    """When finished: how it ended."""
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        state: Global___ExecutionState.ValueType = ...,
+        module_sha256: _builtins.str = ...,
+        created_at_ms: _builtins.int = ...,
+        updated_at_ms: _builtins.int = ...,
+        attempts: _builtins.int = ...,
+        outcome: Global___Outcome.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "created_at_ms", b"created_at_ms", "execution_id", b"execution_id", "module_sha256", b"module_sha256", "outcome", b"outcome", "state", b"state", "updated_at_ms", b"updated_at_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionSummary: _TypeAlias = ExecutionSummary  # noqa: Y015
+
+@_typing.final
+class GetExecutionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_FIELD_NUMBER: _builtins.int
+    FINISHED_FIELD_NUMBER: _builtins.int
+    STDOUT_FIELD_NUMBER: _builtins.int
+    STDERR_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ATTEMPT_EXECUTION_IDS_FIELD_NUMBER: _builtins.int
+    WEBHOOK_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    stdout: _builtins.bytes
+    """The guest's output (bounded by the tier's output limit)."""
+    stderr: _builtins.bytes
+    error: _builtins.str
+    """Set when the execution ended without a result (its request was
+    refused when a replica began it): the error, as gRPC would give it.
+    """
+    next_page_token: _builtins.str
+    """Set when more output follows: ask again with it as `page_token`. Each
+    page holds about 4 MiB of output; a file cut between pages continues,
+    under the same path, at the start of the next.
+    """
+    @_builtins.property
+    def execution(self) -> Global___ExecutionSummary: ...
+    @_builtins.property
+    def finished(self) -> Global___Finished:
+        """When finished."""
+
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___FsEntry]:
+        """Collected files, whole."""
+
+    @_builtins.property
+    def attempt_execution_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The usage record id of each attempt, in order (the last one is the
+        run that produced the result).
+        """
+
+    @_builtins.property
+    def webhook_attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___WebhookAttempt]:
+        """Every webhook delivery attempt so far, in order."""
+
+    def __init__(
+        self,
+        *,
+        execution: Global___ExecutionSummary | None = ...,
+        finished: Global___Finished | None = ...,
+        stdout: _builtins.bytes = ...,
+        stderr: _builtins.bytes = ...,
+        files: _abc.Iterable[Global___FsEntry] | None = ...,
+        error: _builtins.str = ...,
+        next_page_token: _builtins.str = ...,
+        attempt_execution_ids: _abc.Iterable[_builtins.str] | None = ...,
+        webhook_attempts: _abc.Iterable[Global___WebhookAttempt] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["execution", b"execution", "finished", b"finished"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_execution_ids", b"attempt_execution_ids", "error", b"error", "execution", b"execution", "files", b"files", "finished", b"finished", "next_page_token", b"next_page_token", "stderr", b"stderr", "stdout", b"stdout", "webhook_attempts", b"webhook_attempts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExecutionResponse: _TypeAlias = GetExecutionResponse  # noqa: Y015
+
+@_typing.final
+class WebhookAttempt(_message.Message):
+    """One POST of a detached execution's webhook."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_MS_FIELD_NUMBER: _builtins.int
+    HTTP_STATUS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    at_ms: _builtins.int
+    """Unix milliseconds when it was sent."""
+    http_status: _builtins.int
+    """The receiver's HTTP status; 0 when there was no answer."""
+    error: _builtins.str
+    """Why it failed (refused address, timeout, ...); empty on a 2xx."""
+    def __init__(
+        self,
+        *,
+        at_ms: _builtins.int = ...,
+        http_status: _builtins.int = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_ms", b"at_ms", "error", b"error", "http_status", b"http_status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebhookAttempt: _TypeAlias = WebhookAttempt  # noqa: Y015
+
+@_typing.final
+class WatchExecutionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchExecutionRequest: _TypeAlias = WatchExecutionRequest  # noqa: Y015
+
+@_typing.final
+class CancelExecutionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelExecutionRequest: _TypeAlias = CancelExecutionRequest  # noqa: Y015
+
+@_typing.final
+class CancelExecutionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    state: Global___ExecutionState.ValueType
+    """The state after the request: CANCELLED, or FINISHED when it had
+    already ended.
+    """
+    def __init__(
+        self,
+        *,
+        state: Global___ExecutionState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelExecutionResponse: _TypeAlias = CancelExecutionResponse  # noqa: Y015
+
+@_typing.final
+class ListExecutionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    state: Global___ExecutionState.ValueType
+    """Only executions in this state; UNSPECIFIED: all."""
+    page_size: _builtins.int
+    """At most this many (default 50, at most 500)."""
+    page_token: _builtins.str
+    """From a previous response's `next_page_token`."""
+    def __init__(
+        self,
+        *,
+        state: Global___ExecutionState.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListExecutionsRequest: _TypeAlias = ListExecutionsRequest  # noqa: Y015
+
+@_typing.final
+class ListExecutionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def executions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionSummary]:
+        """Newest first."""
+
+    def __init__(
+        self,
+        *,
+        executions: _abc.Iterable[Global___ExecutionSummary] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["executions", b"executions", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListExecutionsResponse: _TypeAlias = ListExecutionsResponse  # noqa: Y015
+
+@_typing.final
+class SubmitBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_FIELD_NUMBER: _builtins.int
+    WEBHOOK_URL_FIELD_NUMBER: _builtins.int
+    webhook_url: _builtins.str
+    @_builtins.property
+    def batch(self) -> Global___RunBatchRequest: ...
+    def __init__(
+        self,
+        *,
+        batch: Global___RunBatchRequest | None = ...,
+        webhook_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "webhook_url", b"webhook_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitBatchRequest: _TypeAlias = SubmitBatchRequest  # noqa: Y015
+
+@_typing.final
+class SubmitBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    EXECUTION_IDS_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    @_builtins.property
+    def execution_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """One per case, in case order (use GetExecution, WatchExecution, ...)."""
+
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        execution_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "execution_ids", b"execution_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitBatchResponse: _TypeAlias = SubmitBatchResponse  # noqa: Y015

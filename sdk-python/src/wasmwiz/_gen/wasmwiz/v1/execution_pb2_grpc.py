@@ -55,6 +55,36 @@ class ExecutionServiceStub(object):
                 request_serializer=wasmwiz_dot_v1_dot_execution__pb2.WriteStdinRequest.SerializeToString,
                 response_deserializer=wasmwiz_dot_v1_dot_execution__pb2.WriteStdinResponse.FromString,
                 _registered_method=True)
+        self.SubmitExecution = channel.unary_unary(
+                '/wasmwiz.v1.ExecutionService/SubmitExecution',
+                request_serializer=wasmwiz_dot_v1_dot_execution__pb2.SubmitExecutionRequest.SerializeToString,
+                response_deserializer=wasmwiz_dot_v1_dot_execution__pb2.SubmitExecutionResponse.FromString,
+                _registered_method=True)
+        self.GetExecution = channel.unary_unary(
+                '/wasmwiz.v1.ExecutionService/GetExecution',
+                request_serializer=wasmwiz_dot_v1_dot_execution__pb2.GetExecutionRequest.SerializeToString,
+                response_deserializer=wasmwiz_dot_v1_dot_execution__pb2.GetExecutionResponse.FromString,
+                _registered_method=True)
+        self.WatchExecution = channel.unary_stream(
+                '/wasmwiz.v1.ExecutionService/WatchExecution',
+                request_serializer=wasmwiz_dot_v1_dot_execution__pb2.WatchExecutionRequest.SerializeToString,
+                response_deserializer=wasmwiz_dot_v1_dot_execution__pb2.ExecuteEvent.FromString,
+                _registered_method=True)
+        self.CancelExecution = channel.unary_unary(
+                '/wasmwiz.v1.ExecutionService/CancelExecution',
+                request_serializer=wasmwiz_dot_v1_dot_execution__pb2.CancelExecutionRequest.SerializeToString,
+                response_deserializer=wasmwiz_dot_v1_dot_execution__pb2.CancelExecutionResponse.FromString,
+                _registered_method=True)
+        self.ListExecutions = channel.unary_unary(
+                '/wasmwiz.v1.ExecutionService/ListExecutions',
+                request_serializer=wasmwiz_dot_v1_dot_execution__pb2.ListExecutionsRequest.SerializeToString,
+                response_deserializer=wasmwiz_dot_v1_dot_execution__pb2.ListExecutionsResponse.FromString,
+                _registered_method=True)
+        self.SubmitBatch = channel.unary_unary(
+                '/wasmwiz.v1.ExecutionService/SubmitBatch',
+                request_serializer=wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchRequest.SerializeToString,
+                response_deserializer=wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutionServiceServicer(object):
@@ -92,6 +122,47 @@ class ExecutionServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitExecution(self, request, context):
+        """Detached executions (see "Detached executions" in README.md): queued
+        durably, run by any replica, collected later by id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExecution(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchExecution(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelExecution(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListExecutions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitBatch(self, request, context):
+        """A batch, detached: each case becomes its own detached execution (its
+        webhook fires per case), and the webhook fires once more when every
+        case has ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -114,6 +185,36 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.WriteStdin,
                     request_deserializer=wasmwiz_dot_v1_dot_execution__pb2.WriteStdinRequest.FromString,
                     response_serializer=wasmwiz_dot_v1_dot_execution__pb2.WriteStdinResponse.SerializeToString,
+            ),
+            'SubmitExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitExecution,
+                    request_deserializer=wasmwiz_dot_v1_dot_execution__pb2.SubmitExecutionRequest.FromString,
+                    response_serializer=wasmwiz_dot_v1_dot_execution__pb2.SubmitExecutionResponse.SerializeToString,
+            ),
+            'GetExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExecution,
+                    request_deserializer=wasmwiz_dot_v1_dot_execution__pb2.GetExecutionRequest.FromString,
+                    response_serializer=wasmwiz_dot_v1_dot_execution__pb2.GetExecutionResponse.SerializeToString,
+            ),
+            'WatchExecution': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchExecution,
+                    request_deserializer=wasmwiz_dot_v1_dot_execution__pb2.WatchExecutionRequest.FromString,
+                    response_serializer=wasmwiz_dot_v1_dot_execution__pb2.ExecuteEvent.SerializeToString,
+            ),
+            'CancelExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelExecution,
+                    request_deserializer=wasmwiz_dot_v1_dot_execution__pb2.CancelExecutionRequest.FromString,
+                    response_serializer=wasmwiz_dot_v1_dot_execution__pb2.CancelExecutionResponse.SerializeToString,
+            ),
+            'ListExecutions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExecutions,
+                    request_deserializer=wasmwiz_dot_v1_dot_execution__pb2.ListExecutionsRequest.FromString,
+                    response_serializer=wasmwiz_dot_v1_dot_execution__pb2.ListExecutionsResponse.SerializeToString,
+            ),
+            'SubmitBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitBatch,
+                    request_deserializer=wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchRequest.FromString,
+                    response_serializer=wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -225,6 +326,168 @@ class ExecutionService(object):
             '/wasmwiz.v1.ExecutionService/WriteStdin',
             wasmwiz_dot_v1_dot_execution__pb2.WriteStdinRequest.SerializeToString,
             wasmwiz_dot_v1_dot_execution__pb2.WriteStdinResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wasmwiz.v1.ExecutionService/SubmitExecution',
+            wasmwiz_dot_v1_dot_execution__pb2.SubmitExecutionRequest.SerializeToString,
+            wasmwiz_dot_v1_dot_execution__pb2.SubmitExecutionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wasmwiz.v1.ExecutionService/GetExecution',
+            wasmwiz_dot_v1_dot_execution__pb2.GetExecutionRequest.SerializeToString,
+            wasmwiz_dot_v1_dot_execution__pb2.GetExecutionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/wasmwiz.v1.ExecutionService/WatchExecution',
+            wasmwiz_dot_v1_dot_execution__pb2.WatchExecutionRequest.SerializeToString,
+            wasmwiz_dot_v1_dot_execution__pb2.ExecuteEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wasmwiz.v1.ExecutionService/CancelExecution',
+            wasmwiz_dot_v1_dot_execution__pb2.CancelExecutionRequest.SerializeToString,
+            wasmwiz_dot_v1_dot_execution__pb2.CancelExecutionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExecutions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wasmwiz.v1.ExecutionService/ListExecutions',
+            wasmwiz_dot_v1_dot_execution__pb2.ListExecutionsRequest.SerializeToString,
+            wasmwiz_dot_v1_dot_execution__pb2.ListExecutionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wasmwiz.v1.ExecutionService/SubmitBatch',
+            wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchRequest.SerializeToString,
+            wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,6 +51,19 @@ class ExecutionServiceStub:
     it may write (others get NOT_FOUND, as for an unknown id); an execution
     that has ended gives FAILED_PRECONDITION.
     """
+    SubmitExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.SubmitExecutionRequest, _execution_pb2.SubmitExecutionResponse]
+    """Detached executions (see "Detached executions" in README.md): queued
+    durably, run by any replica, collected later by id.
+    """
+    GetExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionRequest, _execution_pb2.GetExecutionResponse]
+    WatchExecution: _grpc.UnaryStreamMultiCallable[_execution_pb2.WatchExecutionRequest, _execution_pb2.ExecuteEvent]
+    CancelExecution: _grpc.UnaryUnaryMultiCallable[_execution_pb2.CancelExecutionRequest, _execution_pb2.CancelExecutionResponse]
+    ListExecutions: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]
+    SubmitBatch: _grpc.UnaryUnaryMultiCallable[_execution_pb2.SubmitBatchRequest, _execution_pb2.SubmitBatchResponse]
+    """A batch, detached: each case becomes its own detached execution (its
+    webhook fires per case), and the webhook fires once more when every
+    case has ended.
+    """
 
 @_typing.type_check_only
 class ExecutionServiceAsyncStub(ExecutionServiceStub):
@@ -69,6 +82,19 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     """Feeds the stdin of an interactive `Run`. Only the account that started
     it may write (others get NOT_FOUND, as for an unknown id); an execution
     that has ended gives FAILED_PRECONDITION.
+    """
+    SubmitExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.SubmitExecutionRequest, _execution_pb2.SubmitExecutionResponse]  # type: ignore[assignment]
+    """Detached executions (see "Detached executions" in README.md): queued
+    durably, run by any replica, collected later by id.
+    """
+    GetExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetExecutionRequest, _execution_pb2.GetExecutionResponse]  # type: ignore[assignment]
+    WatchExecution: _aio.UnaryStreamMultiCallable[_execution_pb2.WatchExecutionRequest, _execution_pb2.ExecuteEvent]  # type: ignore[assignment]
+    CancelExecution: _aio.UnaryUnaryMultiCallable[_execution_pb2.CancelExecutionRequest, _execution_pb2.CancelExecutionResponse]  # type: ignore[assignment]
+    ListExecutions: _aio.UnaryUnaryMultiCallable[_execution_pb2.ListExecutionsRequest, _execution_pb2.ListExecutionsResponse]  # type: ignore[assignment]
+    SubmitBatch: _aio.UnaryUnaryMultiCallable[_execution_pb2.SubmitBatchRequest, _execution_pb2.SubmitBatchResponse]  # type: ignore[assignment]
+    """A batch, detached: each case becomes its own detached execution (its
+    webhook fires per case), and the webhook fires once more when every
+    case has ended.
     """
 
 class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -109,6 +135,55 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         """Feeds the stdin of an interactive `Run`. Only the account that started
         it may write (others get NOT_FOUND, as for an unknown id); an execution
         that has ended gives FAILED_PRECONDITION.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitExecution(
+        self,
+        request: _execution_pb2.SubmitExecutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.SubmitExecutionResponse, _abc.Awaitable[_execution_pb2.SubmitExecutionResponse]]:
+        """Detached executions (see "Detached executions" in README.md): queued
+        durably, run by any replica, collected later by id.
+        """
+
+    @_abc_1.abstractmethod
+    def GetExecution(
+        self,
+        request: _execution_pb2.GetExecutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.GetExecutionResponse, _abc.Awaitable[_execution_pb2.GetExecutionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def WatchExecution(
+        self,
+        request: _execution_pb2.WatchExecutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_execution_pb2.ExecuteEvent], _abc.AsyncIterator[_execution_pb2.ExecuteEvent]]: ...
+
+    @_abc_1.abstractmethod
+    def CancelExecution(
+        self,
+        request: _execution_pb2.CancelExecutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.CancelExecutionResponse, _abc.Awaitable[_execution_pb2.CancelExecutionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListExecutions(
+        self,
+        request: _execution_pb2.ListExecutionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.ListExecutionsResponse, _abc.Awaitable[_execution_pb2.ListExecutionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SubmitBatch(
+        self,
+        request: _execution_pb2.SubmitBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.SubmitBatchResponse, _abc.Awaitable[_execution_pb2.SubmitBatchResponse]]:
+        """A batch, detached: each case becomes its own detached execution (its
+        webhook fires per case), and the webhook fires once more when every
+        case has ended.
         """
 
 def add_ExecutionServiceServicer_to_server(servicer: ExecutionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
