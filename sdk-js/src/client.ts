@@ -198,11 +198,14 @@ export type ExecuteOptions = Omit<RunOptions, "stdin"> & {
   chunkSize?: number;
 };
 
+/** `Omit` applied to each member of a union (keeps `ModuleSource` exclusive). */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
 /**
  * What {@link WasmWizClient.interactive} runs: like {@link RunOptions}
  * without the result cache or an expected stdout (a person types the input).
  */
-export type InteractiveOptions = Omit<RunOptions, "cache" | "expectedStdout"> & {
+export type InteractiveOptions = DistributiveOmit<RunOptions, "cache" | "expectedStdout"> & {
   /** Size of the module chunks sent over gRPC (default 1 MiB). */
   chunkSize?: number;
 };
