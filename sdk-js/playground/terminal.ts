@@ -20,6 +20,8 @@ export class TerminalPanel {
   readonly #term: Terminal;
   readonly #discipline: LineDiscipline;
   #session: InteractiveSession | undefined;
+  readonly #host: HTMLElement;
+  #opened = false;
 
   constructor(host: HTMLElement, hooks: TerminalHooks) {
     routeStyleElementsToConstructedSheets();
@@ -32,7 +34,7 @@ export class TerminalPanel {
       scrollback: 5000,
       screenReaderMode: false,
     });
-    this.#term.open(host);
+    this.#host = host;
     this.#discipline = new LineDiscipline({
       send: (text) => {
         const s = this.#session;
@@ -61,6 +63,11 @@ export class TerminalPanel {
 
   /** Starts feeding `session` with what is typed; clears the screen. */
   attach(session: InteractiveSession): void {
+    // Opened on first use, once visible: xterm measures its cells when it opens.
+    if (!this.#opened) {
+      this.#term.open(this.#host);
+      this.#opened = true;
+    }
     this.#term.reset();
     this.#discipline.reset();
     this.#session = session;
