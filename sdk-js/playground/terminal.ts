@@ -22,6 +22,7 @@ export class TerminalPanel {
   #session: InteractiveSession | undefined;
   readonly #host: HTMLElement;
   #opened = false;
+  #decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
 
   constructor(host: HTMLElement, hooks: TerminalHooks) {
     routeStyleElementsToConstructedSheets();
@@ -68,7 +69,8 @@ export class TerminalPanel {
       this.#term.open(this.#host);
       this.#opened = true;
     }
-    this.#term.reset();
+    this.#term.clear();
+    this.#decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
     this.#discipline.reset();
     this.#session = session;
     this.#term.focus();
@@ -82,14 +84,9 @@ export class TerminalPanel {
     if (note && attached) this.#term.write(`\r\n\x1b[2m${note}\x1b[0m\r\n`);
   }
 
-  /** Shows guest output; stderr in red. */
+  /** Shows guest output (UTF-8, split sequences kept across chunks); stderr in red. */
   write(stream: "stdout" | "stderr", data: Uint8Array): void {
-    if (stream === "stderr") {
-      this.#term.write("\x1b[31m");
-      this.#term.write(data);
-      this.#term.write("\x1b[0m");
-    } else {
-      this.#term.write(data);
-    }
+    const text = this.#decoders[stream].decode(data, { stream: true });
+    this.#term.write(stream === "stderr" ? `\x1b[31m${text}\x1b[0m` : text);
   }
 }

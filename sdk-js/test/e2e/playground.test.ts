@@ -648,8 +648,8 @@ describe("playground", () => {
     await page.selectOption("#example", "calc");
     assert.equal(await page.isChecked("#interactive"), true, "calc runs interactively");
     await page.click("#run-btn");
-    await waitText(page, "#terminal .xterm-rows", />/);
     await page.click("#terminal");
+    await waitText(page, "#terminal .xterm-rows", />/);
     await page.keyboard.type("1+2");
     await page.keyboard.press("Enter");
     await waitText(page, "#terminal .xterm-rows", /= 3/);
@@ -666,8 +666,8 @@ describe("playground", () => {
     await waitText(page, "#key-status", /admin@test\.local/);
     await page.selectOption("#example", "calc");
     await page.click("#run-btn");
-    await waitText(page, "#terminal .xterm-rows", />/);
     await page.click("#terminal");
+    await waitText(page, "#terminal .xterm-rows", />/);
     await page.keyboard.type("2*9");
     await page.keyboard.press("Backspace");
     await page.keyboard.type("4");
@@ -683,8 +683,8 @@ describe("playground", () => {
     await waitText(page, "#key-status", /admin@test\.local/);
     await page.selectOption("#example", "guess");
     await page.click("#run-btn");
-    await waitText(page, "#terminal .xterm-rows", /Guess a number/);
     await page.click("#terminal");
+    await waitText(page, "#terminal .xterm-rows", /Guess a number/);
     await page.keyboard.press("Control+c");
     await waitText(page, "#run-state", /Stopped/);
     assert.equal(await page.isDisabled("#stop-btn"), true);
