@@ -4,6 +4,8 @@
  * scripts/build-playground.mjs), so the page shows exactly what was compiled.
  */
 import argsenv from "../../examples/guests/argsenv.c";
+import calc from "../../examples/guests/calc.c";
+import guess from "../../examples/guests/guess.c";
 import clockrand from "../../examples/guests/clockrand.c";
 import echo from "../../examples/guests/echo.c";
 import exitcode from "../../examples/guests/exitcode.c";
@@ -35,6 +37,8 @@ const rust = (name: string, text: string): ExampleSource => ({
 /** Example name → its source. */
 export const EXAMPLE_SOURCES: Record<string, ExampleSource> = {
   hello: c("hello", hello),
+  calc: c("calc", calc),
+  guess: c("guess", guess),
   echo: c("echo", echo),
   progress: c("progress", progress),
   hash: c("hash", hash),

@@ -32,6 +32,8 @@ import {
   type GetUsageResponse,
   type LimitsInit,
   type RunOptions,
+  type RunEvent,
+  type RunResult,
   type Started,
   type WasmWizClient,
 } from "../src/web.js";
@@ -44,6 +46,7 @@ import { parseCount } from "./count.js";
 import { readShared, shareUrl, type SharedInputs } from "./share.js";
 import { FilesPanel } from "./files-panel.js";
 import { clearOutFiles, showOutFiles } from "./out-files.js";
+import { TerminalPanel } from "./terminal.js";
 
 // ---------------------------------------------------------------- examples
 
@@ -59,10 +62,24 @@ interface Example {
   files?: Record<string, string>;
   /** Collect patterns (empty: `**` when there are files). */
   collect?: string[];
+  /** Run it in the terminal (the Interactive box ticked). */
+  interactive?: boolean;
 }
 
 const EXAMPLES: Example[] = [
   { name: "hello", title: "hello — Hello, world (C)", description: "Prints a greeting and exits with 0." },
+  {
+    name: "calc",
+    title: "calc — a calculator REPL (C, interactive)",
+    description: "Type an expression such as 1+2*3 and press Enter: it answers each line at once. Ctrl-D or “quit” ends it.",
+    interactive: true,
+  },
+  {
+    name: "guess",
+    title: "guess — guess the number (C, interactive)",
+    description: "Guess a number from 1 to 100; it answers higher or lower. Change the random seed for another number.",
+    interactive: true,
+  },
   {
     name: "echo",
     title: "echo — copy stdin to stdout (C)",
@@ -119,7 +136,8 @@ const EXAMPLES: Example[] = [
   {
     name: "rust_wordfreq",
     title: "wordfreq — most frequent words (Rust)",
-    description: "Counts the words on stdin with std's HashMap and prints the argv[1] most frequent.",
+    description:
+      "Counts the words on stdin with std's HashMap and prints the argv[1] most frequent. Tick Interactive to type the lines yourself; Ctrl-D counts them.",
     stdin: "the quick brown fox jumps over the lazy dog; the dog sleeps, the fox runs\n",
     args: ["3"],
   },
@@ -383,6 +401,8 @@ function applyExample(name: string): void {
   $<HTMLInputElement>("limit-memory").value = "";
   $<HTMLInputElement>("limit-output").value = "";
   $<HTMLInputElement>("limit-fs").value = "";
+  $<HTMLInputElement>("interactive").checked = ex.interactive ?? false;
+  showTerminal(ex.interactive ?? false);
   if (ex.limits) ($<HTMLDetailsElement>("limits-details")).open = true;
 }
 
@@ -908,7 +928,18 @@ async function run(byHash: boolean): Promise<void> {
     }
     options.programName = sel === CUSTOM && state.custom ? state.custom.name : `${sel}.wasm`;
     setRunState("Starting…", "running");
-    const stream = client().run(options, { signal: ac.signal });
+    const interactive = $<HTMLInputElement>("interactive").checked;
+    let stream: AsyncIterable<RunEvent> & { result(): Promise<RunResult> };
+    if (interactive) {
+      const { cache: _cache, expectedStdout: _expected, ...rest } = options;
+      const session = client().interactive(rest, { signal: ac.signal });
+      showTerminal(true);
+      terminal.attach(session);
+      stream = session;
+    } else {
+      showTerminal(false);
+      stream = client().run(options, { signal: ac.signal });
+    }
     for await (const ev of stream) {
       switch (ev.type) {
         case "started":
@@ -927,6 +958,7 @@ async function run(byHash: boolean): Promise<void> {
         case "stderr":
           if (ev.type === "stderr") stderrText.push(stderrDecoder.decode(ev.data, { stream: true }));
           output.write(ev.type, ev.data);
+          if (interactive) terminal.write(ev.type, ev.data);
           break;
         case "finished":
           output.flush();
@@ -949,10 +981,33 @@ async function run(byHash: boolean): Promise<void> {
       setRunState(err instanceof WasmWizError ? describeError(err).title : "Error", "bad");
     }
   } finally {
+    terminal.detach("[the program ended]");
     state.running = undefined;
     state.accountStale = true;
     setRunning(false);
   }
+}
+
+let terminal: TerminalPanel;
+
+/** Interactive runs show the terminal instead of the plain console. */
+function showTerminal(on: boolean): void {
+  $("terminal").hidden = !on;
+  $("console").hidden = on;
+}
+
+function initTerminal(): void {
+  terminal = new TerminalPanel($("terminal"), {
+    cancel: () => {
+      state.stoppedByUser = true;
+      state.running?.abort();
+    },
+    writeFailed: () => undefined, // the run's own end (or error) is what the page reports
+  });
+  const raw = $<HTMLInputElement>("raw-mode");
+  raw.addEventListener("change", () => terminal.setRaw(raw.checked));
+  const interactive = $<HTMLInputElement>("interactive");
+  interactive.addEventListener("change", () => showTerminal(interactive.checked));
 }
 
 function initRun(): void {
@@ -1253,6 +1308,7 @@ function start(): void {
   initTabs();
   initInputs();
   initRun();
+  initTerminal();
   initAccount();
   document.documentElement.dataset["ready"] = "true";
 }

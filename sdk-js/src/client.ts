@@ -65,6 +65,7 @@ import {
 import { Health, HealthCheckResponse_ServingStatus } from "./gen/grpc/health/v1/health_pb.js";
 import { CachePolicy, type Receipt } from "./gen/wasmwiz/v1/receipt_pb.js";
 import { ServerService, type GetServerInfoResponse } from "./gen/wasmwiz/v1/server_pb.js";
+import { Session, StdinFeed, type InteractiveSession } from "./interactive.js";
 
 /** Which wire protocol a client speaks. */
 export type TransportKind = "grpc" | "grpc-web";
@@ -109,6 +110,12 @@ export interface LimitsInit {
    * ENOSPC; input files over it are refused, before sending when given here.
    */
   fsBytes?: number | bigint;
+  /**
+   * Interactive runs: the longest wait for input in milliseconds (default
+   * and maximum: the tier's `maxIdleTimeoutMs`); past it the run ends with
+   * `OUTCOME_TIMEOUT`.
+   */
+  idleTimeoutMs?: number | bigint;
 }
 
 /** The module to run: its bytes, or the sha256 of a module stored before. */
@@ -188,6 +195,18 @@ export type ExecuteOptions = Omit<RunOptions, "stdin"> & {
   /** The whole stdin, or an (async) iterable of chunks streamed while the guest runs. */
   stdin?: BytesLike | AsyncIterable<BytesLike> | Iterable<BytesLike>;
   /** Size of the module chunks sent (default 1 MiB). */
+  chunkSize?: number;
+};
+
+/** `Omit` applied to each member of a union (keeps `ModuleSource` exclusive). */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/**
+ * What {@link WasmWizClient.interactive} runs: like {@link RunOptions}
+ * without the result cache or an expected stdout (a person types the input).
+ */
+export type InteractiveOptions = DistributiveOmit<RunOptions, "cache" | "expectedStdout"> & {
+  /** Size of the module chunks sent over gRPC (default 1 MiB). */
   chunkSize?: number;
 };
 
@@ -368,6 +387,7 @@ function limitsInit(l: LimitsInit | undefined): MessageInitShape<typeof LimitsSc
     timeoutMs: big(l.timeoutMs),
     maxOutputBytes: big(l.maxOutputBytes),
     fsBytes: big(l.fsBytes),
+    idleTimeoutMs: big(l.idleTimeoutMs),
   };
 }
 
@@ -660,6 +680,21 @@ export interface WasmWizClient {
    * requests).
    */
   execute(options: ExecuteOptions, callOptions?: WasmWizCallOptions): RunStream;
+  /**
+   * Starts an interactive run: the guest's stdin stays open, fed by
+   * `session.write()` until `session.close()` (EOF); output events arrive as
+   * the guest writes them. Over gRPC-web it is `Run` with `interactive` plus
+   * one `WriteStdin` per write; over gRPC it is `Execute` with
+   * `stream_stdin` and `interactive`. Writes reach the guest in call order.
+   *
+   * ```ts
+   * const session = client.interactive({ module: calc });
+   * await session.write("1+2\n");
+   * await session.close();
+   * for await (const ev of session) if (ev.type === "stdout") console.log(toText(ev.data));
+   * ```
+   */
+  interactive(options: InteractiveOptions, callOptions?: WasmWizCallOptions): InteractiveSession;
   /** One module, many cases, compiled once; results stream as each case finishes. */
   runBatch(options: RunBatchOptions, callOptions?: WasmWizCallOptions): BatchStream;
   /**
@@ -893,6 +928,75 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
         }
         return raw.execution.execute(requests(), streamOptions(o, rate));
       }), rate);
+    },
+
+    interactive(r, o) {
+      const abort = new AbortController();
+      const userSignal = o?.signal;
+      if (userSignal) {
+        if (userSignal.aborted) abort.abort();
+        else userSignal.addEventListener("abort", () => abort.abort(), { once: true });
+      }
+      const callOptions: WasmWizCallOptions = { ...(o ?? {}), signal: abort.signal };
+      const rate: { info?: RateLimitInfo } = {};
+      const initialStdin = r.stdin !== undefined ? toBytes(r.stdin) : new Uint8Array(0);
+      if (kind === "grpc-web") {
+        const stream = runCollector(sizeChecked(r.module, callOptions, () => {
+          checkSource(r);
+          const fs = inputFs(r.files, r.collect, fsBytesOf(r.limits));
+          return raw.execution.run(
+            {
+              source: r.module !== undefined ? { case: "module", value: r.module } : { case: "moduleSha256", value: r.moduleSha256! },
+              stdin: initialStdin,
+              ...runRequestInit(r),
+              interactive: true,
+              ...(fs ? { fs: filesystemInit(fs) } : {}),
+            },
+            streamOptions(callOptions, rate),
+          );
+        }), rate);
+        return new Session(stream, abort, async (executionId, data, eof) => {
+          await raw.execution.writeStdin({ executionId, data, eof }, co({ ...(o?.headers ? { headers: o.headers } : {}) }, true));
+        });
+      }
+      const feed = new StdinFeed();
+      const stream = runCollector(sizeChecked(r.module, callOptions, () => {
+        checkSource(r);
+        const chunk = r.chunkSize ?? DEFAULT_CHUNK;
+        const fs = inputFs(r.files, r.collect, fsBytesOf(r.limits));
+        async function* requests(): AsyncGenerator<MessageInitShape<typeof ExecuteRequestSchema>> {
+          yield {
+            msg: {
+              case: "start",
+              value: {
+                source:
+                  r.module !== undefined
+                    ? { case: "moduleSize", value: BigInt(r.module.length) }
+                    : { case: "moduleSha256", value: r.moduleSha256! },
+                stdin: new Uint8Array(0),
+                streamStdin: true,
+                interactive: true,
+                ...runRequestInit(r),
+                ...(fs ? { fs: { collect: fs.collect } } : {}),
+              },
+            },
+          };
+          if (r.module !== undefined) {
+            for await (const c of chunksOf(r.module, chunk)) yield { msg: { case: "moduleChunk", value: c } };
+          }
+          if (fs) {
+            for (const piece of entryPieces(fs.entries, Math.min(chunk, PIECE_SIZE))) yield { msg: { case: "fsChunk", value: piece } };
+            yield { msg: { case: "fsEof", value: true } };
+          }
+          if (initialStdin.length) yield { msg: { case: "stdinChunk", value: initialStdin } };
+          for await (const piece of feed) {
+            if (piece.data.length) yield { msg: { case: "stdinChunk", value: piece.data } };
+            if (piece.eof) yield { msg: { case: "stdinEof", value: true } };
+          }
+        }
+        return raw.execution.execute(requests(), streamOptions(callOptions, rate));
+      }), rate);
+      return new Session(stream, abort, (_id, data, eof) => feed.push(data, eof));
     },
 
     runBatch(r, o) {

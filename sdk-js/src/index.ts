@@ -23,6 +23,7 @@
  * @module
  */
 export * from "./client.js";
+export type { InteractiveSession } from "./interactive.js";
 export * from "./errors.js";
 export * from "./receipt.js";
 export { CachePolicy, type Receipt, type EngineIdentity } from "./gen/wasmwiz/v1/receipt_pb.js";

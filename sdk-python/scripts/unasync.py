@@ -37,6 +37,7 @@ FILES = [
     ("tests/test_upload_async.py", "tests/test_upload_sync.py"),
     ("tests/test_files_async.py", "tests/test_files_sync.py"),
     ("tests/test_cache_async.py", "tests/test_cache_sync.py"),
+    ("tests/test_interactive_async.py", "tests/test_interactive_sync.py"),
 ]
 
 #: Word-bounded names: asyncio name -> sync name.
@@ -56,6 +57,7 @@ NAMES = {
     "AsyncClient": "Client",
     "AsyncExecutionStream": "ExecutionStream",
     "AsyncBatchStream": "BatchStream",
+    "AsyncInteractiveSession": "InteractiveSession",
     "AsyncModules": "Modules",
     "AsyncAccount": "Account",
     "AsyncAdmin": "Admin",

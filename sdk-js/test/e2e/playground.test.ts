@@ -100,7 +100,7 @@ describe("playground", () => {
     const css = await fetch(server.baseUrl + "/playground.css");
     assert.equal(css.status, 200);
     assert.match(css.headers.get("content-type") ?? "", /text\/css/);
-    for (const name of ["hello", "echo", "hash", "progress", "clockrand", "argsenv", "exitcode", "stderr", "trap", "loop", "fib", "rust_wordfreq", "rust_panic", "fsreport"]) {
+    for (const name of ["hello", "echo", "hash", "progress", "clockrand", "argsenv", "exitcode", "stderr", "trap", "loop", "fib", "rust_wordfreq", "rust_panic", "fsreport", "calc", "guess"]) {
       const wasm = await fetch(`${server.baseUrl}/examples/${name}.wasm`);
       assert.equal(wasm.status, 200, `/examples/${name}.wasm`);
       const bytes = new Uint8Array(await wasm.arrayBuffer());
@@ -639,6 +639,71 @@ describe("playground", () => {
     const seen = await page.evaluate(() => (window as unknown as { __progress: string[] }).__progress);
     assert.ok(seen.some((t) => /^Uploading big-echo\.wasm \(6(\.\d)? MiB\)… 100%$/.test(t)), JSON.stringify(seen));
     assert.equal(await page.isHidden("#upload-progress"), true, "hidden once stored");
+    await page.close();
+  });
+
+  it("runs calc in the terminal: 1+2 Enter answers = 3 and Ctrl-D ends the run", { timeout: 120_000 }, async () => {
+    const page = await openPlayground(server.adminKey);
+    await waitText(page, "#key-status", /admin@test\.local/);
+    await page.selectOption("#example", "calc");
+    assert.equal(await page.isChecked("#interactive"), true, "calc runs interactively");
+    await page.click("#run-btn");
+    await page.click("#terminal");
+    await waitText(page, "#terminal .xterm-rows", />/);
+    await page.keyboard.type("1+2");
+    await page.keyboard.press("Enter");
+    await waitText(page, "#terminal .xterm-rows", /= 3/);
+    await page.keyboard.press("Control+d");
+    await waitRunDone(page);
+    assert.match(await text(page, "#terminal .xterm-rows"), /bye/);
+    assert.match(await text(page, "#stat-outcome"), /success/i);
+    await page.screenshot({ path: join(SHOTS, "playground-terminal.png"), fullPage: true });
+    await page.close();
+  });
+
+  it("edits the line locally before sending it: Backspace removes the last character", { timeout: 120_000 }, async () => {
+    const page = await openPlayground(server.adminKey);
+    await waitText(page, "#key-status", /admin@test\.local/);
+    await page.selectOption("#example", "calc");
+    await page.click("#run-btn");
+    await page.click("#terminal");
+    await waitText(page, "#terminal .xterm-rows", />/);
+    await page.keyboard.type("2*9");
+    await page.keyboard.press("Backspace");
+    await page.keyboard.type("4");
+    await page.keyboard.press("Enter");
+    await waitText(page, "#terminal .xterm-rows", /= 8/);
+    await page.keyboard.press("Control+d");
+    await waitRunDone(page);
+    await page.close();
+  });
+
+  it("Ctrl-C in the terminal stops an interactive run", { timeout: 120_000 }, async () => {
+    const page = await openPlayground(server.adminKey);
+    await waitText(page, "#key-status", /admin@test\.local/);
+    await page.selectOption("#example", "guess");
+    await page.click("#run-btn");
+    await page.click("#terminal");
+    await waitText(page, "#terminal .xterm-rows", /Guess a number/);
+    await page.keyboard.press("Control+c");
+    await waitText(page, "#run-state", /Stopped/);
+    assert.equal(await page.isDisabled("#stop-btn"), true);
+    await page.close();
+  });
+
+  it("the terminal has an accessible label and no axe violations", { timeout: 60_000 }, async () => {
+    const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+    const page = await openPlayground(server.adminKey);
+    await page.selectOption("#example", "calc");
+    assert.equal(await page.isVisible("#terminal"), true);
+    assert.match((await page.getAttribute("#terminal", "aria-label")) ?? "", /terminal/i);
+    await page.evaluate(axeSource);
+    const violations = await page.evaluate(async () => {
+      const axe = (globalThis as unknown as { axe: { run(ctx: Document): Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }).axe;
+      const res = await axe.run(document);
+      return res.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+    });
+    assert.deepEqual(violations, []);
     await page.close();
   });
 

@@ -62,8 +62,8 @@ from ._types import (
     WhoAmI,
 )
 from ._version import __version__
-from .aio import AsyncBatchStream, AsyncClient, AsyncExecutionStream
-from .client import BatchStream, Client, ExecutionStream
+from .aio import AsyncBatchStream, AsyncClient, AsyncExecutionStream, AsyncInteractiveSession
+from .client import BatchStream, Client, ExecutionStream, InteractiveSession
 from .errors import (
     DeadlineExceeded,
     ErrorInfo,
@@ -92,6 +92,7 @@ __all__ = [
     "AsyncBatchStream",
     "AsyncClient",
     "AsyncExecutionStream",
+    "AsyncInteractiveSession",
     "AsyncStdinLike",
     "BatchCase",
     "BatchResult",
@@ -112,6 +113,7 @@ __all__ = [
     "FilesLike",
     "Filesystem",
     "Finished",
+    "InteractiveSession",
     "InvalidArgument",
     "InvalidModule",
     "LimitExceeded",

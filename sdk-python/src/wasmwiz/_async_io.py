@@ -79,3 +79,30 @@ async def stream_unary(
         call.cancel()
         raise
     return await call
+
+
+class StdinQueue:
+    """The stdin of an interactive session: written by the caller, read by the request stream.
+
+    ``None`` is the end of stdin. Unbounded: a write never waits here (the
+    server's flow control holds the stream back when the guest lags).
+    """
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Optional[bytes]] = asyncio.Queue()
+
+    async def put(self, item: Optional[bytes]) -> None:
+        """Queue bytes, or the end of stdin (``None``)."""
+        self._queue.put_nowait(item)
+
+    def end(self) -> None:
+        """End stdin now (also wakes a reader waiting for more)."""
+        self._queue.put_nowait(None)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The queued bytes in order, until the end of stdin."""
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            yield item

@@ -489,6 +489,7 @@ def execute_head(
     fs: Optional[InputFs] = None,
     cache: CacheLike = None,
     receipt: bool = False,
+    interactive: bool = False,
 ) -> Iterator[execution_pb2.ExecuteRequest]:
     """The first messages of an ``Execute`` stream.
 
@@ -506,6 +507,7 @@ def execute_head(
         stream_stdin=stdin is None,
         cache=cache_policy(cache),
         receipt=receipt,
+        interactive=interactive,
     )
     if stdin is not None:
         start.stdin = to_bytes(stdin, "stdin")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
@@ -58,3 +59,30 @@ def stream_unary(
         if captured.error is not None:
             raise captured.error from None
         raise
+
+
+class StdinQueue:
+    """The stdin of an interactive session: written by the caller, read by grpcio's request thread.
+
+    ``None`` is the end of stdin. Unbounded: a write never waits here (the
+    server's flow control holds the stream back when the guest lags).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Optional[bytes]] = queue.Queue()
+
+    def put(self, item: Optional[bytes]) -> None:
+        """Queue bytes, or the end of stdin (``None``)."""
+        self._queue.put_nowait(item)
+
+    def end(self) -> None:
+        """End stdin now (also wakes a reader waiting for more)."""
+        self._queue.put_nowait(None)
+
+    def chunks(self) -> Iterator[bytes]:
+        """The queued bytes in order, until the end of stdin."""
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            yield item

@@ -303,6 +303,82 @@ class AsyncBatchStream(_AsyncServerStream[execution_pb2.BatchEvent, CaseResult])
         return BatchResult(tuple(sorted(cases, key=lambda case: case.index)))
 
 
+class AsyncInteractiveSession:
+    r"""A running interactive execution (from :meth:`AsyncClient.interactive`).
+
+    :meth:`write` feeds the guest's stdin while it runs, :meth:`close` ends
+    it (EOF), :meth:`cancel` stops the guest. Iterate the session for its
+    events as they arrive (as :class:`AsyncExecutionStream`), or await
+    :meth:`result`. Bytes reach the guest in the order they were written.
+    Used as a context manager, it cancels the execution when left early.
+
+    Example::
+
+        async with client.interactive("calc.wasm") as session:
+            await session.write("1+2\n")
+            await session.close()
+            print((await session.result()).text)  # > = 3\n> bye
+    """
+
+    def __init__(self, stream: AsyncExecutionStream, stdin: _io.StdinQueue) -> None:
+        self._stream = stream
+        self._stdin = stdin
+        self._closed = False
+
+    async def write(self, data: Data) -> None:
+        """Send ``data`` (``str`` is UTF-8 encoded) to the guest's stdin.
+
+        Raises:
+            WasmWizError: FAILED_PRECONDITION after :meth:`close`, or once
+                the execution has ended.
+        """
+        if self._closed:
+            raise WasmWizError(
+                "stdin was closed; no more writes", code=grpc.StatusCode.FAILED_PRECONDITION
+            )
+        if self._stream._done:
+            raise WasmWizError(
+                "the execution has ended; its stdin takes no more writes",
+                code=grpc.StatusCode.FAILED_PRECONDITION,
+            )
+        chunk = _common.to_bytes(data, "data")
+        if chunk:
+            await self._stdin.put(chunk)
+
+    async def close(self) -> None:
+        """End the guest's stdin (EOF) after what was written; a second call does nothing."""
+        if not self._closed:
+            self._closed = True
+            await self._stdin.put(None)
+
+    def cancel(self) -> None:
+        """Stop the guest (the server cancels it); the session yields no more events."""
+        self._closed = True
+        self._stdin.end()
+        self._stream.cancel()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self._stream.__anext__()
+
+    async def result(self) -> Result:
+        """Consume the remaining events and return the :class:`~wasmwiz.Result`."""
+        return await self._stream.result()
+
+    async def __aenter__(self) -> AsyncInteractiveSession:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.cancel()
+
+
 async def _execute_requests(
     head: Iterator[execution_pb2.ExecuteRequest],
     fs: Optional[InputFs],
@@ -618,6 +694,86 @@ class AsyncClient:
             return self._stubs().execution.Run(request, timeout=deadline, metadata=self._metadata)
 
         return AsyncExecutionStream(self, resolve, open_call)
+
+    def interactive(
+        self,
+        module: ModuleLike,
+        stdin: Data = b"",
+        args: Sequence[str] = (),
+        env: Optional[Mapping[str, str]] = None,
+        limits: LimitsLike = None,
+        seed: Optional[int] = None,
+        *,
+        files: Optional[FilesLike] = None,
+        collect: Sequence[str] = (),
+        program_name: Optional[str] = None,
+        keep_module: bool = False,
+        timeout: Optional[float] = None,
+    ) -> AsyncInteractiveSession:
+        r"""Start an interactive execution: its stdin stays open for writes.
+
+        Runs over ``Execute`` with ``stream_stdin`` and ``interactive``: the
+        server counts only the guest's running time against ``timeout``,
+        bounds each wait for input by the tier's idle timeout and the whole
+        session by its session length. ``stdin`` is sent first; the other
+        arguments are those of :meth:`run` (no result cache: a person types
+        the input). Not a coroutine: the call starts on the first iteration
+        (writes made before are queued).
+
+        Example::
+
+            session = client.interactive("calc.wasm")
+            await session.write("6*7\n")
+            await session.close()
+            result = await session.result()
+            print(result.text)  # > = 42\n> bye
+        """
+        deadline = _common.effective_timeout(timeout, self.timeout)
+        fs = _common.input_fs(files, collect, limits)
+        first = _common.to_bytes(stdin, "stdin")
+        queue = _io.StdinQueue()
+
+        async def resolve() -> Source:
+            return await self._runnable(module, timeout)
+
+        async def typed() -> AsyncIterator[bytes]:
+            if first:
+                yield first
+            async for chunk in queue.chunks():
+                yield chunk
+
+        def open_execute(source: Source) -> StreamCall[execution_pb2.ExecuteEvent]:
+            head = _common.execute_head(
+                source,
+                stdin=None,
+                args=args,
+                env=env,
+                limits=limits,
+                seed=seed,
+                expected_stdout=None,
+                program_name=program_name,
+                keep_module=keep_module,
+                chunk_size=self._chunk_size,
+                fs=fs,
+                interactive=True,
+            )
+            requests = _common.CapturingAsyncIterator(
+                _execute_requests(head, fs, typed(), min(self._chunk_size, PIECE_SIZE))
+            )
+            pumps.append(requests)
+            return self._stubs().execution.Execute(
+                requests, timeout=deadline, metadata=self._metadata
+            )
+
+        pumps: list[_common.CapturingAsyncIterator[execution_pb2.ExecuteRequest]] = []
+        stream = AsyncExecutionStream(
+            self,
+            resolve,
+            open_execute,
+            retryable=False,
+            local_error=lambda: pumps[-1].error if pumps else None,
+        )
+        return AsyncInteractiveSession(stream, queue)
 
     async def run(
         self,

@@ -45,6 +45,8 @@ pub const EXAMPLES: &[(&str, &[u8])] = examples!(
     "rust_wordfreq",
     "rust_panic",
     "fsreport",
+    "calc",
+    "guess",
 );
 
 fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
