@@ -13,6 +13,7 @@ use wasmwiz_server::config::{default_tiers, Tier};
 
 on_both_databases!(
     a_batch_larger_than_the_minute_rate_is_paced_and_runs_whole,
+    a_paced_batch_counts_no_rate_limit_refusal,
     a_batch_larger_than_todays_quota_is_refused_whole,
     a_refused_batch_leaves_todays_quota_untouched,
     a_batch_of_exactly_todays_quota_runs,
@@ -81,6 +82,33 @@ async fn a_batch_larger_than_the_minute_rate_is_paced_and_runs_whole(db: Db) {
         .collect();
     indexes.sort_unstable();
     assert_eq!(indexes, (0..62).collect::<Vec<u32>>());
+    server.stop().await;
+}
+
+/// `wasmwiz_rate_limited_total{reason}` from the server's /metrics.
+async fn rate_limited(server: &TestServer, reason: &str) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tcp.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let series = format!("wasmwiz_rate_limited_total{{reason=\"{reason}\"}}");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map(|value| value.trim().parse().unwrap())
+        .unwrap_or_else(|| panic!("{series} is exported:\n{text}"))
+}
+
+async fn a_paced_batch_counts_no_rate_limit_refusal(db: Db) {
+    let (server, mut c) = server_with_tier(db, tier(60, 1000)).await;
+    run_batch(&mut c, hello_batch(62))
+        .await
+        .expect("the whole batch runs");
+    // Waiting for the next cell is not a refusal anyone was told about.
+    assert_eq!(rate_limited(&server, "per_minute").await, 0);
     server.stop().await;
 }
 

@@ -17,7 +17,7 @@ use wasmwiz_proto::v1;
 use super::{
     client::ClientStdin,
     fs_input::FsRequest,
-    lifecycle::{allow, finished, launch, resolve, Finished, Launch, Running},
+    lifecycle::{allow, finished, launch, record_refusal, resolve, Finished, Launch, Running},
     result_cache::{case_hit, case_lookup, CacheWrite, CaseHit, Entry},
     spec::{given_fs, GivenSource, ModuleSource, NamedTier},
     verdict::VerdictTracker,
@@ -34,7 +34,7 @@ use crate::{
         vfs::{CollectedFile, FsSpec},
         Stream as OutStream,
     },
-    limits::{Allowance, LimitError, RateHeaders},
+    limits::{AdmitError, Allowance, LimitError, RateHeaders},
 };
 
 /// One case of a batch: its own args and stdin, the batch's module.
@@ -254,7 +254,9 @@ async fn check_daily_quota_covers(
         .map_err(ApiError::Internal)?
         + 1;
     if remaining < cases {
-        return Err(LimitError::daily_too_small_for_batch(cases, remaining, tier).into());
+        let refusal = LimitError::daily_too_small_for_batch(cases, remaining, tier);
+        record_refusal(state, caller, &refusal);
+        return Err(refusal.into());
     }
     Ok(())
 }
@@ -355,27 +357,29 @@ impl Scheduler {
     /// other calls) ends the batch after the cases that ran. `None`: stop.
     async fn paced_allowance(&self, tier: &Tier) -> Option<Allowance> {
         loop {
-            let refused = tokio::select! {
+            let admitted = tokio::select! {
                 biased;
                 () = self.stop.cancelled() => return None,
-                allowed = allow(&self.state, &self.caller, tier, true) => match allowed {
-                    Ok(allowance) => return Some(allowance),
-                    Err(refused) => refused,
-                },
+                admitted = self.state.limits.admit(&self.caller.user_id, tier, true) => admitted,
             };
-            match refused {
-                ApiError::Limited(LimitError::PerMinute { retry_after, .. }) => {
+            let error = match admitted {
+                Ok(allowance) => return Some(allowance),
+                Err(AdmitError::Refused(LimitError::PerMinute { retry_after, .. })) => {
                     tokio::select! {
                         biased;
                         () = self.stop.cancelled() => return None,
                         () = tokio::time::sleep(retry_after) => {}
                     }
+                    continue;
                 }
-                error => {
-                    let _ = self.tx.send(Err(error.into())).await;
-                    return None;
+                Err(AdmitError::Refused(refusal)) => {
+                    record_refusal(&self.state, &self.caller, &refusal);
+                    ApiError::from(refusal)
                 }
-            }
+                Err(AdmitError::Counter(error)) => ApiError::Internal(error),
+            };
+            let _ = self.tx.send(Err(error.into())).await;
+            return None;
         }
     }
 

@@ -192,21 +192,27 @@ pub(super) async fn allow(
         Ok(allowance) => Ok(allowance),
         Err(AdmitError::Counter(error)) => Err(ApiError::Internal(error)),
         Err(AdmitError::Refused(refusal)) => {
-            let reason = match refusal {
-                LimitError::PerMinute { .. } => "per_minute",
-                LimitError::Daily { .. } => "per_day",
-                LimitError::Concurrency { .. } => "concurrency",
-                LimitError::DailyTooSmallForBatch { .. } => "per_day",
-            };
-            state
-                .metrics
-                .rate_limited
-                .with_label_values(&[reason])
-                .inc();
-            crate::audit::limit_refused(caller, reason);
+            record_refusal(state, caller, &refusal);
             Err(refusal.into())
         }
     }
+}
+
+/// Counts a refusal the caller is answered with, by reason, in the
+/// metrics and the audit log. A paced batch's wait for its next cell is
+/// not one: it records nothing until a refusal ends the batch.
+pub(super) fn record_refusal(state: &AppState, caller: &Caller, refusal: &LimitError) {
+    let reason = match refusal {
+        LimitError::PerMinute { .. } => "per_minute",
+        LimitError::Daily { .. } | LimitError::DailyTooSmallForBatch { .. } => "per_day",
+        LimitError::Concurrency { .. } => "concurrency",
+    };
+    state
+        .metrics
+        .rate_limited
+        .with_label_values(&[reason])
+        .inc();
+    crate::audit::limit_refused(caller, reason);
 }
 
 /// The module to run (compiled or cached). Runs after the rate limit, so a
