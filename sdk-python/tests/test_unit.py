@@ -74,6 +74,15 @@ def test_limits_coerce_mapping_and_unknown_keys() -> None:
     assert wasmwiz.Limits(timeout=0.0001).to_proto().timeout_ms == 1
 
 
+def test_limits_idle_timeout_goes_as_idle_timeout_ms() -> None:
+    limits = wasmwiz.Limits(idle_timeout="1.5s")
+    assert limits.idle_timeout == 1.5
+    assert limits.to_proto().idle_timeout_ms == 1500
+    assert wasmwiz.Limits.from_proto(limits.to_proto()) == limits
+    assert wasmwiz.Limits.coerce({"idle_timeout": 30}) == wasmwiz.Limits(idle_timeout=30)
+    assert repr(wasmwiz.Limits(idle_timeout="250ms")) == "Limits(idle_timeout=0.25)"
+
+
 # --------------------------------------------------------------------------- urls and modules
 
 
