@@ -173,7 +173,7 @@ class ExecutionInfo:
             duration=fin.duration,
             memory_peak=fin.memory_peak,
             verdict=fin.verdict,
-            execution_id=self.attempt_execution_ids[-1] if self.attempt_execution_ids else "",
+            execution_id=self.summary.execution_id,
             module_sha256=self.summary.module_sha256,
             trap_kind=fin.trap_kind,
             message=fin.message,

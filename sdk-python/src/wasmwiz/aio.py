@@ -471,8 +471,8 @@ class AsyncDetachedExecution:
     async def result(self, *, timeout: Optional[float] = None) -> Result:
         """Wait for the execution to finish and return its :class:`~wasmwiz.Result`.
 
-        ``result.execution_id`` is the usage record of the attempt that
-        produced it (see :attr:`ExecutionInfo.attempt_execution_ids`).
+        ``result.execution_id`` is the execution's id (its attempts' usage
+        records are :attr:`ExecutionInfo.attempt_execution_ids`).
 
         Raises:
             WasmWizError: CANCELLED when it was cancelled, or the error that
