@@ -5,6 +5,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Code, Outcome, WasmWizError, createClient, toText, type RunEvent, type TransportKind, type WasmWizClient } from "../src/node.js";
+import { createConnection, createServer, type Server as NetServer, type Socket } from "node:net";
 import { guest, startServer, type TestServer } from "./helpers/server.js";
 
 const TRANSPORTS: TransportKind[] = ["grpc", "grpc-web"];
@@ -128,5 +129,64 @@ for (const transport of TRANSPORTS) {
       assert.equal(err.code, Code.InvalidArgument);
       assert.equal(err.fieldViolations[0]?.field, "webhook_url");
     });
+  });
+}
+
+/** A TCP proxy to the server whose open connections can all be reset at once (a dropped link). */
+class CuttableProxy {
+  readonly #listener: NetServer;
+  #open: Socket[] = [];
+  connections = 0;
+
+  constructor(upstreamPort: number) {
+    this.#listener = createServer((down) => {
+      const up = createConnection({ host: "127.0.0.1", port: upstreamPort });
+      this.connections += 1;
+      this.#open.push(down, up);
+      down.pipe(up).on("error", () => undefined);
+      up.pipe(down).on("error", () => undefined);
+      down.on("error", () => up.destroy());
+      up.on("error", () => down.destroy());
+    });
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((r) => this.#listener.listen(0, "127.0.0.1", r));
+    const address = this.#listener.address();
+    if (address === null || typeof address === "string") throw new Error("no port");
+    return `http://127.0.0.1:${address.port}`;
+  }
+
+  cut(): void {
+    for (const s of this.#open.splice(0)) s.resetAndDestroy();
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((r) => this.#listener.close(() => r()));
+  }
+}
+
+for (const transport of TRANSPORTS) {
+  it(`events() over ${transport} continue after a dropped connection, without repeats`, async () => {
+    const proxy = new CuttableProxy(Number(new URL(server.baseUrl).port));
+    try {
+      const url = await proxy.listen();
+      const direct = createClient({ baseUrl: server.baseUrl, apiKey: server.adminKey, transport });
+      const job = await direct.submit({ module: guest("progress"), args: ["10"] });
+      const viaProxy = createClient({ baseUrl: url, apiKey: server.adminKey, transport });
+      const events: RunEvent[] = [];
+      for await (const ev of viaProxy.execution(job.executionId).events()) {
+        events.push(ev);
+        if (events.length === 2) proxy.cut(); // after started and tick 0
+      }
+      const stdout = events.map((ev) => (ev.type === "stdout" ? toText(ev.data) : "")).join("");
+      assert.equal(stdout, [...Array(10).keys()].map((i) => `tick ${i}\n`).join("") + "done\n");
+      assert.equal(events.filter((ev) => ev.type === "started").length, 1);
+      assert.equal(events[events.length - 1]?.type, "finished");
+      assert.ok(proxy.connections >= 2, "it reconnected");
+    } finally {
+      await proxy.close();
+    }
   });
 }

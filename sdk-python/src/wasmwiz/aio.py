@@ -22,7 +22,7 @@ import datetime
 import threading
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, Union, cast
 
 import grpc
 import grpc.aio
@@ -1215,7 +1215,7 @@ class AsyncClient:
 
     async def list_executions(
         self,
-        state: Optional[Any] = None,
+        state: Union[ExecutionState, str, None] = None,
         *,
         limit: Optional[int] = None,
         page_size: int = 50,

@@ -24,7 +24,7 @@ import datetime
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, Union, cast
 
 import grpc
 
@@ -1207,7 +1207,7 @@ class Client:
 
     def list_executions(
         self,
-        state: Optional[Any] = None,
+        state: Union[ExecutionState, str, None] = None,
         *,
         limit: Optional[int] = None,
         page_size: int = 50,
