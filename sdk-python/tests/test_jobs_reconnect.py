@@ -62,6 +62,8 @@ class CuttableProxy:
         for s in doomed:
             with contextlib.suppress(OSError):
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                # shutdown wakes the pump blocked in recv (close alone would not).
+                s.shutdown(socket.SHUT_RDWR)
                 s.close()
 
     def close(self) -> None:
