@@ -128,9 +128,24 @@ function concat(parts: Uint8Array[]): Uint8Array {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Node's errors of a connection that went away (Connect reports a reset as ABORTED). */
+const DROPPED = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "ERR_HTTP2_STREAM_ERROR", "ERR_HTTP2_SESSION_ERROR"]);
+
+/** True when the call failed because the connection dropped, not because the server said no. */
+export function droppedConnection(err: WasmWizError): boolean {
+  if (err.code === Code.Unavailable) return true;
+  if (err.code !== Code.Aborted) return false;
+  for (let cause: unknown = err.cause, depth = 0; cause && depth < 5; depth += 1) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === "string" && DROPPED.has(code)) return true;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 /**
  * The events of `open()`, reconnecting when the connection drops
- * (`UNAVAILABLE`): the server replays from the start, so the events already
+ * (`UNAVAILABLE`, or a reset, see {@link droppedConnection}): the server replays from the start, so the events already
  * yielded are skipped and none is seen twice.
  */
 export async function* reconnecting(
@@ -152,7 +167,7 @@ export async function* reconnecting(
       return;
     } catch (e) {
       const err = WasmWizError.from(e);
-      if (err.code !== Code.Unavailable || failures >= WATCH_RECONNECTS || signal?.aborted) throw err;
+      if (!droppedConnection(err) || failures >= WATCH_RECONNECTS || signal?.aborted) throw err;
       await sleep(Math.min(100 * 2 ** failures, 2000));
       failures += 1;
     }
