@@ -10,8 +10,8 @@ Listens on 127.0.0.1:PORT (default 8787; 0 picks a free port) and prints
 ``Wasmwiz-Signature`` verifies under the secret (from
 ``client.account.rotate_webhook_secret()``) is printed as one JSON line and
 answered 204; a bad, old or missing signature gets 400 and is not printed,
-a body above 1 MiB 413. Exits after COUNT verified deliveries (default:
-never). Submit a run whose webhook comes here with
+a body above 1 MiB 413; a connection idle for 10 s is closed. Exits after
+COUNT verified deliveries (default: never). Submit a run whose webhook comes here with
 ``client.submit(module, webhook_url="http://127.0.0.1:N/hook")`` (the server
 must allow plain http and loopback: ``webhook_allow_http`` and
 ``webhook_allow_private``, for local receivers only).
@@ -37,6 +37,9 @@ def make_handler(
     """A request handler that verifies each delivery under ``secret``."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        #: Seconds a connection may sit idle (a slow sender cannot hold a thread).
+        timeout = 10
+
         def do_POST(self) -> None:
             try:
                 length = int(self.headers.get("Content-Length", ""))

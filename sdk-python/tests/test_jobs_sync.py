@@ -45,6 +45,10 @@ def test_a_handle_rebuilt_from_the_id_gets_the_stored_result(server: Server) -> 
     assert info.finished is not None
     assert info.finished.outcome == wasmwiz.Outcome.SUCCESS
     assert len(info.attempt_execution_ids) == 1
+    stored = info.result()
+    assert stored is not None
+    assert stored.stdout == b"kept"
+    assert stored.execution_id == submitted.execution_id
     assert again.stdout == b"kept"
 
 
