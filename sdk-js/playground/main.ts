@@ -11,7 +11,8 @@
  *   `PutModule`; the files inline) → live console → stats → the files that
  *   came back (`out-files.ts`). A share link (`share.ts`) puts the inputs,
  *   never the key, in the URL fragment.
- * - Account view: WhoAmI (tier, allowance), GetUsage (SVG charts), own keys.
+ * - Account view: WhoAmI (tier, allowance), GetUsage (SVG charts), own keys,
+ *   recent detached runs (`detached-runs.ts`, ListExecutions).
  *
  * No inline scripts or styles (the page is served with a strict CSP); charts
  * are SVG elements built here.
@@ -47,6 +48,7 @@ import { readShared, shareUrl, type SharedInputs } from "./share.js";
 import { FilesPanel } from "./files-panel.js";
 import { clearOutFiles, showOutFiles } from "./out-files.js";
 import { TerminalPanel } from "./terminal.js";
+import { loadDetachedRuns } from "./detached-runs.js";
 
 // ---------------------------------------------------------------- examples
 
@@ -1258,10 +1260,22 @@ async function loadAccount(): Promise<void> {
   } finally {
     if (seq === accountSeq) $("panel-account").removeAttribute("aria-busy");
   }
+  if (seq === accountSeq) await refreshDetachedRuns();
+}
+
+/** The "Detached runs" card on its own: its failure leaves the rest of the tab shown. */
+async function refreshDetachedRuns(): Promise<void> {
+  if (!apiKey()) return;
+  try {
+    await loadDetachedRuns(client());
+  } catch (e) {
+    showError(e, "account-error");
+  }
 }
 
 function initAccount(): void {
   $("acct-refresh").addEventListener("click", () => void loadAccount());
+  $("runs-refresh").addEventListener("click", () => void refreshDetachedRuns());
   $("usage-days").addEventListener("change", () => void loadAccount());
   $("new-key-form").addEventListener("submit", (e) => {
     e.preventDefault();

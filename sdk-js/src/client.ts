@@ -29,8 +29,11 @@ import {
   Verdict,
   type ExecuteRequestSchema,
   type LimitsSchema,
+  type RunBatchRequestSchema,
+  type RunRequestSchema,
   type BatchEvent,
   type ExecuteEvent,
+  type ExecutionState,
   type Finished,
   type Limits,
   type Started,
@@ -66,6 +69,15 @@ import { Health, HealthCheckResponse_ServingStatus } from "./gen/grpc/health/v1/
 import { CachePolicy, type Receipt } from "./gen/wasmwiz/v1/receipt_pb.js";
 import { ServerService, type GetServerInfoResponse } from "./gen/wasmwiz/v1/server_pb.js";
 import { Session, StdinFeed, type InteractiveSession } from "./interactive.js";
+import {
+  DetachedExecution,
+  executionListing,
+  executionStateOf,
+  type DetachedCalls,
+  type ExecutionInfo,
+  type ExecutionListing,
+  type ExecutionStateName,
+} from "./detached.js";
 
 /** Which wire protocol a client speaks. */
 export type TransportKind = "grpc" | "grpc-web";
@@ -327,6 +339,46 @@ export type RunBatchOptions = ModuleSource & CacheOptions & {
   /** Glob patterns of files every case sends back (in each case's `files`). */
   collect?: string[];
 };
+
+/** What {@link WasmWizClient.submit} queues: a run (stdin whole), and where to POST its end. */
+export type SubmitOptions = RunOptions & {
+  /**
+   * Where the server POSTs a signed JSON summary when the execution ends
+   * (`https://`; check it with `verifyWebhook`). The account needs a secret
+   * first: `client.account.rotateWebhookSecret()`.
+   */
+  webhookUrl?: string;
+};
+
+/** What {@link WasmWizClient.submitBatch} queues: a batch whose every case runs detached. */
+export type SubmitBatchOptions = RunBatchOptions & {
+  /** Fires per case, then once more (`"batch.ended"`) when the last case has ended. */
+  webhookUrl?: string;
+};
+
+/** What {@link WasmWizClient.submitBatch} answers. */
+export interface SubmittedBatch {
+  batchId: string;
+  /** One handle per case, in case order. */
+  executions: DetachedExecution[];
+}
+
+/** Which page of {@link WasmWizClient.listExecutions}. */
+export interface ListExecutionsOptions {
+  /** Only executions in this state (default: all). */
+  state?: ExecutionState | ExecutionStateName;
+  /** At most this many (default 50, at most 500). */
+  pageSize?: number;
+  /** From a previous page's `nextPageToken`. */
+  pageToken?: string;
+}
+
+/** One page of {@link WasmWizClient.listExecutions}, newest first. */
+export interface ExecutionsPage {
+  executions: ExecutionListing[];
+  /** Empty on the last page. */
+  nextPageToken: string;
+}
 
 /** What {@link WasmWizClient.upload} did. */
 export interface UploadResult {
@@ -628,6 +680,11 @@ export interface AccountApi {
   createMyApiKey(request?: MessageInitShape<typeof CreateMyApiKeyRequestSchema>, options?: WasmWizCallOptions): Promise<CreateMyApiKeyResponse>;
   listMyApiKeys(options?: WasmWizCallOptions): Promise<ApiKeyInfo[]>;
   revokeMyApiKey(keyId: string, options?: WasmWizCallOptions): Promise<void>;
+  /**
+   * A new secret (`whsec_...`) that signs this account's webhooks; the old
+   * one stops. Returned only this once: give it to your receiver.
+   */
+  rotateWebhookSecret(options?: WasmWizCallOptions): Promise<string>;
 }
 
 /** Operator calls (admin keys only; PERMISSION_DENIED otherwise). */
@@ -697,6 +754,26 @@ export interface WasmWizClient {
   interactive(options: InteractiveOptions, callOptions?: WasmWizCallOptions): InteractiveSession;
   /** One module, many cases, compiled once; results stream as each case finishes. */
   runBatch(options: RunBatchOptions, callOptions?: WasmWizCallOptions): BatchStream;
+  /**
+   * Queues a run on the server (`SubmitExecution`) and resolves once it is
+   * durably queued; collect it later by id, even from another process.
+   * The server checks it as `run()` would, at submit.
+   *
+   * ```ts
+   * const job = await client.submit({ module, stdin: "hi", webhookUrl: "https://ci.example/hook" });
+   * console.log(job.executionId);
+   * const { stdoutText } = await job.result();
+   * ```
+   */
+  submit(options: SubmitOptions, callOptions?: WasmWizCallOptions): Promise<DetachedExecution>;
+  /** Queues a batch (`SubmitBatch`): each case becomes a detached execution. */
+  submitBatch(options: SubmitBatchOptions, callOptions?: WasmWizCallOptions): Promise<SubmittedBatch>;
+  /** The handle of an execution submitted before (no call is made). */
+  execution(executionId: string): DetachedExecution;
+  /** Shortcut for `client.execution(id).get()`: state, attempts, webhook attempts and output. */
+  getExecution(executionId: string, options?: WasmWizCallOptions): Promise<ExecutionInfo>;
+  /** One page of the account's detached executions, newest first. */
+  listExecutions(request?: ListExecutionsOptions, options?: WasmWizCallOptions): Promise<ExecutionsPage>;
   /**
    * Stores a module for this account and returns its info. Skips the bytes
    * when the server already has the hash (`uploaded: false`). Streams chunks
@@ -858,6 +935,53 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
     }
   };
 
+  /** A whole `RunRequest` (stdin and files inline), checked. */
+  const runRequest = (r: RunOptions): MessageInitShape<typeof RunRequestSchema> => {
+    checkSource(r);
+    const fs = inputFs(r.files, r.collect, fsBytesOf(r.limits));
+    return {
+      source: r.module !== undefined ? { case: "module", value: r.module } : { case: "moduleSha256", value: r.moduleSha256! },
+      stdin: r.stdin !== undefined ? toBytes(r.stdin) : new Uint8Array(0),
+      ...runRequestInit(r),
+      ...(fs ? { fs: filesystemInit(fs) } : {}),
+    };
+  };
+
+  /** A whole `RunBatchRequest`, its cases' files checked. */
+  const batchRequest = (r: RunBatchOptions): MessageInitShape<typeof RunBatchRequestSchema> => {
+    checkSource(r);
+    const maxBytes = fsBytesOf(r.limits);
+    const fs = inputFs(r.files, r.collect, maxBytes);
+    return {
+      source: r.module !== undefined ? { case: "module", value: r.module } : { case: "moduleSha256", value: r.moduleSha256! },
+      cases: r.cases.map((c, index) => {
+        const own = caseFs(c, index, fs, maxBytes);
+        return {
+          stdin: c.stdin !== undefined ? toBytes(c.stdin) : new Uint8Array(0),
+          args: c.args ?? [],
+          name: c.name ?? "",
+          ...(c.expectedStdout !== undefined ? { expectedStdout: toBytes(c.expectedStdout) } : {}),
+          ...(own ? { fs: own } : {}),
+        };
+      }),
+      ...(fs ? { fs: filesystemInit(fs) } : {}),
+      limits: limitsInit(r.limits),
+      programName: r.programName ?? "",
+      env: r.env ?? {},
+      randomSeed: big(r.randomSeed),
+      cache: cachePolicy(r.cache),
+      receipt: r.receipt ?? false,
+    };
+  };
+
+  /** What a {@link DetachedExecution} calls, through this client's key and error conversion. */
+  const detachedCalls: DetachedCalls = {
+    watch: (executionId, o) => raw.execution.watchExecution({ executionId }, co(o, false)),
+    collect: (open) => runCollector(open, {}),
+    getPage: (executionId, pageToken, o) => unary(() => raw.execution.getExecution({ executionId, pageToken }, co(o, true))),
+    cancel: (executionId, o) => unary(async () => (await raw.execution.cancelExecution({ executionId }, co(o, true))).state),
+  };
+
   const client: WasmWizClient = {
     transport: kind,
     baseUrl: options.baseUrl,
@@ -865,19 +989,7 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
 
     run(r, o) {
       const rate: { info?: RateLimitInfo } = {};
-      return runCollector(sizeChecked(r.module, o, () => {
-        checkSource(r);
-        const fs = inputFs(r.files, r.collect, fsBytesOf(r.limits));
-        return raw.execution.run(
-          {
-            source: r.module !== undefined ? { case: "module", value: r.module } : { case: "moduleSha256", value: r.moduleSha256! },
-            stdin: r.stdin !== undefined ? toBytes(r.stdin) : new Uint8Array(0),
-            ...runRequestInit(r),
-            ...(fs ? { fs: filesystemInit(fs) } : {}),
-          },
-          streamOptions(o, rate),
-        );
-      }), rate);
+      return runCollector(sizeChecked(r.module, o, () => raw.execution.run(runRequest(r), streamOptions(o, rate))), rate);
     },
 
     execute(r, o) {
@@ -1000,34 +1112,47 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
     },
 
     runBatch(r, o) {
-      return batchCollector(sizeChecked(r.module, o, () => {
-        checkSource(r);
-        const maxBytes = fsBytesOf(r.limits);
-        const fs = inputFs(r.files, r.collect, maxBytes);
-        return raw.execution.runBatch(
-          {
-            source: r.module !== undefined ? { case: "module", value: r.module } : { case: "moduleSha256", value: r.moduleSha256! },
-            cases: r.cases.map((c, index) => {
-              const own = caseFs(c, index, fs, maxBytes);
-              return {
-                stdin: c.stdin !== undefined ? toBytes(c.stdin) : new Uint8Array(0),
-                args: c.args ?? [],
-                name: c.name ?? "",
-                ...(c.expectedStdout !== undefined ? { expectedStdout: toBytes(c.expectedStdout) } : {}),
-                ...(own ? { fs: own } : {}),
-              };
-            }),
-            ...(fs ? { fs: filesystemInit(fs) } : {}),
-            limits: limitsInit(r.limits),
-            programName: r.programName ?? "",
-            env: r.env ?? {},
-            randomSeed: big(r.randomSeed),
-            cache: cachePolicy(r.cache),
-            receipt: r.receipt ?? false,
-          },
-          co(o, false),
-        );
-      }));
+      return batchCollector(sizeChecked(r.module, o, () => raw.execution.runBatch(batchRequest(r), co(o, false))));
+    },
+
+    async submit(r, o) {
+      await checkModuleSize(r.module, o);
+      const run = runRequest(r);
+      const response = await unary(() =>
+        raw.execution.submitExecution({ run, webhookUrl: r.webhookUrl ?? "" }, co(o, true)),
+      );
+      return new DetachedExecution(response.executionId, detachedCalls);
+    },
+
+    async submitBatch(r, o) {
+      await checkModuleSize(r.module, o);
+      const batch = batchRequest(r);
+      const response = await unary(() =>
+        raw.execution.submitBatch({ batch, webhookUrl: r.webhookUrl ?? "" }, co(o, true)),
+      );
+      return {
+        batchId: response.batchId,
+        executions: response.executionIds.map((id) => new DetachedExecution(id, detachedCalls)),
+      };
+    },
+
+    execution(executionId) {
+      if (!executionId) throw new WasmWizError(Code.InvalidArgument, "executionId must not be empty", { local: true });
+      return new DetachedExecution(executionId, detachedCalls);
+    },
+
+    getExecution(executionId, o) {
+      return client.execution(executionId).get(o);
+    },
+
+    async listExecutions(req, o) {
+      const page = await unary(() =>
+        raw.execution.listExecutions(
+          { state: executionStateOf(req?.state), pageSize: req?.pageSize ?? 0, pageToken: req?.pageToken ?? "" },
+          co(o, true),
+        ),
+      );
+      return { executions: page.executions.map(executionListing), nextPageToken: page.nextPageToken };
     },
 
     async upload(module, o) {
@@ -1083,6 +1208,7 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
         unary(async () => {
           await raw.account.revokeMyApiKey({ keyId }, co(o, true));
         }),
+      rotateWebhookSecret: (o) => unary(async () => (await raw.account.rotateWebhookSecret({}, co(o, true))).secret),
     },
 
     admin: {

@@ -8,6 +8,9 @@
  * - `client.ts`: the transport-independent client (`run`, `execute`,
  *   `runBatch`, `upload`, `modules`, `account`, `admin`, `health`); adds the
  *   API key to every call and turns streams into async iterables that collect.
+ * - `detached.ts`: the handle of a detached execution (`submit()`): its
+ *   events (reconnecting without repeats), result, state and cancellation.
+ *   `webhooks.ts` (Node only) verifies webhook signatures.
  * - `files.ts`: the guest's input tree (`files`, `collect`): path checks,
  *   size check, `fs_chunk` pieces, and putting collected files back together.
  *   `node-files.ts` (Node only) reads a local directory (`filesFromDir`).
@@ -24,6 +27,15 @@
  */
 export * from "./client.js";
 export type { InteractiveSession } from "./interactive.js";
+export {
+  DetachedExecution,
+  WATCH_RECONNECTS,
+  executionStateName,
+  type ExecutionInfo,
+  type ExecutionListing,
+  type ExecutionStateName,
+  type WebhookDelivery,
+} from "./detached.js";
 export * from "./errors.js";
 export * from "./receipt.js";
 export { CachePolicy, type Receipt, type EngineIdentity } from "./gen/wasmwiz/v1/receipt_pb.js";
@@ -42,6 +54,7 @@ export {
   OutcomeSchema,
   Verdict,
   VerdictSchema,
+  ExecutionState,
   type Finished,
   type Started,
   type Limits,

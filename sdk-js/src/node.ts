@@ -18,6 +18,14 @@ import { SDK_VERSION } from "./index.js";
 
 export * from "./index.js";
 export { filesFromDir, type FilesFromDirOptions } from "./node-files.js";
+export {
+  verifyWebhook,
+  signWebhook,
+  WebhookSignatureError,
+  WEBHOOK_SIGNATURE_HEADER,
+  DEFAULT_WEBHOOK_TOLERANCE_SEC,
+  type VerifyWebhookOptions,
+} from "./webhooks.js";
 
 const userAgent: Interceptor = (next) => (req) => {
   req.header.set("user-agent", `wasmwiz-sdk-js/${SDK_VERSION} (node ${process.versions.node})`);

@@ -38,6 +38,7 @@ FILES = [
     ("tests/test_files_async.py", "tests/test_files_sync.py"),
     ("tests/test_cache_async.py", "tests/test_cache_sync.py"),
     ("tests/test_interactive_async.py", "tests/test_interactive_sync.py"),
+    ("tests/test_jobs_async.py", "tests/test_jobs_sync.py"),
 ]
 
 #: Word-bounded names: asyncio name -> sync name.
@@ -58,6 +59,7 @@ NAMES = {
     "AsyncExecutionStream": "ExecutionStream",
     "AsyncBatchStream": "BatchStream",
     "AsyncInteractiveSession": "InteractiveSession",
+    "AsyncDetachedExecution": "DetachedExecution",
     "AsyncModules": "Modules",
     "AsyncAccount": "Account",
     "AsyncAdmin": "Admin",

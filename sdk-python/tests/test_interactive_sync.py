@@ -77,3 +77,11 @@ def test_cancel_stops_a_guest_waiting_for_input(server: Server) -> None:
         session.cancel()
         with pytest.raises(wasmwiz.WasmWizError):
             session.result()
+
+
+def test_idle_timeout_ends_a_guest_left_waiting_for_input(server: Server) -> None:
+    with server.client() as client:
+        session = client.interactive(guest("calc"), limits={"idle_timeout": "300ms"})
+        result = session.result()
+    assert result.outcome == wasmwiz.Outcome.TIMEOUT
+    assert "idle" in result.message.lower()

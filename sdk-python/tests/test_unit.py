@@ -74,6 +74,15 @@ def test_limits_coerce_mapping_and_unknown_keys() -> None:
     assert wasmwiz.Limits(timeout=0.0001).to_proto().timeout_ms == 1
 
 
+def test_limits_idle_timeout_goes_as_idle_timeout_ms() -> None:
+    limits = wasmwiz.Limits(idle_timeout="1.5s")
+    assert limits.idle_timeout == 1.5
+    assert limits.to_proto().idle_timeout_ms == 1500
+    assert wasmwiz.Limits.from_proto(limits.to_proto()) == limits
+    assert wasmwiz.Limits.coerce({"idle_timeout": 30}) == wasmwiz.Limits(idle_timeout=30)
+    assert repr(wasmwiz.Limits(idle_timeout="250ms")) == "Limits(idle_timeout=0.25)"
+
+
 # --------------------------------------------------------------------------- urls and modules
 
 
@@ -432,3 +441,21 @@ def test_a_limit_from_error_info_replaces_the_servers_wording() -> None:
     )
     err = wasmwiz.InvalidArgument("stdin of 2097152 bytes ...", error_info=info)
     assert str(err) == "INVALID_ARGUMENT: stdin 2 MiB is above the free tier's 1 MiB"
+
+
+# --------------------------------------------------------------------------- detached executions
+
+
+def test_execution_state_by_name_and_refusal_of_unknown_names() -> None:
+    assert wasmwiz.ExecutionState._coerce("queued") is wasmwiz.ExecutionState.QUEUED
+    assert wasmwiz.ExecutionState._coerce(None) is wasmwiz.ExecutionState.UNSPECIFIED
+    with pytest.raises(ValueError, match="queued, running, finished, cancelled"):
+        wasmwiz.ExecutionState._coerce("done")
+
+
+def test_a_submit_with_files_above_one_message_is_refused_before_sending() -> None:
+    big = {"input/a.bin": b"x" * (_common.FS_INLINE_LIMIT + 1)}
+    fs = _common.input_fs(big, (), None)
+    with pytest.raises(wasmwiz.InvalidArgument) as caught:
+        _common.refuse_unsendable_submit(b"", fs)
+    assert caught.value.violations[0].field == "files"

@@ -409,6 +409,34 @@ describe("playground", () => {
     await page.close();
   });
 
+  it("account view lists the detached runs submitted with the SDK; Refresh shows new ones", { timeout: 120_000 }, async () => {
+    const key = await server.createKey("e2e-detached@test.local", "free");
+    const sdk = createClient({ baseUrl: server.baseUrl, apiKey: key });
+    const first = await sdk.submit({ module: guest("hello") });
+    await first.result();
+    const page = await openPlayground(key);
+    await waitText(page, "#key-status", /e2e-detached/);
+    await page.click("#tab-account");
+    await waitText(page, "#runs-table", new RegExp(first.executionId));
+    const firstRow = page.locator(`#runs-table tbody tr[data-execution-id="${first.executionId}"]`);
+    assert.deepEqual(
+      (await firstRow.locator("td").allTextContents()).slice(1, 3),
+      ["finished", "success"],
+    );
+    assert.match(await text(page, "#runs-status"), /^1 most recent detached run, newest first\.$/);
+
+    const second = await sdk.submit({ module: guest("exitcode"), args: ["2"] });
+    await second.result();
+    await page.focus("#runs-refresh");
+    await page.keyboard.press("Enter");
+    await waitText(page, "#runs-status", /^2 most recent/);
+    const ids = await page.locator("#runs-table tbody tr").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-execution-id")));
+    assert.deepEqual(ids, [second.executionId, first.executionId]);
+    assert.equal(await page.locator("#runs-table tbody tr").first().locator("td").nth(2).textContent(), "exit nonzero");
+    await page.screenshot({ path: join(SHOTS, "playground-detached-runs.png"), fullPage: true });
+    await page.close();
+  });
+
   it("runs the Rust examples: std on WASI, and a panic reads as a panic with its message", { timeout: 120_000 }, async () => {
     const page = await openPlayground(server.adminKey);
     await page.selectOption("#example", "rust_wordfreq");
@@ -478,6 +506,8 @@ describe("playground", () => {
 
   it("has no accessibility violations (axe-core), light and dark", { timeout: 60_000 }, async () => {
     const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+    // A detached run, so the account view's runs table has a row to audit.
+    await (await createClient({ baseUrl: server.baseUrl, apiKey: server.adminKey }).submit({ module: guest("hello") })).result();
     const page = await openPlayground(server.adminKey);
     await waitText(page, "#key-status", /admin@test\.local/);
     await page.selectOption("#example", "stderr");
@@ -498,6 +528,7 @@ describe("playground", () => {
       await audit(`the run view (${scheme})`);
       await page.click("#tab-account");
       await waitText(page, "#acct-email", /admin@test\.local/);
+      await page.waitForSelector("#runs-table tbody tr[data-execution-id]");
       await audit(`the account view (${scheme})`);
     }
     // The Files panel and the files that came back.

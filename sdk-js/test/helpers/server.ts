@@ -54,14 +54,15 @@ async function createKeyCli(dataDir: string, email: string, tier: string, admin:
   return key;
 }
 
-export async function startServer(): Promise<TestServer> {
+/** Starts a server on a free port; `extraArgs` go after `serve` (e.g. `--webhook-allow-http=true`). */
+export async function startServer(extraArgs: string[] = []): Promise<TestServer> {
   const bin = serverBin();
   if (!existsSync(bin)) throw new Error(`wasmwiz-server not found at ${bin} (build it, or set WASMWIZ_SERVER_BIN)`);
   const dataDir = mkdtempSync(join(tmpdir(), "wasmwiz-js-"));
   const adminKey = await createKeyCli(dataDir, "admin@test.local", "unlimited", true);
   const freeKey = await createKeyCli(dataDir, "free@test.local", "free", false);
 
-  const child: ChildProcess = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
+  const child: ChildProcess = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, ...extraArgs], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
   });

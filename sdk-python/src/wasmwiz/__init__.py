@@ -24,6 +24,7 @@ Layout:
 
 from __future__ import annotations
 
+from . import webhooks
 from ._common import (
     AsyncStdinLike,
     CacheLike,
@@ -34,6 +35,7 @@ from ._common import (
     StdinLike,
     UploadLike,
 )
+from ._jobs import ExecutionInfo, ExecutionState, ExecutionSummary, SubmittedBatch, WebhookAttempt
 from ._types import (
     ApiKey,
     BatchCase,
@@ -62,8 +64,14 @@ from ._types import (
     WhoAmI,
 )
 from ._version import __version__
-from .aio import AsyncBatchStream, AsyncClient, AsyncExecutionStream, AsyncInteractiveSession
-from .client import BatchStream, Client, ExecutionStream, InteractiveSession
+from .aio import (
+    AsyncBatchStream,
+    AsyncClient,
+    AsyncDetachedExecution,
+    AsyncExecutionStream,
+    AsyncInteractiveSession,
+)
+from .client import BatchStream, Client, DetachedExecution, ExecutionStream, InteractiveSession
 from .errors import (
     DeadlineExceeded,
     ErrorInfo,
@@ -91,6 +99,7 @@ __all__ = [
     "ApiKey",
     "AsyncBatchStream",
     "AsyncClient",
+    "AsyncDetachedExecution",
     "AsyncExecutionStream",
     "AsyncInteractiveSession",
     "AsyncStdinLike",
@@ -104,9 +113,13 @@ __all__ = [
     "DailyUsage",
     "Data",
     "DeadlineExceeded",
+    "DetachedExecution",
     "ErrorInfo",
     "Event",
+    "ExecutionInfo",
+    "ExecutionState",
     "ExecutionStream",
+    "ExecutionSummary",
     "FieldViolation",
     "FileData",
     "FilePiece",
@@ -141,6 +154,7 @@ __all__ = [
     "Stderr",
     "StdinLike",
     "Stdout",
+    "SubmittedBatch",
     "TierLimits",
     "Unauthenticated",
     "Unavailable",
@@ -150,10 +164,12 @@ __all__ = [
     "User",
     "Verdict",
     "WasmWizError",
+    "WebhookAttempt",
     "WhoAmI",
     "__version__",
     "files_from_dir",
     "parse_duration",
     "parse_fuel",
     "parse_size",
+    "webhooks",
 ]

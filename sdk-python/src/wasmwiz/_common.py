@@ -22,7 +22,7 @@ from google.protobuf import timestamp_pb2
 from ._proto import account_pb2, execution_pb2, module_pb2, receipt_pb2
 from ._types import BatchCase, ModuleInfo, TierLimits
 from ._version import __version__
-from .errors import FieldViolation, InvalidArgument, InvalidModule, LimitExceeded
+from .errors import FieldViolation, InvalidArgument, InvalidModule, LimitExceeded, human_size
 from .files import FilesLike, Filesystem, as_filesystem, check_collect, check_total
 from .limits import Limits, LimitsLike
 
@@ -102,6 +102,23 @@ def refuse_streamed_cache(cache: CacheLike) -> None:
         )
         raise InvalidArgument(
             f"{said} (checked before sending)", violations=[FieldViolation("cache", said)]
+        )
+
+
+def refuse_unsendable_submit(stdin: object, fs: Optional[InputFs]) -> None:
+    """A detached run is one message: refuse streamed stdin or files above 1 MiB before sending."""
+    if is_streamed(stdin):
+        said = "a detached execution takes stdin whole (bytes or str), not streamed"
+        raise InvalidArgument(
+            f"{said} (checked before sending)", violations=[FieldViolation("stdin", said)]
+        )
+    if streams_files(fs):
+        said = (
+            f"a detached execution's input files travel in its one request: at most "
+            f"{human_size(FS_INLINE_LIMIT)} in all"
+        )
+        raise InvalidArgument(
+            f"{said} (checked before sending)", violations=[FieldViolation("files", said)]
         )
 
 

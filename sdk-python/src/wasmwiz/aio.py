@@ -22,7 +22,7 @@ import datetime
 import threading
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, Union, cast
 
 import grpc
 import grpc.aio
@@ -41,6 +41,14 @@ from ._common import (
     ProgressCallback,
     Source,
     UploadLike,
+)
+from ._jobs import (
+    ExecutionInfo,
+    ExecutionState,
+    ExecutionSummary,
+    SubmittedBatch,
+    _InfoAssembler,
+    check_page_size,
 )
 from ._proto import (
     account_pb2,
@@ -85,6 +93,7 @@ __all__ = [
     "AsyncAdmin",
     "AsyncBatchStream",
     "AsyncClient",
+    "AsyncDetachedExecution",
     "AsyncExecutionStream",
     "AsyncModules",
 ]
@@ -377,6 +386,149 @@ class AsyncInteractiveSession:
         tb: Optional[TracebackType],
     ) -> None:
         self.cancel()
+
+
+#: Reconnections :meth:`AsyncDetachedExecution.events` makes in a row without
+#: a new event before it gives up (the delay doubles from 0.1 s to 2 s).
+WATCH_RECONNECTS = 5
+
+
+class AsyncDetachedExecution:
+    """A detached execution, by id (:meth:`AsyncClient.submit`, :meth:`AsyncClient.execution`).
+
+    The execution runs on the server whether or not anyone watches: drop
+    the handle, rebuild it later from :attr:`execution_id`, and collect the
+    :meth:`result` then.
+
+    Example::
+
+        job = await client.submit("echo.wasm", stdin=b"hi")
+        print(job.execution_id)
+        result = await job.result()  # waits for it to finish
+    """
+
+    def __init__(self, client: AsyncClient, execution_id: str) -> None:
+        self._client = client
+        self.execution_id = execution_id
+
+    def __repr__(self) -> str:
+        return f"AsyncDetachedExecution({self.execution_id!r})"
+
+    def _watch(
+        self, timeout: Optional[float]
+    ) -> _AsyncServerStream[execution_pb2.ExecuteEvent, Event]:
+        client = self._client
+        deadline = _common.effective_timeout(timeout, client.timeout)
+        request = execution_pb2.WatchExecutionRequest(execution_id=self.execution_id)
+
+        async def resolve() -> Source:
+            return Source()
+
+        def open_call(_: Source) -> StreamCall[execution_pb2.ExecuteEvent]:
+            return client._stubs().execution.WatchExecution(
+                request, timeout=deadline, metadata=client._metadata
+            )
+
+        return _AsyncServerStream(client, resolve, open_call, _event_from_proto)
+
+    async def events(self, *, timeout: Optional[float] = None) -> AsyncIterator[Event]:
+        r"""Every event of the execution: what already happened, then the rest as it happens.
+
+        The server replays from :class:`~wasmwiz.Started`; the iteration
+        ends after :class:`~wasmwiz.Finished` (or when the execution is
+        cancelled). A dropped connection (``UNAVAILABLE``) is reconnected
+        (up to ``WATCH_RECONNECTS`` times in a row) and the replayed events
+        already yielded are skipped, so none is seen twice.
+
+        Example::
+
+            async for event in job.events():
+                if isinstance(event, wasmwiz.Stdout):
+                    print(event.data.decode(), end="")
+        """
+        delivered = 0
+        failures = 0
+        while True:
+            stream = self._watch(timeout)
+            seen = 0
+            try:
+                async for event in stream:
+                    seen += 1
+                    if seen <= delivered:
+                        continue  # replayed: yielded before the reconnection
+                    delivered += 1
+                    failures = 0
+                    yield event
+                return
+            except WasmWizError as err:
+                if err.code != grpc.StatusCode.UNAVAILABLE or failures >= WATCH_RECONNECTS:
+                    raise
+                await _io.sleep(min(0.1 * 2**failures, 2.0))
+                failures += 1
+            finally:
+                stream.cancel()
+
+    async def result(self, *, timeout: Optional[float] = None) -> Result:
+        """Wait for the execution to finish and return its :class:`~wasmwiz.Result`.
+
+        ``result.execution_id`` is the execution's id (its attempts' usage
+        records are :attr:`ExecutionInfo.attempt_execution_ids`).
+
+        Raises:
+            WasmWizError: CANCELLED when it was cancelled, or the error that
+                refused its request when a replica began it.
+        """
+        builder = _ResultBuilder()
+        async for event in self.events(timeout=timeout):
+            builder.add(event)
+        if builder.finished is not None:
+            return builder.build()
+        info = await self.get(timeout=timeout)
+        if info.state is ExecutionState.CANCELLED:
+            raise WasmWizError(
+                f"execution {self.execution_id} was cancelled", code=grpc.StatusCode.CANCELLED
+            )
+        raise WasmWizError(
+            info.error or f"execution {self.execution_id} ended without a result",
+            code=grpc.StatusCode.INTERNAL,
+        )
+
+    async def get(self, *, timeout: Optional[float] = None) -> ExecutionInfo:
+        """Everything the server holds of it now: state, attempts, webhooks and all output.
+
+        Follows ``GetExecution``'s pages (about 4 MiB each) to the end.
+        """
+        client = self._client
+        assembler = _InfoAssembler()
+        token = ""
+        while True:
+            request = execution_pb2.GetExecutionRequest(
+                execution_id=self.execution_id, page_token=token
+            )
+            page = await client._unary(client._stubs().execution.GetExecution, request, timeout)
+            assembler.add(page)
+            token = page.next_page_token
+            if not token:
+                return assembler.build()
+
+    async def status(self, *, timeout: Optional[float] = None) -> ExecutionSummary:
+        """Its state, attempts and outcome (one ``GetExecution`` page; output not kept)."""
+        client = self._client
+        request = execution_pb2.GetExecutionRequest(execution_id=self.execution_id)
+        page = await client._unary(client._stubs().execution.GetExecution, request, timeout)
+        return ExecutionSummary._from_proto(page.execution)
+
+    async def cancel(self, *, timeout: Optional[float] = None) -> ExecutionState:
+        """Cancel it: a queued one at once, a running one within a lease renewal.
+
+        Returns:
+            ``ExecutionState.CANCELLED``, or ``FINISHED`` when it had
+            already ended.
+        """
+        client = self._client
+        request = execution_pb2.CancelExecutionRequest(execution_id=self.execution_id)
+        response = await client._unary(client._stubs().execution.CancelExecution, request, timeout)
+        return ExecutionState(response.state)
 
 
 async def _execute_requests(
@@ -974,6 +1126,172 @@ class AsyncClient:
             timeout=timeout,
         ).result()
 
+    # ------------------------------------------------------------------ detached
+
+    async def submit(
+        self,
+        module: ModuleLike,
+        stdin: Data = b"",
+        args: Sequence[str] = (),
+        env: Optional[Mapping[str, str]] = None,
+        limits: LimitsLike = None,
+        seed: Optional[int] = None,
+        expected_stdout: Optional[Data] = None,
+        *,
+        webhook_url: Optional[str] = None,
+        files: Optional[FilesLike] = None,
+        collect: Sequence[str] = (),
+        program_name: Optional[str] = None,
+        keep_module: bool = False,
+        cache: CacheLike = None,
+        receipt: bool = False,
+        timeout: Optional[float] = None,
+    ) -> AsyncDetachedExecution:
+        """Queue a run on the server and return at once; collect it later by id.
+
+        Takes the arguments of :meth:`run` (stdin whole, input files at most
+        1 MiB in all: the request is one message), checked by the server as
+        ``Run`` would check them, plus ``webhook_url``: where the server POSTs
+        a signed summary when it ends (see :mod:`wasmwiz.webhooks`; the
+        account needs a secret first, :meth:`AsyncAccount.rotate_webhook_secret`).
+
+        Returns:
+            An :class:`AsyncDetachedExecution`; its ``execution_id`` rebuilds
+            it later (:meth:`execution`).
+
+        Raises:
+            InvalidArgument: The run, or ``webhook_url`` (not https, a
+                private address, no secret yet).
+            RateLimited: Too many executions queued or running (100).
+
+        Example::
+
+            job = await client.submit("echo.wasm", stdin=b"hi", webhook_url="https://ci.example/hook")
+            print((await job.result()).stdout)  # b'hi'
+        """
+        fs = _common.input_fs(files, collect, limits)
+        _common.refuse_unsendable_submit(stdin, fs)
+        _common.cache_policy(cache)
+        source = await self._runnable(module, timeout)
+        run = _common.run_request(
+            source,
+            stdin=stdin,
+            args=args,
+            env=env,
+            limits=limits,
+            seed=seed,
+            expected_stdout=expected_stdout,
+            program_name=program_name,
+            keep_module=keep_module,
+            fs=fs,
+            cache=cache,
+            receipt=receipt,
+        )
+        request = execution_pb2.SubmitExecutionRequest(run=run, webhook_url=webhook_url or "")
+        response = await self._unary(self._stubs().execution.SubmitExecution, request, timeout)
+        return AsyncDetachedExecution(self, response.execution_id)
+
+    def execution(self, execution_id: str) -> AsyncDetachedExecution:
+        """The handle of a detached execution submitted before (no call is made).
+
+        Example::
+
+            job = client.execution(saved_id)
+            print((await job.status()).state)
+        """
+        if not isinstance(execution_id, str) or not execution_id:
+            raise ValueError("execution_id must be a non-empty string")
+        return AsyncDetachedExecution(self, execution_id)
+
+    async def get_execution(
+        self, execution_id: str, *, timeout: Optional[float] = None
+    ) -> ExecutionInfo:
+        """Shortcut for ``client.execution(execution_id).get()``.
+
+        Raises:
+            NotFound: No execution of this account has that id.
+        """
+        return await self.execution(execution_id).get(timeout=timeout)
+
+    async def list_executions(
+        self,
+        state: Union[ExecutionState, str, None] = None,
+        *,
+        limit: Optional[int] = None,
+        page_size: int = 50,
+        timeout: Optional[float] = None,
+    ) -> builtins.list[ExecutionSummary]:
+        """The account's detached executions, newest first (follows pages up to ``limit``).
+
+        Args:
+            state: Only those in this :class:`~wasmwiz.ExecutionState` (or
+                its name, ``"queued"``); ``None``: all.
+            limit: At most this many (``None``: every page).
+            page_size: Per call, 1 to 500.
+            timeout: Client-side deadline of each call, in seconds.
+
+        Example::
+
+            for summary in await client.list_executions("finished", limit=10):
+                print(summary.execution_id, summary.outcome.name)
+        """
+        wanted = ExecutionState._coerce(state)
+        check_page_size(page_size)
+        found: builtins.list[ExecutionSummary] = []
+        token = ""
+        while limit is None or len(found) < limit:
+            request = execution_pb2.ListExecutionsRequest(
+                state=cast(execution_pb2.ExecutionState.ValueType, wanted.value),
+                page_size=page_size,
+                page_token=token,
+            )
+            response = await self._unary(self._stubs().execution.ListExecutions, request, timeout)
+            found.extend(ExecutionSummary._from_proto(msg) for msg in response.executions)
+            token = response.next_page_token
+            if not token:
+                break
+        return found if limit is None else found[:limit]
+
+    async def submit_batch(
+        self,
+        module: ModuleLike,
+        cases: Sequence[CaseLike],
+        *,
+        webhook_url: Optional[str] = None,
+        env: Optional[Mapping[str, str]] = None,
+        limits: LimitsLike = None,
+        seed: Optional[int] = None,
+        program_name: Optional[str] = None,
+        files: Optional[FilesLike] = None,
+        collect: Sequence[str] = (),
+        cache: CacheLike = None,
+        receipt: bool = False,
+        timeout: Optional[float] = None,
+    ) -> SubmittedBatch:
+        """Queue a batch (the arguments of :meth:`run_batch`): one detached execution per case.
+
+        The webhook fires per case, then once more (``"batch.ended"``) when
+        the last case has ended. Handles of the cases:
+        ``[client.execution(i) for i in batch.execution_ids]``.
+        """
+        fs = _common.input_fs(files, collect, limits)
+        request_of = _common.batch_request_builder(
+            cases,
+            env=env,
+            limits=limits,
+            seed=seed,
+            program_name=program_name,
+            fs=fs,
+            cache=cache,
+            receipt=receipt,
+        )
+        source = await self._runnable(module, timeout)
+        request = execution_pb2.SubmitBatchRequest(
+            batch=request_of(source), webhook_url=webhook_url or ""
+        )
+        response = await self._unary(self._stubs().execution.SubmitBatch, request, timeout)
+        return SubmittedBatch(response.batch_id, tuple(response.execution_ids))
+
     # ------------------------------------------------------------------ shortcuts
 
     async def upload(
@@ -1247,6 +1565,19 @@ class AsyncAccount:
         """Revoke one of the caller's keys by its id."""
         request = account_pb2.RevokeMyApiKeyRequest(key_id=key_id)
         await self._client._unary(self._client._stubs().account.RevokeMyApiKey, request, timeout)
+
+    async def rotate_webhook_secret(self, *, timeout: Optional[float] = None) -> str:
+        """A new secret that signs this account's webhooks (``whsec_...``); the old one stops.
+
+        It is returned only this once: store it where the receiver reads it
+        (see :func:`wasmwiz.webhooks.verify`).
+        """
+        response = await self._client._unary(
+            self._client._stubs().account.RotateWebhookSecret,
+            account_pb2.RotateWebhookSecretRequest(),
+            timeout,
+        )
+        return response.secret
 
 
 class AsyncAdmin:

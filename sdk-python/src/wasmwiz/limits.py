@@ -176,7 +176,7 @@ def parse_fuel(value: FuelLike) -> int:
 
 
 #: The limits, in the order ``repr`` shows them.
-_NAMES = ("fuel", "memory", "timeout", "max_output", "fs_bytes")
+_NAMES = ("fuel", "memory", "timeout", "max_output", "fs_bytes", "idle_timeout")
 
 
 class Limits:
@@ -197,6 +197,10 @@ class Limits:
             input files included, e.g. ``"16MiB"``. A guest write past it
             fails with ``ENOSPC``; input files over it are refused (before
             uploading, when it is given here).
+        idle_timeout: Interactive runs only: the longest the guest may wait
+            for stdin at a time, e.g. ``30`` (seconds) or ``"500ms"``; a
+            longer wait ends the run with ``Outcome.TIMEOUT``. Waiting does
+            not count towards ``timeout``. Sent as ``idle_timeout_ms``.
 
     Attributes:
         fuel: Fuel budget, or ``None``.
@@ -204,13 +208,14 @@ class Limits:
         timeout: Timeout in seconds, or ``None``.
         max_output: Output limit in bytes, or ``None``.
         fs_bytes: Filesystem limit in bytes, or ``None``.
+        idle_timeout: Idle timeout in seconds, or ``None``.
 
     Example:
         >>> Limits(memory="64MiB", timeout=2.5).memory
         67108864
     """
 
-    __slots__ = ("fs_bytes", "fuel", "max_output", "memory", "timeout")
+    __slots__ = ("fs_bytes", "fuel", "idle_timeout", "max_output", "memory", "timeout")
 
     def __init__(
         self,
@@ -220,12 +225,16 @@ class Limits:
         timeout: Optional[DurationLike] = None,
         max_output: Optional[SizeLike] = None,
         fs_bytes: Optional[SizeLike] = None,
+        idle_timeout: Optional[DurationLike] = None,
     ) -> None:
         self.fuel: Optional[int] = None if fuel is None else parse_fuel(fuel)
         self.memory: Optional[int] = None if memory is None else parse_size(memory)
         self.timeout: Optional[float] = None if timeout is None else parse_duration(timeout)
         self.max_output: Optional[int] = None if max_output is None else parse_size(max_output)
         self.fs_bytes: Optional[int] = None if fs_bytes is None else parse_size(fs_bytes)
+        self.idle_timeout: Optional[float] = (
+            None if idle_timeout is None else parse_duration(idle_timeout)
+        )
 
     @classmethod
     def coerce(cls, value: LimitsLike) -> Optional[Limits]:
@@ -246,17 +255,13 @@ class Limits:
 
     def to_proto(self) -> execution_pb2.Limits:
         """The ``wasmwiz.v1.Limits`` message (0 = tier default)."""
-        timeout_ms = 0
-        if self.timeout is not None:
-            timeout_ms = round(self.timeout * 1000)
-            if timeout_ms == 0 and self.timeout > 0:
-                timeout_ms = 1
         return execution_pb2.Limits(
             fuel=self.fuel or 0,
             memory_bytes=self.memory or 0,
-            timeout_ms=timeout_ms,
+            timeout_ms=_millis(self.timeout),
             max_output_bytes=self.max_output or 0,
             fs_bytes=self.fs_bytes or 0,
+            idle_timeout_ms=_millis(self.idle_timeout),
         )
 
     @classmethod
@@ -268,6 +273,7 @@ class Limits:
         limits.timeout = msg.timeout_ms / 1000 if msg.timeout_ms else None
         limits.max_output = msg.max_output_bytes or None
         limits.fs_bytes = msg.fs_bytes or None
+        limits.idle_timeout = msg.idle_timeout_ms / 1000 if msg.idle_timeout_ms else None
         return limits
 
     def _items(self) -> tuple[tuple[str, Any], ...]:
@@ -286,6 +292,14 @@ class Limits:
     def __repr__(self) -> str:
         inner = ", ".join(f"{name}={value!r}" for name, value in self._items())
         return f"Limits({inner})"
+
+
+def _millis(seconds: Optional[float]) -> int:
+    """Whole milliseconds for the wire (0: the tier's default); positive never rounds to 0."""
+    if seconds is None:
+        return 0
+    millis = round(seconds * 1000)
+    return 1 if millis == 0 and seconds > 0 else millis
 
 
 #: What ``limits=`` accepts: a :class:`Limits`, a dict of its arguments, or ``None``.
