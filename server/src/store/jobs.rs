@@ -308,6 +308,16 @@ impl Store {
         Ok(())
     }
 
+    /// Whether an attempt of the job has a usage row (and so was charged):
+    /// the row names its job in the same commit that admits it.
+    pub async fn job_usage_on_record(&self, job_id: &str) -> sqlx::Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_records WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n > 0)
+    }
+
     /// The usage row ids of a job's attempts, in order.
     pub async fn job_attempt_usage_ids(&self, job_id: &str) -> sqlx::Result<Vec<String>> {
         sqlx::query_scalar("SELECT usage_id FROM job_attempts WHERE job_id = $1 ORDER BY attempt")
@@ -553,6 +563,11 @@ impl Store {
         .bind(before_ms)
         .execute(&mut *tx)
         .await?;
+        // Deliveries given up on long ago that no replica ended.
+        sqlx::query("DELETE FROM webhook_deliveries WHERE give_up_at < $1")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "DELETE FROM job_batches WHERE created_at < $1 \
              AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = job_batches.id)",
@@ -610,8 +625,11 @@ impl Store {
         attempt: &WebhookAttemptRow,
     ) -> sqlx::Result<()> {
         sqlx::query(
+            // Again when a replica died after recording the attempt and
+            // before rescheduling its delivery: the later one stands.
             "INSERT INTO webhook_attempts (job_id, seq, at, http_status, error) \
-             VALUES ($1, $2, $3, $4, $5)",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, seq) DO UPDATE SET \
+             at = excluded.at, http_status = excluded.http_status, error = excluded.error",
         )
         .bind(job_id)
         .bind(seq)
