@@ -479,7 +479,8 @@ mod reruns {
     //! run again without charging its account again. The dead replica is
     //! one server that ran the job and stopped; the database is then put
     //! back as a replica dying mid-run leaves it (running, lease expired),
-    //! and a second server on the same database takes the job over.
+    //! and a second server on the same database takes the job over. And a
+    //! job given back to the queue while it waits for a slot costs nothing.
 
     use std::time::{Duration, Instant};
 
@@ -607,7 +608,48 @@ mod reruns {
         assert!(ran.is_ok(), "{ran:?}");
     }
 
+    async fn a_job_waiting_for_a_concurrency_slot_is_charged_once(db: Db) {
+        let server = TestServer::start_with(db, |c| {
+            c.tiers.insert(
+                "single".into(),
+                Tier {
+                    max_concurrent: 1,
+                    ..tier(60, 100)
+                },
+            );
+        })
+        .await;
+        let key = server
+            .create_key("single@example.com", "single", false)
+            .await;
+        let mut clients = clients(&server, Some(&key)).await;
+        // A run holds the account's only slot while the job is tried.
+        let mut spin = run_bytes(guest("loop"));
+        spin.limits = Some(v1::Limits {
+            timeout_ms: 1500,
+            ..Default::default()
+        });
+        let mut holder = clients.exec.run(spin).await.unwrap().into_inner();
+        holder.message().await.unwrap();
+        let id = super::submit(&mut clients, run_bytes(guest("hello"))).await;
+        while holder.message().await.unwrap().is_some() {}
+        let done = super::wait_ended(&mut clients, &id).await;
+        assert_eq!(
+            done.finished.as_ref().unwrap().outcome(),
+            v1::Outcome::Success,
+            "{done:?}"
+        );
+        let me = clients
+            .account
+            .who_am_i(v1::WhoAmIRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(me.remaining_today, 98, "the holder and the job, once");
+    }
+
     crate::on_both_databases!(
+        a_job_waiting_for_a_concurrency_slot_is_charged_once,
         a_rerun_is_not_refused_by_a_quota_its_first_attempt_used_up,
         a_rerun_counts_once_in_the_accounts_usage,
         a_rerun_uses_none_of_todays_quota,
