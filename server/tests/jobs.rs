@@ -1062,6 +1062,68 @@ mod webhooks {
         assert_eq!(kinds, ["batch.ended", "execution.ended", "execution.ended"]);
     }
 
+    async fn get_batch_shows_its_cases_and_its_webhook_attempts(db: Db) {
+        let (_server, mut clients) = start(db, true).await;
+        rotate(&mut clients).await;
+        let hook = receiver(0).await;
+        let submitted = clients
+            .exec
+            .submit_batch(v1::SubmitBatchRequest {
+                batch: Some(super::echo_batch(&["a", "b"])),
+                webhook_url: hook.url.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let batch = loop {
+            let batch = clients
+                .exec
+                .get_batch(v1::GetBatchRequest {
+                    batch_id: submitted.batch_id.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            if !batch.webhook_attempts.is_empty() {
+                break batch;
+            }
+            assert!(Instant::now() < deadline, "no batch webhook: {batch:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(batch.ended);
+        let ids: Vec<&str> = batch
+            .cases
+            .iter()
+            .map(|c| c.execution_id.as_str())
+            .collect();
+        assert_eq!(ids, submitted.execution_ids);
+        assert_eq!(batch.webhook_attempts[0].http_status, 200);
+    }
+
+    async fn another_accounts_batch_is_not_found(db: Db) {
+        let (server, mut clients) = start(db, true).await;
+        let submitted = clients
+            .exec
+            .submit_batch(v1::SubmitBatchRequest {
+                batch: Some(super::echo_batch(&["a"])),
+                webhook_url: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let other = server.create_key("other@example.com", "free", false).await;
+        let mut other = support::clients(&server, Some(&other)).await;
+        let status = other
+            .exec
+            .get_batch(v1::GetBatchRequest {
+                batch_id: submitted.batch_id,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+    }
+
     async fn a_retry_pending_when_the_server_stops_is_made_by_the_next_one(db: Db) {
         let first = TestServer::start_with(db, |c| {
             c.webhook_allow_private = true;
@@ -1106,6 +1168,8 @@ mod webhooks {
     }
 
     crate::on_both_databases!(
+        get_batch_shows_its_cases_and_its_webhook_attempts,
+        another_accounts_batch_is_not_found,
         a_retry_pending_when_the_server_stops_is_made_by_the_next_one,
         a_batch_webhook_fires_per_case_and_once_for_the_batch,
         a_signed_webhook_is_retried_after_a_500_and_delivered,

@@ -212,6 +212,33 @@ impl Store {
         Ok(Some((url, jobs)))
     }
 
+    /// `user_id`'s batch `batch_id`: whether its webhook was queued (every
+    /// case ended) and its cases in order; `None` when not theirs.
+    pub async fn job_batch_get(
+        &self,
+        user_id: &str,
+        batch_id: &str,
+    ) -> sqlx::Result<Option<(bool, Vec<JobRow>)>> {
+        let notified: Option<i64> =
+            sqlx::query_scalar("SELECT notified FROM job_batches WHERE id = $1 AND user_id = $2")
+                .bind(batch_id)
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some(notified) = notified else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM jobs WHERE batch_id = $1 AND user_id = $2 ORDER BY case_index"
+        )))
+        .bind(batch_id)
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        let cases = rows.iter().map(job_row).collect::<sqlx::Result<Vec<_>>>()?;
+        Ok(Some((notified != 0, cases)))
+    }
+
     /// Claims the oldest runnable job for `owner` until `now_ms + lease_ms`:
     /// a queued one, or a running one whose lease expired (its replica
     /// died; it runs again from the start). Jobs already begun
@@ -568,6 +595,15 @@ impl Store {
             .bind(before_ms)
             .execute(&mut *tx)
             .await?;
+        // A batch's own webhook attempts go with it.
+        sqlx::query(
+            "DELETE FROM webhook_attempts WHERE job_id IN (SELECT id FROM job_batches \
+             WHERE created_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM jobs WHERE jobs.batch_id = job_batches.id))",
+        )
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "DELETE FROM job_batches WHERE created_at < $1 \
              AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = job_batches.id)",
