@@ -1,7 +1,8 @@
 //! Detached executions: [`Run::submit`] queues a run on the server and
 //! returns its id at once; any later connection follows it by that id
 //! ([`Client::get_execution`], [`Client::watch_execution`],
-//! [`Client::cancel_execution`], [`Client::list_executions`]). The run
+//! [`Client::cancel_execution`], [`Client::list_executions`],
+//! [`Client::get_batch`]). The run
 //! survives the client disconnecting, and a replica of the server dying.
 
 use crate::{
@@ -159,6 +160,18 @@ impl Client {
             })
             .await?;
         Ok(response.state())
+    }
+
+    /// A batch submitted detached (`SubmitBatch`): its cases in case order,
+    /// whether all have ended, and its own webhook's delivery attempts.
+    pub async fn get_batch(&self, batch_id: &str) -> Result<proto::GetBatchResponse> {
+        let message = proto::GetBatchRequest {
+            batch_id: batch_id.to_string(),
+        };
+        self.unary(self.execution(), message, |mut c, r| async move {
+            c.get_batch(r).await
+        })
+        .await
     }
 
     /// One page of the caller's detached executions, newest first

@@ -134,3 +134,36 @@ async fn another_accounts_execution_is_not_found() {
     let refused = other.get_execution(&id).await.unwrap_err();
     assert_eq!(refused.code(), Code::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_batch_lists_a_submitted_batchs_cases_in_order() {
+    let server = TestServer::start().await;
+    let client = client(&server, &server.admin_key).await;
+    let mut raw = wasmwiz::proto::execution_service_client::ExecutionServiceClient::new(
+        server.authed(Some(&server.admin_key)).await,
+    );
+    let batch = wasmwiz::proto::RunBatchRequest {
+        source: Some(wasmwiz::proto::run_batch_request::Source::Module(
+            common::guest_bytes("echo.wasm"),
+        )),
+        cases: ["a", "b"]
+            .iter()
+            .map(|stdin| wasmwiz::proto::BatchCase {
+                stdin: stdin.as_bytes().to_vec(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let submitted = raw
+        .submit_batch(wasmwiz::proto::SubmitBatchRequest {
+            batch: Some(batch),
+            webhook_url: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let got = client.get_batch(&submitted.batch_id).await.unwrap();
+    let ids: Vec<&str> = got.cases.iter().map(|c| c.execution_id.as_str()).collect();
+    assert_eq!(ids, submitted.execution_ids);
+}
