@@ -41,6 +41,9 @@
 //! - `batch`: [`Batch`] of [`Case`]s over `RunBatch`, [`BatchOutput`] and
 //!   its [`junit_xml`] report.
 //! - `account`: [`Client::whoami`], usage and keys; [`Client::admin`].
+//! - `detached`: [`Run::submit`] queues a run that outlives the client;
+//!   [`Client::get_execution`], [`Client::watch_execution`],
+//!   [`Client::cancel_execution`] and [`Client::list_executions`] follow it.
 //! - `error`: the one [`Error`] type; gRPC statuses become errors in one
 //!   place ([`Error::from_status`]), with their details parsed.
 //! - [`util`]: sizes and durations for flags and messages.
@@ -57,6 +60,7 @@
 mod account;
 mod batch;
 mod client;
+mod detached;
 mod error;
 mod fs;
 mod modules;
@@ -73,6 +77,7 @@ pub use batch::{
     junit_report, junit_xml, xml_escape, Batch, BatchOutput, BatchStream, Case, CaseResult, NotRun,
 };
 pub use client::{Client, ClientBuilder};
+pub use detached::{Execution, ExecutionState};
 pub use error::{code_name, ApiError, Error, LimitExceeded, RateLimit, Result};
 pub use fs::{File, Filesystem, FsEntry, FsKind, PIECE_BYTES};
 pub use modules::{Module, Upload};

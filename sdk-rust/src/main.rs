@@ -5,6 +5,7 @@
 //! - `main.rs`: flags (clap), the client, friendly errors and exit codes.
 //! - `cli/run.rs`: `run` (streams the guest's output as it comes).
 //! - `cli/batch.rs`: `batch` (cases file, table, JUnit XML).
+//! - `cli/detached.rs`: `submit`, `status`, `watch`, `wait`.
 //! - `cli/account.rs`: `upload`, `modules`, `whoami`, `usage`, `keys`.
 //! - `cli/progress.rs`: the upload progress bar.
 //! - `cli/receipt.rs`: `receipt verify` (offline).
@@ -164,6 +165,17 @@ pub struct Cli {
 pub enum Command {
     /// Run a module, streaming its stdout and stderr; exit with its exit code.
     Run(cli::run::RunArgs),
+    /// Queue a run on the server and print its execution id at once; it
+    /// runs without this process (same flags as `run`).
+    Submit(cli::detached::SubmitArgs),
+    /// Show a submitted execution: state, outcome, attempts, webhooks.
+    Status(cli::detached::ExecutionArgs),
+    /// Stream a submitted execution's output from its start, reconnecting
+    /// when the connection drops; exit with the guest's exit code.
+    Watch(cli::detached::ExecutionArgs),
+    /// Wait for a submitted execution to end, print its output, and exit
+    /// with the guest's exit code.
+    Wait(cli::detached::ExecutionArgs),
     /// Store a module on the server (skipped when it is already there);
     /// prints its sha256.
     Upload(cli::account::UploadArgs),
@@ -244,6 +256,10 @@ async fn dispatch(cli: &Cli) -> CliResult {
     let client = connect(cli).await?;
     match &cli.command {
         Command::Run(args) => cli::run::run(cli, &client, args).await,
+        Command::Submit(args) => cli::detached::submit(cli, &client, args).await,
+        Command::Status(args) => cli::detached::status(cli, &client, args).await,
+        Command::Watch(args) => cli::detached::watch(cli, &client, args).await,
+        Command::Wait(args) => cli::detached::wait(cli, &client, args).await,
         Command::Upload(args) => cli::account::upload(cli, &client, args).await,
         Command::Batch(args) => cli::batch::batch(cli, &client, args).await,
         Command::Modules(cmd) => cli::account::modules(cli, &client, cmd).await,

@@ -329,6 +329,47 @@ impl Run {
     }
 }
 
+impl Run {
+    /// The run as one `RunRequest` (for `SubmitExecution`): the module is
+    /// resolved (uploaded first when large), stdin and files go whole.
+    pub(crate) async fn run_request(&self) -> Result<proto::RunRequest> {
+        let Stdin::Bytes(stdin) = &self.stdin else {
+            return Err(Error::Config(
+                "a submitted run's stdin is sent whole: use `stdin`, not a stream".into(),
+            ));
+        };
+        if self.interactive {
+            return Err(Error::Config(
+                "an interactive run cannot be submitted".into(),
+            ));
+        }
+        let source = match self.client.resolve(&self.module, &self.progress).await? {
+            Resolved::Inline(bytes) => proto::run_request::Source::Module(bytes.to_vec()),
+            Resolved::Stored(sha) => proto::run_request::Source::ModuleSha256(sha),
+        };
+        Ok(proto::RunRequest {
+            source: Some(source),
+            stdin: stdin.to_vec(),
+            args: self.args.clone(),
+            program_name: self.program_name.clone(),
+            env: self.env.clone(),
+            limits: Some(self.limits.to_proto()),
+            random_seed: self.seed,
+            expected_stdout: self.expected_stdout.as_ref().map(|b| b.to_vec()),
+            keep_module: self.keep_module,
+            fs: self.fs.as_ref().map(Filesystem::to_proto),
+            receipt: self.receipt,
+            cache: self.cache as i32,
+            interactive: false,
+        })
+    }
+
+    /// The client the run was set up on.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
 /// `start`, the inline module's chunks, the filesystem's entries (files in
 /// pieces) and `fs_eof`, then (once `opened` fires, i.e. the server
 /// admitted the run) the streamed stdin and `stdin_eof`.
@@ -395,6 +436,15 @@ impl std::fmt::Debug for RunStream {
 }
 
 impl RunStream {
+    /// The events of a call that streams `ExecuteEvent`s (`WatchExecution`).
+    pub(crate) fn from_events(inner: tonic::Streaming<proto::ExecuteEvent>) -> Self {
+        RunStream {
+            inner,
+            rate_limit: None,
+            done: false,
+        }
+    }
+
     /// The `ratelimit-*` metadata of the response (metered tiers only).
     pub fn rate_limit(&self) -> Option<RateLimit> {
         self.rate_limit

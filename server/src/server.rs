@@ -447,7 +447,8 @@ impl Drain {
 }
 
 /// The server's background tasks (usage retention, the SQLite checkpointer,
-/// the Redis heartbeat), stopped together when serving ends.
+/// the Redis heartbeat, the job worker and the webhook sender), stopped
+/// together when serving ends.
 struct Background(JoinSet<()>);
 
 impl Background {
@@ -455,10 +456,12 @@ impl Background {
         let mut tasks = JoinSet::new();
         tasks.spawn(housekeeping(state.clone()));
         let jobs = Some(crate::jobs::worker::spawn(state.clone()));
+        let webhooks = Some(crate::jobs::deliveries::spawn(state.clone()));
         for task in [
             store.spawn_checkpointer(),
             state.limits.spawn_heartbeat(),
             jobs,
+            webhooks,
         ]
         .into_iter()
         .flatten()

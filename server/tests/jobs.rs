@@ -54,6 +54,17 @@ async fn wait_ended(clients: &mut Clients, id: &str) -> v1::GetExecutionResponse
     }
 }
 
+/// A connection to the server's own database.
+async fn database(server: &TestServer) -> sqlx::AnyConnection {
+    use sqlx::Connection;
+    let url = match &server.config.database_url {
+        Some(url) => url.clone(),
+        None => wasmwiz_server::store::sqlite_url(&server.config.data_dir),
+    };
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(&url).await.unwrap()
+}
+
 fn with_args(module: &str, args: &[&str]) -> v1::RunRequest {
     v1::RunRequest {
         args: args.iter().map(|a| a.to_string()).collect(),
@@ -463,6 +474,189 @@ on_both_databases!(
     results_are_deleted_after_retention,
 );
 
+mod reruns {
+    //! A job whose replica died after its first attempt went on record is
+    //! run again without charging its account again. The dead replica is
+    //! one server that ran the job and stopped; the database is then put
+    //! back as a replica dying mid-run leaves it (running, lease expired),
+    //! and a second server on the same database takes the job over. And a
+    //! job given back to the queue while it waits for a slot costs nothing.
+
+    use std::time::{Duration, Instant};
+
+    use sqlx::Connection;
+    use wasmwiz_proto::v1::{self, ExecutionState};
+    use wasmwiz_server::config::{default_tiers, Tier};
+
+    use super::support::{self, *};
+
+    /// A metered tier with this per-minute rate (also its burst) and quota.
+    fn tier(per_minute: u64, per_day: u64) -> Tier {
+        Tier {
+            per_minute,
+            per_day,
+            ..default_tiers()["free"].clone()
+        }
+    }
+
+    /// Runs `statement` (one `$1`: the job's id) on the server's database.
+    async fn sql(server: &TestServer, statement: &'static str, job_id: &str) {
+        let mut db = super::database(server).await;
+        sqlx::query(statement)
+            .bind(job_id)
+            .execute(&mut db)
+            .await
+            .unwrap();
+        db.close().await.unwrap();
+    }
+
+    /// A second server that finds job `id` as a replica killed mid-run
+    /// left it (its first attempt's usage row on record), with the key.
+    async fn job_of_a_dead_replica(db: Db, tier: Tier) -> (TestServer, Clients, String) {
+        let first = TestServer::start_with(db, |c| {
+            c.tiers.insert("metered".into(), tier);
+            c.jobs_lease_ms = 300;
+        })
+        .await;
+        let key = first
+            .create_key("rerun@example.com", "metered", false)
+            .await;
+        let mut first_clients = clients(&first, Some(&key)).await;
+        let id = super::submit(&mut first_clients, run_bytes(guest("hello"))).await;
+        super::wait_ended(&mut first_clients, &id).await;
+        drop(first_clients);
+        let (config, dir) = first.stop().await;
+        let second = TestServer::start_config(config, dir).await;
+        // As a replica dying mid-run leaves it: running, lease expired.
+        sql(
+            &second,
+            "UPDATE jobs SET state = 'running', lease_owner = 'dead', lease_expires_at = 1, \
+             finished = NULL, outcome = 0 WHERE id = $1",
+            &id,
+        )
+        .await;
+        sql(
+            &second,
+            "UPDATE usage_records SET outcome = 'ABORTED' WHERE job_id = $1",
+            &id,
+        )
+        .await;
+        let clients = clients(&second, Some(&key)).await;
+        (second, clients, id)
+    }
+
+    /// Polls until the job has ended its second attempt.
+    async fn rerun_ended(clients: &mut Clients, id: &str) -> v1::GetExecutionResponse {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = super::get(clients, id).await.unwrap();
+            let execution = got.execution.as_ref().unwrap();
+            if execution.attempts == 2 && execution.state() == ExecutionState::Finished {
+                return got;
+            }
+            assert!(Instant::now() < deadline, "not run again: {got:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn usage(clients: &mut Clients) -> v1::GetUsageResponse {
+        clients
+            .account
+            .get_usage(v1::GetUsageRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    async fn a_rerun_is_not_refused_by_a_quota_its_first_attempt_used_up(db: Db) {
+        let (_server, mut clients, id) = job_of_a_dead_replica(db, tier(10, 1)).await;
+        let done = rerun_ended(&mut clients, &id).await;
+        assert_eq!(
+            done.finished.as_ref().unwrap().outcome(),
+            v1::Outcome::Success,
+            "{done:?}"
+        );
+    }
+
+    async fn a_rerun_counts_once_in_the_accounts_usage(db: Db) {
+        let (_server, mut clients, id) = job_of_a_dead_replica(db, tier(10, 100)).await;
+        rerun_ended(&mut clients, &id).await;
+        let used = usage(&mut clients).await;
+        assert_eq!(used.executions, 1, "{used:?}");
+        // Both attempts' outcomes are reported: the work done.
+        assert_eq!(used.by_outcome.get("ABORTED"), Some(&1), "{used:?}");
+        assert_eq!(used.by_outcome.get("OUTCOME_SUCCESS"), Some(&1), "{used:?}");
+    }
+
+    async fn a_rerun_uses_none_of_todays_quota(db: Db) {
+        let (_server, mut clients, id) = job_of_a_dead_replica(db, tier(10, 100)).await;
+        rerun_ended(&mut clients, &id).await;
+        let me = clients
+            .account
+            .who_am_i(v1::WhoAmIRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(me.remaining_today, 99);
+    }
+
+    async fn a_rerun_spends_no_per_minute_cell(db: Db) {
+        // The restarted server's minute is whole: one cell, left to `Run`.
+        let (_server, mut clients, id) = job_of_a_dead_replica(db, tier(1, 100)).await;
+        rerun_ended(&mut clients, &id).await;
+        let ran = run(&mut clients, run_bytes(guest("hello"))).await;
+        assert!(ran.is_ok(), "{ran:?}");
+    }
+
+    async fn a_job_waiting_for_a_concurrency_slot_is_charged_once(db: Db) {
+        let server = TestServer::start_with(db, |c| {
+            c.tiers.insert(
+                "single".into(),
+                Tier {
+                    max_concurrent: 1,
+                    ..tier(60, 100)
+                },
+            );
+        })
+        .await;
+        let key = server
+            .create_key("single@example.com", "single", false)
+            .await;
+        let mut clients = clients(&server, Some(&key)).await;
+        // A run holds the account's only slot while the job is tried.
+        let mut spin = run_bytes(guest("loop"));
+        spin.limits = Some(v1::Limits {
+            timeout_ms: 1500,
+            ..Default::default()
+        });
+        let mut holder = clients.exec.run(spin).await.unwrap().into_inner();
+        holder.message().await.unwrap();
+        let id = super::submit(&mut clients, run_bytes(guest("hello"))).await;
+        while holder.message().await.unwrap().is_some() {}
+        let done = super::wait_ended(&mut clients, &id).await;
+        assert_eq!(
+            done.finished.as_ref().unwrap().outcome(),
+            v1::Outcome::Success,
+            "{done:?}"
+        );
+        let me = clients
+            .account
+            .who_am_i(v1::WhoAmIRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(me.remaining_today, 98, "the holder and the job, once");
+    }
+
+    crate::on_both_databases!(
+        a_job_waiting_for_a_concurrency_slot_is_charged_once,
+        a_rerun_is_not_refused_by_a_quota_its_first_attempt_used_up,
+        a_rerun_counts_once_in_the_accounts_usage,
+        a_rerun_uses_none_of_todays_quota,
+        a_rerun_spends_no_per_minute_cell,
+    );
+}
+
 mod replicas {
     //! Two server processes on one PostgreSQL: a replica killed (SIGKILL)
     //! mid-run loses its job once its lease expires, and the other replica
@@ -610,6 +804,29 @@ mod replicas {
             finished.push(at.is_some());
         }
         assert_eq!(finished, vec![false, true]);
+        // The account is charged once: the first attempt's row.
+        let charged: Vec<i64> = sqlx::query_scalar(
+            "SELECT charged FROM usage_records WHERE job_id = $1 ORDER BY started_at",
+        )
+        .bind(&id)
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+        assert_eq!(charged, vec![1, 0]);
+        let used = b
+            .account
+            .get_usage(v1::GetUsageRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(used.executions, 1, "{used:?}");
+        let me = b
+            .account
+            .who_am_i(v1::WhoAmIRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(me.remaining_today, me.limits.unwrap().per_day - 1);
     }
 }
 
@@ -775,6 +992,19 @@ mod webhooks {
         assert_bad_request(&status, "webhook_url");
     }
 
+    async fn the_stored_secret_is_sealed(db: Db) {
+        let (server, mut clients) = start(db, true).await;
+        let secret = rotate(&mut clients).await;
+        let mut db = super::database(&server).await;
+        let stored: String = sqlx::query_scalar("SELECT secret FROM webhook_secrets")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        let hex_part = secret.trim_start_matches("whsec_");
+        assert!(!stored.contains(hex_part), "{stored}");
+        assert!(stored.starts_with("sealed1:"), "{stored}");
+    }
+
     async fn a_rotated_secret_is_new_each_time(db: Db) {
         let (_server, mut clients) = start(db, true).await;
         let first = rotate(&mut clients).await;
@@ -832,12 +1062,121 @@ mod webhooks {
         assert_eq!(kinds, ["batch.ended", "execution.ended", "execution.ended"]);
     }
 
+    async fn get_batch_shows_its_cases_and_its_webhook_attempts(db: Db) {
+        let (_server, mut clients) = start(db, true).await;
+        rotate(&mut clients).await;
+        let hook = receiver(0).await;
+        let submitted = clients
+            .exec
+            .submit_batch(v1::SubmitBatchRequest {
+                batch: Some(super::echo_batch(&["a", "b"])),
+                webhook_url: hook.url.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let batch = loop {
+            let batch = clients
+                .exec
+                .get_batch(v1::GetBatchRequest {
+                    batch_id: submitted.batch_id.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            if !batch.webhook_attempts.is_empty() {
+                break batch;
+            }
+            assert!(Instant::now() < deadline, "no batch webhook: {batch:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(batch.ended);
+        let ids: Vec<&str> = batch
+            .cases
+            .iter()
+            .map(|c| c.execution_id.as_str())
+            .collect();
+        assert_eq!(ids, submitted.execution_ids);
+        assert_eq!(batch.webhook_attempts[0].http_status, 200);
+    }
+
+    async fn another_accounts_batch_is_not_found(db: Db) {
+        let (server, mut clients) = start(db, true).await;
+        let submitted = clients
+            .exec
+            .submit_batch(v1::SubmitBatchRequest {
+                batch: Some(super::echo_batch(&["a"])),
+                webhook_url: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let other = server.create_key("other@example.com", "free", false).await;
+        let mut other = support::clients(&server, Some(&other)).await;
+        let status = other
+            .exec
+            .get_batch(v1::GetBatchRequest {
+                batch_id: submitted.batch_id,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+    }
+
+    async fn a_retry_pending_when_the_server_stops_is_made_by_the_next_one(db: Db) {
+        let first = TestServer::start_with(db, |c| {
+            c.webhook_allow_private = true;
+            c.webhook_allow_http = true;
+        })
+        .await;
+        let key = first.create_key("hooks@example.com", "free", false).await;
+        let mut clients = support::clients(&first, Some(&key)).await;
+        let secret = rotate(&mut clients).await;
+        let hook = receiver(1).await;
+        let id = submit_with_hook(&mut clients, &hook.url).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while super::get(&mut clients, &id)
+            .await
+            .unwrap()
+            .webhook_attempts
+            .is_empty()
+        {
+            assert!(Instant::now() < deadline, "no first attempt");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(clients);
+        let (config, dir) = first.stop().await;
+        // Past the first backoff (1 s) with no server: nobody retries.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(hook.seen.lock().len(), 1);
+        let second = TestServer::start_config(config, dir).await;
+        let mut clients = support::clients(&second, Some(&key)).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let attempts = loop {
+            let got = super::get(&mut clients, &id).await.unwrap();
+            if got.webhook_attempts.len() >= 2 {
+                break got.webhook_attempts;
+            }
+            assert!(Instant::now() < deadline, "not retried: {got:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let statuses: Vec<u32> = attempts.iter().map(|a| a.http_status).collect();
+        assert_eq!(statuses, vec![500, 200]);
+        let (header, body) = hook.seen.lock()[1].clone();
+        assert!(verifies(&secret, &header, &body), "{header}");
+    }
+
     crate::on_both_databases!(
+        get_batch_shows_its_cases_and_its_webhook_attempts,
+        another_accounts_batch_is_not_found,
+        a_retry_pending_when_the_server_stops_is_made_by_the_next_one,
         a_batch_webhook_fires_per_case_and_once_for_the_batch,
         a_signed_webhook_is_retried_after_a_500_and_delivered,
         a_webhook_to_loopback_is_refused_before_connecting,
         a_webhook_needs_a_secret_first,
         a_rotated_secret_is_new_each_time,
+        the_stored_secret_is_sealed,
     );
 }
 
@@ -847,6 +1186,7 @@ mod queue {
 
     use wasmwiz_server::store::{
         jobs::{JobState, NewJob},
+        webhook_deliveries::NewDelivery,
         Store,
     };
 
@@ -912,7 +1252,64 @@ mod queue {
         assert!(!job.error.is_empty());
     }
 
+    async fn queue_delivery(store: &Store) {
+        store
+            .delivery_queue(&NewDelivery {
+                id: "j",
+                user_id: "u",
+                url: "https://example.com/hook",
+                body: b"{}",
+                now_ms: 1,
+                first_backoff_ms: 1_000,
+                give_up_at: 1_000_000,
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn a_claimed_delivery_waits_for_its_lease_to_expire(db: Db) {
+        let (store, _dir) = store(db).await;
+        queue_delivery(&store).await;
+        assert!(store.delivery_claim("a", 10, 100).await.unwrap().is_some());
+        assert!(store.delivery_claim("b", 50, 100).await.unwrap().is_none());
+        // Its claimant died mid-attempt: the attempt is made again.
+        let again = store.delivery_claim("b", 200, 100).await.unwrap().unwrap();
+        assert_eq!(again.attempts, 0);
+    }
+
+    async fn a_rescheduled_delivery_is_due_at_its_next_attempt(db: Db) {
+        let (store, _dir) = store(db).await;
+        queue_delivery(&store).await;
+        store.delivery_claim("a", 10, 100).await.unwrap().unwrap();
+        store
+            .delivery_reschedule("j", "a", 5_000, 2_000)
+            .await
+            .unwrap();
+        assert!(store
+            .delivery_claim("b", 4_999, 100)
+            .await
+            .unwrap()
+            .is_none());
+        let next = store
+            .delivery_claim("b", 5_000, 100)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((next.attempts, next.backoff_ms), (1, 2_000));
+    }
+
+    async fn a_finished_delivery_is_gone(db: Db) {
+        let (store, _dir) = store(db).await;
+        queue_delivery(&store).await;
+        store.delivery_claim("a", 10, 100).await.unwrap().unwrap();
+        store.delivery_done("j", "a").await.unwrap();
+        assert_eq!(store.delivery_count().await.unwrap(), 0);
+    }
+
     crate::on_both_databases!(
+        a_claimed_delivery_waits_for_its_lease_to_expire,
+        a_rescheduled_delivery_is_due_at_its_next_attempt,
+        a_finished_delivery_is_gone,
         a_live_lease_keeps_the_job_from_other_replicas,
         an_expired_lease_is_claimed_again_once,
     );

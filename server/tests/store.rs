@@ -23,6 +23,7 @@ fn row(tag: &str, i: usize) -> UsageRecord {
         started_at: i as i64,
         end: None,
         cached_from: None,
+        job: None,
     }
 }
 

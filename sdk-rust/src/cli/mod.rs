@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod batch;
+pub mod detached;
 pub mod files;
 pub mod limit_words;
 pub mod module;

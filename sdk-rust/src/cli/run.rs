@@ -175,7 +175,7 @@ pub fn exit_code(finished: &Finished) -> u8 {
 }
 
 /// One line on how the run ended, for stderr.
-fn describe(finished: &Finished) -> String {
+pub fn describe(finished: &Finished) -> String {
     let what = match finished.outcome {
         Outcome::Success if finished.verdict == Verdict::WrongAnswer => {
             "wrong answer: stdout differs from --expect-stdout".to_string()
@@ -203,8 +203,15 @@ fn describe(finished: &Finished) -> String {
     )
 }
 
-/// Runs the module; exits with the guest's code or an outcome's code.
-pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
+/// The run `args` describe, and the stdout it must print (when given).
+/// With `whole_stdin`, stdin is read whole before the run starts (a
+/// cached or submitted run); otherwise it is streamed.
+pub async fn prepare(
+    cli: &Cli,
+    client: &Client,
+    args: &RunArgs,
+    whole_stdin: bool,
+) -> CliResult<(wasmwiz::Run, Option<Vec<u8>>)> {
     let loaded = module::load(args.module(), args.verbose && !cli.quiet)?;
     module::check_size(cli, client, &loaded).await?;
     let label = loaded.label.clone();
@@ -245,14 +252,14 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
     match StdinSource::of(args) {
         StdinSource::Empty => {}
         // A cached run's stdin is part of its key: it is sent whole.
-        StdinSource::Process if args.cache => {
+        StdinSource::Process if whole_stdin => {
             let mut whole = Vec::new();
             tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut whole)
                 .await
                 .map_err(|e| Failure::usage(format!("cannot read stdin: {e}")))?;
             run = run.stdin(whole);
         }
-        StdinSource::File(path) if args.cache => {
+        StdinSource::File(path) if whole_stdin => {
             run = run.stdin(read_input(&path.display().to_string())?);
         }
         StdinSource::Process => run = run.stdin_reader(tokio::io::stdin()),
@@ -263,7 +270,12 @@ pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
             run = run.stdin_reader(file);
         }
     }
+    Ok((run, expected))
+}
 
+/// Runs the module; exits with the guest's code or an outcome's code.
+pub async fn run(cli: &Cli, client: &Client, args: &RunArgs) -> CliResult {
+    let (run, expected) = prepare(cli, client, args, args.cache).await?;
     if args.json {
         let output = run.output().await.map_err(|e| failure(cli, &e))?;
         if let Some(out_dir) = &args.fs.out_dir {

@@ -141,10 +141,7 @@ impl AccountService for AccountApi {
         request: Request<v1::RotateWebhookSecretRequest>,
     ) -> Result<Response<v1::RotateWebhookSecretResponse>, Status> {
         let caller = self.state.caller(&request).await?;
-        let secret = format!("whsec_{}", hex::encode(rand::random::<[u8; 32]>()));
-        self.state
-            .store
-            .webhook_secret_set(&caller.user_id, &secret, crate::store::now_ms())
+        let secret = crate::jobs::webhook_secret::rotate(&self.state, &caller.user_id)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(v1::RotateWebhookSecretResponse { secret }))

@@ -199,6 +199,13 @@ impl ExecutionService for ExecutionApi {
         super::jobs::list(&self.state, request).await
     }
 
+    async fn get_batch(
+        &self,
+        request: Request<v1::GetBatchRequest>,
+    ) -> Result<Response<v1::GetBatchResponse>, Status> {
+        super::jobs::get_batch(&self.state, request).await
+    }
+
     async fn run(&self, request: Request<v1::RunRequest>) -> Result<Response<EventStream>, Status> {
         let caller = self.state.caller(&request).await?;
         let spec = RunSpec::try_from((request.into_inner(), named_tier(&self.state, &caller)?))?;

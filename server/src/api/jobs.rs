@@ -15,7 +15,7 @@ use crate::{
     auth::Caller,
     exec::{BatchSpec, NamedTier, RunSpec},
     store::{
-        jobs::{JobRow, JobState, NewBatch, NewJob},
+        jobs::{JobRow, JobState, NewBatch, NewJob, WebhookAttemptRow},
         now_ms,
     },
 };
@@ -59,6 +59,14 @@ fn summary(job: &JobRow) -> v1::ExecutionSummary {
         updated_at_ms: job.updated_at,
         attempts: job.attempts as u32,
         outcome: job.outcome,
+    }
+}
+
+fn webhook_attempt_proto(attempt: &WebhookAttemptRow) -> v1::WebhookAttempt {
+    v1::WebhookAttempt {
+        at_ms: attempt.at,
+        http_status: attempt.http_status as u32,
+        error: attempt.error.clone(),
     }
 }
 
@@ -370,12 +378,8 @@ pub async fn get(
             .webhook_attempts(&id)
             .await
             .map_err(ApiError::from)?
-            .into_iter()
-            .map(|a| v1::WebhookAttempt {
-                at_ms: a.at,
-                http_status: a.http_status as u32,
-                error: a.error,
-            })
+            .iter()
+            .map(webhook_attempt_proto)
             .collect(),
         ..Default::default()
     };
@@ -514,6 +518,38 @@ pub async fn cancel(
     }
     Ok(Response::new(v1::CancelExecutionResponse {
         state: state_proto(job_state) as i32,
+    }))
+}
+
+/// A submitted batch's cases and its own webhook's attempts.
+pub async fn get_batch(
+    state: &Arc<AppState>,
+    request: Request<v1::GetBatchRequest>,
+) -> Result<Response<v1::GetBatchResponse>, Status> {
+    let caller = state.caller(&request).await?;
+    let batch_id = request.into_inner().batch_id;
+    let (ended, cases) = state
+        .store
+        .job_batch_get(&caller.user_id, &batch_id)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| ApiError::NotFound {
+            resource_type: "batch",
+            name: batch_id.clone(),
+        })?;
+    let webhook_attempts = state
+        .store
+        .webhook_attempts(&batch_id)
+        .await
+        .map_err(ApiError::from)?
+        .iter()
+        .map(webhook_attempt_proto)
+        .collect();
+    Ok(Response::new(v1::GetBatchResponse {
+        batch_id,
+        cases: cases.iter().map(summary).collect(),
+        ended,
+        webhook_attempts,
     }))
 }
 

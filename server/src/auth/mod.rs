@@ -107,6 +107,17 @@ impl Authenticator {
         }
     }
 
+    /// A 32-byte key for `purpose`, HMAC-SHA256(pepper, purpose): a
+    /// server-side secret kept out of the database and shared by every
+    /// replica that shares the pepper (e.g. to encrypt webhook secrets).
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.pepper).expect("HMAC takes any key length");
+        mac.update(b"wasmwiz derived key:");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn hash(&self, key_id: &str, secret: &str) -> String {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.pepper).expect("HMAC takes any key length");

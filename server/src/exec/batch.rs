@@ -330,6 +330,7 @@ impl Scheduler {
                     allowance,
                     receipt: self.receipt,
                     cache,
+                    job: None,
                 },
                 self.stop.child_token(),
             )

@@ -119,7 +119,7 @@ pub async fn start(
     }
     let tier = state.tier(caller)?;
     spec.check_fs().await?;
-    let allowance = allow(state, caller, tier, false).await?;
+    let allowance = allow_run(state, caller, tier, &spec).await?;
     // An incomplete or unknown module, or a refused streamed tree, drops
     // (and so gives back) the allowance.
     let source = spec.take_source().await?;
@@ -143,6 +143,7 @@ pub(super) async fn begin(
     let stdin = spec.take_stdin()?;
     let headers = allowance.headers;
     let limits = spec.limits;
+    let job = spec.job.take();
     let mut running = launch(
         state,
         Launch {
@@ -156,6 +157,7 @@ pub(super) async fn begin(
             allowance,
             receipt: spec.receipt,
             cache,
+            job,
         },
         state.hard_stop.child_token(),
     )
@@ -189,6 +191,28 @@ pub(super) async fn allow(
     wait: bool,
 ) -> Result<Allowance, ApiError> {
     match state.limits.admit(&caller.user_id, tier, wait).await {
+        Ok(allowance) => Ok(allowance),
+        Err(AdmitError::Counter(error)) => Err(ApiError::Internal(error)),
+        Err(AdmitError::Refused(refusal)) => {
+            record_refusal(state, caller, &refusal);
+            Err(refusal.into())
+        }
+    }
+}
+
+/// [`allow`] for one run: the re-run of a detached execution whose earlier
+/// attempt is on record takes only its concurrency slot (the account is
+/// charged once per job).
+pub(super) async fn allow_run(
+    state: &AppState,
+    caller: &Caller,
+    tier: &Tier,
+    spec: &RunSpec,
+) -> Result<Allowance, ApiError> {
+    if spec.job.as_ref().is_none_or(|job| job.charged) {
+        return allow(state, caller, tier, false).await;
+    }
+    match state.limits.admit_rerun(&caller.user_id, tier).await {
         Ok(allowance) => Ok(allowance),
         Err(AdmitError::Counter(error)) => Err(ApiError::Internal(error)),
         Err(AdmitError::Refused(refusal)) => {
@@ -251,6 +275,8 @@ pub(super) struct Launch {
     pub receipt: bool,
     /// Store the result in the result cache under this key.
     pub cache: Option<CacheWrite>,
+    /// The detached execution this run is an attempt of.
+    pub job: Option<super::record::JobAttempt>,
 }
 
 /// A running execution: its id, output and (durably recorded) report.
@@ -324,6 +350,7 @@ pub(super) async fn launch(
         started_at: now_ms(),
         end: None,
         cached_from: None,
+        job: launch.job.clone(),
     };
     let begun = state.usage.enqueue(row.clone()).await?;
     let (admitted_tx, admitted) = oneshot::channel();

@@ -23,6 +23,6 @@ pub mod result_cache;
 pub use self::{
     batch::{Batch, BatchSpec, CaseResult},
     lifecycle::{ExecEvent, Execution, Finished},
-    record::{UsageEnd, UsageRecord},
+    record::{JobAttempt, UsageEnd, UsageRecord},
     spec::{NamedTier, RunSpec},
 };

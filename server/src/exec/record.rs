@@ -19,6 +19,17 @@ pub struct UsageRecord {
     /// A result cache hit: the execution whose result it replayed (such
     /// rows use no execution allowance).
     pub cached_from: Option<String>,
+    /// Set when the execution is an attempt of a detached execution.
+    pub job: Option<JobAttempt>,
+}
+
+/// The detached execution (job) a usage row is an attempt of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobAttempt {
+    pub job_id: String,
+    /// False for a re-run after an earlier attempt went on record (its
+    /// replica died): the account is charged once per job.
+    pub charged: bool,
 }
 
 /// How an execution ended, in the units the usage table stores.

@@ -21,7 +21,7 @@ use wasmwiz_proto::v1::{self, CachePolicy};
 
 use super::{
     inputs::{Inputs, StdinInput},
-    lifecycle::{allow, begin, resolve, Execution, Running},
+    lifecycle::{allow_run, begin, resolve, Execution, Running},
     record::{UsageEnd, UsageRecord},
     spec::{RunSpec, StdinSpec},
 };
@@ -526,7 +526,7 @@ pub async fn start(
             return Ok(replay(state, caller, &resolved, spec, entry).await?);
         }
     }
-    let allowance = allow(state, caller, tier, false).await?;
+    let allowance = allow_run(state, caller, tier, &spec).await?;
     begin(
         state,
         caller,
@@ -562,6 +562,7 @@ async fn record_hit(
             ..UsageEnd::from_report(now, report)
         }),
         cached_from: Some(entry.execution_id.clone()),
+        job: None,
     };
     // Group-committed with the other rows (a batch's hits share commits).
     state.usage.enqueue(row).await?.wait().await?;

@@ -128,6 +128,9 @@ pub struct RunSpec {
     pub receipt: bool,
     /// Whether the result cache answers or stores this run.
     pub cache: v1::CachePolicy,
+    /// Set by the job worker: the detached execution this run is an
+    /// attempt of (a re-run is not charged again).
+    pub job: Option<super::record::JobAttempt>,
 }
 
 /// The byte and entry limits of a request's tree.
@@ -276,6 +279,7 @@ impl TryFrom<(v1::RunRequest, NamedTier<'_>)> for RunSpec {
             client: None,
             receipt: req.receipt,
             cache,
+            job: None,
         })
     }
 }
@@ -356,6 +360,7 @@ impl TryFrom<(v1::ExecuteStart, ClientStream, NamedTier<'_>)> for RunSpec {
             client: Some(client),
             receipt: start.receipt,
             cache,
+            job: None,
         })
     }
 }

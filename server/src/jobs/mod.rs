@@ -1,7 +1,10 @@
 //! Detached executions: a job queue in the database (any replica runs any
-//! job; see [`crate::store::jobs`]), the worker each replica runs, and
-//! retention of finished jobs' results.
+//! job; see [`crate::store::jobs`]), the worker each replica runs, the
+//! webhook sender (its queue in the database too), and retention of
+//! finished jobs' results.
 
+pub mod deliveries;
+pub mod webhook_secret;
 pub mod webhooks;
 pub mod worker;
 

@@ -1,7 +1,8 @@
 //! Webhooks of detached executions: a JSON POST signed like Stripe's
 //! (`Wasmwiz-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`
 //! under the account's secret), retried with exponential backoff for
-//! `webhook_retry_secs`, every attempt recorded. The SSRF guard decides
+//! `webhook_retry_secs` (the queue of deliveries is in the database, see
+//! [`super::deliveries`]), every attempt recorded. The SSRF guard decides
 //! before any connection: the host's every address is checked and the
 //! connection goes to a checked address (no second lookup to rebind).
 //! Redirects are not followed.
@@ -238,78 +239,75 @@ where
     Ok(status)
 }
 
-/// Delivers `body` to `url` for job `job_id`, retrying failures with
-/// exponential backoff for the configured time; records every attempt.
-pub async fn deliver(
-    state: Arc<AppState>,
-    job_id: String,
-    user_id: String,
-    url: String,
-    body: Vec<u8>,
-) {
-    let config = &state.config;
-    let target = match check_url(&url, config) {
-        Ok(target) => target,
-        Err(error) => {
-            record(&state, &job_id, 1, 0, error).await;
-            return;
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempted {
+    /// The receiver's HTTP status; 0 without an answer.
+    pub http_status: u16,
+    /// Why it failed; empty on a 2xx.
+    pub error: String,
+    /// Worth trying again later (no answer, or a non-2xx one).
+    pub retry: bool,
+}
+
+impl Attempted {
+    fn failed(error: String, retry: bool) -> Self {
+        Attempted {
+            http_status: 0,
+            error,
+            retry,
         }
-    };
-    let body = Bytes::from(body);
-    let give_up = tokio::time::Instant::now() + Duration::from_secs(config.webhook_retry_secs);
-    let mut backoff = FIRST_BACKOFF;
-    for seq in 1.. {
-        let secret = match state.store.webhook_secret(&user_id).await {
-            Ok(Some(secret)) => secret,
-            Ok(None) => {
-                record(
-                    &state,
-                    &job_id,
-                    seq,
-                    0,
-                    "the account has no webhook secret".into(),
-                )
-                .await;
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "reading a webhook secret failed");
-                return;
-            }
-        };
-        let signature = sign(&secret, now_ms() / 1000, &body);
-        let sent = tokio::time::timeout(
-            ATTEMPT_TIMEOUT,
-            post(
-                &target,
-                config.webhook_allow_private,
-                body.clone(),
-                &signature,
-            ),
-        )
-        .await
-        .unwrap_or_else(|_| Err(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())));
-        let (status, error, done) = match sent {
-            Ok(status) if (200..300).contains(&status) => (status, String::new(), true),
-            Ok(status) => (status, format!("the receiver answered {status}"), false),
-            // A refused address stays refused: no retries.
-            Err(error) if error.starts_with("refused") => (0, error, true),
-            Err(error) => (0, error, false),
-        };
-        record(&state, &job_id, seq, status, error).await;
-        if done || tokio::time::Instant::now() + backoff > give_up {
-            return;
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
-async fn record(state: &AppState, job_id: &str, seq: i64, http_status: u16, error: String) {
+/// Makes one attempt to POST `body` to `url`, signed now with the
+/// account's current secret. A refused address, a URL that no longer
+/// passes the checks and a missing secret are not retried.
+pub async fn attempt(state: &AppState, user_id: &str, url: &str, body: Bytes) -> Attempted {
+    let config = &state.config;
+    let target = match check_url(url, config) {
+        Ok(target) => target,
+        Err(error) => return Attempted::failed(error, false),
+    };
+    let secret = match super::webhook_secret::read(state, user_id).await {
+        Ok(Some(secret)) => secret,
+        Ok(None) => return Attempted::failed("the account has no webhook secret".into(), false),
+        // A database error passes; a secret that does not open stays so.
+        Err(error) => {
+            let retry = error.downcast_ref::<sqlx::Error>().is_some();
+            return Attempted::failed(format!("{error:#}"), retry);
+        }
+    };
+    let signature = sign(&secret, now_ms() / 1000, &body);
+    let sent = tokio::time::timeout(
+        ATTEMPT_TIMEOUT,
+        post(&target, config.webhook_allow_private, body, &signature),
+    )
+    .await
+    .unwrap_or_else(|_| Err(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())));
+    match sent {
+        Ok(status) if (200..300).contains(&status) => Attempted {
+            http_status: status,
+            error: String::new(),
+            retry: false,
+        },
+        Ok(status) => Attempted {
+            http_status: status,
+            error: format!("the receiver answered {status}"),
+            retry: true,
+        },
+        // A refused address stays refused.
+        Err(error) if error.starts_with("refused") => Attempted::failed(error, false),
+        Err(error) => Attempted::failed(error, true),
+    }
+}
+
+/// Records attempt number `seq` of the webhook of `job_id` (a job or batch).
+pub async fn record(state: &AppState, job_id: &str, seq: i64, attempted: &Attempted) {
     let row = WebhookAttemptRow {
         at: now_ms(),
-        http_status: i64::from(http_status),
-        error,
+        http_status: i64::from(attempted.http_status),
+        error: attempted.error.clone(),
     };
     if let Err(error) = state.store.webhook_attempt(job_id, seq, &row).await {
         tracing::warn!(%error, "recording a webhook attempt failed");

@@ -21,7 +21,7 @@ use crate::{
         AppState,
     },
     auth::Caller,
-    exec::{self, NamedTier, RunSpec},
+    exec::{self, JobAttempt, NamedTier, RunSpec},
     store::{
         jobs::{Claimed, JobRow, JobState},
         now_ms,
@@ -198,7 +198,8 @@ async fn run_job(
     }
 }
 
-/// Sends the job's webhook (in the background) when it has one.
+/// Queues the job's webhook when it has one (and the batch's, when this
+/// was its last case to end).
 pub async fn notify(state: &Arc<AppState>, job: &JobRow) {
     if job.webhook_url.is_empty() {
         return;
@@ -212,25 +213,12 @@ pub async fn notify(state: &Arc<AppState>, job: &JobRow) {
         }
     };
     let body = webhook_body(&ended);
-    let batch_id = ended.batch_id.clone();
-    tokio::spawn(super::webhooks::deliver(
-        state.clone(),
-        ended.id,
-        ended.user_id.clone(),
-        ended.webhook_url,
-        body,
-    ));
-    if let Some(batch_id) = batch_id {
-        match state.store.job_batch_take_notify(&batch_id).await {
+    super::deliveries::queue(state, &ended.id, &ended.user_id, &ended.webhook_url, &body).await;
+    if let Some(batch_id) = &ended.batch_id {
+        match state.store.job_batch_take_notify(batch_id).await {
             Ok(Some((url, cases))) => {
-                let body = batch_webhook_body(&batch_id, &cases);
-                tokio::spawn(super::webhooks::deliver(
-                    state.clone(),
-                    batch_id,
-                    ended.user_id,
-                    url,
-                    body,
-                ));
+                let body = batch_webhook_body(batch_id, &cases);
+                super::deliveries::queue(state, batch_id, &ended.user_id, &url, &body).await;
             }
             Ok(None) => {}
             Err(error) => tracing::warn!(%error, batch = %batch_id, "batch webhook check failed"),
@@ -298,6 +286,16 @@ async fn begin(
         name: &caller.tier,
         tier: state.tier(caller)?,
     };
-    let spec = RunSpec::try_from((request, tier))?;
+    let mut spec = RunSpec::try_from((request, tier))?;
+    // The account is charged once per job: by its first attempt on record.
+    let earlier = state
+        .store
+        .job_usage_on_record(&job.id)
+        .await
+        .map_err(|e| Status::internal(format!("reading a job's attempts failed: {e}")))?;
+    spec.job = Some(JobAttempt {
+        job_id: job.id.clone(),
+        charged: !earlier,
+    });
     exec::lifecycle::start(state, caller, spec).await
 }

@@ -290,6 +290,29 @@ impl Limits {
                 }
             }
         }
+        self.slot_for(user_id, tier, wait_for_slot, headers, charge)
+            .await
+    }
+
+    /// Admits the re-run of a detached execution whose earlier attempt is
+    /// on record (its replica died): that attempt took the per-minute cell
+    /// and today's execution, so this one takes only its concurrency slot.
+    pub async fn admit_rerun(&self, user_id: &str, tier: &Tier) -> Result<Allowance, AdmitError> {
+        let headers = self.peek(user_id, "", tier);
+        self.slot_for(user_id, tier, false, headers, Charge::default())
+            .await
+    }
+
+    /// The per-user concurrency slot that completes an allowance (`charge`
+    /// is given back when there is none).
+    async fn slot_for(
+        &self,
+        user_id: &str,
+        tier: &Tier,
+        wait_for_slot: bool,
+        headers: Option<RateHeaders>,
+        charge: Charge,
+    ) -> Result<Allowance, AdmitError> {
         // A shared slot outlives a replica that dies holding it by this much.
         let lease = Duration::from_millis(tier.max_timeout_ms) + Duration::from_secs(120);
         let slot = self
@@ -417,6 +440,48 @@ mod tests {
             0,
             "one confirmed cell of two, and this one"
         );
+    }
+
+    async fn rerun(limits: &Limits, t: &Tier) -> Result<Allowance, LimitError> {
+        match limits.admit_rerun("u", t).await {
+            Ok(allowance) => Ok(allowance),
+            Err(AdmitError::Refused(refusal)) => Err(refusal),
+            Err(AdmitError::Counter(error)) => panic!("counter failed: {error:#}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rerun_uses_none_of_todays_executions() {
+        let t = tier(10, 100, 4);
+        let (limits, _dir) = limits().await;
+        let mut first = admit(&limits, &t).await.unwrap();
+        first.confirm();
+        let mut again = rerun(&limits, &t).await.unwrap();
+        again.confirm();
+        drop((first, again));
+        assert_eq!(limits.remaining_today("u", &t).await.unwrap(), 99);
+    }
+
+    #[tokio::test]
+    async fn a_rerun_spends_no_minute_cell() {
+        let t = tier(1, 100, 4);
+        let (limits, _dir) = limits().await;
+        let mut again = rerun(&limits, &t).await.unwrap();
+        again.confirm();
+        admit(&limits, &t)
+            .await
+            .expect("the only cell of the minute is still there");
+    }
+
+    #[tokio::test]
+    async fn a_rerun_still_needs_a_concurrency_slot() {
+        let t = tier(10, 100, 1);
+        let (limits, _dir) = limits().await;
+        let _running = admit(&limits, &t).await.unwrap();
+        assert!(matches!(
+            rerun(&limits, &t).await.err(),
+            Some(LimitError::Concurrency { .. })
+        ));
     }
 
     #[tokio::test]

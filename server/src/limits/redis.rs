@@ -455,6 +455,7 @@ mod tests {
             started_at: 0,
             end: None,
             cached_from: None,
+            job: None,
         };
         let writer = crate::store::UsageWriter::spawn(redis.store.clone());
         writer.enqueue(row).await.unwrap().wait().await.unwrap();

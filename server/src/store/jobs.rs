@@ -212,6 +212,33 @@ impl Store {
         Ok(Some((url, jobs)))
     }
 
+    /// `user_id`'s batch `batch_id`: whether its webhook was queued (every
+    /// case ended) and its cases in order; `None` when not theirs.
+    pub async fn job_batch_get(
+        &self,
+        user_id: &str,
+        batch_id: &str,
+    ) -> sqlx::Result<Option<(bool, Vec<JobRow>)>> {
+        let notified: Option<i64> =
+            sqlx::query_scalar("SELECT notified FROM job_batches WHERE id = $1 AND user_id = $2")
+                .bind(batch_id)
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some(notified) = notified else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM jobs WHERE batch_id = $1 AND user_id = $2 ORDER BY case_index"
+        )))
+        .bind(batch_id)
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        let cases = rows.iter().map(job_row).collect::<sqlx::Result<Vec<_>>>()?;
+        Ok(Some((notified != 0, cases)))
+    }
+
     /// Claims the oldest runnable job for `owner` until `now_ms + lease_ms`:
     /// a queued one, or a running one whose lease expired (its replica
     /// died; it runs again from the start). Jobs already begun
@@ -306,6 +333,16 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Whether an attempt of the job has a usage row (and so was charged):
+    /// the row names its job in the same commit that admits it.
+    pub async fn job_usage_on_record(&self, job_id: &str) -> sqlx::Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_records WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n > 0)
     }
 
     /// The usage row ids of a job's attempts, in order.
@@ -553,6 +590,20 @@ impl Store {
         .bind(before_ms)
         .execute(&mut *tx)
         .await?;
+        // Deliveries given up on long ago that no replica ended.
+        sqlx::query("DELETE FROM webhook_deliveries WHERE give_up_at < $1")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
+        // A batch's own webhook attempts go with it.
+        sqlx::query(
+            "DELETE FROM webhook_attempts WHERE job_id IN (SELECT id FROM job_batches \
+             WHERE created_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM jobs WHERE jobs.batch_id = job_batches.id))",
+        )
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "DELETE FROM job_batches WHERE created_at < $1 \
              AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = job_batches.id)",
@@ -610,8 +661,11 @@ impl Store {
         attempt: &WebhookAttemptRow,
     ) -> sqlx::Result<()> {
         sqlx::query(
+            // Again when a replica died after recording the attempt and
+            // before rescheduling its delivery: the later one stands.
             "INSERT INTO webhook_attempts (job_id, seq, at, http_status, error) \
-             VALUES ($1, $2, $3, $4, $5)",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, seq) DO UPDATE SET \
+             at = excluded.at, http_status = excluded.http_status, error = excluded.error",
         )
         .bind(job_id)
         .bind(seq)

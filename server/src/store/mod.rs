@@ -13,6 +13,7 @@ pub mod result_cache;
 mod usage;
 mod usage_writer;
 mod users;
+pub mod webhook_deliveries;
 
 use std::{path::Path, str::FromStr, time::Duration};
 

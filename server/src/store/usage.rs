@@ -48,8 +48,10 @@ impl Store {
     /// Executions admitted for `user_id` on UTC `day` (the daily quota).
     pub async fn usage_count_day(&self, user_id: &str, day: &str) -> sqlx::Result<u64> {
         let n: i64 = sqlx::query_scalar(
-            // Result cache hits use no execution allowance.
-            "SELECT COUNT(*) FROM usage_records WHERE user_id = $1 AND day = $2 AND cached_from IS NULL",
+            // Result cache hits and re-runs of a detached execution (whose
+            // first attempt counted) use no execution allowance.
+            "SELECT COUNT(*) FROM usage_records WHERE user_id = $1 AND day = $2 \
+             AND cached_from IS NULL AND charged = 1",
         )
         .bind(user_id)
         .bind(day)
@@ -68,7 +70,10 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Usage from UTC day `since_day` on, for one user or everyone.
+    /// Usage from UTC day `since_day` on, for one user or everyone. A
+    /// detached execution run again after its replica died counts as one
+    /// execution, while its fuel, time and outcomes cover every attempt
+    /// (the work the server did).
     pub async fn usage_summary(
         &self,
         user_id: Option<&str>,
@@ -81,7 +86,7 @@ impl Store {
             "AND cached_from IS NULL"
         };
         let daily_sql = format!(
-            "SELECT day, COUNT(*), CAST(COALESCE(SUM(fuel_consumed), 0) AS BIGINT), CAST(COALESCE(SUM(duration_us), 0) AS BIGINT) \
+            "SELECT day, CAST(COALESCE(SUM(charged), 0) AS BIGINT), CAST(COALESCE(SUM(fuel_consumed), 0) AS BIGINT), CAST(COALESCE(SUM(duration_us), 0) AS BIGINT) \
              FROM usage_records WHERE day >= $1 {filter} GROUP BY day ORDER BY day"
         );
         let outcome_sql = format!(

@@ -51,7 +51,7 @@ struct Lag {
 /// Writes taken into one batch at most (one statement, or one transaction
 /// when the batch needs more than one statement).
 const MAX_BATCH: usize = 1024;
-/// Rows per statement (16 parameters each, under SQLite's 32766).
+/// Rows per statement ([`COLUMN_COUNT`] parameters each, under SQLite's 32766).
 const ROWS_PER_STATEMENT: usize = 500;
 
 impl UsageWriter {
@@ -162,7 +162,9 @@ impl Committed {
 
 const COLUMNS: &str = "id, user_id, key_id, module_sha256, day, started_at, finished_at, outcome, \
      exit_code, fuel_consumed, duration_us, memory_peak_bytes, stdin_bytes, stdout_bytes, stderr_bytes, \
-     cached_from";
+     cached_from, job_id, charged";
+/// How many values each row binds (the names in [`COLUMNS`]).
+const COLUMN_COUNT: usize = 18;
 
 /// Writes the latest state of each row: one autocommit statement, or one
 /// transaction when the rows need more than one statement. A finished row
@@ -207,9 +209,9 @@ fn upsert_statement(
 ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
     let placeholders: Vec<String> = (0..rows.len())
         .map(|r| {
-            let cells: Vec<String> = (1..=16)
+            let cells: Vec<String> = (1..=COLUMN_COUNT)
                 .map(|c| match backend {
-                    Backend::Postgres => format!("${}", r * 16 + c),
+                    Backend::Postgres => format!("${}", r * COLUMN_COUNT + c),
                     Backend::Sqlite => "?".to_string(),
                 })
                 .collect();
@@ -244,7 +246,9 @@ fn upsert_statement(
             .bind(end.map_or(0, |e| e.stdin_bytes as i64))
             .bind(end.map_or(0, |e| e.stdout_bytes as i64))
             .bind(end.map_or(0, |e| e.stderr_bytes as i64))
-            .bind(row.cached_from.clone());
+            .bind(row.cached_from.clone())
+            .bind(row.job.as_ref().map(|job| job.job_id.clone()))
+            .bind(row.job.as_ref().map_or(1, |job| i64::from(job.charged)));
     }
     query
 }

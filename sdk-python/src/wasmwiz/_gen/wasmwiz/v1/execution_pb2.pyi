@@ -1335,3 +1335,57 @@ class SubmitBatchResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitBatchResponse: _TypeAlias = SubmitBatchResponse  # noqa: Y015
+
+@_typing.final
+class GetBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBatchRequest: _TypeAlias = GetBatchRequest  # noqa: Y015
+
+@_typing.final
+class GetBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    CASES_FIELD_NUMBER: _builtins.int
+    ENDED_FIELD_NUMBER: _builtins.int
+    WEBHOOK_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    ended: _builtins.bool
+    """True once every case has ended and the batch's webhook was queued."""
+    @_builtins.property
+    def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionSummary]:
+        """One per case, in case order (bounded by the tier's cases per batch)."""
+
+    @_builtins.property
+    def webhook_attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___WebhookAttempt]:
+        """Every delivery attempt of the batch's own webhook, in order."""
+
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        cases: _abc.Iterable[Global___ExecutionSummary] | None = ...,
+        ended: _builtins.bool = ...,
+        webhook_attempts: _abc.Iterable[Global___WebhookAttempt] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "cases", b"cases", "ended", b"ended", "webhook_attempts", b"webhook_attempts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBatchResponse: _TypeAlias = GetBatchResponse  # noqa: Y015

@@ -85,6 +85,11 @@ class ExecutionServiceStub(object):
                 request_serializer=wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchRequest.SerializeToString,
                 response_deserializer=wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchResponse.FromString,
                 _registered_method=True)
+        self.GetBatch = channel.unary_unary(
+                '/wasmwiz.v1.ExecutionService/GetBatch',
+                request_serializer=wasmwiz_dot_v1_dot_execution__pb2.GetBatchRequest.SerializeToString,
+                response_deserializer=wasmwiz_dot_v1_dot_execution__pb2.GetBatchResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutionServiceServicer(object):
@@ -163,6 +168,14 @@ class ExecutionServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBatch(self, request, context):
+        """A submitted batch: its cases (in case order) and the delivery attempts
+        of its own webhook. NOT_FOUND for another account's batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -215,6 +228,11 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.SubmitBatch,
                     request_deserializer=wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchRequest.FromString,
                     response_serializer=wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchResponse.SerializeToString,
+            ),
+            'GetBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBatch,
+                    request_deserializer=wasmwiz_dot_v1_dot_execution__pb2.GetBatchRequest.FromString,
+                    response_serializer=wasmwiz_dot_v1_dot_execution__pb2.GetBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -488,6 +506,33 @@ class ExecutionService(object):
             '/wasmwiz.v1.ExecutionService/SubmitBatch',
             wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchRequest.SerializeToString,
             wasmwiz_dot_v1_dot_execution__pb2.SubmitBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wasmwiz.v1.ExecutionService/GetBatch',
+            wasmwiz_dot_v1_dot_execution__pb2.GetBatchRequest.SerializeToString,
+            wasmwiz_dot_v1_dot_execution__pb2.GetBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

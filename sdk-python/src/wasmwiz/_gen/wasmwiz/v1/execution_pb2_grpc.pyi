@@ -64,6 +64,10 @@ class ExecutionServiceStub:
     webhook fires per case), and the webhook fires once more when every
     case has ended.
     """
+    GetBatch: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetBatchRequest, _execution_pb2.GetBatchResponse]
+    """A submitted batch: its cases (in case order) and the delivery attempts
+    of its own webhook. NOT_FOUND for another account's batch.
+    """
 
 @_typing.type_check_only
 class ExecutionServiceAsyncStub(ExecutionServiceStub):
@@ -95,6 +99,10 @@ class ExecutionServiceAsyncStub(ExecutionServiceStub):
     """A batch, detached: each case becomes its own detached execution (its
     webhook fires per case), and the webhook fires once more when every
     case has ended.
+    """
+    GetBatch: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetBatchRequest, _execution_pb2.GetBatchResponse]  # type: ignore[assignment]
+    """A submitted batch: its cases (in case order) and the delivery attempts
+    of its own webhook. NOT_FOUND for another account's batch.
     """
 
 class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -184,6 +192,16 @@ class ExecutionServiceServicer(metaclass=_abc_1.ABCMeta):
         """A batch, detached: each case becomes its own detached execution (its
         webhook fires per case), and the webhook fires once more when every
         case has ended.
+        """
+
+    @_abc_1.abstractmethod
+    def GetBatch(
+        self,
+        request: _execution_pb2.GetBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.GetBatchResponse, _abc.Awaitable[_execution_pb2.GetBatchResponse]]:
+        """A submitted batch: its cases (in case order) and the delivery attempts
+        of its own webhook. NOT_FOUND for another account's batch.
         """
 
 def add_ExecutionServiceServicer_to_server(servicer: ExecutionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
