@@ -545,6 +545,12 @@ pub struct Tier {
     /// Interactive runs: the longest a whole session may last, waits
     /// included (`timeout_ms` counts only running time).
     pub max_session_ms: u64,
+    /// Interactive runs: `WriteStdin` calls one account may make a second,
+    /// over all its executions (per replica); 0: no limit (unmetered only).
+    pub stdin_writes_per_second: u32,
+    /// Interactive runs: how many `WriteStdin` calls may come at once
+    /// before the per-second rate applies.
+    pub stdin_write_burst: u32,
 }
 
 /// The built-in tiers, parsed once.
@@ -748,6 +754,11 @@ impl Tier {
             ("per_minute", self.per_minute),
             ("per_day", self.per_day),
             ("uploads_per_minute", self.uploads_per_minute),
+            (
+                "stdin_writes_per_second",
+                u64::from(self.stdin_writes_per_second),
+            ),
+            ("stdin_write_burst", u64::from(self.stdin_write_burst)),
         ];
         match metered.iter().find(|(_, v)| *v == 0) {
             Some((key, _)) if !self.unmetered => Err((key, true)),
