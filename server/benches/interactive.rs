@@ -126,7 +126,7 @@ stdin_writes_per_second = {rate}
 stdin_write_burst = {burst}
 "#,
         data = dir.join("data").display(),
-        budget = (sessions as u64 * SESSION_MEMORY >> 20) + 1024,
+        budget = ((sessions as u64 * SESSION_MEMORY) >> 20) + 1024,
         concurrent = sessions + 16,
         rate = (sessions * 2).max(1000),
         burst = sessions.max(1000),
