@@ -883,6 +883,16 @@ mod tests {
     }
 
     #[test]
+    fn a_metered_tier_without_a_stdin_write_rate_is_refused() {
+        let config = Config::from_toml("[tiers.team]\nstdin_writes_per_second = 0\n").unwrap();
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::TierMeteredZero { ref tier, key: "stdin_writes_per_second" })
+                if tier == "team"
+        ));
+    }
+
+    #[test]
     fn an_unmetered_tier_may_have_no_rates() {
         let config =
             Config::from_toml("[tiers.team]\nunmetered = true\nper_minute = 0\nper_day = 0\n")
