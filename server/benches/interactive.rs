@@ -12,7 +12,10 @@
 //!    against the same through a plain `Execute` stdin stream (bidi, not
 //!    interactive), alternating in rounds.
 //!
-//!   cargo bench -p wasmwiz-server --bench interactive [-- SESSIONS SECONDS]
+//!   cargo bench -p wasmwiz-server --profile release --bench interactive [-- SESSIONS SECONDS]
+//!
+//! (`--profile release` builds faster than the bench profile's fat LTO; a
+//! debug server does not keep up with 2 000 sessions' traffic.)
 //!
 //! One account of a `bench` tier (in the generated config) holds every
 //! session: its `max_concurrent` is SESSIONS + 16, since idle sessions
