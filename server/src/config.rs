@@ -545,6 +545,12 @@ pub struct Tier {
     /// Interactive runs: the longest a whole session may last, waits
     /// included (`timeout_ms` counts only running time).
     pub max_session_ms: u64,
+    /// Interactive runs: `WriteStdin` calls one account may make a second,
+    /// over all its executions (per replica); 0: no limit (unmetered only).
+    pub stdin_writes_per_second: u32,
+    /// Interactive runs: how many `WriteStdin` calls may come at once
+    /// before the per-second rate applies.
+    pub stdin_write_burst: u32,
 }
 
 /// The built-in tiers, parsed once.
@@ -748,6 +754,11 @@ impl Tier {
             ("per_minute", self.per_minute),
             ("per_day", self.per_day),
             ("uploads_per_minute", self.uploads_per_minute),
+            (
+                "stdin_writes_per_second",
+                u64::from(self.stdin_writes_per_second),
+            ),
+            ("stdin_write_burst", u64::from(self.stdin_write_burst)),
         ];
         match metered.iter().find(|(_, v)| *v == 0) {
             Some((key, _)) if !self.unmetered => Err((key, true)),
@@ -868,6 +879,16 @@ mod tests {
         assert!(matches!(
             config.validate(),
             Err(ConfigError::TierMeteredZero { ref tier, key: "per_minute" }) if tier == "team"
+        ));
+    }
+
+    #[test]
+    fn a_metered_tier_without_a_stdin_write_rate_is_refused() {
+        let config = Config::from_toml("[tiers.team]\nstdin_writes_per_second = 0\n").unwrap();
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::TierMeteredZero { ref tier, key: "stdin_writes_per_second" })
+                if tier == "team"
         ));
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use support::*;
 use tonic::{Code, Status, Streaming};
+use tonic_types::StatusExt;
 use wasmwiz_proto::v1::{self, execute_event::Event};
 use wasmwiz_server::config::Config;
 
@@ -228,7 +229,11 @@ async fn the_tier_session_length_bounds_the_whole_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_arrive_in_order() {
-    let (_server, mut c) = server_and_key(Db::Sqlite, |_| {}).await;
+    // 200 writes at once: above the free tier's write burst.
+    let (_server, mut c) = server_and_key(Db::Sqlite, |config| {
+        config.tiers.get_mut("free").unwrap().stdin_write_burst = 1000;
+    })
+    .await;
     let (stream, id) = start(&mut c, echo_interactive(None)).await;
     let mut expected = Vec::new();
     for i in 0..200 {
@@ -422,4 +427,88 @@ async fn a_waiting_guest_gives_back_its_running_slot() {
     let end = rest(stream).await.unwrap();
     assert_eq!(end.stdout, b"second\n");
     assert_eq!(end.outcome(), v1::Outcome::Success);
+}
+
+/// The free tier with `stdin_write_burst` writes at once, then one a second.
+fn writes_at(burst: u32) -> impl FnOnce(&mut Config) {
+    move |config| {
+        let free = config.tiers.get_mut("free").unwrap();
+        free.stdin_writes_per_second = 1;
+        free.stdin_write_burst = burst;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_past_the_tier_rate_are_refused_with_retry_info_and_not_delivered() {
+    let (_server, mut c) = server_and_key(Db::Sqlite, writes_at(2)).await;
+    let (stream, id) = start(&mut c, echo_interactive(None)).await;
+    write(&mut c, &id, b"a", false).await.unwrap();
+    write(&mut c, &id, b"b", false).await.unwrap();
+    let refused = write(&mut c, &id, b"c", false).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    let details = refused.get_error_details();
+    assert_eq!(
+        details.quota_failure().expect("QuotaFailure").violations[0].subject,
+        "stdin writes per second"
+    );
+    let retry = details
+        .retry_info()
+        .expect("RetryInfo")
+        .retry_delay
+        .expect("a delay");
+    assert!(
+        retry > Duration::ZERO && retry <= Duration::from_secs(1),
+        "{retry:?}"
+    );
+    // The session goes on once the wait is over; "c" never reached the guest.
+    tokio::time::sleep(retry).await;
+    write(&mut c, &id, b"d", true).await.unwrap();
+    assert_eq!(rest(stream).await.unwrap().stdout, b"abd");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_write_rate_is_shared_by_all_sessions_of_an_account() {
+    let (_server, mut c) = server_and_key(Db::Sqlite, writes_at(1)).await;
+    let (_first, first_id) = start(&mut c, echo_interactive(None)).await;
+    let (_second, second_id) = start(&mut c, echo_interactive(None)).await;
+    write(&mut c, &first_id, b"a", false).await.unwrap();
+    let refused = write(&mut c, &second_id, b"b", false).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_accounts_writes_do_not_spend_the_write_rate() {
+    let (server, mut c) = server_and_key(Db::Sqlite, writes_at(1)).await;
+    let bob = server.create_key("bob@x.io", "free", false).await;
+    let mut b = clients(&server, Some(&bob)).await;
+    let (_theirs, their_id) = start(&mut b, echo_interactive(None)).await;
+    let (_mine, my_id) = start(&mut c, echo_interactive(None)).await;
+    write(&mut b, &their_id, b"x", false).await.unwrap();
+    write(&mut c, &my_id, b"y", false)
+        .await
+        .expect("alice's budget is her own");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_sessions_count_against_the_tiers_concurrent_executions() {
+    // The free tier runs 2 at once: two sessions waiting for input fill it.
+    let (_server, mut c) = server_and_key(Db::Sqlite, |_| {}).await;
+    let mut sessions = Vec::new();
+    for line in [&b"one\n"[..], b"two\n"] {
+        let (mut stream, id) = start(&mut c, echo_interactive(None)).await;
+        write(&mut c, &id, line, false).await.unwrap();
+        assert_eq!(read_stdout(&mut stream, 4).await, line, "now waiting");
+        sessions.push(stream);
+    }
+    let refused = c.exec.run(echo_interactive(None)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert_eq!(
+        refused
+            .get_error_details()
+            .quota_failure()
+            .expect("QuotaFailure")
+            .violations[0]
+            .subject,
+        "concurrent executions"
+    );
 }

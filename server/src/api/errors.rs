@@ -9,7 +9,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
     engine::{Busy, ModuleError},
-    limits::{LimitError, RateHeaders, UploadLimitError},
+    limits::{LimitError, RateHeaders, StdinWritesLimited, UploadLimitError},
     store::{OverQuota, TooManyKeys},
 };
 
@@ -236,6 +236,8 @@ pub enum ApiError {
     StorageQuota(OverQuota),
     #[error("{0}")]
     UploadLimited(#[from] UploadLimitError),
+    #[error("{0}")]
+    StdinWrites(#[from] StdinWritesLimited),
     #[error("no upload message arrived for {} s; the upload was abandoned (send chunks without long pauses)", .timeout_ms.div_ceil(1000))]
     UploadIdle { timeout_ms: u64 },
     #[error("this account already has {} live API keys, the most its tier allows ({}); revoke one (RevokeMyApiKey) first", .0.live, .0.max)]
@@ -393,6 +395,18 @@ impl From<ApiError> for Status {
                 let mut details =
                     ErrorDetails::with_quota_failure_violation(subject, limit.to_string());
                 retry_status(Code::ResourceExhausted, message, &mut details, retry_after)
+            }
+            ApiError::StdinWrites(limited) => {
+                let mut details = ErrorDetails::with_quota_failure_violation(
+                    "stdin writes per second",
+                    message.clone(),
+                );
+                retry_status(
+                    Code::ResourceExhausted,
+                    message,
+                    &mut details,
+                    limited.retry_after,
+                )
             }
             ApiError::CacheLookups { retry_after, .. } => {
                 let mut details = ErrorDetails::with_quota_failure_violation(

@@ -255,6 +255,12 @@ impl ExecutionService for ExecutionApi {
         request: Request<v1::WriteStdinRequest>,
     ) -> Result<Response<v1::WriteStdinResponse>, Status> {
         let caller = self.state.caller(&request).await?;
+        // Counted before anything else, so refused writes cost no more.
+        self.state
+            .sessions
+            .writes
+            .take(&caller.user_id, self.state.tier(&caller)?)
+            .map_err(ApiError::from)?;
         let write = request.into_inner();
         if write.data.len() > MAX_WRITE_BYTES {
             return Err(ApiError::invalid(

@@ -10,7 +10,10 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 use super::stdin_route::StdinRoute;
-use crate::api::{convert::check_size, errors::ApiError};
+use crate::{
+    api::{convert::check_size, errors::ApiError},
+    limits::StdinWriteLimits,
+};
 
 /// One `WriteStdin` carries at most this many bytes (the tier's stdin size
 /// bounds the total): a write is one small gRPC message, not an upload.
@@ -99,6 +102,8 @@ pub struct Sessions {
     ended: moka::sync::Cache<String, String>,
     /// Writes to executions on other replicas (with Redis configured).
     route: std::sync::OnceLock<Arc<StdinRoute>>,
+    /// Each account's `WriteStdin` rate on this replica.
+    pub writes: StdinWriteLimits,
 }
 
 impl Default for Sessions {
@@ -110,6 +115,7 @@ impl Default for Sessions {
                 .time_to_live(ENDED_TTL)
                 .build(),
             route: std::sync::OnceLock::new(),
+            writes: StdinWriteLimits::default(),
         }
     }
 }

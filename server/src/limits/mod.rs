@@ -13,6 +13,7 @@ mod charge;
 mod fallback;
 mod local;
 mod redis;
+mod stdin_writes;
 mod uploads;
 
 use std::{
@@ -23,6 +24,7 @@ use std::{
 use prometheus::{IntCounter, IntGauge};
 
 pub use self::charge::Charge;
+pub use self::stdin_writes::{StdinWriteLimits, StdinWritesLimited};
 pub use self::uploads::{UploadLimitError, UploadPermit};
 use self::{
     backend::{Budget, Minute, Slot},
