@@ -25,7 +25,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use prost::Message as _;
 use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 use wasmwiz_proto::v1::{
     self, account_service_client::AccountServiceClient,
@@ -292,11 +291,11 @@ fn h2load(
                 round.mean = parse_duration(mean).unwrap_or_default()
             }
             ["traffic:", ..] => {
-                // "... headers (space savings 95.00%), 1234 (1.2KB) data"
+                // "... headers (space savings 95.00%), 1.02MB (1070000) data"
                 if let Some(at) = words.iter().position(|w| *w == "data") {
                     round.data_bytes = words
-                        .get(at.saturating_sub(2))
-                        .and_then(|w| w.trim_end_matches(',').parse().ok())
+                        .get(at.saturating_sub(1))
+                        .and_then(|w| w.trim_matches(|c| c == '(' || c == ')').parse().ok())
                         .unwrap_or(0);
                 }
             }
