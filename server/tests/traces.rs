@@ -140,7 +140,7 @@ async fn a_run_is_one_span_under_the_clients_with_a_child_per_step() {
             "resolve_module",
             "resolve_module > compile",
             "run",
-            "usage_commit",
+            // hello ends in its first slice: one row, admission and end at once.
             "usage_commit",
         ]
     );

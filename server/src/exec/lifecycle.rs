@@ -1,8 +1,11 @@
 //! One execution's life: admit (rate, quota, concurrency, then the
-//! sandbox's slots and memory) → record (the admission row, durable before
-//! `started`) → run → finish → record (the final row, durable before
-//! `finished`). Metrics and both usage rows are written here, so no
-//! handler can skip or repeat them.
+//! sandbox's slots and memory) → run the first, inline slice → record (the
+//! admission row, durable before `started`) → run on → finish → record (the
+//! final row, durable before `finished`). A guest that ended within its
+//! first slice (most small runs) is recorded once, already finished, before
+//! `started`: one row and one commit, and every event can leave at once.
+//! Metrics and the usage rows are written here, so no handler can skip or
+//! repeat them.
 
 use std::sync::Arc;
 use tracing::Instrument as _;
@@ -108,7 +111,7 @@ impl Execution {
 
 /// Admits and starts one execution; returns once its admission row is
 /// durable, so an execution a client saw begin is on record even if the
-/// server dies. A fast run's final row usually shares that commit.
+/// server dies. A run that ended in its first slice has one row, final.
 pub async fn start(
     state: &Arc<AppState>,
     caller: &Caller,
@@ -337,10 +340,11 @@ pub(super) async fn launch(
         })?;
     let execution_id = uuid::Uuid::now_v7().to_string();
     let module = launch.resolved.module.clone();
-    // The admission row is queued now and committed while the guest
-    // starts; `started` waits for that commit. The final row is queued
-    // after it, so `finished` (sent once that one commits) implies both
-    // are durable.
+    // `started` waits for the commit of the execution's row. A guest that
+    // ends within its first (inline) slice is written once, already
+    // finished; any other gets its admission row queued after that slice
+    // and committed while it runs on, and its final row queued behind it,
+    // so `finished` (sent once that one commits) implies both are durable.
     let row = UsageRecord {
         id: execution_id.clone(),
         user_id: launch.caller.user_id.clone(),
@@ -352,7 +356,6 @@ pub(super) async fn launch(
         cached_from: None,
         job: launch.job.clone(),
     };
-    let begun = state.usage.enqueue(row.clone()).await?;
     let (admitted_tx, admitted) = oneshot::channel();
     let mut job = Job {
         module,
@@ -408,27 +411,7 @@ pub(super) async fn launch(
     tokio::spawn(tracing::Instrument::instrument(
         async move {
             state.metrics.running.inc();
-            // Charged once on record; a run whose admission row cannot
-            // be written is stopped and costs the caller nothing.
-            let on_record = async {
-                let committed = begun
-                    .wait()
-                    .instrument(tracing::info_span!("usage_commit", row = "admission"))
-                    .await;
-                match &committed {
-                    Ok(()) => {
-                        allowance.confirm();
-                        state.mark_seen(&row.user_id, &row.module_sha256);
-                    }
-                    Err(_) => {
-                        allowance.give_back();
-                        cancel.cancel();
-                    }
-                }
-                let _ =
-                    admitted_tx.send(committed.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
-                committed
-            };
+            let mut admitted_tx = Some(admitted_tx);
             let execution = state
                 .sandbox
                 .execute(job, out_tx, cancel.clone())
@@ -449,7 +432,32 @@ pub(super) async fn launch(
                     }
                 }
             };
-            let ((report, refusal), on_record) = tokio::join!(run, on_record);
+            tokio::pin!(run);
+            // The first poll runs the inline slice: a guest that ended in it
+            // needs no admission row of its own.
+            let (report, refusal, admission) = match futures::poll!(&mut run) {
+                std::task::Poll::Ready((report, refusal)) => (report, refusal, None),
+                std::task::Poll::Pending => {
+                    // Charged once on record; a run whose admission row
+                    // cannot be written is stopped and costs the caller nothing.
+                    let on_record = async {
+                        let committed = commit(&state, row.clone(), "admission").await;
+                        on_committed(
+                            &state,
+                            (&row.user_id, &row.module_sha256),
+                            &committed,
+                            &mut allowance,
+                            admitted_tx.take(),
+                        );
+                        if committed.is_err() {
+                            cancel.cancel();
+                        }
+                        committed
+                    };
+                    let ((report, refusal), committed) = tokio::join!(run, on_record);
+                    (report, refusal, Some(committed))
+                }
+            };
             // The guest has ended: later writes are refused as too late.
             if let Some(session) = session {
                 session.end().await;
@@ -467,20 +475,28 @@ pub(super) async fn launch(
                 None => Ok(None),
             };
             let (user_id, execution_id) = (row.user_id.clone(), row.id.clone());
+            let sha256 = row.module_sha256.clone();
             let finish = UsageRecord {
                 end: Some(UsageEnd::from_report(finished_at, &report)),
                 ..row
             };
-            // Queued behind the admission row, often in the same commit.
-            let recorded = match (on_record, state.usage.enqueue(finish).await) {
-                (Ok(()), Ok(finished)) => {
-                    finished
-                        .wait()
-                        .instrument(tracing::info_span!("usage_commit", row = "final"))
-                        .await
+            let recorded = match admission {
+                // One row, admission and end at once, before `started`.
+                None => {
+                    let committed = commit(&state, finish, "admission+final").await;
+                    on_committed(
+                        &state,
+                        (&user_id, &sha256),
+                        &committed,
+                        &mut allowance,
+                        None,
+                    );
+                    committed
                 }
-                (Err(error), _) | (_, Err(error)) => Err(error),
+                Some(Ok(())) => commit(&state, finish, "final").await,
+                Some(Err(error)) => Err(error),
             };
+            let admitted = recorded.as_ref().map(|_| ()).map_err(|e| format!("{e:#}"));
             let answer = match (recorded, refusal) {
                 (Err(error), _) => Err(ApiError::from(error)),
                 (Ok(()), Some(refusal)) => Err(refusal),
@@ -502,6 +518,11 @@ pub(super) async fn launch(
             )
             .await;
             let _ = report_tx.send(answer);
+            // A run written in one row is admitted only now, with all its
+            // events ready to leave together.
+            if let Some(admitted_tx) = admitted_tx {
+                let _ = admitted_tx.send(admitted);
+            }
         },
         span,
     ));
@@ -511,6 +532,38 @@ pub(super) async fn launch(
         output: out_rx,
         report: report_rx,
     })
+}
+
+/// Queues `row` and waits for its commit.
+async fn commit(state: &AppState, row: UsageRecord, which: &'static str) -> anyhow::Result<()> {
+    state
+        .usage
+        .enqueue(row)
+        .await?
+        .wait()
+        .instrument(tracing::info_span!("usage_commit", row = which))
+        .await
+}
+
+/// Once the row admitting an execution has committed (or failed): charge
+/// the allowance (or give it back) and tell whoever waits to send `started`.
+fn on_committed(
+    state: &AppState,
+    (user_id, sha256): (&str, &str),
+    committed: &anyhow::Result<()>,
+    allowance: &mut Allowance,
+    admitted_tx: Option<oneshot::Sender<Result<(), String>>>,
+) {
+    match committed {
+        Ok(()) => {
+            allowance.confirm();
+            state.mark_seen(user_id, sha256);
+        }
+        Err(_) => allowance.give_back(),
+    }
+    if let Some(admitted_tx) = admitted_tx {
+        let _ = admitted_tx.send(committed.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
+    }
 }
 
 /// The finished execution's outcome, duration and fuel, per tier.

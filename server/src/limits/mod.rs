@@ -136,9 +136,21 @@ pub struct Limits {
     replica_id: String,
 }
 
-/// Today's UTC date, `YYYY-MM-DD`.
+/// Today's UTC date, `YYYY-MM-DD`. Formatted once a day, not per run
+/// (every admission asks for it).
 pub fn utc_day() -> String {
-    chrono::Utc::now().format("%Y-%m-%d").to_string()
+    static TODAY: parking_lot::Mutex<(u64, String)> =
+        parking_lot::Mutex::new((u64::MAX, String::new()));
+    let day = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() / 86_400);
+    let mut today = TODAY.lock();
+    if today.0 != day {
+        let midnight =
+            chrono::DateTime::from_timestamp((day * 86_400) as i64, 0).unwrap_or_default();
+        *today = (day, midnight.format("%Y-%m-%d").to_string());
+    }
+    today.1.clone()
 }
 
 fn until_utc_midnight() -> Duration {
@@ -345,6 +357,18 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cached_day_is_todays_utc_date() {
+        let before = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        let (first, second) = (utc_day(), utc_day());
+        let after = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        assert!(
+            first == before || first == after,
+            "{first} is not {before} or {after}"
+        );
+        assert_eq!(first, second);
+    }
 
     fn tier(per_minute: u64, per_day: u64, max_concurrent: u32) -> Tier {
         Tier {

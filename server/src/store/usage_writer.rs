@@ -1,5 +1,6 @@
-//! Group commit for usage records: every execution writes its row twice
-//! (at admission, then finalized at the end), and each write must be durable
+//! Group commit for usage records: every execution writes its row once
+//! (finished within its first slice) or twice (at admission, then finalized
+//! at the end), and each write must be durable
 //! before the caller goes on. One writer task takes everything queued since
 //! its last commit, collapses it to the latest state of each row, writes it
 //! on its own connection with one multi-row upsert (atomic by itself; a
@@ -200,6 +201,29 @@ async fn upsert_usage(
     tx.commit().await
 }
 
+/// `(?, ?, ...), (...)` for `rows` rows of [`COLUMN_COUNT`] columns, in one string (no
+/// string per cell: this runs for every batch).
+fn placeholders(backend: Backend, rows: usize) -> String {
+    use std::fmt::Write as _;
+    let mut values = String::with_capacity(rows * COLUMN_COUNT * 6);
+    for r in 0..rows {
+        values.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 1..=COLUMN_COUNT {
+            if c > 1 {
+                values.push_str(", ");
+            }
+            match backend {
+                Backend::Postgres => {
+                    let _ = write!(values, "${}", r * COLUMN_COUNT + c);
+                }
+                Backend::Sqlite => values.push('?'),
+            }
+        }
+        values.push(')');
+    }
+    values
+}
+
 /// One multi-row upsert of `rows` (at most [`ROWS_PER_STATEMENT`]).
 /// SQLite gets positional `?` placeholders: it binds `$N` by looking each
 /// name up, which costs more than the rest of the statement's binding.
@@ -207,17 +231,6 @@ fn upsert_statement(
     backend: Backend,
     rows: &[UsageRecord],
 ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
-    let placeholders: Vec<String> = (0..rows.len())
-        .map(|r| {
-            let cells: Vec<String> = (1..=COLUMN_COUNT)
-                .map(|c| match backend {
-                    Backend::Postgres => format!("${}", r * COLUMN_COUNT + c),
-                    Backend::Sqlite => "?".to_string(),
-                })
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect();
     let sql = format!(
         "INSERT INTO usage_records ({COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET \
          finished_at = excluded.finished_at, outcome = excluded.outcome, exit_code = excluded.exit_code, \
@@ -225,7 +238,7 @@ fn upsert_statement(
          memory_peak_bytes = excluded.memory_peak_bytes, stdin_bytes = excluded.stdin_bytes, \
          stdout_bytes = excluded.stdout_bytes, stderr_bytes = excluded.stderr_bytes \
          WHERE usage_records.outcome = '{RUNNING}' AND excluded.outcome <> '{RUNNING}'",
-        placeholders.join(", ")
+        placeholders(backend, rows.len())
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for row in rows {
@@ -251,4 +264,24 @@ fn upsert_statement(
             .bind(row.job.as_ref().map_or(1, |job| i64::from(job.charged)));
     }
     query
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_postgres_cells_across_rows() {
+        let two = placeholders(Backend::Postgres, 2);
+        assert!(two.starts_with("($1, $2, "), "{two}");
+        let (last, next) = (COLUMN_COUNT, COLUMN_COUNT + 1);
+        assert!(two.contains(&format!("${last}), (${next}, ")), "{two}");
+        assert!(two.ends_with(&format!("${})", 2 * COLUMN_COUNT)), "{two}");
+    }
+
+    #[test]
+    fn placeholders_for_sqlite_are_positional() {
+        let one = placeholders(Backend::Sqlite, 1);
+        assert_eq!(one, format!("({})", vec!["?"; COLUMN_COUNT].join(", ")));
+    }
 }
