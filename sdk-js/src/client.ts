@@ -1108,7 +1108,12 @@ function buildClient(raw: RawClients, kind: TransportKind, options: ClientOption
         }
         return raw.execution.execute(requests(), streamOptions(callOptions, rate));
       }), rate);
-      return new Session(stream, abort, (_id, data, eof) => feed.push(data, eof));
+      return new Session(
+        stream,
+        abort,
+        (_id, data, eof) => feed.push(data, eof),
+        (error) => feed.end(error),
+      );
     },
 
     runBatch(r, o) {

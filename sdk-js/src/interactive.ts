@@ -78,10 +78,14 @@ export class Session implements InteractiveSession {
   /** The last write in flight: the next one waits for it (order is kept). */
   #chain: Promise<void> = Promise.resolve();
   #closed = false;
-  /** Rejects once the run ended: a write still waiting then fails instead of hanging. */
+  /** Rejects once the run ended: a write still waiting for the execution id then fails instead of hanging. */
   readonly #ended: Promise<never>;
 
-  constructor(stream: RunStream, abort: AbortController, send: SendStdin) {
+  /**
+   * `send` must settle on its own once the run has ended (`onEnd` is told
+   * when it does, so a transport can fail the writes it still holds).
+   */
+  constructor(stream: RunStream, abort: AbortController, send: SendStdin, onEnd?: (error: unknown) => void) {
     this.#stream = stream;
     this.#abort = abort;
     this.#send = send;
@@ -92,8 +96,12 @@ export class Session implements InteractiveSession {
       failed = reject;
     });
     this.executionId.catch(() => undefined);
-    let ended!: (e: unknown) => void;
-    this.#ended = new Promise<never>((_, reject) => (ended = reject));
+    let rejectEnded!: (e: unknown) => void;
+    this.#ended = new Promise<never>((_, reject) => (rejectEnded = reject));
+    const ended = (e: unknown) => {
+      rejectEnded(e);
+      onEnd?.(e);
+    };
     this.#ended.catch(() => undefined);
     void (async () => {
       try {
@@ -142,7 +150,11 @@ export class Session implements InteractiveSession {
       .then(async () => {
         const id = await Promise.race([this.executionId, this.#ended]);
         try {
-          await Promise.race([this.#send(id, bytes, eof), this.#ended]);
+          // Not raced against the run's end: the write that makes a guest
+          // exit often reaches its answer after the stream has closed, and
+          // that answer still tells whether the bytes were delivered. The
+          // server answers every write once the guest is gone.
+          await this.#send(id, bytes, eof);
         } catch (e) {
           throw WasmWizError.from(e);
         }
@@ -154,16 +166,33 @@ export class Session implements InteractiveSession {
 
 /**
  * Stdin chunks pushed by the session and pulled by the `Execute` request
- * stream; each push resolves when the stream took the chunk.
+ * stream; each push resolves when the stream took the chunk, or fails once
+ * the run ended before it was taken.
  */
 export class StdinFeed implements AsyncIterable<{ data: Uint8Array; eof: boolean }> {
   readonly #queue = new EventQueue<{ data: Uint8Array; eof: boolean; taken: () => void }>();
+  /** Rejects the pushes not yet taken. */
+  readonly #waiting = new Set<(error: unknown) => void>();
+  #ended: { error: unknown } | undefined;
 
   push(data: Uint8Array, eof: boolean): Promise<void> {
-    return new Promise<void>((taken) => {
+    if (this.#ended) return Promise.reject(this.#ended.error);
+    return new Promise<void>((resolve, reject) => {
+      this.#waiting.add(reject);
+      const taken = () => {
+        this.#waiting.delete(reject);
+        resolve();
+      };
       this.#queue.push({ data, eof, taken });
       if (eof) this.#queue.end();
     });
+  }
+
+  /** The run ended: writes the request stream has not taken fail with `error`. */
+  end(error: unknown): void {
+    this.#ended = { error };
+    for (const reject of this.#waiting) reject(error);
+    this.#waiting.clear();
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<{ data: Uint8Array; eof: boolean }> {

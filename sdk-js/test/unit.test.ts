@@ -7,6 +7,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import { ConnectError, createRouterTransport } from "@connectrpc/connect";
+import { StdinFeed } from "../src/interactive.js";
 import { createHash } from "node:crypto";
 import {
   Code,
@@ -395,5 +396,30 @@ describe("limit errors in the SDK's terms", () => {
     assert.equal(idle.isUploadIdle, true);
     assert.equal(WasmWizError.from(new ConnectError("deadline", Code.DeadlineExceeded)).isUploadIdle, false);
     assert.equal(describeError(idle).title, "Upload stalled");
+  });
+});
+
+describe("the Execute stdin feed", () => {
+  it("a write the request stream has not taken fails once the run ends", async () => {
+    const feed = new StdinFeed();
+    const pending = feed.push(new TextEncoder().encode("1\n"), false);
+    const gone = new WasmWizError(Code.FailedPrecondition, "the run has ended");
+    feed.end(gone);
+    await assert.rejects(pending, (e: unknown) => e === gone);
+  });
+
+  it("a write after the run ended fails without being queued", async () => {
+    const feed = new StdinFeed();
+    feed.end(new WasmWizError(Code.FailedPrecondition, "the run has ended"));
+    await assert.rejects(feed.push(new Uint8Array(1), false), WasmWizError);
+  });
+
+  it("a write taken by the request stream resolves", async () => {
+    const feed = new StdinFeed();
+    const written = feed.push(new TextEncoder().encode("x"), true);
+    const taken: string[] = [];
+    for await (const item of feed) taken.push(new TextDecoder().decode(item.data));
+    await written;
+    assert.deepEqual(taken, ["x"]);
   });
 });
