@@ -63,7 +63,12 @@ pub async fn receive_fs(
     loop {
         let message = next_within(incoming, idle).await?;
         match message.and_then(|m| m.msg) {
-            Some(Msg::FsChunk(chunk)) => streamed.push(chunk)?,
+            Some(Msg::FsChunk(chunk)) => {
+                if let Err(refusal) = streamed.push(chunk) {
+                    drain_briefly(incoming).await;
+                    return Err(refusal.into());
+                }
+            }
             Some(Msg::FsEof(_)) | None => return Ok((streamed.finish(), None)),
             Some(stdin @ (Msg::StdinChunk(_) | Msg::StdinEof(_))) => {
                 return Ok((streamed.finish(), Some(stdin)))
@@ -78,6 +83,27 @@ pub async fn receive_fs(
                 )
                 .into())
             }
+        }
+    }
+}
+
+/// At most this much of the client's stream is read after a refusal...
+const DRAIN_BYTES: usize = 2 * 1024 * 1024;
+/// ...within this long.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// After refusing entries mid-stream, reads (and drops) what the client is
+/// still sending, bounded by [`DRAIN_BYTES`] and [`DRAIN_TIME`], so a client
+/// about to finish its stream gets the refusal after its half-close instead
+/// of a reset stream, which gRPC's C core can report as INTERNAL before it
+/// reads the status.
+async fn drain_briefly(incoming: &mut ClientStream) {
+    let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+    let mut drained = 0;
+    while drained < DRAIN_BYTES {
+        match tokio::time::timeout_at(deadline, incoming.message()).await {
+            Ok(Ok(Some(message))) => drained += prost::Message::encoded_len(&message),
+            _ => return,
         }
     }
 }
