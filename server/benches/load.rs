@@ -402,7 +402,8 @@ fn main() {
             "", "req/s", "p50/mean", "p99", "CPU µs/req"
         );
 
-        let own = own_client(&plain, &channel, &sha, clients, round).await;
+        let only = std::env::var_os("LOAD_BENCH_ONLY").is_some();
+        let own = own_client(&plain, &channel, &sha, if only { 1 } else { clients }, round / if only { 10 } else { 1 }).await;
         let label = |what: &str| format!("own client, {clients} clients: {what}");
         for (what, figures) in [("floor", &own.floor), ("Run", &own.runs)] {
             println!(
@@ -463,6 +464,28 @@ fn main() {
         let floor_url = format!("{}/grpc.health.v1.Health/Check", server.url);
         let run_url = format!("{}/wasmwiz.v1.ExecutionService/Run", server.url);
         let key = server.admin_key.clone();
+        if let Ok(only) = std::env::var("LOAD_BENCH_ONLY") {
+            // Profiling aid: one kind of request alone, at 8 streams, until
+            // killed, with CPU µs per request each round.
+            let run = only == "run";
+            loop {
+                let (url, body, key) = if run {
+                    (run_url.clone(), run_body.clone(), Some(key.clone()))
+                } else {
+                    (floor_url.clone(), floor_body.clone(), None)
+                };
+                let r = tokio::task::spawn_blocking(move || {
+                    h2load(&url, &body, key.as_deref(), H2LOAD_RUN_REQUESTS, 1, 8)
+                })
+                .await
+                .unwrap();
+                println!(
+                    "{only}: {:.0}/s, {:.1} CPU µs per request",
+                    r.requests as f64 / r.elapsed.as_secs_f64(),
+                    r.cpu.as_secs_f64() * 1e6 / r.requests as f64
+                );
+            }
+        }
         for (connections, streams, target) in settings {
             let (mut floor, mut runs) = (H2loadTotals::default(), H2loadTotals::default());
             let mut ratios = Vec::new();

@@ -283,9 +283,13 @@ impl AppState {
 
     /// Remembers that `user_id` ran (its admission row is committed) or
     /// stored the module `sha256`.
+    /// Every run calls this: a key already known is only read (which keeps
+    /// it from idling out), as a moka insert costs a write op per call.
     pub fn mark_seen(&self, user_id: &str, sha256: &str) {
-        self.seen
-            .insert((user_id.to_string(), sha256.to_string()), ());
+        let key = (user_id.to_string(), sha256.to_string());
+        if self.seen.get(&key).is_none() {
+            self.seen.insert(key, ());
+        }
     }
 
     /// Forgets that the caller has a module (after deletion).

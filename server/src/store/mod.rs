@@ -3,7 +3,8 @@
 //! One code path serves both databases through sqlx's `Any` driver (SQL is
 //! written in the dialect both accept: `$n` placeholders, `ON CONFLICT`,
 //! BIGINT columns; the usage writer's multi-row upsert is the exception: it
-//! is built per backend, with `?` on SQLite); each database has its own migrations under
+//! is built per backend, with `?` on SQLite, and on the SQLite file it is
+//! written by a thread of its own through rusqlite, see `usage_writer`); each database has its own migrations under
 //! `migrations/`. SQLite (one file in the data dir, WAL mode) is the
 //! embedded default; `postgres://` URLs select PostgreSQL.
 
@@ -12,6 +13,7 @@ mod modules;
 pub mod result_cache;
 mod usage;
 mod usage_writer;
+mod usage_writer_sqlite;
 mod users;
 pub mod webhook_deliveries;
 
@@ -80,6 +82,9 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The embedded database's file (`None` on PostgreSQL or in memory):
+    /// the usage writer opens a connection of its own to it.
+    sqlite_file: Option<std::sync::Arc<Path>>,
 }
 
 /// Unix milliseconds now.
@@ -106,6 +111,15 @@ impl Store {
         } else {
             anyhow::bail!("unsupported database URL (use sqlite://… or postgres://…): {url}");
         };
+        let sqlite_file = match backend {
+            Backend::Sqlite => {
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+                let file = options.get_filename();
+                (!file.as_os_str().is_empty() && file != Path::new(":memory:"))
+                    .then(|| std::sync::Arc::from(file))
+            }
+            Backend::Postgres => None,
+        };
         let options = AnyConnectOptions::from_str(url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
@@ -130,11 +144,20 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            sqlite_file,
+        })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The embedded database's file, when it is one.
+    pub(crate) fn sqlite_file(&self) -> Option<&Path> {
+        self.sqlite_file.as_deref()
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {

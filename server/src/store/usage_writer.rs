@@ -5,7 +5,11 @@
 //! its last commit, collapses it to the latest state of each row, writes it
 //! on its own connection with one multi-row upsert (atomic by itself; a
 //! transaction only past 500 rows), and acknowledges each write after that
-//! commit — one statement per batch, not two per execution.
+//! commit — one statement per batch, not two per execution. On PostgreSQL
+//! the writer is an async task on a pooled sqlx connection; on the embedded
+//! SQLite file it is a thread with a connection of its own
+//! ([`super::usage_writer_sqlite`]), which saves each commit two hops
+//! through sqlx's worker thread and an async task.
 
 use std::{
     collections::HashMap,
@@ -29,7 +33,7 @@ use crate::exec::UsageRecord;
 type Ack = oneshot::Sender<Result<(), String>>;
 
 /// A queued write: the row, who waits for its commit, and since when.
-type Queued = (UsageRecord, Ack, Instant);
+pub(super) type Queued = (UsageRecord, Ack, Instant);
 
 /// Handle to the writer task (cheap to clone).
 #[derive(Clone)]
@@ -40,7 +44,7 @@ pub struct UsageWriter {
 
 /// How far the writer is behind, for `/metrics`.
 #[derive(Default)]
-struct Lag {
+pub(super) struct Lag {
     /// Writes queued and not yet acknowledged.
     pending: AtomicU64,
     /// When the oldest write of the batch being committed was queued.
@@ -51,73 +55,19 @@ struct Lag {
 
 /// Writes taken into one batch at most (one statement, or one transaction
 /// when the batch needs more than one statement).
-const MAX_BATCH: usize = 1024;
+pub(super) const MAX_BATCH: usize = 1024;
 /// Rows per statement ([`COLUMN_COUNT`] parameters each, under SQLite's 32766).
-const ROWS_PER_STATEMENT: usize = 500;
+pub(super) const ROWS_PER_STATEMENT: usize = 500;
 
 impl UsageWriter {
-    /// Starts the writer task; it ends when every handle is dropped.
+    /// Starts the writer; it ends when every handle is dropped.
     pub fn spawn(store: Store) -> Self {
-        let (queue, mut rx) = mpsc::channel::<Queued>(4096);
+        let (queue, rx) = mpsc::channel::<Queued>(4096);
         let lag = Arc::new(Lag::default());
-        let writer_lag = lag.clone();
-        tokio::spawn(async move {
-            let lag = writer_lag;
-            // One connection kept for the writer: no pool checkout (and its
-            // liveness ping) per batch, and on SQLite its page cache stays
-            // warm because no other connection is writing usage rows.
-            let mut connection: Option<PoolConnection<Any>> = None;
-            // Closing the store waits for every connection: give ours back.
-            let mut closing = Box::pin(store.pool().close_event());
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            loop {
-                let first = tokio::select! {
-                    next = rx.recv() => match next {
-                        Some(first) => first,
-                        None => break,
-                    },
-                    () = &mut closing, if connection.is_some() => {
-                        connection = None;
-                        continue;
-                    }
-                };
-                batch.push(first);
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
-                let oldest = batch.iter().map(|(_, _, queued)| *queued).min();
-                *lag.in_flight_since.lock() = oldest;
-                let (rows, acks): (Vec<_>, Vec<_>) =
-                    batch.drain(..).map(|(row, ack, _)| (row, ack)).unzip();
-                let result = match connection.as_mut() {
-                    Some(conn) => Ok(conn),
-                    None => store.pool().acquire().await.map(|c| connection.insert(c)),
-                };
-                let result = match result {
-                    Ok(conn) => upsert_usage(conn, store.backend(), rows).await,
-                    Err(error) => Err(error),
-                };
-                if result.is_err() {
-                    // Start over on a fresh connection next time.
-                    connection = None;
-                }
-                let result = result.map_err(|e| e.to_string());
-
-                if let Err(error) = &result {
-                    tracing::error!(%error, "writing usage records failed");
-                }
-                if let Some(oldest) = lag.in_flight_since.lock().take() {
-                    *lag.last.lock() = oldest.elapsed();
-                }
-                lag.pending.fetch_sub(acks.len() as u64, Ordering::Relaxed);
-                for ack in acks {
-                    let _ = ack.send(result.clone());
-                }
-            }
-        });
+        match store.sqlite_file() {
+            Some(file) => super::usage_writer_sqlite::spawn(file.to_path_buf(), rx, lag.clone()),
+            None => spawn_sqlx(store, rx, lag.clone()),
+        }
         Self { queue, lag }
     }
 
@@ -146,6 +96,79 @@ impl UsageWriter {
     }
 }
 
+/// The writer as an async task on a pooled sqlx connection (PostgreSQL,
+/// or an in-memory SQLite database no other connection could open).
+fn spawn_sqlx(store: Store, mut rx: mpsc::Receiver<Queued>, lag: Arc<Lag>) {
+    tokio::spawn(async move {
+        // One connection kept for the writer: no pool checkout (and its
+        // liveness ping) per batch.
+        let mut connection: Option<PoolConnection<Any>> = None;
+        // Closing the store waits for every connection: give ours back.
+        let mut closing = Box::pin(store.pool().close_event());
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let first = tokio::select! {
+                next = rx.recv() => match next {
+                    Some(first) => first,
+                    None => break,
+                },
+                () = &mut closing, if connection.is_some() => {
+                    connection = None;
+                    continue;
+                }
+            };
+            batch.push(first);
+            take_queued(&mut rx, &mut batch);
+            let (rows, acks) = lag.begin_batch(&mut batch);
+            let result = match connection.as_mut() {
+                Some(conn) => Ok(conn),
+                None => store.pool().acquire().await.map(|c| connection.insert(c)),
+            };
+            let result = match result {
+                Ok(conn) => upsert_usage(conn, store.backend(), rows).await,
+                Err(error) => Err(error),
+            };
+            if result.is_err() {
+                // Start over on a fresh connection next time.
+                connection = None;
+            }
+            lag.acknowledge(acks, result.map_err(|e| e.to_string()));
+        }
+    });
+}
+
+/// Adds what else is queued to `batch`, up to [`MAX_BATCH`], without waiting.
+pub(super) fn take_queued(rx: &mut mpsc::Receiver<Queued>, batch: &mut Vec<Queued>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+}
+
+impl Lag {
+    /// Marks `batch` in flight and splits it into rows and acknowledgements.
+    pub(super) fn begin_batch(&self, batch: &mut Vec<Queued>) -> (Vec<UsageRecord>, Vec<Ack>) {
+        *self.in_flight_since.lock() = batch.iter().map(|(_, _, queued)| *queued).min();
+        batch.drain(..).map(|(row, ack, _)| (row, ack)).unzip()
+    }
+
+    /// Answers every write of a batch with its commit's result.
+    pub(super) fn acknowledge(&self, acks: Vec<Ack>, result: Result<(), String>) {
+        if let Err(error) = &result {
+            tracing::error!(%error, "writing usage records failed");
+        }
+        if let Some(oldest) = self.in_flight_since.lock().take() {
+            *self.last.lock() = oldest.elapsed();
+        }
+        self.pending.fetch_sub(acks.len() as u64, Ordering::Relaxed);
+        for ack in acks {
+            let _ = ack.send(result.clone());
+        }
+    }
+}
+
 /// A queued write's commit; clones wait for the same commit, so the event
 /// stream and the execution's end can both depend on the admission row.
 #[derive(Clone)]
@@ -167,14 +190,8 @@ const COLUMNS: &str = "id, user_id, key_id, module_sha256, day, started_at, fini
 /// How many values each row binds (the names in [`COLUMNS`]).
 const COLUMN_COUNT: usize = 18;
 
-/// Writes the latest state of each row: one autocommit statement, or one
-/// transaction when the rows need more than one statement. A finished row
-/// never goes back to running, and rows marked aborted stay so.
-async fn upsert_usage(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    writes: Vec<UsageRecord>,
-) -> sqlx::Result<()> {
+/// The latest state of each row, in the order rows were first queued.
+pub(super) fn latest(writes: Vec<UsageRecord>) -> Vec<UsageRecord> {
     let mut latest: Vec<UsageRecord> = Vec::with_capacity(writes.len());
     let mut index: HashMap<String, usize> = HashMap::with_capacity(writes.len());
     for row in writes {
@@ -186,17 +203,31 @@ async fn upsert_usage(
             }
         }
     }
+    latest
+}
+
+/// Writes the latest state of each row: one autocommit statement, or one
+/// transaction when the rows need more than one statement. A finished row
+/// never goes back to running, and rows marked aborted stay so.
+async fn upsert_usage(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    writes: Vec<UsageRecord>,
+) -> sqlx::Result<()> {
+    let latest = latest(writes);
     if latest.len() <= ROWS_PER_STATEMENT {
         // One statement is atomic on its own: no BEGIN and COMMIT round
-        // trips to the database (on SQLite, each is a thread hop).
-        upsert_statement(backend, &latest)
+        // trips to the database.
+        upsert_statement(backend, latest)
             .execute(&mut *conn)
             .await?;
         return Ok(());
     }
     let mut tx = conn.begin_with(backend.begin_write_sql()).await?;
     for chunk in latest.chunks(ROWS_PER_STATEMENT) {
-        upsert_statement(backend, chunk).execute(&mut *tx).await?;
+        upsert_statement(backend, chunk.to_vec())
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await
 }
@@ -224,44 +255,73 @@ fn placeholders(backend: Backend, rows: usize) -> String {
     values
 }
 
-/// One multi-row upsert of `rows` (at most [`ROWS_PER_STATEMENT`]).
+/// The multi-row upsert of `rows` rows (at most [`ROWS_PER_STATEMENT`]).
 /// SQLite gets positional `?` placeholders: it binds `$N` by looking each
 /// name up, which costs more than the rest of the statement's binding.
-fn upsert_statement(
-    backend: Backend,
-    rows: &[UsageRecord],
-) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
-    let sql = format!(
+pub(super) fn upsert_sql(backend: Backend, rows: usize) -> String {
+    format!(
         "INSERT INTO usage_records ({COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET \
          finished_at = excluded.finished_at, outcome = excluded.outcome, exit_code = excluded.exit_code, \
          fuel_consumed = excluded.fuel_consumed, duration_us = excluded.duration_us, \
          memory_peak_bytes = excluded.memory_peak_bytes, stdin_bytes = excluded.stdin_bytes, \
          stdout_bytes = excluded.stdout_bytes, stderr_bytes = excluded.stderr_bytes \
          WHERE usage_records.outcome = '{RUNNING}' AND excluded.outcome <> '{RUNNING}'",
-        placeholders(backend, rows.len())
-    );
+        placeholders(backend, rows)
+    )
+}
+
+/// One value a usage row binds, in [`COLUMNS`] order: both writers bind
+/// the same cells.
+pub(super) enum Cell {
+    Text(String),
+    Name(&'static str),
+    MaybeText(Option<String>),
+    Int(i64),
+    MaybeInt(Option<i64>),
+}
+
+/// `row`'s values in [`COLUMNS`] order.
+pub(super) fn cells(row: UsageRecord) -> [Cell; COLUMN_COUNT] {
+    use Cell::*;
+    let end = row.end.as_ref();
+    let count = |value: fn(&crate::exec::UsageEnd) -> u64| Int(end.map_or(0, |e| value(e) as i64));
+    [
+        Text(row.id),
+        Text(row.user_id),
+        Text(row.key_id),
+        Text(row.module_sha256),
+        Text(row.day),
+        Int(row.started_at),
+        MaybeInt(end.map(|e| e.finished_at)),
+        Name(end.map_or(RUNNING, |e| e.outcome)),
+        MaybeInt(end.map(|e| i64::from(e.exit_code))),
+        count(|e| e.fuel_consumed),
+        count(|e| e.duration_us),
+        count(|e| e.memory_peak_bytes),
+        count(|e| e.stdin_bytes),
+        count(|e| e.stdout_bytes),
+        count(|e| e.stderr_bytes),
+        MaybeText(row.cached_from),
+        MaybeText(row.job.as_ref().map(|job| job.job_id.clone())),
+        Int(row.job.as_ref().map_or(1, |job| i64::from(job.charged))),
+    ]
+}
+
+/// One multi-row upsert of `rows` (at most [`ROWS_PER_STATEMENT`]) through sqlx.
+fn upsert_statement(
+    backend: Backend,
+    rows: Vec<UsageRecord>,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    let sql = upsert_sql(backend, rows.len());
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for row in rows {
-        let end = row.end.as_ref();
-        query = query
-            .bind(row.id.clone())
-            .bind(row.user_id.clone())
-            .bind(row.key_id.clone())
-            .bind(row.module_sha256.clone())
-            .bind(row.day.clone())
-            .bind(row.started_at)
-            .bind(end.map(|e| e.finished_at))
-            .bind(end.map_or(RUNNING, |e| e.outcome))
-            .bind(end.map(|e| i64::from(e.exit_code)))
-            .bind(end.map_or(0, |e| e.fuel_consumed as i64))
-            .bind(end.map_or(0, |e| e.duration_us as i64))
-            .bind(end.map_or(0, |e| e.memory_peak_bytes as i64))
-            .bind(end.map_or(0, |e| e.stdin_bytes as i64))
-            .bind(end.map_or(0, |e| e.stdout_bytes as i64))
-            .bind(end.map_or(0, |e| e.stderr_bytes as i64))
-            .bind(row.cached_from.clone())
-            .bind(row.job.as_ref().map(|job| job.job_id.clone()))
-            .bind(row.job.as_ref().map_or(1, |job| i64::from(job.charged)));
+    for cell in rows.into_iter().flat_map(cells) {
+        query = match cell {
+            Cell::Text(text) => query.bind(text),
+            Cell::Name(name) => query.bind(name),
+            Cell::MaybeText(text) => query.bind(text),
+            Cell::Int(int) => query.bind(int),
+            Cell::MaybeInt(int) => query.bind(int),
+        };
     }
     query
 }
