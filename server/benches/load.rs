@@ -402,8 +402,12 @@ fn main() {
             "", "req/s", "p50/mean", "p99", "CPU µs/req"
         );
 
-        let only = std::env::var_os("LOAD_BENCH_ONLY").is_some();
-        let own = own_client(&plain, &channel, &sha, if only { 1 } else { clients }, round / if only { 10 } else { 1 }).await;
+        // Profiling one kind of request alone (below): this part only briefly.
+        let (own_clients, own_round) = match std::env::var_os("LOAD_BENCH_ONLY") {
+            Some(_) => (1, round / 10),
+            None => (clients, round),
+        };
+        let own = own_client(&plain, &channel, &sha, own_clients, own_round).await;
         let label = |what: &str| format!("own client, {clients} clients: {what}");
         for (what, figures) in [("floor", &own.floor), ("Run", &own.runs)] {
             println!(

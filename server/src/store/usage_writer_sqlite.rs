@@ -5,7 +5,11 @@
 //! which is where the commit's wall time went (the load benchmark's Runs
 //! wait for it before `started`).
 
-use std::{path::Path, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use rusqlite::{
     types::{ToSqlOutput, Value, ValueRef},
