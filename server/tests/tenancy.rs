@@ -382,14 +382,14 @@ async fn a_failed_admission_row_leaves_the_quota_untouched() {
     };
     let before = remaining_today(c.clone()).await;
     // Break usage writes from outside the server: the admission row of the
-    // next run cannot commit.
+    // next run cannot commit (the embedded writer commits to the inbox).
     let mut db = sqlx::SqliteConnection::connect(&wasmwiz_server::store::sqlite_url(
         &server.config.data_dir,
     ))
     .await
     .unwrap();
     db.execute(
-        "CREATE TRIGGER refuse_usage BEFORE INSERT ON usage_records \
+        "CREATE TRIGGER refuse_usage BEFORE INSERT ON usage_inbox \
          BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
     )
     .await

@@ -338,6 +338,7 @@ impl Store {
     /// Whether an attempt of the job has a usage row (and so was charged):
     /// the row names its job in the same commit that admits it.
     pub async fn job_usage_on_record(&self, job_id: &str) -> sqlx::Result<bool> {
+        self.settle_usage().await?;
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_records WHERE job_id = $1")
             .bind(job_id)
             .fetch_one(self.pool())

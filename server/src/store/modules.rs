@@ -244,6 +244,7 @@ impl Store {
 
     /// Whether `user_id` has stored the module or run it (a usage row).
     pub async fn has_used_module(&self, user_id: &str, sha256: &str) -> sqlx::Result<bool> {
+        self.settle_usage().await?;
         let found: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM (\
                SELECT 1 AS used FROM account_modules WHERE user_id = $1 AND sha256 = $2 \

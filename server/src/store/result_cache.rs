@@ -173,6 +173,7 @@ impl Store {
         user_id: Option<&str>,
         since_day: &str,
     ) -> sqlx::Result<(u64, u64)> {
+        self.settle_usage().await?;
         let filter = if user_id.is_some() {
             "AND user_id = $2"
         } else {

@@ -33,6 +33,7 @@ pub struct UsageSummary {
 impl Store {
     /// Marks `RUNNING` rows started before `started_before` as aborted.
     pub async fn usage_abort_running(&self, started_before: i64) -> sqlx::Result<u64> {
+        self.settle_usage().await?;
         // `RUNNING` is written into the SQL so the partial index of running
         // rows (migration 0002) can serve it.
         let done = sqlx::query(
@@ -47,6 +48,7 @@ impl Store {
 
     /// Executions admitted for `user_id` on UTC `day` (the daily quota).
     pub async fn usage_count_day(&self, user_id: &str, day: &str) -> sqlx::Result<u64> {
+        self.settle_usage().await?;
         let n: i64 = sqlx::query_scalar(
             // Result cache hits and re-runs of a detached execution (whose
             // first attempt counted) use no execution allowance.
@@ -62,6 +64,7 @@ impl Store {
 
     /// Deletes records started before `before` (retention).
     pub async fn usage_purge(&self, before: i64) -> sqlx::Result<u64> {
+        self.settle_usage().await?;
         let done = sqlx::query("DELETE FROM usage_records WHERE started_at < $1 AND outcome <> $2")
             .bind(before)
             .bind(RUNNING)
@@ -79,6 +82,7 @@ impl Store {
         user_id: Option<&str>,
         since_day: &str,
     ) -> sqlx::Result<UsageSummary> {
+        self.settle_usage().await?;
         // Result cache hits are counted apart (`usage_cache_hits`).
         let filter = if user_id.is_some() {
             "AND cached_from IS NULL AND user_id = $2"

@@ -184,7 +184,7 @@ impl Committed {
     }
 }
 
-const COLUMNS: &str = "id, user_id, key_id, module_sha256, day, started_at, finished_at, outcome, \
+pub(super) const COLUMNS: &str = "id, user_id, key_id, module_sha256, day, started_at, finished_at, outcome, \
      exit_code, fuel_consumed, duration_us, memory_peak_bytes, stdin_bytes, stdout_bytes, stderr_bytes, \
      cached_from, job_id, charged";
 /// How many values each row binds (the names in [`COLUMNS`]).
@@ -234,7 +234,7 @@ async fn upsert_usage(
 
 /// `(?, ?, ...), (...)` for `rows` rows of [`COLUMN_COUNT`] columns, in one string (no
 /// string per cell: this runs for every batch).
-fn placeholders(backend: Backend, rows: usize) -> String {
+pub(super) fn placeholders(backend: Backend, rows: usize) -> String {
     use std::fmt::Write as _;
     let mut values = String::with_capacity(rows * COLUMN_COUNT * 6);
     for r in 0..rows {
@@ -260,13 +260,23 @@ fn placeholders(backend: Backend, rows: usize) -> String {
 /// name up, which costs more than the rest of the statement's binding.
 pub(super) fn upsert_sql(backend: Backend, rows: usize) -> String {
     format!(
-        "INSERT INTO usage_records ({COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET \
+        "INSERT INTO usage_records ({COLUMNS}) VALUES {} {}",
+        placeholders(backend, rows),
+        on_conflict()
+    )
+}
+
+/// What writing a row that exists does: a finished row never goes back to
+/// running, and rows marked aborted stay so (shared with the inbox's move
+/// into `usage_records`).
+pub(super) fn on_conflict() -> String {
+    format!(
+        "ON CONFLICT (id) DO UPDATE SET \
          finished_at = excluded.finished_at, outcome = excluded.outcome, exit_code = excluded.exit_code, \
          fuel_consumed = excluded.fuel_consumed, duration_us = excluded.duration_us, \
          memory_peak_bytes = excluded.memory_peak_bytes, stdin_bytes = excluded.stdin_bytes, \
          stdout_bytes = excluded.stdout_bytes, stderr_bytes = excluded.stderr_bytes \
-         WHERE usage_records.outcome = '{RUNNING}' AND excluded.outcome <> '{RUNNING}'",
-        placeholders(backend, rows)
+         WHERE usage_records.outcome = '{RUNNING}' AND excluded.outcome <> '{RUNNING}'"
     )
 }
 
