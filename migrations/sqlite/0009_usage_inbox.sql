@@ -1,8 +1,9 @@
 -- Usage rows land here first, on the embedded file only: the commit a run
 -- waits for appends to this one B-tree instead of writing usage_records'
--- table and its five indexes. The usage writer moves them into
--- usage_records in batches (one commit for many rows), and every read of
--- usage_records moves what is left first (server/src/store/usage_inbox.rs).
+-- table and indexes (five B-trees for a finished row). The usage writer
+-- moves them into usage_records in batches (one commit for many rows), and
+-- every read of usage_records moves what is left first
+-- (server/src/store/usage_inbox.rs).
 -- The columns are usage_records'; seq keeps the order rows were written.
 CREATE TABLE usage_inbox (
     seq INTEGER PRIMARY KEY,

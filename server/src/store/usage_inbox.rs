@@ -1,11 +1,12 @@
 //! The embedded database's usage inbox (migration 0009). The SQLite usage
 //! writer commits each batch of rows to `usage_inbox`, an append to one
 //! B-tree, and acknowledges it: that commit is what a run waits for before
-//! `started`, and it no longer writes `usage_records`' table and five
-//! indexes. Rows move into `usage_records` later, many to a commit, which
-//! shares each index page's write among them: by the writer when its queue
-//! is empty and enough rows wait (or too many do), a few at each tick of
-//! the background checkpointer (rows an idle writer left), and by every read of usage before it reads
+//! `started`, and it no longer writes `usage_records`' table and indexes
+//! (five B-trees for a finished row). Rows move into `usage_records`
+//! later, many to a commit, which shares each index page's write among
+//! them: by the writer when its queue is empty and enough rows wait (or
+//! too many do), a few at each tick of the background checkpointer (rows
+//! an idle writer left), and by every read of usage before it reads
 //! ([`Store::settle_usage`]), so no reader sees `usage_records` behind a
 //! write it was told is durable. PostgreSQL has no inbox: its writer
 //! upserts `usage_records` directly.
