@@ -365,6 +365,49 @@ async fn a_run_refused_for_concurrency_does_not_use_the_allowance() {
     server.stop().await;
 }
 
+/// On SQLite a run's row is durable once in the usage inbox: while moving
+/// rows on into `usage_records` fails, runs still succeed, reads of usage
+/// fail instead of undercounting, and once the move works again every run
+/// is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_move_out_of_the_usage_inbox_loses_no_row() {
+    use sqlx::{Connection, Executor};
+    let server = TestServer::start().await;
+    let key = server.create_key("move@x.io", "unlimited", false).await;
+    let mut c = clients(&server, Some(&key)).await;
+    let mut db = sqlx::SqliteConnection::connect(&wasmwiz_server::store::sqlite_url(
+        &server.config.data_dir,
+    ))
+    .await
+    .unwrap();
+    db.execute(
+        "CREATE TRIGGER refuse_move BEFORE INSERT ON usage_records \
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+    )
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        run(&mut c, run_bytes(guest("hello"))).await.unwrap();
+    }
+    let refused = c
+        .account
+        .get_usage(v1::GetUsageRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Internal, "{refused:?}");
+
+    db.execute("DROP TRIGGER refuse_move").await.unwrap();
+    db.close().await.unwrap();
+    let usage = c
+        .account
+        .get_usage(v1::GetUsageRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(usage.executions, 3);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_admission_row_leaves_the_quota_untouched() {
     use sqlx::{Connection, Executor};

@@ -221,6 +221,11 @@ mod tests {
             .unwrap()
     }
 
+    /// Queues `row` and waits for its commit.
+    async fn write(writer: &UsageWriter, row: UsageRecord) {
+        writer.enqueue(row).await.unwrap().wait().await.unwrap();
+    }
+
     async fn count(store: &Store, table: &str) -> i64 {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT COUNT(*) AS n FROM {table}"
@@ -229,6 +234,19 @@ mod tests {
         .await
         .unwrap()
         .get("n")
+    }
+
+    /// Waits for the inbox to empty (a background move ends on its own
+    /// time), failing after 10 s.
+    async fn inbox_emptied(store: &Store) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while count(store, "usage_inbox").await > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the inbox stayed full"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// A batch of more rows than one statement takes reaches the inbox
@@ -290,13 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
         let writer = UsageWriter::spawn(store.clone());
-        writer
-            .enqueue(row(1, Some(finished())))
-            .await
-            .unwrap()
-            .wait()
-            .await
-            .unwrap();
+        write(&writer, row(1, Some(finished()))).await;
         assert_eq!(
             count(&store, "usage_inbox").await,
             1,
@@ -316,24 +328,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
         let writer = UsageWriter::spawn(store.clone());
-        writer
-            .enqueue(row(1, Some(finished())))
-            .await
-            .unwrap()
-            .wait()
-            .await
-            .unwrap();
+        write(&writer, row(1, Some(finished()))).await;
         let checkpointer = store.spawn_checkpointer().unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while count(&store, "usage_records").await == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the row stayed in the inbox"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        inbox_emptied(&store).await;
         checkpointer.abort();
-        assert_eq!(count(&store, "usage_inbox").await, 0);
+        assert_eq!(count(&store, "usage_records").await, 1);
     }
 
     /// The writer moves what is left in the inbox before it ends.
@@ -342,23 +341,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
         let writer = UsageWriter::spawn(store.clone());
-        writer
-            .enqueue(row(1, Some(finished())))
-            .await
-            .unwrap()
-            .wait()
-            .await
-            .unwrap();
+        write(&writer, row(1, Some(finished()))).await;
         drop(writer);
-        // The thread ends on its own time: wait for the inbox to empty.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while count(&store, "usage_inbox").await > 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the inbox was left full"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        inbox_emptied(&store).await;
         assert_eq!(count(&store, "usage_records").await, 1);
     }
 }
