@@ -365,6 +365,24 @@ async fn a_run_refused_for_concurrency_does_not_use_the_allowance() {
     server.stop().await;
 }
 
+/// A connection to the server's SQLite file with a trigger `name` that
+/// refuses every insert into `table` (a failure injected from outside).
+async fn refuse_inserts(server: &TestServer, name: &str, table: &str) -> sqlx::SqliteConnection {
+    use sqlx::{Connection, Executor};
+    let mut db = sqlx::SqliteConnection::connect(&wasmwiz_server::store::sqlite_url(
+        &server.config.data_dir,
+    ))
+    .await
+    .unwrap();
+    db.execute(sqlx::AssertSqlSafe(format!(
+        "CREATE TRIGGER {name} BEFORE INSERT ON {table} \
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+    )))
+    .await
+    .unwrap();
+    db
+}
+
 /// On SQLite a run's row is durable once in the usage inbox: while moving
 /// rows on into `usage_records` fails, runs still succeed, reads of usage
 /// fail instead of undercounting, and once the move works again every run
@@ -375,17 +393,7 @@ async fn a_failing_move_out_of_the_usage_inbox_loses_no_row() {
     let server = TestServer::start().await;
     let key = server.create_key("move@x.io", "unlimited", false).await;
     let mut c = clients(&server, Some(&key)).await;
-    let mut db = sqlx::SqliteConnection::connect(&wasmwiz_server::store::sqlite_url(
-        &server.config.data_dir,
-    ))
-    .await
-    .unwrap();
-    db.execute(
-        "CREATE TRIGGER refuse_move BEFORE INSERT ON usage_records \
-         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-    )
-    .await
-    .unwrap();
+    let mut db = refuse_inserts(&server, "refuse_move", "usage_records").await;
     for _ in 0..3 {
         run(&mut c, run_bytes(guest("hello"))).await.unwrap();
     }
@@ -426,17 +434,7 @@ async fn a_failed_admission_row_leaves_the_quota_untouched() {
     let before = remaining_today(c.clone()).await;
     // Break usage writes from outside the server: the admission row of the
     // next run cannot commit (the embedded writer commits to the inbox).
-    let mut db = sqlx::SqliteConnection::connect(&wasmwiz_server::store::sqlite_url(
-        &server.config.data_dir,
-    ))
-    .await
-    .unwrap();
-    db.execute(
-        "CREATE TRIGGER refuse_usage BEFORE INSERT ON usage_inbox \
-         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-    )
-    .await
-    .unwrap();
+    let mut db = refuse_inserts(&server, "refuse_usage", "usage_inbox").await;
     let status = run(&mut c, run_bytes(guest("hello"))).await.unwrap_err();
     assert_eq!(status.code(), Code::Internal, "{status:?}");
     assert_eq!(
